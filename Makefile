@@ -1,0 +1,62 @@
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT := out
+CATALOG := examples/catalog.yaml
+
+.PHONY: setup lint format test demo bench schemas kafka-up kafka-down clean
+
+## setup: create .venv, install the engine with its dev tools, fetch the Kafka jars
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml deploy/local/kafka/pom.xml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	bash deploy/local/kafka.sh fetch >/dev/null
+	touch $(STAMP)
+
+## lint: ruff, formatting, mypy and schema freshness
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/rating-engine schemas --check
+
+## format: apply ruff fixes and formatting
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## test: lint, then the whole test suite (starts its own Kafka broker)
+test: lint
+	$(BIN)/python -m pytest
+
+## demo: generate a realistic CDR stream and rate it end to end
+demo: setup
+	mkdir -p $(OUT)/demo
+	$(BIN)/rating-engine catalog check $(CATALOG)
+	$(BIN)/rating-engine generate --catalog $(CATALOG) --sims 5000 --cdrs 300000 --seed 7 \
+		--out $(OUT)/demo/cdrs.jsonl --commands-out $(OUT)/demo/commands.jsonl
+	$(BIN)/rating-engine rate --catalog $(CATALOG) --input $(OUT)/demo/cdrs.jsonl \
+		--commands $(OUT)/demo/commands.jsonl --events-out $(OUT)/demo/events.jsonl \
+		--rejected-out $(OUT)/demo/rejected.jsonl --progress
+
+## bench: the benchmarks in benchmarks/, tables on stdout, JSON in benchmarks/results/
+bench: setup
+	$(BIN)/python benchmarks/rate_core.py
+
+## schemas: regenerate schemas/ from the code
+schemas: setup
+	$(BIN)/rating-engine schemas
+
+## kafka-up / kafka-down: a local single-node broker on 127.0.0.1:19092
+kafka-up:
+	bash deploy/local/kafka.sh up
+
+kafka-down:
+	bash deploy/local/kafka.sh down
+
+clean:
+	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,54 @@
+"""What every benchmark prints beside its figures: machine, versions, and where JSON goes."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def environment() -> dict[str, Any]:
+    from importlib.metadata import version
+
+    def v(name: str) -> str:
+        try:
+            return version(name)
+        except Exception:
+            return "-"
+
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "msgspec": v("msgspec"),
+        "immutables": v("immutables"),
+        "orjson": v("orjson"),
+    }
+
+
+def table(rows: list[tuple[str, str]], title: str) -> str:
+    width = max(len(r[0]) for r in rows)
+    lines = [title, "-" * len(title)]
+    lines += [f"{name:<{width}}  {value:>16}" for name, value in rows]
+    return "\n".join(lines)
+
+
+def save(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path

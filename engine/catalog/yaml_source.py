@@ -1,0 +1,106 @@
+"""Read a catalog's YAML text, keeping the line each value was written on.
+
+The document is composed once into PyYAML's node tree (which carries line marks) and
+constructed from that same tree; a walk over the nodes maps every path inside the document
+(``plans[0].versions[1].rates``) to its 1-based line, so each issue can point at its line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import CatalogError, CatalogIssue
+
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps unquoted timestamps as strings.
+
+    YAML 1.1 would turn ``2026-01-01T00:00:00Z`` into a datetime, and an impossible date
+    such as ``2026-02-30`` into a bare ValueError with no line; the catalog parses instants
+    itself, with the path and line of the value.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag != _TIMESTAMP]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass
+class Source:
+    """A parsed document: the plain data, each path's line, and the keys written twice."""
+
+    file: str
+    data: object
+    lines: dict[str, int] = field(default_factory=dict)
+    duplicate_keys: list[tuple[str, int]] = field(default_factory=list)
+    """``(path, line)`` of each key written a second time in the same mapping."""
+
+
+def child_path(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def read_yaml(path: str | Path) -> Source:
+    """Parse ``path``; an unreadable file or a YAML syntax error is a ``CatalogError``."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")  # a leading BOM is not content
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise CatalogError(
+            [CatalogIssue(file, "", None, f"cannot read the file: {reason}")]
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(
+            [CatalogIssue(file, "", None, f"not UTF-8 text: {exc.reason}")]
+        ) from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = None if node is None else loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = None if mark is None else mark.line + 1
+        what = "; ".join(part for part in (exc.context, exc.problem) if part)
+        raise CatalogError([CatalogIssue(file, "", line, f"invalid YAML: {what}")]) from None
+    except yaml.YAMLError as exc:
+        raise CatalogError([CatalogIssue(file, "", None, f"invalid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    source = Source(file, data)
+    if node is not None:
+        _walk(node, "", source, set())
+    return source
+
+
+def _walk(node: yaml.Node, path: str, source: Source, active: set[int]) -> None:
+    """Record the line of ``node`` at ``path`` and of everything under it.
+
+    ``active`` holds the nodes on the way down, so a recursive alias cannot loop forever.
+    """
+    source.lines.setdefault(path, node.start_mark.line + 1)
+    if id(node) in active:
+        return
+    active.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            sub = child_path(path, key)
+            if key in seen:
+                # PyYAML silently keeps the last value; a catalog says so, at the second key.
+                source.duplicate_keys.append((sub, key_node.start_mark.line + 1))
+            seen.add(key)
+            source.lines.setdefault(sub, key_node.start_mark.line + 1)
+            _walk(value_node, sub, source, active)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, f"{path}[{index}]", source, active)
+    active.discard(id(node))

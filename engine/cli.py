@@ -1,0 +1,388 @@
+"""``rating-engine``: the command line. Each subcommand parses, calls one module, prints.
+
+A user's mistake (bad arguments, a bad catalog, a missing file) is a message and a non-zero
+exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from . import schemas
+from .catalog import CatalogError, load_catalog, summarize
+from .codec import Rejected, encode
+from .domain import Catalog, ChangePlan, Command, RedeemVoucher, Tick, TopUp, parse_money
+from .offline.generate import GenerateError, generate_cdrs, generate_commands, write_lines
+from .offline.inputs import InputError, read_commands
+from .offline.run import run_rate
+from .stream.admin import apply_topics, bootstrap_servers
+from .stream.admin import render as render_apply
+from .stream.publisher import PublishResult, derived_command_id, publish_cdrs, publish_commands
+from .stream.publisher import render as render_publish
+from .stream.topics import StreamError, load_topics
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called: print it and exit 2."""
+
+
+def _catalog(path: str) -> Catalog:
+    return load_catalog(Path(path))
+
+
+def cmd_catalog_check(args: argparse.Namespace) -> int:
+    catalog = _catalog(args.file)
+    if args.json:
+        counts = {
+            "providers": len(catalog.providers),
+            "zones": len(catalog.zones),
+            "plans": len(catalog.plans),
+            "pools": len(catalog.pools),
+            "wallets": len(catalog.wallets),
+            "subscriptions": len(catalog.subscriptions),
+            "vouchers": len(catalog.vouchers),
+        }
+        print(encode({"ok": True, "counts": counts}).decode())
+    else:
+        print(f"{args.file}: ok")
+        print(summarize(catalog))
+    return 0
+
+
+def cmd_rate(args: argparse.Namespace) -> int:
+    catalog = _catalog(args.catalog)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    return run_rate(
+        catalog,
+        Path(args.input),
+        Path(args.commands) if args.commands else None,
+        events_out=Path(args.events_out) if args.events_out else None,
+        rejected_out=Path(args.rejected_out) if args.rejected_out else None,
+        as_json=args.json,
+        progress=progress,
+    )
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    catalog = _catalog(args.catalog)
+    if args.cdrs < 0:
+        raise UsageError("--cdrs must be >= 0")
+    out = Path(args.out) if args.out else None
+    lines = generate_cdrs(catalog, args.sims, args.cdrs, args.seed, args.days, args.faults)
+    count = write_lines(out, lines)
+    if args.commands_out:
+        n = write_lines(Path(args.commands_out), generate_commands(catalog, args.seed, args.days))
+        print(f"wrote {n:,} commands to {args.commands_out}", file=sys.stderr)
+    print(f"wrote {count:,} CDRs" + (f" to {out}" if out else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    directory = Path(args.dir)
+    if args.check:
+        stale = schemas.stale(directory)
+        if stale:
+            print(f"stale schemas in {directory}: {', '.join(stale)}", file=sys.stderr)
+            print("regenerate with: rating-engine schemas", file=sys.stderr)
+            return 1
+        print(f"schemas in {directory} are up to date")
+        return 0
+    for path in schemas.write(directory):
+        print(f"wrote {path}")
+    return 0
+
+
+def _bootstrap(args: argparse.Namespace) -> str:
+    return bootstrap_servers(args.bootstrap)
+
+
+def _retention(ms: int | None) -> str:
+    if ms is None:
+        return "forever"
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size} {unit}"
+    return f"{ms} ms"
+
+
+def cmd_topics_list(args: argparse.Namespace) -> int:
+    topics = load_topics()
+    if args.json:
+        print(
+            encode(
+                {
+                    "source": topics.source,
+                    "replication": topics.replication,
+                    "topics": list(topics.all),
+                    "changelogs": topics.changelogs,
+                }
+            ).decode()
+        )
+        return 0
+    width = max(len(spec.name) for spec in topics.all)
+    print(f"topics from {topics.source} (replication factor {topics.replication}):")
+    for spec in topics.all:
+        key = f"{spec.key}{' or none' if spec.key_optional else ''}"
+        print(
+            f"  {spec.name:<{width}}  {spec.partitions:>3} partitions  key {key:<14}  "
+            f"{spec.cleanup:<7}  retention {_retention(spec.retention_ms)}"
+        )
+        print(f"  {'':<{width}}  {spec.description}")
+    print(
+        f"changelogs (created by Faust): {topics.changelogs.pattern}, {topics.changelogs.cleanup}"
+    )
+    return 0
+
+
+def cmd_topics_apply(args: argparse.Namespace) -> int:
+    report = apply_topics(load_topics(), _bootstrap(args))
+    if args.json:
+        fields = msgspec.to_builtins(report)
+        print(encode({"ok": report.ok, "changed": report.changed, **fields}).decode())
+    else:
+        print(render_apply(report))
+    if not report.ok:
+        print("rating-engine: the broker's topics differ from topics.yaml", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _publish_exit(result: PublishResult, as_json: bool) -> int:
+    if as_json:
+        print(encode(msgspec.to_builtins(result)).decode())
+    else:
+        print(render_publish(result))
+    if result.interrupted:
+        return 130
+    return 0 if result.ok else 1
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    if args.rate is not None and args.rate <= 0:
+        raise UsageError("--rate must be a positive number of records per second")
+    topics = load_topics()
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    result = publish_cdrs(
+        Path(args.input), topics.cdr_raw, _bootstrap(args), rate=args.rate, progress=progress
+    )
+    return _publish_exit(result, args.json)
+
+
+def _instant(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--at {value!r} is not an RFC 3339 time") from None
+    if at.tzinfo is None:
+        raise UsageError(f"--at {value!r} needs a UTC offset, e.g. 2026-09-01T00:00:00Z")
+    return at
+
+
+def _command_from_args(args: argparse.Namespace) -> Command:
+    given_at = _instant(args.at)
+    # The CLI may read the clock (the domain never does); a second is fine enough.
+    at = given_at or datetime.now(UTC).replace(microsecond=0)
+    fields: dict[str, str | None] = {"wallet": args.wallet, "at": args.at}
+    if args.action == "top-up":
+        try:
+            amount = parse_money(args.amount)
+        except ValueError as exc:
+            raise UsageError(f"--amount: {exc}") from None
+        if amount <= 0:
+            raise UsageError(f"--amount {args.amount} must be positive")
+        if not (len(args.currency) == 3 and args.currency.isascii() and args.currency.isupper()):
+            raise UsageError(f"--currency {args.currency!r} must be an ISO 4217 code such as EUR")
+        fields |= {"amount": args.amount, "currency": args.currency}
+    elif args.action == "redeem-voucher":
+        fields |= {"code": args.code}
+    elif args.action == "change-plan":
+        fields |= {"iccid": args.iccid, "plan": args.plan}
+    else:
+        # A tick is about a moment: ticks at different moments are different commands, and a
+        # repeated tick is harmless (recurring charges are taken once per cycle).
+        fields |= {"at": at.isoformat()}
+    command_id = args.id or derived_command_id(args.action, fields)
+    common = {"command_id": command_id, "wallet_id": args.wallet, "at": at}
+    if args.action == "top-up":
+        return TopUp(**common, amount=args.amount, currency=args.currency)
+    if args.action == "redeem-voucher":
+        return RedeemVoucher(**common, code=args.code)
+    if args.action == "change-plan":
+        return ChangePlan(**common, iccid=args.iccid, plan=args.plan)
+    return Tick(**common)
+
+
+def _commands_file(path: Path) -> list[Command]:
+    """Every command of a JSON-lines file; any bad line stops the run before anything is sent
+    (commands move money: a half-sent file is harder to fix than a rejected one)."""
+    commands: list[Command] = []
+    bad: list[str] = []
+    for item in read_commands(path):
+        if isinstance(item, Rejected):
+            bad.append(f"{item.origin}: {item.detail}")
+        else:
+            commands.append(item)
+    if bad:
+        more = f"\n... and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise InputError("\n".join(bad[:10]) + more + "\nnothing was sent")
+    return commands
+
+
+def cmd_command(args: argparse.Namespace) -> int:
+    if args.input and args.action:
+        raise UsageError(f"give either --input or {args.action}, not both")
+    if not args.input and not args.action:
+        raise UsageError("give a command (top-up, redeem-voucher, change-plan, tick) or --input")
+    topics = load_topics()
+    if args.input:
+        commands, source = _commands_file(Path(args.input)), args.input
+    else:
+        commands, source = [_command_from_args(args)], "command line"
+    result = publish_commands(commands, topics.wallet_commands, _bootstrap(args), source)
+    if args.json or args.input:
+        return _publish_exit(result, args.json)
+    for d in result.deliveries:
+        where = f"partition {d.partition} offset {d.offset}" if d.error is None else d.error
+        print(f"{d.type} {d.command_id} for wallet {d.wallet_id} -> {result.topic}: {where}")
+    return 0 if result.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rating-engine",
+        description="Event-sourced rating engine for IoT connectivity wallets.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    catalog = sub.add_parser("catalog", help="work with catalog files")
+    catalog_sub = catalog.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
+    check = catalog_sub.add_parser("check", help="validate a catalog and summarize it")
+    check.add_argument("file", help="catalog YAML file")
+    check.add_argument("--json", action="store_true", help="print a JSON result")
+    check.set_defaults(func=cmd_catalog_check)
+
+    rate = sub.add_parser("rate", help="rate a CDR file offline (no Kafka) and print a summary")
+    rate.add_argument("--catalog", required=True, help="catalog YAML file")
+    rate.add_argument("--input", required=True, help="CDRs, one JSON object per line")
+    rate.add_argument("--commands", help="commands (top-ups, ticks, ...), one JSON object per line")
+    rate.add_argument("--events-out", help="write every event as JSON lines to this file")
+    rate.add_argument("--rejected-out", help="write rejected records as JSON lines to this file")
+    rate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rate.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when stderr is a terminal)",
+    )
+    rate.set_defaults(func=cmd_rate)
+
+    gen = sub.add_parser("generate", help="write a realistic, deterministic CDR file")
+    gen.add_argument("--catalog", default="examples/catalog.yaml", help="catalog YAML file")
+    gen.add_argument("--sims", type=int, required=True, help="use the first N SIMs of the catalog")
+    gen.add_argument("--cdrs", type=int, required=True, help="number of CDR lines")
+    gen.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    gen.add_argument("--days", type=int, default=91, help="days of usage from 2026-09-01")
+    gen.add_argument("--faults", type=float, default=0.002, help="share of bad records")
+    gen.add_argument("--out", help="output file (default: stdout)")
+    gen.add_argument("--commands-out", help="also write ticks, top-ups and vouchers here")
+    gen.set_defaults(func=cmd_generate)
+
+    sch = sub.add_parser("schemas", help="write (or --check) the JSON Schemas in schemas/")
+    sch.add_argument("--dir", default="schemas", help="directory (default: schemas)")
+    sch.add_argument("--check", action="store_true", help="fail if the files are stale")
+    sch.set_defaults(func=cmd_schemas)
+
+    bootstrap_help = "Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP, else 127.0.0.1:19092)"
+    tpc = sub.add_parser("topics", help="the Kafka topics of topics.yaml ($RATING_TOPICS)")
+    tpc_sub = tpc.add_subparsers(dest="topics_command", metavar="ACTION", required=True)
+    tlist = tpc_sub.add_parser("list", help="print the topics the file describes (no broker)")
+    tlist.add_argument("--json", action="store_true", help="print JSON")
+    tlist.set_defaults(func=cmd_topics_list)
+    tapply = tpc_sub.add_parser(
+        "apply", help="create missing topics; fail when an existing one differs"
+    )
+    tapply.add_argument("--bootstrap", help=bootstrap_help)
+    tapply.add_argument("--json", action="store_true", help="print a JSON report")
+    tapply.set_defaults(func=cmd_topics_apply)
+
+    pub = sub.add_parser("publish", help="send a CDR file to Kafka (cdr.raw), keyed by ICCID")
+    pub.add_argument("--input", required=True, help="CDRs, one JSON object per line")
+    pub.add_argument("--bootstrap", help=bootstrap_help)
+    pub.add_argument("--rate", type=float, help="offer at most N records per second, steadily")
+    pub.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when stderr is a terminal)",
+    )
+    pub.add_argument("--json", action="store_true", help="print the summary as JSON")
+    pub.set_defaults(func=cmd_publish)
+
+    cmd = sub.add_parser(
+        "command",
+        help="send a wallet command (or a file of them) to Kafka (wallet.commands)",
+        description="Send one wallet command, or every command of --input, keyed by wallet. "
+        "--id defaults to an id derived from the arguments (and --at if given), so retrying "
+        "the same call is applied once; pass --id or --at to repeat a top-up on purpose.",
+    )
+    cmd.add_argument("--bootstrap", help=bootstrap_help)
+    cmd.add_argument("--input", help="commands, one JSON object per line (instead of ACTION)")
+    cmd.add_argument("--json", action="store_true", help="print the result as JSON")
+    cmd.set_defaults(func=cmd_command)
+    cmd_sub = cmd.add_subparsers(dest="action", metavar="ACTION")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = cmd_sub.add_parser(name, help=help_text)
+        parser.add_argument("--wallet", required=True, help="wallet id")
+        parser.add_argument("--id", help="command id (default: derived from the arguments)")
+        parser.add_argument("--at", help="when it applies, RFC 3339 with offset (default: now)")
+        # Also accepted after the action; SUPPRESS keeps a value given before it.
+        parser.add_argument("--bootstrap", default=argparse.SUPPRESS, help=bootstrap_help)
+        parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+        return parser
+
+    topup = action("top-up", "credit a wallet")
+    topup.add_argument("--amount", required=True, help="decimal amount, e.g. 20.00")
+    topup.add_argument("--currency", required=True, help="the wallet's currency, e.g. EUR")
+    voucher = action("redeem-voucher", "redeem a voucher code")
+    voucher.add_argument("--code", required=True, help="voucher code")
+    change = action("change-plan", "move a SIM to another plan")
+    change.add_argument("--iccid", required=True, help="the SIM")
+    change.add_argument("--plan", required=True, help="the new plan id")
+    action("tick", "the clock: expire grants, take recurring charges due at --at")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"rating-engine: error: {exc}", file=sys.stderr)
+        return 2
+    except (CatalogError, InputError, GenerateError, StreamError) as exc:
+        print(f"rating-engine: {exc}", file=sys.stderr)
+        return 1
+    except msgspec.MsgspecError as exc:
+        print(f"rating-engine: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rating-engine: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The one serializer: JSON in and out of the engine, with msgspec.
+
+CDRs, commands and events are decoded straight into typed Structs; anything that does not
+decode becomes a ``Rejected`` record that keeps the original bytes and says why.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import msgspec
+
+from .domain.cdr import Cdr
+from .domain.commands import Command
+from .domain.events import Event
+
+encoder = msgspec.json.Encoder()
+_cdr_decoder = msgspec.json.Decoder(Cdr)
+_command_decoder = msgspec.json.Decoder(Command)
+_event_decoder = msgspec.json.Decoder(Event)
+
+
+class Rejected(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A record that could not be rated: what arrives on ``cdr.rejected``.
+
+    ``raw`` is the original record when it is UTF-8 text, else ``raw_base64`` holds its bytes.
+    ``origin`` says where it came from: ``file:line`` offline, ``topic/partition@offset`` in
+    the stream.
+    """
+
+    reason: str
+    detail: str
+    origin: str = ""
+    raw: str | None = None
+    raw_base64: str | None = None
+    cdr_id: str | None = None
+    iccid: str | None = None
+    wallet_id: str | None = None
+
+
+def raw_fields(raw: bytes) -> dict[str, str]:
+    try:
+        return {"raw": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"raw_base64": base64.b64encode(raw).decode("ascii")}
+
+
+def _reason(exc: msgspec.MsgspecError) -> str:
+    if isinstance(exc, msgspec.ValidationError):
+        return "missing_field" if "missing required field" in str(exc) else "invalid_field"
+    return "malformed"
+
+
+def decode_cdr(raw: bytes, origin: str = "") -> Cdr | Rejected:
+    """A CDR, or a rejection (``malformed``, ``missing_field``, ``invalid_field``,
+    ``negative_volume``) that keeps ``raw``."""
+    try:
+        cdr = _cdr_decoder.decode(raw)
+    except msgspec.MsgspecError as exc:
+        return Rejected(_reason(exc), str(exc), origin, **raw_fields(raw))
+    if cdr.volume < 0:
+        return Rejected(
+            "negative_volume",
+            f"volume {cdr.volume} is negative",
+            origin,
+            cdr_id=cdr.cdr_id,
+            iccid=cdr.iccid,
+            **raw_fields(raw),
+        )
+    return cdr
+
+
+def decode_command(raw: bytes) -> Command:
+    """A command; raises ``msgspec.MsgspecError`` with the path of what is wrong."""
+    return _command_decoder.decode(raw)
+
+
+def decode_event(raw: bytes) -> Event:
+    return _event_decoder.decode(raw)
+
+
+def encode(obj: Any) -> bytes:
+    return encoder.encode(obj)

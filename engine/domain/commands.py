@@ -1,0 +1,81 @@
+"""Commands: what operators, the payment system and the clock ask of a wallet."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+When = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class _Command(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
+    command_id: Id
+    wallet_id: Id
+    at: When
+
+    @property
+    def key(self) -> str:
+        return f"cmd:{self.command_id}"
+
+
+class TopUp(_Command, tag=True, frozen=True, gc=False):
+    """Credit the wallet. ``amount`` is a decimal string in ``currency``."""
+
+    amount: str
+    currency: str
+    kind: Literal["top_up", "promotion", "refund"] = "top_up"
+    priority: int | None = None
+    expires_at: When | None = None
+
+
+class RedeemVoucher(_Command, tag=True, frozen=True, gc=False):
+    code: Id
+
+
+class Tick(_Command, tag=True, frozen=True, gc=False):
+    """The clock: expire grants and take recurring charges due at ``at``."""
+
+
+class ChangePlan(_Command, tag=True, frozen=True, gc=False):
+    """Move a SIM to another plan from ``at`` on."""
+
+    iccid: Id
+    plan: Id
+
+
+class AttachSim(_Command, tag=True, frozen=True, gc=False):
+    """Add a SIM to this wallet from ``at`` on (a new SIM, or one moved from another wallet)."""
+
+    iccid: Id
+    plan: Id
+    pool: str | None = None
+    addons: tuple[str, ...] = ()
+
+
+class DetachSim(_Command, tag=True, frozen=True, gc=False):
+    """Take a SIM out of this wallet from ``at`` on."""
+
+    iccid: Id
+
+
+class ApplyCharge(_Command, tag=True, frozen=True, gc=False):
+    """Debit a charge rated in another wallet whose plan routes it here (split billing)."""
+
+    source_wallet: Id
+    cdr_id: Id
+    amount: int
+
+
+Command = TopUp | RedeemVoucher | Tick | ChangePlan | AttachSim | DetachSim | ApplyCharge
+COMMAND_TYPES: tuple[type, ...] = (
+    TopUp,
+    RedeemVoucher,
+    Tick,
+    ChangePlan,
+    AttachSim,
+    DetachSim,
+    ApplyCharge,
+)

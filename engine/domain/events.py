@@ -1,0 +1,238 @@
+"""Events: what happened to a wallet, past tense, as a tagged union of frozen Structs.
+
+Every event carries a deterministic ``id`` (derived from the input it was decided from and
+its position in that decision), the ``wallet_id`` it belongs to and the instant ``at`` of the
+input. A field added later gets a default, so stored events keep decoding.
+
+``BarSims`` and ``UnbarSims`` are requests to the network rather than facts about the wallet;
+they travel in the same decision so that a suspension and its barring cannot be separated.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+
+class Debit(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """An amount taken from one grant."""
+
+    grant_id: str
+    amount: int
+
+
+class SplitLine(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """One provider's part of a charge; the lines of a charge sum exactly to it."""
+
+    provider: str
+    amount: int
+
+
+class PoolDraw(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """Volume drawn from a pool bucket: a cycle id, or a bundle id for stacked pools."""
+
+    pool_id: str
+    bucket: str
+    volume: int
+
+
+class GrantInfo(msgspec.Struct, frozen=True, gc=False):
+    grant_id: str
+    kind: str
+    amount: int
+    priority: int
+    expires_at: datetime | None = None
+
+
+class _Event(msgspec.Struct, frozen=True, gc=False, tag_field="type", omit_defaults=True):
+    id: str
+    wallet_id: str
+    at: datetime
+
+
+class WalletOpened(_Event, tag=True, frozen=True, gc=False):
+    """The wallet's first decision: its opening grants from the catalog."""
+
+    currency: str
+    dedup_window: int
+    grants: tuple[GrantInfo, ...] = ()
+
+
+class UsageRated(_Event, tag=True, frozen=True, gc=False):
+    """A CDR priced, with its revenue lines.
+
+    When paid here, ``amount`` = sum(debits) + overdraft + uncollected. When a filter routes
+    it to another ``payer`` (split billing) the debit fields stay empty and the payer's
+    ``Charged`` of kind ``routed_usage`` moves the money; revenue is counted here only.
+    """
+
+    cdr_id: str
+    iccid: str
+    service: str
+    zone: str
+    volume: int
+    rated_volume: int
+    pooled_volume: int
+    charged_volume: int
+    amount: int
+    plan: str
+    plan_version: int
+    cycle: str
+    payer: str
+    source: str | None = None
+    filter: str | None = None
+    draws: tuple[PoolDraw, ...] = ()
+    debits: tuple[Debit, ...] = ()
+    overdraft: int = 0
+    uncollected: int = 0
+    splits: tuple[SplitLine, ...] = ()
+
+
+class Charged(_Event, tag=True, frozen=True, gc=False):
+    """A charge that is not usage: MRC, add-on MRC, pool fee or step-up, restart fee.
+
+    Kind ``routed_usage`` is the debit of usage rated in ``source_wallet`` and paid here:
+    its revenue lines stay on that ``UsageRated``, so it has none of its own.
+    """
+
+    kind: str
+    ref: str
+    amount: int
+    cycle: str | None = None
+    debits: tuple[Debit, ...] = ()
+    overdraft: int = 0
+    uncollected: int = 0
+    splits: tuple[SplitLine, ...] = ()
+    source_wallet: str | None = None
+    cdr_id: str | None = None
+
+
+class PoolStepped(_Event, tag=True, frozen=True, gc=False):
+    """An adaptive pool moved up to a larger tier for the cycle."""
+
+    pool_id: str
+    cycle: str
+    tier: int
+    size: int
+
+
+class GrantAdded(_Event, tag=True, frozen=True, gc=False):
+    """Credit added. ``debt_repaid`` of it went straight to the overdraft used."""
+
+    grant: GrantInfo
+    debt_repaid: int = 0
+    voucher: str | None = None
+    rearmed: tuple[int, ...] = ()
+    auto_top_up_rearmed: bool = False
+
+
+class GrantExpired(_Event, tag=True, frozen=True, gc=False):
+    """The unused remainder of a grant expired: breakage revenue."""
+
+    grant_id: str
+    amount: int
+
+
+class ThresholdCrossed(_Event, tag=True, frozen=True, gc=False):
+    level: int
+    balance: int
+
+
+class AutoTopUpRequested(_Event, tag=True, frozen=True, gc=False):
+    """A request to the payment system; no credit until its ``TopUp`` arrives."""
+
+    amount: int
+    balance: int
+
+
+class WalletSuspended(_Event, tag=True, frozen=True, gc=False):
+    balance: int
+
+
+class WalletResumed(_Event, tag=True, frozen=True, gc=False):
+    balance: int
+
+
+class BarSims(_Event, tag=True, frozen=True, gc=False):
+    iccids: tuple[str, ...]
+
+
+class UnbarSims(_Event, tag=True, frozen=True, gc=False):
+    iccids: tuple[str, ...]
+
+
+class SimAttached(_Event, tag=True, frozen=True, gc=False):
+    iccid: str
+    plan: str
+    pool: str | None = None
+    addons: tuple[str, ...] = ()
+
+
+class SimDetached(_Event, tag=True, frozen=True, gc=False):
+    iccid: str
+
+
+class PlanChanged(_Event, tag=True, frozen=True, gc=False):
+    iccid: str
+    plan: str
+
+
+class CdrRejected(_Event, tag=True, frozen=True, gc=False):
+    """A CDR the wallet could not rate, with a machine-readable reason."""
+
+    cdr_id: str
+    iccid: str
+    reason: str
+    detail: str = ""
+    source: str | None = None
+
+
+class CommandRejected(_Event, tag=True, frozen=True, gc=False):
+    command_id: str
+    command: str
+    reason: str
+    detail: str = ""
+
+
+Event = (
+    WalletOpened
+    | UsageRated
+    | Charged
+    | PoolStepped
+    | GrantAdded
+    | GrantExpired
+    | ThresholdCrossed
+    | AutoTopUpRequested
+    | WalletSuspended
+    | WalletResumed
+    | BarSims
+    | UnbarSims
+    | SimAttached
+    | SimDetached
+    | PlanChanged
+    | CdrRejected
+    | CommandRejected
+)
+
+EVENT_TYPES: tuple[type, ...] = (
+    WalletOpened,
+    UsageRated,
+    Charged,
+    PoolStepped,
+    GrantAdded,
+    GrantExpired,
+    ThresholdCrossed,
+    AutoTopUpRequested,
+    WalletSuspended,
+    WalletResumed,
+    BarSims,
+    UnbarSims,
+    SimAttached,
+    SimDetached,
+    PlanChanged,
+    CdrRejected,
+    CommandRejected,
+)
+
+NETWORK_ACTIONS: tuple[type, ...] = (BarSims, UnbarSims)

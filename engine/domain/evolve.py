@@ -1,0 +1,195 @@
+"""evolve(state, event) -> state: apply one event. Total, and never validates.
+
+Every rule was checked when the event was decided; applying it again on replay must give
+the same state whatever the catalog says today.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from immutables import Map
+
+from .catalog import Subscription
+from .events import (
+    AutoTopUpRequested,
+    Charged,
+    Debit,
+    Event,
+    GrantAdded,
+    GrantExpired,
+    GrantInfo,
+    PlanChanged,
+    PoolStepped,
+    SimAttached,
+    SimDetached,
+    ThresholdCrossed,
+    UsageRated,
+    WalletOpened,
+    WalletResumed,
+    WalletSuspended,
+)
+from .grants import apply_debits, insert_grant
+from .state import EMPTY, Grant, WalletState
+
+RECURRING = frozenset({"mrc", "addon_mrc", "pool_fee"})
+
+
+def _ts(at: datetime) -> int:
+    return int(at.timestamp())
+
+
+def input_key(event_id: str) -> str:
+    """The key of the input an event was decided from (event ids are ``<key>#<position>``)."""
+    return event_id.rpartition("#")[0]
+
+
+def _with_grant(state: WalletState, info: GrantInfo, remaining: int) -> WalletState:
+    seq = state.grant_seq + 1
+    if remaining <= 0:
+        return _replace(state, grant_seq=seq)
+    expires = None if info.expires_at is None else _ts(info.expires_at)
+    grant = Grant(info.grant_id, info.kind, remaining, info.priority, expires, seq)
+    return _replace(
+        state,
+        grants=insert_grant(state.grants, grant),
+        credit=state.credit + remaining,
+        grant_seq=seq,
+    )
+
+
+def _replace(state: WalletState, **changes: object) -> WalletState:
+    return msgspec.structs.replace(state, **changes)
+
+
+def _pay(
+    state: WalletState, debits: tuple[Debit, ...], overdraft: int, uncollected: int
+) -> dict[str, object]:
+    return {
+        "grants": apply_debits(state.grants, debits),
+        "credit": state.credit - sum(d.amount for d in debits),
+        "debt": state.debt + overdraft,
+        "uncollected": state.uncollected + uncollected,
+    }
+
+
+def _remember(state: WalletState, key: str, ts: int) -> dict[str, object]:
+    """Add a CDR key to the dedup generations, rotating them as the watermark moves.
+
+    Two generations, each spanning at least one window, keep every key the decider still
+    accepts records for; anything older is rejected as late, so pruning never lets a
+    duplicate through.
+    """
+    window = state.dedup_window
+    watermark = max(state.watermark, ts)
+    seen, before, start = state.seen, state.seen_before, state.generation_start
+    if start == 0:
+        start = watermark
+    elif watermark >= start + window:
+        before = seen if watermark < start + 2 * window else EMPTY
+        seen = EMPTY
+        start = watermark
+    return {
+        "seen": seen.set(key, ts),
+        "seen_before": before,
+        "generation_start": start,
+        "watermark": watermark,
+    }
+
+
+def evolve(state: WalletState, event: Event) -> WalletState:
+    """The state after ``event``."""
+    match event:
+        case UsageRated():
+            changes = _remember(state, input_key(event.id), _ts(event.at))
+            if event.draws:
+                used = state.pool_used
+                for d in event.draws:
+                    used = used.set(
+                        (d.pool_id, d.bucket), used.get((d.pool_id, d.bucket), 0) + d.volume
+                    )
+                changes["pool_used"] = used
+            if event.charged_volume:
+                key = (event.iccid, event.service, event.cycle)
+                changes["tier_used"] = state.tier_used.set(
+                    key, state.tier_used.get(key, 0) + event.charged_volume
+                )
+            if event.debits or event.overdraft or event.uncollected:
+                changes.update(_pay(state, event.debits, event.overdraft, event.uncollected))
+            return _replace(state, **changes)
+        case Charged():
+            changes = _pay(state, event.debits, event.overdraft, event.uncollected)
+            if event.kind in RECURRING and event.cycle is not None:
+                changes["recurring"] = state.recurring.set(event.ref, event.cycle)
+            elif event.kind == "routed_usage":
+                changes["commands"] = state.commands.set(input_key(event.id), _ts(event.at))
+            return _replace(state, **changes)
+        case GrantExpired():
+            grants = tuple(g for g in state.grants if g.id != event.grant_id)
+            return _replace(state, grants=grants, credit=state.credit - event.amount)
+        case GrantAdded():
+            s = _with_grant(state, event.grant, event.grant.amount - event.debt_repaid)
+            changes = {
+                "debt": s.debt - event.debt_repaid,
+                "fired": s.fired - frozenset(event.rearmed),
+                "auto_top_up_fired": s.auto_top_up_fired and not event.auto_top_up_rearmed,
+            }
+            if event.id.startswith("cmd:"):
+                changes["commands"] = s.commands.set(input_key(event.id), _ts(event.at))
+            if event.voucher is not None:
+                changes["vouchers"] = s.vouchers | {event.voucher}
+            return _replace(s, **changes)
+        case WalletOpened():
+            s = _replace(state, opened=True, dedup_window=event.dedup_window)
+            for info in event.grants:
+                s = _with_grant(s, info, info.amount)
+            return s
+        case PoolStepped():
+            return _replace(
+                state, pool_tier=state.pool_tier.set((event.pool_id, event.cycle), event.tier)
+            )
+        case ThresholdCrossed():
+            return _replace(state, fired=state.fired | {event.level})
+        case AutoTopUpRequested():
+            return _replace(state, auto_top_up_fired=True)
+        case WalletSuspended():
+            return _replace(state, suspended=True)
+        case WalletResumed():
+            return _replace(state, suspended=False)
+        case SimAttached():
+            sub = Subscription(
+                iccid=event.iccid,
+                wallet=event.wallet_id,
+                plan=event.plan,
+                pool=event.pool,
+                active_from=_ts(event.at),
+                addons=event.addons,
+            )
+            return _replace(
+                state,
+                attached=state.attached.set(event.iccid, sub),
+                detached=_without(state.detached, event.iccid),
+                plan_changes=_without(state.plan_changes, event.iccid),
+            )
+        case SimDetached():
+            return _replace(state, detached=state.detached.set(event.iccid, _ts(event.at)))
+        case PlanChanged():
+            ts = _ts(event.at)
+            changes_of = state.plan_changes.get(event.iccid, ())
+            merged = tuple(sorted((*changes_of, (ts, event.plan)), key=lambda c: c[0]))
+            return _replace(state, plan_changes=state.plan_changes.set(event.iccid, merged))
+        case _:
+            # Rejections and network actions record facts but change nothing here.
+            return state
+
+
+def _without(m: Map[str, Any], key: str) -> Map[str, Any]:
+    return m.delete(key) if key in m else m
+
+
+def fold(state: WalletState, events: list[Event]) -> WalletState:
+    for event in events:
+        state = evolve(state, event)
+    return state

@@ -1,0 +1,102 @@
+"""Pools: how much of a record's volume a shared allowance covers, by pool kind.
+
+- static: a fixed allowance per cycle;
+- flexible: an allowance per SIM active in the cycle;
+- stacked: add-on bundles, each with its own size and validity, drawn in catalog order;
+- adaptive: a ladder of sizes; instead of overage the pool steps up to the tier that fits,
+  charging the price difference. Past the largest tier, the rest is rated directly.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from .catalog import Pool
+from .cycles import Cycle
+from .events import PoolDraw
+from .state import NEVER, WalletState
+
+
+class Step(msgspec.Struct, frozen=True, gc=False):
+    """An adaptive pool's move to ``tier``, charging ``price`` (the difference)."""
+
+    tier: int
+    size: int
+    price: int
+
+
+class Draw(msgspec.Struct, frozen=True, gc=False):
+    draws: tuple[PoolDraw, ...]
+    volume: int
+    step: Step | None = None
+
+
+NO_DRAW = Draw((), 0)
+
+
+def covers(pool: Pool, service: str, zone: str) -> bool:
+    return pool.service == service and zone in pool.zones
+
+
+def draw(
+    state: WalletState, pool: Pool, cycle: Cycle, ts: int, volume: int, active_sims: int
+) -> Draw:
+    """What ``pool`` covers of ``volume`` at ``ts``; never more than what is left in it."""
+    if volume <= 0:
+        return NO_DRAW
+    if pool.kind == "stacked":
+        return _draw_bundles(state, pool, ts, volume)
+    used = state.pool_used.get((pool.id, cycle.id), 0)
+    step = None
+    if pool.kind == "adaptive":
+        current = state.pool_tier.get((pool.id, cycle.id), 0)
+        allowance = pool.tiers[current].size
+        if used + volume > allowance and current + 1 < len(pool.tiers):
+            target = next(
+                (
+                    i
+                    for i in range(current + 1, len(pool.tiers))
+                    if pool.tiers[i].size >= used + volume
+                ),
+                len(pool.tiers) - 1,
+            )
+            price = pool.tiers[target].price - pool.tiers[current].price
+            step = Step(target, pool.tiers[target].size, price)
+            allowance = pool.tiers[target].size
+    elif pool.kind == "flexible":
+        allowance = pool.per_sim * active_sims
+    else:
+        allowance = pool.allowance
+    take = min(volume, max(0, allowance - used))
+    if take == 0 and step is None:
+        return NO_DRAW
+    draws = (PoolDraw(pool.id, cycle.id, take),) if take else ()
+    return Draw(draws, take, step)
+
+
+def _draw_bundles(state: WalletState, pool: Pool, ts: int, volume: int) -> Draw:
+    draws: list[PoolDraw] = []
+    left = volume
+    for bundle in pool.bundles:
+        if left == 0:
+            break
+        valid_to = NEVER if bundle.valid_to is None else bundle.valid_to
+        if not bundle.valid_from <= ts < valid_to:
+            continue
+        room = bundle.size - state.pool_used.get((pool.id, bundle.id), 0)
+        take = min(left, room)
+        if take > 0:
+            draws.append(PoolDraw(pool.id, bundle.id, take))
+            left -= take
+    return Draw(tuple(draws), volume - left) if draws else NO_DRAW
+
+
+def allowance(pool: Pool, state: WalletState, cycle: Cycle, active_sims: int) -> int:
+    """The pool's allowance in ``cycle`` as it stands in ``state`` (for reports)."""
+    if pool.kind == "static":
+        return pool.allowance
+    if pool.kind == "flexible":
+        return pool.per_sim * active_sims
+    if pool.kind == "adaptive":
+        return pool.tiers[state.pool_tier.get((pool.id, cycle.id), 0)].size
+    return sum(b.size for b in pool.bundles)

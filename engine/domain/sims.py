@@ -1,0 +1,93 @@
+"""A wallet's SIMs as they stand: the catalog's subscriptions overlaid with commands."""
+
+from __future__ import annotations
+
+import msgspec
+
+from .catalog import Catalog, Pool, Subscription
+from .cycles import Cycle
+from .state import WalletState
+
+
+def sim(state: WalletState, catalog: Catalog, iccid: str) -> Subscription | None:
+    """The SIM's subscription in this wallet, with any detachment applied; None if not ours."""
+    sub = state.attached.get(iccid)
+    if sub is None:
+        sub = catalog.subscriptions.get(iccid)
+        if sub is None or sub.wallet != state.wallet_id:
+            return None
+    left = state.detached.get(iccid)
+    if left is not None and (sub.active_to is None or left < sub.active_to):
+        sub = msgspec.structs.replace(sub, active_to=left)
+    return sub
+
+
+def plan_at(state: WalletState, sub: Subscription, ts: int) -> str:
+    """The plan the SIM is on at ``ts``, after any plan changes."""
+    plan = sub.plan
+    for since, changed in state.plan_changes.get(sub.iccid, ()):
+        if since > ts:
+            break
+        plan = changed
+    return plan
+
+
+def active_at(sub: Subscription, ts: int) -> bool:
+    return sub.active_from <= ts and (sub.active_to is None or ts < sub.active_to)
+
+
+def active_in(sub: Subscription, cycle: Cycle) -> bool:
+    return sub.active_from < cycle.end and (sub.active_to is None or sub.active_to > cycle.start)
+
+
+def wallet_sims(state: WalletState, catalog: Catalog) -> list[Subscription]:
+    """Every SIM this wallet has or had, catalog order first, then attached ones."""
+    out = []
+    for iccid in catalog.sims_by_wallet.get(state.wallet_id, ()):
+        if iccid not in state.attached:
+            found = sim(state, catalog, iccid)
+            if found is not None:
+                out.append(found)
+    for iccid in state.attached:
+        found = sim(state, catalog, iccid)
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def active_iccids(state: WalletState, catalog: Catalog, ts: int) -> tuple[str, ...]:
+    return tuple(s.iccid for s in wallet_sims(state, catalog) if active_at(s, ts))
+
+
+def pool_sims(state: WalletState, catalog: Catalog, pool: Pool, cycle: Cycle) -> int:
+    """SIMs in ``pool`` that are active at any time in ``cycle`` (a flexible pool's size).
+
+    The catalog's part is counted once per catalog and cycle; SIMs touched by commands are
+    then counted one by one, so a busy pool costs a lookup, not a scan.
+    """
+    key = ("pool_sims", pool.id, cycle.id)
+    base = catalog.memo.get(key)
+    if base is None:
+        base = sum(
+            1
+            for i in catalog.sims_by_wallet.get(pool.wallet, ())
+            if catalog.subscriptions[i].pool == pool.id
+            and active_in(catalog.subscriptions[i], cycle)
+        )
+        catalog.memo[key] = base
+    if not state.attached and not state.detached:
+        return base
+    count = base
+    for iccid in {*state.attached.keys(), *state.detached.keys()}:
+        original = catalog.subscriptions.get(iccid)
+        if (
+            original is not None
+            and original.wallet == pool.wallet
+            and original.pool == pool.id
+            and active_in(original, cycle)
+        ):
+            count -= 1
+        now = sim(state, catalog, iccid)
+        if now is not None and now.pool == pool.id and active_in(now, cycle):
+            count += 1
+    return count

@@ -1,0 +1,90 @@
+"""The state of one wallet: everything the decider needs, folded from the wallet's events.
+
+Immutable all the way down: Structs are frozen and the maps are persistent
+(``immutables.Map``), so ``evolve`` returns a new state sharing most of the old one and a
+state handed out can never change under its holder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from immutables import Map
+
+from .catalog import Subscription
+
+NEVER = 2**62
+"""Sorts after every real instant: the expiry of a grant that never expires."""
+
+
+class Grant(msgspec.Struct, frozen=True, gc=False):
+    """A live grant. Burn order: ``priority``, then earliest expiry, then oldest (``seq``)."""
+
+    id: str
+    kind: str
+    remaining: int
+    priority: int
+    expires_at: int | None
+    seq: int
+
+    @property
+    def burn_key(self) -> tuple[int, int, int]:
+        return (self.priority, NEVER if self.expires_at is None else self.expires_at, self.seq)
+
+
+EMPTY: Map[Any, Any] = Map()
+
+
+class WalletState(msgspec.Struct, frozen=True, gc=False):
+    wallet_id: str
+    opened: bool = False
+    grants: tuple[Grant, ...] = ()
+    """Live grants in burn order."""
+    credit: int = 0
+    """Sum of the live grants' remaining amounts."""
+    debt: int = 0
+    """Overdraft in use (>= 0)."""
+    uncollected: int = 0
+    """Usage rated beyond the overdraft limit: carried by the network, not collectable."""
+    suspended: bool = False
+    fired: frozenset[int] = frozenset()
+    """Threshold levels that fired and wait for a top-up to re-arm."""
+    auto_top_up_fired: bool = False
+    grant_seq: int = 0
+    attached: Map[str, Subscription] = EMPTY
+    """SIMs attached by command (over the catalog's subscriptions)."""
+    detached: Map[str, int] = EMPTY
+    """ICCID -> instant it left this wallet."""
+    plan_changes: Map[str, tuple[tuple[int, str], ...]] = EMPTY
+    """ICCID -> (from, plan) changes, in order."""
+    pool_used: Map[tuple[str, str], int] = EMPTY
+    """(pool, bucket) -> volume drawn; a bucket is a cycle id, or a bundle id."""
+    pool_tier: Map[tuple[str, str], int] = EMPTY
+    """(adaptive pool, cycle) -> tier index reached."""
+    tier_used: Map[tuple[str, str, str], int] = EMPTY
+    """(ICCID, service, cycle) -> charged volume, for graduated tiers."""
+    recurring: Map[str, str] = EMPTY
+    """Recurring-charge ref -> last cycle id charged (MRCs exactly once per cycle)."""
+    vouchers: frozenset[str] = frozenset()
+    seen: Map[str, int] = EMPTY
+    """Input keys (CDRs, commands) of the current dedup generation -> instant."""
+    seen_before: Map[str, int] = EMPTY
+    """The previous generation: together with ``seen`` it covers at least one window."""
+    commands: Map[str, int] = EMPTY
+    """Keys of commands that moved money -> instant: a retried top-up credits once."""
+    dedup_window: int = 30 * 86400
+    generation_start: int = 0
+    watermark: int = 0
+    """Latest input instant seen."""
+
+    @property
+    def balance(self) -> int:
+        return self.credit - self.debt
+
+    def has_seen(self, key: str) -> bool:
+        return key in self.seen or key in self.seen_before
+
+
+def initial_state(wallet_id: str) -> WalletState:
+    return WalletState(wallet_id=wallet_id)

@@ -1,0 +1,1 @@
+"""Rating without Kafka: the same decider, driven in process from files."""

@@ -1,0 +1,87 @@
+"""The in-process pipeline: route each input to its wallet, decide, and follow up.
+
+This is the whole data flow of the stream in one process: enrichment (ICCID -> wallet),
+the rating decider per wallet, and the routed charges that split billing sends to another
+wallet. The Kafka workers run the same steps across partitions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from ..codec import Rejected
+from ..domain import Catalog, Cdr, Command, Event, WalletState, initial_state, step
+from ..domain.commands import ApplyCharge
+from ..domain.events import CdrRejected, SimAttached, UsageRated
+from ..domain.routing import wallet_of
+
+
+def routed_charges(events: list[Event]) -> Iterator[ApplyCharge]:
+    """Charges a decision routes to another wallet (split billing), as commands to it."""
+    for e in events:
+        if isinstance(e, UsageRated) and e.payer != e.wallet_id:
+            yield ApplyCharge(
+                command_id=f"route:{e.id}",
+                wallet_id=e.payer,
+                at=e.at,
+                source_wallet=e.wallet_id,
+                cdr_id=e.cdr_id,
+                amount=e.amount,
+            )
+
+
+class Pipeline:
+    """Wallet states plus the SIM directory, fed one input at a time."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.states: dict[str, WalletState] = {}
+        self.moves: dict[str, str] = {}
+        self.rejected: Counter[str] = Counter()
+        self.rated = 0
+
+    def state(self, wallet_id: str) -> WalletState:
+        s = self.states.get(wallet_id)
+        return s if s is not None else initial_state(wallet_id)
+
+    def reject(self, rejection: Rejected) -> None:
+        self.rejected[rejection.reason] += 1
+
+    def route(self, cdr: Cdr) -> str | Rejected:
+        wallet = wallet_of(self.catalog, self.moves, cdr.iccid)
+        if wallet is None:
+            return Rejected(
+                "unknown_sim",
+                f"no subscription for ICCID {cdr.iccid}",
+                cdr_id=cdr.cdr_id,
+                iccid=cdr.iccid,
+            )
+        return wallet
+
+    def feed(self, item: Cdr | Command) -> list[Event] | Rejected:
+        """Decide on one input; returns its events (with any routed follow-ups) or a
+        rejection for a record that reached no wallet."""
+        if isinstance(item, Cdr):
+            target = self.route(item)
+            if isinstance(target, Rejected):
+                self.reject(target)
+                return target
+        else:
+            target = item.wallet_id
+        events = self._decide(target, item)
+        for charge in list(routed_charges(events)):
+            events.extend(self._decide(charge.wallet_id, charge))
+        return events
+
+    def _decide(self, wallet_id: str, item: Cdr | Command) -> list[Event]:
+        events, state = step(self.state(wallet_id), item, self.catalog)
+        self.states[wallet_id] = state
+        for e in events:
+            if isinstance(e, UsageRated):
+                self.rated += 1
+            elif isinstance(e, CdrRejected):
+                self.rejected[e.reason] += 1
+            elif isinstance(e, SimAttached):
+                self.moves[e.iccid] = e.wallet_id
+        return events

@@ -1,0 +1,72 @@
+"""``rating-engine rate``: rate files in process and report what happened."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO
+
+from tqdm import tqdm
+
+from ..codec import Rejected, encode
+from ..domain import Catalog
+from .inputs import merged
+from .pipeline import Pipeline
+from .summary import Summary, Totals, render, summarize
+
+
+def rate_all(
+    catalog: Catalog,
+    cdrs: Path,
+    commands: Path | None,
+    events_out: IO[bytes] | None = None,
+    rejected_out: IO[bytes] | None = None,
+    progress: bool = False,
+) -> Summary:
+    """Rate every input in time order; returns the reconciled summary."""
+    items, bad = merged(cdrs, commands)
+    pipeline = Pipeline(catalog)
+    totals = Totals()
+    for rejection in bad:
+        pipeline.reject(rejection)
+        if rejected_out is not None:
+            rejected_out.write(encode(rejection) + b"\n")
+    bar = tqdm(total=len(items), unit=" inputs", disable=not progress, file=sys.stderr)
+    with bar:
+        for n, item in enumerate(items, 1):
+            result = pipeline.feed(item)
+            if isinstance(result, Rejected):
+                if rejected_out is not None:
+                    rejected_out.write(encode(result) + b"\n")
+                continue
+            for event in result:
+                totals.observe(event)
+                if events_out is not None:
+                    events_out.write(encode(event) + b"\n")
+            if n % 4096 == 0:
+                bar.update(4096)
+        bar.update(len(items) % 4096)
+    return summarize(
+        catalog, pipeline.states, totals, len(items) + len(bad), pipeline.rated, pipeline.rejected
+    )
+
+
+def run_rate(
+    catalog: Catalog,
+    cdrs: Path,
+    commands: Path | None,
+    events_out: Path | None = None,
+    rejected_out: Path | None = None,
+    as_json: bool = False,
+    progress: bool = False,
+) -> int:
+    with ExitStack() as stack:
+        events = stack.enter_context(events_out.open("wb")) if events_out else None
+        rejected = stack.enter_context(rejected_out.open("wb")) if rejected_out else None
+        summary = rate_all(catalog, cdrs, commands, events, rejected, progress)
+    if as_json:
+        sys.stdout.write(encode(summary).decode() + "\n")
+    else:
+        print(render(summary, catalog))
+    return 0 if summary.balanced else 3

@@ -1,0 +1,207 @@
+"""What a rating run produced: balances, pools, revenue and counts, reconciled to the micro-unit."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+import msgspec
+
+from ..domain import Catalog, Event, WalletState, format_money
+from ..domain.cycles import cycle_of
+from ..domain.events import Charged, GrantAdded, GrantExpired, UsageRated, WalletOpened
+from ..domain.pools import allowance
+from ..domain.sims import pool_sims
+
+
+class Totals:
+    """Running totals over the events of a run (what a projection would hold)."""
+
+    def __init__(self) -> None:
+        self.events: Counter[str] = Counter()
+        self.revenue: Counter[str] = Counter()
+        self.charges: Counter[str] = Counter()
+        self.credited: Counter[str] = Counter()
+        self.debited: Counter[str] = Counter()
+        self.expired: Counter[str] = Counter()
+        self.uncollected: Counter[str] = Counter()
+
+    def observe(self, e: Event) -> None:
+        self.events[type(e).__name__] += 1
+        if isinstance(e, UsageRated | Charged):
+            # A charge counts once, where it was rated; a routed debit only moves money.
+            kind = "usage" if isinstance(e, UsageRated) else e.kind
+            if kind != "routed_usage":
+                self.charges[kind] += e.amount
+            self.debited[e.wallet_id] += sum(d.amount for d in e.debits) + e.overdraft
+            self.uncollected[e.wallet_id] += e.uncollected
+            for line in e.splits:
+                self.revenue[line.provider] += line.amount
+        elif isinstance(e, GrantAdded):
+            self.credited[e.wallet_id] += e.grant.amount
+        elif isinstance(e, WalletOpened):
+            self.credited[e.wallet_id] += sum(g.amount for g in e.grants)
+        elif isinstance(e, GrantExpired):
+            self.expired[e.wallet_id] += e.amount
+
+
+class GrantRow(msgspec.Struct):
+    id: str
+    kind: str
+    remaining: int
+    remaining_text: str
+    priority: int
+    expires_at: str | None
+
+
+class WalletRow(msgspec.Struct):
+    wallet_id: str
+    currency: str
+    balance: int
+    balance_text: str
+    status: str
+    overdraft_used: int
+    uncollected: int
+    grants: list[GrantRow]
+    reconciled: bool
+    """opening + credits - debits - expired == balance, to the micro-unit."""
+
+
+class PoolRow(msgspec.Struct):
+    pool_id: str
+    kind: str
+    bucket: str
+    used: int
+    allowance: int
+
+
+class Summary(msgspec.Struct):
+    inputs: int
+    rated: int
+    rejected: dict[str, int]
+    events: dict[str, int]
+    wallets: list[WalletRow]
+    pools: list[PoolRow]
+    revenue: dict[str, int]
+    charges: dict[str, int]
+    balanced: bool
+    """Every wallet reconciles and revenue lines sum to the charges."""
+
+
+def _iso(ts: int | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def summarize(
+    catalog: Catalog,
+    states: dict[str, WalletState],
+    totals: Totals,
+    inputs: int,
+    rated: int,
+    rejected: Counter[str],
+) -> Summary:
+    wallets = []
+    for wallet_id in sorted(states):
+        s = states[wallet_id]
+        w = catalog.wallets.get(wallet_id)
+        expected = (
+            totals.credited[wallet_id] - totals.debited[wallet_id] - totals.expired[wallet_id]
+        )
+        grants = [
+            GrantRow(
+                g.id, g.kind, g.remaining, format_money(g.remaining), g.priority, _iso(g.expires_at)
+            )
+            for g in s.grants
+        ]
+        wallets.append(
+            WalletRow(
+                wallet_id,
+                w.currency if w else "?",
+                s.balance,
+                format_money(s.balance),
+                "suspended" if s.suspended else "active",
+                s.debt,
+                s.uncollected,
+                grants,
+                expected == s.balance,
+            )
+        )
+    pools = []
+    for wallet_id in sorted(states):
+        s = states[wallet_id]
+        anchor = catalog.wallets[wallet_id].cycle_anchor_day if wallet_id in catalog.wallets else 1
+        for (pool_id, bucket), used in sorted(s.pool_used.items()):
+            pool = catalog.pools.get(pool_id)
+            if pool is None:
+                continue
+            if pool.kind == "stacked":
+                size = next((b.size for b in pool.bundles if b.id == bucket), 0)
+            else:
+                start = datetime.fromisoformat(bucket).replace(tzinfo=UTC)
+                cycle = cycle_of(int(start.timestamp()), anchor)
+                members = pool_sims(s, catalog, pool, cycle) if pool.kind == "flexible" else 0
+                size = allowance(pool, s, cycle, members)
+            pools.append(PoolRow(pool_id, pool.kind, bucket, used, size))
+    revenue_total = sum(totals.revenue.values())
+    balanced = all(w.reconciled for w in wallets) and revenue_total == sum(totals.charges.values())
+    return Summary(
+        inputs,
+        rated,
+        dict(sorted(rejected.items())),
+        dict(sorted(totals.events.items())),
+        wallets,
+        pools,
+        dict(sorted(totals.revenue.items())),
+        dict(sorted(totals.charges.items())),
+        balanced,
+    )
+
+
+def _size(service: str, volume: int) -> str:
+    if service == "data":
+        return f"{volume / 1024**2:,.1f} MB"
+    return f"{volume:,}"
+
+
+def render(summary: Summary, catalog: Catalog) -> str:
+    """The summary as the plain-text report ``rating-engine rate`` prints."""
+    out: list[str] = []
+    rejected = sum(summary.rejected.values())
+    out.append(f"inputs {summary.inputs:,}   rated CDRs {summary.rated:,}   rejected {rejected:,}")
+    for reason, n in summary.rejected.items():
+        out.append(f"  rejected {reason:<24} {n:>10,}")
+    out.append("")
+    out.append(
+        f"{'wallet':<16} {'balance':>18} {'status':<10} {'overdraft':>10} "
+        f"{'uncollected':>12} {'grants':>6}"
+    )
+    for w in summary.wallets:
+        out.append(
+            f"{w.wallet_id:<16} {w.balance_text + ' ' + w.currency:>18} {w.status:<10} "
+            f"{format_money(w.overdraft_used):>10} {format_money(w.uncollected):>12} "
+            f"{len(w.grants):>6}"
+        )
+        for g in w.grants:
+            expiry = f" expires {g.expires_at}" if g.expires_at else ""
+            out.append(f"    {g.kind:<10} {g.remaining_text:>12}  prio {g.priority}{expiry}")
+    if summary.pools:
+        out.append("")
+        out.append(f"{'pool':<16} {'kind':<9} {'cycle/bundle':<12} {'used':>14} {'allowance':>14}")
+        for p in summary.pools:
+            service = catalog.pools[p.pool_id].service if p.pool_id in catalog.pools else "data"
+            out.append(
+                f"{p.pool_id:<16} {p.kind:<9} {p.bucket:<12} {_size(service, p.used):>14} "
+                f"{_size(service, p.allowance):>14}"
+            )
+    out.append("")
+    out.append("revenue by provider")
+    for provider, amount in summary.revenue.items():
+        out.append(f"  {provider:<20} {format_money(amount):>16}")
+    out.append("charges by kind")
+    for kind, amount in summary.charges.items():
+        out.append(f"  {kind:<20} {format_money(amount):>16}")
+    out.append("")
+    out.append(
+        "money balances to the micro-unit: " + ("yes" if summary.balanced else "NO (see wallets)")
+    )
+    return "\n".join(out)

@@ -1,0 +1,169 @@
+"""Grants: burn order, lazy expiry, the overdraft and what is left uncollected."""
+
+from __future__ import annotations
+
+from engine.domain.events import (
+    Charged,
+    CommandRejected,
+    GrantAdded,
+    GrantExpired,
+    UsageRated,
+    WalletOpened,
+)
+from engine.domain.grants import expired, settle
+from engine.domain.state import Grant, initial_state
+
+from .builders import (
+    MB,
+    T0,
+    Wallets,
+    apply_charge,
+    catalog,
+    cdr,
+    debits,
+    of,
+    one,
+    opening,
+    paid,
+    plan,
+    rate,
+    tick,
+    top_up,
+    types,
+    wallet,
+)
+
+# 1 EUR per MB makes amounts easy to read: n MB cost n EUR.
+EUR_PER_MB = plan(rates={"data": {"EU": rate("1", MB)}})
+
+
+def given_wallet(*grants: object, overdraft: str = "0") -> Wallets:
+    cat = catalog(plans=[EUR_PER_MB], wallets=[wallet(opening=grants, overdraft=overdraft)])  # type: ignore[arg-type]
+    return Wallets(cat)
+
+
+def test_first_decision_opens_the_wallet_with_its_opening_grants() -> None:
+    run = given_wallet(opening("5", priority=10), opening("7", expires_at=T0 + 100))
+    events = run.when(cdr("c1", 0))
+    opened = events[0]
+    assert isinstance(opened, WalletOpened)
+    assert opened.id == "open:w1#0"
+    assert [(g.grant_id, g.amount, g.priority) for g in opened.grants] == [
+        ("open:w1/0", 5_000_000, 10),
+        ("open:w1/1", 7_000_000, 40),
+    ]
+    assert events[1].id == "cdr:c1#1"
+    assert run.balance == 12_000_000
+    # and only the first decision opens it
+    assert not of(run.when(cdr("c2", 0, at=T0 + 1)), WalletOpened)
+
+
+def test_burn_order_priority_then_earliest_expiry_then_oldest() -> None:
+    run = given_wallet(
+        opening("1", priority=40),  # open:w1/0  paid, oldest
+        opening("1", priority=40, expires_at=T0 + 10 * 86400),  # /1 paid, expires later
+        opening("1", priority=40, expires_at=T0 + 5 * 86400),  # /2 paid, expires first
+        opening("1", priority=10),  # /3 promotion: burns first
+        opening("1", priority=40),  # /4 paid, newest without expiry
+    )
+    rated = one(run.when(cdr("c1", 5 * MB)), UsageRated)
+    assert debits(rated) == [
+        ("open:w1/3", 1_000_000),
+        ("open:w1/2", 1_000_000),
+        ("open:w1/1", 1_000_000),
+        ("open:w1/0", 1_000_000),
+        ("open:w1/4", 1_000_000),
+    ]
+
+
+def test_a_charge_takes_partly_from_the_next_grant() -> None:
+    run = given_wallet(opening("1", priority=10), opening("5"))
+    rated = one(run.when(cdr("c1", 3 * MB)), UsageRated)
+    assert debits(rated) == [("open:w1/0", 1_000_000), ("open:w1/1", 2_000_000)]
+    assert [(g.id, g.remaining) for g in run.state.grants] == [("open:w1/1", 3_000_000)]
+
+
+def test_top_up_grant_joins_the_burn_order_by_priority() -> None:
+    run = given_wallet(opening("10"))
+    run.given(top_up("promo", "2", kind="promotion"))  # priority 10 by default
+    rated = one(run.when(cdr("c1", 3 * MB, at=T0 + 1)), UsageRated)
+    assert debits(rated) == [("cmd:promo#1", 2_000_000), ("open:w1/0", 1_000_000)]
+
+
+def test_expired_remainder_becomes_grant_expired_at_the_next_input() -> None:
+    expiry = T0 + 86400
+    run = given_wallet(opening("2", priority=10, expires_at=expiry), opening("10"))
+    run.given(cdr("c1", MB))  # 1 EUR from the expiring grant
+    # an input before the expiry does not expire it
+    assert not of(run.when(cdr("c2", 0, at=expiry - 1)), GrantExpired)
+    # the first input at the expiry does, before anything else
+    events = run.when(cdr("c3", MB, at=expiry))
+    assert types(events) == ["GrantExpired", "UsageRated"]
+    gone = one(events, GrantExpired)
+    assert (gone.grant_id, gone.amount, gone.id) == ("open:w1/0", 1_000_000, "cdr:c3#0")
+    # and the usage is paid by the next grant, never by the expired one
+    assert debits(one(events, UsageRated)) == [("open:w1/1", 1_000_000)]
+    assert run.balance == 9_000_000
+
+
+def test_commands_expire_grants_too() -> None:
+    expiry = T0 + 86400
+    run = given_wallet(opening("2", expires_at=expiry), opening("10"))
+    run.given(cdr("c1", 0))
+    events = run.when(tick("t1", expiry + 5))
+    assert [(e.grant_id, e.amount) for e in of(events, GrantExpired)] == [("open:w1/0", 2_000_000)]
+    # expired once: a later input does not expire it again
+    assert not of(run.when(tick("t2", expiry + 10)), GrantExpired)
+
+
+def test_overdraft_then_uncollected() -> None:
+    run = given_wallet(opening("1"), overdraft="2")
+    rated = one(run.when(cdr("c1", 5 * MB)), UsageRated)
+    # 5 EUR: 1 from the grant, 2 on overdraft, 2 the network carried but nobody pays
+    assert (debits(rated), rated.overdraft, rated.uncollected) == (
+        [("open:w1/0", 1_000_000)],
+        2_000_000,
+        2_000_000,
+    )
+    assert paid(rated) == rated.amount
+    assert (run.state.debt, run.state.uncollected, run.balance) == (2_000_000, 2_000_000, -2_000_000)
+    # the overdraft is full: the next charge is all uncollected
+    more = one(run.when(cdr("c2", MB, at=T0 + 1)), UsageRated)
+    assert (more.debits, more.overdraft, more.uncollected) == ((), 0, 1_000_000)
+
+
+def test_top_up_repays_the_overdraft_first() -> None:
+    run = given_wallet(opening("0"), overdraft="3")
+    run.given(cdr("c1", 2 * MB))
+    added = one(run.when(top_up("t1", "5", at=T0 + 1)), GrantAdded)
+    assert (added.grant.amount, added.debt_repaid) == (5_000_000, 2_000_000)
+    assert (run.state.debt, run.state.credit, run.balance) == (0, 3_000_000, 3_000_000)
+
+
+def test_routed_charge_settles_like_any_charge() -> None:
+    run = given_wallet(opening("1"), overdraft="1")
+    charged = one(run.when(apply_charge("r1", 3_000_000)), Charged)
+    assert (charged.kind, charged.overdraft, charged.uncollected, charged.splits) == (
+        "routed_usage",
+        1_000_000,
+        1_000_000,
+        (),
+    )
+    assert paid(charged) == 3_000_000
+    # a retried routed charge is a duplicate: paid once
+    assert one(run.when(apply_charge("r1", 3_000_000)), CommandRejected).reason == "duplicate"
+    rejected = one(run.when(apply_charge("r2", -5)), CommandRejected)
+    assert rejected.reason == "invalid_amount"
+
+
+def test_settle_skips_a_grant_expired_at_the_charge_instant() -> None:
+    state = initial_state("w1")
+    grants = (
+        Grant("a", "promotion", 5, 10, T0, 1),
+        Grant("b", "top_up", 5, 40, None, 2),
+    )
+    state = state.__class__(wallet_id="w1", grants=grants, credit=10)
+    assert settle(state, 3, T0 - 1, 0)[0][0].grant_id == "a"
+    assert [d.grant_id for d in settle(state, 3, T0, 0)[0]] == ["b"]
+    assert [g.id for g in expired(state, T0)] == ["a"]
+    assert expired(state, T0 - 1) == []

@@ -1,0 +1,99 @@
+"""Split billing end to end: a filter routes usage to a payer wallet through the Pipeline."""
+
+from __future__ import annotations
+
+from engine.domain.catalog import Filter
+from engine.domain.events import CdrRejected, Charged, CommandRejected, UsageRated
+from engine.domain.evolve import fold
+from engine.domain.state import initial_state
+from engine.offline.pipeline import Pipeline, routed_charges
+
+from .builders import MB, T0, catalog, cdr, of, one, opening, plan, rate, types, wallet
+
+CORP = Filter("corp-apn", apns=("corp.apn",), payer="corp")
+
+
+def split_catalog() -> object:
+    return catalog(
+        plans=[plan(rates={"data": {"EU": rate("0.5", MB)}}, filters=[CORP])],
+        wallets=[wallet("w1", opening=[opening("10")]), wallet("corp", opening=[opening("3")], overdraft="1")],
+    )
+
+
+def test_routed_usage_is_debited_from_the_payer_wallet() -> None:
+    pipeline = Pipeline(split_catalog())  # type: ignore[arg-type]
+    # when a record on the corporate APN arrives for w1's SIM
+    events = pipeline.feed(cdr("c1", 5 * MB, apn="corp.apn"))
+    assert isinstance(events, list)
+    assert types(events) == ["WalletOpened", "UsageRated", "WalletOpened", "Charged"]
+    rated, charged = one(events, UsageRated), one(events, Charged)
+    # then w1 rates it with its revenue lines, and pays nothing
+    assert (rated.wallet_id, rated.payer, rated.amount, rated.debits) == ("w1", "corp", 2_500_000, ())
+    assert sum(s.amount for s in rated.splits) == rated.amount
+    # and corp pays it from its own grant, without revenue lines of its own
+    assert (charged.wallet_id, charged.kind, charged.source_wallet, charged.cdr_id) == (
+        "corp",
+        "routed_usage",
+        "w1",
+        "c1",
+    )
+    assert [(d.grant_id, d.amount) for d in charged.debits] == [("open:corp/0", 2_500_000)]
+    assert (charged.amount, charged.splits, charged.id) == (2_500_000, (), "cmd:route:cdr:c1#1#1")
+    assert pipeline.states["w1"].balance == 10_000_000
+    assert pipeline.states["corp"].balance == 500_000
+
+
+def test_usage_off_the_corporate_apn_stays_with_the_sim_wallet() -> None:
+    pipeline = Pipeline(split_catalog())  # type: ignore[arg-type]
+    events = pipeline.feed(cdr("c1", 2 * MB, apn="internet"))
+    assert isinstance(events, list)
+    rated = one(events, UsageRated)
+    assert (rated.payer, [d.amount for d in rated.debits]) == ("w1", [1_000_000])
+    assert not of(events, Charged)
+    assert "corp" not in pipeline.states
+
+
+def test_a_resent_routed_record_charges_the_payer_once() -> None:
+    pipeline = Pipeline(split_catalog())  # type: ignore[arg-type]
+    pipeline.feed(cdr("c1", 5 * MB, apn="corp.apn"))
+    again = pipeline.feed(cdr("c1", 5 * MB, apn="corp.apn", at=T0 + 60))
+    assert isinstance(again, list)
+    assert one(again, CdrRejected).reason == "duplicate"
+    assert not of(again, Charged)
+    assert pipeline.states["corp"].balance == 500_000
+
+
+def test_a_retried_apply_charge_is_a_duplicate_in_the_payer_wallet() -> None:
+    pipeline = Pipeline(split_catalog())  # type: ignore[arg-type]
+    events = pipeline.feed(cdr("c1", 5 * MB, apn="corp.apn"))
+    assert isinstance(events, list)
+    (charge,) = routed_charges(events)
+    retried = pipeline.feed(charge)
+    assert isinstance(retried, list)
+    assert one(retried, CommandRejected).reason == "duplicate"
+    assert pipeline.states["corp"].balance == 500_000
+
+
+def test_payer_overdraft_and_uncollected_apply_to_routed_usage() -> None:
+    pipeline = Pipeline(split_catalog())  # type: ignore[arg-type]
+    pipeline.feed(cdr("c1", 5 * MB, apn="corp.apn"))  # corp: 0.50 left
+    events = pipeline.feed(cdr("c2", 4 * MB, apn="corp.apn", at=T0 + 1))  # 2.00 EUR
+    assert isinstance(events, list)
+    charged = one(events, Charged)
+    assert ([d.amount for d in charged.debits], charged.overdraft, charged.uncollected) == (
+        [500_000],
+        1_000_000,
+        500_000,
+    )
+
+
+def test_pipeline_states_are_the_fold_of_their_events() -> None:
+    pipeline = Pipeline(split_catalog())  # type: ignore[arg-type]
+    history: list[object] = []
+    for i in range(5):
+        out = pipeline.feed(cdr(f"c{i}", (i + 1) * MB, apn="corp.apn" if i % 2 else None, at=T0 + i))
+        assert isinstance(out, list)
+        history.extend(out)
+    for wallet_id, state in pipeline.states.items():
+        mine = [e for e in history if e.wallet_id == wallet_id]  # type: ignore[attr-defined]
+        assert fold(initial_state(wallet_id), mine) == state  # type: ignore[arg-type]

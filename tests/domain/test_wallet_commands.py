@@ -1,0 +1,305 @@
+"""Commands: top-ups, vouchers, the clock's recurring charges, plan changes and SIM moves."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.domain.events import (
+    CdrRejected,
+    Charged,
+    CommandRejected,
+    GrantAdded,
+    GrantExpired,
+    PlanChanged,
+    SimAttached,
+    SimDetached,
+    UsageRated,
+)
+
+from .builders import (
+    DAY,
+    MB,
+    SIM1,
+    SIM2,
+    T0,
+    Wallets,
+    addon,
+    attach,
+    catalog,
+    cdr,
+    change_plan,
+    detach,
+    of,
+    one,
+    opening,
+    plan,
+    rate,
+    redeem,
+    sub,
+    tick,
+    top_up,
+    ts,
+    types,
+    version,
+    voucher,
+    wallet,
+)
+
+# -- top-ups ---------------------------------------------------------------------------
+
+
+def test_top_up_adds_a_grant() -> None:
+    run = Wallets(catalog())
+    events = run.when(top_up("t1", "12.345678", expires_at=T0 + DAY))
+    added = one(events, GrantAdded)
+    assert (added.grant.grant_id, added.grant.kind, added.grant.amount) == (
+        "cmd:t1#1",
+        "top_up",
+        12_345_678,
+    )
+    assert (added.grant.priority, added.grant.expires_at.timestamp()) == (40, T0 + DAY)  # type: ignore[union-attr]
+    assert run.balance == 112_345_678
+
+
+def test_retried_top_up_credits_once() -> None:
+    run = Wallets(catalog())
+    run.given(top_up("t1", "10"))
+    events = run.when(top_up("t1", "10", at=T0 + 60))
+    assert (one(events, CommandRejected).reason, len(events)) == ("duplicate", 1)
+    assert events[0].id == "cmd:t1#duplicate"
+    assert run.balance == 110_000_000
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "reason"),
+    [
+        ("ten", "EUR", "invalid_amount"),
+        ("1.0000001", "EUR", "invalid_amount"),
+        ("0", "EUR", "invalid_amount"),
+        ("-5", "EUR", "invalid_amount"),
+        ("10", "USD", "currency_mismatch"),
+    ],
+)
+def test_bad_top_ups_are_rejected_and_credit_nothing(amount: str, currency: str, reason: str) -> None:
+    run = Wallets(catalog())
+    events = run.when(top_up("t1", amount, currency=currency))
+    assert types(events) == ["WalletOpened", "CommandRejected"]
+    assert one(events, CommandRejected).reason == reason
+    assert run.balance == 100_000_000
+    # a rejected command is not remembered: fixed and re-sent under the same id, it applies
+    assert one(run.when(top_up("t1", "10")), GrantAdded).grant.amount == 10_000_000
+
+
+def test_currency_mismatch_top_up_names_both_currencies() -> None:
+    run = Wallets(catalog())
+    rejected = one(run.when(top_up("t1", "10", currency="USD")), CommandRejected)
+    assert (rejected.reason, rejected.command) == ("currency_mismatch", "TopUp")
+    assert "EUR" in rejected.detail and "USD" in rejected.detail
+
+
+def test_top_up_that_would_expire_before_it_is_added_is_rejected() -> None:
+    run = Wallets(catalog())
+    assert one(run.when(top_up("t1", "10", expires_at=T0)), CommandRejected).reason == "invalid_expiry"
+
+
+def test_top_up_kind_and_priority() -> None:
+    run = Wallets(catalog())
+    promo = one(run.when(top_up("t1", "1", kind="promotion")), GrantAdded).grant
+    refund = one(run.when(top_up("t2", "1", kind="refund", priority=5)), GrantAdded).grant
+    assert (promo.kind, promo.priority, refund.kind, refund.priority) == ("promotion", 10, "refund", 5)
+
+
+# -- vouchers --------------------------------------------------------------------------
+
+
+def test_voucher_redeemed_once() -> None:
+    run = Wallets(catalog(vouchers=[voucher("V-10", "10", grant_days=30)]))
+    added = one(run.when(redeem("r1", "V-10")), GrantAdded)
+    assert (added.voucher, added.grant.kind, added.grant.amount, added.grant.priority) == (
+        "V-10",
+        "voucher",
+        10_000_000,
+        20,
+    )
+    assert added.grant.expires_at is not None and added.grant.expires_at.timestamp() == T0 + 30 * DAY
+    # redeemed again under another command id: rejected with a reason, no credit
+    second = one(run.when(redeem("r2", "V-10", at=T0 + 1)), CommandRejected)
+    assert second.reason == "voucher_already_redeemed"
+    # the same command retried: a duplicate
+    assert one(run.when(redeem("r1", "V-10", at=T0 + 2)), CommandRejected).reason == "duplicate"
+    assert run.balance == 110_000_000
+
+
+def test_voucher_grant_expires_after_its_days() -> None:
+    run = Wallets(catalog(vouchers=[voucher("V", "10", grant_days=1)]))
+    run.given(redeem("r1", "V"))
+    gone = one(run.when(tick("t1", T0 + DAY)), GrantExpired)
+    assert (gone.grant_id, gone.amount) == ("cmd:r1#1", 10_000_000)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("NOPE", "unknown_voucher"),
+        ("OTHER", "voucher_not_for_wallet"),
+        ("OLD", "voucher_expired"),
+    ],
+)
+def test_voucher_rejections(code: str, reason: str) -> None:
+    vouchers = [
+        voucher("OTHER", "5", wallet="w2"),
+        voucher("OLD", "5", valid_until=T0 - 1),
+    ]
+    run = Wallets(catalog(wallets=[wallet("w1"), wallet("w2")], vouchers=vouchers))
+    assert one(run.when(redeem("r1", code)), CommandRejected).reason == reason
+    assert run.balance == 100_000_000
+
+
+def test_voucher_valid_until_is_inclusive() -> None:
+    run = Wallets(catalog(vouchers=[voucher("V", "5", valid_until=T0)]))
+    assert one(run.when(redeem("r1", "V", at=T0)), GrantAdded)
+
+
+# -- the clock: recurring charges ------------------------------------------------------
+
+
+MRC_PLAN = plan(mrc="2", addons=[addon("gps", "0.5"), addon("sms-pack", "1")])
+
+
+def mrc_wallet(**kw: object) -> Wallets:
+    subs = [sub(SIM1, addons=("gps",)), sub(SIM2, addons=("gps", "sms-pack"))]
+    return Wallets(catalog(plans=[MRC_PLAN], subs=subs, wallets=[wallet(**kw)]))  # type: ignore[arg-type]
+
+
+def charges(events: list[object]) -> list[tuple[str, str, int, str | None]]:
+    return [(c.kind, c.ref, c.amount, c.cycle) for c in of(events, Charged)]
+
+
+def test_tick_charges_each_mrc_once_per_cycle() -> None:
+    run = mrc_wallet()
+    events = run.when(tick("t1", T0))
+    assert charges(events) == [
+        ("mrc", SIM1, 2_000_000, "2026-01-01"),
+        ("addon_mrc", f"{SIM1}/gps", 500_000, "2026-01-01"),
+        ("mrc", SIM2, 2_000_000, "2026-01-01"),
+        ("addon_mrc", f"{SIM2}/gps", 500_000, "2026-01-01"),
+        ("addon_mrc", f"{SIM2}/sms-pack", 1_000_000, "2026-01-01"),
+    ]
+    assert all(sum(s.amount for s in c.splits) == c.amount for c in of(events, Charged))
+    # ticks later in the same cycle (another command id or the same) charge nothing
+    assert run.when(tick("t2", T0 + 10 * DAY)) == []
+    assert run.when(tick("t1", T0 + 20 * DAY)) == []
+    # the next cycle charges once more
+    assert len(charges(run.when(tick("t3", ts("2026-02-01T00:00:00Z"))))) == 5
+    assert run.balance == 100_000_000 - 2 * 6_000_000
+
+
+def test_tick_catches_up_missed_cycles() -> None:
+    run = mrc_wallet()
+    run.given(tick("t1", T0))
+    events = run.when(tick("t2", ts("2026-04-15T00:00:00Z")))
+    assert sorted({c[3] for c in charges(events)}) == ["2026-02-01", "2026-03-01", "2026-04-01"]
+    assert len(charges(events)) == 15
+
+
+def test_cycles_follow_the_wallet_anchor_day() -> None:
+    run = mrc_wallet(anchor=15)
+    assert {c[3] for c in charges(run.when(tick("t1", ts("2026-01-14T23:59:59Z"))))} == {
+        "2025-12-15"
+    }
+    assert {c[3] for c in charges(run.when(tick("t2", ts("2026-01-15T00:00:00Z"))))} == {
+        "2026-01-15"
+    }
+
+
+def test_tick_takes_the_mrc_of_the_version_in_force_at_the_cycle_start() -> None:
+    march = ts("2026-03-01T00:00:00Z")
+    versions = plan("basic", version(version=1, mrc="2"), version(version=2, effective_from=march, mrc="3"))
+    run = Wallets(catalog(plans=[versions]))
+    run.given(tick("t1", T0))
+    events = run.when(tick("t2", march + DAY))
+    assert [(c[2], c[3]) for c in charges(events)] == [(2_000_000, "2026-02-01"), (3_000_000, "2026-03-01")]
+
+
+def test_tick_skips_sims_not_active_in_the_cycle() -> None:
+    feb = ts("2026-02-01T00:00:00Z")
+    subs = [sub(SIM1), sub(SIM2, active_from=feb + 5 * DAY)]
+    run = Wallets(catalog(plans=[plan(mrc="2")], subs=subs))
+    assert [c[1] for c in charges(run.when(tick("t1", T0)))] == [SIM1]
+    assert [c[1] for c in charges(run.when(tick("t2", feb)))] == [SIM1, SIM2]
+
+
+def test_a_tick_with_nothing_due_is_a_no_op() -> None:
+    run = Wallets(catalog())
+    assert types(run.when(tick("t1", T0))) == ["WalletOpened"]
+    assert run.when(tick("t2", T0 + 1)) == []
+
+
+# -- plan changes ----------------------------------------------------------------------
+
+
+def test_plan_change_mid_cycle_picks_the_new_plan_rates() -> None:
+    cheap = plan("cheap", rates={"data": {"EU": rate("0.001", MB)}})
+    run = Wallets(catalog(plans=[plan("basic"), cheap]))
+    change = T0 + 10 * DAY
+    run.given(cdr("before", MB, at=change - 1))
+    changed = one(run.when(change_plan("cp1", SIM1, "cheap", at=change)), PlanChanged)
+    assert (changed.iccid, changed.plan) == (SIM1, "cheap")
+    after = one(run.when(cdr("after", MB, at=change)), UsageRated)
+    assert (after.plan, after.amount) == ("cheap", 1_000)
+    # a record from before the change, arriving late, keeps the old plan
+    old = one(run.when(cdr("late-one", MB, at=change - 60)), UsageRated)
+    assert (old.plan, old.amount) == ("basic", 10_000)
+
+
+def test_plan_change_rejections() -> None:
+    usd = plan("usd", currency="USD")
+    future = plan("future", version(effective_from=T0 + DAY))
+    run = Wallets(catalog(plans=[plan("basic"), usd, future]))
+    assert one(run.when(change_plan("c1", SIM1, "nope", at=T0)), CommandRejected).reason == "unknown_plan"
+    assert one(run.when(change_plan("c2", SIM1, "usd", at=T0)), CommandRejected).reason == "currency_mismatch"
+    assert one(run.when(change_plan("c3", SIM1, "future", at=T0)), CommandRejected).reason == "no_plan_version"
+    assert one(run.when(change_plan("c4", SIM2, "basic", at=T0)), CommandRejected).reason == "unknown_sim"
+
+
+# -- attach / detach -------------------------------------------------------------------
+
+
+def test_attach_and_detach_sim() -> None:
+    run = Wallets(catalog(plans=[plan("basic", mrc="2")]))
+    # an unknown SIM is rejected until it is attached
+    assert one(run.when(cdr("c1", MB, iccid=SIM2)), CdrRejected).reason == "unknown_sim"
+    attached = one(run.when(attach("a1", SIM2, at=T0 + 10)), SimAttached)
+    assert (attached.iccid, attached.plan) == (SIM2, "basic")
+    # rated from the attachment on, not before
+    assert one(run.when(cdr("c2", MB, iccid=SIM2, at=T0 + 10)), UsageRated).amount == 10_000
+    assert one(run.when(cdr("c3", MB, iccid=SIM2, at=T0 + 9)), CdrRejected).reason == "sim_inactive"
+    # attached twice: rejected
+    assert one(run.when(attach("a2", SIM2, at=T0 + 20)), CommandRejected).reason == "sim_already_attached"
+    # its MRC is taken by the clock
+    assert [c.ref for c in of(run.when(tick("t1", T0 + 30)), Charged)] == [SIM1, SIM2]
+    # detached: usage after it is rejected, usage before it still rated
+    assert one(run.when(detach("d1", SIM2, at=T0 + 100)), SimDetached).iccid == SIM2
+    assert one(run.when(cdr("c4", MB, iccid=SIM2, at=T0 + 100)), CdrRejected).reason == "sim_inactive"
+    assert one(run.when(cdr("c5", MB, iccid=SIM2, at=T0 + 99)), UsageRated)
+    # detached twice: rejected; and no MRC in the next cycle
+    assert one(run.when(detach("d2", SIM2, at=T0 + 200)), CommandRejected).reason == "unknown_sim"
+    feb = ts("2026-02-01T00:00:00Z")
+    assert [c.ref for c in of(run.when(tick("t2", feb)), Charged)] == [SIM1]
+    # attached again later: rated again
+    run.given(attach("a3", SIM2, at=feb + 10))
+    assert one(run.when(cdr("c6", MB, iccid=SIM2, at=feb + 20)), UsageRated)
+
+
+def test_attach_rejections() -> None:
+    run = Wallets(catalog(plans=[plan("basic")], wallets=[wallet("w1"), wallet("w2")]))
+    assert one(run.when(attach("a1", SIM1, at=T0)), CommandRejected).reason == "sim_already_attached"
+    assert one(run.when(attach("a2", SIM2, "nope", at=T0)), CommandRejected).reason == "unknown_plan"
+    assert one(run.when(attach("a3", SIM2, at=T0, pool="p9")), CommandRejected).reason == "unknown_pool"
+
+
+def test_opening_grants_expire_through_commands_too() -> None:
+    run = Wallets(catalog(wallets=[wallet(opening=[opening("5", expires_at=T0)])]))
+    events = run.when(top_up("t1", "1", at=T0))
+    assert types(events) == ["WalletOpened", "GrantExpired", "GrantAdded"]
+    assert run.balance == 1_000_000

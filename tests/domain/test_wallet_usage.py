@@ -1,0 +1,257 @@
+"""A wallet rating usage: event ids, idempotency, rejections, thresholds and suspension."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.domain import decide
+from engine.domain.catalog import Filter
+from engine.domain.events import (
+    AutoTopUpRequested,
+    BarSims,
+    CdrRejected,
+    Charged,
+    CommandRejected,
+    GrantAdded,
+    ThresholdCrossed,
+    UnbarSims,
+    UsageRated,
+    WalletResumed,
+    WalletSuspended,
+)
+from engine.domain.state import initial_state
+
+from .builders import (
+    DAY,
+    MB,
+    SIM1,
+    SIM2,
+    T0,
+    Wallets,
+    catalog,
+    cdr,
+    of,
+    one,
+    opening,
+    plan,
+    rate,
+    sub,
+    top_up,
+    ts,
+    types,
+    version,
+    wallet,
+)
+
+EUR_PER_MB = plan(rates={"data": {"EU": rate("1", MB)}})
+
+
+def eur_wallet(**kw: object) -> Wallets:
+    return Wallets(catalog(plans=[EUR_PER_MB], wallets=[wallet(**kw)]))  # type: ignore[arg-type]
+
+
+# -- ids and idempotency ---------------------------------------------------------------
+
+
+def test_event_ids_are_input_key_and_position() -> None:
+    run = eur_wallet(opening=[opening("1")], thresholds=["0.5"])
+    events = run.when(cdr("c1", 2 * MB, source="opA"))
+    assert [e.id for e in events] == ["open:w1#0", "cdr:opA/c1#1", "cdr:opA/c1#2"]
+    assert types(events) == ["WalletOpened", "UsageRated", "ThresholdCrossed"]
+    events = run.when(top_up("pay-1", "5", at=T0 + 1))
+    assert [e.id for e in events] == ["cmd:pay-1#0"]
+
+
+def test_decide_is_step_without_the_state() -> None:
+    cat = catalog(plans=[EUR_PER_MB])
+    state = initial_state("w1")
+    assert decide(state, cdr("c1", MB), cat) == Wallets(cat).when(cdr("c1", MB))
+
+
+def test_duplicate_cdr_is_rejected_and_not_charged_again() -> None:
+    run = eur_wallet()
+    run.given(cdr("c1", MB))
+    balance = run.balance
+    # the same id again, even with another volume and time, is the same record
+    events = run.when(cdr("c1", 5 * MB, at=T0 + 3600))
+    rejected = one(events, CdrRejected)
+    assert (rejected.reason, rejected.id, len(events)) == ("duplicate", "cdr:c1#duplicate", 1)
+    assert run.balance == balance
+
+
+def test_cdr_ids_are_unique_per_source() -> None:
+    run = eur_wallet()
+    run.given(cdr("c1", MB, source="opA"))
+    assert one(run.when(cdr("c1", MB, source="opB")), UsageRated).amount == 1_000_000
+    assert one(run.when(cdr("c1", MB)), UsageRated).id == "cdr:c1#0"
+    assert one(run.when(cdr("c1", MB, source="opA")), CdrRejected).reason == "duplicate"
+
+
+def test_late_cdr_older_than_watermark_minus_window() -> None:
+    run = Wallets(catalog(plans=[EUR_PER_MB], dedup_window=10 * DAY))
+    run.given(cdr("c1", MB, at=T0))
+    # exactly at watermark - window: still accepted
+    assert one(run.when(cdr("c2", MB, at=T0 - 10 * DAY)), UsageRated)
+    late = one(run.when(cdr("c3", MB, at=T0 - 10 * DAY - 1)), CdrRejected)
+    assert (late.reason, late.id) == ("late", "cdr:c3#late")
+
+
+def test_rejected_cdr_is_not_remembered_and_charges_nothing() -> None:
+    run = eur_wallet()
+    events = run.when(cdr("c1", MB, network="999-01"))
+    assert types(events) == ["WalletOpened", "CdrRejected"]
+    assert events[1].id == "cdr:c1#1"
+    assert run.balance == 100_000_000
+    # re-sent, it is rejected for the same reason again (not as a duplicate)
+    assert one(run.when(cdr("c1", MB, network="999-01")), CdrRejected).reason == "unknown_zone"
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (cdr("c1", -1), "negative_volume"),
+        (cdr("c1", MB, iccid="8999"), "unknown_sim"),
+        (cdr("c1", MB, iccid=SIM2), "sim_inactive"),  # SIM2 starts in February
+        (cdr("c1", MB, network="999-01"), "unknown_zone"),
+        (cdr("c1", MB, network="310-260"), "no_rate"),  # the plan has no US data rate
+        (cdr("c1", 1, service="sms"), "no_rate"),
+        (cdr("c1", MB, iccid=SIM1, at=ts("2025-06-01T00:00:00Z")), "no_plan_version"),
+    ],
+)
+def test_cdr_rejections(record: object, reason: str) -> None:
+    cat = catalog(
+        plans=[plan("basic", version(effective_from=ts("2025-12-01T00:00:00Z"), rates={"data": {"EU": rate("1", 1)}}))],
+        subs=[sub(SIM1), sub(SIM2, active_from=ts("2026-02-01T00:00:00Z"))],
+    )
+    run = Wallets(cat)
+    rejected = one(run.when(record), CdrRejected)  # type: ignore[arg-type]
+    assert rejected.reason == reason
+    assert run.balance == 100_000_000
+
+
+def test_unknown_wallet_is_rejected_without_opening() -> None:
+    run = Wallets(catalog(), wallet_id="nobody")
+    events = run.when(cdr("c1", MB))
+    assert types(events) == ["CdrRejected"]
+    assert one(events, CdrRejected).reason == "unknown_wallet"
+    assert one(run.when(top_up("t1", "5")), CommandRejected).reason == "unknown_wallet"
+
+
+def test_plan_in_another_currency_is_rejected() -> None:
+    usd = plan("usd", currency="USD", rates={"data": {"EU": rate("1", MB)}})
+    run = Wallets(catalog(plans=[usd], subs=[sub(plan="usd")]))
+    assert one(run.when(cdr("c1", MB)), CdrRejected).reason == "currency_mismatch"
+
+
+# -- thresholds and auto top-up --------------------------------------------------------
+
+
+def test_threshold_fires_once_per_downward_crossing_and_rearms_on_top_up() -> None:
+    run = eur_wallet(opening=[opening("10")], thresholds=["5", "2"])
+    assert not of(run.when(cdr("c1", 4 * MB)), ThresholdCrossed)  # 6 left
+    crossed = one(run.when(cdr("c2", 2 * MB, at=T0 + 1)), ThresholdCrossed)  # 4 left
+    assert (crossed.level, crossed.balance) == (5_000_000, 4_000_000)
+    # further down, past 5 again: no second warning for 5; 2 is crossed now (1 left)
+    assert [t.level for t in of(run.when(cdr("c3", 3 * MB, at=T0 + 2)), ThresholdCrossed)] == [
+        2_000_000
+    ]
+    # a top-up to 4 re-arms 2 only (4 < 5)
+    assert one(run.when(top_up("t1", "3", at=T0 + 3)), GrantAdded).rearmed == (2_000_000,)
+    # a top-up to 6 re-arms 5
+    assert one(run.when(top_up("t2", "2", at=T0 + 4)), GrantAdded).rearmed == (5_000_000,)
+    # and crossing again fires both once more
+    events = run.when(cdr("c4", 5 * MB, at=T0 + 5))
+    assert [t.level for t in of(events, ThresholdCrossed)] == [5_000_000, 2_000_000]
+
+
+def test_crossing_several_thresholds_at_once_fires_each_highest_first() -> None:
+    run = eur_wallet(opening=[opening("10")], thresholds=["8", "5", "2"])
+    events = run.when(cdr("c1", 9 * MB))
+    assert [(t.level, t.balance) for t in of(events, ThresholdCrossed)] == [
+        (8_000_000, 1_000_000),
+        (5_000_000, 1_000_000),
+        (2_000_000, 1_000_000),
+    ]
+
+
+def test_auto_top_up_is_requested_once_until_rearmed() -> None:
+    run = eur_wallet(opening=[opening("10")], auto_top_up=("3", "20"))
+    req = one(run.when(cdr("c1", 8 * MB)), AutoTopUpRequested)
+    assert (req.amount, req.balance) == (20_000_000, 2_000_000)
+    # it invents no money
+    assert run.balance == 2_000_000
+    assert not of(run.when(cdr("c2", MB, at=T0 + 1)), AutoTopUpRequested)
+    # a top-up that stays below the level does not re-arm it
+    assert not one(run.when(top_up("t1", "1", at=T0 + 2)), GrantAdded).auto_top_up_rearmed
+    assert not of(run.when(cdr("c3", MB, at=T0 + 3)), AutoTopUpRequested)
+    # the payment system's top-up does
+    assert one(run.when(top_up("t2", "20", at=T0 + 4)), GrantAdded).auto_top_up_rearmed
+    assert one(run.when(cdr("c4", 20 * MB, at=T0 + 5)), AutoTopUpRequested)
+
+
+# -- suspension ------------------------------------------------------------------------
+
+
+def test_suspension_resume_and_restart_fee() -> None:
+    # given two SIMs on a plan with a 0.50 EUR restart fee, 1 EUR of credit, 1 EUR of
+    # overdraft; suspended at 0, resumed above 5 EUR
+    cat = catalog(
+        plans=[plan(rates={"data": {"EU": rate("1", MB)}}, restart_fee="0.50")],
+        wallets=[wallet(opening=[opening("1")], overdraft="1", suspend_at=0, resume_at=5_000_000)],
+        subs=[sub(SIM1), sub(SIM2)],
+    )
+    run = Wallets(cat)
+    # when usage takes the balance to -0.50: rated into the overdraft, then suspended
+    events = run.when(cdr("c1", 1_572_864))  # 1.5 MB
+    assert types(events) == ["WalletOpened", "UsageRated", "WalletSuspended", "BarSims"]
+    assert one(events, UsageRated).overdraft == 500_000
+    assert one(events, WalletSuspended).balance == -500_000
+    assert one(events, BarSims).iccids == (SIM1, SIM2)
+    # usage is still rated while suspended, and does not suspend again
+    events = run.when(cdr("c2", MB, at=T0 + 1))
+    assert types(events) == ["UsageRated"]
+    assert (one(events, UsageRated).overdraft, one(events, UsageRated).uncollected) == (
+        500_000,
+        500_000,
+    )
+    # a top-up to 2.00 is not above the resume level
+    assert types(run.when(top_up("t1", "3", at=T0 + 2))) == ["GrantAdded"]
+    assert run.state.suspended
+    # a top-up to 12.00 resumes, unbars both SIMs, and charges each restart fee
+    events = run.when(top_up("t2", "10", at=T0 + 3))
+    assert types(events) == ["GrantAdded", "WalletResumed", "UnbarSims", "Charged", "Charged"]
+    assert one(events, WalletResumed).balance == 12_000_000
+    assert one(events, UnbarSims).iccids == (SIM1, SIM2)
+    assert [(c.kind, c.ref, c.amount) for c in of(events, Charged)] == [
+        ("restart_fee", SIM1, 500_000),
+        ("restart_fee", SIM2, 500_000),
+    ]
+    assert run.balance == 11_000_000
+    assert not run.state.suspended
+
+
+def test_resume_without_restart_fee() -> None:
+    run = eur_wallet(opening=[opening("1")], suspend_at=0, resume_at=0)
+    assert of(run.when(cdr("c1", MB)), WalletSuspended)
+    assert types(run.when(top_up("t1", "0.000001", at=T0 + 1))) == [
+        "GrantAdded",
+        "WalletResumed",
+        "UnbarSims",
+    ]
+
+
+def test_split_billing_filter_routes_the_charge_and_keeps_revenue_here() -> None:
+    corp = Filter("corp-apn", apns=("corp.apn",), payer="w2")
+    cat = catalog(
+        plans=[plan(rates={"data": {"EU": rate("1", MB)}}, filters=[corp])],
+        wallets=[wallet("w1", opening=[opening("1")], suspend_at=0), wallet("w2")],
+    )
+    run = Wallets(cat)
+    events = run.when(cdr("c1", 5 * MB, apn="corp.apn"))
+    rated = one(events, UsageRated)
+    assert (rated.payer, rated.filter, rated.amount) == ("w2", "corp-apn", 5_000_000)
+    # nothing is paid here, nothing is suspended here, the revenue lines are here
+    assert (rated.debits, rated.overdraft, rated.uncollected) == ((), 0, 0)
+    assert sum(s.amount for s in rated.splits) == 5_000_000
+    assert types(events) == ["WalletOpened", "UsageRated"]
+    assert run.balance == 1_000_000

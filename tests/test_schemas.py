@@ -1,0 +1,36 @@
+"""The committed JSON Schemas are what the code generates, and they describe real records."""
+
+from pathlib import Path
+
+import msgspec
+
+from engine import schemas
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_committed_schemas_are_fresh() -> None:
+    assert schemas.stale(ROOT / "schemas") == [], "run `make schemas` and commit the result"
+
+
+def test_stale_detects_a_change(tmp_path: Path) -> None:
+    schemas.write(tmp_path)
+    assert schemas.stale(tmp_path) == []
+    (tmp_path / "cdr.json").write_text("{}")
+    assert schemas.stale(tmp_path) == ["cdr.json"]
+
+
+def test_cdr_schema_lists_the_public_fields() -> None:
+    doc = msgspec.json.decode((ROOT / "schemas" / "cdr.json").read_bytes())
+    cdr = doc["$defs"]["Cdr"]
+    assert set(cdr["required"]) == {
+        "cdr_id", "iccid", "service", "started_at", "volume", "mcc", "mnc",
+    }
+    assert sorted(cdr["properties"]["service"]["enum"]) == ["data", "event", "sms", "voice"]
+
+
+def test_event_schema_covers_every_event_type() -> None:
+    from engine.domain import EVENT_TYPES
+
+    doc = msgspec.json.decode((ROOT / "schemas" / "event.json").read_bytes())
+    assert {t.__name__ for t in EVENT_TYPES} <= set(doc["$defs"])
