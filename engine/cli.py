@@ -255,6 +255,23 @@ def cmd_command(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .stream.runner import run_worker
+    from .stream.settings import WorkerSettings
+    from .stream.topics import load_topics
+
+    settings = WorkerSettings.from_env(
+        args.catalog,
+        bootstrap=args.bootstrap,
+        app_id=args.app_id,
+        data_dir=args.data_dir,
+        tick_interval=args.tick_interval,
+        metrics_port=args.metrics_port,
+        batch_size=args.batch_size,
+    )
+    return run_worker(settings, _catalog(args.catalog), load_topics(), loglevel=args.loglevel)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rating-engine",
@@ -358,6 +375,24 @@ def build_parser() -> argparse.ArgumentParser:
     change.add_argument("--iccid", required=True, help="the SIM")
     change.add_argument("--plan", required=True, help="the new plan id")
     action("tick", "the clock: expire grants, take recurring charges due at --at")
+
+    wrk = sub.add_parser(
+        "worker",
+        help="run the streaming worker (Faust): enrich, rate, follow, clock",
+        description="Consume cdr.raw and wallet.commands, rate with the pure core, write "
+        "wallet.events, network.actions and cdr.rejected. Stops cleanly on SIGTERM / Ctrl-C.",
+    )
+    wrk.add_argument("--catalog", required=True, help="catalog YAML file")
+    wrk.add_argument("--bootstrap", help=bootstrap_help)
+    wrk.add_argument("--app-id", help="Faust app id = consumer group (default rating-engine)")
+    wrk.add_argument("--data-dir", help="worker data directory (default .rating-engine)")
+    wrk.add_argument(
+        "--tick-interval", type=float, help="seconds between clock ticks; 0 disables (default 60)"
+    )
+    wrk.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    wrk.add_argument("--batch-size", type=int, help="inputs per batch (default 1000)")
+    wrk.add_argument("--loglevel", default="warning", help="log level (default warning)")
+    wrk.set_defaults(func=cmd_worker)
     return parser
 
 

@@ -39,6 +39,29 @@ class Rejected(msgspec.Struct, frozen=True, omit_defaults=True):
     wallet_id: str | None = None
 
 
+class Decision(msgspec.Struct, frozen=True, gc=False):
+    """One record on ``wallet.events``: every event decided from one input, together.
+
+    A decision travels whole, so a crash can never leave half of it behind; ``origin`` names
+    the input it answers (``topic``, ``partition``, ``offset`` of the record as it first
+    entered Kafka), which is how a restarted worker knows what it has already decided.
+    """
+
+    wallet_id: str
+    input: str
+    origin_topic: str
+    origin_partition: int
+    origin_offset: int
+    events: tuple[Event, ...]
+
+
+_decision_decoder = msgspec.json.Decoder(Decision)
+
+
+def decode_decision(raw: bytes) -> Decision:
+    return _decision_decoder.decode(raw)
+
+
 def raw_fields(raw: bytes) -> dict[str, str]:
     try:
         return {"raw": raw.decode("utf-8")}

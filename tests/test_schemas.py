@@ -24,7 +24,13 @@ def test_cdr_schema_lists_the_public_fields() -> None:
     doc = msgspec.json.decode((ROOT / "schemas" / "cdr.json").read_bytes())
     cdr = doc["$defs"]["Cdr"]
     assert set(cdr["required"]) == {
-        "cdr_id", "iccid", "service", "started_at", "volume", "mcc", "mnc",
+        "cdr_id",
+        "iccid",
+        "service",
+        "started_at",
+        "volume",
+        "mcc",
+        "mnc",
     }
     assert sorted(cdr["properties"]["service"]["enum"]) == ["data", "event", "sms", "voice"]
 

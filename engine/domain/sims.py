@@ -41,14 +41,18 @@ def active_in(sub: Subscription, cycle: Cycle) -> bool:
 
 
 def wallet_sims(state: WalletState, catalog: Catalog) -> list[Subscription]:
-    """Every SIM this wallet has or had, catalog order first, then attached ones."""
+    """Every SIM this wallet has or had, catalog order first, then attached ones by ICCID.
+
+    Attached SIMs are sorted: a persistent map's iteration order follows string hashes,
+    which change from process to process, and events must not.
+    """
     out = []
     for iccid in catalog.sims_by_wallet.get(state.wallet_id, ()):
         if iccid not in state.attached:
             found = sim(state, catalog, iccid)
             if found is not None:
                 out.append(found)
-    for iccid in state.attached:
+    for iccid in sorted(state.attached):
         found = sim(state, catalog, iccid)
         if found is not None:
             out.append(found)

@@ -8,9 +8,19 @@ the state a decision ends in is by construction ``fold(evolve, events)``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from . import pools, rating
-from .catalog import DEFAULT_PRIORITY, Catalog, PlanVersion, Share, Subscription, Wallet
+from .catalog import (
+    DEFAULT_PRIORITY,
+    Catalog,
+    Filter,
+    PlanVersion,
+    Rate,
+    Share,
+    Subscription,
+    Wallet,
+)
 from .cdr import Cdr
 from .commands import (
     ApplyCharge,
@@ -102,8 +112,8 @@ def decide(state: WalletState, item: Input, catalog: Catalog) -> list[Event]:
     return step(state, item, catalog)[0]
 
 
-def _reject(wallet_id: str, item: Input, reason: str, detail: str, event_id: str = "") -> Event:
-    eid = event_id or f"{item.key}#{reason}"
+def _reject(wallet_id: str, item: Input, reason: str, detail: str) -> Event:
+    eid = f"{item.key}#{reason}"
     if isinstance(item, Cdr):
         return CdrRejected(
             eid, wallet_id, item.started_at, item.cdr_id, item.iccid, reason, detail, item.source
@@ -203,6 +213,7 @@ def _credit(
     expires_at: datetime | None,
     voucher: str | None = None,
 ) -> None:
+    _begin(d, at, ts)
     state = d.state
     new_balance = state.balance + amount
     rearmed = tuple(level for level in sorted(state.fired, reverse=True) if new_balance >= level)
@@ -246,22 +257,36 @@ def _decide_cdr(d: _Decision, cdr: Cdr) -> None:
     state = d.state
     at = cdr.started_at
     if state.has_seen(d.key):
-        d.emit(_reject(d.wallet.id, cdr, "duplicate", "CDR already rated", f"{d.key}#duplicate"))
+        d.emit(_reject(d.wallet.id, cdr, "duplicate", "CDR already rated"))
         return
     ts = int(at.timestamp())
     if state.watermark and ts < state.watermark - state.dedup_window:
         detail = "older than the duplicate-detection window"
-        d.emit(_reject(d.wallet.id, cdr, "late", detail, f"{d.key}#late"))
+        d.emit(_reject(d.wallet.id, cdr, "late", detail))
+        return
+    found = _resolve(d, cdr, ts)
+    if not isinstance(found, _Resolved):
+        # A rejected input decides nothing else (no opening, no expiry), and its one event
+        # is named by its reason: a later, accepted retry can never reuse an id.
+        reason, detail = found
+        d.emit(_reject(d.wallet.id, cdr, reason, detail))
         return
     _open(d, at)
     _expire(d, at, ts)
-    reject = _rate(d, cdr, ts)
-    if reject is not None:
-        d.emit(_reject(d.wallet.id, cdr, reject[0], reject[1], d.next_id()))
+    _rate(d, cdr, ts, found)
 
 
-def _rate(d: _Decision, cdr: Cdr, ts: int) -> tuple[str, str] | None:
-    """Rate ``cdr`` into the decision, or return ``(reason, detail)`` to reject it."""
+class _Resolved(NamedTuple):
+    sub: Subscription
+    plan_id: str
+    version: PlanVersion
+    zone: str
+    rate: Rate
+    matched: Filter | None
+
+
+def _resolve(d: _Decision, cdr: Cdr, ts: int) -> _Resolved | tuple[str, str]:
+    """Everything a CDR is rated by, or ``(reason, detail)`` when it cannot be rated."""
     catalog, state = d.catalog, d.state
     if cdr.volume < 0:
         return "negative_volume", f"volume {cdr.volume}"
@@ -286,6 +311,12 @@ def _rate(d: _Decision, cdr: Cdr, ts: int) -> tuple[str, str] | None:
         return "no_rate", f"plan {plan_id} v{version.version} has no {cdr.service} rate in {zone}"
     if version.currency != d.wallet.currency:
         return "currency_mismatch", f"plan {plan_id} is in {version.currency}"
+    return _Resolved(sub, plan_id, version, zone, rate, matched)
+
+
+def _rate(d: _Decision, cdr: Cdr, ts: int, found: _Resolved) -> None:
+    state = d.state
+    sub, plan_id, version, zone, rate, matched = found
     rounding = version.rounding.get(cdr.service)
     rated_volume = rating.rounded(cdr.volume, rounding) if rounding else cdr.volume
     cycle = cycle_of(ts, d.wallet.cycle_anchor_day)
@@ -328,7 +359,6 @@ def _rate(d: _Decision, cdr: Cdr, ts: int) -> tuple[str, str] | None:
     )
     if payer == d.wallet.id and amount:
         _after_debit(d, cdr.started_at, ts)
-    return None
 
 
 def _draw_pool(
@@ -356,16 +386,12 @@ def _draw_pool(
 
 def _decide_command(d: _Decision, cmd: Command) -> None:
     if d.key in d.state.commands:
-        d.emit(
-            _reject(d.wallet.id, cmd, "duplicate", "command already applied", f"{d.key}#duplicate")
-        )
-        return
+        return  # a retried command that already moved money: a no-op, so retries are safe
     at = cmd.at
     ts = int(at.timestamp())
-    _open(d, at)
-    _expire(d, at, ts)
     match cmd:
         case Tick():
+            _begin(d, at, ts)
             _tick(d, at, ts)
             return
         case TopUp():
@@ -384,12 +410,14 @@ def _decide_command(d: _Decision, cmd: Command) -> None:
                     f"ICCID {cmd.iccid} is not active in wallet {d.wallet.id}",
                 )
             else:
+                _begin(d, at, ts)
                 d.emit(SimDetached(d.next_id(), d.wallet.id, at, cmd.iccid))
                 problem = None
         case ApplyCharge():
             if cmd.amount < 0:
                 problem = ("invalid_amount", f"amount {cmd.amount} is negative")
             else:
+                _begin(d, at, ts)
                 _charge(
                     d,
                     at,
@@ -404,7 +432,13 @@ def _decide_command(d: _Decision, cmd: Command) -> None:
                 )
                 problem = None
     if problem is not None:
-        d.emit(_reject(d.wallet.id, cmd, problem[0], problem[1], d.next_id()))
+        d.emit(_reject(d.wallet.id, cmd, problem[0], problem[1]))
+
+
+def _begin(d: _Decision, at: datetime, ts: int) -> None:
+    """What every accepted input starts with: open the wallet, expire what is due."""
+    _open(d, at)
+    _expire(d, at, ts)
 
 
 def _top_up(d: _Decision, cmd: TopUp, ts: int) -> tuple[str, str] | None:
@@ -465,6 +499,7 @@ def _change_plan(d: _Decision, cmd: ChangePlan, ts: int) -> tuple[str, str] | No
         return "unknown_sim", f"ICCID {cmd.iccid} is not in wallet {d.wallet.id}"
     problem = _check_plan(d, cmd.plan, ts)
     if problem is None:
+        _begin(d, cmd.at, ts)
         d.emit(PlanChanged(d.next_id(), d.wallet.id, cmd.at, cmd.iccid, cmd.plan))
     return problem
 
@@ -480,6 +515,7 @@ def _attach(d: _Decision, cmd: AttachSim, ts: int) -> tuple[str, str] | None:
         pool = d.catalog.pools.get(cmd.pool)
         if pool is None or pool.wallet != d.wallet.id:
             return "unknown_pool", f"wallet {d.wallet.id} has no pool {cmd.pool}"
+    _begin(d, cmd.at, ts)
     d.emit(SimAttached(d.next_id(), d.wallet.id, cmd.at, cmd.iccid, cmd.plan, cmd.pool, cmd.addons))
     return None
 

@@ -8,27 +8,11 @@ wallet. The Kafka workers run the same steps across partitions.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 from ..codec import Rejected
 from ..domain import Catalog, Cdr, Command, Event, WalletState, initial_state, step
-from ..domain.commands import ApplyCharge
 from ..domain.events import CdrRejected, SimAttached, UsageRated
-from ..domain.routing import wallet_of
-
-
-def routed_charges(events: list[Event]) -> Iterator[ApplyCharge]:
-    """Charges a decision routes to another wallet (split billing), as commands to it."""
-    for e in events:
-        if isinstance(e, UsageRated) and e.payer != e.wallet_id:
-            yield ApplyCharge(
-                command_id=f"route:{e.id}",
-                wallet_id=e.payer,
-                at=e.at,
-                source_wallet=e.wallet_id,
-                cdr_id=e.cdr_id,
-                amount=e.amount,
-            )
+from ..domain.routing import routed_charges, wallet_of
 
 
 class Pipeline:

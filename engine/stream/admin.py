@@ -219,6 +219,8 @@ def render(report: ApplyReport) -> str:
     created = sum(1 for t in report.topics if t.status == "created")
     if bad:
         lines.append(f"{bad} topic(s) need attention; {created} created")
+    elif created == len(report.topics):
+        lines.append(f"{created} topic(s) created")
     elif created:
         lines.append(f"{created} topic(s) created; the others already matched")
     else:

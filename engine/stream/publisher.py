@@ -82,13 +82,16 @@ class TokenBucket:
     (the publisher serves delivery reports meanwhile) and then calls `take`.
     """
 
+    MIN_WAIT = 0.002
+
     def __init__(
         self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = rate
-        # 50 ms worth of tokens: smooth at the second scale, yet not one sleep per record.
+        # 50 ms worth of tokens: smooth at the second scale, yet not one sleep per record,
+        # and room for what accrues during a `MIN_WAIT`.
         self.capacity = burst if burst is not None else max(1.0, rate / 20)
         self.tokens = self.capacity
         self._clock = clock
@@ -100,9 +103,19 @@ class TokenBucket:
         self._stamp = now
 
     def delay(self) -> float:
-        """Seconds until a token is available (0 when one is)."""
+        """Seconds to wait before the next token (0 when one is available now).
+
+        Never less than `MIN_WAIT`: at high rates the next token is microseconds away, and
+        a wait shorter than the clock's (and ``poll``'s millisecond) resolution would spin.
+        The burst allowance lets the records that accrued meanwhile go out together.
+        """
         self._refill()
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+        missing = 1 - self.tokens
+        # After sleeping exactly the announced delay, float rounding can leave the bucket a
+        # hair short of a token; that counts as full rather than costing another wait.
+        if missing <= 1e-9:
+            return 0.0
+        return max(missing / self.rate, self.MIN_WAIT)
 
     def take(self) -> None:
         self._refill()
@@ -137,11 +150,13 @@ class PublishResult(msgspec.Struct):
     errors: dict[str, int] = {}
     """Why records failed, with how many failed that way."""
     interrupted: bool = False
+    stopped: str | None = None
+    """Why the producer gave up before the end of the input (a fatal Kafka error)."""
     deliveries: list[Delivery] = []
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and not self.interrupted
+        return self.failed == 0 and not self.interrupted and self.stopped is None
 
 
 class _Sender:
@@ -160,7 +175,10 @@ class _Sender:
             raise StreamError(f"cannot create a producer for {bootstrap!r}: {exc}") from None
         metadata = cluster_metadata(self.producer, bootstrap, topic.name)
         found = metadata.topics.get(topic.name)
-        if found is None or found.error is not None:
+        # Other errors (no leader yet, just after creation) are transient: librdkafka retries.
+        if found is None or (
+            found.error is not None and found.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        ):
             raise StreamError(
                 f"topic {topic.name} does not exist on {bootstrap}: create the topics with "
                 "`rating-engine topics apply`"
@@ -192,8 +210,6 @@ class _Sender:
         on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
     ) -> None:
         """Queue one record, waiting for room when the local queue is full."""
-        if self.fatal is not None:
-            raise StreamError(f"the producer stopped: {self.fatal.str()}")
         self.result.records += 1
         while True:
             try:
@@ -209,6 +225,12 @@ class _Sender:
                 # Refused before it left (e.g. larger than message.max.bytes): counted, not lost.
                 self.failed(exc.args[0].str() if exc.args else str(exc))
                 return
+
+    def stopped(self) -> bool:
+        """Whether the producer hit a fatal error (it can send nothing more); recorded."""
+        if self.fatal is not None and self.result.stopped is None:
+            self.result.stopped = f"the producer stopped: {self.fatal.str()}"
+        return self.fatal is not None
 
     def wait(self, seconds: float) -> None:
         """Sleep up to ``seconds`` while serving delivery reports (it returns early when
@@ -286,11 +308,14 @@ def publish_cdrs(
                     if result.records % POLL_EVERY == 0:
                         sender.wait(0)
                         bar.update(result.delivered + result.failed - bar.n)
+                        if sender.stopped():
+                            break
             except KeyboardInterrupt:
                 # Stop reading, but still wait for what was already handed over, so the
                 # summary says truthfully what reached the broker.
                 result.interrupted = True
             sender.drain(bar, _drain_timeout())
+            sender.stopped()  # A fatal error during the drain is reported too.
     result.seconds = time.monotonic() - started
     return result
 
@@ -319,8 +344,13 @@ def publish_commands(
 
     started = time.monotonic()
     for index, cmd in enumerate(commands):
+        if sender.stopped():
+            break
         sender.send(cmd.wallet_id.encode(), encode(cmd), recorder(index, cmd))
+        if index % POLL_EVERY == 0:
+            sender.wait(0)
     sender.drain(None, _drain_timeout())
+    sender.stopped()
     result.seconds = time.monotonic() - started
     result.deliveries = [d for d in placed if d is not None]
     return result
@@ -343,6 +373,8 @@ def render(result: PublishResult) -> str:
         extras.append(f"{result.blank:,} blank lines skipped")
     if result.interrupted:
         extras.append("interrupted before the end of the input")
+    if result.stopped:
+        extras.append(result.stopped)
     lines = [
         f"{result.input} -> {result.topic}: {result.delivered:,} delivered, "
         f"{result.failed:,} failed in {result.seconds:.1f} s ({per_second:,.0f} records/s)"

@@ -40,7 +40,7 @@ def test_example_loads_with_the_expected_shape() -> None:
     eu = catalog.plans["iot-eu"]
     assert eu.version_at(1_790_000_000) is eu.versions[0]  # 2026-09-21
     assert eu.versions[1].effective_from == 1_790_812_800  # 2026-10-01T00:00:00Z
-    assert eu.versions[0].restart_fee == 5_000_000
+    assert eu.versions[0].restart_fee == 200_000
 
 
 def test_example_summary_has_the_right_counts() -> None:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from engine.domain import Catalog, Cdr, Event, WalletState, initial_state, step
+from engine.domain import Catalog, Cdr, Event, WalletState, fold, initial_state, step
 from engine.domain.catalog import (
     Addon,
     AutoTopUp,
@@ -411,17 +411,26 @@ class Wallets:
 
     def __init__(self, cat: Catalog, wallet_id: str = "w1") -> None:
         self.catalog = cat
+        self.wallet_id = wallet_id
         self.state: WalletState = initial_state(wallet_id)
         self.history: list[Event] = []
 
     def given(self, *inputs: Input) -> Wallets:
+        """Inputs decided before the one under test."""
         for item in inputs:
             self.when(item)
+        return self
+
+    def given_events(self, *events: Event) -> Wallets:
+        """Events recorded before: the state is their fold, as after a restart."""
+        self.history.extend(events)
+        self.state = fold(self.state, list(events))
         return self
 
     def when(self, item: Input) -> list[Event]:
         events, self.state = step(self.state, item, self.catalog)
         self.history.extend(events)
+        assert fold(initial_state(self.wallet_id), self.history) == self.state
         return events
 
     @property

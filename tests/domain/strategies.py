@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from engine.domain import Catalog
+from engine.domain import Catalog, Cdr
 from engine.domain.catalog import Bundle, Filter, Rounding, Share, TimeWindow
 
 from .builders import (
@@ -19,8 +19,8 @@ from .builders import (
     SIM3,
     T0,
     Input,
-    addon,
     adaptive_pool,
+    addon,
     attach,
     catalog,
     cdr,
@@ -46,6 +46,8 @@ NETWORKS = ("262-01", "262-07", "208-01", "310-260", "999-01")
 """EU, PREMIUM (no rate in the random plans), EU, US, nowhere."""
 
 money = st.integers(0, 3000).map(lambda cents: f"{cents // 100}.{cents % 100:02d}")
+positive = st.integers(1, 3000).map(lambda cents: f"{cents // 100}.{cents % 100:02d}")
+"""Catalog amounts (opening grants, vouchers) are positive, as the catalog loader requires."""
 prices = st.sampled_from(["0", "0.0000005", "0.0195", "0.01", "0.333333", "1", "2.5"])
 weights = st.lists(st.integers(0, 7), min_size=1, max_size=3).filter(lambda w: sum(w) > 0)
 
@@ -136,7 +138,7 @@ def catalogs(draw: st.DrawFn, payer: bool = True) -> Catalog:
                 lambda amount, priority, days: opening(
                     amount, priority=priority, expires_at=None if days is None else T0 + days * DAY
                 ),
-                money,
+                positive,
                 st.sampled_from([10, 20, 40]),
                 st.none() | st.integers(0, 60),
             ),
@@ -166,8 +168,8 @@ def catalogs(draw: st.DrawFn, payer: bool = True) -> Catalog:
     vouchers = [
         voucher(
             f"V{i}",
-            draw(money),
-            grant_days=draw(st.none() | st.integers(0, 20)),
+            draw(positive),
+            grant_days=draw(st.none() | st.integers(1, 20)),
             valid_until=draw(st.none() | st.just(T0 + 30 * DAY)),
         )
         for i in range(draw(st.integers(0, 2)))
@@ -188,34 +190,31 @@ def inputs(draw: st.DrawFn, max_size: int = 25, commands: bool = True) -> list[I
     n = draw(st.integers(1, max_size))
     clock = T0 - DAY
     out: list[Input] = []
-    cdr_ids: list[str] = []
+    sent: list[Cdr] = []
     kinds = ["cdr"] * 6 + (["top_up", "tick", "redeem", "sim"] if commands else [])
     for i in range(n):
         clock += draw(st.sampled_from([0, 60, 3600, DAY, 5 * DAY]))
         at = clock - draw(st.sampled_from([0, 0, 0, 3600, 2 * DAY, 40 * DAY]))
         kind = draw(st.sampled_from(kinds))
         if kind == "cdr":
-            if cdr_ids and draw(st.integers(0, 4)) == 0:
-                cdr_id = draw(st.sampled_from(cdr_ids))
-            else:
-                cdr_id = f"c{i}"
-                cdr_ids.append(cdr_id)
+            if sent and draw(st.integers(0, 4)) == 0:
+                # a re-sent record is the same record: same id, same content
+                out.append(draw(st.sampled_from(sent)))
+                continue
             service = draw(st.sampled_from(["data", "data", "sms", "voice"]))
-            volume = draw(
-                st.integers(0, 12 * MB) if service == "data" else st.integers(-1, 400)
+            volume = draw(st.integers(0, 12 * MB) if service == "data" else st.integers(-1, 400))
+            record = cdr(
+                f"c{i}",
+                volume,
+                at=at,
+                iccid=draw(st.sampled_from(SIMS)),
+                service=service,
+                network=draw(st.sampled_from(NETWORKS)),
+                offset=draw(st.sampled_from([0, 120, -300])),
+                apn=draw(st.sampled_from([None, "corp"])),
             )
-            out.append(
-                cdr(
-                    cdr_id,
-                    volume,
-                    at=at,
-                    iccid=draw(st.sampled_from(SIMS)),
-                    service=service,
-                    network=draw(st.sampled_from(NETWORKS)),
-                    offset=draw(st.sampled_from([0, 120, -300])),
-                    apn=draw(st.sampled_from([None, "corp"])),
-                )
-            )
+            sent.append(record)
+            out.append(record)
         elif kind == "top_up":
             out.append(
                 top_up(
@@ -233,15 +232,12 @@ def inputs(draw: st.DrawFn, max_size: int = 25, commands: bool = True) -> list[I
             out.append(redeem(f"r{i}", draw(st.sampled_from(["V0", "V1", "NOPE"])), at=at))
         else:
             iccid = draw(st.sampled_from(SIMS))
-            out.append(
-                draw(
-                    st.sampled_from(
-                        [
-                            attach(f"s{i}", iccid, at=at, pool=draw(st.sampled_from([None, "p1"]))),
-                            detach(f"s{i}", iccid, at=at),
-                            change_plan(f"s{i}", iccid, "other", at=at),
-                        ]
-                    )
-                )
-            )
+            move = draw(st.sampled_from(["attach", "detach", "change_plan"]))
+            if move == "attach":
+                pool_id = draw(st.sampled_from([None, "p1"]))
+                out.append(attach(f"s{i}", iccid, at=at, pool=pool_id))
+            elif move == "detach":
+                out.append(detach(f"s{i}", iccid, at=at))
+            else:
+                out.append(change_plan(f"s{i}", iccid, "other", at=at))
     return out

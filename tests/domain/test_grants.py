@@ -126,7 +126,11 @@ def test_overdraft_then_uncollected() -> None:
         2_000_000,
     )
     assert paid(rated) == rated.amount
-    assert (run.state.debt, run.state.uncollected, run.balance) == (2_000_000, 2_000_000, -2_000_000)
+    assert (run.state.debt, run.state.uncollected, run.balance) == (
+        2_000_000,
+        2_000_000,
+        -2_000_000,
+    )
     # the overdraft is full: the next charge is all uncollected
     more = one(run.when(cdr("c2", MB, at=T0 + 1)), UsageRated)
     assert (more.debits, more.overdraft, more.uncollected) == ((), 0, 1_000_000)

@@ -37,7 +37,9 @@ EUR_PER_MB = plan(
 FEB = ts("2026-02-03T00:00:00Z")
 
 
-def pooled(run: Wallets, cdr_id: str, volume: int, at: int = T0, iccid: str = SIM1, network: str = "262-01") -> UsageRated:
+def pooled(
+    run: Wallets, cdr_id: str, volume: int, at: int = T0, iccid: str = SIM1, network: str = "262-01"
+) -> UsageRated:
     return one(run.when(cdr(cdr_id, volume, at=at, iccid=iccid, network=network)), UsageRated)
 
 
@@ -49,7 +51,11 @@ def test_static_pool_covers_its_allowance_then_usage_is_rated() -> None:
     assert [(d.pool_id, d.bucket, d.volume) for d in first.draws] == [("p1", "2026-01-01", 6 * MB)]
     # 4 MB left: 6 MB more is 4 pooled + 2 rated
     second = pooled(run, "c2", 6 * MB, at=T0 + 1)
-    assert (second.pooled_volume, second.charged_volume, second.amount) == (4 * MB, 2 * MB, 2_000_000)
+    assert (second.pooled_volume, second.charged_volume, second.amount) == (
+        4 * MB,
+        2 * MB,
+        2_000_000,
+    )
     # empty pool: fully rated, no draw
     third = pooled(run, "c3", MB, at=T0 + 2)
     assert (third.draws, third.amount) == ((), 1_000_000)
@@ -79,7 +85,9 @@ def test_flexible_pool_grows_with_active_sims() -> None:
 
 
 def test_flexible_pool_counts_a_sim_attached_in_the_cycle() -> None:
-    cat = catalog(plans=[EUR_PER_MB], pools=[flexible_pool(per_sim=5 * MB)], subs=[sub(SIM1, pool="p1")])
+    cat = catalog(
+        plans=[EUR_PER_MB], pools=[flexible_pool(per_sim=5 * MB)], subs=[sub(SIM1, pool="p1")]
+    )
     run = Wallets(cat)
     assert pooled(run, "c1", 6 * MB).pooled_volume == 5 * MB
     run.given(attach("a1", SIM2, at=T0 + 10, pool="p1"))

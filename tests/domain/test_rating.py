@@ -115,7 +115,11 @@ def test_select_rate_first_matching_filter_wins() -> None:
 
 def test_filter_criteria_all_must_match() -> None:
     cheap = rate("0.001", MB)
-    v = version(filters=[Filter("nb-iot-eu", services=("data",), zones=("EU",), rats=("NB-IoT",), rate=cheap)])
+    v = version(
+        filters=[
+            Filter("nb-iot-eu", services=("data",), zones=("EU",), rats=("NB-IoT",), rate=cheap)
+        ]
+    )
     noon = dt(ts("2026-01-05T12:00:00Z"))
     assert select_rate(v, "data", "EU", None, "NB-IoT", noon)[0] == cheap
     assert select_rate(v, "data", "US", None, "NB-IoT", noon)[1] is None
@@ -137,7 +141,9 @@ def test_filter_without_rate_keeps_the_zone_rate() -> None:
 def test_worked_example_data_per_kb() -> None:
     # given a plan at 0.0195 EUR/MB, rounded up per 1 KB
     cat = catalog(
-        plans=[plan(rates={"data": {"EU": rate("0.0195", MB)}}, rounding={"data": Rounding(KB, KB)})]
+        plans=[
+            plan(rates={"data": {"EU": rate("0.0195", MB)}}, rounding={"data": Rounding(KB, KB)})
+        ]
     )
     # when 1,234,567 bytes are used
     rated = one(Wallets(cat).when(cdr("c1", 1_234_567)), UsageRated)
@@ -166,7 +172,9 @@ def test_worked_example_data_per_kb() -> None:
         (Rounding(60, 60), 125, 180, 360_000),
     ],
 )
-def test_voice_60_60_versus_60_1(rounding: Rounding, seconds: int, billed: int, amount: int) -> None:
+def test_voice_60_60_versus_60_1(
+    rounding: Rounding, seconds: int, billed: int, amount: int
+) -> None:
     cat = catalog(plans=[plan(rounding={"voice": rounding})])
     rated = one(Wallets(cat).when(cdr("v1", seconds, service="voice")), UsageRated)
     assert (rated.rated_volume, rated.amount) == (billed, amount)

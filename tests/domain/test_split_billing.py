@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from engine.domain.catalog import Filter
 from engine.domain.events import CdrRejected, Charged, CommandRejected, UsageRated
 from engine.domain.evolve import fold
@@ -16,7 +19,10 @@ CORP = Filter("corp-apn", apns=("corp.apn",), payer="corp")
 def split_catalog() -> object:
     return catalog(
         plans=[plan(rates={"data": {"EU": rate("0.5", MB)}}, filters=[CORP])],
-        wallets=[wallet("w1", opening=[opening("10")]), wallet("corp", opening=[opening("3")], overdraft="1")],
+        wallets=[
+            wallet("w1", opening=[opening("10")]),
+            wallet("corp", opening=[opening("3")], overdraft="1"),
+        ],
     )
 
 
@@ -28,7 +34,12 @@ def test_routed_usage_is_debited_from_the_payer_wallet() -> None:
     assert types(events) == ["WalletOpened", "UsageRated", "WalletOpened", "Charged"]
     rated, charged = one(events, UsageRated), one(events, Charged)
     # then w1 rates it with its revenue lines, and pays nothing
-    assert (rated.wallet_id, rated.payer, rated.amount, rated.debits) == ("w1", "corp", 2_500_000, ())
+    assert (rated.wallet_id, rated.payer, rated.amount, rated.debits) == (
+        "w1",
+        "corp",
+        2_500_000,
+        (),
+    )
     assert sum(s.amount for s in rated.splits) == rated.amount
     # and corp pays it from its own grant, without revenue lines of its own
     assert (charged.wallet_id, charged.kind, charged.source_wallet, charged.cdr_id) == (
@@ -91,9 +102,38 @@ def test_pipeline_states_are_the_fold_of_their_events() -> None:
     pipeline = Pipeline(split_catalog())  # type: ignore[arg-type]
     history: list[object] = []
     for i in range(5):
-        out = pipeline.feed(cdr(f"c{i}", (i + 1) * MB, apn="corp.apn" if i % 2 else None, at=T0 + i))
+        out = pipeline.feed(
+            cdr(f"c{i}", (i + 1) * MB, apn="corp.apn" if i % 2 else None, at=T0 + i)
+        )
         assert isinstance(out, list)
         history.extend(out)
     for wallet_id, state in pipeline.states.items():
         mine = [e for e in history if e.wallet_id == wallet_id]  # type: ignore[attr-defined]
         assert fold(initial_state(wallet_id), mine) == state  # type: ignore[arg-type]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    records=st.lists(
+        st.tuples(st.integers(0, 8 * MB), st.sampled_from([None, "corp.apn"]), st.integers(0, 9)),
+        max_size=20,
+    )
+)
+def test_every_routed_charge_is_paid_once_by_the_payer(
+    records: list[tuple[int, str | None, int]],
+) -> None:
+    pipeline = Pipeline(split_catalog())  # type: ignore[arg-type]
+    history: list[object] = []
+    for i, (volume, apn, resend) in enumerate(records):
+        cdr_id = f"c{min(i, resend)}"  # some ids are re-sent
+        out = pipeline.feed(cdr(cdr_id, volume, apn=apn, at=T0 + i))
+        assert isinstance(out, list)
+        history.extend(out)
+    routed = {e.cdr_id: e.amount for e in of(history, UsageRated) if e.payer == "corp"}
+    paid = [(c.cdr_id, c.amount) for c in of(history, Charged) if c.kind == "routed_usage"]
+    assert sorted(paid) == sorted(routed.items())
+    assert all(c.wallet_id == "corp" and c.source_wallet == "w1" for c in of(history, Charged))
+    # corp opens with 3 EUR and 1 EUR of overdraft; beyond that the usage is uncollected
+    if routed:
+        spent = sum(routed.values())
+        assert pipeline.state("corp").balance == 3_000_000 - min(spent, 3_000_000 + 1_000_000)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pytest
 
 from engine.domain.events import (
@@ -80,7 +82,9 @@ def test_retried_top_up_credits_once() -> None:
         ("10", "USD", "currency_mismatch"),
     ],
 )
-def test_bad_top_ups_are_rejected_and_credit_nothing(amount: str, currency: str, reason: str) -> None:
+def test_bad_top_ups_are_rejected_and_credit_nothing(
+    amount: str, currency: str, reason: str
+) -> None:
     run = Wallets(catalog())
     events = run.when(top_up("t1", amount, currency=currency))
     assert types(events) == ["WalletOpened", "CommandRejected"]
@@ -99,14 +103,21 @@ def test_currency_mismatch_top_up_names_both_currencies() -> None:
 
 def test_top_up_that_would_expire_before_it_is_added_is_rejected() -> None:
     run = Wallets(catalog())
-    assert one(run.when(top_up("t1", "10", expires_at=T0)), CommandRejected).reason == "invalid_expiry"
+    assert (
+        one(run.when(top_up("t1", "10", expires_at=T0)), CommandRejected).reason == "invalid_expiry"
+    )
 
 
 def test_top_up_kind_and_priority() -> None:
     run = Wallets(catalog())
     promo = one(run.when(top_up("t1", "1", kind="promotion")), GrantAdded).grant
     refund = one(run.when(top_up("t2", "1", kind="refund", priority=5)), GrantAdded).grant
-    assert (promo.kind, promo.priority, refund.kind, refund.priority) == ("promotion", 10, "refund", 5)
+    assert (promo.kind, promo.priority, refund.kind, refund.priority) == (
+        "promotion",
+        10,
+        "refund",
+        5,
+    )
 
 
 # -- vouchers --------------------------------------------------------------------------
@@ -121,7 +132,9 @@ def test_voucher_redeemed_once() -> None:
         10_000_000,
         20,
     )
-    assert added.grant.expires_at is not None and added.grant.expires_at.timestamp() == T0 + 30 * DAY
+    assert (
+        added.grant.expires_at is not None and added.grant.expires_at.timestamp() == T0 + 30 * DAY
+    )
     # redeemed again under another command id: rejected with a reason, no credit
     second = one(run.when(redeem("r2", "V-10", at=T0 + 1)), CommandRejected)
     assert second.reason == "voucher_already_redeemed"
@@ -171,8 +184,9 @@ def mrc_wallet(**kw: object) -> Wallets:
     return Wallets(catalog(plans=[MRC_PLAN], subs=subs, wallets=[wallet(**kw)]))  # type: ignore[arg-type]
 
 
-def charges(events: list[object]) -> list[tuple[str, str, int, str | None]]:
-    return [(c.kind, c.ref, c.amount, c.cycle) for c in of(events, Charged)]
+def charges(events: Iterable[object]) -> list[tuple[str, str, int, str]]:
+    """(kind, ref, amount, cycle) of each recurring charge."""
+    return [(c.kind, c.ref, c.amount, c.cycle or "") for c in of(events, Charged)]
 
 
 def test_tick_charges_each_mrc_once_per_cycle() -> None:
@@ -214,11 +228,16 @@ def test_cycles_follow_the_wallet_anchor_day() -> None:
 
 def test_tick_takes_the_mrc_of_the_version_in_force_at_the_cycle_start() -> None:
     march = ts("2026-03-01T00:00:00Z")
-    versions = plan("basic", version(version=1, mrc="2"), version(version=2, effective_from=march, mrc="3"))
+    versions = plan(
+        "basic", version(version=1, mrc="2"), version(version=2, effective_from=march, mrc="3")
+    )
     run = Wallets(catalog(plans=[versions]))
     run.given(tick("t1", T0))
     events = run.when(tick("t2", march + DAY))
-    assert [(c[2], c[3]) for c in charges(events)] == [(2_000_000, "2026-02-01"), (3_000_000, "2026-03-01")]
+    assert [(c[2], c[3]) for c in charges(events)] == [
+        (2_000_000, "2026-02-01"),
+        (3_000_000, "2026-03-01"),
+    ]
 
 
 def test_tick_skips_sims_not_active_in_the_cycle() -> None:
@@ -256,10 +275,22 @@ def test_plan_change_rejections() -> None:
     usd = plan("usd", currency="USD")
     future = plan("future", version(effective_from=T0 + DAY))
     run = Wallets(catalog(plans=[plan("basic"), usd, future]))
-    assert one(run.when(change_plan("c1", SIM1, "nope", at=T0)), CommandRejected).reason == "unknown_plan"
-    assert one(run.when(change_plan("c2", SIM1, "usd", at=T0)), CommandRejected).reason == "currency_mismatch"
-    assert one(run.when(change_plan("c3", SIM1, "future", at=T0)), CommandRejected).reason == "no_plan_version"
-    assert one(run.when(change_plan("c4", SIM2, "basic", at=T0)), CommandRejected).reason == "unknown_sim"
+    assert (
+        one(run.when(change_plan("c1", SIM1, "nope", at=T0)), CommandRejected).reason
+        == "unknown_plan"
+    )
+    assert (
+        one(run.when(change_plan("c2", SIM1, "usd", at=T0)), CommandRejected).reason
+        == "currency_mismatch"
+    )
+    assert (
+        one(run.when(change_plan("c3", SIM1, "future", at=T0)), CommandRejected).reason
+        == "no_plan_version"
+    )
+    assert (
+        one(run.when(change_plan("c4", SIM2, "basic", at=T0)), CommandRejected).reason
+        == "unknown_sim"
+    )
 
 
 # -- attach / detach -------------------------------------------------------------------
@@ -275,12 +306,17 @@ def test_attach_and_detach_sim() -> None:
     assert one(run.when(cdr("c2", MB, iccid=SIM2, at=T0 + 10)), UsageRated).amount == 10_000
     assert one(run.when(cdr("c3", MB, iccid=SIM2, at=T0 + 9)), CdrRejected).reason == "sim_inactive"
     # attached twice: rejected
-    assert one(run.when(attach("a2", SIM2, at=T0 + 20)), CommandRejected).reason == "sim_already_attached"
+    assert (
+        one(run.when(attach("a2", SIM2, at=T0 + 20)), CommandRejected).reason
+        == "sim_already_attached"
+    )
     # its MRC is taken by the clock
     assert [c.ref for c in of(run.when(tick("t1", T0 + 30)), Charged)] == [SIM1, SIM2]
     # detached: usage after it is rejected, usage before it still rated
     assert one(run.when(detach("d1", SIM2, at=T0 + 100)), SimDetached).iccid == SIM2
-    assert one(run.when(cdr("c4", MB, iccid=SIM2, at=T0 + 100)), CdrRejected).reason == "sim_inactive"
+    assert (
+        one(run.when(cdr("c4", MB, iccid=SIM2, at=T0 + 100)), CdrRejected).reason == "sim_inactive"
+    )
     assert one(run.when(cdr("c5", MB, iccid=SIM2, at=T0 + 99)), UsageRated)
     # detached twice: rejected; and no MRC in the next cycle
     assert one(run.when(detach("d2", SIM2, at=T0 + 200)), CommandRejected).reason == "unknown_sim"
@@ -293,9 +329,16 @@ def test_attach_and_detach_sim() -> None:
 
 def test_attach_rejections() -> None:
     run = Wallets(catalog(plans=[plan("basic")], wallets=[wallet("w1"), wallet("w2")]))
-    assert one(run.when(attach("a1", SIM1, at=T0)), CommandRejected).reason == "sim_already_attached"
-    assert one(run.when(attach("a2", SIM2, "nope", at=T0)), CommandRejected).reason == "unknown_plan"
-    assert one(run.when(attach("a3", SIM2, at=T0, pool="p9")), CommandRejected).reason == "unknown_pool"
+    assert (
+        one(run.when(attach("a1", SIM1, at=T0)), CommandRejected).reason == "sim_already_attached"
+    )
+    assert (
+        one(run.when(attach("a2", SIM2, "nope", at=T0)), CommandRejected).reason == "unknown_plan"
+    )
+    assert (
+        one(run.when(attach("a3", SIM2, at=T0, pool="p9")), CommandRejected).reason
+        == "unknown_pool"
+    )
 
 
 def test_opening_grants_expire_through_commands_too() -> None:
@@ -303,3 +346,17 @@ def test_opening_grants_expire_through_commands_too() -> None:
     events = run.when(top_up("t1", "1", at=T0))
     assert types(events) == ["WalletOpened", "GrantExpired", "GrantAdded"]
     assert run.balance == 1_000_000
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known issue: a rejected input is not remembered, so when it is re-sent and "
+    "accepted its events reuse the ids of the rejection (<key>#<position>); a store that "
+    "ignores a second write of an id would drop the accepted event",
+)
+def test_a_command_accepted_after_a_rejection_gets_ids_of_its_own() -> None:
+    run = Wallets(catalog())
+    run.given(tick("t0", T0))  # the wallet is open
+    rejected = one(run.when(top_up("pay-1", "10", currency="USD")), CommandRejected)
+    added = one(run.when(top_up("pay-1", "10")), GrantAdded)
+    assert rejected.id != added.id

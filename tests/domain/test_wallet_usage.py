@@ -13,9 +13,12 @@ from engine.domain.events import (
     Charged,
     CommandRejected,
     GrantAdded,
+    GrantExpired,
+    GrantInfo,
     ThresholdCrossed,
     UnbarSims,
     UsageRated,
+    WalletOpened,
     WalletResumed,
     WalletSuspended,
 )
@@ -30,12 +33,14 @@ from .builders import (
     Wallets,
     catalog,
     cdr,
+    dt,
     of,
     one,
     opening,
     plan,
     rate,
     sub,
+    tick,
     top_up,
     ts,
     types,
@@ -120,7 +125,14 @@ def test_rejected_cdr_is_not_remembered_and_charges_nothing() -> None:
 )
 def test_cdr_rejections(record: object, reason: str) -> None:
     cat = catalog(
-        plans=[plan("basic", version(effective_from=ts("2025-12-01T00:00:00Z"), rates={"data": {"EU": rate("1", 1)}}))],
+        plans=[
+            plan(
+                "basic",
+                version(
+                    effective_from=ts("2025-12-01T00:00:00Z"), rates={"data": {"EU": rate("1", 1)}}
+                ),
+            )
+        ],
         subs=[sub(SIM1), sub(SIM2, active_from=ts("2026-02-01T00:00:00Z"))],
     )
     run = Wallets(cat)
@@ -255,3 +267,60 @@ def test_split_billing_filter_routes_the_charge_and_keeps_revenue_here() -> None
     assert sum(s.amount for s in rated.splits) == 5_000_000
     assert types(events) == ["WalletOpened", "UsageRated"]
     assert run.balance == 1_000_000
+
+
+# -- given recorded events -------------------------------------------------------------
+
+
+def opened(*grants: GrantInfo, at: int = T0) -> WalletOpened:
+    return WalletOpened("open:w1#0", "w1", dt(at), "EUR", 30 * DAY, grants)
+
+
+def test_given_a_fired_threshold_when_charged_below_it_then_no_second_warning() -> None:
+    run = eur_wallet(opening=[opening("10")], thresholds=["5"])
+    run.given_events(
+        opened(GrantInfo("open:w1/0", "opening", 4_000_000, 40)),
+        ThresholdCrossed("cdr:c0#1", "w1", dt(T0), 5_000_000, 4_000_000),
+    )
+    events = run.when(cdr("c1", MB, at=T0 + 1))
+    assert types(events) == ["UsageRated"]
+    assert run.balance == 3_000_000
+
+
+def test_given_a_suspended_wallet_when_topped_up_above_resume_then_resumed() -> None:
+    run = eur_wallet(opening=[opening("1")], suspend_at=0, resume_at=2_000_000)
+    run.given_events(
+        opened(),
+        WalletSuspended("cdr:c0#1", "w1", dt(T0), 0),
+        BarSims("cdr:c0#2", "w1", dt(T0), (SIM1,)),
+    )
+    assert types(run.when(top_up("t1", "2", at=T0 + 1))) == ["GrantAdded"]
+    assert types(run.when(top_up("t2", "0.000001", at=T0 + 2))) == [
+        "GrantAdded",
+        "WalletResumed",
+        "UnbarSims",
+    ]
+
+
+def test_given_a_rated_cdr_when_it_is_resent_then_it_is_a_duplicate() -> None:
+    run = eur_wallet()
+    given = Wallets(run.catalog)
+    recorded = given.when(cdr("c1", MB))
+    run.given_events(*recorded)
+    assert one(run.when(cdr("c1", MB)), CdrRejected).reason == "duplicate"
+
+
+def test_given_a_grant_with_expiry_when_the_clock_passes_it_then_it_expires() -> None:
+    run = eur_wallet(opening=[])
+    run.given_events(
+        opened(),
+        GrantAdded(
+            "cmd:t1#0",
+            "w1",
+            dt(T0),
+            GrantInfo("cmd:t1#0", "promotion", 3_000_000, 10, dt(T0 + DAY)),
+        ),
+    )
+    assert types(run.when(tick("k1", T0 + DAY - 1))) == []
+    expired = one(run.when(tick("k2", T0 + DAY)), GrantExpired)
+    assert (expired.grant_id, expired.amount, run.balance) == ("cmd:t1#0", 3_000_000, 0)

@@ -1,0 +1,242 @@
+"""The streaming topology, read top to bottom: topics → enrich → rate → follow (+ the clock).
+
+- ``enrich``: ``cdr.raw`` → decode and validate → ICCID to wallet → ``cdr.by-wallet``, keyed
+  by wallet, carrying the record's origin (raw partition and offset) in a header; anything
+  that fails goes to ``cdr.rejected`` with its bytes, the reason and the origin.
+- ``rate``: ``cdr.by-wallet`` + ``wallet.commands`` (co-partitioned by wallet) → the pure
+  decider → one ``Decision`` record per input on ``wallet.events``, same partition.
+- ``follow``: ``wallet.events`` → ``network.actions`` (bar / unbar) and the routed charges
+  of split billing → ``wallet.commands`` of the paying wallet.
+- ``clock``: a timer sending ``Tick`` commands, so MRCs and expiries happen without traffic.
+
+Every agent works in batches (``take_events``) and waits until what a batch produced is
+acknowledged by Kafka before the batch's input offsets may be committed, so a crash can only
+make Kafka deliver inputs again, never lose them; the rating processor recognises inputs it
+already decided (see processor.py), so redelivery charges nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import msgspec
+
+from ..codec import Rejected, decode_cdr, decode_command, decode_decision, encode, raw_fields
+from ..domain import Catalog, Cdr, Command, Tick
+from ..domain.events import BarSims, UnbarSims
+from ..domain.routing import routed_charges, wallet_of
+from .processor import RatingProcessor
+from .recovery import read_decisions
+from .settings import WorkerSettings
+from .topics import Topics
+
+log = logging.getLogger("rating-engine")
+
+ORIGIN = "origin"
+"""Header on ``cdr.by-wallet`` records: ``<raw partition>:<raw offset>``."""
+
+
+def _header(headers: Any, name: str) -> bytes | None:
+    items = headers.items() if isinstance(headers, dict) else (headers or ())
+    for key, value in items:
+        if key == name:
+            return value if isinstance(value, bytes) else str(value).encode()
+    return None
+
+
+class Topology:
+    """The agents of one worker and the state they share (none of it module-level)."""
+
+    def __init__(
+        self, app: faust.App, settings: WorkerSettings, catalog: Catalog, topics: Topics
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.catalog = catalog
+        self.names = topics
+        self.processor = RatingProcessor(catalog)
+        self.recovering: dict[int, asyncio.Future[None]] = {}
+
+        def topic(*names: str) -> faust.TopicT:
+            return app.topic(*names, key_serializer="raw", value_serializer="raw")
+
+        self.raw = topic(topics.cdr_raw.name)
+        self.by_wallet = topic(topics.cdr_by_wallet.name)
+        self.inputs = topic(topics.cdr_by_wallet.name, topics.wallet_commands.name)
+        self.commands = topic(topics.wallet_commands.name)
+        self.events = topic(topics.wallet_events.name)
+        self.rejected = topic(topics.cdr_rejected.name)
+        self.actions = topic(topics.network_actions.name)
+
+        app.agent(self.raw, name="enrich")(self.enrich)
+        app.agent(self.inputs, name="rate")(self.rate)
+        app.agent(self.events, name="follow")(self.follow)
+        if settings.tick_interval > 0:
+            app.timer(settings.tick_interval, name="clock")(self.clock)
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _batches(self, stream: faust.StreamT) -> AsyncIterator[list[faust.EventT]]:
+        # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
+        taker: Any = stream
+        return taker.take_events(
+            self.settings.batch_size, within=self.settings.batch_within
+        )
+
+    async def _send(
+        self, topic: faust.TopicT, key: bytes | None, value: bytes, **kw: Any
+    ) -> Awaitable[Any]:
+        return await topic.send(key=key, value=value, force=True, **kw)
+
+    async def _reject(self, rejection: Rejected, key: bytes | None) -> Awaitable[Any]:
+        return await self._send(self.rejected, key, encode(rejection))
+
+    # -- enrich ----------------------------------------------------------------------------
+
+    async def enrich(self, stream: faust.StreamT) -> AsyncIterator[None]:
+        raw_topic = self.names.cdr_raw.name
+        async for batch in self._batches(stream):
+            pending: list[Awaitable[Any]] = []
+            for event in batch:
+                msg = event.message
+                raw = msg.value or b""
+                origin = f"{raw_topic}/{msg.partition}@{msg.offset}"
+                cdr = decode_cdr(raw, origin)
+                if isinstance(cdr, Rejected):
+                    pending.append(await self._reject(cdr, msg.key))
+                    continue
+                wallet = wallet_of(self.catalog, {}, cdr.iccid)
+                if wallet is None:
+                    rejection = Rejected(
+                        "unknown_sim",
+                        f"no subscription for ICCID {cdr.iccid}",
+                        origin,
+                        cdr_id=cdr.cdr_id,
+                        iccid=cdr.iccid,
+                        **raw_fields(raw),
+                    )
+                    pending.append(await self._reject(rejection, msg.key))
+                    continue
+                header = f"{msg.partition}:{msg.offset}".encode()
+                pending.append(
+                    await self._send(
+                        self.by_wallet, wallet.encode(), raw, headers=[(ORIGIN, header)]
+                    )
+                )
+            await asyncio.gather(*pending)
+            yield None
+
+    # -- rate ------------------------------------------------------------------------------
+
+    async def _recover(self, partition: int) -> None:
+        """Rebuild a wallet partition from ``wallet.events`` before deciding anything on it."""
+        future = self.recovering.get(partition)
+        if future is None:
+            loop = asyncio.get_running_loop()
+            topic = self.names.wallet_events.name
+            bootstrap = self.settings.bootstrap
+
+            def load() -> int:
+                return self.processor.recover(
+                    partition, read_decisions(bootstrap, topic, partition)
+                )
+
+            async def run() -> None:
+                count = await loop.run_in_executor(None, load)
+                log.info("partition %d recovered from %d decisions", partition, count)
+
+            future = self.recovering[partition] = asyncio.ensure_future(run())
+        await future
+
+    async def rate(self, stream: faust.StreamT) -> AsyncIterator[None]:
+        commands_topic = self.names.wallet_commands.name
+        raw_topic = self.names.cdr_raw.name
+        async for batch in self._batches(stream):
+            pending: list[Awaitable[Any]] = []
+            for event in batch:
+                msg = event.message
+                partition, value = msg.partition, msg.value or b""
+                if not self.processor.recovered(partition):
+                    await self._recover(partition)
+                if msg.topic == commands_topic:
+                    origin = (commands_topic, partition, msg.offset)
+                    try:
+                        command = decode_command(value)
+                    except msgspec.MsgspecError as exc:
+                        where = f"{commands_topic}/{partition}@{msg.offset}"
+                        bad = Rejected("malformed_command", str(exc), where, **raw_fields(value))
+                        pending.append(await self._reject(bad, msg.key))
+                        continue
+                    item: Cdr | Command = command
+                    wallet = command.wallet_id
+                else:
+                    header = _header(msg.headers, ORIGIN) or b""
+                    raw_partition, _, raw_offset = header.decode().partition(":")
+                    origin = (raw_topic, int(raw_partition or -1), int(raw_offset or msg.offset))
+                    cdr = decode_cdr(value)
+                    if isinstance(cdr, Rejected):  # cannot happen after enrich; keep it visible
+                        pending.append(await self._reject(cdr, msg.key))
+                        continue
+                    item, wallet = cdr, (msg.key or b"").decode()
+                decision = self.processor.decide(partition, wallet, item, origin)
+                if decision is not None:
+                    pending.append(
+                        await self._send(
+                            self.events, wallet.encode(), encode(decision), partition=partition
+                        )
+                    )
+            await asyncio.gather(*pending)
+            yield None
+
+    async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """Forget partitions another worker may now change; recover them if they return."""
+        revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
+        inputs = {self.names.cdr_by_wallet.name, self.names.wallet_commands.name}
+        partitions = {tp.partition for tp in revoked if tp.topic in inputs}
+        self.processor.forget(partitions)
+        for p in partitions:
+            self.recovering.pop(p, None)
+
+    # -- follow ----------------------------------------------------------------------------
+
+    async def follow(self, stream: faust.StreamT) -> AsyncIterator[None]:
+        async for batch in self._batches(stream):
+            pending: list[Awaitable[Any]] = []
+            for event in batch:
+                decision = decode_decision(event.message.value or b"")
+                key = decision.wallet_id.encode()
+                for e in decision.events:
+                    if isinstance(e, BarSims | UnbarSims):
+                        pending.append(await self._send(self.actions, key, encode(e)))
+                for charge in routed_charges(decision.events):
+                    pending.append(
+                        await self._send(self.commands, charge.wallet_id.encode(), encode(charge))
+                    )
+            await asyncio.gather(*pending)
+            yield None
+
+    # -- clock -----------------------------------------------------------------------------
+
+    async def clock(self) -> None:
+        now = datetime.now(UTC).replace(microsecond=0)
+        for wallet_id in self.catalog.wallets:
+            tick = Tick(
+                command_id=f"tick:{wallet_id}:{now.isoformat()}", wallet_id=wallet_id, at=now
+            )
+            await self._send(self.commands, wallet_id.encode(), encode(tick))
+
+
+def build(settings: WorkerSettings, catalog: Catalog, topics: Topics) -> tuple[faust.App, Topology]:
+    from .app import create_app
+
+    app = create_app(settings)
+    return app, Topology(app, settings, catalog, topics)
+
+
+Runner = Callable[[], None]

@@ -1,0 +1,32 @@
+"""The Faust application and its settings: nothing else lives here."""
+
+from __future__ import annotations
+
+import faust
+
+from .settings import WorkerSettings
+
+
+def create_app(settings: WorkerSettings) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        datadir=str(settings.data_dir),
+        # State is rebuilt from wallet.events (see processor.py), so no table store is needed
+        # for correctness; memory keeps start-up instant.
+        store="memory://",
+        # Topics come from topics.yaml through `rating-engine topics apply`, never implicitly.
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        # Join a group in seconds rather than the defaults' tens of seconds.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=20.0,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_linger_ms=5,
+        producer_partitioner=None,
+        stream_buffer_maxsize=20_000,
+    )

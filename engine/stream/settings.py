@@ -1,0 +1,50 @@
+"""The worker's one configuration object: flags first, then environment, then defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+
+class WorkerSettings(msgspec.Struct, frozen=True):
+    catalog: Path
+    bootstrap: str = "127.0.0.1:19092"
+    app_id: str = "rating-engine"
+    data_dir: Path = Path(".rating-engine")
+    tick_interval: float = 60.0
+    """Seconds between clock ticks sent for every wallet; 0 disables the ticker."""
+    batch_size: int = 1000
+    """Inputs decided per batch: the offsets of a batch are committed after its events land."""
+    batch_within: float = 0.05
+    """Seconds a partial batch waits for more inputs."""
+    metrics_port: int = 0
+    """Port of the Prometheus ``/metrics`` endpoint; 0 disables it."""
+
+    @classmethod
+    def from_env(
+        cls, catalog: str | Path, environ: Mapping[str, str] | None = None, **flags: object
+    ) -> WorkerSettings:
+        """Build settings from explicit flags (not None), else ``RATING_*`` variables."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {"catalog": Path(catalog)}
+        from_env = {
+            "bootstrap": env.get("KAFKA_BOOTSTRAP"),
+            "app_id": env.get("RATING_APP_ID"),
+            "data_dir": env.get("RATING_DATA_DIR"),
+            "tick_interval": env.get("RATING_TICK_INTERVAL"),
+            "metrics_port": env.get("RATING_METRICS_PORT"),
+        }
+        for name, value in from_env.items():
+            if value:
+                values[name] = value
+        values.update({k: v for k, v in flags.items() if v is not None})
+        return msgspec.convert(values, cls, strict=False, dec_hook=_paths)
+
+
+def _paths(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, str | Path):
+        return Path(value)
+    raise NotImplementedError

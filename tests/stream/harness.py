@@ -1,0 +1,179 @@
+"""A worker process against the test broker, with its own topics, and ways to read results."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+import yaml
+from confluent_kafka import Consumer
+
+from engine.stream.admin import apply_topics
+from engine.stream.topics import REPO_TOPICS, Topics, load_topics
+
+REPO = Path(__file__).resolve().parents[2]
+CATALOG = REPO / "examples" / "catalog.yaml"
+
+
+def private_topics(tmp_path: Path, raw_partitions: int = 1, wallet_partitions: int = 4) -> Path:
+    """A copy of topics.yaml with unique names, so tests never share a topic.
+
+    One ``cdr.raw`` partition keeps each wallet's CDRs in file order end to end, which is
+    what lets the stream be compared with the offline run event for event.
+    """
+    data: dict[str, Any] = yaml.safe_load(REPO_TOPICS.read_text())
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    for spec in data["topics"]:
+        spec["name"] = prefix + spec["name"]
+        if spec["role"] == "cdr_raw":
+            spec["partitions"] = raw_partitions
+        elif spec["key"] == "wallet_id":
+            spec["partitions"] = wallet_partitions
+    path = tmp_path / "topics.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+class Stack:
+    """Topics, a worker process (restartable), and the environment the CLI needs."""
+
+    def __init__(self, bootstrap: str, tmp_path: Path, **topic_args: int) -> None:
+        self.bootstrap = bootstrap
+        self.tmp_path = tmp_path
+        self.topics_file = private_topics(tmp_path, **topic_args)
+        self.topics: Topics = load_topics(self.topics_file, environ={})
+        report = apply_topics(self.topics, bootstrap)
+        assert report.ok, report
+        self.env = {
+            **os.environ,
+            "RATING_TOPICS": str(self.topics_file),
+            "KAFKA_BOOTSTRAP": bootstrap,
+            "RATING_APP_ID": f"app-{uuid.uuid4().hex[:8]}",
+        }
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.log: IO[bytes] | None = None
+        self.starts = 0
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "engine.cli", *args],
+            env=self.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{args}: exit {result.returncode}\n{result.stderr}")
+        return result
+
+    def start_worker(self, *extra: str) -> None:
+        self.starts += 1
+        log = self.log = (self.tmp_path / f"worker-{self.starts}.log").open("wb")
+        self.worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "worker",
+                "--catalog",
+                str(CATALOG),
+                "--tick-interval",
+                "0",
+                "--data-dir",
+                str(self.tmp_path / "data"),
+                "--loglevel",
+                "info",
+                *extra,
+            ],
+            env=self.env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill_worker(self) -> None:
+        """SIGKILL: no shutdown hooks, no flush, no commit."""
+        assert self.worker is not None
+        self.worker.send_signal(signal.SIGKILL)
+        self.worker.wait(timeout=30)
+        self._ended()
+
+    def _ended(self) -> None:
+        self.worker = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.send_signal(signal.SIGTERM)
+            try:
+                self.worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait()
+            self._ended()
+
+    def logs(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace") for p in sorted(self.tmp_path.glob("worker-*.log"))
+        )
+
+
+def read_topic(
+    bootstrap: str, topic: str, until: int | None = None, timeout: float = 90.0, quiet: float = 3.0
+) -> list[bytes]:
+    """Every record of ``topic``: until ``until`` records arrived, or ``quiet`` seconds pass
+    without one (after at least one), or ``timeout``."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "log_level": 0,
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[bytes] = []
+    start = last = time.monotonic()
+    try:
+        while time.monotonic() - start < timeout:
+            for msg in consumer.consume(1000, timeout=0.5):
+                if msg.error() is None:
+                    out.append(msg.value())
+                    last = time.monotonic()
+            if until is not None and len(out) >= until:
+                break
+            if until is None and out and time.monotonic() - last > quiet:
+                break
+    finally:
+        consumer.close()
+    return out
+
+
+def events_by_wallet(decisions: list[bytes]) -> dict[str, list[bytes]]:
+    """Flatten decision records into each wallet's events, encoded canonically."""
+    out: dict[str, list[bytes]] = collections.defaultdict(list)
+    for raw in decisions:
+        record = msgspec.json.decode(raw)
+        for event in record["events"]:
+            out[record["wallet_id"]].append(msgspec.json.encode(event, order="sorted"))
+    return dict(out)
+
+
+def offline_events_by_wallet(path: Path) -> dict[str, list[bytes]]:
+    out: dict[str, list[bytes]] = collections.defaultdict(list)
+    for line in path.read_bytes().splitlines():
+        event = msgspec.json.decode(line)
+        out[event["wallet_id"]].append(msgspec.json.encode(event, order="sorted"))
+    return dict(out)
