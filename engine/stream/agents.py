@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,10 +27,19 @@ from typing import Any
 import faust
 import msgspec
 
-from ..codec import Rejected, decode_cdr, decode_command, decode_decision, encode, raw_fields
+from ..codec import (
+    Decision,
+    Rejected,
+    decode_cdr,
+    decode_command,
+    decode_decision,
+    encode,
+    raw_fields,
+)
 from ..domain import Catalog, Cdr, Command, Tick
-from ..domain.events import BarSims, UnbarSims
+from ..domain.events import BarSims, CdrRejected, UnbarSims, UsageRated
 from ..domain.routing import routed_charges, wallet_of
+from .metrics import Metrics
 from .processor import RatingProcessor
 from .recovery import read_decisions
 from .settings import WorkerSettings
@@ -39,6 +49,8 @@ log = logging.getLogger("rating-engine")
 
 ORIGIN = "origin"
 """Header on ``cdr.by-wallet`` records: ``<raw partition>:<raw offset>``."""
+INGESTED = "ingested"
+"""Header on ``cdr.by-wallet`` records: the ``cdr.raw`` record's timestamp (epoch seconds)."""
 
 
 def _header(headers: Any, name: str) -> bytes | None:
@@ -60,6 +72,7 @@ class Topology:
         self.catalog = catalog
         self.names = topics
         self.processor = RatingProcessor(catalog)
+        self.metrics = Metrics()
         self.recovering: dict[int, asyncio.Future[None]] = {}
 
         def topic(*names: str) -> faust.TopicT:
@@ -79,15 +92,16 @@ class Topology:
         if settings.tick_interval > 0:
             app.timer(settings.tick_interval, name="clock")(self.clock)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        if settings.metrics_port:
+            self.metrics.serve(settings.metrics_port)
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _batches(self, stream: faust.StreamT) -> AsyncIterator[list[faust.EventT]]:
         # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
         taker: Any = stream
-        return taker.take_events(
-            self.settings.batch_size, within=self.settings.batch_within
-        )
+        return taker.take_events(self.settings.batch_size, within=self.settings.batch_within)
 
     async def _send(
         self, topic: faust.TopicT, key: bytes | None, value: bytes, **kw: Any
@@ -95,6 +109,7 @@ class Topology:
         return await topic.send(key=key, value=value, force=True, **kw)
 
     async def _reject(self, rejection: Rejected, key: bytes | None) -> Awaitable[Any]:
+        self.metrics.rejected.labels(rejection.reason).inc()
         return await self._send(self.rejected, key, encode(rejection))
 
     # -- enrich ----------------------------------------------------------------------------
@@ -106,6 +121,7 @@ class Topology:
             for event in batch:
                 msg = event.message
                 raw = msg.value or b""
+                self.metrics.received.inc()
                 origin = f"{raw_topic}/{msg.partition}@{msg.offset}"
                 cdr = decode_cdr(raw, origin)
                 if isinstance(cdr, Rejected):
@@ -123,11 +139,12 @@ class Topology:
                     )
                     pending.append(await self._reject(rejection, msg.key))
                     continue
-                header = f"{msg.partition}:{msg.offset}".encode()
+                headers = [
+                    (ORIGIN, f"{msg.partition}:{msg.offset}".encode()),
+                    (INGESTED, repr(msg.timestamp).encode()),
+                ]
                 pending.append(
-                    await self._send(
-                        self.by_wallet, wallet.encode(), raw, headers=[(ORIGIN, header)]
-                    )
+                    await self._send(self.by_wallet, wallet.encode(), raw, headers=headers)
                 )
             await asyncio.gather(*pending)
             yield None
@@ -148,7 +165,13 @@ class Topology:
                 )
 
             async def run() -> None:
-                count = await loop.run_in_executor(None, load)
+                self.metrics.recovering.inc()
+                try:
+                    count = await loop.run_in_executor(None, load)
+                finally:
+                    self.metrics.recovering.dec()
+                self.metrics.recovered_decisions.inc(count)
+                self.metrics.partitions.set(len(self.processor.partitions))
                 log.info("partition %d recovered from %d decisions", partition, count)
 
             future = self.recovering[partition] = asyncio.ensure_future(run())
@@ -157,14 +180,19 @@ class Topology:
     async def rate(self, stream: faust.StreamT) -> AsyncIterator[None]:
         commands_topic = self.names.wallet_commands.name
         raw_topic = self.names.cdr_raw.name
+        metrics = self.metrics
         async for batch in self._batches(stream):
             pending: list[Awaitable[Any]] = []
+            timings: list[tuple[float, float]] = []  # (ingested, CDR start) per rated input
+            positions: dict[Any, int] = {}
             for event in batch:
                 msg = event.message
                 partition, value = msg.partition, msg.value or b""
+                positions[msg.tp] = msg.offset
                 if not self.processor.recovered(partition):
                     await self._recover(partition)
                 if msg.topic == commands_topic:
+                    metrics.commands.inc()
                     origin = (commands_topic, partition, msg.offset)
                     try:
                         command = decode_command(value)
@@ -184,24 +212,66 @@ class Topology:
                         pending.append(await self._reject(cdr, msg.key))
                         continue
                     item, wallet = cdr, (msg.key or b"").decode()
+                    ingested = float(_header(msg.headers, INGESTED) or msg.timestamp)
+                    timings.append((ingested, cdr.started_at.timestamp()))
+                if self.processor.already_decided(partition, origin):
+                    metrics.skipped.inc()
+                    continue
                 decision = self.processor.decide(partition, wallet, item, origin)
                 if decision is not None:
+                    self._count(decision)
                     pending.append(
                         await self._send(
                             self.events, wallet.encode(), encode(decision), partition=partition
                         )
                     )
             await asyncio.gather(*pending)
+            now = time.time()
+            for ingested, started in timings:
+                metrics.ingest_latency.observe(max(0.0, now - ingested))
+                metrics.cdr_age.observe(max(0.0, now - started))
+            self._observe_lag(positions)
+            metrics.suspended.set(self.processor.suspended())
             yield None
+
+    def _count(self, decision: Decision) -> None:
+        metrics = self.metrics
+        for e in decision.events:
+            metrics.events.labels(type(e).__name__).inc()
+            if isinstance(e, UsageRated):
+                metrics.rated.inc()
+            elif isinstance(e, CdrRejected):
+                metrics.rejected.labels(e.reason).inc()
+        metrics.decisions.inc()
+
+    def _observe_lag(self, positions: dict[Any, int]) -> None:
+        consumer: Any = self.app.consumer
+        for tp, offset in positions.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag = max(0, highwater - offset - 1)
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def _wallet_partitions(self, tps: set[Any]) -> set[int]:
+        inputs = {self.names.cdr_by_wallet.name, self.names.wallet_commands.name}
+        return {tp.partition for tp in tps if tp.topic in inputs}
+
+    async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """Start rebuilding every assigned wallet partition now, not at its first input, so
+        the worker is ready (and says so in its metrics) before traffic arrives."""
+        assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
+        for partition in self._wallet_partitions(assigned):
+            if not self.processor.recovered(partition):
+                asyncio.ensure_future(self._recover(partition))
 
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         """Forget partitions another worker may now change; recover them if they return."""
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
-        inputs = {self.names.cdr_by_wallet.name, self.names.wallet_commands.name}
-        partitions = {tp.partition for tp in revoked if tp.topic in inputs}
+        partitions = self._wallet_partitions(revoked)
         self.processor.forget(partitions)
         for p in partitions:
             self.recovering.pop(p, None)
+        self.metrics.partitions.set(len(self.processor.partitions))
 
     # -- follow ----------------------------------------------------------------------------
 

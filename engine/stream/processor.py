@@ -67,6 +67,15 @@ class RatingProcessor:
         for p in partitions:
             self.partitions.pop(p, None)
 
+    def already_decided(self, partition: int, origin: tuple[str, int, int]) -> bool:
+        """True for an input delivered again after a restart: its decision is on record."""
+        return self.partitions[partition].seen(*origin)
+
+    def suspended(self) -> int:
+        return sum(
+            1 for part in self.partitions.values() for s in part.wallets.values() if s.suspended
+        )
+
     def decide(
         self,
         partition: int,

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from engine.cli import main
+from engine.testing.kafka_broker import free_ports
 
 from .harness import CATALOG, REPO, Stack, events_by_wallet, offline_events_by_wallet, read_topic
 
@@ -101,10 +105,12 @@ def test_stream_equals_offline(stack: Stack, tmp_path: Path) -> None:
     expected = offline_events_by_wallet(offline_events)
     total = sum(len(v) for v in expected.values())
 
-    stack.start_worker()
+    port = free_ports(1)[0]
+    stack.start_worker("--metrics-port", str(port))
     _publish_commands_first(stack, commands)
     stack.cli("publish", "--input", str(cdrs), "--no-progress")
     streamed = _wait_for_events(stack, total)
+    metrics = _scrape(port)
 
     assert {w: len(v) for w, v in streamed.items()} == {w: len(v) for w, v in expected.items()}
     for wallet in expected:
@@ -119,6 +125,32 @@ def test_stream_equals_offline(stack: Stack, tmp_path: Path) -> None:
     assert Counter(map(key, streamed_rejected)) == Counter(map(key, offline))
     assert all(r["origin"].startswith(stack.topics.cdr_raw.name + "/") for r in streamed_rejected)
     assert {r["reason"] for r in offline} >= {"malformed", "missing_field", "unknown_sim"}
+
+    # The worker's /metrics count exactly what was sent and what happened.
+    events = [msgspec.json.decode(x) for x in offline_events.read_bytes().splitlines()]
+    by_type = Counter(e["type"] for e in events)
+    reasons = Counter(e["reason"] for e in events if e["type"] == "CdrRejected")
+    reasons.update(r["reason"] for r in offline)
+    lines = [x for x in cdrs.read_bytes().splitlines() if x.strip()]
+    assert metrics[("rating_cdrs_received_total", ())] == len(lines)
+    assert metrics[("rating_cdrs_rated_total", ())] == by_type["UsageRated"]
+    assert metrics[("rating_commands_received_total", ())] == len(TOP_UPS)
+    for reason, n in reasons.items():
+        assert metrics[("rating_cdrs_rejected_total", (("reason", reason),))] == n, reason
+    for kind, n in by_type.items():
+        assert metrics[("rating_events_total", (("type", kind),))] == n, kind
+    assert metrics[("rating_partitions_owned", ())] == stack.topics.wallet_events.partitions
+    assert metrics[("rating_ingest_latency_seconds_count", ())] == len(lines) - len(offline)
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Samples of the worker's /metrics, keyed by (name, sorted labels)."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    out = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
 
 
 def test_sigkill_and_restart_loses_nothing_and_charges_nothing_twice(

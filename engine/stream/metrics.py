@@ -1,0 +1,84 @@
+"""Prometheus metrics of a worker, served on ``/metrics`` (prometheus-client).
+
+Every name here is part of the operations contract (dashboards and alerts use them), so
+they are declared once, in this module, with their help text.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+AGE_BUCKETS = (1, 10, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400, 90 * 86400)
+
+
+class Metrics:
+    """The worker's collectors, in a registry of their own (no process-global state)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.received = Counter(
+            "rating_cdrs_received", "CDR records read from cdr.raw.", registry=r
+        )
+        self.rated = Counter("rating_cdrs_rated", "CDRs priced (UsageRated events).", registry=r)
+        self.rejected = Counter(
+            "rating_cdrs_rejected",
+            "CDRs that could not be rated, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.commands = Counter(
+            "rating_commands_received", "Commands read from wallet.commands.", registry=r
+        )
+        self.events = Counter(
+            "rating_events", "Events emitted to wallet.events, by type.", ["type"], registry=r
+        )
+        self.decisions = Counter(
+            "rating_decisions", "Decision records written to wallet.events.", registry=r
+        )
+        self.skipped = Counter(
+            "rating_redeliveries_skipped",
+            "Inputs delivered again after a restart and recognised as already decided.",
+            registry=r,
+        )
+        self.ingest_latency = Histogram(
+            "rating_ingest_latency_seconds",
+            "From a CDR's arrival on cdr.raw to its decision being acknowledged by Kafka.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.cdr_age = Histogram(
+            "rating_cdr_age_seconds",
+            "From a CDR's own start time to its decision being acknowledged by Kafka.",
+            buckets=AGE_BUCKETS,
+            registry=r,
+        )
+        self.lag = Gauge(
+            "rating_consumer_lag",
+            "Records behind the end of an input partition.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.suspended = Gauge(
+            "rating_wallets_suspended",
+            "Wallets of this worker's partitions now suspended.",
+            registry=r,
+        )
+        self.partitions = Gauge(
+            "rating_partitions_owned",
+            "Wallet partitions this worker owns and has recovered.",
+            registry=r,
+        )
+        self.recovering = Gauge(
+            "rating_partitions_recovering",
+            "Wallet partitions being rebuilt from wallet.events.",
+            registry=r,
+        )
+        self.recovered_decisions = Counter(
+            "rating_recovery_decisions",
+            "Decisions read back from wallet.events while recovering partitions.",
+            registry=r,
+        )
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, addr="0.0.0.0", registry=self.registry)
