@@ -268,6 +268,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         tick_interval=args.tick_interval,
         metrics_port=args.metrics_port,
         batch_size=args.batch_size,
+        snapshot_every=args.snapshot_every,
+        store=args.store,
     )
     return run_worker(settings, _catalog(args.catalog), load_topics(), loglevel=args.loglevel)
 
@@ -391,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wrk.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     wrk.add_argument("--batch-size", type=int, help="inputs per batch (default 1000)")
+    wrk.add_argument(
+        "--snapshot-every",
+        type=float,
+        help="seconds between partition snapshots in the RocksDB table (default 30; 0: never)",
+    )
+    wrk.add_argument("--store", help="Faust table store: rocksdb:// (default) or memory://")
     wrk.add_argument("--loglevel", default="warning", help="log level (default warning)")
     wrk.set_defaults(func=cmd_worker)
     return parser

@@ -105,7 +105,8 @@ def allocate(amount: int, weights: tuple[int, ...]) -> tuple[int, ...]:
         remainders.append(r)
     left = amount - sum(floors)
     if left:
-        order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
+        # A reverse sort is stable: equal remainders keep their order, earlier weight first.
+        order = sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)
         for i in order[:left]:
             floors[i] += 1
     return tuple(floors)

@@ -226,3 +226,42 @@ def render(report: ApplyReport) -> str:
     else:
         lines.append("no changes: every topic exists and matches")
     return "\n".join(lines)
+
+
+def ensure_changelog(topics: Topics, bootstrap: str, name: str) -> None:
+    """Create a table's compacted changelog topic, co-partitioned with the wallet topics.
+
+    Faust may not declare topics here (``topic_allow_declare=False`` keeps it from creating
+    the input topics with the wrong partition count), so the worker creates the one topic
+    it owns before starting. An existing topic with another partition count is an error.
+    """
+    client = admin_client(bootstrap)
+    metadata = cluster_metadata(client, bootstrap)
+    partitions = topics.wallet_events.partitions
+    found = metadata.topics.get(name)
+    if found is not None:
+        if len(found.partitions) != partitions:
+            raise StreamError(
+                f"changelog topic {name} has {len(found.partitions)} partitions, the wallet "
+                f"topics have {partitions}: delete it (it is rebuilt from wallet.events)"
+            )
+        return
+    config: dict[str, str] = {"cleanup.policy": topics.changelogs.cleanup}
+    future = client.create_topics(
+        [
+            NewTopic(
+                name,
+                num_partitions=partitions,
+                replication_factor=topics.replication,
+                config=config,
+            )
+        ],
+        operation_timeout=REQUEST_TIMEOUT,
+        request_timeout=REQUEST_TIMEOUT,
+    )[name]
+    try:
+        future.result(timeout=REQUEST_TIMEOUT)
+    except KafkaException as exc:
+        error: KafkaError = exc.args[0]
+        if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise StreamError(f"cannot create changelog topic {name}: {error.str()}") from None

@@ -20,12 +20,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import msgspec
+from aiokafka.partitioner import murmur2
+from faust.streams import _current_event
 
 from ..codec import (
     Decision,
@@ -40,17 +43,39 @@ from ..domain import Catalog, Cdr, Command, Tick
 from ..domain.events import BarSims, CdrRejected, UnbarSims, UsageRated
 from ..domain.routing import routed_charges, wallet_of
 from .metrics import Metrics
-from .processor import RatingProcessor
+from .processor import PartitionState, RatingProcessor
 from .recovery import read_decisions
 from .settings import WorkerSettings
+from .snapshots import decode_snapshot, encode_snapshot
 from .topics import Topics
 
 log = logging.getLogger("rating-engine")
 
 ORIGIN = "origin"
 """Header on ``cdr.by-wallet`` records: ``<raw partition>:<raw offset>``."""
+SNAPSHOTS = "snapshots"
+"""The Faust table of partition snapshots (changelog ``{app_id}-snapshots-changelog``)."""
 INGESTED = "ingested"
 """Header on ``cdr.by-wallet`` records: the ``cdr.raw`` record's timestamp (epoch seconds)."""
+
+
+def snapshot_key(partition: int, partitions: int) -> bytes:
+    """A table key that Kafka's partitioner (murmur2) puts on ``partition``, so a partition's
+    snapshot lives in the changelog partition its owner restores."""
+    for salt in range(1_000_000):
+        key = f"partition-{partition}-{salt}".encode()
+        if (murmur2(key) & 0x7FFFFFFF) % partitions == partition:
+            return key
+    raise AssertionError("unreachable: murmur2 spreads keys over every partition")
+
+
+class SnapshotTable(faust.Table):
+    """A table whose keys name their partition: ``snapshot_key(p)`` is written to changelog
+    partition ``p`` whichever event (or batch) is being processed when it is written."""
+
+    def partition_for_key(self, key: Any) -> int | None:
+        text = bytes(key).decode()
+        return int(text.split("-")[1])
 
 
 def _header(headers: Any, name: str) -> bytes | None:
@@ -74,6 +99,19 @@ class Topology:
         self.processor = RatingProcessor(catalog)
         self.metrics = Metrics()
         self.recovering: dict[int, asyncio.Future[None]] = {}
+        partitions = topics.wallet_events.partitions
+        self.snapshot_keys = {p: snapshot_key(p, partitions) for p in range(partitions)}
+        self.snapshots: Any = app.tables.add(
+            SnapshotTable(
+                app,
+                name=SNAPSHOTS,
+                key_type=bytes,
+                value_type=bytes,
+                partitions=partitions,
+                beacon=app.tables.beacon,
+            )
+        )
+        self.snapshot_at: dict[int, float] = {}
 
         def topic(*names: str) -> faust.TopicT:
             return app.topic(*names, key_serializer="raw", value_serializer="raw")
@@ -92,7 +130,7 @@ class Topology:
         if settings.tick_interval > 0:
             app.timer(settings.tick_interval, name="clock")(self.clock)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
-        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        app.on_rebalance_complete.connect(self._on_rebalanced)  # type: ignore[arg-type]
         if settings.metrics_port:
             self.metrics.serve(settings.metrics_port)
 
@@ -152,17 +190,27 @@ class Topology:
     # -- rate ------------------------------------------------------------------------------
 
     async def _recover(self, partition: int) -> None:
-        """Rebuild a wallet partition from ``wallet.events`` before deciding anything on it."""
+        """Rebuild a wallet partition before deciding anything on it."""
+        await self._recovery(partition)
+
+    def _recovery(self, partition: int) -> asyncio.Future[None]:
+        """The (one) recovery of a partition: its snapshot, then ``wallet.events`` after it."""
         future = self.recovering.get(partition)
         if future is None:
             loop = asyncio.get_running_loop()
             topic = self.names.wallet_events.name
             bootstrap = self.settings.bootstrap
 
+            raw = self.snapshots.get(self.snapshot_keys[partition])
+
             def load() -> int:
-                return self.processor.recover(
-                    partition, read_decisions(bootstrap, topic, partition)
-                )
+                snapshot = None
+                if raw:
+                    _, offset, decided, wallets = decode_snapshot(raw)
+                    snapshot = PartitionState(wallets, decided, offset)
+                after = snapshot.events_offset if snapshot else -1
+                decisions = read_decisions(bootstrap, topic, partition, after)
+                return self.processor.recover(partition, decisions, snapshot)
 
             async def run() -> None:
                 self.metrics.recovering.inc()
@@ -172,10 +220,15 @@ class Topology:
                     self.metrics.recovering.dec()
                 self.metrics.recovered_decisions.inc(count)
                 self.metrics.partitions.set(len(self.processor.partitions))
-                log.info("partition %d recovered from %d decisions", partition, count)
+                log.info(
+                    "partition %d recovered from %s and %d decisions",
+                    partition,
+                    "a snapshot" if raw else "no snapshot",
+                    count,
+                )
 
             future = self.recovering[partition] = asyncio.ensure_future(run())
-        await future
+        return future
 
     async def rate(self, stream: faust.StreamT) -> AsyncIterator[None]:
         commands_topic = self.names.wallet_commands.name
@@ -184,11 +237,14 @@ class Topology:
         async for batch in self._batches(stream):
             pending: list[Awaitable[Any]] = []
             timings: list[tuple[float, float]] = []  # (ingested, CDR start) per rated input
+            written: list[tuple[int, Any]] = []  # (partition, send future) per decision
+            latest: dict[int, faust.EventT] = {}  # the last input event of each partition
             positions: dict[Any, int] = {}
             for event in batch:
                 msg = event.message
                 partition, value = msg.partition, msg.value or b""
                 positions[msg.tp] = msg.offset
+                latest[partition] = event
                 if not self.processor.recovered(partition):
                     await self._recover(partition)
                 if msg.topic == commands_topic:
@@ -220,12 +276,13 @@ class Topology:
                 decision = self.processor.decide(partition, wallet, item, origin)
                 if decision is not None:
                     self._count(decision)
-                    pending.append(
-                        await self._send(
-                            self.events, wallet.encode(), encode(decision), partition=partition
-                        )
+                    sent = await self._send(
+                        self.events, wallet.encode(), encode(decision), partition=partition
                     )
+                    pending.append(sent)
+                    written.append((partition, sent))
             await asyncio.gather(*pending)
+            self._durable(written, latest)
             now = time.time()
             for ingested, started in timings:
                 metrics.ingest_latency.observe(max(0.0, now - ingested))
@@ -233,6 +290,38 @@ class Topology:
             self._observe_lag(positions)
             metrics.suspended.set(self.processor.suspended())
             yield None
+
+    def _durable(self, written: list[tuple[int, Any]], latest: dict[int, faust.EventT]) -> None:
+        """Note how far each partition's decisions reached ``wallet.events``, and snapshot a
+        partition that is due (everything snapshotted is already durable)."""
+        touched: dict[int, int] = {}
+        for partition, future in written:
+            offset = future.result().offset
+            touched[partition] = max(offset, touched.get(partition, -1))
+        every = self.settings.snapshot_every
+        now = time.monotonic()
+        for partition, offset in touched.items():
+            part = self.processor.partitions.get(partition)
+            if part is None:
+                continue
+            part.events_offset = max(part.events_offset, offset)
+            last = self.snapshot_at.setdefault(partition, now)
+            if every > 0 and now - last >= every:
+                self.snapshot(partition, latest[partition])
+
+    def snapshot(self, partition: int, event: faust.EventT) -> None:
+        part = self.processor.partitions[partition]
+        raw = encode_snapshot(partition, part.events_offset, part.decided, part.wallets)
+        # Faust's RocksDB store files a write under the partition of the event being
+        # processed; in a batch there is none, so name one from this partition.
+        token = _current_event.set(weakref.ref(event))
+        try:
+            self.snapshots[self.snapshot_keys[partition]] = raw
+        finally:
+            _current_event.reset(token)
+        self.snapshot_at[partition] = time.monotonic()
+        self.metrics.snapshots.inc()
+        log.info("partition %d snapshot at offset %d", partition, part.events_offset)
 
     def _count(self, decision: Decision) -> None:
         metrics = self.metrics
@@ -256,13 +345,13 @@ class Topology:
         inputs = {self.names.cdr_by_wallet.name, self.names.wallet_commands.name}
         return {tp.partition for tp in tps if tp.topic in inputs}
 
-    async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
-        """Start rebuilding every assigned wallet partition now, not at its first input, so
-        the worker is ready (and says so in its metrics) before traffic arrives."""
-        assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
+    async def _on_rebalanced(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """Start rebuilding every assigned wallet partition now (tables are restored by
+        then), not at its first input, so the worker is ready before traffic arrives."""
+        assigned: set[Any] = set(self.app.consumer.assignment())
         for partition in self._wallet_partitions(assigned):
             if not self.processor.recovered(partition):
-                asyncio.ensure_future(self._recover(partition))
+                self._recovery(partition)
 
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         """Forget partitions another worker may now change; recover them if they return."""

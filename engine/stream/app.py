@@ -12,13 +12,16 @@ def create_app(settings: WorkerSettings) -> faust.App:
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
         datadir=str(settings.data_dir),
-        # State is rebuilt from wallet.events (see processor.py), so no table store is needed
-        # for correctness; memory keeps start-up instant.
-        store="memory://",
+        # The snapshot table lives in RocksDB under datadir: a restarted worker reads it from
+        # disk (and the changelog tail) instead of replaying wallet.events from the start.
+        store=settings.store,
         # Topics come from topics.yaml through `rating-engine topics apply`, never implicitly.
         topic_allow_declare=False,
         topic_disable_leader=True,
         web_enabled=False,
+        # Records are bytes the engine's codec reads; Faust never (de)serializes them.
+        key_serializer="raw",
+        value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         # Join a group in seconds rather than the defaults' tens of seconds.
         broker_session_timeout=10.0,

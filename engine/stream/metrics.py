@@ -74,6 +74,9 @@ class Metrics:
             "Wallet partitions being rebuilt from wallet.events.",
             registry=r,
         )
+        self.snapshots = Counter(
+            "rating_snapshots", "Partition snapshots written to the snapshot table.", registry=r
+        )
         self.recovered_decisions = Counter(
             "rating_recovery_decisions",
             "Decisions read back from wallet.events while recovering partitions.",

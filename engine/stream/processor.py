@@ -21,11 +21,18 @@ OriginKey = tuple[str, int]
 class PartitionState:
     """What one wallet partition has decided so far."""
 
-    __slots__ = ("decided", "wallets")
+    __slots__ = ("decided", "events_offset", "wallets")
 
-    def __init__(self) -> None:
-        self.wallets: dict[str, WalletState] = {}
-        self.decided: dict[OriginKey, int] = {}
+    def __init__(
+        self,
+        wallets: dict[str, WalletState] | None = None,
+        decided: dict[OriginKey, int] | None = None,
+        events_offset: int = -1,
+    ) -> None:
+        self.wallets: dict[str, WalletState] = wallets or {}
+        self.decided: dict[OriginKey, int] = decided or {}
+        self.events_offset = events_offset
+        """The last ``wallet.events`` offset this state includes."""
 
     def apply(self, decision: Decision) -> None:
         """Fold a decision read back from ``wallet.events`` (recovery)."""
@@ -52,12 +59,21 @@ class RatingProcessor:
     def recovered(self, partition: int) -> bool:
         return partition in self.partitions
 
-    def recover(self, partition: int, decisions: Iterable[Decision]) -> int:
-        """Rebuild a partition from its decisions in ``wallet.events``; returns how many."""
-        state = PartitionState()
+    def recover(
+        self,
+        partition: int,
+        decisions: Iterable[tuple[int, Decision]],
+        snapshot: PartitionState | None = None,
+    ) -> int:
+        """Rebuild a partition from a snapshot (if any) and the decisions on ``wallet.events``
+        after it; returns how many decisions were folded."""
+        state = snapshot or PartitionState()
         count = 0
-        for decision in decisions:
+        for offset, decision in decisions:
+            if offset <= state.events_offset:
+                continue
             state.apply(decision)
+            state.events_offset = offset
             count += 1
         self.partitions[partition] = state
         return count

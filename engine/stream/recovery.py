@@ -9,11 +9,16 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from ..codec import Decision, decode_decision
 from .topics import StreamError
 
-TIMEOUT = 10.0
+TIMEOUT = 30.0
+POLL = 0.2
+POLL_BATCH = 500
 
 
-def read_decisions(bootstrap: str, topic: str, partition: int) -> Iterator[Decision]:
-    """Every decision in one partition, from the first offset to the end as it is now."""
+def read_decisions(
+    bootstrap: str, topic: str, partition: int, after: int = -1
+) -> Iterator[tuple[int, Decision]]:
+    """``(offset, decision)`` for every decision in one partition after offset ``after``, to
+    the end as it is now."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -28,14 +33,17 @@ def read_decisions(bootstrap: str, topic: str, partition: int) -> Iterator[Decis
         low, high = consumer.get_watermark_offsets(
             TopicPartition(topic, partition), timeout=TIMEOUT
         )
-        if high <= low:
+        start = max(low, after + 1)
+        if high <= start:
             return
-        consumer.assign([TopicPartition(topic, partition, low)])
-        idle = 0
+        consumer.assign([TopicPartition(topic, partition, start)])
+        idle = 0.0
         while True:
-            batch = consumer.consume(2000, timeout=TIMEOUT)
-            idle = 0 if batch else idle + 1
-            if idle >= 3:
+            # Short polls: consume() waits for a full batch or its timeout, and the end of
+            # the partition is known from the watermark, not from a quiet spell.
+            batch = consumer.consume(POLL_BATCH, timeout=POLL)
+            idle = 0.0 if batch else idle + POLL
+            if idle >= TIMEOUT:
                 raise StreamError(f"reading {topic}[{partition}]: no answer from {bootstrap}")
             for message in batch:
                 error = message.error()
@@ -43,8 +51,9 @@ def read_decisions(bootstrap: str, topic: str, partition: int) -> Iterator[Decis
                     if error.code() == KafkaError._PARTITION_EOF:
                         return
                     raise StreamError(f"reading {topic}[{partition}]: {error.str()}")
-                yield decode_decision(message.value() or b"")
-                if (message.offset() or 0) >= high - 1:
+                offset = message.offset() or 0
+                yield offset, decode_decision(message.value() or b"")
+                if offset >= high - 1:
                     return
     finally:
         consumer.close()

@@ -22,6 +22,10 @@ class WorkerSettings(msgspec.Struct, frozen=True):
     """Seconds a partial batch waits for more inputs."""
     metrics_port: int = 0
     """Port of the Prometheus ``/metrics`` endpoint; 0 disables it."""
+    store: str = "rocksdb://"
+    """Faust table store: ``rocksdb://`` (on disk under data_dir) or ``memory://``."""
+    snapshot_every: float = 30.0
+    """Seconds between snapshots of a busy wallet partition (0: never)."""
 
     @classmethod
     def from_env(
@@ -36,6 +40,8 @@ class WorkerSettings(msgspec.Struct, frozen=True):
             "data_dir": env.get("RATING_DATA_DIR"),
             "tick_interval": env.get("RATING_TICK_INTERVAL"),
             "metrics_port": env.get("RATING_METRICS_PORT"),
+            "store": env.get("RATING_STORE"),
+            "snapshot_every": env.get("RATING_SNAPSHOT_EVERY"),
         }
         for name, value in from_env.items():
             if value:

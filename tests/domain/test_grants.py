@@ -154,10 +154,12 @@ def test_routed_charge_settles_like_any_charge() -> None:
         (),
     )
     assert paid(charged) == 3_000_000
-    # a retried routed charge is a duplicate: paid once
-    assert one(run.when(apply_charge("r1", 3_000_000)), CommandRejected).reason == "duplicate"
+    # a retried routed charge is a no-op: paid once, and nothing else decided
+    before = run.state
+    assert run.when(apply_charge("r1", 3_000_000, at=T0 + 1)) == []
+    assert run.state == before
     rejected = one(run.when(apply_charge("r2", -5)), CommandRejected)
-    assert rejected.reason == "invalid_amount"
+    assert (rejected.reason, rejected.id) == ("invalid_amount", "cmd:r2#invalid_amount")
 
 
 def test_settle_skips_a_grant_expired_at_the_charge_instant() -> None:

@@ -64,9 +64,6 @@ from .builders import (
 )
 from .strategies import catalogs, inputs
 
-REPEATABLE = ("duplicate", "late", "unknown_wallet")
-"""Rejections whose input is decided the same way every time it is re-sent."""
-
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -84,6 +81,11 @@ def run(
 
 def instant(item: Input) -> int:
     return int((item.started_at if isinstance(item, Cdr) else item.at).timestamp())
+
+
+def rejected(events: list[Event]) -> bool:
+    """A decision that rejected its input (a rejection is always decided alone)."""
+    return any(isinstance(e, CdrRejected | CommandRejected) for e in events)
 
 
 # -- an independent model of a wallet's grants -----------------------------------------
@@ -212,13 +214,9 @@ def test_money_is_conserved_and_burn_order_holds(cat: Catalog, items: list[Input
     for item, events in zip(items, decisions, strict=True):
         for e in events:
             ledger.apply(e)
-        processed = not (
-            len(events) == 1
-            and isinstance(events[0], CdrRejected | CommandRejected)
-            and events[0].reason in ("duplicate", "late")
-        )
-        if processed:
-            # expiry is decided at the first input at/after it: nothing expired is left live
+        if not rejected(events):
+            # expiry is decided at the first accepted input at/after it (a rejection decides
+            # nothing else): nothing expired is left live
             when = instant(item)
             assert all(g.expires_at is None or g.expires_at > when for g in ledger.grants.values())
     opened = any(isinstance(e, WalletOpened) for d in decisions for e in d)
@@ -259,21 +257,20 @@ def test_same_inputs_give_byte_identical_events(cat: Catalog, items: list[Input]
     # a fresh catalog object, so nothing memoised in the first run can help the second
     again, _ = run(msgspec.structs.replace(cat, memo={}), items)
     assert encode(e for d in first for e in d) == encode(e for d in again for e in d)
-    # an id names one event, so a store may ignore a second write of an id. Exceptions:
-    # a re-sent duplicate is rejected again under the same id, and an input rejected for
-    # another reason may be decided again later (see the xfail in test_wallet_commands).
+    # an id names one event, so a store may ignore a second write of an id. The one
+    # exception: an input rejected again for the same reason is rejected under the same id
+    # (<key>#<reason>). An input rejected and later accepted never reuses the rejection's id.
     ids: set[str] = set()
-    redecided: set[str] = set()
+    rejection_ids: set[str] = set()
     for item, events in zip(items, first, strict=True):
-        if item.key in redecided:
-            continue
         for e in events:
             if isinstance(e, CdrRejected | CommandRejected):
-                if e.reason not in REPEATABLE:
-                    redecided.add(item.key)
+                assert e.id == f"{item.key}#{e.reason}"
+                rejection_ids.add(e.id)
                 continue
             assert e.id not in ids, e.id
             ids.add(e.id)
+    assert not ids & rejection_ids
 
 
 _SCENARIO = """
@@ -634,19 +631,36 @@ def test_ticks_charge_each_mrc_once_per_cycle(
 @given(cat=catalogs(), items=inputs())
 def test_every_decision_is_well_formed(cat: Catalog, items: list[Input]) -> None:
     decisions, _ = run(cat, items)
+    opened = False
+    openings = 0
+    moved_money: set[str] = set()
     for item, events in zip(items, decisions, strict=True):
         key = item.key
+        if not isinstance(item, Cdr) and key in moved_money:
+            # a retried command that already moved money is a no-op (not even a rejection)
+            assert events == []
+        elif rejected(events):
+            # a rejection decides nothing else (no opening, no expiry), under its reason
+            assert len(events) == 1, events
+            assert events[0].id == f"{key}#{events[0].reason}"  # type: ignore[union-attr]
+        elif not opened:
+            # the wallet opens on its first accepted input
+            assert events and isinstance(events[0], WalletOpened)
+            opened = True
         for position, e in enumerate(events):
             if isinstance(e, WalletOpened):
-                assert e.id == "open:w1#0"
-            elif isinstance(e, CdrRejected | CommandRejected) and e.id.endswith(
-                ("#duplicate", "#late")
-            ):
-                assert len(events) == 1
-            else:
+                assert position == 0 and e.id == "open:w1#0"
+                openings += 1
+            elif not isinstance(e, CdrRejected | CommandRejected):
                 assert e.id == f"{key}#{position}"
             assert e.wallet_id == "w1"
+            if e.id.startswith("cmd:") and (
+                isinstance(e, GrantAdded) or (isinstance(e, Charged) and e.kind == "routed_usage")
+            ):
+                moved_money.add(key)
         usage = [e for e in events if isinstance(e, UsageRated)]
         assert len(usage) <= 1
         if isinstance(item, Cdr) and usage:
             assert usage[0].cdr_id == item.cdr_id and usage[0].volume == item.volume
+    # opened once, by the decision that first accepted an input
+    assert openings == (1 if opened else 0)

@@ -104,11 +104,32 @@ def test_late_cdr_older_than_watermark_minus_window() -> None:
 def test_rejected_cdr_is_not_remembered_and_charges_nothing() -> None:
     run = eur_wallet()
     events = run.when(cdr("c1", MB, network="999-01"))
-    assert types(events) == ["WalletOpened", "CdrRejected"]
-    assert events[1].id == "cdr:c1#1"
-    assert run.balance == 100_000_000
+    # one event, named by its reason; the wallet does not open on a rejection
+    assert types(events) == ["CdrRejected"]
+    assert events[0].id == "cdr:c1#unknown_zone"
+    assert run.state == initial_state("w1")
     # re-sent, it is rejected for the same reason again (not as a duplicate)
-    assert one(run.when(cdr("c1", MB, network="999-01")), CdrRejected).reason == "unknown_zone"
+    again = run.when(cdr("c1", MB, network="999-01"))
+    assert [(type(e).__name__, e.id) for e in again] == [("CdrRejected", "cdr:c1#unknown_zone")]
+    assert run.state == initial_state("w1")
+    # the wallet opens on its first accepted input
+    events = run.when(cdr("c2", MB))
+    assert types(events) == ["WalletOpened", "UsageRated"]
+    assert run.balance == 99_000_000
+
+
+def test_a_rejected_cdr_expires_nothing() -> None:
+    run = eur_wallet(opening=[opening("5", expires_at=T0 + DAY)])
+    run.given(cdr("c1", MB))
+    before = run.state
+    # at the grant's expiry, a record that cannot be rated decides nothing but its rejection
+    events = run.when(cdr("c2", MB, at=T0 + DAY, network="999-01"))
+    assert [(type(e).__name__, e.id) for e in events] == [("CdrRejected", "cdr:c2#unknown_zone")]
+    assert run.state == before and run.balance == 4_000_000
+    # the next accepted input expires the grant
+    events = run.when(cdr("c3", MB, at=T0 + DAY))
+    assert types(events) == ["GrantExpired", "UsageRated"]
+    assert one(events, GrantExpired).amount == 4_000_000
 
 
 @pytest.mark.parametrize(
@@ -136,8 +157,16 @@ def test_cdr_rejections(record: object, reason: str) -> None:
         subs=[sub(SIM1), sub(SIM2, active_from=ts("2026-02-01T00:00:00Z"))],
     )
     run = Wallets(cat)
-    rejected = one(run.when(record), CdrRejected)  # type: ignore[arg-type]
-    assert rejected.reason == reason
+    # as the wallet's first input: the rejection alone, named by its reason
+    events = run.when(record)  # type: ignore[arg-type]
+    assert types(events) == ["CdrRejected"]
+    assert (one(events, CdrRejected).reason, events[0].id) == (reason, f"cdr:c1#{reason}")
+    assert run.state == initial_state("w1")
+    # in an open wallet: still the rejection alone, and nothing charged
+    run.given(tick("k1", T0))
+    events = run.when(record)  # type: ignore[arg-type]
+    assert types(events) == ["CdrRejected"]
+    assert one(events, CdrRejected).reason == reason
     assert run.balance == 100_000_000
 
 
@@ -152,7 +181,11 @@ def test_unknown_wallet_is_rejected_without_opening() -> None:
 def test_plan_in_another_currency_is_rejected() -> None:
     usd = plan("usd", currency="USD", rates={"data": {"EU": rate("1", MB)}})
     run = Wallets(catalog(plans=[usd], subs=[sub(plan="usd")]))
-    assert one(run.when(cdr("c1", MB)), CdrRejected).reason == "currency_mismatch"
+    events = run.when(cdr("c1", MB))
+    assert [(type(e).__name__, e.id) for e in events] == [
+        ("CdrRejected", "cdr:c1#currency_mismatch")
+    ]
+    assert one(events, CdrRejected).reason == "currency_mismatch"
 
 
 # -- thresholds and auto top-up --------------------------------------------------------

@@ -1,0 +1,620 @@
+"""How fast is the streaming worker? CDRs through Kafka: cdr.raw -> enrich -> rate -> wallet.events.
+
+One worker process (Faust: enrich, rate, follow) on private topics of a real broker, fed by
+``rating-engine publish``. Two runs, each on fresh topics and a fresh worker:
+
+- throughput: publish N seeded CDRs as fast as possible; end to end = N / (first CDR record
+  on ``cdr.raw`` .. last of their decisions on ``wallet.events``, both Kafka CreateTime);
+- latency: offer a steady rate below saturation (default half the measured throughput) for
+  ~30 s; per-CDR latency = CreateTime of its decision - CreateTime of its ``cdr.raw`` record.
+
+The broker is ``KAFKA_BOOTSTRAP`` if set, else a private one (``LocalJarBroker``) started for
+the run and stopped at its end. Usage: ``python benchmarks/stream.py [--cdrs N | --quick]``;
+``--profile FILE`` runs the throughput worker under cProfile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+import msgspec
+import yaml
+from _common import environment, save, table
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from engine.catalog import load_catalog
+from engine.offline.generate import generate_cdrs
+from engine.stream.admin import admin_client, apply_topics
+from engine.stream.publisher import PRODUCER_CONFIG
+from engine.stream.topics import REPO_TOPICS, Topics, load_topics
+from engine.testing.kafka_broker import LocalJarBroker
+
+REPO = Path(__file__).resolve().parent.parent
+CATALOG = REPO / "examples" / "catalog.yaml"
+
+JOIN_TIMEOUT = 180.0
+"""Seconds a fresh worker may take to join its group and decide the warm-up CDR."""
+STALL_TIMEOUT = 180.0
+"""Seconds without a new decision before a run is declared stuck."""
+
+
+def log(message: str) -> None:
+    print(f"[stream] {message}", file=sys.stderr, flush=True)
+
+
+class _Input(msgspec.Struct):
+    """The one field of a decision record the benchmark reads."""
+
+    input: str
+
+
+class _RawCdr(msgspec.Struct):
+    cdr_id: str
+    source: str | None = None
+
+    @property
+    def key(self) -> str:  # the decision's ``input``, as engine.domain.Cdr.key builds it
+        return f"cdr:{self.source}/{self.cdr_id}" if self.source else f"cdr:{self.cdr_id}"
+
+
+_input_decoder = msgspec.json.Decoder(_Input)
+_raw_decoder = msgspec.json.Decoder(_RawCdr)
+
+
+# -- data --------------------------------------------------------------------------------
+
+
+def write_cdrs(path: Path, cdrs: int, sims: int, seed: int) -> int:
+    catalog = load_catalog(CATALOG)
+    size = 0
+    with path.open("wb") as out:
+        for line in generate_cdrs(catalog, sims, cdrs, seed, faults=0.0):
+            out.write(line + b"\n")
+            size += len(line) + 1
+    return size
+
+
+def warmup_line(cdrs: Path) -> tuple[bytes, str]:
+    """A copy of the file's first CDR under a fresh id, and its decision's ``input``."""
+    with cdrs.open("rb") as handle:
+        first = msgspec.json.decode(handle.readline())
+    first["cdr_id"] = f"warmup-{uuid.uuid4().hex[:8]}"
+    raw = msgspec.json.encode(first)
+    return raw, _raw_decoder.decode(raw).key
+
+
+# -- a private stack: topics, worker, environment ------------------------------------------
+
+
+class Stack:
+    """Private topics (a renamed copy of topics.yaml), one worker process, its environment."""
+
+    def __init__(
+        self, bootstrap: str, workdir: Path, name: str, partitions: int | None = None
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.dir = workdir / name
+        self.dir.mkdir(parents=True)
+        data: dict[str, Any] = yaml.safe_load(REPO_TOPICS.read_text())
+        prefix = f"bench-{uuid.uuid4().hex[:8]}."
+        for spec in data["topics"]:
+            spec["name"] = prefix + spec["name"]
+            if partitions is not None and (spec["role"] == "cdr_raw" or spec["key"] == "wallet_id"):
+                spec["partitions"] = partitions
+        self.topics_file = self.dir / "topics.yaml"
+        self.topics_file.write_text(yaml.safe_dump(data, sort_keys=False))
+        self.topics: Topics = load_topics(self.topics_file, environ={})
+        self.app_id = f"bench-{uuid.uuid4().hex[:8]}"
+        self.env = {
+            **os.environ,
+            "RATING_TOPICS": str(self.topics_file),
+            "KAFKA_BOOTSTRAP": bootstrap,
+            "RATING_APP_ID": self.app_id,
+        }
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.worker_log = self.dir / "worker.log"
+        self._log: IO[bytes] | None = None
+        report = apply_topics(self.topics, bootstrap)
+        if not report.ok:
+            raise RuntimeError(f"cannot create the benchmark topics: {report}")
+
+    def start_worker(self, profile: Path | None = None) -> None:
+        prefix = ["-m", "cProfile", "-o", str(profile)] if profile else []
+        self._log = self.worker_log.open("wb")
+        self.worker = subprocess.Popen(
+            [
+                sys.executable,
+                *prefix,
+                "-m",
+                "engine.cli",
+                "worker",
+                "--catalog",
+                str(CATALOG),
+                "--tick-interval",
+                "0",
+                "--data-dir",
+                str(self.dir / "data"),
+                "--loglevel",
+                "warning",
+            ],
+            env=self.env,
+            cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # stopped by us (SIGTERM), not by a terminal's Ctrl-C
+        )
+        log(f"worker pid {self.worker.pid} (log {self.worker_log})")
+
+    def check_worker(self) -> None:
+        if self.worker is not None and self.worker.poll() is not None:
+            raise RuntimeError(
+                f"the worker exited with code {self.worker.returncode}:\n{self.log_tail()}"
+            )
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.worker_log.read_text(errors="replace")
+        except OSError:
+            return "(no worker log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop_worker(self) -> None:
+        worker, self.worker = self.worker, None
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=120)  # a cProfile dump takes a while
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def publish(self, path: Path, rate: float | None = None) -> dict[str, Any]:
+        """``rating-engine publish`` as a subprocess; its ``--json`` summary."""
+        extra = ["--rate", f"{rate:g}"] if rate else []
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "publish",
+                "--input",
+                str(path),
+                "--no-progress",
+                "--json",
+                *extra,
+            ],
+            env=self.env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            out, err = proc.communicate()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if proc.returncode != 0:
+            raise RuntimeError(f"publish exited with code {proc.returncode}:\n{err.decode()}")
+        result: dict[str, Any] = msgspec.json.decode(out)
+        return result
+
+    def send_one(self, value: bytes) -> None:
+        """One CDR to ``cdr.raw``, keyed by ICCID, the way ``publish`` sends it."""
+        producer = Producer({**PRODUCER_CONFIG, "bootstrap.servers": self.bootstrap})
+        iccid = msgspec.json.decode(value)["iccid"].encode()
+        producer.produce(self.topics.cdr_raw.name, value=value, key=iccid)
+        if producer.flush(30) != 0:
+            raise RuntimeError("the warm-up CDR was not delivered within 30 s")
+
+    def close(self, delete_topics: bool) -> None:
+        self.stop_worker()
+        if delete_topics:  # a shared broker: leave nothing behind
+            names = [spec.name for spec in self.topics.all]
+            names.append(f"{self.app_id}-snapshots-changelog")
+            with contextlib.suppress(Exception):
+                for future in admin_client(self.bootstrap).delete_topics(names).values():
+                    with contextlib.suppress(Exception):
+                        future.result(timeout=30)
+
+
+# -- reading results ---------------------------------------------------------------------
+
+
+def _consumer(bootstrap: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "log_level": 0,
+        }
+    )
+
+
+class DecisionReader(threading.Thread):
+    """Reads ``wallet.events`` from the start while a run goes on and counts the decisions
+    about CDRs (``input`` ``cdr:...``), noting each one's CreateTime (ms)."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, keep: bool = False) -> None:
+        super().__init__(name="decision-reader", daemon=True)
+        self.consumer = _consumer(bootstrap)
+        self.consumer.assign(
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)]
+        )
+        self.keep = keep
+        self.count = 0
+        self.last_ms = 0
+        self.at: dict[str, int] = {}
+        """input -> CreateTime of its decision (every CDR decision when ``keep``)."""
+        self.watch: set[str] = set()
+        """Inputs whose decision time is kept even without ``keep`` (the warm-up CDR)."""
+        self.progress = time.monotonic()
+        self._halt = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while not self._halt.is_set():
+                messages = self.consumer.consume(10_000, timeout=0.2)
+                for msg in messages:
+                    if msg.error() is not None:
+                        continue
+                    key = _input_decoder.decode(msg.value()).input
+                    if not key.startswith("cdr:"):
+                        continue
+                    ms = msg.timestamp()[1]
+                    if self.keep or key in self.watch:
+                        self.at[key] = ms
+                        if key in self.watch:
+                            continue
+                    self.count += 1
+                    self.last_ms = max(self.last_ms, ms)
+                if messages:
+                    self.progress = time.monotonic()
+        except BaseException as exc:  # reported by `wait_for`
+            self.error = exc
+        finally:
+            self.consumer.close()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=30)
+
+    def wait_for(self, count: int, stack: Stack, label: str) -> None:
+        """Until ``count`` CDR decisions were read (the worker dying or stalling raises)."""
+        shown = time.monotonic()
+        while self.count < count:
+            if self.error is not None:
+                raise RuntimeError(f"reading wallet.events failed: {self.error!r}")
+            stack.check_worker()
+            now = time.monotonic()
+            if now - self.progress > STALL_TIMEOUT:
+                raise RuntimeError(
+                    f"{label}: no decision for {STALL_TIMEOUT:g} s at {self.count:,}/{count:,}:"
+                    f"\n{stack.log_tail()}"
+                )
+            if now - shown >= 15:
+                log(f"{label}: {self.count:,}/{count:,} decisions")
+                shown = now
+            time.sleep(0.1)
+
+    def wait_warmup(self, key: str, stack: Stack) -> None:
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while key not in self.at:
+            stack.check_worker()
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the worker did not decide a warm-up CDR within {JOIN_TIMEOUT:g} s:\n"
+                    f"{stack.log_tail()}"
+                )
+            time.sleep(0.05)
+
+
+def raw_timestamps(bootstrap: str, topic: str, partitions: int) -> dict[str, int]:
+    """Every CDR of ``topic``: its decision ``input`` -> CreateTime (ms) of the record."""
+    consumer = _consumer(bootstrap)
+    ends: dict[int, int] = {}
+    for p in range(partitions):
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+        if high > 0:
+            ends[p] = high
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+    out: dict[str, int] = {}
+    left = dict(ends)
+    deadline = time.monotonic() + 300
+    try:
+        while left and time.monotonic() < deadline:
+            for msg in consumer.consume(10_000, timeout=0.5):
+                if msg.error() is not None:
+                    continue
+                out[_raw_decoder.decode(msg.value()).key] = msg.timestamp()[1]
+                if msg.offset() + 1 >= left.get(msg.partition(), sys.maxsize):
+                    del left[msg.partition()]
+    finally:
+        consumer.close()
+    if left:
+        raise RuntimeError(f"could not read {topic} to its end")
+    return out
+
+
+def first_timestamp(bootstrap: str, topic: str, starts: dict[int, int]) -> int:
+    """The smallest CreateTime (ms) among the records at ``starts`` (partition -> offset)."""
+    consumer = _consumer(bootstrap)
+    consumer.assign([TopicPartition(topic, p, o) for p, o in starts.items()])
+    seen: dict[int, int] = {}
+    deadline = time.monotonic() + 60
+    try:
+        while len(seen) < len(starts) and time.monotonic() < deadline:
+            for msg in consumer.consume(100, timeout=0.5):
+                if msg.error() is None and msg.partition() not in seen:
+                    seen[msg.partition()] = msg.timestamp()[1]
+                    consumer.pause([TopicPartition(topic, msg.partition())])
+    finally:
+        consumer.close()
+    if not seen:
+        raise RuntimeError(f"no record found on {topic}")
+    return min(seen.values())
+
+
+def high_watermarks(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = _consumer(bootstrap)
+    try:
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in range(partitions)
+        }
+    finally:
+        consumer.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile of sorted ``values``."""
+    rank = max(1, min(len(values), round(q / 100 * len(values) + 0.5)))
+    return values[rank - 1]
+
+
+# -- the two runs ------------------------------------------------------------------------
+
+
+def start(stack: Stack, cdrs: Path, keep: bool, profile: Path | None = None) -> DecisionReader:
+    """Start the worker and a reader; return once the worker decided a warm-up CDR."""
+    topics = stack.topics
+    reader = DecisionReader(
+        stack.bootstrap, topics.wallet_events.name, topics.wallet_events.partitions, keep
+    )
+    value, key = warmup_line(cdrs)
+    reader.watch.add(key)
+    reader.start()
+    stack.start_worker(profile)
+    t0 = time.monotonic()
+    stack.send_one(value)
+    reader.wait_warmup(key, stack)
+    reader.at.pop(key, None)
+    log(f"worker joined and decided the warm-up CDR in {time.monotonic() - t0:.1f} s")
+    return reader
+
+
+def throughput_run(
+    bootstrap: str, workdir: Path, cdrs: Path, n: int, partitions: int | None, profile: Path | None
+) -> dict[str, Any]:
+    stack = Stack(bootstrap, workdir, "throughput", partitions)
+    try:
+        reader = start(stack, cdrs, keep=False, profile=profile)
+        try:
+            raw = stack.topics.cdr_raw
+            starts = high_watermarks(bootstrap, raw.name, raw.partitions)  # after the warm-up
+            log(f"throughput: publishing {n:,} CDRs")
+            wall0 = time.time()
+            published = stack.publish(cdrs)
+            log(
+                f"throughput: published {published['delivered']:,} in "
+                f"{published['seconds']:.1f} s; waiting for the decisions"
+            )
+            if published["delivered"] != n:
+                raise RuntimeError(
+                    f"publish delivered {published['delivered']} of {n}: {published}"
+                )
+            reader.wait_for(n, stack, "throughput")
+            wall1 = time.time()
+        finally:
+            reader.stop()
+        ends = high_watermarks(bootstrap, raw.name, raw.partitions)
+        starts = {p: o for p, o in starts.items() if ends[p] > o}
+        first_ms = first_timestamp(bootstrap, raw.name, starts)
+        seconds = (reader.last_ms - first_ms) / 1000
+        return {
+            "cdrs": n,
+            "decisions": reader.count,
+            "publish_seconds": round(published["seconds"], 3),
+            "publish_cdrs_per_second": round(n / published["seconds"]),
+            "end_to_end_seconds": round(seconds, 3),
+            "cdrs_per_second": round(n / seconds),
+            "wall_seconds_incl_publisher_start": round(wall1 - wall0, 3),
+        }
+    finally:
+        stack.close(delete_topics=external())
+
+
+def latency_run(
+    bootstrap: str,
+    workdir: Path,
+    rate: float,
+    seconds: float,
+    sims: int,
+    seed: int,
+    partitions: int | None,
+) -> dict[str, Any]:
+    n = max(1, round(rate * seconds))
+    cdrs = workdir / "latency.jsonl"
+    write_cdrs(cdrs, n, sims, seed)
+    stack = Stack(bootstrap, workdir, "latency", partitions)
+    try:
+        reader = start(stack, cdrs, keep=True)
+        try:
+            log(f"latency: offering {rate:,.0f} CDRs/s for {seconds:g} s ({n:,} CDRs)")
+            published = stack.publish(cdrs, rate=rate)
+            if published["delivered"] != n:
+                raise RuntimeError(
+                    f"publish delivered {published['delivered']} of {n}: {published}"
+                )
+            reader.wait_for(n, stack, "latency")
+        finally:
+            reader.stop()
+        raw = stack.topics.cdr_raw
+        sent = raw_timestamps(bootstrap, raw.name, raw.partitions)
+        latencies = sorted(
+            float(decided - sent[key]) for key, decided in reader.at.items() if key in sent
+        )
+        if len(latencies) != n:
+            raise RuntimeError(f"joined {len(latencies)} of {n} CDRs with their decisions")
+        return {
+            "offered_cdrs_per_second": round(rate),
+            "achieved_publish_cdrs_per_second": round(n / published["seconds"]),
+            "cdrs": n,
+            "ms": {
+                "p50": percentile(latencies, 50),
+                "p90": percentile(latencies, 90),
+                "p99": percentile(latencies, 99),
+                "max": latencies[-1],
+                "mean": round(sum(latencies) / n, 1),
+            },
+        }
+    finally:
+        stack.close(delete_topics=external())
+        cdrs.unlink(missing_ok=True)
+
+
+def external() -> bool:
+    """Whether the broker is someone else's (then the benchmark deletes its topics)."""
+    return bool(os.environ.get("KAFKA_BOOTSTRAP", "").strip())
+
+
+@contextlib.contextmanager
+def broker() -> Iterator[str]:
+    """``KAFKA_BOOTSTRAP``, or a private broker stopped on the way out, whatever happens."""
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "").strip()
+    if bootstrap:
+        log(f"broker: {bootstrap} (KAFKA_BOOTSTRAP)")
+        yield bootstrap
+        return
+    local = LocalJarBroker()
+    try:
+        bootstrap = local.start()
+        log(f"broker: private LocalJarBroker on {bootstrap}")
+        yield bootstrap
+    finally:
+        local.stop()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cdrs", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="100,000 CDRs (overrides --cdrs)")
+    parser.add_argument("--sims", type=int, default=5_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--partitions", type=int, help="partitions of cdr.raw and the wallet topics (default 8)"
+    )
+    parser.add_argument(
+        "--rate", type=float, help="CDRs/s offered in the latency run (default: 50%% of measured)"
+    )
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument("--skip-latency", action="store_true", help="the throughput run only")
+    parser.add_argument(
+        "--profile", type=Path, help="write a cProfile of the throughput run's worker here"
+    )
+    args = parser.parse_args()
+    n = 100_000 if args.quick else args.cdrs
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    workdir = Path(tempfile.mkdtemp(prefix="rating-bench-stream-"))
+    latency: dict[str, Any] | None = None
+    try:
+        cdrs = workdir / "cdrs.jsonl"
+        t0 = time.perf_counter()
+        size = write_cdrs(cdrs, n, args.sims, args.seed)
+        log(f"generated {n:,} CDRs ({size / n:.0f} bytes each) in {time.perf_counter() - t0:.1f} s")
+        with broker() as bootstrap:
+            profile = args.profile.resolve() if args.profile else None
+            run = throughput_run(bootstrap, workdir, cdrs, n, args.partitions, profile)
+            log(f"throughput: {run['cdrs_per_second']:,} CDRs/s end to end")
+            cdrs.unlink()
+            if not args.skip_latency:
+                rate = args.rate or run["cdrs_per_second"] * 0.5
+                latency = latency_run(
+                    bootstrap,
+                    workdir,
+                    rate,
+                    args.latency_seconds,
+                    args.sims,
+                    args.seed,
+                    args.partitions,
+                )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    partitions = args.partitions or load_topics(REPO_TOPICS, environ={}).cdr_raw.partitions
+    rows = [
+        ("publish only (CDRs/s)", f"{run['publish_cdrs_per_second']:,}"),
+        ("end to end (CDRs/s)", f"{run['cdrs_per_second']:,}"),
+        ("end to end (s)", f"{run['end_to_end_seconds']:.1f}"),
+    ]
+    if latency is not None:
+        ms = latency["ms"]
+        rows.append(("latency: offered (CDRs/s)", f"{latency['offered_cdrs_per_second']:,}"))
+        rows += [(f"latency {k} (ms)", f"{ms[k]:,.0f}") for k in ("p50", "p90", "p99", "max")]
+    title = f"stream: {n:,} CDRs, {args.sims:,} SIMs, {partitions} partitions, one worker"
+    print(table(rows, title))
+    env = environment()
+    for name in ("faust-streaming", "aiokafka", "confluent-kafka"):
+        env[name] = _version(name)
+    env["broker"] = "KAFKA_BOOTSTRAP" if external() else "LocalJarBroker"
+    print("  ".join(f"{k}={v}" for k, v in env.items()))
+    path = save(
+        "stream",
+        {
+            "cdrs": n,
+            "sims": args.sims,
+            "partitions": partitions,
+            "throughput": run,
+            "latency": latency,
+            "environment": env,
+        },
+    )
+    print(f"wrote {path}")
+
+
+def _version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "-"
+
+
+if __name__ == "__main__":
+    main()
