@@ -13,7 +13,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.cli import main
