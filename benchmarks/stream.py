@@ -162,8 +162,16 @@ class Stack:
     def check_worker(self) -> None:
         if self.worker is not None and self.worker.poll() is not None:
             raise RuntimeError(
-                f"the worker exited with code {self.worker.returncode}:\n{self.log_tail()}"
+                f"the worker exited with code {self.worker.returncode}; its log is kept in "
+                f"{self.keep_log()}:\n{self.log_tail()}"
             )
+
+    def keep_log(self) -> Path:
+        """A copy of the worker's log outside the temporary directory, for a failed run."""
+        kept = Path(tempfile.gettempdir()) / f"rating-bench-stream-{self.app_id}.log"
+        with contextlib.suppress(OSError):
+            shutil.copyfile(self.worker_log, kept)
+        return kept
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -309,7 +317,8 @@ class DecisionReader(threading.Thread):
             now = time.monotonic()
             if now - self.progress > STALL_TIMEOUT:
                 raise RuntimeError(
-                    f"{label}: no decision for {STALL_TIMEOUT:g} s at {self.count:,}/{count:,}:"
+                    f"{label}: no decision for {STALL_TIMEOUT:g} s at {self.count:,}/{count:,} "
+                    f"(worker log: {stack.keep_log()}):"
                     f"\n{stack.log_tail()}"
                 )
             if now - shown >= 15:
@@ -323,7 +332,8 @@ class DecisionReader(threading.Thread):
             stack.check_worker()
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"the worker did not decide a warm-up CDR within {JOIN_TIMEOUT:g} s:\n"
+                    f"the worker did not decide a warm-up CDR within {JOIN_TIMEOUT:g} s "
+                    f"(worker log: {stack.keep_log()}):\n"
                     f"{stack.log_tail()}"
                 )
             time.sleep(0.05)

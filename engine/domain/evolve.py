@@ -172,17 +172,33 @@ def evolve(state: WalletState, event: Event) -> WalletState:
                 attached=state.attached.set(event.iccid, sub),
                 detached=_without(state.detached, event.iccid),
                 plan_changes=_without(state.plan_changes, event.iccid),
+                commands=_done(state, event),
             )
         case SimDetached():
-            return _replace(state, detached=state.detached.set(event.iccid, _ts(event.at)))
+            return _replace(
+                state,
+                detached=state.detached.set(event.iccid, _ts(event.at)),
+                commands=_done(state, event),
+            )
         case PlanChanged():
             ts = _ts(event.at)
             changes_of = state.plan_changes.get(event.iccid, ())
             merged = tuple(sorted((*changes_of, (ts, event.plan)), key=lambda c: c[0]))
-            return _replace(state, plan_changes=state.plan_changes.set(event.iccid, merged))
+            return _replace(
+                state,
+                plan_changes=state.plan_changes.set(event.iccid, merged),
+                commands=_done(state, event),
+            )
         case _:
             # Rejections and network actions record facts but change nothing here.
             return state
+
+
+def _done(state: WalletState, event: Event) -> Map[str, int]:
+    """Remember the command an event answers, so a retry of it is a no-op."""
+    if not event.id.startswith("cmd:"):
+        return state.commands
+    return state.commands.set(input_key(event.id), _ts(event.at))
 
 
 def _without(m: Map[str, Any], key: str) -> Map[str, Any]:

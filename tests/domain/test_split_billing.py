@@ -132,9 +132,7 @@ def test_every_routed_charge_is_paid_once_by_the_payer(
         assert isinstance(out, list)
         history.extend(out)
     # a routed usage of zero moves no money, so no charge is routed for it
-    routed = {
-        e.cdr_id: e.amount for e in of(history, UsageRated) if e.payer == "corp" and e.amount
-    }
+    routed = {e.cdr_id: e.amount for e in of(history, UsageRated) if e.payer == "corp" and e.amount}
     paid = [(c.cdr_id, c.amount) for c in of(history, Charged) if c.kind == "routed_usage"]
     assert sorted(paid) == sorted(routed.items())
     assert all(c.wallet_id == "corp" and c.source_wallet == "w1" for c in of(history, Charged))

@@ -291,6 +291,19 @@ def test_plan_change_mid_cycle_picks_the_new_plan_rates() -> None:
     assert (old.plan, old.amount) == ("basic", 10_000)
 
 
+def test_retried_plan_change_and_sim_moves_are_no_ops() -> None:
+    cheap = plan("cheap", rates={"data": {"EU": rate("0.001", MB)}})
+    run = Wallets(catalog(plans=[plan("basic"), cheap]))
+    run.given(change_plan("cp1", SIM1, "cheap", at=T0 + 10))
+    assert run.when(change_plan("cp1", SIM1, "cheap", at=T0 + 10)) == []
+    run.given(attach("a1", SIM2, at=T0 + 20))
+    assert run.when(attach("a1", SIM2, at=T0 + 20)) == []
+    run.given(detach("d1", SIM2, at=T0 + 30))
+    assert run.when(detach("d1", SIM2, at=T0 + 30)) == []
+    # the state kept one plan change, not two
+    assert len(run.state.plan_changes[SIM1]) == 1
+
+
 def test_plan_change_rejections() -> None:
     usd = plan("usd", currency="USD")
     future = plan("future", version(effective_from=T0 + DAY))
@@ -403,7 +416,7 @@ def test_a_command_accepted_after_a_rejection_gets_ids_of_its_own(open_before: b
         (detach("x", SIM2, at=T0), "unknown_sim"),
         (apply_charge("x", -5), "invalid_amount"),
     ],
-    ids=lambda v: type(v).__name__ if not isinstance(v, str) else v,
+    ids=lambda v: v if isinstance(v, str) else type(v).__name__,
 )
 def test_a_rejected_command_decides_nothing_else(command: Command, reason: str) -> None:
     # an opening grant that is due to expire at the command's instant
