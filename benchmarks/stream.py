@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -104,9 +105,15 @@ class Stack:
     """Private topics (a renamed copy of topics.yaml), one worker process, its environment."""
 
     def __init__(
-        self, bootstrap: str, workdir: Path, name: str, partitions: int | None = None
+        self,
+        bootstrap: str,
+        workdir: Path,
+        name: str,
+        partitions: int | None = None,
+        worker_args: tuple[str, ...] = (),
     ) -> None:
         self.bootstrap = bootstrap
+        self.worker_args = worker_args
         self.dir = workdir / name
         self.dir.mkdir(parents=True)
         data: dict[str, Any] = yaml.safe_load(REPO_TOPICS.read_text())
@@ -150,6 +157,7 @@ class Stack:
                 str(self.dir / "data"),
                 "--loglevel",
                 "warning",
+                *self.worker_args,
             ],
             env=self.env,
             cwd=REPO,
@@ -172,6 +180,16 @@ class Stack:
         with contextlib.suppress(OSError):
             shutil.copyfile(self.worker_log, kept)
         return kept
+
+    def worker_cpu(self) -> float | None:
+        """CPU seconds (user + system) the worker process used so far (Linux), else None."""
+        if self.worker is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.worker.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -405,6 +423,21 @@ def percentile(values: list[float], q: float) -> float:
 # -- the two runs ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What both runs share."""
+
+    bootstrap: str
+    workdir: Path
+    sims: int
+    seed: int
+    partitions: int | None
+    worker_args: tuple[str, ...]
+
+    def stack(self, name: str) -> Stack:
+        return Stack(self.bootstrap, self.workdir, name, self.partitions, self.worker_args)
+
+
 def start(stack: Stack, cdrs: Path, keep: bool, profile: Path | None = None) -> DecisionReader:
     """Start the worker and a reader; return once the worker decided a warm-up CDR."""
     topics = stack.topics
@@ -423,16 +456,16 @@ def start(stack: Stack, cdrs: Path, keep: bool, profile: Path | None = None) -> 
     return reader
 
 
-def throughput_run(
-    bootstrap: str, workdir: Path, cdrs: Path, n: int, partitions: int | None, profile: Path | None
-) -> dict[str, Any]:
-    stack = Stack(bootstrap, workdir, "throughput", partitions)
+def throughput_run(setup: Setup, cdrs: Path, n: int, profile: Path | None) -> dict[str, Any]:
+    """Publish ``n`` CDRs at once; time from the first on cdr.raw to the last decision."""
+    stack = setup.stack("throughput")
+    bootstrap, raw = setup.bootstrap, stack.topics.cdr_raw
     try:
         reader = start(stack, cdrs, keep=False, profile=profile)
         try:
-            raw = stack.topics.cdr_raw
             starts = high_watermarks(bootstrap, raw.name, raw.partitions)  # after the warm-up
             log(f"throughput: publishing {n:,} CDRs")
+            cpu0 = stack.worker_cpu()
             wall0 = time.time()
             published = stack.publish(cdrs)
             log(
@@ -440,17 +473,18 @@ def throughput_run(
                 f"{published['seconds']:.1f} s; waiting for the decisions"
             )
             if published["delivered"] != n:
-                raise RuntimeError(
-                    f"publish delivered {published['delivered']} of {n}: {published}"
-                )
+                raise RuntimeError(f"publish delivered {published['delivered']} of {n}")
             reader.wait_for(n, stack, "throughput")
             wall1 = time.time()
+            cpu1 = stack.worker_cpu()
         finally:
             reader.stop()
         ends = high_watermarks(bootstrap, raw.name, raw.partitions)
-        starts = {p: o for p, o in starts.items() if ends[p] > o}
-        first_ms = first_timestamp(bootstrap, raw.name, starts)
+        first_ms = first_timestamp(
+            bootstrap, raw.name, {p: o for p, o in starts.items() if ends[p] > o}
+        )
         seconds = (reader.last_ms - first_ms) / 1000
+        cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
         return {
             "cdrs": n,
             "decisions": reader.count,
@@ -459,38 +493,32 @@ def throughput_run(
             "end_to_end_seconds": round(seconds, 3),
             "cdrs_per_second": round(n / seconds),
             "wall_seconds_incl_publisher_start": round(wall1 - wall0, 3),
+            "worker_cpu_seconds": None if cpu is None else round(cpu, 2),
+            "worker_cpu_us_per_cdr": None if cpu is None else round(cpu / n * 1e6),
+            "worker_cpu_share": None if cpu is None else round(cpu / (wall1 - wall0), 2),
         }
     finally:
         stack.close(delete_topics=external())
 
 
-def latency_run(
-    bootstrap: str,
-    workdir: Path,
-    rate: float,
-    seconds: float,
-    sims: int,
-    seed: int,
-    partitions: int | None,
-) -> dict[str, Any]:
+def latency_run(setup: Setup, rate: float, seconds: float) -> dict[str, Any]:
+    """Offer ``rate`` CDRs/s for ``seconds``; each CDR's decision time - its publish time."""
     n = max(1, round(rate * seconds))
-    cdrs = workdir / "latency.jsonl"
-    write_cdrs(cdrs, n, sims, seed)
-    stack = Stack(bootstrap, workdir, "latency", partitions)
+    cdrs = setup.workdir / "latency.jsonl"
+    write_cdrs(cdrs, n, setup.sims, setup.seed)
+    stack = setup.stack("latency")
     try:
         reader = start(stack, cdrs, keep=True)
         try:
             log(f"latency: offering {rate:,.0f} CDRs/s for {seconds:g} s ({n:,} CDRs)")
             published = stack.publish(cdrs, rate=rate)
             if published["delivered"] != n:
-                raise RuntimeError(
-                    f"publish delivered {published['delivered']} of {n}: {published}"
-                )
+                raise RuntimeError(f"publish delivered {published['delivered']} of {n}")
             reader.wait_for(n, stack, "latency")
         finally:
             reader.stop()
         raw = stack.topics.cdr_raw
-        sent = raw_timestamps(bootstrap, raw.name, raw.partitions)
+        sent = raw_timestamps(setup.bootstrap, raw.name, raw.partitions)
         latencies = sorted(
             float(decided - sent[key]) for key, decided in reader.at.items() if key in sent
         )
@@ -554,10 +582,21 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--skip-latency", action="store_true", help="the throughput run only")
     parser.add_argument(
+        "--snapshot-every",
+        type=float,
+        help="the worker's --snapshot-every (seconds; 0: never; default: the worker's own)",
+    )
+    parser.add_argument("--batch-size", type=int, help="the worker's --batch-size")
+    parser.add_argument(
         "--profile", type=Path, help="write a cProfile of the throughput run's worker here"
     )
     args = parser.parse_args()
     n = 100_000 if args.quick else args.cdrs
+    worker_args: list[str] = []
+    if args.snapshot_every is not None:
+        worker_args += ["--snapshot-every", f"{args.snapshot_every:g}"]
+    if args.batch_size is not None:
+        worker_args += ["--batch-size", str(args.batch_size)]
     signal.signal(signal.SIGTERM, _interrupt)
 
     workdir = Path(tempfile.mkdtemp(prefix="rating-bench-stream-"))
@@ -568,21 +607,16 @@ def main() -> None:
         size = write_cdrs(cdrs, n, args.sims, args.seed)
         log(f"generated {n:,} CDRs ({size / n:.0f} bytes each) in {time.perf_counter() - t0:.1f} s")
         with broker() as bootstrap:
+            setup = Setup(
+                bootstrap, workdir, args.sims, args.seed, args.partitions, tuple(worker_args)
+            )
             profile = args.profile.resolve() if args.profile else None
-            run = throughput_run(bootstrap, workdir, cdrs, n, args.partitions, profile)
+            run = throughput_run(setup, cdrs, n, profile)
             log(f"throughput: {run['cdrs_per_second']:,} CDRs/s end to end")
             cdrs.unlink()
             if not args.skip_latency:
                 rate = args.rate or run["cdrs_per_second"] * 0.5
-                latency = latency_run(
-                    bootstrap,
-                    workdir,
-                    rate,
-                    args.latency_seconds,
-                    args.sims,
-                    args.seed,
-                    args.partitions,
-                )
+                latency = latency_run(setup, rate, args.latency_seconds)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -592,11 +626,16 @@ def main() -> None:
         ("end to end (CDRs/s)", f"{run['cdrs_per_second']:,}"),
         ("end to end (s)", f"{run['end_to_end_seconds']:.1f}"),
     ]
+    if run["worker_cpu_seconds"] is not None:
+        rows.append(("worker CPU per CDR (µs)", f"{run['worker_cpu_us_per_cdr']:,}"))
+        rows.append(("worker CPU busy (cores)", f"{run['worker_cpu_share']:.2f}"))
     if latency is not None:
         ms = latency["ms"]
         rows.append(("latency: offered (CDRs/s)", f"{latency['offered_cdrs_per_second']:,}"))
         rows += [(f"latency {k} (ms)", f"{ms[k]:,.0f}") for k in ("p50", "p90", "p99", "max")]
     title = f"stream: {n:,} CDRs, {args.sims:,} SIMs, {partitions} partitions, one worker"
+    if worker_args:
+        title += f" ({' '.join(worker_args)})"
     print(table(rows, title))
     env = environment()
     for name in ("faust-streaming", "aiokafka", "confluent-kafka"):
@@ -609,6 +648,7 @@ def main() -> None:
             "cdrs": n,
             "sims": args.sims,
             "partitions": partitions,
+            "worker_args": worker_args,
             "throughput": run,
             "latency": latency,
             "environment": env,

@@ -78,23 +78,35 @@ def _pay(
 def _remember(state: WalletState, key: str, ts: int) -> dict[str, object]:
     """Add a CDR key to the dedup generations, rotating them as the watermark moves.
 
-    Two generations, each spanning at least one window, keep every key the decider still
-    accepts records for; anything older is rejected as late, so pruning never lets a
-    duplicate through.
+    A generation holds the keys rated while the watermark was in ``[start, next start)`` and
+    lasts at least one window. Two are kept; when one is dropped, ``retained_since`` becomes
+    the start of the oldest one kept. A record's original (if any) was rated when the
+    watermark was already at or past the record's own time, so for a record whose time is
+    at or after ``retained_since`` the original is still on hand; an older record is
+    rejected as late. Pruning therefore never lets a duplicate through.
     """
     window = state.dedup_window
     watermark = max(state.watermark, ts)
     seen, before, start = state.seen, state.seen_before, state.generation_start
+    before_start, retained = state.before_start, state.retained_since
     if start == 0:
         start = watermark
     elif watermark >= start + window:
-        before = seen if watermark < start + 2 * window else EMPTY
+        if watermark < start + 2 * window:
+            if before_start:  # the previous generation is dropped now
+                retained = start
+            before, before_start = seen, start
+        else:  # a jump of two windows: both generations go; every key they held was
+            # rated at or before the previous watermark, so only older records are at risk
+            before, before_start, retained = EMPTY, 0, state.watermark + 1
         seen = EMPTY
         start = watermark
     return {
         "seen": seen.set(key, ts),
         "seen_before": before,
         "generation_start": start,
+        "before_start": before_start,
+        "retained_since": retained,
         "watermark": watermark,
     }
 

@@ -75,6 +75,10 @@ class WalletState(msgspec.Struct, frozen=True, gc=False):
     """Keys of commands that moved money -> instant: a retried top-up credits once."""
     dedup_window: int = 30 * 86400
     generation_start: int = 0
+    before_start: int = 0
+    """Start of the ``seen_before`` generation (0: there is none yet)."""
+    retained_since: int = 0
+    """CDRs older than this may have had their ids forgotten: they are rejected as late."""
     watermark: int = 0
     """Latest input instant seen."""
 

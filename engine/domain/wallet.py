@@ -260,7 +260,7 @@ def _decide_cdr(d: _Decision, cdr: Cdr) -> None:
         d.emit(_reject(d.wallet.id, cdr, "duplicate", "CDR already rated"))
         return
     ts = int(at.timestamp())
-    if state.watermark and ts < state.watermark - state.dedup_window:
+    if ts < state.retained_since:
         detail = "older than the duplicate-detection window"
         d.emit(_reject(d.wallet.id, cdr, "late", detail))
         return

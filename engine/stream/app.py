@@ -32,4 +32,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         producer_linger_ms=5,
         producer_partitioner=None,
         stream_buffer_maxsize=20_000,
+        # Smaller fetches per partition interleave partitions finely, so a backlog is rated
+        # roughly in time order across partitions instead of one partition at a time.
+        consumer_max_fetch_size=256 * 1024,
     )

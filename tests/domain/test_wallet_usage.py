@@ -92,13 +92,22 @@ def test_cdr_ids_are_unique_per_source() -> None:
     assert one(run.when(cdr("c1", MB, source="opA")), CdrRejected).reason == "duplicate"
 
 
-def test_late_cdr_older_than_watermark_minus_window() -> None:
+def test_late_only_once_ids_that_old_may_have_been_forgotten() -> None:
     run = Wallets(catalog(plans=[EUR_PER_MB], dedup_window=10 * DAY))
     run.given(cdr("c1", MB, at=T0))
-    # exactly at watermark - window: still accepted
-    assert one(run.when(cdr("c2", MB, at=T0 - 10 * DAY)), UsageRated)
-    late = one(run.when(cdr("c3", MB, at=T0 - 10 * DAY - 1)), CdrRejected)
-    assert (late.reason, late.id) == ("late", "cdr:c3#late")
+    # nothing forgotten yet: however old, a record is checked against every id and rated
+    assert one(run.when(cdr("c0", MB, at=T0 - 40 * DAY)), UsageRated)
+    run.given(cdr("c2", MB, at=T0 + 10 * DAY))  # first rotation: nothing dropped
+    assert run.state.retained_since == 0
+    run.given(cdr("c3", MB, at=T0 + 20 * DAY))  # second: the first generation is dropped
+    assert run.state.retained_since == T0 + 10 * DAY
+    late = one(run.when(cdr("c4", MB, at=T0 + 10 * DAY - 1)), CdrRejected)
+    assert (late.reason, late.id) == ("late", "cdr:c4#late")
+    # re-sending the dropped generation's c1 is late, not charged again
+    assert one(run.when(cdr("c1", MB, at=T0)), CdrRejected).reason == "late"
+    # from retained_since on, ids are still known: c2 is a duplicate, a new one is rated
+    assert one(run.when(cdr("c2", MB, at=T0 + 10 * DAY)), CdrRejected).reason == "duplicate"
+    assert one(run.when(cdr("c5", MB, at=T0 + 10 * DAY)), UsageRated)
 
 
 def test_rejected_cdr_is_not_remembered_and_charges_nothing() -> None:
