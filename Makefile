@@ -46,6 +46,7 @@ demo: setup
 ## bench: the benchmarks in benchmarks/, tables on stdout, JSON in benchmarks/results/
 bench: setup
 	$(BIN)/python benchmarks/rate_core.py
+	$(BIN)/python benchmarks/stream.py
 
 ## schemas: regenerate schemas/ from the code
 schemas: setup

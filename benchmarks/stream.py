@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import shutil
 import signal
@@ -256,10 +257,13 @@ class Stack:
         if delete_topics:  # a shared broker: leave nothing behind
             names = [spec.name for spec in self.topics.all]
             names.append(f"{self.app_id}-snapshots-changelog")
+            admin = admin_client(self.bootstrap)
             with contextlib.suppress(Exception):
-                for future in admin_client(self.bootstrap).delete_topics(names).values():
+                for future in admin.delete_topics(names).values():
                     with contextlib.suppress(Exception):
                         future.result(timeout=30)
+            with contextlib.suppress(Exception):
+                admin.delete_consumer_groups([self.app_id])[self.app_id].result(timeout=30)
 
 
 # -- reading results ---------------------------------------------------------------------
@@ -302,9 +306,10 @@ class DecisionReader(threading.Thread):
             while not self._halt.is_set():
                 messages = self.consumer.consume(10_000, timeout=0.2)
                 for msg in messages:
-                    if msg.error() is not None:
+                    value = msg.value()
+                    if msg.error() is not None or value is None:
                         continue
-                    key = _input_decoder.decode(msg.value()).input
+                    key = _input_decoder.decode(value).input
                     if not key.startswith("cdr:"):
                         continue
                     ms = msg.timestamp()[1]
@@ -372,11 +377,13 @@ def raw_timestamps(bootstrap: str, topic: str, partitions: int) -> dict[str, int
     try:
         while left and time.monotonic() < deadline:
             for msg in consumer.consume(10_000, timeout=0.5):
-                if msg.error() is not None:
+                value = msg.value()
+                if msg.error() is not None or value is None:
                     continue
-                out[_raw_decoder.decode(msg.value()).key] = msg.timestamp()[1]
-                if msg.offset() + 1 >= left.get(msg.partition(), sys.maxsize):
-                    del left[msg.partition()]
+                out[_raw_decoder.decode(value).key] = msg.timestamp()[1]
+                partition, offset = msg.partition() or 0, msg.offset() or 0
+                if offset + 1 >= left.get(partition, sys.maxsize):
+                    del left[partition]
     finally:
         consumer.close()
     if left:
@@ -393,9 +400,10 @@ def first_timestamp(bootstrap: str, topic: str, starts: dict[int, int]) -> int:
     try:
         while len(seen) < len(starts) and time.monotonic() < deadline:
             for msg in consumer.consume(100, timeout=0.5):
-                if msg.error() is None and msg.partition() not in seen:
-                    seen[msg.partition()] = msg.timestamp()[1]
-                    consumer.pause([TopicPartition(topic, msg.partition())])
+                partition = msg.partition() or 0
+                if msg.error() is None and partition not in seen:
+                    seen[partition] = msg.timestamp()[1]
+                    consumer.pause([TopicPartition(topic, partition)])
     finally:
         consumer.close()
     if not seen:
@@ -416,7 +424,7 @@ def high_watermarks(bootstrap: str, topic: str, partitions: int) -> dict[int, in
 
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile of sorted ``values``."""
-    rank = max(1, min(len(values), round(q / 100 * len(values) + 0.5)))
+    rank = max(1, min(len(values), math.ceil(q / 100 * len(values))))
     return values[rank - 1]
 
 
@@ -667,4 +675,8 @@ def _version(name: str) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("stream: interrupted; worker and broker stopped", file=sys.stderr)
+        sys.exit(130)
