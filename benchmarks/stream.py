@@ -606,6 +606,7 @@ def main() -> None:
     if args.batch_size is not None:
         worker_args += ["--batch-size", str(args.batch_size)]
     signal.signal(signal.SIGTERM, _interrupt)
+    revision = _revision()  # the code the workers run (they import it when they start)
 
     workdir = Path(tempfile.mkdtemp(prefix="rating-bench-stream-"))
     latency: dict[str, Any] | None = None
@@ -649,6 +650,7 @@ def main() -> None:
     for name in ("faust-streaming", "aiokafka", "confluent-kafka"):
         env[name] = _version(name)
     env["broker"] = "KAFKA_BOOTSTRAP" if external() else "LocalJarBroker"
+    env["revision"] = revision
     print("  ".join(f"{k}={v}" for k, v in env.items()))
     path = save(
         "stream",
@@ -663,6 +665,21 @@ def main() -> None:
         },
     )
     print(f"wrote {path}")
+
+
+def _revision() -> str:
+    """``git describe --always --dirty`` of the checkout, or ``-``."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "-"
+    return done.stdout.strip() or "-"
 
 
 def _version(name: str) -> str:
