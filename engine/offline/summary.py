@@ -84,6 +84,8 @@ class Summary(msgspec.Struct):
     pools: list[PoolRow]
     revenue: dict[str, int]
     charges: dict[str, int]
+    breakage: int
+    """Unused remainders of expired grants (GrantExpired)."""
     balanced: bool
     """Every wallet reconciles and revenue lines sum to the charges."""
 
@@ -153,6 +155,7 @@ def summarize(
         pools,
         dict(sorted(totals.revenue.items())),
         dict(sorted(totals.charges.items())),
+        sum(totals.expired.values()),
         balanced,
     )
 
@@ -200,6 +203,7 @@ def render(summary: Summary, catalog: Catalog) -> str:
     out.append("charges by kind")
     for kind, amount in summary.charges.items():
         out.append(f"  {kind:<20} {format_money(amount):>16}")
+    out.append(f"  {'breakage (expired)':<20} {format_money(summary.breakage):>16}")
     out.append("")
     out.append(
         "money balances to the micro-unit: " + ("yes" if summary.balanced else "NO (see wallets)")
