@@ -312,6 +312,19 @@ class Topology:
     def snapshot(self, partition: int, event: faust.EventT) -> None:
         part = self.processor.partitions[partition]
         raw = encode_snapshot(partition, part.events_offset, part.decided, part.wallets)
+        self.snapshot_at[partition] = time.monotonic()
+        if len(raw) > self.settings.snapshot_max_bytes:
+            # A record this large would be refused by the broker and stop the worker; without
+            # a fresh snapshot, recovery replays more of wallet.events, which is only slower.
+            self.metrics.snapshots_skipped.inc()
+            log.warning(
+                "partition %d snapshot skipped: %d bytes > %d (recovery will replay from the "
+                "previous snapshot)",
+                partition,
+                len(raw),
+                self.settings.snapshot_max_bytes,
+            )
+            return
         # Faust's RocksDB store files a write under the partition of the event being
         # processed; in a batch there is none, so name one from this partition.
         token = _current_event.set(weakref.ref(event))
@@ -319,7 +332,6 @@ class Topology:
             self.snapshots[self.snapshot_keys[partition]] = raw
         finally:
             _current_event.reset(token)
-        self.snapshot_at[partition] = time.monotonic()
         self.metrics.snapshots.inc()
         log.info("partition %d snapshot at offset %d", partition, part.events_offset)
 

@@ -77,6 +77,11 @@ class Metrics:
         self.snapshots = Counter(
             "rating_snapshots", "Partition snapshots written to the snapshot table.", registry=r
         )
+        self.snapshots_skipped = Counter(
+            "rating_snapshots_skipped",
+            "Partition snapshots not written because they exceeded --snapshot-max-bytes.",
+            registry=r,
+        )
         self.recovered_decisions = Counter(
             "rating_recovery_decisions",
             "Decisions read back from wallet.events while recovering partitions.",

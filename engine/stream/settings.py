@@ -26,6 +26,8 @@ class WorkerSettings(msgspec.Struct, frozen=True):
     """Faust table store: ``rocksdb://`` (on disk under data_dir) or ``memory://``."""
     snapshot_every: float = 30.0
     """Seconds between snapshots of a busy wallet partition (0: never)."""
+    snapshot_max_bytes: int = 900_000
+    """A larger snapshot is skipped: Kafka's default record limit is about 1 MiB."""
 
     @classmethod
     def from_env(
@@ -42,6 +44,7 @@ class WorkerSettings(msgspec.Struct, frozen=True):
             "metrics_port": env.get("RATING_METRICS_PORT"),
             "store": env.get("RATING_STORE"),
             "snapshot_every": env.get("RATING_SNAPSHOT_EVERY"),
+            "snapshot_max_bytes": env.get("RATING_SNAPSHOT_MAX_BYTES"),
         }
         for name, value in from_env.items():
             if value:
