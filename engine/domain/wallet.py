@@ -60,6 +60,7 @@ from .grants import expired, settle
 from .money import MoneyError, allocate, parse_money
 from .sims import active_at, active_iccids, active_in, plan_at, pool_sims, sim, wallet_sims
 from .state import WalletState
+from .zones import zone_of
 
 Input = Cdr | Command
 
@@ -303,7 +304,7 @@ def _resolve(d: _Decision, cdr: Cdr, ts: int) -> _Resolved | tuple[str, str]:
             "no_plan_version",
             f"plan {plan_id} has no version valid at {cdr.started_at.isoformat()}",
         )
-    zone = catalog.networks.get(f"{cdr.mcc}-{cdr.mnc}") or catalog.networks.get(cdr.mcc)
+    zone = zone_of(catalog.networks, cdr.mcc, cdr.mnc)
     if zone is None:
         return "unknown_zone", f"network {cdr.mcc}-{cdr.mnc} is in no zone"
     rate, matched = rating.select_rate(version, cdr.service, zone, cdr.apn, cdr.rat, cdr.started_at)
