@@ -7,13 +7,16 @@ decode becomes a ``Rejected`` record that keeps the original bytes and says why.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
+from .domain.catalog import Catalog
 from .domain.cdr import Cdr
 from .domain.commands import Command
 from .domain.events import Event
+from .domain.routing import wallet_of
 
 encoder = msgspec.json.Encoder()
 _cdr_decoder = msgspec.json.Decoder(Cdr)
@@ -92,6 +95,24 @@ def decode_cdr(raw: bytes, origin: str = "") -> Cdr | Rejected:
             **raw_fields(raw),
         )
     return cdr
+
+
+def route_cdr(
+    catalog: Catalog, moves: Mapping[str, str], cdr: Cdr, origin: str = "", raw: bytes | None = None
+) -> str | Rejected:
+    """The wallet that rates ``cdr``, or its ``unknown_sim`` rejection (with ``raw`` if known)."""
+    wallet = wallet_of(catalog, moves, cdr.iccid)
+    if wallet is not None:
+        return wallet
+    fields = raw_fields(raw) if raw is not None else {}
+    return Rejected(
+        "unknown_sim",
+        f"no subscription for ICCID {cdr.iccid}",
+        origin,
+        cdr_id=cdr.cdr_id,
+        iccid=cdr.iccid,
+        **fields,
+    )
 
 
 def decode_command(raw: bytes) -> Command:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..codec import Rejected
+from ..codec import Rejected, route_cdr
 from ..domain import Catalog, Cdr, Command, Event, WalletState, initial_state, step
 from ..domain.events import CdrRejected, SimAttached, UsageRated
-from ..domain.routing import routed_charges, wallet_of
+from ..domain.routing import routed_charges
 
 
 class Pipeline:
@@ -33,15 +33,7 @@ class Pipeline:
         self.rejected[rejection.reason] += 1
 
     def route(self, cdr: Cdr) -> str | Rejected:
-        wallet = wallet_of(self.catalog, self.moves, cdr.iccid)
-        if wallet is None:
-            return Rejected(
-                "unknown_sim",
-                f"no subscription for ICCID {cdr.iccid}",
-                cdr_id=cdr.cdr_id,
-                iccid=cdr.iccid,
-            )
-        return wallet
+        return route_cdr(self.catalog, self.moves, cdr)
 
     def feed(self, item: Cdr | Command) -> list[Event] | Rejected:
         """Decide on one input; returns its events (with any routed follow-ups) or a

@@ -38,10 +38,11 @@ from ..codec import (
     decode_decision,
     encode,
     raw_fields,
+    route_cdr,
 )
 from ..domain import Catalog, Cdr, Command, Tick
 from ..domain.events import BarSims, CdrRejected, UnbarSims, UsageRated
-from ..domain.routing import routed_charges, wallet_of
+from ..domain.routing import routed_charges
 from .metrics import Metrics
 from .processor import PartitionState, RatingProcessor
 from .recovery import read_decisions
@@ -165,17 +166,9 @@ class Topology:
                 if isinstance(cdr, Rejected):
                     pending.append(await self._reject(cdr, msg.key))
                     continue
-                wallet = wallet_of(self.catalog, {}, cdr.iccid)
-                if wallet is None:
-                    rejection = Rejected(
-                        "unknown_sim",
-                        f"no subscription for ICCID {cdr.iccid}",
-                        origin,
-                        cdr_id=cdr.cdr_id,
-                        iccid=cdr.iccid,
-                        **raw_fields(raw),
-                    )
-                    pending.append(await self._reject(rejection, msg.key))
+                wallet = route_cdr(self.catalog, {}, cdr, origin, raw)
+                if isinstance(wallet, Rejected):
+                    pending.append(await self._reject(wallet, msg.key))
                     continue
                 headers = [
                     (ORIGIN, f"{msg.partition}:{msg.offset}".encode()),
