@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +43,7 @@ from ..codec import (
 from ..domain import Catalog, Cdr, Command, Tick
 from ..domain.events import BarSims, CdrRejected, UnbarSims, UsageRated
 from ..domain.routing import routed_charges
+from .app import create_app
 from .metrics import Metrics
 from .processor import PartitionState, RatingProcessor
 from .recovery import read_decisions
@@ -397,10 +398,5 @@ class Topology:
 
 
 def build(settings: WorkerSettings, catalog: Catalog, topics: Topics) -> tuple[faust.App, Topology]:
-    from .app import create_app
-
     app = create_app(settings)
     return app, Topology(app, settings, catalog, topics)
-
-
-Runner = Callable[[], None]

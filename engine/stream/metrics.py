@@ -79,7 +79,7 @@ class Metrics:
         )
         self.snapshots_skipped = Counter(
             "rating_snapshots_skipped",
-            "Partition snapshots not written because they exceeded --snapshot-max-bytes.",
+            "Partition snapshots not written because they exceeded RATING_SNAPSHOT_MAX_BYTES.",
             registry=r,
         )
         self.recovered_decisions = Counter(

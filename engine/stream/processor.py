@@ -111,6 +111,3 @@ class RatingProcessor:
         if not events:
             return None
         return Decision(wallet_id, item.key, topic, origin_partition, offset, tuple(events))
-
-    def states(self) -> dict[str, WalletState]:
-        return {w: s for part in self.partitions.values() for w, s in part.wallets.items()}
