@@ -44,6 +44,7 @@ from engine.stream.admin import admin_client, apply_topics
 from engine.stream.publisher import PRODUCER_CONFIG
 from engine.stream.topics import REPO_TOPICS, Topics, load_topics
 from engine.testing.kafka_broker import LocalJarBroker
+from engine.testing.worker import worker_argv
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOG = REPO / "examples" / "catalog.yaml"
@@ -141,25 +142,12 @@ class Stack:
             raise RuntimeError(f"cannot create the benchmark topics: {report}")
 
     def start_worker(self, profile: Path | None = None) -> None:
-        prefix = ["-m", "cProfile", "-o", str(profile)] if profile else []
+        argv = worker_argv(CATALOG, self.dir / "data", "warning", *self.worker_args)
+        if profile:  # run the worker module under cProfile: python -m cProfile -o F -m ...
+            argv[1:1] = ["-m", "cProfile", "-o", str(profile)]
         self._log = self.worker_log.open("wb")
         self.worker = subprocess.Popen(
-            [
-                sys.executable,
-                *prefix,
-                "-m",
-                "engine.cli",
-                "worker",
-                "--catalog",
-                str(CATALOG),
-                "--tick-interval",
-                "0",
-                "--data-dir",
-                str(self.dir / "data"),
-                "--loglevel",
-                "warning",
-                *self.worker_args,
-            ],
+            argv,
             env=self.env,
             cwd=REPO,
             stdout=self._log,

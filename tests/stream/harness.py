@@ -18,6 +18,7 @@ from confluent_kafka import Consumer
 
 from engine.stream.admin import apply_topics
 from engine.stream.topics import REPO_TOPICS, Topics, load_topics
+from engine.testing.worker import worker_argv
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = REPO / "examples" / "catalog.yaml"
@@ -79,21 +80,7 @@ class Stack:
         self.starts += 1
         log = self.log = (self.tmp_path / f"worker-{self.starts}.log").open("wb")
         self.worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "engine.cli",
-                "worker",
-                "--catalog",
-                str(CATALOG),
-                "--tick-interval",
-                "0",
-                "--data-dir",
-                str(self.tmp_path / "data"),
-                "--loglevel",
-                "info",
-                *extra,
-            ],
+            worker_argv(CATALOG, self.tmp_path / "data", "info", *extra),
             env=self.env,
             cwd=REPO,
             stdout=log,
