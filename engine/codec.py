@@ -47,7 +47,8 @@ class Decision(msgspec.Struct, frozen=True, gc=False):
 
     A decision travels whole, so a crash can never leave half of it behind; ``origin`` names
     the input it answers (``topic``, ``partition``, ``offset`` of the record as it first
-    entered Kafka), which is how a restarted worker knows what it has already decided.
+    entered Kafka), which is how a restarted worker knows what it has already decided. The
+    input itself rides along (``cdr`` or ``command``) so the event store keeps it for replay.
     """
 
     wallet_id: str
@@ -56,6 +57,13 @@ class Decision(msgspec.Struct, frozen=True, gc=False):
     origin_partition: int
     origin_offset: int
     events: tuple[Event, ...]
+    cdr: Cdr | None = None
+    command: Command | None = None
+
+    @property
+    def item(self) -> Cdr | Command | None:
+        """The input decided on, carried so that replay can re-rate it from the store."""
+        return self.cdr if self.cdr is not None else self.command
 
 
 _decision_decoder = msgspec.json.Decoder(Decision)

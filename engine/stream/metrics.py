@@ -90,3 +90,43 @@ class Metrics:
 
     def serve(self, port: int) -> None:
         start_http_server(port, addr="0.0.0.0", registry=self.registry)
+
+
+class SinkMetrics:
+    """The sink's collectors: wallet.events into the event store, the store into ClickHouse."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.records = Counter(
+            "rating_sink_records", "Decision records read from wallet.events.", registry=r
+        )
+        self.stored = Counter(
+            "rating_sink_events_stored", "Events appended to the event store.", registry=r
+        )
+        self.duplicates = Counter(
+            "rating_sink_events_duplicate",
+            "Events delivered again and found already stored (nothing appended).",
+            registry=r,
+        )
+        self.lag = Gauge(
+            "rating_sink_lag",
+            "Records of wallet.events not yet stored, per partition.",
+            ["partition"],
+            registry=r,
+        )
+        self.committed_at = Gauge(
+            "rating_sink_last_commit_timestamp_seconds",
+            "Unix time of the sink's last offset commit (after a durable write).",
+            registry=r,
+        )
+        self.store_position = Gauge(
+            "rating_store_position", "Position of the last event in the event store.", registry=r
+        )
+        self.projected_position = Gauge(
+            "rating_projection_position",
+            "Position of the last stored event applied to the ClickHouse projections.",
+            registry=r,
+        )
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, addr="0.0.0.0", registry=self.registry)

@@ -110,4 +110,7 @@ class RatingProcessor:
         part.decided[(topic, origin_partition)] = offset
         if not events:
             return None
-        return Decision(wallet_id, item.key, topic, origin_partition, offset, tuple(events))
+        cdr, command = (item, None) if isinstance(item, Cdr) else (None, item)
+        return Decision(
+            wallet_id, item.key, topic, origin_partition, offset, tuple(events), cdr, command
+        )

@@ -1,0 +1,87 @@
+"""The event store's one interface: what every backend (SQLite, PostgreSQL) provides.
+
+The store is append-only. Each event belongs to its wallet's stream, gets the next version
+of that stream and a hash chained to the previous event of the stream, so that
+``verify`` can tell an altered, missing or reordered event. Appending is idempotent on the
+event id: a batch appended twice (a sink retrying after a crash) adds nothing the second
+time. The inputs that were decided on (CDRs and commands) are kept beside the events,
+keyed like the events' ids, so that replay can re-rate history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Protocol
+
+import msgspec
+
+from ..domain import Cdr, Command, Event
+
+
+class StoredEvent(msgspec.Struct, frozen=True, gc=False):
+    """One stored row: the event's JSON as written, with its place in the log."""
+
+    position: int  # global, 1-based, gap-free in append order
+    wallet_id: str
+    version: int  # 1-based within the wallet's stream
+    event_id: str
+    type: str
+    at: datetime
+    payload: bytes  # the event encoded by engine.codec.encode
+    hash: str  # hex sha256 over (previous hash of the stream, event_id, version, payload)
+
+
+class StoredInput(msgspec.Struct, frozen=True, gc=False):
+    """An input that was decided on: ``key`` is the prefix of its events' ids."""
+
+    key: str
+    wallet_id: str
+    at: datetime
+    item: Cdr | Command
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """One thing ``verify`` found wrong: ``kind`` is altered, missing or reordered."""
+
+    wallet_id: str
+    version: int
+    event_id: str
+    kind: str
+    detail: str
+
+
+class EventStore(Protocol):
+    def append(
+        self, events: Sequence[Event], inputs: Sequence[tuple[str, Cdr | Command]] = ()
+    ) -> int:
+        """Store events not already stored (by id) in one durable transaction, and the
+        ``(wallet_id, input)`` pairs not already stored (by wallet and key). Returns how
+        many events were new."""
+        ...
+
+    def read_all(self, after: int = 0, batch: int = 10_000) -> Iterator[list[StoredEvent]]:
+        """Every event with ``position > after``, in position order, ``batch`` at a time."""
+        ...
+
+    def read_stream(self, wallet_id: str) -> list[StoredEvent]:
+        """One wallet's events in version order."""
+        ...
+
+    def read_inputs(self, wallet_id: str | None = None) -> Iterator[StoredInput]:
+        """Stored inputs (of one wallet, or all), in the order they were first stored."""
+        ...
+
+    def wallets(self) -> list[str]:
+        """Every wallet id with a stream, sorted."""
+        ...
+
+    def position(self) -> int:
+        """The position of the last stored event (0 when empty)."""
+        ...
+
+    def verify(self) -> list[Problem]:
+        """Walk every stream's chain; an empty list means the store is intact."""
+        ...
+
+    def close(self) -> None: ...
