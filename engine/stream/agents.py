@@ -44,6 +44,7 @@ from ..domain import Catalog, Cdr, Command, Tick
 from ..domain.events import BarSims, CdrRejected, UnbarSims, UsageRated
 from ..domain.routing import routed_charges
 from .app import create_app
+from .health import HEARTBEAT_EVERY, Health, worker_readiness
 from .metrics import Metrics
 from .processor import PartitionState, RatingProcessor
 from .recovery import read_decisions
@@ -133,8 +134,10 @@ class Topology:
             app.timer(settings.tick_interval, name="clock")(self.clock)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.on_rebalance_complete.connect(self._on_rebalanced)  # type: ignore[arg-type]
+        self.health = Health()
+        app.timer(HEARTBEAT_EVERY, name="heartbeat")(self.heartbeat)
         if settings.metrics_port:
-            self.metrics.serve(settings.metrics_port)
+            self.metrics.serve(settings.metrics_port, self.health)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -346,6 +349,13 @@ class Topology:
             if highwater is not None:
                 lag = max(0, highwater - offset - 1)
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    async def heartbeat(self) -> None:
+        """Liveness and readiness for /healthz and /readyz, from the event loop itself."""
+        self.health.beat()
+        assigned = self._wallet_partitions(set(self.app.consumer.assignment()))
+        busy = self.app.rebalancing or self.app.in_recovery
+        self.health.ready(worker_readiness(busy, assigned, self.processor.recovered))
 
     def _wallet_partitions(self, tps: set[Any]) -> set[int]:
         inputs = {self.names.cdr_by_wallet.name, self.names.wallet_commands.name}

@@ -1,4 +1,5 @@
-"""Prometheus metrics of a worker, served on ``/metrics`` (prometheus-client).
+"""Prometheus metrics of a worker and a sink, served on ``/metrics`` with the health probes
+(``health.py``).
 
 Every name here is part of the operations contract (dashboards and alerts use them), so
 they are declared once, in this module, with their help text.
@@ -6,7 +7,9 @@ they are declared once, in this module, with their help text.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from .health import Health, HealthServer, serve
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 AGE_BUCKETS = (1, 10, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400, 90 * 86400)
@@ -88,8 +91,10 @@ class Metrics:
             registry=r,
         )
 
-    def serve(self, port: int) -> None:
-        start_http_server(port, addr="0.0.0.0", registry=self.registry)
+    def serve(self, port: int, health: Health | None = None) -> HealthServer:
+        """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``port`` (0: any free port);
+        the process reports to ``health`` (``beat()``, ``ready(reason)``) from its loop."""
+        return serve(port, self.registry, health or Health())
 
 
 class SinkMetrics:
@@ -128,5 +133,7 @@ class SinkMetrics:
             registry=r,
         )
 
-    def serve(self, port: int) -> None:
-        start_http_server(port, addr="0.0.0.0", registry=self.registry)
+    def serve(self, port: int, health: Health | None = None) -> HealthServer:
+        """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``port`` (0: any free port);
+        the process reports to ``health`` (``beat()``, ``ready(reason)``) from its loop."""
+        return serve(port, self.registry, health or Health())
