@@ -18,12 +18,16 @@ from ..domain.routing import routed_charges
 class Pipeline:
     """Wallet states plus the SIM directory, fed one input at a time."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, record_inputs: bool = False) -> None:
         self.catalog = catalog
         self.states: dict[str, WalletState] = {}
         self.moves: dict[str, str] = {}
         self.rejected: Counter[str] = Counter()
         self.rated = 0
+        self.record_inputs = record_inputs
+        self.decided: list[tuple[str, Cdr | Command]] = []
+        """With ``record_inputs``: ``(wallet_id, input)`` of every decision with events, for
+        the event store; the caller drains it."""
 
     def state(self, wallet_id: str) -> WalletState:
         s = self.states.get(wallet_id)
@@ -53,6 +57,8 @@ class Pipeline:
     def _decide(self, wallet_id: str, item: Cdr | Command) -> list[Event]:
         events, state = step(self.state(wallet_id), item, self.catalog)
         self.states[wallet_id] = state
+        if events and self.record_inputs:
+            self.decided.append((wallet_id, item))
         for e in events:
             if isinstance(e, UsageRated):
                 self.rated += 1

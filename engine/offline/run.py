@@ -10,7 +10,8 @@ from typing import IO
 from tqdm import tqdm
 
 from ..codec import Rejected, encode
-from ..domain import Catalog
+from ..domain import Catalog, Event
+from ..store.base import EventStore
 from .inputs import merged
 from .pipeline import Pipeline
 from .summary import Summary, Totals, render, summarize
@@ -23,11 +24,15 @@ def rate_all(
     events_out: IO[bytes] | None = None,
     rejected_out: IO[bytes] | None = None,
     progress: bool = False,
+    store: EventStore | None = None,
 ) -> Summary:
-    """Rate every input in time order; returns the reconciled summary."""
+    """Rate every input in time order; returns the reconciled summary. With a ``store``,
+    every event and the input it was decided from are appended to it as the stream's sink
+    would."""
     items, bad = merged(cdrs, commands)
-    pipeline = Pipeline(catalog)
+    pipeline = Pipeline(catalog, record_inputs=store is not None)
     totals = Totals()
+    pending: list[Event] = []
     for rejection in bad:
         pipeline.reject(rejection)
         if rejected_out is not None:
@@ -44,12 +49,28 @@ def rate_all(
                 totals.observe(event)
                 if events_out is not None:
                     events_out.write(encode(event) + b"\n")
+            if store is not None:
+                pending.extend(result)
+                if len(pending) >= STORE_BATCH:
+                    _flush(store, pipeline, pending)
             if n % 4096 == 0:
                 bar.update(4096)
         bar.update(len(items) % 4096)
+    if store is not None:
+        _flush(store, pipeline, pending)
     return summarize(
         catalog, pipeline.states, totals, len(items) + len(bad), pipeline.rated, pipeline.rejected
     )
+
+
+STORE_BATCH = 5000
+"""Events per event-store transaction."""
+
+
+def _flush(store: EventStore, pipeline: Pipeline, pending: list[Event]) -> None:
+    store.append(pending, pipeline.decided)
+    pending.clear()
+    pipeline.decided.clear()
 
 
 def run_rate(

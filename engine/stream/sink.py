@@ -1,0 +1,200 @@
+"""The sink: ``wallet.events`` into the event store, then (optionally) into ClickHouse.
+
+Delivery is at least once and appending is idempotent on event id, so every event is
+stored exactly once: offsets are committed only after the store's transaction is durable,
+and a batch delivered again after a crash between the write and the commit adds nothing.
+The ClickHouse projections follow the store, not the topic, so the live projections and a
+rebuild read the same log in the same order.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from ..codec import decode_decision
+from ..domain import Cdr, Command, Event
+from ..store.base import EventStore
+from .metrics import SinkMetrics
+from .topics import StreamError, Topics
+
+POLL_TIMEOUT = 0.5
+REFRESH_EVERY = 1.0
+"""Seconds between lag measurements and projection runs: both cost a round trip."""
+
+
+_REBALANCE_ERRORS = (
+    KafkaError._NO_OFFSET,
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError._STATE,
+)
+
+
+class Projection(Protocol):
+    """What the sink needs of the ClickHouse projector: apply what the store has gained."""
+
+    def project(self, store: EventStore) -> int: ...
+
+
+@dataclass
+class SinkSettings:
+    bootstrap: str
+    group: str = "rating-engine-sink"
+    batch_size: int = 2000
+    """Most decision records appended in one store transaction."""
+    idle_exit: float = 0.0
+    """Stop after this many seconds without a record (0: run until signalled)."""
+
+
+@dataclass
+class SinkProgress:
+    records: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    position: int = 0
+    lag: dict[int, int] = field(default_factory=dict)
+
+
+def decisions_to_batch(
+    values: Sequence[bytes],
+) -> tuple[list[Event], list[tuple[str, Cdr | Command]]]:
+    """The events and the ``(wallet_id, input)`` pairs of a run of decision records."""
+    events: list[Event] = []
+    inputs: list[tuple[str, Cdr | Command]] = []
+    for value in values:
+        decision = decode_decision(value)
+        events.extend(decision.events)
+        item = decision.item
+        if item is not None:
+            inputs.append((decision.wallet_id, item))
+    return events, inputs
+
+
+class Sink:
+    """One consumer of ``wallet.events`` in a group; several share the partitions."""
+
+    def __init__(
+        self,
+        settings: SinkSettings,
+        topics: Topics,
+        store: EventStore,
+        projection: Projection | None = None,
+        metrics: SinkMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topic = topics.wallet_events.name
+        self.store = store
+        self.projection = projection
+        self.metrics = metrics or SinkMetrics()
+        self.progress = SinkProgress(position=store.position())
+        self._stop = False
+        self._refreshed = 0.0
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": settings.bootstrap,
+                "group.id": settings.group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 1_000,
+                "max.poll.interval.ms": 300_000,
+            }
+        )
+
+    def stop(self, *_: object) -> None:
+        self._stop = True
+
+    def run(self, on_batch: Callable[[SinkProgress], None] | None = None) -> SinkProgress:
+        self._consumer.subscribe([self.topic])
+        idle_since = time.monotonic()
+        try:
+            while not self._stop:
+                messages = self._consumer.consume(self.settings.batch_size, POLL_TIMEOUT)
+                values = [v for m in messages if self._ok(m) and (v := m.value()) is not None]
+                if values:
+                    self._write(values)
+                    idle_since = time.monotonic()
+                now = time.monotonic()
+                if now - self._refreshed >= REFRESH_EVERY or not values:
+                    self._refresh()
+                    self._refreshed = now
+                if on_batch is not None:
+                    on_batch(self.progress)
+                if self.settings.idle_exit and now - idle_since >= self.settings.idle_exit:
+                    break
+            self._refresh()
+        finally:
+            self._consumer.close()
+        return self.progress
+
+    def _ok(self, message: Any) -> bool:
+        error = message.error()
+        if error is None:
+            return True
+        if error.code() == KafkaError._PARTITION_EOF:
+            return False
+        raise StreamError(f"reading {self.topic}: {error.str()}")
+
+    def _write(self, values: list[bytes]) -> None:
+        events, inputs = decisions_to_batch(values)
+        stored = self.store.append(events, inputs)  # durable when it returns
+        try:
+            self._consumer.commit(asynchronous=False)  # only now: the write is on disk
+        except KafkaException as exc:
+            # A rebalance took the partitions away: their next owner reads them again and
+            # the idempotent append makes that harmless. Anything else is a real failure.
+            if exc.args[0].code() not in _REBALANCE_ERRORS:
+                raise
+        p = self.progress
+        p.records += len(values)
+        p.stored += stored
+        p.duplicates += len(events) - stored
+        p.position = self.store.position()
+        m = self.metrics
+        m.records.inc(len(values))
+        m.stored.inc(stored)
+        m.duplicates.inc(len(events) - stored)
+        m.committed_at.set(time.time())
+        m.store_position.set(p.position)
+
+    def _refresh(self) -> None:
+        self._measure_lag()
+        if self.projection is not None:
+            self.projection.project(self.store)
+            self.metrics.projected_position.set(self.store.position())
+
+    def _measure_lag(self) -> None:
+        try:
+            assigned = self._consumer.assignment()
+            if not assigned:
+                return
+            positions = self._consumer.position(assigned)
+        except KafkaException:
+            return
+        for tp in positions:
+            try:
+                _low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=1.0
+                )
+            except KafkaException:
+                continue
+            behind = max(0, high - tp.offset) if tp.offset >= 0 else high
+            self.progress.lag[tp.partition] = behind
+            self.metrics.lag.labels(str(tp.partition)).set(behind)
+
+
+def install_signal_handlers(sink: Sink) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        sink.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
