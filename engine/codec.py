@@ -132,5 +132,10 @@ def decode_event(raw: bytes) -> Event:
     return _event_decoder.decode(raw)
 
 
+def decode_input(key: str, raw: bytes) -> Cdr | Command:
+    """An input as the event store keeps it: its key (``cdr:`` or ``cmd:``) says which."""
+    return _cdr_decoder.decode(raw) if key.startswith("cdr:") else _command_decoder.decode(raw)
+
+
 def encode(obj: Any) -> bytes:
     return encoder.encode(obj)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -51,6 +52,28 @@ class Problem(msgspec.Struct, frozen=True):
     detail: str
 
 
+class StoreStats(msgspec.Struct, frozen=True):
+    """What ``rating-engine store stats`` prints."""
+
+    events: int
+    streams: int
+    inputs: int
+    position: int
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used: an unknown URL, a server out of reach."""
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, fit for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 class EventStore(Protocol):
     def append(
         self, events: Sequence[Event], inputs: Sequence[tuple[str, Cdr | Command]] = ()
@@ -82,6 +105,10 @@ class EventStore(Protocol):
 
     def verify(self) -> list[Problem]:
         """Walk every stream's chain; an empty list means the store is intact."""
+        ...
+
+    def stats(self) -> StoreStats:
+        """Counts of stored events, streams and inputs, and the last position."""
         ...
 
     def close(self) -> None: ...

@@ -1,0 +1,91 @@
+"""What a batch becomes before either backend writes it: chained event rows, input rows.
+
+Both backends call these inside their write transaction, after reading the stream heads
+and the ids already stored, so versions and hashes follow what is really in the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from ..codec import encode
+from ..domain import Cdr, Command, Event
+from .chain import EMPTY, Head, link
+
+
+class EventRow(NamedTuple):
+    """One ``events`` row, fields in the table's column order."""
+
+    position: int
+    event_id: str
+    wallet_id: str
+    version: int
+    type: str
+    at: datetime
+    payload: bytes
+    prev_hash: str
+    hash: str
+
+
+class InputRow(NamedTuple):
+    wallet_id: str
+    key: str
+    at: datetime
+    payload: bytes
+
+
+def first_of_each(events: Iterable[Event]) -> list[Event]:
+    """The events in order, each id once (its first occurrence)."""
+    seen: set[str] = set()
+    out: list[Event] = []
+    for e in events:
+        if e.id not in seen:
+            seen.add(e.id)
+            out.append(e)
+    return out
+
+
+def event_type(event: Event) -> str:
+    return str(event.__struct_config__.tag)
+
+
+def chain_events(new: Sequence[Event], heads: dict[str, Head], after: int) -> list[EventRow]:
+    """Rows for events not yet stored, positioned after ``after``; moves ``heads`` along."""
+    rows: list[EventRow] = []
+    for offset, event in enumerate(new, start=1):
+        head = heads.get(event.wallet_id, EMPTY)
+        payload = encode(event)
+        version = head.version + 1
+        digest = link(head.hash, event.id, version, payload)
+        rows.append(
+            EventRow(
+                after + offset,
+                event.id,
+                event.wallet_id,
+                version,
+                event_type(event),
+                event.at,
+                payload,
+                head.hash,
+                digest,
+            )
+        )
+        heads[event.wallet_id] = Head(version, digest)
+    return rows
+
+
+def input_at(item: Cdr | Command) -> datetime:
+    return item.started_at if isinstance(item, Cdr) else item.at
+
+
+def input_rows(inputs: Iterable[tuple[str, Cdr | Command]]) -> list[InputRow]:
+    """One row per (wallet, key), the first occurrence in the batch."""
+    seen: set[tuple[str, str]] = set()
+    rows: list[InputRow] = []
+    for wallet_id, item in inputs:
+        if (wallet_id, item.key) not in seen:
+            seen.add((wallet_id, item.key))
+            rows.append(InputRow(wallet_id, item.key, input_at(item), encode(item)))
+    return rows

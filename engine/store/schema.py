@@ -1,0 +1,127 @@
+"""Every SQL table, index and trigger of the event store, for SQLite and PostgreSQL.
+
+``events`` is the log: ``position`` is global and gap-free in commit order, ``version`` counts
+within a wallet's stream, ``prev_hash``/``hash`` chain each stream (see ``chain.py``).
+``streams`` holds each stream's head (last version and hash): appenders read and move it in
+their transaction, and ``verify`` compares it with the last event, which is how a deleted
+newest event is still found. ``inputs`` keeps the CDRs and commands that were decided on,
+in the order they were first stored. Triggers refuse UPDATE and DELETE (and TRUNCATE) on
+``events``: nothing ever changes a stored event.
+"""
+
+from __future__ import annotations
+
+SQLITE: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS events (
+        position  INTEGER PRIMARY KEY,
+        event_id  TEXT    NOT NULL UNIQUE,
+        wallet_id TEXT    NOT NULL,
+        version   INTEGER NOT NULL,
+        type      TEXT    NOT NULL,
+        at        TEXT    NOT NULL,
+        payload   BLOB    NOT NULL,
+        prev_hash TEXT    NOT NULL,
+        hash      TEXT    NOT NULL,
+        UNIQUE (wallet_id, version)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS streams (
+        wallet_id TEXT    PRIMARY KEY,
+        version   INTEGER NOT NULL,
+        hash      TEXT    NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS inputs (
+        seq       INTEGER PRIMARY KEY,
+        wallet_id TEXT    NOT NULL,
+        key       TEXT    NOT NULL,
+        at        TEXT    NOT NULL,
+        payload   BLOB    NOT NULL,
+        UNIQUE (wallet_id, key)
+    )
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE refused'); END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE refused'); END
+    """,
+)
+
+# Several processes may open the same database at once: the DDL runs under this advisory
+# lock so that concurrent CREATE ... IF NOT EXISTS cannot collide.
+POSTGRES_DDL_LOCK = 0x5245_5354  # "REST": rating-engine store
+
+POSTGRES: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS events (
+        position  BIGINT      PRIMARY KEY,
+        event_id  TEXT        NOT NULL UNIQUE,
+        wallet_id TEXT        NOT NULL,
+        version   BIGINT      NOT NULL,
+        type      TEXT        NOT NULL,
+        at        TIMESTAMPTZ NOT NULL,
+        payload   BYTEA       NOT NULL,
+        prev_hash TEXT        NOT NULL,
+        hash      TEXT        NOT NULL,
+        UNIQUE (wallet_id, version)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS streams (
+        wallet_id TEXT   PRIMARY KEY,
+        version   BIGINT NOT NULL,
+        hash      TEXT   NOT NULL
+    )
+    """,
+    # One row: the last position. Every append locks and moves it inside its transaction, so
+    # appends commit one after another and positions become visible in order, without gaps
+    # (a BIGSERIAL hands out numbers that can commit out of order, or never).
+    """
+    CREATE TABLE IF NOT EXISTS log_head (
+        id       SMALLINT PRIMARY KEY CHECK (id = 1),
+        position BIGINT   NOT NULL
+    )
+    """,
+    "INSERT INTO log_head (id, position) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+    """
+    CREATE TABLE IF NOT EXISTS inputs (
+        seq       BIGSERIAL   PRIMARY KEY,
+        wallet_id TEXT        NOT NULL,
+        key       TEXT        NOT NULL,
+        at        TIMESTAMPTZ NOT NULL,
+        payload   BYTEA       NOT NULL,
+        UNIQUE (wallet_id, key)
+    )
+    """,
+    """
+    CREATE OR REPLACE FUNCTION events_append_only() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'events are append-only: % refused', TG_OP
+            USING ERRCODE = 'restrict_violation';
+    END
+    $$
+    """,
+    """
+    DO $$
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'events_no_change'
+                       AND tgrelid = 'events'::regclass) THEN
+            CREATE TRIGGER events_no_change BEFORE UPDATE OR DELETE ON events
+                FOR EACH ROW EXECUTE FUNCTION events_append_only();
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'events_no_truncate'
+                       AND tgrelid = 'events'::regclass) THEN
+            CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+                FOR EACH STATEMENT EXECUTE FUNCTION events_append_only();
+        END IF;
+    END
+    $$
+    """,
+)

@@ -1,0 +1,222 @@
+"""The event store in one SQLite file: the embedded default.
+
+WAL lets readers (projections, ``verify``) run beside the writer. ``synchronous=FULL``
+because the sink commits its Kafka offsets once ``append`` returns: in WAL mode NORMAL may
+lose the last transactions on a power cut, and those events would then never be written
+again. FULL costs one fsync per append, which a batch of a thousand events amortizes.
+Appends take the write lock up front (``BEGIN IMMEDIATE``), so versions and hashes are
+computed from what is really stored, even with several processes on one file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from ..codec import decode_input
+from ..domain import Cdr, Command, Event
+from . import chain, schema
+from .base import Problem, StoredEvent, StoredInput, StoreError, StoreStats
+from .chain import ChainRow, Head
+from .rows import chain_events, first_of_each, input_rows
+
+PREFIX = "sqlite:///"
+# Well under SQLite's limit on bound parameters in one statement.
+_CHUNK = 500
+
+_EVENT_COLUMNS = "position, wallet_id, version, event_id, type, at, payload, hash"
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite:///:memory:``."""
+    if not url.startswith(PREFIX) or len(url) == len(PREFIX):
+        raise StoreError(f"{url!r} is not a SQLite store URL: use sqlite:///path/to/events.db")
+    return url[len(PREFIX) :]
+
+
+def _stored_event(row: tuple[Any, ...]) -> StoredEvent:
+    position, wallet_id, version, event_id, type_, at, payload, digest = row
+    return StoredEvent(
+        position, wallet_id, version, event_id, type_, datetime.fromisoformat(at), payload, digest
+    )
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(values), _CHUNK):
+        yield values[i : i + _CHUNK]
+
+
+class SqliteStore:
+    """An ``EventStore`` in a SQLite file; one connection, safe to share between threads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        path = sqlite_path(url)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            with self._transaction() as db:
+                for ddl in schema.SQLITE:
+                    db.execute(ddl)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the event store {url}: {exc}") from exc
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        self._db.execute(f"BEGIN {mode}")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def append(
+        self, events: Sequence[Event], inputs: Sequence[tuple[str, Cdr | Command]] = ()
+    ) -> int:
+        unique = first_of_each(events)
+        new_inputs = input_rows(inputs)
+        if not unique and not new_inputs:
+            return 0
+        with self._lock, self._transaction() as db:
+            stored = self._stored_ids(db, [e.id for e in unique])
+            new = [e for e in unique if e.id not in stored]
+            heads = self._heads(db, sorted({e.wallet_id for e in new}))
+            (after,) = db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()
+            rows = chain_events(new, heads, after)
+            db.executemany(
+                "INSERT INTO events (position, event_id, wallet_id, version, type, at, payload,"
+                " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*r[:5], r.at.isoformat(), *r[6:]) for r in rows],
+            )
+            db.executemany(
+                "INSERT INTO streams (wallet_id, version, hash) VALUES (?, ?, ?) "
+                "ON CONFLICT (wallet_id) DO UPDATE SET version = excluded.version, "
+                "hash = excluded.hash",
+                [(w, heads[w].version, heads[w].hash) for w in {r.wallet_id for r in rows}],
+            )
+            db.executemany(
+                "INSERT INTO inputs (wallet_id, key, at, payload) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (wallet_id, key) DO NOTHING",
+                [(r.wallet_id, r.key, r.at.isoformat(), r.payload) for r in new_inputs],
+            )
+        return len(rows)
+
+    @staticmethod
+    def _stored_ids(db: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+        stored: set[str] = set()
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT event_id FROM events WHERE event_id IN ({marks})"
+            stored.update(r[0] for r in db.execute(sql, chunk))
+        return stored
+
+    @staticmethod
+    def _heads(db: sqlite3.Connection, wallets: Sequence[str]) -> dict[str, Head]:
+        heads: dict[str, Head] = {}
+        for chunk in _chunks(wallets):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT wallet_id, version, hash FROM streams WHERE wallet_id IN ({marks})"
+            heads.update((w, Head(v, h)) for w, v, h in db.execute(sql, chunk))
+        return heads
+
+    def read_all(self, after: int = 0, batch: int = 10_000) -> Iterator[list[StoredEvent]]:
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > ? "
+                    "ORDER BY position LIMIT ?",
+                    (after, batch),
+                ).fetchall()
+            if not rows:
+                return
+            events = [_stored_event(r) for r in rows]
+            yield events
+            after = events[-1].position
+
+    def read_stream(self, wallet_id: str) -> list[StoredEvent]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE wallet_id = ? ORDER BY version",
+                (wallet_id,),
+            ).fetchall()
+        return [_stored_event(r) for r in rows]
+
+    def read_inputs(
+        self, wallet_id: str | None = None, batch: int = 10_000
+    ) -> Iterator[StoredInput]:
+        where = "" if wallet_id is None else "AND wallet_id = ?"
+        args: tuple[str, ...] = () if wallet_id is None else (wallet_id,)
+        after = 0
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT seq, key, wallet_id, at, payload FROM inputs WHERE seq > ? {where} "
+                    "ORDER BY seq LIMIT ?",
+                    (after, *args, batch),
+                ).fetchall()
+            if not rows:
+                return
+            for _seq, key, wallet, at, payload in rows:
+                yield StoredInput(
+                    key, wallet, datetime.fromisoformat(at), decode_input(key, payload)
+                )
+            after = rows[-1][0]
+
+    def wallets(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT wallet_id FROM streams ORDER BY wallet_id").fetchall()
+        return [r[0] for r in rows]
+
+    def position(self) -> int:
+        with self._lock:
+            (position,) = self._db.execute(
+                "SELECT COALESCE(MAX(position), 0) FROM events"
+            ).fetchone()
+        return int(position)
+
+    def stats(self) -> StoreStats:
+        with self._lock, self._transaction("DEFERRED") as db:
+            (row,) = db.execute(
+                "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM streams), "
+                "(SELECT COUNT(*) FROM inputs), (SELECT COALESCE(MAX(position), 0) FROM events)"
+            ).fetchall()
+        return StoreStats(*(int(v) for v in row))
+
+    def verify(self) -> list[Problem]:
+        # One read transaction: heads and events from the same snapshot.
+        with self._lock, self._transaction("DEFERRED") as db:
+            heads = {
+                w: Head(v, h)
+                for w, v, h in db.execute("SELECT wallet_id, version, hash FROM streams")
+            }
+            rows: Iterable[ChainRow] = (
+                ChainRow(*r)
+                for r in db.execute(
+                    "SELECT position, wallet_id, version, event_id, payload, prev_hash, hash "
+                    "FROM events ORDER BY wallet_id, version"
+                )
+            )
+            return chain.verify(rows, heads)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

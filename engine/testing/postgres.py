@@ -1,0 +1,143 @@
+"""Where the tests (and benchmarks) get a real PostgreSQL server from.
+
+``POSTGRES_URL`` names a server someone else runs. Otherwise a private server is made from
+Debian's binaries (``/usr/lib/postgresql/*/bin``): ``initdb`` into a temporary directory,
+started on a free port of 127.0.0.1 with its unix socket inside that directory, so it never
+clashes with a system server; it is stopped and removed at the end. ``initdb`` refuses to
+run as root, so as root the server runs as the ``postgres`` system user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+
+DATABASE = "rating"
+
+
+class PostgresError(RuntimeError):
+    """No server could be provided; the message says why and what to do."""
+
+
+def pg_bin() -> Path:
+    """The directory of ``initdb`` and ``pg_ctl``, the newest installed version first."""
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
+    )
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    raise PostgresError("no initdb found: install Debian's postgresql package or set POSTGRES_URL")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run(argv: list[str], as_user: str | None) -> None:
+    if as_user is not None:
+        argv = ["runuser", "-u", as_user, "--", *argv]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise PostgresError(f"{' '.join(argv)} failed:\n{done.stdout}{done.stderr}")
+
+
+@contextmanager
+def local_server(durable: bool = False) -> Iterator[str]:
+    """A fresh server with database ``rating``; yields its URL. ``durable=False`` turns
+    fsync off, which tests can afford and benchmarks must not."""
+    bindir = pg_bin()
+    as_user = "postgres" if os.geteuid() == 0 else None
+    root = Path(tempfile.mkdtemp(prefix="rating-pg-"))
+    if as_user is not None:
+        shutil.chown(root, as_user)
+    data, log = root / "data", root / "server.log"
+    _run(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ],
+        as_user,
+    )
+    port = free_port()
+    options = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync={'on' if durable else 'off'}"
+    )
+    started = False
+    try:
+        _run(
+            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"],
+            as_user,
+        )
+        started = True
+        admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+        yield f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}"
+    except PostgresError as exc:
+        tail = log.read_text()[-2000:] if log.exists() else ""
+        raise PostgresError(f"{exc}\n{tail}") from exc
+    finally:
+        if started:
+            _run(
+                [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], as_user
+            )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def server(durable: bool = False) -> Iterator[str]:
+    """``POSTGRES_URL`` if set, else a private server for as long as the block runs."""
+    url = os.environ.get("POSTGRES_URL")
+    if url:
+        yield url
+        return
+    with local_server(durable) as local:
+        yield local
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """``url`` whose sessions create and find tables in ``schema``."""
+    options = quote(f"-csearch_path={schema}")
+    return f"{url}{'&' if '?' in url else '?'}options={options}"
+
+
+@contextmanager
+def fresh_schema(url: str) -> Iterator[str]:
+    """An empty schema of the server at ``url`` (dropped afterwards); yields a URL using it,
+    so that each test gets its own tables on one shared server."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield with_search_path(url, name)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
