@@ -9,6 +9,7 @@ from .catalog import Catalog
 from .cdr import Cdr
 from .commands import (
     COMMAND_TYPES,
+    AdjustRating,
     ApplyCharge,
     AttachSim,
     ChangePlan,
@@ -18,7 +19,7 @@ from .commands import (
     Tick,
     TopUp,
 )
-from .events import EVENT_TYPES, NETWORK_ACTIONS, Event, UsageRated
+from .events import EVENT_TYPES, NETWORK_ACTIONS, Event, RatingAdjusted, UsageRated
 from .evolve import evolve, fold
 from .money import allocate, format_money, parse_money, parse_price
 from .state import WalletState, initial_state
@@ -28,6 +29,7 @@ __all__ = [
     "COMMAND_TYPES",
     "EVENT_TYPES",
     "NETWORK_ACTIONS",
+    "AdjustRating",
     "ApplyCharge",
     "AttachSim",
     "Catalog",
@@ -37,6 +39,7 @@ __all__ = [
     "DetachSim",
     "Event",
     "Input",
+    "RatingAdjusted",
     "RedeemVoucher",
     "Tick",
     "TopUp",

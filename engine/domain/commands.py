@@ -69,7 +69,29 @@ class ApplyCharge(_Command, tag=True, frozen=True, gc=False):
     amount: int
 
 
-Command = TopUp | RedeemVoucher | Tick | ChangePlan | AttachSim | DetachSim | ApplyCharge
+class AdjustRating(_Command, tag=True, frozen=True, gc=False):
+    """Correct a CDR's charge after a replay with another catalog; ``wallet_id`` pays.
+
+    ``amount``, ``charged_volume`` and the ``splits`` lines ``(provider, amount)`` are signed
+    differences, new minus old, and the lines sum exactly to ``amount``. ``source_wallet``
+    names the wallet that rated the CDR when it is not the paying one (split billing).
+    """
+
+    cdr_id: Id
+    iccid: Id
+    service: str
+    zone: str
+    replay: str
+    amount: int
+    charged_volume: int
+    plan_version: int
+    splits: tuple[tuple[str, int], ...]
+    source_wallet: str | None = None
+
+
+Command = (
+    TopUp | RedeemVoucher | Tick | ChangePlan | AttachSim | DetachSim | ApplyCharge | AdjustRating
+)
 COMMAND_TYPES: tuple[type, ...] = (
     TopUp,
     RedeemVoucher,
@@ -78,4 +100,5 @@ COMMAND_TYPES: tuple[type, ...] = (
     AttachSim,
     DetachSim,
     ApplyCharge,
+    AdjustRating,
 )

@@ -108,6 +108,38 @@ class Charged(_Event, tag=True, frozen=True, gc=False):
     cdr_id: str | None = None
 
 
+class RatingAdjusted(_Event, tag=True, frozen=True, gc=False):
+    """A CDR re-rated with another catalog (replay): the difference, never a rewrite.
+
+    ``amount``, ``charged_volume`` and the ``splits`` lines are signed differences, new minus
+    old; the lines sum exactly to ``amount`` (one provider may gain while another loses, and
+    a changed split alone gives lines with ``amount`` 0). ``plan_version`` is the version the
+    new rating used and ``replay`` names the replay. The money moves in this wallet at ``at``,
+    the replay's instant, never in the past: a positive difference is settled like any charge
+    (``debits``, ``overdraft``, ``uncollected``); a negative one is credited as the refund
+    grant ``credit``, of which ``debt_repaid`` goes straight to the overdraft used. When the
+    CDR was rated in another wallet and paid here (split billing), ``source_wallet`` names
+    the wallet whose ``UsageRated`` this corrects; the revenue lines are counted on this event
+    either way.
+    """
+
+    cdr_id: str
+    iccid: str
+    service: str
+    zone: str
+    replay: str
+    amount: int
+    charged_volume: int
+    plan_version: int
+    splits: tuple[SplitLine, ...]
+    source_wallet: str | None = None
+    debits: tuple[Debit, ...] = ()
+    overdraft: int = 0
+    uncollected: int = 0
+    credit: GrantInfo | None = None
+    debt_repaid: int = 0
+
+
 class PoolStepped(_Event, tag=True, frozen=True, gc=False):
     """An adaptive pool moved up to a larger tier for the cycle."""
 
@@ -199,6 +231,7 @@ Event = (
     WalletOpened
     | UsageRated
     | Charged
+    | RatingAdjusted
     | PoolStepped
     | GrantAdded
     | GrantExpired
@@ -219,6 +252,7 @@ EVENT_TYPES: tuple[type, ...] = (
     WalletOpened,
     UsageRated,
     Charged,
+    RatingAdjusted,
     PoolStepped,
     GrantAdded,
     GrantExpired,

@@ -23,6 +23,7 @@ from .events import (
     GrantInfo,
     PlanChanged,
     PoolStepped,
+    RatingAdjusted,
     SimAttached,
     SimDetached,
     ThresholdCrossed,
@@ -138,6 +139,12 @@ def evolve(state: WalletState, event: Event) -> WalletState:
             elif event.kind == "routed_usage":
                 changes["commands"] = state.commands.set(input_key(event.id), _ts(event.at))
             return _replace(state, **changes)
+        case RatingAdjusted():
+            s = _replace(state, **_pay(state, event.debits, event.overdraft, event.uncollected))
+            if event.credit is not None:
+                s = _with_grant(s, event.credit, event.credit.amount - event.debt_repaid)
+                s = _replace(s, debt=s.debt - event.debt_repaid)
+            return _replace(s, commands=_done(s, event))
         case GrantExpired():
             grants = tuple(g for g in state.grants if g.id != event.grant_id)
             return _replace(state, grants=grants, credit=state.credit - event.amount)

@@ -23,6 +23,7 @@ from .catalog import (
 )
 from .cdr import Cdr
 from .commands import (
+    AdjustRating,
     ApplyCharge,
     AttachSim,
     ChangePlan,
@@ -45,6 +46,7 @@ from .events import (
     GrantInfo,
     PlanChanged,
     PoolStepped,
+    RatingAdjusted,
     SimAttached,
     SimDetached,
     SplitLine,
@@ -432,6 +434,8 @@ def _decide_command(d: _Decision, cmd: Command) -> None:
                     cmd.cdr_id,
                 )
                 problem = None
+        case AdjustRating():
+            problem = _adjust(d, cmd, ts)
     if problem is not None:
         d.emit(_reject(d.wallet.id, cmd, problem[0], problem[1]))
 
@@ -440,6 +444,50 @@ def _begin(d: _Decision, at: datetime, ts: int) -> None:
     """What every accepted input starts with: open the wallet, expire what is due."""
     _open(d, at)
     _expire(d, at, ts)
+
+
+def _adjust(d: _Decision, cmd: AdjustRating, ts: int) -> tuple[str, str] | None:
+    """A replay's correction of one CDR: charge a positive difference like any charge (with
+    its thresholds and suspension), credit a negative one as a refund grant."""
+    total = sum(amount for _, amount in cmd.splits)
+    if total != cmd.amount:
+        return "invalid_amount", f"split lines sum to {total}, not to the amount {cmd.amount}"
+    at = cmd.at
+    _begin(d, at, ts)
+    debits: tuple = ()
+    overdraft = uncollected = repaid = 0
+    credit = None
+    if cmd.amount > 0:
+        debits, overdraft, uncollected = settle(d.state, cmd.amount, ts, d.wallet.overdraft_limit)
+    elif cmd.amount < 0:
+        refund = -cmd.amount
+        credit = GrantInfo(d.next_id(), "refund", refund, DEFAULT_PRIORITY["refund"])
+        repaid = min(d.state.debt, refund)
+    d.emit(
+        RatingAdjusted(
+            d.next_id(),
+            d.wallet.id,
+            at,
+            cmd.cdr_id,
+            cmd.iccid,
+            cmd.service,
+            cmd.zone,
+            cmd.replay,
+            cmd.amount,
+            cmd.charged_volume,
+            cmd.plan_version,
+            tuple([SplitLine(provider, amount) for provider, amount in cmd.splits if amount]),
+            cmd.source_wallet,
+            debits,
+            overdraft,
+            uncollected,
+            credit,
+            repaid,
+        )
+    )
+    if cmd.amount > 0:
+        _after_debit(d, at, ts)
+    return None
 
 
 def _top_up(d: _Decision, cmd: TopUp, ts: int) -> tuple[str, str] | None:
