@@ -1,0 +1,271 @@
+"""Which rows each event gives: given an event, then these rows (no ClickHouse)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from engine.domain.events import (
+    BarSims,
+    Charged,
+    Debit,
+    GrantAdded,
+    GrantExpired,
+    GrantInfo,
+    PoolDraw,
+    PoolStepped,
+    RatingAdjusted,
+    SplitLine,
+    ThresholdCrossed,
+    UsageRated,
+    WalletOpened,
+    WalletResumed,
+    WalletSuspended,
+)
+from engine.projections.rows import COLUMNS, Rows, allowance_rows, catalog_rows, epoch_ms
+
+AT = datetime(2026, 9, 10, 12, 0, tzinfo=UTC)
+MS = epoch_ms(AT)
+
+
+def rows_of(*events: object) -> Rows:
+    rows = Rows()
+    rows.add(events)  # type: ignore[arg-type]
+    return rows
+
+
+def only(rows: Rows, table: str) -> dict[str, object]:
+    found = rows.rows(table)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def tables_with_rows(rows: Rows) -> set[str]:
+    return {t for t in COLUMNS if rows.count(t)}
+
+
+def usage(**changes: object) -> UsageRated:
+    fields: dict[str, object] = {
+        "id": "cdr:s/1#1",
+        "wallet_id": "acme",
+        "at": AT,
+        "cdr_id": "1",
+        "iccid": "8944",
+        "service": "data",
+        "zone": "EU",
+        "volume": 1000,
+        "rated_volume": 1024,
+        "pooled_volume": 24,
+        "charged_volume": 1000,
+        "amount": 300,
+        "plan": "iot-eu",
+        "plan_version": 2,
+        "cycle": "2026-09-01",
+        "payer": "acme",
+        "draws": (PoolDraw("p1", "2026-09-01", 24),),
+        "debits": (Debit("g1", 250),),
+        "overdraft": 40,
+        "uncollected": 10,
+        "splits": (SplitLine("telco", 200), SplitLine("platform", 100)),
+    }
+    fields.update(changes)
+    return UsageRated(**fields)  # type: ignore[arg-type]
+
+
+def test_usage_rated_gives_a_fact_revenue_lines_draws_and_a_debit() -> None:
+    rows = rows_of(usage(filter="night"))
+    fact = only(rows, "usage_facts")
+    assert fact == {
+        "event_id": "cdr:s/1#1",
+        "kind": "rated",
+        "at": MS,
+        "wallet": "acme",
+        "payer": "acme",
+        "cdr_id": "1",
+        "iccid": "8944",
+        "zone": "EU",
+        "service": "data",
+        "volume": 1000,
+        "rated_volume": 1024,
+        "pooled_volume": 24,
+        "charged_volume": 1000,
+        "amount": 300,
+        "plan": "iot-eu",
+        "plan_version": 2,
+        "cycle": "2026-09-01",
+        "filter": "night",
+        "replay": "",
+    }
+    lines = rows.rows("revenue_lines")
+    assert [(r["line"], r["provider"], r["amount"], r["kind"], r["zone"]) for r in lines] == [
+        (0, "telco", 200, "usage", "EU"),
+        (1, "platform", 100, "usage", "EU"),
+    ]
+    draw = only(rows, "pool_draws")
+    assert (draw["pool_id"], draw["bucket"], draw["volume"], draw["zone"]) == (
+        "p1",
+        "2026-09-01",
+        24,
+        "EU",
+    )
+    change = only(rows, "balance_changes")
+    assert (change["kind"], change["debited"], change["delta"], change["uncollected"]) == (
+        "usage",
+        290,
+        -290,
+        10,
+    )
+
+
+def test_routed_usage_moves_no_money_where_it_was_rated() -> None:
+    rows = rows_of(usage(payer="globex", debits=(), overdraft=0, uncollected=0))
+    assert only(rows, "usage_facts")["payer"] == "globex"
+    assert rows.count("balance_changes") == 0
+    assert rows.count("revenue_lines") == 2
+
+
+def test_charged_gives_revenue_of_its_kind_and_a_debit() -> None:
+    mrc = Charged(
+        "tick:1#2",
+        "acme",
+        AT,
+        "mrc",
+        "8944",
+        500,
+        "2026-09-01",
+        debits=(Debit("g1", 500),),
+        splits=(SplitLine("platform", 500),),
+    )
+    rows = rows_of(mrc)
+    assert tables_with_rows(rows) == {"revenue_lines", "balance_changes"}
+    assert only(rows, "revenue_lines")["kind"] == "mrc"
+    assert only(rows, "balance_changes")["delta"] == -500
+
+
+def test_routed_charge_moves_money_without_revenue() -> None:
+    routed = Charged("cmd:r#1", "globex", AT, "routed_usage", "x", 300, debits=(Debit("g", 300),))
+    rows = rows_of(routed)
+    assert tables_with_rows(rows) == {"balance_changes"}
+    assert only(rows, "balance_changes")["kind"] == "routed_usage"
+
+
+def test_credits_expiry_and_breakage() -> None:
+    opened = WalletOpened("o#1", "acme", AT, "EUR", 30, (GrantInfo("g1", "opening", 1000, 40),))
+    added = GrantAdded("cmd:t#1", "acme", AT, GrantInfo("g2", "voucher", 250, 20), voucher="V")
+    expired = GrantExpired("tick:2#1", "acme", AT, "g2", 70)
+    rows = rows_of(opened, added, expired)
+    changes = rows.rows("balance_changes")
+    assert [(c["type"], c["kind"], c["delta"]) for c in changes] == [
+        ("WalletOpened", "opening", 1000),
+        ("GrantAdded", "voucher", 250),
+        ("GrantExpired", "expired", -70),
+    ]
+    breakage = only(rows, "revenue_lines")
+    assert (breakage["kind"], breakage["provider"], breakage["amount"]) == ("breakage", "", 70)
+
+
+def test_an_opening_without_grants_moves_nothing() -> None:
+    assert rows_of(WalletOpened("o#1", "acme", AT, "EUR", 30)).count("balance_changes") == 0
+
+
+def test_positive_adjustment_is_a_correction_with_a_debit() -> None:
+    adjusted = RatingAdjusted(
+        "cmd:adj#2",
+        "globex",
+        AT,
+        "1",
+        "8944",
+        "data",
+        "EU",
+        "replay-7",
+        120,
+        2048,
+        3,
+        (SplitLine("telco", 150), SplitLine("platform", -30)),
+        source_wallet="acme",
+        debits=(Debit("g1", 100),),
+        overdraft=20,
+    )
+    rows = rows_of(adjusted)
+    fact = only(rows, "usage_facts")
+    assert (fact["kind"], fact["wallet"], fact["payer"], fact["amount"]) == (
+        "adjustment",
+        "acme",
+        "globex",
+        120,
+    )
+    assert (fact["charged_volume"], fact["volume"], fact["replay"]) == (2048, 0, "replay-7")
+    lines = rows.rows("revenue_lines")
+    assert [(r["provider"], r["amount"], r["kind"]) for r in lines] == [
+        ("telco", 150, "adjustment"),
+        ("platform", -30, "adjustment"),
+    ]
+    change = only(rows, "balance_changes")
+    assert (change["wallet"], change["delta"], change["debited"]) == ("globex", -120, 120)
+
+
+def test_negative_adjustment_credits_a_refund() -> None:
+    refund = GrantInfo("cmd:adj#1", "refund", 80, 30)
+    adjusted = RatingAdjusted(
+        "cmd:adj#2",
+        "acme",
+        AT,
+        "1",
+        "8944",
+        "data",
+        "EU",
+        "replay-7",
+        -80,
+        -1024,
+        3,
+        (SplitLine("telco", -80),),
+        credit=refund,
+    )
+    rows = rows_of(adjusted)
+    change = only(rows, "balance_changes")
+    assert (change["kind"], change["credited"], change["delta"]) == ("adjustment", 80, 80)
+    assert only(rows, "usage_facts")["amount"] == -80
+    assert only(rows, "revenue_lines")["amount"] == -80
+
+
+def test_steps_and_suspensions() -> None:
+    rows = rows_of(
+        PoolStepped("c#2", "acme", AT, "ad", "2026-09-01", 1, 5000),
+        WalletSuspended("c#3", "acme", AT, -100),
+        BarSims("c#4", "acme", AT, ("8944",)),
+        WalletResumed("t#1", "acme", AT, 900),
+    )
+    assert only(rows, "pool_steps")["size"] == 5000
+    assert [(r["action"], r["balance"]) for r in rows.rows("suspensions")] == [
+        ("suspended", -100),
+        ("resumed", 900),
+    ]
+
+
+def test_events_without_rows() -> None:
+    rows = rows_of(ThresholdCrossed("c#5", "acme", AT, 1000, 900), BarSims("b", "acme", AT, ()))
+    assert tables_with_rows(rows) == set()
+    assert rows.events == 2
+
+
+def test_catalog_dimensions_and_allowances(catalog: object) -> None:
+    from engine.domain import Catalog
+
+    assert isinstance(catalog, Catalog)
+    dims = catalog_rows(catalog)
+    assert {r[0] for r in dims["providers"]} == set(catalog.providers)
+    assert {r[0] for r in dims["pools"]} == set(catalog.pools)
+    buckets = []
+    for pool in catalog.pools.values():
+        if pool.kind == "stacked":
+            buckets += [(pool.id, b.id) for b in pool.bundles]
+        else:
+            buckets.append((pool.id, "2026-09-01"))
+    found = {(p, b): size for p, b, size in allowance_rows(catalog, buckets)}
+    for pool in catalog.pools.values():
+        if pool.kind == "static":
+            assert found[pool.id, "2026-09-01"] == pool.allowance
+        elif pool.kind == "adaptive":
+            assert found[pool.id, "2026-09-01"] == pool.tiers[0].size
+        elif pool.kind == "stacked":
+            assert all(found[pool.id, b.id] == b.size for b in pool.bundles)
+    assert allowance_rows(catalog, [("no-such-pool", "2026-09-01")]) == []
