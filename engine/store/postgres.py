@@ -36,16 +36,23 @@ class PostgresStore:
     def __init__(self, url: str, connect_timeout: int = 10) -> None:
         self.url = safe_url(url)
         try:
-            self._conn = psycopg.connect(
-                url, autocommit=True, connect_timeout=connect_timeout, options="-c timezone=UTC"
-            )
+            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout)
         except psycopg.Error as exc:
             raise StoreError(f"cannot reach the event store {self.url}: {exc}") from exc
         self._lock = threading.Lock()
-        with self._conn.transaction(), self._conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (schema.POSTGRES_DDL_LOCK,))
-            for ddl in schema.POSTGRES:
-                cur.execute(ddl)
+        # Times come back in UTC whatever the server's default (a SET, so that any
+        # ``options`` of the URL, such as a search_path, still apply).
+        self._conn.execute("SET TIME ZONE 'UTC'")
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (schema.POSTGRES_DDL_LOCK,))
+                for ddl in schema.POSTGRES:
+                    cur.execute(ddl)
+        except psycopg.Error as exc:
+            self._conn.close()
+            raise StoreError(
+                f"cannot create the event store's tables at {self.url}: {exc}"
+            ) from exc
 
     def append(
         self, events: Sequence[Event], inputs: Sequence[tuple[str, Cdr | Command]] = ()

@@ -29,7 +29,8 @@ PREFIX = "sqlite:///"
 # Well under SQLite's limit on bound parameters in one statement.
 _CHUNK = 500
 
-_EVENT_COLUMNS = "position, wallet_id, version, event_id, type, at, payload, hash"
+# CAST: a payload an administrator rewrote as TEXT still reads (and verifies) as bytes.
+_EVENT_COLUMNS = "position, wallet_id, version, event_id, type, at, CAST(payload AS BLOB), hash"
 
 
 def sqlite_path(url: str) -> str:
@@ -201,8 +202,8 @@ class SqliteStore:
             rows: Iterable[ChainRow] = (
                 ChainRow(*r)
                 for r in db.execute(
-                    "SELECT position, wallet_id, version, event_id, payload, prev_hash, hash "
-                    "FROM events ORDER BY wallet_id, version"
+                    "SELECT position, wallet_id, version, event_id, CAST(payload AS BLOB), "
+                    "prev_hash, hash FROM events ORDER BY wallet_id, version"
                 )
             )
             return chain.verify(rows, heads)

@@ -1,0 +1,226 @@
+"""The EventStore contract, written once and run against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from contextlib import closing
+
+import pytest
+
+from engine.codec import decode_event, encode
+from engine.store import EventStore, StoredEvent, open_store
+from engine.store.chain import GENESIS, link
+
+from .helpers import Rated, raw_execute, tamper
+
+
+def _all(store: EventStore, after: int = 0, batch: int = 10_000) -> list[StoredEvent]:
+    return [e for chunk in store.read_all(after, batch) for e in chunk]
+
+
+def test_an_empty_store(store: EventStore) -> None:
+    assert store.position() == 0
+    assert _all(store) == []
+    assert store.wallets() == []
+    assert list(store.read_inputs()) == []
+    assert store.verify() == []
+    assert store.append([]) == 0
+
+
+def test_appended_events_read_back_as_written(store: EventStore, rated: Rated) -> None:
+    assert store.append(rated.events, rated.inputs) == len(rated.events)
+    stored = _all(store)
+    assert [s.position for s in stored] == list(range(1, len(rated.events) + 1))
+    assert [s.event_id for s in stored] == [e.id for e in rated.events]
+    assert [decode_event(s.payload) for s in stored] == rated.events
+    assert [s.payload for s in stored] == [encode(e) for e in rated.events]
+    for s, e in zip(stored, rated.events, strict=True):
+        assert (s.wallet_id, s.type, s.at) == (e.wallet_id, type(e).__name__, e.at)
+    assert store.position() == len(rated.events)
+    assert store.wallets() == sorted({e.wallet_id for e in rated.events})
+    assert store.verify() == []
+
+
+def test_read_stream_has_versions_one_to_n_chained(store: EventStore, rated: Rated) -> None:
+    store.append(rated.events)
+    for wallet in store.wallets():
+        stream = store.read_stream(wallet)
+        expected = [e.id for e in rated.events if e.wallet_id == wallet]
+        assert [s.event_id for s in stream] == expected
+        assert [s.version for s in stream] == list(range(1, len(expected) + 1))
+        prev = GENESIS
+        for s in stream:
+            assert s.hash == link(prev, s.event_id, s.version, s.payload)
+            prev = s.hash
+    assert store.read_stream("no-such-wallet") == []
+
+
+def test_a_retried_batch_adds_nothing(store: EventStore, rated: Rated) -> None:
+    batch = rated.events[:500]
+    assert store.append(batch, rated.inputs[:20]) == 500
+    before = (_all(store), list(store.read_inputs()), store.stats())
+    assert store.append(batch, rated.inputs[:20]) == 0
+    assert (_all(store), list(store.read_inputs()), store.stats()) == before
+
+
+def test_a_partly_stored_batch_adds_only_the_rest(store: EventStore, rated: Rated) -> None:
+    events = rated.events[:800]
+    assert store.append(events[200:300]) == 100
+    assert store.append(events) == 700
+    stored = _all(store)
+    assert [s.event_id for s in stored] == [
+        e.id for e in events[200:300] + events[:200] + events[300:]
+    ]
+    assert store.verify() == []
+
+
+def test_duplicates_inside_one_batch_are_stored_once(store: EventStore, rated: Rated) -> None:
+    events = rated.events[:50]
+    assert store.append(events + events[::-1] + events) == 50
+    assert [s.event_id for s in _all(store)] == [e.id for e in events]
+
+
+def test_read_all_in_batches_from_a_position(store: EventStore, rated: Rated) -> None:
+    store.append(rated.events[:1000])
+    chunks = list(store.read_all(after=123, batch=100))
+    assert all(1 <= len(c) <= 100 for c in chunks)
+    positions = [s.position for c in chunks for s in c]
+    assert positions == list(range(124, 1001))
+    assert list(store.read_all(after=1000)) == []
+
+
+def test_inputs_are_stored_once_in_first_stored_order(store: EventStore, rated: Rated) -> None:
+    half = len(rated.decisions) // 2
+    for events, inputs in rated.decisions[:half]:
+        store.append(events, inputs)
+    for events, inputs in rated.decisions:  # a replay from the start: the first half again
+        store.append(events, inputs)
+    stored = list(store.read_inputs())
+    assert [(i.wallet_id, i.key) for i in stored] == [(w, item.key) for w, item in rated.inputs]
+    assert [i.item for i in stored] == [item for _, item in rated.inputs]
+    wallet = rated.inputs[0][0]
+    mine = list(store.read_inputs(wallet))
+    assert [i.key for i in mine] == [item.key for w, item in rated.inputs if w == wallet]
+    assert store.stats().inputs == len(rated.inputs)
+
+
+def test_stats_count_what_is_stored(store: EventStore, rated: Rated) -> None:
+    store.append(rated.events[:300], rated.inputs[:10])
+    stats = store.stats()
+    wallets = {e.wallet_id for e in rated.events[:300]}
+    assert (stats.events, stats.streams, stats.inputs, stats.position) == (
+        300,
+        len(wallets),
+        10,
+        300,
+    )
+
+
+def test_a_reopened_store_continues_the_log(store_url: str, rated: Rated) -> None:
+    with closing(open_store(store_url)) as first:
+        first.append(rated.events[:100])
+    with closing(open_store(store_url)) as again:
+        assert again.append(rated.events[:150]) == 50
+        assert again.position() == 150
+        assert again.verify() == []
+
+
+@pytest.mark.parametrize("statement", ["UPDATE events SET type = 'x'", "DELETE FROM events"])
+def test_stored_events_cannot_be_changed(
+    store: EventStore, store_url: str, rated: Rated, statement: str
+) -> None:
+    store.append(rated.events[:10])
+    with pytest.raises(Exception, match="append-only"):
+        raw_execute(store_url, statement)
+    assert len(_all(store)) == 10
+
+
+def _stream_of(store: EventStore, rated: Rated) -> list[StoredEvent]:
+    store.append(rated.events[:2000])
+    return max((store.read_stream(w) for w in store.wallets()), key=len)
+
+
+def test_verify_finds_a_payload_altered_by_hand(
+    store: EventStore, store_url: str, rated: Rated
+) -> None:
+    target = _stream_of(store, rated)[5]
+    forged = target.payload.replace(b'"wallet_id"', b'"wallet_id" ', 1)
+    tamper(
+        store_url, [("UPDATE events SET payload = ? WHERE position = ?", (forged, target.position))]
+    )
+    problems = store.verify()
+    assert [(p.wallet_id, p.version, p.event_id, p.kind) for p in problems] == [
+        (target.wallet_id, target.version, target.event_id, "altered")
+    ]
+
+
+def test_verify_finds_an_altered_event_whose_hash_was_recomputed(
+    store: EventStore, store_url: str, rated: Rated
+) -> None:
+    stream = _stream_of(store, rated)
+    target = stream[5]
+    forged = target.payload.replace(b'"wallet_id"', b'"wallet_id" ', 1)
+    digest = link(target_prev := stream[4].hash, target.event_id, target.version, forged)
+    assert target_prev
+    tamper(
+        store_url,
+        [
+            (
+                "UPDATE events SET payload = ?, hash = ? WHERE position = ?",
+                (forged, digest, target.position),
+            )
+        ],
+    )
+    problems = store.verify()
+    assert [(p.version, p.kind) for p in problems] == [(target.version + 1, "reordered")]
+
+
+def test_verify_finds_a_deleted_event(store: EventStore, store_url: str, rated: Rated) -> None:
+    stream = _stream_of(store, rated)
+    tamper(store_url, [("DELETE FROM events WHERE position = ?", (stream[3].position,))])
+    problems = store.verify()
+    assert [(p.wallet_id, p.version, p.kind) for p in problems] == [
+        (stream[3].wallet_id, 4, "missing")
+    ]
+
+
+def test_verify_finds_the_newest_event_deleted(
+    store: EventStore, store_url: str, rated: Rated
+) -> None:
+    stream = _stream_of(store, rated)
+    tamper(store_url, [("DELETE FROM events WHERE position = ?", (stream[-1].position,))])
+    problems = store.verify()
+    assert [(p.version, p.kind) for p in problems] == [(len(stream), "missing")]
+
+
+def test_verify_finds_two_events_swapped(store: EventStore, store_url: str, rated: Rated) -> None:
+    stream = _stream_of(store, rated)
+    a, b = stream[6].position, stream[7].position
+    swap = "UPDATE events SET position = ? WHERE position = ?"
+    tamper(store_url, [(swap, (-1, a)), (swap, (a, b)), (swap, (b, -1))])
+    problems = store.verify()
+    assert [(p.version, p.event_id, p.kind) for p in problems] == [
+        (stream[7].version, stream[7].event_id, "reordered")
+    ]
+    assert [s.event_id for s in _all(store) if s.position in (a, b)] == [
+        stream[7].event_id,
+        stream[6].event_id,
+    ]
+
+
+def test_every_stream_is_checked(store: EventStore, store_url: str, rated: Rated) -> None:
+    store.append(rated.events[:3000])
+    streams: dict[str, list[StoredEvent]] = defaultdict(list)
+    for s in _all(store):
+        streams[s.wallet_id].append(s)
+    hits = [s[1] for s in streams.values() if len(s) > 1]
+    tamper(
+        store_url,
+        [
+            ("UPDATE events SET payload = ? WHERE position = ?", (h.payload + b" ", h.position))
+            for h in hits
+        ],
+    )
+    assert sorted((p.wallet_id, p.kind) for p in store.verify()) == sorted(
+        (h.wallet_id, "altered") for h in hits
+    )
