@@ -274,6 +274,42 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(settings, _catalog(args.catalog), load_topics(), loglevel=args.loglevel)
 
 
+def _window_bound(flag: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{flag} {value!r} is not an ISO 8601 time") from None
+    if at.tzinfo is None:
+        raise UsageError(f"{flag} {value!r} needs a UTC offset, e.g. 2026-10-01T00:00:00Z")
+    return at
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from .offline.replay import ReplayError, render, replay
+    from .store import open_store
+
+    start, end = _window_bound("--from", args.start), _window_bound("--to", args.end)
+    catalog = _catalog(args.catalog)
+    path = Path(args.catalog)
+    label = f"{path.name}@{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    store = open_store(args.store)
+    try:
+        report = replay(
+            store, catalog, start, end, args.wallet, args.dry_run, progress=progress, label=label
+        )
+    except ReplayError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        store.close()
+    print(encode(report).decode() if args.json else render(report))
+    return 0 if not report.rejected else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rating-engine",
@@ -401,6 +437,30 @@ def build_parser() -> argparse.ArgumentParser:
     wrk.add_argument("--store", help="Faust table store: rocksdb:// (default) or memory://")
     wrk.add_argument("--loglevel", default="warning", help="log level (default warning)")
     wrk.set_defaults(func=cmd_worker)
+    rpl = sub.add_parser(
+        "replay",
+        help="re-rate stored CDRs with another catalog and append the adjustments",
+        description="Re-run every stored input of each wallet with the catalog --catalog, "
+        "compare the CDRs started in [--from, --to) with what was charged for them, and append "
+        "one RatingAdjusted per difference to the paying wallet, now. History is never "
+        "rewritten; running it again adjusts nothing more.",
+    )
+    rpl.add_argument(
+        "--store", required=True, help="event store URL: sqlite:///PATH or postgresql://..."
+    )
+    rpl.add_argument("--catalog", required=True, help="the new catalog YAML file")
+    rpl.add_argument("--from", dest="start", help="only CDRs started at or after (ISO 8601)")
+    rpl.add_argument("--to", dest="end", help="only CDRs started before (ISO 8601)")
+    rpl.add_argument("--wallet", help="only the CDRs rated in this wallet")
+    rpl.add_argument("--dry-run", action="store_true", help="report the impact, append nothing")
+    rpl.add_argument("--json", action="store_true", help="print the report as JSON")
+    rpl.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when stderr is a terminal)",
+    )
+    rpl.set_defaults(func=cmd_replay)
     return parser
 
 
