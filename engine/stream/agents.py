@@ -1,15 +1,17 @@
-"""The streaming topology, read top to bottom: topics → enrich → rate → follow (+ the clock).
+"""The streaming topology, read top to bottom: topics → enrich → rate (+ the clock).
 
 - ``enrich``: ``cdr.raw`` → decode and validate → ICCID to wallet → ``cdr.by-wallet``, keyed
-  by wallet, carrying the record's origin (raw partition and offset) in a header; anything
-  that fails goes to ``cdr.rejected`` with its bytes, the reason and the origin.
+  by wallet: one record per wallet and ``cdr.raw`` partition of a batch (routed.py), each
+  CDR with its origin (raw partition and offset); anything that fails goes to
+  ``cdr.rejected`` with its bytes, the reason and the origin.
 - ``rate``: ``cdr.by-wallet`` + ``wallet.commands`` (co-partitioned by wallet) → the pure
-  decider → one ``Decision`` record per input on ``wallet.events``, same partition.
-- ``follow``: ``wallet.events`` → ``network.actions`` (bar / unbar) and the routed charges
-  of split billing → ``wallet.commands`` of the paying wallet.
+  decider → one ``Decision`` record per input on ``wallet.events``, same partition; with it,
+  the decision's follow-ups: bar / unbar actions on ``network.actions`` and the routed
+  charges of split billing on ``wallet.commands`` of the paying wallet.
 - ``clock``: a timer sending ``Tick`` commands, so MRCs and expiries happen without traffic.
 
-Every agent works in batches (``take_events``) and waits until what a batch produced is
+Faust consumes (``take_events`` batches, offsets committed by Faust); the agents produce
+through confluent-kafka (publisher.BatchProducer) and wait until what a batch produced is
 acknowledged by Kafka before the batch's input offsets may be committed, so a crash can only
 make Kafka deliver inputs again, never lose them; the rating processor recognises inputs it
 already decided (see processor.py), so redelivery charges nothing twice.
@@ -18,10 +20,12 @@ already decided (see processor.py), so redelivery charges nothing twice.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import os
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,11 +35,9 @@ from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 
 from ..codec import (
-    Decision,
     Rejected,
     decode_cdr,
     decode_command,
-    decode_decision,
     encode,
     raw_fields,
     route_cdr,
@@ -47,19 +49,26 @@ from .app import create_app
 from .health import HEARTBEAT_EVERY, Health, worker_readiness
 from .metrics import Metrics
 from .processor import PartitionState, RatingProcessor
+from .publisher import BatchProducer, DeliveryFailed
 from .recovery import read_decisions
+from .routed import RoutedGroup, decode_routed
 from .settings import WorkerSettings
 from .snapshots import decode_snapshot, encode_snapshot
 from .topics import Topics
 
 log = logging.getLogger("rating-engine")
 
-ORIGIN = "origin"
-"""Header on ``cdr.by-wallet`` records: ``<raw partition>:<raw offset>``."""
 SNAPSHOTS = "snapshots"
 """The Faust table of partition snapshots (changelog ``{app_id}-snapshots-changelog``)."""
-INGESTED = "ingested"
-"""Header on ``cdr.by-wallet`` records: the ``cdr.raw`` record's timestamp (epoch seconds)."""
+EXIT_DELIVERY_FAILED = 75
+"""Exit status when Kafka refused what a batch produced (the process stops at once, before
+Faust could commit the batch's input offsets; a restart redoes the batch exactly)."""
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as in every producer here) gives
+    ``key``."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def snapshot_key(partition: int, partitions: int) -> bytes:
@@ -67,7 +76,7 @@ def snapshot_key(partition: int, partitions: int) -> bytes:
     snapshot lives in the changelog partition its owner restores."""
     for salt in range(1_000_000):
         key = f"partition-{partition}-{salt}".encode()
-        if (murmur2(key) & 0x7FFFFFFF) % partitions == partition:
+        if partition_of(key, partitions) == partition:
             return key
     raise AssertionError("unreachable: murmur2 spreads keys over every partition")
 
@@ -79,14 +88,6 @@ class SnapshotTable(faust.Table):
     def partition_for_key(self, key: Any) -> int | None:
         text = bytes(key).decode()
         return int(text.split("-")[1])
-
-
-def _header(headers: Any, name: str) -> bytes | None:
-    items = headers.items() if isinstance(headers, dict) else (headers or ())
-    for key, value in items:
-        if key == name:
-            return value if isinstance(value, bytes) else str(value).encode()
-    return None
 
 
 class Topology:
@@ -115,21 +116,18 @@ class Topology:
             )
         )
         self.snapshot_at: dict[int, float] = {}
+        # One producer per agent: each waits for its own records only.
+        self.enrich_out = BatchProducer(settings.bootstrap, f"{settings.app_id}-enrich")
+        self.rate_out = BatchProducer(settings.bootstrap, f"{settings.app_id}-rate")
 
         def topic(*names: str) -> faust.TopicT:
             return app.topic(*names, key_serializer="raw", value_serializer="raw")
 
         self.raw = topic(topics.cdr_raw.name)
-        self.by_wallet = topic(topics.cdr_by_wallet.name)
         self.inputs = topic(topics.cdr_by_wallet.name, topics.wallet_commands.name)
-        self.commands = topic(topics.wallet_commands.name)
-        self.events = topic(topics.wallet_events.name)
-        self.rejected = topic(topics.cdr_rejected.name)
-        self.actions = topic(topics.network_actions.name)
 
         app.agent(self.raw, name="enrich")(self.enrich)
         app.agent(self.inputs, name="rate")(self.rate)
-        app.agent(self.events, name="follow")(self.follow)
         if settings.tick_interval > 0:
             app.timer(settings.tick_interval, name="clock")(self.clock)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
@@ -146,42 +144,60 @@ class Topology:
         taker: Any = stream
         return taker.take_events(self.settings.batch_size, within=self.settings.batch_within)
 
-    async def _send(
-        self, topic: faust.TopicT, key: bytes | None, value: bytes, **kw: Any
-    ) -> Awaitable[Any]:
-        return await topic.send(key=key, value=value, force=True, **kw)
+    async def _durable(self, producer: BatchProducer) -> None:
+        """Wait until the batch's output is acknowledged; if Kafka refused any of it, stop
+        the process now: Faust acks a batch's inputs even when the agent raises, and the
+        next commit would then skip inputs whose output was lost."""
+        try:
+            await producer.durable()
+        except DeliveryFailed as exc:
+            log.critical("%s; stopping before the batch's inputs are committed", exc)
+            logging.shutdown()
+            os._exit(EXIT_DELIVERY_FAILED)
 
-    async def _reject(self, rejection: Rejected, key: bytes | None) -> Awaitable[Any]:
+    def _reject(self, producer: BatchProducer, rejection: Rejected, key: bytes | None) -> None:
         self.metrics.rejected.labels(rejection.reason).inc()
-        return await self._send(self.rejected, key, encode(rejection))
+        producer.produce(self.names.cdr_rejected.name, key, encode(rejection))
 
     # -- enrich ----------------------------------------------------------------------------
 
     async def enrich(self, stream: faust.StreamT) -> AsyncIterator[None]:
         raw_topic = self.names.cdr_raw.name
+        by_wallet = self.names.cdr_by_wallet.name
+        partitions = self.names.cdr_by_wallet.partitions
+        placed: dict[str, int] = {}  # wallet -> its partition (the producers' murmur2)
+        out = self.enrich_out
+        catalog = self.catalog
+        replace = msgspec.structs.replace
         async for batch in self._batches(stream):
-            pending: list[Awaitable[Any]] = []
+            self.metrics.received.inc(len(batch))
+            # (wallet partition, raw partition) -> the CDRs of one record, in offset order
+            groups: dict[tuple[int, int], RoutedGroup] = {}
             for event in batch:
                 msg = event.message
                 raw = msg.value or b""
-                self.metrics.received.inc()
+                cdr = decode_cdr(raw)
+                if not isinstance(cdr, Rejected):
+                    wallet = route_cdr(catalog, {}, cdr, "", raw)
+                    if not isinstance(wallet, Rejected):
+                        target = placed.get(wallet)
+                        if target is None:
+                            target = placed[wallet] = partition_of(wallet.encode(), partitions)
+                        group = groups.get((target, msg.partition))
+                        if group is None:
+                            group = groups[(target, msg.partition)] = RoutedGroup(msg.partition)
+                        group.add(wallet, msg.offset, round(msg.timestamp * 1000), raw)
+                        if group.full():
+                            del groups[(target, msg.partition)]
+                            out.produce(by_wallet, wallet.encode(), group.encode(), target)
+                        continue
+                    cdr = wallet
                 origin = f"{raw_topic}/{msg.partition}@{msg.offset}"
-                cdr = decode_cdr(raw, origin)
-                if isinstance(cdr, Rejected):
-                    pending.append(await self._reject(cdr, msg.key))
-                    continue
-                wallet = route_cdr(self.catalog, {}, cdr, origin, raw)
-                if isinstance(wallet, Rejected):
-                    pending.append(await self._reject(wallet, msg.key))
-                    continue
-                headers = [
-                    (ORIGIN, f"{msg.partition}:{msg.offset}".encode()),
-                    (INGESTED, repr(msg.timestamp).encode()),
-                ]
-                pending.append(
-                    await self._send(self.by_wallet, wallet.encode(), raw, headers=headers)
-                )
-            await asyncio.gather(*pending)
+                self._reject(out, replace(cdr, origin=origin), msg.key)
+            for (target, _), group in groups.items():
+                # Keyed by its first wallet: every wallet of the record has this partition.
+                out.produce(by_wallet, group.wallets[0].encode(), group.encode(), target)
+            await self._durable(out)
             yield None
 
     # -- rate ------------------------------------------------------------------------------
@@ -229,12 +245,14 @@ class Topology:
 
     async def rate(self, stream: faust.StreamT) -> AsyncIterator[None]:
         commands_topic = self.names.wallet_commands.name
+        by_wallet = self.names.cdr_by_wallet.name
         raw_topic = self.names.cdr_raw.name
+        events_topic = self.names.wallet_events.name
         metrics = self.metrics
+        processor = self.processor
         async for batch in self._batches(stream):
-            pending: list[Awaitable[Any]] = []
-            timings: list[tuple[float, float]] = []  # (ingested, CDR start) per rated input
-            written: list[tuple[int, Any]] = []  # (partition, send future) per decision
+            counts: collections.Counter[str] = collections.Counter()
+            timings: list[tuple[int, Cdr]] = []  # (ingested ms, CDR) per CDR received
             latest: dict[int, faust.EventT] = {}  # the last input event of each partition
             positions: dict[Any, int] = {}
             for event in batch:
@@ -242,66 +260,95 @@ class Topology:
                 partition, value = msg.partition, msg.value or b""
                 positions[msg.tp] = msg.offset
                 latest[partition] = event
-                if not self.processor.recovered(partition):
+                if not processor.recovered(partition):
                     await self._recover(partition)
                 if msg.topic == commands_topic:
                     metrics.commands.inc()
-                    origin = (commands_topic, partition, msg.offset)
                     try:
                         command = decode_command(value)
                     except msgspec.MsgspecError as exc:
                         where = f"{commands_topic}/{partition}@{msg.offset}"
                         bad = Rejected("malformed_command", str(exc), where, **raw_fields(value))
-                        pending.append(await self._reject(bad, msg.key))
+                        self._reject(self.rate_out, bad, msg.key)
                         continue
-                    item: Cdr | Command = command
-                    wallet = command.wallet_id
-                else:
-                    header = _header(msg.headers, ORIGIN) or b""
-                    raw_partition, _, raw_offset = header.decode().partition(":")
-                    origin = (raw_topic, int(raw_partition or -1), int(raw_offset or msg.offset))
-                    cdr = decode_cdr(value)
-                    if isinstance(cdr, Rejected):  # cannot happen after enrich; keep it visible
-                        pending.append(await self._reject(cdr, msg.key))
-                        continue
-                    item, wallet = cdr, (msg.key or b"").decode()
-                    ingested = float(_header(msg.headers, INGESTED) or msg.timestamp)
-                    timings.append((ingested, cdr.started_at.timestamp()))
-                if self.processor.already_decided(partition, origin):
-                    metrics.skipped.inc()
+                    origin = (commands_topic, partition, msg.offset)
+                    self._decide(partition, command.wallet_id, command, origin, counts)
                     continue
-                decision = self.processor.decide(partition, wallet, item, origin)
-                if decision is not None:
-                    self._count(decision)
-                    sent = await self._send(
-                        self.events, wallet.encode(), encode(decision), partition=partition
-                    )
-                    pending.append(sent)
-                    written.append((partition, sent))
-            await asyncio.gather(*pending)
-            self._durable(written, latest)
+                try:
+                    routed = decode_routed(value)
+                except msgspec.MsgspecError as exc:  # enrich wrote it: cannot happen; say so
+                    where = f"{by_wallet}/{partition}@{msg.offset}"
+                    bad = Rejected("malformed", str(exc), where, **raw_fields(value))
+                    self._reject(self.rate_out, bad, msg.key)
+                    continue
+                raw_partition = routed.partition
+                for wallet, offset, ingested, cdr in zip(
+                    routed.wallets, routed.offsets, routed.ingested, routed.cdrs, strict=True
+                ):
+                    timings.append((ingested, cdr))
+                    origin = (raw_topic, raw_partition, offset)
+                    self._decide(partition, wallet, cdr, origin, counts)
+            await self._durable(self.rate_out)
+            self._written(events_topic, latest)
             now = time.time()
-            for ingested, started in timings:
-                metrics.ingest_latency.observe(max(0.0, now - ingested))
-                metrics.cdr_age.observe(max(0.0, now - started))
+            for ingested, cdr in timings:
+                metrics.ingest_latency.observe(max(0.0, now - ingested / 1000))
+                metrics.cdr_age.observe(max(0.0, now - cdr.started_at.timestamp()))
+            self._count(counts)
             self._observe_lag(positions)
-            metrics.suspended.set(self.processor.suspended())
+            metrics.suspended.set(processor.suspended())
             yield None
 
-    def _durable(self, written: list[tuple[int, Any]], latest: dict[int, faust.EventT]) -> None:
+    def _decide(
+        self,
+        partition: int,
+        wallet: str,
+        item: Cdr | Command,
+        origin: tuple[str, int, int],
+        counts: collections.Counter[str],
+    ) -> None:
+        """Decide one input and produce its decision and follow-ups (not yet durable)."""
+        processor = self.processor
+        if processor.already_decided(partition, origin):
+            counts["skipped"] += 1
+            return
+        decision = processor.decide(partition, wallet, item, origin)
+        if decision is None:
+            return
+        out = self.rate_out
+        key = wallet.encode()
+        out.produce(self.names.wallet_events.name, key, encode(decision), partition)
+        counts["decisions"] += 1
+        split = False
+        for e in decision.events:
+            counts[type(e).__name__] += 1
+            if isinstance(e, UsageRated):
+                split = split or e.payer != e.wallet_id
+            elif isinstance(e, CdrRejected):
+                counts["rejected:" + e.reason] += 1
+            elif isinstance(e, BarSims | UnbarSims):
+                # Produced with the decision, before it is durable: after a crash the same
+                # decision is made again, so an action may repeat (same event id), never
+                # go missing.
+                out.produce(self.names.network_actions.name, key, encode(e))
+        if split:
+            for charge in routed_charges(decision.events):
+                out.produce(
+                    self.names.wallet_commands.name, charge.wallet_id.encode(), encode(charge)
+                )
+
+    def _written(self, events_topic: str, latest: dict[int, faust.EventT]) -> None:
         """Note how far each partition's decisions reached ``wallet.events``, and snapshot a
         partition that is due (everything snapshotted is already durable)."""
-        touched: dict[int, int] = {}
-        for partition, future in written:
-            offset = future.result().offset
-            touched[partition] = max(offset, touched.get(partition, -1))
         every = self.settings.snapshot_every
         now = time.monotonic()
-        for partition, offset in touched.items():
+        offsets = self.rate_out.offsets
+        for partition in latest:
             part = self.processor.partitions.get(partition)
-            if part is None:
+            offset = offsets.get((events_topic, partition))
+            if part is None or offset is None or offset <= part.events_offset:
                 continue
-            part.events_offset = max(part.events_offset, offset)
+            part.events_offset = offset
             last = self.snapshot_at.setdefault(partition, now)
             if every > 0 and now - last >= every:
                 self.snapshot(partition, latest[partition])
@@ -332,15 +379,19 @@ class Topology:
         self.metrics.snapshots.inc()
         log.info("partition %d snapshot at offset %d", partition, part.events_offset)
 
-    def _count(self, decision: Decision) -> None:
+    def _count(self, counts: collections.Counter[str]) -> None:
         metrics = self.metrics
-        for e in decision.events:
-            metrics.events.labels(type(e).__name__).inc()
-            if isinstance(e, UsageRated):
-                metrics.rated.inc()
-            elif isinstance(e, CdrRejected):
-                metrics.rejected.labels(e.reason).inc()
-        metrics.decisions.inc()
+        for name, n in counts.items():
+            if name == "skipped":
+                metrics.skipped.inc(n)
+            elif name == "decisions":
+                metrics.decisions.inc(n)
+            elif name.startswith("rejected:"):
+                metrics.rejected.labels(name.partition(":")[2]).inc(n)
+            else:
+                metrics.events.labels(name).inc(n)
+                if name == "UsageRated":
+                    metrics.rated.inc(n)
 
     def _observe_lag(self, positions: dict[Any, int]) -> None:
         consumer: Any = self.app.consumer
@@ -377,26 +428,6 @@ class Topology:
         for p in partitions:
             self.recovering.pop(p, None)
         self.metrics.partitions.set(len(self.processor.partitions))
-        for tp in revoked:  # their lag is now the new owner's to report
-            self.metrics.lag.remove(tp.topic, str(tp.partition))
-
-    # -- follow ----------------------------------------------------------------------------
-
-    async def follow(self, stream: faust.StreamT) -> AsyncIterator[None]:
-        async for batch in self._batches(stream):
-            pending: list[Awaitable[Any]] = []
-            for event in batch:
-                decision = decode_decision(event.message.value or b"")
-                key = decision.wallet_id.encode()
-                for e in decision.events:
-                    if isinstance(e, BarSims | UnbarSims):
-                        pending.append(await self._send(self.actions, key, encode(e)))
-                for charge in routed_charges(decision.events):
-                    pending.append(
-                        await self._send(self.commands, charge.wallet_id.encode(), encode(charge))
-                    )
-            await asyncio.gather(*pending)
-            yield None
 
     # -- clock -----------------------------------------------------------------------------
 
@@ -406,7 +437,8 @@ class Topology:
             tick = Tick(
                 command_id=f"tick:{wallet_id}:{now.isoformat()}", wallet_id=wallet_id, at=now
             )
-            await self._send(self.commands, wallet_id.encode(), encode(tick))
+            self.rate_out.produce(self.names.wallet_commands.name, wallet_id.encode(), encode(tick))
+        await self._durable(self.rate_out)
 
 
 def build(settings: WorkerSettings, catalog: Catalog, topics: Topics) -> tuple[faust.App, Topology]:

@@ -12,10 +12,12 @@ default (CRC32) would put the same ICCID or wallet on another partition.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -382,3 +384,79 @@ def render(result: PublishResult) -> str:
     ]
     lines.extend(f"  failed: {count:,} x {why}" for why, count in result.errors.items())
     return "\n".join(lines)
+
+
+class DeliveryFailed(StreamError):
+    """A record the worker produced was refused or timed out: its batch must not be acked."""
+
+
+class BatchProducer:
+    """The worker's producer (confluent-kafka: librdkafka does the protocol work in its own
+    threads, off the event loop) with one rule: `durable` returns only once Kafka has
+    acknowledged everything produced before it, and raises if anything failed.
+
+    The agents produce a batch's records, await `durable`, and only then let Faust ack the
+    batch's inputs, so no input offset is committed before what it produced is durable.
+    """
+
+    def __init__(self, bootstrap: str, name: str) -> None:
+        config = {
+            **PRODUCER_CONFIG,
+            "bootstrap.servers": bootstrap,
+            "client.id": name,
+            # A batch waits for its own acknowledgement, so lingering only adds latency.
+            "linger.ms": 2,
+            "error_cb": self._on_error,
+        }
+        self.producer = Producer(config)
+        self.name = name
+        self.failures: list[str] = []
+        self.offsets: dict[tuple[str, int], int] = {}
+        """The highest acknowledged offset per (topic, partition)."""
+        self._fatal: KafkaError | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-flush")
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._fatal = error
+
+    def _on_delivery(self, error: KafkaError | None, msg: Message) -> None:
+        if error is not None:
+            self.failures.append(f"{msg.topic()}: {error.str()}")
+            return
+        key = (msg.topic() or "", msg.partition() or 0)
+        offset = msg.offset() or 0
+        if offset > self.offsets.get(key, -1):
+            self.offsets[key] = offset
+
+    def produce(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> None:
+        while True:
+            try:
+                if partition is None:
+                    self.producer.produce(topic, value, key, on_delivery=self._on_delivery)
+                else:
+                    self.producer.produce(
+                        topic, value, key, partition, on_delivery=self._on_delivery
+                    )
+                return
+            except BufferError:
+                self.producer.poll(0.05)  # the local queue is full: serve delivery reports
+
+    def _flush(self) -> int:
+        return self.producer.flush(_drain_timeout())
+
+    async def durable(self) -> None:
+        """Wait (off the event loop) until every record produced so far is acknowledged."""
+        loop = asyncio.get_running_loop()
+        remaining = await loop.run_in_executor(self._executor, self._flush)
+        if self._fatal is not None:
+            raise DeliveryFailed(f"{self.name}: the producer stopped: {self._fatal.str()}")
+        if remaining or self.failures:
+            why = self.failures[:3] or [f"{remaining} records without a delivery report"]
+            raise DeliveryFailed(f"{self.name}: delivery failed: {'; '.join(why)}")
+
+    def close(self) -> None:
+        self.producer.flush(_drain_timeout())
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,83 @@
+"""The records on ``cdr.by-wallet``: CDRs already validated and routed, grouped per wallet.
+
+Enrich writes one record per wallet partition and ``cdr.raw`` partition of each batch, not
+one per CDR: a record costs the same per-record work in every Kafka client whatever its
+size, and that work, not the rating, dominated the worker. Each CDR keeps its wallet, its
+origin (the ``cdr.raw`` offset) and its arrival time, so the rating agent still decides and
+recognises every CDR on its own. One record holds every wallet of its partition (not one
+record per wallet) so that the CDRs of one ``cdr.raw`` partition reach a wallet partition in
+offset order: that order is what lets the rating agent recognise a redelivered CDR by its
+offset alone. The CDRs travel as the bytes the operator sent (``msgspec.Raw``, not re-encoded)
+and are decoded straight into the domain's ``Cdr`` on the rating side.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ..domain import Cdr
+
+MAX_RECORD_BYTES = 512 * 1024
+"""A group of CDRs larger than this is split over several records (Kafka's default limit
+for one record is about 1 MiB)."""
+
+
+class RoutedCdrs(msgspec.Struct, array_like=True, gc=False):
+    """CDRs of one wallet partition from one ``cdr.raw`` partition, in offset order."""
+
+    partition: int
+    """The ``cdr.raw`` partition they came from."""
+    wallets: list[str]
+    """Each CDR's wallet."""
+    offsets: list[int]
+    """Each CDR's ``cdr.raw`` offset: its origin, how redelivery is recognised."""
+    ingested: list[int]
+    """Each CDR's ``cdr.raw`` timestamp (epoch milliseconds), for the latency histogram."""
+    cdrs: list[Cdr]
+
+
+class _RoutedOut(msgspec.Struct, array_like=True, gc=False):
+    """The writer's view of `RoutedCdrs`: the CDRs as their original JSON bytes."""
+
+    partition: int
+    wallets: list[str]
+    offsets: list[int]
+    ingested: list[int]
+    cdrs: list[msgspec.Raw]
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(RoutedCdrs)
+
+
+class RoutedGroup:
+    """CDRs collected for one record while a batch is enriched."""
+
+    __slots__ = ("cdrs", "ingested", "offsets", "partition", "size", "wallets")
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.wallets: list[str] = []
+        self.offsets: list[int] = []
+        self.ingested: list[int] = []
+        self.cdrs: list[msgspec.Raw] = []
+        self.size = 0
+
+    def add(self, wallet: str, offset: int, ingested_ms: int, raw: bytes) -> None:
+        self.wallets.append(wallet)
+        self.offsets.append(offset)
+        self.ingested.append(ingested_ms)
+        self.cdrs.append(msgspec.Raw(raw))
+        self.size += len(raw) + len(wallet) + 24
+
+    def full(self) -> bool:
+        return self.size >= MAX_RECORD_BYTES
+
+    def encode(self) -> bytes:
+        return _encoder.encode(
+            _RoutedOut(self.partition, self.wallets, self.offsets, self.ingested, self.cdrs)
+        )
+
+
+def decode_routed(raw: bytes) -> RoutedCdrs:
+    return _decoder.decode(raw)
