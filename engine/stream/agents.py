@@ -428,6 +428,8 @@ class Topology:
         for p in partitions:
             self.recovering.pop(p, None)
         self.metrics.partitions.set(len(self.processor.partitions))
+        for tp in revoked:  # their lag is now the new owner's to report
+            self.metrics.lag.remove(tp.topic, str(tp.partition))
 
     # -- clock -----------------------------------------------------------------------------
 
