@@ -30,6 +30,7 @@ TOP_UP = {
     "currency": "EUR",
 }
 JOB = "rating-worker"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 class Prometheus:
@@ -96,6 +97,13 @@ class Prometheus:
             self.process.kill()
             self.process.wait()
         self.log.close()
+
+
+def _deploy_exprs() -> list[str]:
+    dashboard = json.loads((DEPLOY / "grafana" / "rating-engine.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    return exprs + [r["expr"] for g in rules["groups"] for r in g["rules"]]
 
 
 @pytest.fixture
@@ -187,5 +195,10 @@ def test_prometheus_scrapes_what_the_worker_counted(stack: Stack, tmp_path: Path
         assert prometheus.query(f'up{{job="{JOB}"}}') == {(): 1.0}
         count = prometheus.query(f'rating_ingest_latency_seconds_count{{job="{JOB}"}}')
         assert count == {(): float(routed)}
+
+        # Every expression of the dashboard and the alert rules is valid PromQL to this
+        # server (query() asserts the API's status is success).
+        for expr in _deploy_exprs():
+            prometheus.query(expr.replace("$__rate_interval", "1m"))
     finally:
         prometheus.stop()
