@@ -47,6 +47,7 @@ demo: setup
 bench: setup
 	$(BIN)/python benchmarks/rate_core.py
 	$(BIN)/python benchmarks/stream.py
+	$(BIN)/python benchmarks/replay.py
 
 ## schemas: regenerate schemas/ from the code
 schemas: setup
