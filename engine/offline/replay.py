@@ -12,7 +12,6 @@ its events. History is never rewritten: the money moves now.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from datetime import datetime
 
 import msgspec
@@ -24,10 +23,7 @@ from ..domain.events import CommandRejected, RatingAdjusted, UsageRated
 from ..domain.evolve import evolve
 from ..domain.money import format_money
 from ..domain.replay import Comparison, compare
-from ..store.base import EventStore, StoredEvent
-
-COMPARED = frozenset({"UsageRated", "RatingAdjusted"})
-"""Stored event types the comparison reads; the rest is decoded only to fold a payer."""
+from ..store.base import EventStore
 
 
 class WalletImpact(msgspec.Struct, frozen=True):
@@ -105,10 +101,6 @@ class _Tally:
                 p[2] += diff
 
 
-def _last(rows: Iterable[StoredEvent]) -> datetime | None:
-    return max((r.at for r in rows), default=None)
-
-
 class _Replay:
     def __init__(
         self, store: EventStore, catalog: Catalog, label: str, dry_run: bool, bar: tqdm
@@ -132,14 +124,17 @@ class _Replay:
                     if isinstance(e, RatingAdjusted) and e.source_wallet is not None:
                         self.foreign.setdefault(e.source_wallet, []).append(e)
 
-    def payer(self, wallet_id: str, rows: list[StoredEvent] | None = None) -> _Payer:
+    def payer(self, wallet_id: str, stored: list[Event] | None = None) -> _Payer:
+        """The paying wallet as it stands, folded from its stored events once per run."""
         found = self.payers.get(wallet_id)
         if found is None:
-            rows = self.store.read_stream(wallet_id) if rows is None else rows
+            if stored is None:
+                stored = [decode_event(r.payload) for r in self.store.read_stream(wallet_id)]
             state = initial_state(wallet_id)
-            for r in rows:
-                state = evolve(state, decode_event(r.payload))
-            found = self.payers[wallet_id] = _Payer(state, _last(rows))
+            for e in stored:
+                state = evolve(state, e)
+            last = max((e.at for e in stored), default=None)
+            found = self.payers[wallet_id] = _Payer(state, last)
         return found
 
     def rerate(self, wallet_id: str) -> list[Event]:
@@ -158,16 +153,15 @@ class _Replay:
         return out
 
     def wallet(self, wallet_id: str, start: datetime | None, end: datetime | None) -> None:
-        rows = self.store.read_stream(wallet_id)
-        rated = [decode_event(r.payload) for r in rows if r.type in COMPARED]
-        rated.extend(self.foreign.get(wallet_id, ()))
+        stored = [decode_event(r.payload) for r in self.store.read_stream(wallet_id)]
+        rated = [*stored, *self.foreign.get(wallet_id, ())]
         comparisons = compare(wallet_id, rated, self.rerate(wallet_id), self.label, start, end)
         events: list[Event] = []
         inputs: list[tuple[str, Cdr | Command]] = []
         for c in comparisons:
             self.tally.count(c)
             for cmd in c.commands:
-                payer = self.payer(cmd.wallet_id, rows if cmd.wallet_id == wallet_id else None)
+                payer = self.payer(cmd.wallet_id, stored if cmd.wallet_id == wallet_id else None)
                 at = cmd.at if payer.last is None else max(payer.last, cmd.at)
                 cmd = msgspec.structs.replace(cmd, at=at)
                 decided, payer.state = step(payer.state, cmd, self.catalog)

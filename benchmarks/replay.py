@@ -1,0 +1,136 @@
+"""How fast does replay re-rate a store? CDRs per second over a SQLite event store.
+
+Seeded data from the example catalog, rated into a fresh SQLite store (untimed), then
+``replay`` with a catalog whose iot-eu v1 SMS and APAC data prices and iot-global revenue
+shares differ: a dry run, the real run (appending the adjustments), and a second run that
+finds nothing left to adjust. The parts are timed on their own too, to say where the time
+goes. Usage: ``python benchmarks/replay.py [--cdrs N] [--sims N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import tempfile
+import time
+from pathlib import Path
+
+from _common import environment, save, table
+
+from engine.catalog import load_catalog
+from engine.codec import decode_event
+from engine.domain import AdjustRating, evolve, initial_state, step
+from engine.offline.generate import generate_cdrs, generate_commands, write_lines
+from engine.offline.replay import replay
+from engine.offline.run import rate_all
+from engine.store import open_store
+
+CATALOG = Path(__file__).parent.parent / "examples" / "catalog.yaml"
+CHANGES = (
+    ('EU: {price: "0.05"}', 'EU: {price: "0.06"}'),
+    ('APAC: {price: "0.15", per: MB}', 'APAC: {price: "0.17", per: MB}'),
+    (
+        'usage: {telco-a: 55, platform: "33.3333", reseller: "11.6667"}',
+        'usage: {telco-a: 50, platform: "38.3333", reseller: "11.6667"}',
+    ),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cdrs", type=int, default=200_000)
+    parser.add_argument("--sims", type=int, default=5_000)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+
+    old = load_catalog(CATALOG)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        text = CATALOG.read_text()
+        for before, after in CHANGES:
+            text = text.replace(before, after, 1)
+        (root / "new.yaml").write_text(text)
+        new = load_catalog(root / "new.yaml")
+        cdrs, commands = root / "cdrs.jsonl", root / "commands.jsonl"
+        write_lines(cdrs, generate_cdrs(old, args.sims, args.cdrs, args.seed, faults=0.0))
+        write_lines(commands, generate_commands(old, args.seed))
+        store = open_store(f"sqlite:///{root / 'events.db'}")
+        t0 = time.perf_counter()
+        rate_all(old, cdrs, commands, store=store)
+        t_setup = time.perf_counter() - t0
+        stats = store.stats()
+        gc.collect()
+
+        # the parts, each on its own
+        t0 = time.perf_counter()
+        inputs = {w: [s.item for s in store.read_inputs(w)] for w in store.wallets()}
+        t_inputs = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for wallet_id, items in inputs.items():
+            state = initial_state(wallet_id)
+            for item in items:
+                if not isinstance(item, AdjustRating):
+                    _, state = step(state, item, new)
+        t_rerate = time.perf_counter() - t0
+        del inputs
+        t0 = time.perf_counter()
+        streams = {
+            w: [decode_event(r.payload) for r in store.read_stream(w)] for w in store.wallets()
+        }
+        t_events = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for wallet_id, events in streams.items():
+            state = initial_state(wallet_id)
+            for e in events:
+                state = evolve(state, e)
+        t_fold = time.perf_counter() - t0
+        del streams
+        gc.collect()
+
+        runs = {}
+        for name, dry in (("dry run", True), ("replay", False), ("again (nothing left)", False)):
+            t0 = time.perf_counter()
+            report = replay(store, new, dry_run=dry)
+            runs[name] = (time.perf_counter() - t0, report)
+        store.close()
+
+    compared = runs["replay"][1].rerated
+    rows = [
+        ("CDRs in the store", f"{compared:,}"),
+        ("events / inputs stored", f"{stats.events:,} / {stats.inputs:,}"),
+        ("CDRs changed", f"{runs['replay'][1].changed:,}"),
+        ("events appended", f"{runs['replay'][1].appended:,}"),
+        ("read + decode inputs, µs/CDR", f"{t_inputs / compared * 1e6:.1f}"),
+        ("re-rate (step), µs/CDR", f"{t_rerate / compared * 1e6:.1f}"),
+        ("read + decode events, µs/CDR", f"{t_events / compared * 1e6:.1f}"),
+        ("fold (evolve), µs/CDR", f"{t_fold / compared * 1e6:.1f}"),
+    ]
+    for name, (elapsed, _) in runs.items():
+        rows.append((f"{name}, CDRs/s", f"{compared / elapsed:,.0f}"))
+    env = environment()
+    print(table(rows, f"replay over a SQLite store ({env['cpu']}, Python {env['python']})"))
+    print(f"(setup: rating into the store took {t_setup:.1f} s; aim 100,000 CDRs/s)")
+    path = save(
+        "replay",
+        {
+            "environment": env,
+            "cdrs": compared,
+            "events": stats.events,
+            "inputs": stats.inputs,
+            "changed": runs["replay"][1].changed,
+            "appended": runs["replay"][1].appended,
+            "us_per_cdr": {
+                "read_inputs": t_inputs / compared * 1e6,
+                "rerate": t_rerate / compared * 1e6,
+                "read_events": t_events / compared * 1e6,
+                "fold": t_fold / compared * 1e6,
+            },
+            "cdrs_per_second": {name: compared / elapsed for name, (elapsed, _) in runs.items()},
+            "aim_cdrs_per_second": 100_000,
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
