@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from engine.cli import main
 from engine.codec import decode_event
 from engine.domain import evolve, initial_state
+from engine.testing.catalogs import spread_catalog
 from engine.testing.kafka_broker import free_ports
 from engine.testing.worker import worker_argv
 
@@ -30,7 +31,6 @@ from .harness import (
     events_by_wallet,
     offline_events_by_wallet,
     read_topic,
-    spread_catalog,
 )
 
 PARTITIONS = 8
