@@ -1,16 +1,20 @@
 """How fast is the streaming worker? CDRs through Kafka: cdr.raw -> enrich -> rate -> wallet.events.
 
-One worker process (Faust: enrich, rate, follow) on private topics of a real broker, fed by
-``rating-engine publish``. Two runs, each on fresh topics and a fresh worker:
+Worker processes (Faust: enrich, rate; one by default, ``--workers N`` in one group) on
+private topics of a real broker, fed by ``rating-engine publish``. Two runs, each on fresh
+topics and fresh workers:
 
 - throughput: publish N seeded CDRs as fast as possible; end to end = N / (first CDR record
   on ``cdr.raw`` .. last of their decisions on ``wallet.events``, both Kafka CreateTime);
 - latency: offer a steady rate below saturation (default half the measured throughput) for
   ~30 s; per-CDR latency = CreateTime of its decision - CreateTime of its ``cdr.raw`` record.
 
-The broker is ``KAFKA_BOOTSTRAP`` if set, else a private one (``LocalJarBroker``) started for
-the run and stopped at its end. Usage: ``python benchmarks/stream.py [--cdrs N | --quick]``;
-``--profile FILE`` runs the throughput worker under cProfile.
+The example catalog's four wallets use only three of the eight wallet partitions;
+``--wallet-copies 4`` splits them into sixteen that use all eight, so that several workers
+each get a share. The broker is ``KAFKA_BOOTSTRAP`` if set, else a private one
+(``LocalJarBroker``) started for the run and stopped at its end. Usage:
+``python benchmarks/stream.py [--cdrs N | --quick] [--workers N] [--wallet-copies K]``;
+``--profile FILE`` runs the (first) worker under cProfile.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import argparse
 import contextlib
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,7 +49,8 @@ from engine.offline.generate import generate_cdrs
 from engine.stream.admin import admin_client, apply_topics
 from engine.stream.publisher import PRODUCER_CONFIG
 from engine.stream.topics import REPO_TOPICS, Topics, load_topics
-from engine.testing.kafka_broker import LocalJarBroker
+from engine.testing.catalogs import spread_catalog
+from engine.testing.kafka_broker import LocalJarBroker, free_ports
 from engine.testing.worker import worker_argv
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,8 +88,8 @@ _raw_decoder = msgspec.json.Decoder(_RawCdr)
 # -- data --------------------------------------------------------------------------------
 
 
-def write_cdrs(path: Path, cdrs: int, sims: int, seed: int) -> int:
-    catalog = load_catalog(CATALOG)
+def write_cdrs(path: Path, cdrs: int, sims: int, seed: int, catalog_path: Path = CATALOG) -> int:
+    catalog = load_catalog(catalog_path)
     size = 0
     with path.open("wb") as out:
         for line in generate_cdrs(catalog, sims, cdrs, seed, faults=0.0):
@@ -104,7 +111,8 @@ def warmup_line(cdrs: Path) -> tuple[bytes, str]:
 
 
 class Stack:
-    """Private topics (a renamed copy of topics.yaml), one worker process, its environment."""
+    """Private topics (a renamed copy of topics.yaml), the worker processes (one group),
+    their environment."""
 
     def __init__(
         self,
@@ -113,9 +121,11 @@ class Stack:
         name: str,
         partitions: int | None = None,
         worker_args: tuple[str, ...] = (),
+        catalog: Path = CATALOG,
     ) -> None:
         self.bootstrap = bootstrap
         self.worker_args = worker_args
+        self.catalog = catalog
         self.dir = workdir / name
         self.dir.mkdir(parents=True)
         data: dict[str, Any] = yaml.safe_load(REPO_TOPICS.read_text())
@@ -134,34 +144,70 @@ class Stack:
             "KAFKA_BOOTSTRAP": bootstrap,
             "RATING_APP_ID": self.app_id,
         }
-        self.worker: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.ports: list[int] = []
         self.worker_log = self.dir / "worker.log"
-        self._log: IO[bytes] | None = None
+        self._logs: list[IO[bytes]] = []
         report = apply_topics(self.topics, bootstrap)
         if not report.ok:
             raise RuntimeError(f"cannot create the benchmark topics: {report}")
 
-    def start_worker(self, profile: Path | None = None) -> None:
-        argv = worker_argv(CATALOG, self.dir / "data", "warning", *self.worker_args)
-        if profile:  # run the worker module under cProfile: python -m cProfile -o F -m ...
-            argv[1:1] = ["-m", "cProfile", "-o", str(profile)]
-        self._log = self.worker_log.open("wb")
-        self.worker = subprocess.Popen(
-            argv,
-            env=self.env,
-            cwd=REPO,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # stopped by us (SIGTERM), not by a terminal's Ctrl-C
-        )
-        log(f"worker pid {self.worker.pid} (log {self.worker_log})")
+    def start_workers(self, count: int, profile: Path | None = None) -> None:
+        """``count`` workers of one group, each with its own data dir and metrics port."""
+        self.ports = free_ports(count)
+        for i, port in enumerate(self.ports):
+            extra = (*self.worker_args, "--metrics-port", str(port))
+            argv = worker_argv(self.catalog, self.dir / f"data-{i}", "warning", *extra)
+            if profile and i == 0:  # python -m cProfile -o F -m ...: the first worker only
+                argv[1:1] = ["-m", "cProfile", "-o", str(profile)]
+            path = self.worker_log if i == 0 else self.dir / f"worker-{i}.log"
+            handle = path.open("wb")
+            self._logs.append(handle)
+            worker = subprocess.Popen(
+                argv,
+                env=self.env,
+                cwd=REPO,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # stopped by us (SIGTERM), not by a terminal's Ctrl-C
+            )
+            self.workers.append(worker)
+            log(f"worker pid {worker.pid} (log {path})")
+
+    def owned(self) -> list[int]:
+        """Wallet partitions each worker owns and has recovered (its /metrics)."""
+        out = []
+        for port in self.ports:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    text = r.read().decode()
+            except OSError:
+                out.append(0)
+                continue
+            match = re.search(r"^rating_partitions_owned (\S+)$", text, re.MULTILINE)
+            out.append(int(float(match.group(1))) if match else 0)
+        return out
+
+    def wait_shared(self, partitions: int) -> None:
+        """Until the workers own every wallet partition between them, each a share."""
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while True:
+            self.check_worker()
+            owned = self.owned()
+            if sum(owned) == partitions and all(owned):
+                log(f"partitions owned per worker: {owned}")
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers own {owned} of {partitions} partitions")
+            time.sleep(0.5)
 
     def check_worker(self) -> None:
-        if self.worker is not None and self.worker.poll() is not None:
-            raise RuntimeError(
-                f"the worker exited with code {self.worker.returncode}; its log is kept in "
-                f"{self.keep_log()}:\n{self.log_tail()}"
-            )
+        for worker in self.workers:
+            if worker.poll() is not None:
+                raise RuntimeError(
+                    f"a worker exited with code {worker.returncode}; its log is kept in "
+                    f"{self.keep_log()}:\n{self.log_tail()}"
+                )
 
     def keep_log(self) -> Path:
         """A copy of the worker's log outside the temporary directory, for a failed run."""
@@ -171,14 +217,16 @@ class Stack:
         return kept
 
     def worker_cpu(self) -> float | None:
-        """CPU seconds (user + system) the worker process used so far (Linux), else None."""
-        if self.worker is None:
-            return None
-        try:
-            fields = Path(f"/proc/{self.worker.pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU seconds (user + system) the workers used so far (Linux), else None."""
+        total = 0.0
+        for worker in self.workers:
+            try:
+                stat = Path(f"/proc/{worker.pid}/stat").read_text()
+            except OSError:
+                return None
+            fields = stat.rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total if self.workers else None
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -187,18 +235,20 @@ class Stack:
             return "(no worker log)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def stop_worker(self) -> None:
-        worker, self.worker = self.worker, None
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
+    def stop_workers(self) -> None:
+        workers, self.workers = self.workers, []
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in workers:
             try:
                 worker.wait(timeout=120)  # a cProfile dump takes a while
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        for handle in self._logs:
+            handle.close()
+        self._logs = []
 
     def publish(self, path: Path, rate: float | None = None) -> dict[str, Any]:
         """``rating-engine publish`` as a subprocess; its ``--json`` summary."""
@@ -241,7 +291,7 @@ class Stack:
             raise RuntimeError("the warm-up CDR was not delivered within 30 s")
 
     def close(self, delete_topics: bool) -> None:
-        self.stop_worker()
+        self.stop_workers()
         if delete_topics:  # a shared broker: leave nothing behind
             names = [spec.name for spec in self.topics.all]
             names.append(f"{self.app_id}-snapshots-changelog")
@@ -429,13 +479,20 @@ class Setup:
     seed: int
     partitions: int | None
     worker_args: tuple[str, ...]
+    workers: int = 1
+    catalog: Path = CATALOG
 
     def stack(self, name: str) -> Stack:
-        return Stack(self.bootstrap, self.workdir, name, self.partitions, self.worker_args)
+        return Stack(
+            self.bootstrap, self.workdir, name, self.partitions, self.worker_args, self.catalog
+        )
 
 
-def start(stack: Stack, cdrs: Path, keep: bool, profile: Path | None = None) -> DecisionReader:
-    """Start the worker and a reader; return once the worker decided a warm-up CDR."""
+def start(
+    stack: Stack, cdrs: Path, keep: bool, workers: int, profile: Path | None = None
+) -> DecisionReader:
+    """Start the workers and a reader; return once they share the partitions and decided a
+    warm-up CDR."""
     topics = stack.topics
     reader = DecisionReader(
         stack.bootstrap, topics.wallet_events.name, topics.wallet_events.partitions, keep
@@ -443,12 +500,13 @@ def start(stack: Stack, cdrs: Path, keep: bool, profile: Path | None = None) -> 
     value, key = warmup_line(cdrs)
     reader.watch.add(key)
     reader.start()
-    stack.start_worker(profile)
     t0 = time.monotonic()
+    stack.start_workers(workers, profile)
+    stack.wait_shared(topics.wallet_events.partitions)
     stack.send_one(value)
     reader.wait_warmup(key, stack)
     reader.at.pop(key, None)
-    log(f"worker joined and decided the warm-up CDR in {time.monotonic() - t0:.1f} s")
+    log(f"workers joined and decided the warm-up CDR in {time.monotonic() - t0:.1f} s")
     return reader
 
 
@@ -457,7 +515,7 @@ def throughput_run(setup: Setup, cdrs: Path, n: int, profile: Path | None) -> di
     stack = setup.stack("throughput")
     bootstrap, raw = setup.bootstrap, stack.topics.cdr_raw
     try:
-        reader = start(stack, cdrs, keep=False, profile=profile)
+        reader = start(stack, cdrs, keep=False, workers=setup.workers, profile=profile)
         try:
             starts = high_watermarks(bootstrap, raw.name, raw.partitions)  # after the warm-up
             log(f"throughput: publishing {n:,} CDRs")
@@ -501,10 +559,10 @@ def latency_run(setup: Setup, rate: float, seconds: float) -> dict[str, Any]:
     """Offer ``rate`` CDRs/s for ``seconds``; each CDR's decision time - its publish time."""
     n = max(1, round(rate * seconds))
     cdrs = setup.workdir / "latency.jsonl"
-    write_cdrs(cdrs, n, setup.sims, setup.seed)
+    write_cdrs(cdrs, n, setup.sims, setup.seed, setup.catalog)
     stack = setup.stack("latency")
     try:
-        reader = start(stack, cdrs, keep=True)
+        reader = start(stack, cdrs, keep=True, workers=setup.workers)
         try:
             log(f"latency: offering {rate:,.0f} CDRs/s for {seconds:g} s ({n:,} CDRs)")
             published = stack.publish(cdrs, rate=rate)
@@ -584,6 +642,15 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, help="the worker's --batch-size")
     parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes in the group (default 1)"
+    )
+    parser.add_argument(
+        "--wallet-copies",
+        type=int,
+        default=1,
+        help="split each example wallet into this many (4: 16 wallets over all 8 partitions)",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="write a cProfile of the throughput run's worker here"
     )
     args = parser.parse_args()
@@ -599,13 +666,23 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="rating-bench-stream-"))
     latency: dict[str, Any] | None = None
     try:
+        catalog = CATALOG
+        if args.wallet_copies > 1:
+            catalog = spread_catalog(workdir / "catalog.yaml", args.wallet_copies)
         cdrs = workdir / "cdrs.jsonl"
         t0 = time.perf_counter()
-        size = write_cdrs(cdrs, n, args.sims, args.seed)
+        size = write_cdrs(cdrs, n, args.sims, args.seed, catalog)
         log(f"generated {n:,} CDRs ({size / n:.0f} bytes each) in {time.perf_counter() - t0:.1f} s")
         with broker() as bootstrap:
             setup = Setup(
-                bootstrap, workdir, args.sims, args.seed, args.partitions, tuple(worker_args)
+                bootstrap,
+                workdir,
+                args.sims,
+                args.seed,
+                args.partitions,
+                tuple(worker_args),
+                args.workers,
+                catalog,
             )
             profile = args.profile.resolve() if args.profile else None
             run = throughput_run(setup, cdrs, n, profile)
@@ -630,7 +707,11 @@ def main() -> None:
         ms = latency["ms"]
         rows.append(("latency: offered (CDRs/s)", f"{latency['offered_cdrs_per_second']:,}"))
         rows += [(f"latency {k} (ms)", f"{ms[k]:,.0f}") for k in ("p50", "p90", "p99", "max")]
-    title = f"stream: {n:,} CDRs, {args.sims:,} SIMs, {partitions} partitions, one worker"
+    wallets = 4 * args.wallet_copies
+    title = (
+        f"stream: {n:,} CDRs, {args.sims:,} SIMs, {wallets} wallets, {partitions} partitions, "
+        f"{args.workers} worker{'s' if args.workers > 1 else ''}"
+    )
     if worker_args:
         title += f" ({' '.join(worker_args)})"
     print(table(rows, title))
@@ -640,12 +721,19 @@ def main() -> None:
     env["broker"] = "KAFKA_BOOTSTRAP" if external() else "LocalJarBroker"
     env["revision"] = revision
     print("  ".join(f"{k}={v}" for k, v in env.items()))
+    name = "stream"
+    if args.wallet_copies > 1:
+        name += f"-{wallets}-wallets"
+    if args.workers > 1:
+        name += f"-{args.workers}-workers"
     path = save(
-        "stream",
+        name,
         {
             "cdrs": n,
             "sims": args.sims,
             "partitions": partitions,
+            "wallets": wallets,
+            "workers": args.workers,
             "worker_args": worker_args,
             "throughput": run,
             "latency": latency,
