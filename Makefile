@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python benchmarks/rate_core.py
 	$(BIN)/python benchmarks/stream.py
 	$(BIN)/python benchmarks/replay.py
+	$(BIN)/python benchmarks/wallet_memory.py
 
 ## schemas: regenerate schemas/ from the code
 schemas: setup
