@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 OUT := out
 CATALOG := examples/catalog.yaml
 
-.PHONY: setup lint format test demo bench schemas kafka-up kafka-down clean
+.PHONY: setup lint format test demo demo-offline bench schemas kafka-up kafka-down clean
 
 ## setup: create .venv, install the engine with its dev tools, fetch the Kafka jars
 setup: $(STAMP)
@@ -33,20 +33,27 @@ format: setup
 test: lint
 	$(BIN)/python -m pytest
 
-## demo: generate a realistic CDR stream and rate it end to end
+## demo: the whole system on one machine: broker, topics, worker, sink, CDRs, summary
 demo: setup
-	mkdir -p $(OUT)/demo
+	$(BIN)/rating-engine demo --catalog $(CATALOG) --out $(OUT)/demo
+
+## demo-offline: the same kind of CDR stream rated in process, no Kafka
+demo-offline: setup
+	rm -rf $(OUT)/offline && mkdir -p $(OUT)/offline
 	$(BIN)/rating-engine catalog check $(CATALOG)
 	$(BIN)/rating-engine generate --catalog $(CATALOG) --sims 5000 --cdrs 300000 --seed 7 \
-		--out $(OUT)/demo/cdrs.jsonl --commands-out $(OUT)/demo/commands.jsonl
-	$(BIN)/rating-engine rate --catalog $(CATALOG) --input $(OUT)/demo/cdrs.jsonl \
-		--commands $(OUT)/demo/commands.jsonl --events-out $(OUT)/demo/events.jsonl \
-		--rejected-out $(OUT)/demo/rejected.jsonl --progress
+		--out $(OUT)/offline/cdrs.jsonl --commands-out $(OUT)/offline/commands.jsonl
+	$(BIN)/rating-engine rate --catalog $(CATALOG) --input $(OUT)/offline/cdrs.jsonl \
+		--commands $(OUT)/offline/commands.jsonl --events-out $(OUT)/offline/events.jsonl \
+		--rejected-out $(OUT)/offline/rejected.jsonl --progress \
+		--store sqlite:///$(OUT)/offline/events.db --clickhouse chdb:///$(OUT)/offline/clickhouse
 
 ## bench: the benchmarks in benchmarks/, tables on stdout, JSON in benchmarks/results/
 bench: setup
 	$(BIN)/python benchmarks/rate_core.py
 	$(BIN)/python benchmarks/stream.py
+	$(BIN)/python benchmarks/store.py
+	$(BIN)/python benchmarks/projections.py
 	$(BIN)/python benchmarks/replay.py
 	$(BIN)/python benchmarks/wallet_memory.py
 

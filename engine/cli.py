@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -21,11 +22,16 @@ from .domain import Catalog, ChangePlan, Command, RedeemVoucher, Tick, TopUp, pa
 from .offline.generate import GenerateError, generate_cdrs, generate_commands, write_lines
 from .offline.inputs import InputError, read_commands
 from .offline.run import run_rate
+from .projections.clickhouse import ProjectionError
+from .store import StoreError
 from .stream.admin import apply_topics, bootstrap_servers
 from .stream.admin import render as render_apply
 from .stream.publisher import PublishResult, derived_command_id, publish_cdrs, publish_commands
 from .stream.publisher import render as render_publish
 from .stream.topics import StreamError, load_topics
+
+if TYPE_CHECKING:
+    from .projections.projector import Projector
 
 
 class UsageError(Exception):
@@ -56,17 +62,31 @@ def cmd_catalog_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rate(args: argparse.Namespace) -> int:
+    from .store import open_store
+
+    if args.clickhouse and not args.store:
+        raise UsageError("--clickhouse needs --store: the projections are made from the store")
     catalog = _catalog(args.catalog)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    return run_rate(
-        catalog,
-        Path(args.input),
-        Path(args.commands) if args.commands else None,
-        events_out=Path(args.events_out) if args.events_out else None,
-        rejected_out=Path(args.rejected_out) if args.rejected_out else None,
-        as_json=args.json,
-        progress=progress,
-    )
+    store = open_store(args.store) if args.store else None
+    try:
+        code = run_rate(
+            catalog,
+            Path(args.input),
+            Path(args.commands) if args.commands else None,
+            events_out=Path(args.events_out) if args.events_out else None,
+            rejected_out=Path(args.rejected_out) if args.rejected_out else None,
+            as_json=args.json,
+            progress=progress,
+            store=store,
+        )
+        if store is not None and args.clickhouse:
+            projector = _projector(args.clickhouse, args.catalog)
+            projector.project(store, progress=progress)
+    finally:
+        if store is not None:
+            store.close()
+    return code
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -274,6 +294,139 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(settings, _catalog(args.catalog), load_topics(), loglevel=args.loglevel)
 
 
+def cmd_sink(args: argparse.Namespace) -> int:
+    from .store import open_store
+    from .stream.sink import Sink, SinkSettings, install_signal_handlers
+    from .stream.topics import load_topics
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError("--batch-size must be >= 1")
+    settings = SinkSettings(
+        bootstrap=bootstrap_servers(args.bootstrap),
+        group=args.group,
+        batch_size=args.batch_size or SinkSettings.batch_size,
+        idle_exit=args.idle_exit,
+    )
+    topics = load_topics()
+    store = open_store(args.store)
+    try:
+        projection = _projector(args.clickhouse, args.catalog) if args.clickhouse else None
+        sink = Sink(settings, topics, store, projection)
+        if args.metrics_port:
+            sink.metrics.serve(args.metrics_port, sink.health)
+        install_signal_handlers(sink)
+        progress = sink.run()
+    finally:
+        store.close()
+    print(
+        f"{progress.records:,} decision records read, {progress.stored:,} events stored, "
+        f"{progress.duplicates:,} already stored; store position {progress.position:,}"
+    )
+    return 0
+
+
+def _projector(clickhouse: str, catalog: str | None) -> Projector:
+    from .projections.clickhouse import connect
+    from .projections.projector import Projector
+
+    return Projector(connect(clickhouse), _catalog(catalog) if catalog else None)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoSettings, run_demo
+
+    if args.cdrs < 1 or args.sims < 1:
+        raise UsageError("--cdrs and --sims must be >= 1")
+    settings = DemoSettings(
+        catalog=Path(args.catalog), out=Path(args.out), sims=args.sims, cdrs=args.cdrs
+    )
+    return run_demo(settings)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from .projections.clickhouse import connect
+    from .projections.query import render_table, run_query
+
+    client = connect(args.clickhouse)
+    try:
+        answer = run_query(client, args.sql)
+    finally:
+        client.close()
+    if args.json:
+        print(encode(answer.records()).decode())
+    else:
+        print(render_table(answer))
+    return 0
+
+
+def _project(args: argparse.Namespace, rebuild: bool) -> int:
+    from .store import open_store
+
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    projector = _projector(args.clickhouse, args.catalog)
+    store = open_store(args.store)
+    try:
+        if rebuild:
+            applied = projector.rebuild(store, progress=progress)
+        else:
+            applied = projector.project(store, progress=progress)
+        counts = projector.counts()
+        position = projector.position()
+    finally:
+        store.close()
+        projector.client.close()
+    rows = ", ".join(f"{table} {n:,}" for table, n in counts.items())
+    print(f"{applied:,} events applied; projected up to store position {position:,}")
+    print(f"rows: {rows}")
+    return 0
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    return _project(args, rebuild=False)
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    return _project(args, rebuild=True)
+
+
+def cmd_store_verify(args: argparse.Namespace) -> int:
+    from .store import open_store
+
+    store = open_store(args.store)
+    try:
+        problems = store.verify()
+        stats = store.stats()
+    finally:
+        store.close()
+    if args.json:
+        fields = {"ok": not problems, "events": stats.events, "streams": stats.streams}
+        print(encode({**fields, "problems": problems}).decode())
+    elif not problems:
+        print(f"{stats.events:,} events in {stats.streams:,} streams, intact")
+    else:
+        print(f"{len(problems):,} problems in {stats.events:,} events, {stats.streams:,} streams:")
+        for p in problems:
+            where = f"{p.wallet_id} v{p.version}" + (f" ({p.event_id})" if p.event_id else "")
+            print(f"  {p.kind:<9}  {where}: {p.detail}")
+    return 0 if not problems else 1
+
+
+def cmd_store_stats(args: argparse.Namespace) -> int:
+    from .store import open_store
+
+    store = open_store(args.store)
+    try:
+        stats = store.stats()
+    finally:
+        store.close()
+    if args.json:
+        print(encode(stats).decode())
+    else:
+        for name in ("events", "streams", "inputs", "position"):
+            print(f"{name:<9} {getattr(stats, name):>14,}")
+    return 0
+
+
 def _window_bound(flag: str, value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -331,6 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--events-out", help="write every event as JSON lines to this file")
     rate.add_argument("--rejected-out", help="write rejected records as JSON lines to this file")
     rate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rate.add_argument(
+        "--store", help="also append every event to this event store (sqlite:///PATH, ...)"
+    )
+    rate.add_argument(
+        "--clickhouse", help="then project the store into ClickHouse (chdb:///PATH, http://...)"
+    )
     rate.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -437,6 +596,83 @@ def build_parser() -> argparse.ArgumentParser:
     wrk.add_argument("--store", help="Faust table store: rocksdb:// (default) or memory://")
     wrk.add_argument("--loglevel", default="warning", help="log level (default warning)")
     wrk.set_defaults(func=cmd_worker)
+
+    snk = sub.add_parser(
+        "sink",
+        help="store wallet.events in the event store (and project it to ClickHouse)",
+        description="Consume wallet.events, append every event to the event store and commit "
+        "the offsets only after the write is durable; with --clickhouse, keep the projections "
+        "up to date with the store. Several sinks in one --group share the partitions. Stops "
+        "cleanly on SIGTERM / Ctrl-C.",
+    )
+    snk.add_argument(
+        "--store", required=True, help="event store URL: sqlite:///PATH or postgresql://..."
+    )
+    snk.add_argument("--clickhouse", help="projections: chdb:///PATH or http(s)://HOST:PORT")
+    snk.add_argument(
+        "--catalog", help="catalog YAML: pool allowances and owners for the projections"
+    )
+    snk.add_argument("--bootstrap", help=bootstrap_help)
+    snk.add_argument(
+        "--group", default="rating-engine-sink", help="consumer group (default rating-engine-sink)"
+    )
+    snk.add_argument(
+        "--batch-size", type=int, help="most records per store transaction (default 2000)"
+    )
+    snk.add_argument(
+        "--idle-exit",
+        type=float,
+        default=0.0,
+        help="stop after this many idle seconds (default: run until stopped)",
+    )
+    snk.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    snk.set_defaults(func=cmd_sink)
+
+    demo = sub.add_parser(
+        "demo",
+        help="the whole system on one machine: broker, worker, sink, CDRs, summary",
+        description="Start a local Kafka broker (or use KAFKA_BOOTSTRAP), the topics, a worker "
+        "and a sink; publish a generated CDR stream; wait until everything is rated, stored "
+        "and projected; print a summary read from ClickHouse; stop what it started.",
+    )
+    demo.add_argument("--catalog", default="examples/catalog.yaml", help="catalog YAML file")
+    demo.add_argument(
+        "--out", default="out/demo", help="folder for everything the run makes (emptied first)"
+    )
+    demo.add_argument("--cdrs", type=int, default=100_000, help="CDRs to generate (default 100000)")
+    demo.add_argument("--sims", type=int, default=5000, help="SIMs that send them (default 5000)")
+    demo.set_defaults(func=cmd_demo)
+
+    clickhouse_help = "ClickHouse: chdb:///PATH[?database=NAME] or http(s)://USER:PASS@HOST:PORT/DB"
+    qry = sub.add_parser(
+        "query",
+        help="run SQL against the ClickHouse projections and print the answer",
+        description="Run one SQL statement against the projections (tables and views in "
+        "docs/analytics.md) and print an aligned table, or JSON rows with --json.",
+    )
+    qry.add_argument("sql", help="the SQL statement")
+    qry.add_argument("--clickhouse", required=True, help=clickhouse_help)
+    qry.add_argument("--json", action="store_true", help="print the rows as a JSON array")
+    qry.set_defaults(func=cmd_query)
+
+    for name, func, text in (
+        ("project", cmd_project, "apply the events stored since the last run to ClickHouse"),
+        ("rebuild", cmd_rebuild, "drop the projections and fold the whole event store again"),
+    ):
+        prj = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        prj.add_argument(
+            "--store", required=True, help="event store URL: sqlite:///PATH or postgresql://..."
+        )
+        prj.add_argument("--clickhouse", required=True, help=clickhouse_help)
+        prj.add_argument("--catalog", help="catalog YAML: dimension tables and pool allowances")
+        prj.add_argument(
+            "--progress",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="show a progress bar (default: when stderr is a terminal)",
+        )
+        prj.set_defaults(func=func)
+
     rpl = sub.add_parser(
         "replay",
         help="re-rate stored CDRs with another catalog and append the adjustments",
@@ -461,6 +697,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="show a progress bar (default: when stderr is a terminal)",
     )
     rpl.set_defaults(func=cmd_replay)
+
+    sto = sub.add_parser("store", help="inspect the event store")
+    sto_sub = sto.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    for name, func, text in (
+        ("verify", cmd_store_verify, "walk every stream's hash chain; exit 1 if anything is off"),
+        ("stats", cmd_store_stats, "count events, streams and inputs; print the last position"),
+    ):
+        action_parser = sto_sub.add_parser(
+            name, help=text, description=text[0].upper() + text[1:] + "."
+        )
+        action_parser.add_argument(
+            "--store", required=True, help="event store URL: sqlite:///PATH or postgresql://..."
+        )
+        action_parser.add_argument("--json", action="store_true", help="print JSON")
+        action_parser.set_defaults(func=func)
     return parser
 
 
@@ -478,6 +729,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rating-engine: {exc}", file=sys.stderr)
         return 1
     except msgspec.MsgspecError as exc:
+        print(f"rating-engine: {exc}", file=sys.stderr)
+        return 1
+    except ProjectionError as exc:
+        print(f"rating-engine: {exc}", file=sys.stderr)
+        return 1
+    except StoreError as exc:
         print(f"rating-engine: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

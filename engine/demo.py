@@ -26,9 +26,11 @@ from tqdm import tqdm
 
 from .catalog import load_catalog
 from .codec import Rejected
-from .domain import Catalog
+from .domain import format_money
 from .offline.generate import generate_cdrs, generate_commands, write_lines
 from .offline.inputs import read_commands
+from .projections import connect
+from .projections.query import Answer, render_table, run_query
 from .stream.admin import apply_topics
 from .stream.publisher import publish_cdrs, publish_commands
 from .stream.topics import StreamError, load_topics
@@ -172,7 +174,52 @@ def wait_until_rated(
         time.sleep(POLL)
 
 
-def run_demo(settings: DemoSettings, summary: Callable[[Catalog, str], str]) -> int:
+SUMMARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "Top wallets by spend",
+        "SELECT wallet, debited AS spent, credited, expired, balance, uncollected "
+        "FROM wallet_balances ORDER BY debited DESC LIMIT 5",
+        ("spent", "credited", "expired", "balance", "uncollected"),
+    ),
+    (
+        "Pools, fullest first (volume in the pool's unit: bytes, messages, seconds)",
+        "SELECT pool_id, wallet, bucket, used, allowance, remaining FROM pool_status "
+        "ORDER BY used / greatest(allowance, 1) DESC LIMIT 8",
+        (),
+    ),
+    (
+        "Revenue by provider",
+        "SELECT provider, kind, sum(amount) AS amount FROM revenue_by_provider "
+        "GROUP BY provider, kind ORDER BY provider, kind",
+        ("amount",),
+    ),
+    (
+        "Suspensions",
+        "SELECT wallet, status, suspensions, resumes, since FROM wallet_status ORDER BY wallet",
+        (),
+    ),
+)
+"""Each part of the closing summary: title, SQL against the projections, money columns."""
+
+
+def summary(clickhouse_url: str) -> str:
+    client = connect(clickhouse_url)
+    parts = []
+    for title, sql, money in SUMMARY:
+        answer = run_query(client, sql)
+        columns = answer.columns
+        rows = [
+            tuple(
+                format_money(v) if name in money and isinstance(v, int) else v
+                for name, v in zip(columns, row, strict=True)
+            )
+            for row in answer.rows
+        ]
+        parts.append(f"{title}\n{render_table(Answer(columns, rows))}")
+    return "\n\n".join(parts)
+
+
+def run_demo(settings: DemoSettings) -> int:
     out = settings.out
     if out.exists():
         shutil.rmtree(out)
@@ -262,7 +309,7 @@ def run_demo(settings: DemoSettings, summary: Callable[[Catalog, str], str]) -> 
         worker.stop()
 
     say("Summary (read from ClickHouse)")
-    print(summary(catalog, clickhouse_url))
+    print(summary(clickhouse_url))
     print(
         f"\nEverything is in {out}: event store {store_url}, projections {clickhouse_url}.\n"
         f"Try: rating-engine query --clickhouse {clickhouse_url} "

@@ -81,11 +81,12 @@ def run_rate(
     rejected_out: Path | None = None,
     as_json: bool = False,
     progress: bool = False,
+    store: EventStore | None = None,
 ) -> int:
     with ExitStack() as stack:
         events = stack.enter_context(events_out.open("wb")) if events_out else None
         rejected = stack.enter_context(rejected_out.open("wb")) if rejected_out else None
-        summary = rate_all(catalog, cdrs, commands, events, rejected, progress)
+        summary = rate_all(catalog, cdrs, commands, events, rejected, progress, store)
     if as_json:
         sys.stdout.write(encode(summary).decode() + "\n")
     else:

@@ -192,6 +192,14 @@ def compare(spec: TopicSpec, topic: Any, config: Mapping[str, str | None]) -> To
     have = config.get("retention.ms")
     if have != want:
         warnings.append(f"has retention.ms={have}, topics.yaml says {want}")
+    limit = spec.kafka_config().get("max.message.bytes")
+    have_limit = config.get("max.message.bytes")
+    if limit is not None and have_limit is not None and int(have_limit) < int(limit):
+        problems.append(
+            f"has max.message.bytes={have_limit}, topics.yaml says {limit}; the worker's "
+            "largest decisions would be refused: kafka-configs --alter --add-config "
+            f"max.message.bytes={limit}"
+        )
     replicas = {len(p.replicas) for p in topic.partitions.values()}
     if replicas and replicas != {spec.replication}:
         have_rf = "/".join(str(r) for r in sorted(replicas))

@@ -25,7 +25,7 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +57,34 @@ from .snapshots import decode_snapshot, encode_snapshot
 from .topics import Topics
 
 log = logging.getLogger("rating-engine")
+
+AGENT_CRASHED = 70
+"""Exit status of a worker whose agent failed (EX_SOFTWARE)."""
+
+Agent = Callable[[faust.StreamT], AsyncIterator[None]]
+
+
+def stop_process_on_error(agent: Agent) -> Agent:
+    """An agent that fails takes the whole worker down with a non-zero exit.
+
+    Faust would restart the agent inside a process that carries on (and stays "healthy"),
+    or leave it stopped; either hides the failure. A dead process is restarted by whatever
+    supervises it and resumes from its durable state, like after SIGKILL.
+    """
+
+    async def run(stream: faust.StreamT) -> AsyncIterator[None]:
+        try:
+            async for item in agent(stream):
+                yield item
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except BaseException:
+            log.critical("agent failed; stopping the worker", exc_info=True)
+            logging.shutdown()
+            os._exit(AGENT_CRASHED)
+
+    return run
+
 
 SNAPSHOTS = "snapshots"
 """The Faust table of partition snapshots (changelog ``{app_id}-snapshots-changelog``)."""
@@ -118,7 +146,11 @@ class Topology:
         self.snapshot_at: dict[int, float] = {}
         # One producer per agent: each waits for its own records only.
         self.enrich_out = BatchProducer(settings.bootstrap, f"{settings.app_id}-enrich")
-        self.rate_out = BatchProducer(settings.bootstrap, f"{settings.app_id}-rate")
+        self.rate_out = BatchProducer(
+            settings.bootstrap,
+            f"{settings.app_id}-rate",
+            max(t.max_message_bytes or 0 for t in topics.all) or None,
+        )
 
         def topic(*names: str) -> faust.TopicT:
             return app.topic(*names, key_serializer="raw", value_serializer="raw")
@@ -126,8 +158,8 @@ class Topology:
         self.raw = topic(topics.cdr_raw.name)
         self.inputs = topic(topics.cdr_by_wallet.name, topics.wallet_commands.name)
 
-        app.agent(self.raw, name="enrich")(self.enrich)
-        app.agent(self.inputs, name="rate")(self.rate)
+        app.agent(self.raw, name="enrich")(stop_process_on_error(self.enrich))
+        app.agent(self.inputs, name="rate")(stop_process_on_error(self.rate))
         if settings.tick_interval > 0:
             app.timer(settings.tick_interval, name="clock")(self.clock)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]

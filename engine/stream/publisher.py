@@ -399,11 +399,15 @@ class BatchProducer:
     batch's inputs, so no input offset is committed before what it produced is durable.
     """
 
-    def __init__(self, bootstrap: str, name: str) -> None:
+    def __init__(self, bootstrap: str, name: str, max_message_bytes: int | None = None) -> None:
         config = {
             **PRODUCER_CONFIG,
             "bootstrap.servers": bootstrap,
             "client.id": name,
+            # librdkafka checks the uncompressed size; the topic's limit (the broker's check)
+            # applies to the compressed batch, which for JSON decisions is several times
+            # smaller. A decision the broker still refuses fails its batch: never dropped.
+            "message.max.bytes": min(4 * (max_message_bytes or 1_000_000), 1_000_000_000),
             # A batch waits for its own acknowledgement, so lingering only adds latency.
             "linger.ms": 2,
             "error_cb": self._on_error,

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from ..codec import decode_decision
 from ..domain import Cdr, Command, Event
 from ..store.base import EventStore
+from .health import Health
 from .metrics import SinkMetrics
 from .topics import StreamError, Topics
 
@@ -95,6 +96,7 @@ class Sink:
         self.projection = projection
         self.metrics = metrics or SinkMetrics()
         self.progress = SinkProgress(position=store.position())
+        self.health = Health()
         self._stop = False
         self._refreshed = 0.0
         self._consumer = Consumer(
@@ -114,10 +116,21 @@ class Sink:
         self._stop = True
 
     def run(self, on_batch: Callable[[SinkProgress], None] | None = None) -> SinkProgress:
-        self._consumer.subscribe([self.topic])
+        assigned = False
+
+        def on_assign(consumer: Any, partitions: list[TopicPartition]) -> None:
+            nonlocal assigned
+            assigned = True
+            self.health.ready(None if partitions else "no wallet.events partitions assigned")
+
+        def on_revoke(consumer: Any, partitions: list[TopicPartition]) -> None:
+            self.health.ready("rebalancing")
+
+        self._consumer.subscribe([self.topic], on_assign=on_assign, on_revoke=on_revoke)
         idle_since = time.monotonic()
         try:
             while not self._stop:
+                self.health.beat()
                 messages = self._consumer.consume(self.settings.batch_size, POLL_TIMEOUT)
                 values = [v for m in messages if self._ok(m) and (v := m.value()) is not None]
                 if values:
@@ -129,7 +142,9 @@ class Sink:
                     self._refreshed = now
                 if on_batch is not None:
                     on_batch(self.progress)
-                if self.settings.idle_exit and now - idle_since >= self.settings.idle_exit:
+                if not assigned:
+                    idle_since = now  # idle counts from joining the group, not from starting
+                elif self.settings.idle_exit and now - idle_since >= self.settings.idle_exit:
                     break
             self._refresh()
         finally:
@@ -175,6 +190,7 @@ class Sink:
     def _measure_lag(self) -> None:
         try:
             assigned = self._consumer.assignment()
+            self.health.ready(None if assigned else "no wallet.events partitions assigned")
             if not assigned:
                 return
             positions = self._consumer.position(assigned)

@@ -67,6 +67,7 @@ _TOPIC_FIELDS = (
     "retention_ms",
     "cleanup",
     "description",
+    "max_message_bytes",
 )
 
 
@@ -94,13 +95,19 @@ class TopicSpec(msgspec.Struct, frozen=True):
     cleanup: Cleanup
     description: str
     key_optional: bool = False
+    max_message_bytes: int | None = None
+    """Largest record batch the broker takes (Kafka's ``max.message.bytes``); ``None`` keeps
+    the broker's default of about 1 MiB."""
 
     def kafka_config(self) -> dict[str, str]:
         """The topic-level Kafka settings `rating-engine topics apply` sets and checks."""
-        return {
+        config = {
             "cleanup.policy": self.cleanup,
             "retention.ms": str(-1 if self.retention_ms is None else self.retention_ms),
         }
+        if self.max_message_bytes is not None:
+            config["max.message.bytes"] = str(self.max_message_bytes)
+        return config
 
 
 class Changelogs(msgspec.Struct, frozen=True):
@@ -325,6 +332,8 @@ class _Checker:
             )
         self.choice(item["cleanup"], f"{path}.cleanup", get_args(Cleanup))
         self.text(item["description"], f"{path}.description")
+        if "max_message_bytes" in item:
+            self.positive_int(item["max_message_bytes"], f"{path}.max_message_bytes")
         if len(self.issues) > before:
             return None
         # Every field is checked above, so this conversion cannot fail; it gives the typed,

@@ -59,7 +59,11 @@ def test_repo_topics_file_has_every_role_with_its_key() -> None:
     assert {spec.partitions for spec in [*wallet, topics.network_actions]} == {8}
     assert topics.cdr_raw.partitions == 8
     assert topics.replication == 1
-    assert topics.wallet_events.kafka_config() == {"cleanup.policy": "delete", "retention.ms": "-1"}
+    assert topics.wallet_events.kafka_config() == {
+        "cleanup.policy": "delete",
+        "retention.ms": "-1",
+        "max.message.bytes": "16777216",
+    }
     assert topics.changelogs.cleanup == "compact"
     assert topics.changelogs.name("rating", "wallets") == "rating-wallets-changelog"
 
@@ -89,6 +93,19 @@ def test_bad_partitions_names_the_file_line_and_path(tmp_path: Path) -> None:
         rf"^{re.escape(str(path))}:\d+: topics\[2\]\.partitions: must be a positive integer",
         message,
     ), message
+
+
+def test_decision_topics_take_large_records_and_a_bad_limit_is_reported(
+    tmp_path: Path,
+) -> None:
+    topics = load_topics(REPO_TOPICS, environ={})
+    # A monthly tick charges every SIM of a wallet in one decision record.
+    assert topics.wallet_events.kafka_config()["max.message.bytes"] == "16777216"
+    assert "max.message.bytes" not in topics.cdr_raw.kafka_config()
+    data = _document()
+    data["topics"][4]["max_message_bytes"] = "lots"  # type: ignore[index]
+    message = _errors(_write(tmp_path, data))
+    assert "topics[4].max_message_bytes: must be a positive integer, got 'lots'" in message
 
 
 def test_wallet_topics_must_share_one_partition_count(tmp_path: Path) -> None:
@@ -231,6 +248,8 @@ def test_apply_creates_every_topic_then_changes_nothing(
         entries = configs[resource].result(timeout=30)
         assert entries["cleanup.policy"].value == spec.cleanup
         assert entries["retention.ms"].value == spec.kafka_config()["retention.ms"]
+        if spec.max_message_bytes is not None:
+            assert entries["max.message.bytes"].value == str(spec.max_message_bytes)
 
     code, report = _apply(kafka_bootstrap, capsys)
     assert code == 0
@@ -257,6 +276,8 @@ def test_apply_reports_a_topic_with_the_wrong_partition_count(
     assert "has 3 partitions, topics.yaml says 8" in captured.out
     # Created with the broker's defaults, so its retention differs too: a warning only.
     assert "warning: has retention.ms=" in captured.out
+    # ... and its record size limit is too small for the largest decisions: a problem.
+    assert "has max.message.bytes=1048588, topics.yaml says 16777216" in captured.out
     assert "differ from topics.yaml" in captured.err
 
     code, report = _apply(kafka_bootstrap, capsys)
