@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
@@ -31,8 +32,10 @@ from .offline.generate import generate_cdrs, generate_commands, write_lines
 from .offline.inputs import read_commands
 from .projections import connect
 from .projections.query import Answer, render_table, run_query
+from .store import open_store
 from .stream.admin import apply_topics
 from .stream.publisher import publish_cdrs, publish_commands
+from .stream.publisher import render as render_publish
 from .stream.topics import StreamError, load_topics
 from .testing.kafka_broker import LocalJarBroker, free_ports
 from .testing.worker import worker_argv
@@ -210,13 +213,29 @@ def summary(clickhouse_url: str) -> str:
         columns = answer.columns
         rows = [
             tuple(
-                format_money(v) if name in money and isinstance(v, int) else v
+                Decimal(format_money(v)) if name in money and isinstance(v, int) else v
                 for name, v in zip(columns, row, strict=True)
             )
             for row in answer.rows
         ]
         parts.append(f"{title}\n{render_table(Answer(columns, rows))}")
     return "\n\n".join(parts)
+
+
+def check_store(store_url: str) -> str:
+    """The event store's hash chains, walked end to end."""
+    store = open_store(store_url)
+    try:
+        problems = store.verify()
+        stats = store.stats()
+    finally:
+        store.close()
+    if problems:
+        raise DemoError(f"the event store does not verify: {problems[:5]}")
+    return (
+        f"event store: {stats.events:,} events in {stats.streams:,} streams, hash chains "
+        f"intact; {stats.inputs:,} inputs kept for replay"
+    )
 
 
 def run_demo(settings: DemoSettings) -> int:
@@ -283,6 +302,7 @@ def run_demo(settings: DemoSettings) -> int:
         parsed = [c for c in read_commands(commands) if not isinstance(c, Rejected)]
         publish_commands(parsed, topics.wallet_commands, bootstrap, str(commands))
         result = publish_cdrs(cdrs, topics.cdr_raw, bootstrap, progress=True)
+        print(render_publish(result))
         if result.failed:
             raise DemoError(f"{result.failed:,} CDRs could not be published")
 
@@ -299,15 +319,18 @@ def run_demo(settings: DemoSettings) -> int:
                 worker, sink, ports, result.delivered, settings.timeout, progress
             )
         seconds = time.monotonic() - started
+        rejected_topic = topics.cdr_rejected.name
         print(
             f"{int(w.get('rating_cdrs_rated_total')):,} CDRs rated, "
-            f"{int(w.get('rating_cdrs_rejected_total')):,} rejected, "
+            f"{int(w.get('rating_cdrs_rejected_total')):,} rejected (on {rejected_topic}), "
             f"{int(s.get('rating_store_position')):,} events stored in {seconds:.1f}s"
         )
         say("Stopping the worker and the sink")
         sink.stop()
         worker.stop()
 
+    say("Checks")
+    print(check_store(store_url))
     say("Summary (read from ClickHouse)")
     print(summary(clickhouse_url))
     print(
