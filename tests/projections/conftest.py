@@ -1,7 +1,8 @@
 """A rated run in a SQLite event store, and ClickHouse databases on one embedded chDB.
 
 chDB holds one data directory per process (a second path fails while the first is open),
-so the whole session shares one directory and each test projects into its own database.
+so the whole session shares one directory (``chdb_path`` in tests/conftest.py) and each test
+projects into its own database.
 """
 
 from __future__ import annotations
@@ -49,11 +50,6 @@ def run(tmp_path_factory: pytest.TempPathFactory, catalog: Catalog) -> Run:
         summary = rate_all(catalog, cdrs, cmds, store=store)
         events = [decode_event(s.payload) for b in store.read_all() for s in b]
     return Run(catalog, summary, url, events)
-
-
-@pytest.fixture(scope="session")
-def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("chdb") / "data"
 
 
 _names = itertools.count(1)

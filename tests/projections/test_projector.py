@@ -14,25 +14,15 @@ from engine.offline.pipeline import Pipeline
 from engine.projections import ProjectionError, Projector, connect
 from engine.projections.clickhouse import Client
 from engine.projections.rows import COLUMNS
-from engine.projections.schema import FACT_TABLES, TABLES, VIEWS
+from engine.projections.schema import FACT_TABLES
 from engine.store import open_store
+from engine.testing.clickhouse import everything
 
 from .conftest import Run
 
 
 def scalar(client: Client, sql: str) -> Any:
     return client.query(sql).result_rows[0][0]
-
-
-def everything(client: Client) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table and view, rows sorted (duplicates before FINAL folded by FINAL)."""
-    out = {}
-    for name in TABLES:
-        final = " FINAL" if "ReplacingMergeTree" in TABLES[name] else ""
-        out[name] = sorted(client.query(f"SELECT * FROM {name}{final}").result_rows, key=repr)
-    for name in VIEWS:
-        out[name] = sorted(client.query(f"SELECT * FROM {name}").result_rows, key=repr)
-    return out
 
 
 @pytest.fixture
