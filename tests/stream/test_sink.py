@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from engine.store.base import EventStore
 from engine.stream.admin import apply_topics
 from engine.stream.sink import Sink, SinkProgress, SinkSettings
 from engine.stream.topics import Topics, load_topics
+from engine.testing.postgres import fresh_schema
 
 from .harness import CATALOG, REPO, private_topics
 
@@ -155,18 +157,28 @@ class CrashAfterWrite:
         return n
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'events.db'}"
+    else:
+        with fresh_schema(request.getfixturevalue("postgres_url")) as url:
+            yield url
+
+
 def test_crash_between_write_and_commit_stores_nothing_twice(
-    kafka_bootstrap: str, topics: Topics, decisions: list[Decision], tmp_path: Path
+    kafka_bootstrap: str, topics: Topics, decisions: list[Decision], store_url: str
 ) -> None:
     publish(kafka_bootstrap, topics.wallet_events.name, decisions)
-    store = open_store(f"sqlite:///{tmp_path / 'events.db'}")
+    store = open_store(store_url)
+    group = f"g-{uuid.uuid4().hex[:6]}"
     crashing = CrashAfterWrite(store, crash_on=3)
     with pytest.raises(RuntimeError, match="crashed"):
-        Sink(settings(kafka_bootstrap, "g2"), topics, crashing).run()  # type: ignore[arg-type]
+        Sink(settings(kafka_bootstrap, group), topics, crashing).run()  # type: ignore[arg-type]
     before = store.position()
     assert before > 0
 
-    progress = Sink(settings(kafka_bootstrap, "g2"), topics, store).run()
+    progress = Sink(settings(kafka_bootstrap, group), topics, store).run()
 
     ids = stored_ids(store)
     assert sorted(ids) == sorted(expected_ids(decisions))
