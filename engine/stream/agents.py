@@ -118,6 +118,29 @@ class SnapshotTable(faust.Table):
         return int(text.split("-")[1])
 
 
+class AckGate:
+    """Lets ``take_events`` ack a batch's inputs only once the agent has made the batch's
+    output durable.
+
+    ``take_events`` acks every event of a batch when the agent moves on, and also when the
+    agent is cancelled half way (a worker stopping while a batch waits for Kafka); Faust's
+    last commit would then skip inputs whose output never arrived. Behind the gate an
+    unfinished batch is never acked: its offsets stay uncommitted, and whoever owns the
+    partition next reads those inputs again (and recognises what was already decided).
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.open = False
+        self._ack = stream.ack
+        stream.ack = self.ack  # take_events calls ``self.ack(event)`` on the stream
+
+    async def ack(self, event: faust.EventT) -> bool:
+        if not self.open:
+            return False
+        result: bool = await self._ack(event)
+        return result
+
+
 class Topology:
     """The agents of one worker and the state they share (none of it module-level)."""
 
@@ -171,10 +194,17 @@ class Topology:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _batches(self, stream: faust.StreamT) -> AsyncIterator[list[faust.EventT]]:
+    async def _batches(self, stream: faust.StreamT) -> AsyncIterator[list[faust.EventT]]:
+        """Batches of input events; a batch is acked only when the agent asks for the next
+        one, that is after its output is durable (see `AckGate`)."""
+        gate = AckGate(stream)
         # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
         taker: Any = stream
-        return taker.take_events(self.settings.batch_size, within=self.settings.batch_within)
+        batches = taker.take_events(self.settings.batch_size, within=self.settings.batch_within)
+        async for batch in batches:
+            gate.open = False
+            yield batch
+            gate.open = True  # the agent came back for more: the batch is durable
 
     async def _durable(self, producer: BatchProducer) -> None:
         """Wait until the batch's output is acknowledged; if Kafka refused any of it, stop
