@@ -2,7 +2,8 @@
 
 ``connect(url)`` opens ClickHouse (embedded chDB or a server); ``Projector(client, catalog)``
 creates the tables of ``schema`` and folds events into them (``apply``, ``project``,
-``rebuild``); ``rows`` is the pure mapping from events to rows.
+``rebuild``). ``schema`` holds the DDL and the SQL that maps events to rows; ``rows`` maps
+the catalog to its tables.
 """
 
 from .clickhouse import Client, ProjectionError, connect

@@ -1,40 +1,52 @@
 """The projector: folds events (or the event store) into the ClickHouse tables of ``schema``.
 
-``apply`` is idempotent on event ids (the tables are ReplacingMergeTrees read ``FINAL``), so
-a batch delivered twice changes no figure. ``project`` continues after the last position
-applied; ``rebuild`` starts again from nothing and gives the same rows.
+Events go to ClickHouse as the JSON the store keeps, a batch per insert; ClickHouse parses
+them and maps them to rows (``schema.MAPPINGS``), so nothing is decoded here. ``apply`` is
+idempotent on event ids (the tables are ReplacingMergeTrees read ``FINAL``), so a batch
+delivered twice changes no figure. ``project`` continues after the last position applied;
+``rebuild`` starts again from nothing and gives the same rows.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
+from clickhouse_connect.driver.exceptions import ClickHouseError
 from tqdm import tqdm
 
-from ..codec import decode_event
+from ..codec import encode
 from ..domain import Catalog, Event
 from ..store.base import EventStore, StoredEvent
 from . import schema
-from .clickhouse import Client
-from .rows import CATALOG_COLUMNS, COLUMNS, Rows, allowance_rows, catalog_rows
+from .clickhouse import Client, ProjectionError
+from .rows import CATALOG_COLUMNS, allowance_rows, catalog_rows
 
 STATE_NAME = "events"
+
+_Block = tuple[int, int, bytes]
+"""A batch of stored events: how many, the last position, their JSON one per line."""
 
 
 class Projector:
     """Writes projections through ``client``; ``catalog`` fills the catalog tables and pool
     allowances (without it those tables stay empty)."""
 
-    def __init__(self, client: Client, catalog: Catalog | None = None, batch: int = 50_000):
+    def __init__(self, client: Client, catalog: Catalog | None = None, batch: int = 100_000):
         self.client = client
         self.catalog = catalog
         self.batch = batch
         self._buckets: set[tuple[str, str]] = set()
 
     def create(self) -> None:
-        """Create every table and view that is missing, and load the catalog tables."""
-        for ddl in (*schema.TABLES.values(), *schema.VIEWS.values()):
+        """Create every table, mapping and view that is missing, and load the catalog tables."""
+        for ddl in (
+            *schema.TABLES.values(),
+            schema.INTAKE_TABLE,
+            *schema.MAPPINGS.values(),
+            *schema.VIEWS.values(),
+        ):
             self.client.command(ddl)
         if self.catalog is not None:
             for table, rows in catalog_rows(self.catalog).items():
@@ -44,7 +56,9 @@ class Projector:
     def drop(self) -> None:
         for name in reversed(schema.VIEWS):
             self.client.command(f"DROP VIEW IF EXISTS {name}")
-        for name in schema.TABLES:
+        for name in schema.MAPPINGS:
+            self.client.command(f"DROP VIEW IF EXISTS {name}")
+        for name in (*schema.TABLES, schema.INTAKE):
             self.client.command(f"DROP TABLE IF EXISTS {name}")
         self._buckets.clear()
 
@@ -57,27 +71,25 @@ class Projector:
         return int(result.result_rows[0][0] or 0)
 
     def apply(self, events: Iterable[Event | StoredEvent]) -> int:
-        """Insert the rows of ``events`` (stored ones are decoded; the largest position seen
-        is saved after their rows). Returns the number of events applied."""
-        rows = Rows()
+        """Insert the rows of ``events`` (stored ones as stored, others encoded; the largest
+        position seen is saved after their rows). Returns the number of events applied."""
+        payloads: list[bytes] = []
         position = 0
-        decoded: list[Event] = []
+        applied = 0
         for item in events:
             if isinstance(item, StoredEvent):
-                decoded.append(decode_event(item.payload))
+                payloads.append(item.payload)
                 position = max(position, item.position)
             else:
-                decoded.append(item)
-            if len(decoded) >= self.batch:
-                rows.add(decoded)
-                decoded.clear()
-                self._flush(rows)
-                rows = Rows()
-        rows.add(decoded)
-        self._flush(rows)
+                payloads.append(encode(item))
+            if len(payloads) >= self.batch:
+                applied += self._insert(payloads)
+                payloads = []
+        applied += self._insert(payloads)
+        self._allowances()
         if position:
             self._save(position)
-        return rows.events
+        return applied
 
     def project(self, store: EventStore, progress: bool = False) -> int:
         """Apply every stored event after the saved position; returns how many."""
@@ -95,37 +107,52 @@ class Projector:
         total = store.position() - after
         applied = 0
         bar = tqdm(total=max(total, 0), unit=" events", disable=not progress, file=sys.stderr)
+        blocks = (
+            (len(batch), batch[-1][0], b"\n".join(payload for _, payload in batch))
+            for batch in store.read_payloads(after, self.batch)
+        )
         with bar:
-            for batch in store.read_all(after, self.batch):
-                n = self._apply_stored(batch)
+            for n, last, block in _read_ahead(blocks):
+                self._insert_block(block)
+                self._save(last)
                 applied += n
                 bar.update(n)
+        # A projector that has not looked yet also catches buckets a stopped run left behind.
+        if applied or not self._buckets:
+            self._allowances()
         return applied
 
-    def _apply_stored(self, batch: Sequence[StoredEvent]) -> int:
-        if not batch:
-            return 0
-        rows = Rows()
-        rows.add([decode_event(s.payload) for s in batch])
-        self._flush(rows)
-        self._save(batch[-1].position)
-        return len(batch)
+    def _insert(self, payloads: Sequence[bytes]) -> int:
+        if payloads:
+            self._insert_block(b"\n".join(payloads))
+        return len(payloads)
 
-    def _flush(self, rows: Rows) -> None:
-        for table, columns in rows.columns.items():
-            if columns[0]:
+    def _insert_block(self, block: bytes) -> None:
+        """Events' JSON, one per line, into the intake (and so into every fact table)."""
+        try:
+            self.client.raw_insert(
+                schema.INTAKE,
+                insert_block=block,
+                settings=schema.INTAKE_SETTINGS,
+                fmt="JSONEachRow",
+            )
+        except ClickHouseError as exc:
+            cause = str(exc).strip().splitlines()[0] if str(exc).strip() else "insert failed"
+            raise ProjectionError(f"ClickHouse refused a batch of events: {cause}") from None
+
+    def _allowances(self) -> None:
+        """Store the catalog's allowance of every pool bucket drawn from and not yet known."""
+        if self.catalog is None:
+            return
+        found = self.client.query(schema.NEW_POOL_BUCKETS).result_rows
+        new = {(str(p), str(b)) for p, b in found} - self._buckets
+        if new:
+            self._buckets |= new
+            rows = allowance_rows(self.catalog, new)
+            if rows:
                 self.client.insert(
-                    table, columns, column_names=COLUMNS[table], column_oriented=True
+                    "pool_allowances", rows, column_names=CATALOG_COLUMNS["pool_allowances"]
                 )
-        if self.catalog is not None:
-            new = rows.pool_buckets() - self._buckets
-            if new:
-                self._buckets |= new
-                found = allowance_rows(self.catalog, new)
-                if found:
-                    self.client.insert(
-                        "pool_allowances", found, column_names=CATALOG_COLUMNS["pool_allowances"]
-                    )
 
     def _save(self, position: int) -> None:
         self.client.insert(
@@ -141,3 +168,14 @@ class Projector:
             result = self.client.query(f"SELECT count() FROM {table} FINAL")
             out[table] = int(result.result_rows[0][0])
         return out
+
+
+def _read_ahead(blocks: Iterator[_Block]) -> Iterator[_Block]:
+    """``blocks``, each next one read in a thread while the caller inserts the current one:
+    the store is read while ClickHouse parses (SQLite, PostgreSQL and chDB all release the
+    GIL while they work)."""
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(next, blocks, None)
+        while (block := pending.result()) is not None:
+            pending = reader.submit(next, blocks, None)
+            yield block

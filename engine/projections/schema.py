@@ -1,4 +1,4 @@
-"""Every ClickHouse table and view of the projections, in one place.
+"""Every ClickHouse table and view of the projections, and the SQL that maps events to rows.
 
 Each fact table is a ``ReplacingMergeTree`` whose sorting key is the event id (with a line
 number where one event gives several rows), and every view reads it ``FINAL``: a batch
@@ -9,6 +9,24 @@ Money columns are ``Int64`` micro-units, as in the events; volumes are base unit
 messages, seconds, units). ``at`` is the event's instant in UTC, ``day`` its UTC date.
 The catalog tables (``providers``, ``zones``, ``wallets``, ``pools``, ``pool_allowances``)
 are filled only when a catalog is given to the projector.
+
+Events reach ClickHouse as the JSON the store keeps (``INTAKE``, ``JSONEachRow``): ClickHouse
+parses them once into the columns of ``event_intake`` (a ``Null`` table: nothing is kept), and
+one materialized view per fact table (``MAPPINGS``) turns each inserted block into that
+table's rows. Which events give which rows:
+
+- ``UsageRated``: a usage fact; a revenue line per split line; a pool draw per draw; a balance
+  change when it moved this wallet's money (a routed usage moves the payer's, by ``Charged``).
+- ``RatingAdjusted`` (a re-rating's correction): a usage fact of kind ``adjustment`` with the
+  signed differences; revenue lines of kind ``adjustment``; a balance change of
+  ``credit - (debits + overdraft)``.
+- ``Charged``: revenue lines of its kind (none for ``routed_usage``) and a balance change.
+- ``WalletOpened``, ``GrantAdded``: a balance change (credit). ``GrantExpired``: a balance
+  change and a breakage revenue line (provider ``''``: breakage is not split).
+- ``PoolStepped``: a pool step. ``WalletSuspended`` / ``WalletResumed``: a suspension row.
+- The others (thresholds, network actions, SIM moves, rejections) give no rows.
+
+Every row carries its event's id, so a row delivered twice is recognised.
 """
 
 from __future__ import annotations
@@ -238,3 +256,196 @@ FACT_TABLES: tuple[str, ...] = (
     "suspensions",
 )
 CATALOG_TABLES: tuple[str, ...] = ("providers", "zones", "wallets", "pools", "pool_allowances")
+
+
+INTAKE = "event_intake"
+"""Where the events' JSON is inserted; the materialized views of ``MAPPINGS`` read it."""
+
+# The event fields any mapping reads, typed as in the events; every other field is skipped.
+# A field an event leaves out (``omit_defaults``) or sets to null reads as the type's default.
+INTAKE_TABLE = f"""
+    CREATE TABLE IF NOT EXISTS {INTAKE} (
+        type           LowCardinality(String),
+        id             String,
+        wallet_id      String,
+        at             DateTime64(6, 'UTC'),
+        cdr_id         String,
+        iccid          String,
+        service        String,
+        zone           String,
+        volume         Int64,
+        rated_volume   Int64,
+        pooled_volume  Int64,
+        charged_volume Int64,
+        amount         Int64,
+        plan           String,
+        plan_version   UInt32,
+        cycle          String,
+        payer          String,
+        filter         String,
+        replay         String,
+        source_wallet  String,
+        kind           String,
+        draws          Array(Tuple(String, String, Int64)),  -- [pool_id, bucket, volume]
+        debits         Array(Tuple(String, Int64)),          -- [grant_id, amount]
+        overdraft      Int64,
+        uncollected    Int64,
+        splits         Array(Tuple(String, Int64)),          -- [provider, amount]
+        credit         Tuple(amount Int64),
+        grant          Tuple(kind String, amount Int64),
+        grants         Array(Tuple(amount Int64)),
+        pool_id        String,
+        tier           UInt16,
+        size           Int64,
+        balance        Int64
+    ) ENGINE = Null
+"""
+
+INTAKE_SETTINGS: dict[str, str | int] = {
+    "input_format_skip_unknown_fields": 1,
+    "input_format_null_as_default": 1,
+    "input_format_json_ignore_unknown_keys_in_named_tuple": 1,
+    "input_format_json_defaults_for_missing_elements_in_named_tuple": 1,
+    "date_time_input_format": "best_effort",
+    # The six mappings of one block run side by side.
+    "parallel_view_processing": 1,
+}
+"""Settings of the ``INSERT INTO event_intake FORMAT JSONEachRow`` of stored events."""
+
+# Milliseconds, rounded as the event's instant is (a DateTime64(3) keeps milliseconds).
+_AT = "fromUnixTimestamp64Milli(toInt64(roundBankers(toUnixTimestamp64Micro(at) / 1000)), 'UTC')"
+_DEBITED = "overdraft + arraySum(d -> d.2, debits)"
+_CREDITED = (
+    "multiIf(type = 'WalletOpened', arraySum(g -> g.amount, grants), "
+    "type = 'GrantAdded', grant.amount, type = 'RatingAdjusted', credit.amount, 0)"
+)
+# ``amount`` qualified: alone it would name the line's amount, the mapping's own column.
+_LINES = f"if(type = 'GrantExpired', [('', {INTAKE}.amount)], splits)"
+
+_SELECTS: dict[str, tuple[dict[str, str], str]] = {
+    "usage_facts": (
+        {
+            "event_id": "id",
+            "kind": "if(type = 'UsageRated', 'rated', 'adjustment')",
+            "at": _AT,
+            # A correction of usage rated in another wallet (split billing) is that wallet's.
+            "wallet": "if(source_wallet = '', wallet_id, source_wallet)",
+            "payer": "if(type = 'UsageRated', payer, wallet_id)",
+            "cdr_id": "cdr_id",
+            "iccid": "iccid",
+            "zone": "zone",
+            "service": "service",
+            "volume": "volume",
+            "rated_volume": "rated_volume",
+            "pooled_volume": "pooled_volume",
+            "charged_volume": "charged_volume",
+            "amount": "amount",
+            "plan": "plan",
+            "plan_version": "plan_version",
+            "cycle": "cycle",
+            "filter": "filter",
+            "replay": "replay",
+        },
+        "WHERE type IN ('UsageRated', 'RatingAdjusted')",
+    ),
+    "balance_changes": (
+        {
+            "event_id": "id",
+            "type": "type",
+            "kind": "multiIf(type = 'UsageRated', 'usage', type = 'RatingAdjusted', 'adjustment', "
+            "type = 'WalletOpened', 'opening', type = 'GrantAdded', grant.kind, "
+            "type = 'GrantExpired', 'expired', kind)",
+            "at": _AT,
+            "wallet": "wallet_id",
+            "delta": "credited - debited - expired",
+            "credited": _CREDITED,
+            "debited": f"if(type IN ('UsageRated', 'RatingAdjusted', 'Charged'), {_DEBITED}, 0)",
+            "expired": "if(type = 'GrantExpired', amount, 0)",
+            "uncollected": "uncollected",
+        },
+        # Money moved: a usage or charge that debited or left something owed, a correction
+        # that also credited, an opening with grants, every grant added or expired.
+        "WHERE multiIf("
+        "type IN ('UsageRated', 'Charged'), debited != 0 OR uncollected != 0, "
+        "type = 'RatingAdjusted', debited != 0 OR credited != 0 OR uncollected != 0, "
+        "type = 'WalletOpened', notEmpty(grants), "
+        "type IN ('GrantAdded', 'GrantExpired'))",
+    ),
+    "revenue_lines": (
+        {
+            "event_id": "id",
+            "line": "toUInt16(n - 1)",
+            "at": _AT,
+            "wallet": "wallet_id",
+            "provider": "s.1",
+            "kind": "multiIf(type = 'UsageRated', 'usage', type = 'RatingAdjusted', 'adjustment', "
+            "type = 'GrantExpired', 'breakage', kind)",
+            "zone": "zone",
+            "service": "service",
+            "amount": "s.2",
+        },
+        # An expired grant's remainder is one line of breakage, not split among providers.
+        f"ARRAY JOIN {_LINES} AS s, arrayEnumerate({_LINES}) AS n "
+        "WHERE type IN ('UsageRated', 'RatingAdjusted', 'Charged', 'GrantExpired')",
+    ),
+    "pool_draws": (
+        {
+            "event_id": "id",
+            "line": "toUInt16(n - 1)",
+            "at": _AT,
+            "wallet": "wallet_id",
+            "pool_id": "d.1",
+            "bucket": "d.2",
+            "zone": "zone",
+            "service": "service",
+            "volume": "d.3",
+        },
+        "ARRAY JOIN draws AS d, arrayEnumerate(draws) AS n WHERE type = 'UsageRated'",
+    ),
+    "pool_steps": (
+        {
+            "event_id": "id",
+            "at": _AT,
+            "wallet": "wallet_id",
+            "pool_id": "pool_id",
+            "cycle": "cycle",
+            "tier": "tier",
+            "size": "size",
+        },
+        "WHERE type = 'PoolStepped'",
+    ),
+    "suspensions": (
+        {
+            "event_id": "id",
+            "at": _AT,
+            "wallet": "wallet_id",
+            "action": "if(type = 'WalletSuspended', 'suspended', 'resumed')",
+            "balance": "balance",
+        },
+        "WHERE type IN ('WalletSuspended', 'WalletResumed')",
+    ),
+}
+
+COLUMNS: dict[str, tuple[str, ...]] = {t: tuple(cols) for t, (cols, _) in _SELECTS.items()}
+"""The columns each mapping fills (``day`` is computed by ClickHouse)."""
+
+
+def _mapping(table: str) -> str:
+    columns, rest = _SELECTS[table]
+    select = ",\n            ".join(
+        name if expr == name else f"{expr} AS {name}" for name, expr in columns.items()
+    )
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_mapping TO {table} AS\n"
+        f"        SELECT {select}\n        FROM {INTAKE}\n        {rest}"
+    )
+
+
+MAPPINGS: dict[str, str] = {f"{t}_mapping": _mapping(t) for t in _SELECTS}
+"""One materialized view per fact table: the rows of each block inserted into the intake."""
+
+NEW_POOL_BUCKETS = """
+    SELECT DISTINCT pool_id, bucket FROM pool_draws
+    WHERE (pool_id, bucket) NOT IN (SELECT pool_id, bucket FROM pool_allowances)
+"""
+"""The (pool, bucket) pairs drawn from whose allowance is not stored yet."""

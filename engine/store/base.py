@@ -87,6 +87,13 @@ class EventStore(Protocol):
         """Every event with ``position > after``, in position order, ``batch`` at a time."""
         ...
 
+    def read_payloads(
+        self, after: int = 0, batch: int = 10_000
+    ) -> Iterator[list[tuple[int, bytes]]]:
+        """``(position, payload)`` of every event with ``position > after``, in position
+        order, ``batch`` at a time: what a reader that parses the JSON itself needs."""
+        ...
+
     def read_stream(self, wallet_id: str) -> list[StoredEvent]:
         """One wallet's events in version order."""
         ...

@@ -122,6 +122,20 @@ class PostgresStore:
             yield events
             after = events[-1].position
 
+    def read_payloads(
+        self, after: int = 0, batch: int = 10_000
+    ) -> Iterator[list[tuple[int, bytes]]]:
+        while True:
+            rows = self._fetch(
+                "SELECT position, payload FROM events WHERE position > %s "
+                "ORDER BY position LIMIT %s",
+                (after, batch),
+            )
+            if not rows:
+                return
+            yield [(position, payload) for position, payload in rows]
+            after = rows[-1][0]
+
     def read_stream(self, wallet_id: str) -> list[StoredEvent]:
         rows = self._fetch(
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE wallet_id = %s ORDER BY version",

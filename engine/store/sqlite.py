@@ -143,6 +143,21 @@ class SqliteStore:
             yield events
             after = events[-1].position
 
+    def read_payloads(
+        self, after: int = 0, batch: int = 10_000
+    ) -> Iterator[list[tuple[int, bytes]]]:
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT position, CAST(payload AS BLOB) FROM events WHERE position > ? "
+                    "ORDER BY position LIMIT ?",
+                    (after, batch),
+                ).fetchall()
+            if not rows:
+                return
+            yield rows
+            after = rows[-1][0]
+
     def read_stream(self, wallet_id: str) -> list[StoredEvent]:
         with self._lock:
             rows = self._db.execute(

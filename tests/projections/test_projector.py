@@ -13,8 +13,7 @@ from engine.offline.inputs import merged
 from engine.offline.pipeline import Pipeline
 from engine.projections import ProjectionError, Projector, connect
 from engine.projections.clickhouse import Client
-from engine.projections.rows import COLUMNS
-from engine.projections.schema import FACT_TABLES
+from engine.projections.schema import COLUMNS, FACT_TABLES
 from engine.store import open_store
 from engine.testing.clickhouse import everything
 

@@ -1,9 +1,11 @@
-"""Which rows each event gives: given an event, then these rows (no ClickHouse)."""
+"""Which rows each event gives: given an event, then these rows (mapped by ClickHouse)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
+from engine.domain import Event
 from engine.domain.events import (
     BarSims,
     Charged,
@@ -21,16 +23,38 @@ from engine.domain.events import (
     WalletResumed,
     WalletSuspended,
 )
-from engine.projections.rows import COLUMNS, Rows, allowance_rows, catalog_rows, epoch_ms
+from engine.projections import Client, Projector
+from engine.projections.rows import allowance_rows, catalog_rows
+from engine.projections.schema import COLUMNS
 
 AT = datetime(2026, 9, 10, 12, 0, tzinfo=UTC)
-MS = epoch_ms(AT)
+MS = round(AT.timestamp() * 1000)
 
 
-def rows_of(*events: object) -> Rows:
-    rows = Rows()
-    rows.add(events)  # type: ignore[arg-type]
-    return rows
+class Rows:
+    """The rows ``events`` gave, per fact table, in the order of the events (then lines);
+    ``at`` as epoch milliseconds."""
+
+    def __init__(self, client: Client, events: list[Event]) -> None:
+        projector = Projector(client)
+        projector.create()
+        self.client = client
+        self.events = projector.apply(events)
+        self.order = {e.id: n for n, e in enumerate(events)}
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        columns = COLUMNS[table]
+        select = ", ".join("toUnixTimestamp64Milli(at)" if c == "at" else c for c in columns)
+        found = self.client.query(f"SELECT {select} FROM {table} FINAL").result_rows
+        rows = [dict(zip(columns, r, strict=True)) for r in found]
+        return sorted(rows, key=lambda r: (self.order[r["event_id"]], r.get("line", 0)))
+
+    def count(self, table: str) -> int:
+        return len(self.rows(table))
+
+
+def rows_of(client: Client, *events: Event) -> Rows:
+    return Rows(client, list(events))
 
 
 def only(rows: Rows, table: str) -> dict[str, object]:
@@ -71,8 +95,8 @@ def usage(**changes: object) -> UsageRated:
     return UsageRated(**fields)  # type: ignore[arg-type]
 
 
-def test_usage_rated_gives_a_fact_revenue_lines_draws_and_a_debit() -> None:
-    rows = rows_of(usage(filter="night"))
+def test_usage_rated_gives_a_fact_revenue_lines_draws_and_a_debit(client: Client) -> None:
+    rows = rows_of(client, usage(filter="night"))
     fact = only(rows, "usage_facts")
     assert fact == {
         "event_id": "cdr:s/1#1",
@@ -116,14 +140,14 @@ def test_usage_rated_gives_a_fact_revenue_lines_draws_and_a_debit() -> None:
     )
 
 
-def test_routed_usage_moves_no_money_where_it_was_rated() -> None:
-    rows = rows_of(usage(payer="globex", debits=(), overdraft=0, uncollected=0))
+def test_routed_usage_moves_no_money_where_it_was_rated(client: Client) -> None:
+    rows = rows_of(client, usage(payer="globex", debits=(), overdraft=0, uncollected=0))
     assert only(rows, "usage_facts")["payer"] == "globex"
     assert rows.count("balance_changes") == 0
     assert rows.count("revenue_lines") == 2
 
 
-def test_charged_gives_revenue_of_its_kind_and_a_debit() -> None:
+def test_charged_gives_revenue_of_its_kind_and_a_debit(client: Client) -> None:
     mrc = Charged(
         "tick:1#2",
         "acme",
@@ -135,24 +159,24 @@ def test_charged_gives_revenue_of_its_kind_and_a_debit() -> None:
         debits=(Debit("g1", 500),),
         splits=(SplitLine("platform", 500),),
     )
-    rows = rows_of(mrc)
+    rows = rows_of(client, mrc)
     assert tables_with_rows(rows) == {"revenue_lines", "balance_changes"}
     assert only(rows, "revenue_lines")["kind"] == "mrc"
     assert only(rows, "balance_changes")["delta"] == -500
 
 
-def test_routed_charge_moves_money_without_revenue() -> None:
+def test_routed_charge_moves_money_without_revenue(client: Client) -> None:
     routed = Charged("cmd:r#1", "globex", AT, "routed_usage", "x", 300, debits=(Debit("g", 300),))
-    rows = rows_of(routed)
+    rows = rows_of(client, routed)
     assert tables_with_rows(rows) == {"balance_changes"}
     assert only(rows, "balance_changes")["kind"] == "routed_usage"
 
 
-def test_credits_expiry_and_breakage() -> None:
+def test_credits_expiry_and_breakage(client: Client) -> None:
     opened = WalletOpened("o#1", "acme", AT, "EUR", 30, (GrantInfo("g1", "opening", 1000, 40),))
     added = GrantAdded("cmd:t#1", "acme", AT, GrantInfo("g2", "voucher", 250, 20), voucher="V")
     expired = GrantExpired("tick:2#1", "acme", AT, "g2", 70)
-    rows = rows_of(opened, added, expired)
+    rows = rows_of(client, opened, added, expired)
     changes = rows.rows("balance_changes")
     assert [(c["type"], c["kind"], c["delta"]) for c in changes] == [
         ("WalletOpened", "opening", 1000),
@@ -163,11 +187,11 @@ def test_credits_expiry_and_breakage() -> None:
     assert (breakage["kind"], breakage["provider"], breakage["amount"]) == ("breakage", "", 70)
 
 
-def test_an_opening_without_grants_moves_nothing() -> None:
-    assert rows_of(WalletOpened("o#1", "acme", AT, "EUR", 30)).count("balance_changes") == 0
+def test_an_opening_without_grants_moves_nothing(client: Client) -> None:
+    assert rows_of(client, WalletOpened("o#1", "acme", AT, "EUR", 30)).count("balance_changes") == 0
 
 
-def test_positive_adjustment_is_a_correction_with_a_debit() -> None:
+def test_positive_adjustment_is_a_correction_with_a_debit(client: Client) -> None:
     adjusted = RatingAdjusted(
         "cmd:adj#2",
         "globex",
@@ -185,7 +209,7 @@ def test_positive_adjustment_is_a_correction_with_a_debit() -> None:
         debits=(Debit("g1", 100),),
         overdraft=20,
     )
-    rows = rows_of(adjusted)
+    rows = rows_of(client, adjusted)
     fact = only(rows, "usage_facts")
     assert (fact["kind"], fact["wallet"], fact["payer"], fact["amount"]) == (
         "adjustment",
@@ -203,7 +227,7 @@ def test_positive_adjustment_is_a_correction_with_a_debit() -> None:
     assert (change["wallet"], change["delta"], change["debited"]) == ("globex", -120, 120)
 
 
-def test_negative_adjustment_credits_a_refund() -> None:
+def test_negative_adjustment_credits_a_refund(client: Client) -> None:
     refund = GrantInfo("cmd:adj#1", "refund", 80, 30)
     adjusted = RatingAdjusted(
         "cmd:adj#2",
@@ -220,15 +244,16 @@ def test_negative_adjustment_credits_a_refund() -> None:
         (SplitLine("telco", -80),),
         credit=refund,
     )
-    rows = rows_of(adjusted)
+    rows = rows_of(client, adjusted)
     change = only(rows, "balance_changes")
     assert (change["kind"], change["credited"], change["delta"]) == ("adjustment", 80, 80)
     assert only(rows, "usage_facts")["amount"] == -80
     assert only(rows, "revenue_lines")["amount"] == -80
 
 
-def test_steps_and_suspensions() -> None:
+def test_steps_and_suspensions(client: Client) -> None:
     rows = rows_of(
+        client,
         PoolStepped("c#2", "acme", AT, "ad", "2026-09-01", 1, 5000),
         WalletSuspended("c#3", "acme", AT, -100),
         BarSims("c#4", "acme", AT, ("8944",)),
@@ -241,8 +266,10 @@ def test_steps_and_suspensions() -> None:
     ]
 
 
-def test_events_without_rows() -> None:
-    rows = rows_of(ThresholdCrossed("c#5", "acme", AT, 1000, 900), BarSims("b", "acme", AT, ()))
+def test_events_without_rows(client: Client) -> None:
+    rows = rows_of(
+        client, ThresholdCrossed("c#5", "acme", AT, 1000, 900), BarSims("b", "acme", AT, ())
+    )
     assert tables_with_rows(rows) == set()
     assert rows.events == 2
 
@@ -269,3 +296,11 @@ def test_catalog_dimensions_and_allowances(catalog: object) -> None:
         elif pool.kind == "stacked":
             assert all(found[pool.id, b.id] == b.size for b in pool.bundles)
     assert allowance_rows(catalog, [("no-such-pool", "2026-09-01")]) == []
+
+
+def test_an_instant_is_kept_in_utc_to_the_millisecond(client: Client) -> None:
+    at = datetime(2026, 8, 31, 19, 0, 33, 123456, tzinfo=timezone(timedelta(hours=-5)))
+    rows = rows_of(client, GrantExpired("tick:9#1", "acme", at, "g1", 5))
+    assert only(rows, "balance_changes")["at"] == round(at.timestamp() * 1000)
+    day = client.query("SELECT day FROM balance_changes").result_rows[0][0]
+    assert day == at.astimezone(UTC).date()

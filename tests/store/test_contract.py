@@ -89,6 +89,16 @@ def test_read_all_in_batches_from_a_position(store: EventStore, rated: Rated) ->
     assert list(store.read_all(after=1000)) == []
 
 
+def test_read_payloads_gives_the_stored_json_in_batches(store: EventStore, rated: Rated) -> None:
+    store.append(rated.events[:1000])
+    chunks = list(store.read_payloads(after=123, batch=100))
+    assert all(1 <= len(c) <= 100 for c in chunks)
+    expected = [(s.position, s.payload) for s in _all(store, 123)]
+    assert [p for c in chunks for p in c] == expected
+    assert [type(payload) for c in chunks for _, payload in c] == [bytes] * len(expected)
+    assert list(store.read_payloads(after=1000)) == []
+
+
 def test_inputs_are_stored_once_in_first_stored_order(store: EventStore, rated: Rated) -> None:
     half = len(rated.decisions) // 2
     for events, inputs in rated.decisions[:half]:
