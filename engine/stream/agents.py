@@ -45,7 +45,7 @@ from ..codec import (
 from ..domain import Catalog, Cdr, Command, Tick
 from ..domain.events import BarSims, CdrRejected, UnbarSims, UsageRated
 from ..domain.routing import routed_charges
-from .app import create_app
+from .app import RawSchema, create_app
 from .health import HEARTBEAT_EVERY, Health, worker_readiness
 from .metrics import Metrics
 from .processor import PartitionState, RatingProcessor
@@ -176,7 +176,7 @@ class Topology:
         )
 
         def topic(*names: str) -> faust.TopicT:
-            return app.topic(*names, key_serializer="raw", value_serializer="raw")
+            return app.topic(*names, schema=RawSchema())
 
         self.raw = topic(topics.cdr_raw.name)
         self.inputs = topic(topics.cdr_by_wallet.name, topics.wallet_commands.name)
