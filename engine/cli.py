@@ -575,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     wrk = sub.add_parser(
         "worker",
-        help="run the streaming worker (Faust): enrich, rate, follow, clock",
+        help="run the streaming worker (Faust): enrich, rate, clock",
         description="Consume cdr.raw and wallet.commands, rate with the pure core, write "
         "wallet.events, network.actions and cdr.rejected. Stops cleanly on SIGTERM / Ctrl-C.",
     )
