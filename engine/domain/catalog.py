@@ -7,7 +7,7 @@ validation live in ``engine.catalog``; the domain only sees this shape.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -225,8 +225,12 @@ class Catalog(msgspec.Struct, frozen=True, gc=False):
     """Derived: wallet id -> ICCIDs of its catalog subscriptions, in catalog order."""
     pools_by_wallet: dict[str, tuple[str, ...]] = {}
     """Derived: wallet id -> pool ids."""
-    memo: dict[object, int] = {}
-    """Results of pure lookups over this (immutable) catalog, computed once on demand."""
+    memo: dict[object, Any] = {}
+    """Results of pure lookups over this (immutable) catalog, computed once on demand.
+
+    Keys name what they depend on by value (plan id and version number, pool and cycle id),
+    so a catalog derived from this one with ``msgspec.structs.replace`` needs a fresh memo.
+    """
 
 
 def build_catalog(

@@ -76,7 +76,13 @@ def _pay(
     }
 
 
-def _remember(state: WalletState, key: str, ts: int) -> dict[str, object]:
+_Generations = tuple[Map[str, int], Map[str, int], int, int, int, int]
+"""The dedup fields of ``WalletState`` after remembering one key, in field order:
+``seen``, ``seen_before``, ``generation_start``, ``before_start``, ``retained_since``,
+``watermark``."""
+
+
+def _remember(state: WalletState, key: str, ts: int) -> _Generations:
     """Add a CDR key to the dedup generations, rotating them as the watermark moves.
 
     A generation holds the keys rated while the watermark was in ``[start, next start)`` and
@@ -87,7 +93,7 @@ def _remember(state: WalletState, key: str, ts: int) -> dict[str, object]:
     rejected as late. Pruning therefore never lets a duplicate through.
     """
     window = state.dedup_window
-    watermark = max(state.watermark, ts)
+    watermark = state.watermark if state.watermark >= ts else ts
     seen, before, start = state.seen, state.seen_before, state.generation_start
     before_start, retained = state.before_start, state.retained_since
     if start == 0:
@@ -102,36 +108,56 @@ def _remember(state: WalletState, key: str, ts: int) -> dict[str, object]:
             before, before_start, retained = EMPTY, 0, state.watermark + 1
         seen = EMPTY
         start = watermark
-    return {
-        "seen": seen.set(key, ts),
-        "seen_before": before,
-        "generation_start": start,
-        "before_start": before_start,
-        "retained_since": retained,
-        "watermark": watermark,
-    }
+    return seen.set(key, ts), before, start, before_start, retained, watermark
+
+
+def usage_rated(
+    state: WalletState, event: UsageRated, key: str, ts: int, grants: tuple[Grant, ...]
+) -> WalletState:
+    """The state after ``event``, given what it takes to apply it.
+
+    ``key`` is the CDR's input key, ``ts`` its instant and ``grants`` the grants after the
+    event's debits. ``evolve`` derives them from the event; the decider already holds them
+    (it just computed them), and this being the one CDR path worth its speed, it passes them
+    in rather than have them worked out again. Either way the state is the same.
+    """
+    seen, seen_before, generation_start, before_start, retained_since, watermark = _remember(
+        state, key, ts
+    )
+    pool_used = state.pool_used
+    for d in event.draws:
+        bucket = (d.pool_id, d.bucket)
+        pool_used = pool_used.set(bucket, pool_used.get(bucket, 0) + d.volume)
+    tier_used = state.tier_used
+    if event.charged_volume:
+        counter = (event.iccid, event.service, event.cycle)
+        tier_used = tier_used.set(counter, tier_used.get(counter, 0) + event.charged_volume)
+    credit = state.credit
+    for debit in event.debits:
+        credit -= debit.amount
+    return msgspec.structs.replace(
+        state,
+        grants=grants,
+        credit=credit,
+        debt=state.debt + event.overdraft,
+        uncollected=state.uncollected + event.uncollected,
+        pool_used=pool_used,
+        tier_used=tier_used,
+        seen=seen,
+        seen_before=seen_before,
+        generation_start=generation_start,
+        before_start=before_start,
+        retained_since=retained_since,
+        watermark=watermark,
+    )
 
 
 def evolve(state: WalletState, event: Event) -> WalletState:
     """The state after ``event``."""
     match event:
         case UsageRated():
-            changes = _remember(state, input_key(event.id), _ts(event.at))
-            if event.draws:
-                used = state.pool_used
-                for d in event.draws:
-                    used = used.set(
-                        (d.pool_id, d.bucket), used.get((d.pool_id, d.bucket), 0) + d.volume
-                    )
-                changes["pool_used"] = used
-            if event.charged_volume:
-                key = (event.iccid, event.service, event.cycle)
-                changes["tier_used"] = state.tier_used.set(
-                    key, state.tier_used.get(key, 0) + event.charged_volume
-                )
-            if event.debits or event.overdraft or event.uncollected:
-                changes.update(_pay(state, event.debits, event.overdraft, event.uncollected))
-            return _replace(state, **changes)
+            grants = apply_debits(state.grants, event.debits)
+            return usage_rated(state, event, input_key(event.id), _ts(event.at), grants)
         case Charged():
             changes = _pay(state, event.debits, event.overdraft, event.uncollected)
             if event.kind in RECURRING and event.cycle is not None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from .events import Debit
 from .state import Grant, WalletState
 
-
-class Settlement(tuple[tuple[Debit, ...], int, int]):
-    """``(debits, overdraft, uncollected)`` for one charge."""
-
-    __slots__ = ()
+Settlement = tuple[tuple[Debit, ...], int, int, tuple[Grant, ...]]
+"""``(debits, overdraft, uncollected, grants)`` for one charge: what it takes from the
+grants, then from the overdraft, what is left uncollected, and the grants after the debits
+(exactly what ``apply_debits`` makes of them, so the decider need not burn them twice)."""
 
 
 def settle(state: WalletState, amount: int, ts: int, overdraft_limit: int) -> Settlement:
@@ -19,19 +20,30 @@ def settle(state: WalletState, amount: int, ts: int, overdraft_limit: int) -> Se
     network already carried is always rated: what the overdraft cannot hold is recorded as
     uncollected rather than refused.
     """
+    grants = state.grants
+    if not amount:
+        return (), 0, 0, grants
+    if grants:
+        first = grants[0]
+        if first.remaining > amount > 0 and (first.expires_at is None or first.expires_at > ts):
+            # The usual charge: the first grant in burn order covers it and stays alive.
+            rest = msgspec.structs.replace(first, remaining=first.remaining - amount)
+            return (Debit(first.id, amount),), 0, 0, (rest, *grants[1:])
     debits: list[Debit] = []
+    kept: list[Grant] = []
     left = amount
-    for grant in state.grants:
-        if left <= 0:
-            break
-        if grant.remaining <= 0 or (grant.expires_at is not None and grant.expires_at <= ts):
-            continue
-        take = min(left, grant.remaining)
-        debits.append(Debit(grant.id, take))
-        left -= take
+    for grant in grants:
+        if left > 0 and grant.remaining > 0 and (grant.expires_at is None or grant.expires_at > ts):
+            take = min(left, grant.remaining)
+            debits.append(Debit(grant.id, take))
+            left -= take
+            if take < grant.remaining:
+                kept.append(msgspec.structs.replace(grant, remaining=grant.remaining - take))
+        else:
+            kept.append(grant)
     room = max(0, overdraft_limit - state.debt)
     overdraft = min(left, room)
-    return Settlement((tuple(debits), overdraft, left - overdraft))
+    return tuple(debits), overdraft, left - overdraft, tuple(kept) if debits else grants
 
 
 def apply_debits(grants: tuple[Grant, ...], debits: tuple[Debit, ...]) -> tuple[Grant, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .catalog import Filter, PlanVersion, Rate, Rounding
+from .catalog import Filter, PlanVersion, Rate, Rounding, TimeWindow
 from .money import PRICE_PER_MICRO, div_round_half_up
 
 
@@ -24,24 +24,48 @@ def rounded(volume: int, rounding: Rounding) -> int:
     return billed if billed >= rounding.minimum else rounding.minimum
 
 
-def _matches(
-    f: Filter, service: str, zone: str, apn: str | None, rat: str | None, local: datetime
-) -> bool:
+def _matches(f: Filter, service: str, zone: str, apn: str | None, rat: str | None) -> bool:
+    """Whether every criterion of ``f`` but its time window holds."""
     if f.services and service not in f.services:
         return False
     if f.zones and zone not in f.zones:
         return False
     if f.apns and apn not in f.apns:
         return False
-    if f.rats and rat not in f.rats:
-        return False
-    if f.window is not None:
-        minute = local.hour * 60 + local.minute
-        start, end = f.window.start, f.window.end
-        inside = start <= minute < end if start < end else (minute >= start or minute < end)
-        if not inside:
-            return False
-    return True
+    return not (f.rats and rat not in f.rats)
+
+
+def _in_window(window: TimeWindow, local: datetime) -> bool:
+    minute = local.hour * 60 + local.minute
+    start, end = window.start, window.end
+    return start <= minute < end if start < end else (minute >= start or minute < end)
+
+
+RateChoice = tuple[Rate | None, tuple[Filter, ...]]
+"""A record's rate before time windows: the plan's own rate for its service and zone, and
+the filters that match it apart from their windows, in order (up to the first that has no
+window: it always applies, so later ones never do)."""
+
+
+def rate_choice(
+    version: PlanVersion, service: str, zone: str, apn: str | None, rat: str | None
+) -> RateChoice:
+    candidates = []
+    for f in version.filters:
+        if _matches(f, service, zone, apn, rat):
+            candidates.append(f)
+            if f.window is None:
+                break
+    return version.rates.get(service, {}).get(zone), tuple(candidates)
+
+
+def choose(choice: RateChoice, local: datetime) -> tuple[Rate | None, Filter | None]:
+    """The rate for a record of ``local`` time, and the filter that chose it."""
+    base, candidates = choice
+    for f in candidates:
+        if f.window is None or _in_window(f.window, local):
+            return f.rate or base, f
+    return base, None
 
 
 def select_rate(
@@ -57,11 +81,35 @@ def select_rate(
     ``local`` is the record's own start time in its own offset: time windows are the visited
     network's local time.
     """
-    for f in version.filters:
-        if _matches(f, service, zone, apn, rat, local):
-            rate = f.rate or version.rates.get(service, {}).get(zone)
-            return rate, f
-    return version.rates.get(service, {}).get(zone), None
+    return choose(rate_choice(version, service, zone, apn, rat), local)
+
+
+class RateTable:
+    """One plan version's ``rate_choice`` per (service, zone, APN, RAT), worked out once.
+
+    The keys stay few whatever the input holds: services and RATs are closed sets, zones
+    come from the catalog, and an APN that no filter names matches exactly as no APN does,
+    so it is looked up as ``None``.
+    """
+
+    __slots__ = ("apns", "choices", "version")
+
+    def __init__(self, version: PlanVersion) -> None:
+        self.version = version
+        self.apns = frozenset(apn for f in version.filters for apn in f.apns)
+        self.choices: dict[tuple[str, str, str | None, str | None], RateChoice] = {}
+
+    def select(
+        self, service: str, zone: str, apn: str | None, rat: str | None, local: datetime
+    ) -> tuple[Rate | None, Filter | None]:
+        """Exactly ``select_rate(self.version, ...)``."""
+        if apn not in self.apns:
+            apn = None
+        key = (service, zone, apn, rat)
+        choice = self.choices.get(key)
+        if choice is None:
+            choice = self.choices[key] = rate_choice(self.version, service, zone, apn, rat)
+        return choose(choice, local)
 
 
 def price(rate: Rate, used_before: int, quantity: int) -> int:

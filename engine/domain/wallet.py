@@ -8,7 +8,7 @@ the state a decision ends in is by construction ``fold(evolve, events)``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import NamedTuple
+from functools import lru_cache
 
 from . import pools, rating
 from .catalog import (
@@ -57,7 +57,7 @@ from .events import (
     WalletResumed,
     WalletSuspended,
 )
-from .evolve import evolve
+from .evolve import evolve, usage_rated
 from .grants import expired, settle
 from .money import MoneyError, allocate, parse_money
 from .sims import active_at, active_iccids, active_in, plan_at, pool_sims, sim, wallet_sims
@@ -70,8 +70,14 @@ MAX_CATCH_UP = 24
 """Cycles of recurring charges one tick may catch up after a long silence."""
 
 
+@lru_cache(maxsize=4096)
 def splits(shares: tuple[Share, ...], amount: int) -> tuple[SplitLine, ...]:
-    """Revenue lines for a charge; they sum exactly to it (largest remainder)."""
+    """Revenue lines for a charge; they sum exactly to it (largest remainder).
+
+    Cached: a handful of splits meet the same amounts over and over (a message, a minute, a
+    fee), and allocating is a good part of rating a record. The lines are frozen, so events
+    may share them.
+    """
     if not amount or not shares:
         return ()
     parts = allocate(amount, tuple([s.weight for s in shares]))
@@ -96,6 +102,12 @@ class _Decision:
     def emit(self, event: Event) -> None:
         self.events.append(event)
         self.state = evolve(self.state, event)
+
+    def emit_applied(self, event: Event, state: WalletState) -> None:
+        """Emit ``event`` whose resulting state the caller already computed (equal to
+        ``evolve(self.state, event)``, only cheaper to get where the caller knows more)."""
+        self.events.append(event)
+        self.state = state
 
 
 def step(state: WalletState, item: Input, catalog: Catalog) -> tuple[list[Event], WalletState]:
@@ -171,7 +183,7 @@ def _charge(
     source_wallet: str | None = None,
     cdr_id: str | None = None,
 ) -> None:
-    debits, overdraft, uncollected = settle(d.state, amount, ts, d.wallet.overdraft_limit)
+    debits, overdraft, uncollected, _ = settle(d.state, amount, ts, d.wallet.overdraft_limit)
     d.emit(
         Charged(
             d.next_id(),
@@ -259,7 +271,7 @@ def _resume(d: _Decision, at: datetime, ts: int) -> None:
 def _decide_cdr(d: _Decision, cdr: Cdr) -> None:
     state = d.state
     at = cdr.started_at
-    if state.has_seen(d.key):
+    if d.key in state.seen or d.key in state.seen_before:
         d.emit(_reject(d.wallet.id, cdr, "duplicate", "CDR already rated"))
         return
     ts = int(at.timestamp())
@@ -267,100 +279,126 @@ def _decide_cdr(d: _Decision, cdr: Cdr) -> None:
         detail = "older than the duplicate-detection window"
         d.emit(_reject(d.wallet.id, cdr, "late", detail))
         return
-    found = _resolve(d, cdr, ts)
-    if not isinstance(found, _Resolved):
+    try:
+        found = _resolve(d, cdr, ts)
+    except _Unrateable as problem:
         # A rejected input decides nothing else (no opening, no expiry), and its one event
         # is named by its reason: a later, accepted retry can never reuse an id.
-        reason, detail = found
-        d.emit(_reject(d.wallet.id, cdr, reason, detail))
+        d.emit(_reject(d.wallet.id, cdr, problem.reason, problem.detail))
         return
     _open(d, at)
-    _expire(d, at, ts)
+    if d.state.grants:
+        _expire(d, at, ts)
     _rate(d, cdr, ts, found)
 
 
-class _Resolved(NamedTuple):
-    sub: Subscription
-    plan_id: str
-    version: PlanVersion
-    zone: str
-    rate: Rate
-    matched: Filter | None
+class _Unrateable(Exception):
+    """Why a CDR cannot be rated: the reason and detail of its ``CdrRejected``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason, detail)
+        self.reason = reason
+        self.detail = detail
 
 
-def _resolve(d: _Decision, cdr: Cdr, ts: int) -> _Resolved | tuple[str, str]:
-    """Everything a CDR is rated by, or ``(reason, detail)`` when it cannot be rated."""
+_Resolved = tuple[Subscription, str, PlanVersion, str, Rate, Filter | None]
+"""What a CDR is rated by: subscription, plan id, plan version, zone, rate, and the filter
+that chose the rate (a plain tuple: one is built for every record)."""
+
+
+def _resolve(d: _Decision, cdr: Cdr, ts: int) -> _Resolved:
+    """Everything a CDR is rated by; raises ``_Unrateable`` when it cannot be rated."""
     catalog, state = d.catalog, d.state
     if cdr.volume < 0:
-        return "negative_volume", f"volume {cdr.volume}"
+        raise _Unrateable("negative_volume", f"volume {cdr.volume}")
     sub = sim(state, catalog, cdr.iccid)
     if sub is None:
-        return "unknown_sim", f"ICCID {cdr.iccid} is not in wallet {d.wallet.id}"
+        raise _Unrateable("unknown_sim", f"ICCID {cdr.iccid} is not in wallet {d.wallet.id}")
     if not active_at(sub, ts):
-        return "sim_inactive", f"ICCID {cdr.iccid} is not active at {cdr.started_at.isoformat()}"
+        raise _Unrateable(
+            "sim_inactive", f"ICCID {cdr.iccid} is not active at {cdr.started_at.isoformat()}"
+        )
     plan_id = plan_at(state, sub, ts)
     plan = catalog.plans.get(plan_id)
     version = plan.version_at(ts) if plan else None
     if plan is None or version is None:
-        return (
+        raise _Unrateable(
             "no_plan_version",
             f"plan {plan_id} has no version valid at {cdr.started_at.isoformat()}",
         )
     zone = zone_of(catalog.networks, cdr.mcc, cdr.mnc)
     if zone is None:
-        return "unknown_zone", f"network {cdr.mcc}-{cdr.mnc} is in no zone"
-    rate, matched = rating.select_rate(version, cdr.service, zone, cdr.apn, cdr.rat, cdr.started_at)
+        raise _Unrateable("unknown_zone", f"network {cdr.mcc}-{cdr.mnc} is in no zone")
+    table = _rate_table(catalog, plan_id, version)
+    rate, matched = table.select(cdr.service, zone, cdr.apn, cdr.rat, cdr.started_at)
     if rate is None:
-        return "no_rate", f"plan {plan_id} v{version.version} has no {cdr.service} rate in {zone}"
+        raise _Unrateable(
+            "no_rate", f"plan {plan_id} v{version.version} has no {cdr.service} rate in {zone}"
+        )
     if version.currency != d.wallet.currency:
-        return "currency_mismatch", f"plan {plan_id} is in {version.currency}"
-    return _Resolved(sub, plan_id, version, zone, rate, matched)
+        raise _Unrateable("currency_mismatch", f"plan {plan_id} is in {version.currency}")
+    return sub, plan_id, version, zone, rate, matched
+
+
+def _rate_table(catalog: Catalog, plan_id: str, version: PlanVersion) -> rating.RateTable:
+    """The version's rate table, kept in the catalog's memo (a plan's version numbers are
+    unique, so plan id and number name it)."""
+    key = ("rates", plan_id, version.version)
+    table = catalog.memo.get(key)
+    if table is None:
+        table = catalog.memo[key] = rating.RateTable(version)
+    return table
 
 
 def _rate(d: _Decision, cdr: Cdr, ts: int, found: _Resolved) -> None:
-    state = d.state
     sub, plan_id, version, zone, rate, matched = found
-    rounding = version.rounding.get(cdr.service)
+    wallet = d.wallet
+    service = cdr.service
+    rounding = version.rounding.get(service)
     rated_volume = rating.rounded(cdr.volume, rounding) if rounding else cdr.volume
-    cycle = cycle_of(ts, d.wallet.cycle_anchor_day)
-    drawn = _draw_pool(d, sub.pool, cdr, zone, cycle, ts, rated_volume)
+    cycle = cycle_of(ts, wallet.cycle_anchor_day)
+    if sub.pool is None:
+        drawn = pools.NO_DRAW
+    else:
+        drawn = _draw_pool(d, sub.pool, cdr, zone, cycle, ts, rated_volume)
     charged_volume = rated_volume - drawn.volume
-    used = state.tier_used.get((cdr.iccid, cdr.service, cycle.id), 0) if len(rate.tiers) > 1 else 0
+    state = d.state  # after any pool step-up and its charge
+    # the cycle's volume so far only matters to graduated tiers
+    used = state.tier_used.get((cdr.iccid, service, cycle.id), 0) if len(rate.tiers) > 1 else 0
     amount = rating.price(rate, used, charged_volume)
-    payer = matched.payer if matched is not None and matched.payer else d.wallet.id
+    payer = matched.payer if matched is not None and matched.payer else wallet.id
     lines = splits(version.usage_splits, amount)
-    debits: tuple = ()
-    overdraft = uncollected = 0
-    if payer == d.wallet.id:
-        debits, overdraft, uncollected = settle(d.state, amount, ts, d.wallet.overdraft_limit)
-    d.emit(
-        UsageRated(
-            d.next_id(),
-            d.wallet.id,
-            cdr.started_at,
-            cdr.cdr_id,
-            cdr.iccid,
-            cdr.service,
-            zone,
-            cdr.volume,
-            rated_volume,
-            drawn.volume,
-            charged_volume,
-            amount,
-            plan_id,
-            version.version,
-            cycle.id,
-            payer,
-            cdr.source,
-            matched.name if matched is not None else None,
-            drawn.draws,
-            debits,
-            overdraft,
-            uncollected,
-            lines,
-        )
+    if payer == wallet.id:
+        debits, overdraft, uncollected, grants = settle(state, amount, ts, wallet.overdraft_limit)
+    else:
+        debits, overdraft, uncollected, grants = (), 0, 0, state.grants
+    event = UsageRated(
+        d.next_id(),
+        wallet.id,
+        cdr.started_at,
+        cdr.cdr_id,
+        cdr.iccid,
+        service,
+        zone,
+        cdr.volume,
+        rated_volume,
+        drawn.volume,
+        charged_volume,
+        amount,
+        plan_id,
+        version.version,
+        cycle.id,
+        payer,
+        cdr.source,
+        matched.name if matched is not None else None,
+        drawn.draws,
+        debits,
+        overdraft,
+        uncollected,
+        lines,
     )
-    if payer == d.wallet.id and amount:
+    d.emit_applied(event, usage_rated(state, event, d.key, ts, grants))
+    if payer == wallet.id and amount:
         _after_debit(d, cdr.started_at, ts)
 
 
@@ -458,7 +496,9 @@ def _adjust(d: _Decision, cmd: AdjustRating, ts: int) -> tuple[str, str] | None:
     overdraft = uncollected = repaid = 0
     credit = None
     if cmd.amount > 0:
-        debits, overdraft, uncollected = settle(d.state, cmd.amount, ts, d.wallet.overdraft_limit)
+        debits, overdraft, uncollected, _ = settle(
+            d.state, cmd.amount, ts, d.wallet.overdraft_limit
+        )
     elif cmd.amount < 0:
         refund = -cmd.amount
         credit = GrantInfo(d.next_id(), "refund", refund, DEFAULT_PRIORITY["refund"])
