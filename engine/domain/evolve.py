@@ -152,6 +152,28 @@ def usage_rated(
     )
 
 
+def charged(state: WalletState, event: Charged, grants: tuple[Grant, ...]) -> WalletState:
+    """The state after ``event``, ``grants`` being the grants after its debits (as for
+    ``usage_rated``: the decider passes the ones it computed when settling the charge)."""
+    recurring, commands = state.recurring, state.commands
+    if event.kind in RECURRING and event.cycle is not None:
+        recurring = recurring.set(event.ref, event.cycle)
+    elif event.kind == "routed_usage":
+        commands = commands.set(input_key(event.id), _ts(event.at))
+    credit = state.credit
+    for debit in event.debits:
+        credit -= debit.amount
+    return msgspec.structs.replace(
+        state,
+        grants=grants,
+        credit=credit,
+        debt=state.debt + event.overdraft,
+        uncollected=state.uncollected + event.uncollected,
+        recurring=recurring,
+        commands=commands,
+    )
+
+
 def evolve(state: WalletState, event: Event) -> WalletState:
     """The state after ``event``."""
     match event:
@@ -159,12 +181,7 @@ def evolve(state: WalletState, event: Event) -> WalletState:
             grants = apply_debits(state.grants, event.debits)
             return usage_rated(state, event, input_key(event.id), _ts(event.at), grants)
         case Charged():
-            changes = _pay(state, event.debits, event.overdraft, event.uncollected)
-            if event.kind in RECURRING and event.cycle is not None:
-                changes["recurring"] = state.recurring.set(event.ref, event.cycle)
-            elif event.kind == "routed_usage":
-                changes["commands"] = state.commands.set(input_key(event.id), _ts(event.at))
-            return _replace(state, **changes)
+            return charged(state, event, apply_debits(state.grants, event.debits))
         case RatingAdjusted():
             s = _replace(state, **_pay(state, event.debits, event.overdraft, event.uncollected))
             if event.credit is not None:

@@ -57,7 +57,7 @@ from .events import (
     WalletResumed,
     WalletSuspended,
 )
-from .evolve import evolve, usage_rated
+from .evolve import charged, evolve, usage_rated
 from .grants import expired, settle
 from .money import MoneyError, allocate, parse_money
 from .sims import active_at, active_iccids, active_in, plan_at, pool_sims, sim, wallet_sims
@@ -183,24 +183,23 @@ def _charge(
     source_wallet: str | None = None,
     cdr_id: str | None = None,
 ) -> None:
-    debits, overdraft, uncollected, _ = settle(d.state, amount, ts, d.wallet.overdraft_limit)
-    d.emit(
-        Charged(
-            d.next_id(),
-            d.wallet.id,
-            at,
-            kind,
-            ref,
-            amount,
-            cycle,
-            debits,
-            overdraft,
-            uncollected,
-            splits(shares, amount),
-            source_wallet,
-            cdr_id,
-        )
+    debits, overdraft, uncollected, grants = settle(d.state, amount, ts, d.wallet.overdraft_limit)
+    event = Charged(
+        d.next_id(),
+        d.wallet.id,
+        at,
+        kind,
+        ref,
+        amount,
+        cycle,
+        debits,
+        overdraft,
+        uncollected,
+        splits(shares, amount),
+        source_wallet,
+        cdr_id,
     )
+    d.emit_applied(event, charged(d.state, event, grants))
     _after_debit(d, at, ts)
 
 
