@@ -91,16 +91,16 @@ def main() -> None:
     n = store.position()
 
     def read_all() -> None:
-        for _ in store.read_all(0, 100_000):
+        for _ in store.read_all(0, 200_000):
             pass
 
     def read_payloads() -> None:
-        for _ in store.read_payloads(0, 100_000):
+        for _ in store.read_payloads(0, 200_000):
             pass
 
     t_read_all = timed(args.repeat, read_all)
     t_read = timed(args.repeat, read_payloads)
-    stored = [s for batch in store.read_all(0, 100_000) for s in batch]
+    stored = [s for batch in store.read_all(0, 200_000) for s in batch]
 
     work = Path(tempfile.mkdtemp())
     try:

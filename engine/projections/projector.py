@@ -33,7 +33,7 @@ class Projector:
     """Writes projections through ``client``; ``catalog`` fills the catalog tables and pool
     allowances (without it those tables stay empty)."""
 
-    def __init__(self, client: Client, catalog: Catalog | None = None, batch: int = 100_000):
+    def __init__(self, client: Client, catalog: Catalog | None = None, batch: int = 200_000):
         self.client = client
         self.catalog = catalog
         self.batch = batch
