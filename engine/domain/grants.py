@@ -50,6 +50,12 @@ def apply_debits(grants: tuple[Grant, ...], debits: tuple[Debit, ...]) -> tuple[
     """Grants after ``debits``; an exhausted grant leaves the list."""
     if not debits:
         return grants
+    if len(debits) == 1 and grants and grants[0].id == debits[0].grant_id:
+        # the usual debit, from the first grant in burn order (as ``settle`` takes it)
+        first = grants[0]
+        left = first.remaining - debits[0].amount
+        rest = grants[1:]
+        return (msgspec.structs.replace(first, remaining=left), *rest) if left > 0 else rest
     taken = {d.grant_id: d.amount for d in debits}
     out = []
     for g in grants:
