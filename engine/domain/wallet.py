@@ -270,7 +270,7 @@ def _resume(d: _Decision, at: datetime, ts: int) -> None:
 def _decide_cdr(d: _Decision, cdr: Cdr) -> None:
     state = d.state
     at = cdr.started_at
-    if d.key in state.seen or d.key in state.seen_before:
+    if state.has_seen(d.key):
         d.emit(_reject(d.wallet.id, cdr, "duplicate", "CDR already rated"))
         return
     ts = int(at.timestamp())
