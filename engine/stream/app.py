@@ -1,85 +1,16 @@
-"""The Faust application and its settings: nothing else lives here, but for the places where
-Faust's per-message path is made cheaper (``FastConsumer``, ``RawSchema``, no ``Monitor``
-sensor): at thousands of records a second, Faust's own work per record is most of the
-worker's CPU."""
+"""The Faust application and its settings: nothing else lives here, but for the two places
+where Faust's per-record path is made cheaper (``RawSchema``, no ``Monitor`` sensor): at
+thousands of records a second, Faust's own work per record is most of the worker's CPU."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine, Generator, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import faust
-from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import AppT, Message
-from mode.services import WaitResults
 
 from .settings import WorkerSettings
-
-
-class _Resume:
-    """Awaits the rest of a coroutine that already ran up to its first suspension (it
-    yielded ``pending``), so a task can take it over from there."""
-
-    __slots__ = ("coro", "pending")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
-        self.coro, self.pending = coro, pending
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, value = self.coro, self.pending
-        while True:
-            try:
-                sent = yield value
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # cancellation and the like go to the coroutine
-                try:
-                    value = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    value = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
-
-
-async def _resume(coro: Coroutine[Any, Any, Any], pending: Any) -> Any:
-    return await _Resume(coro, pending)
-
-
-class FastConsumer(faust_aiokafka.Consumer):
-    """Faust's consumer hands every message to the streams through ``wait_first(callback,
-    suspend_flow.wait())``, which makes four tasks per message: a fifth of the worker's CPU.
-    Here the callback first runs inline; in the usual case (the stream's buffer has room)
-    it completes at once and no task is made. Only when it must wait does it continue
-    under ``wait_first``, exactly as Faust runs it, so a rebalance (``suspend_flow``) still
-    interrupts it."""
-
-    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
-        if (
-            len(coros) != 2
-            or timeout is not None
-            or not asyncio.iscoroutine(coros[0])
-            or self.suspend_flow.is_set()
-            or self._stopped.is_set()
-            or self._crashed.is_set()
-        ):
-            return await super().wait_first(*coros, timeout=timeout)
-        work, other = coros
-        try:
-            pending = work.send(None)
-        except StopIteration as stop:
-            if asyncio.iscoroutine(other):
-                other.close()
-            return WaitResults([work], [stop.value], False)
-        return await super().wait_first(_resume(work, pending), other)
-
-
-class FastTransport(faust_aiokafka.Transport):
-    Consumer = FastConsumer
 
 
 class RawSchema(faust.Schema):
@@ -99,10 +30,7 @@ class RawSchema(faust.Schema):
 
 
 class RatingApp(faust.App):
-    """A Faust app whose consumer is `FastConsumer`, without the ``Monitor`` sensor."""
-
-    def _new_transport(self) -> Any:
-        return FastTransport(self.conf.broker_consumer, self)
+    """A Faust app without the ``Monitor`` sensor."""
 
     def on_init_dependencies(self) -> Iterable[Any]:
         services = super().on_init_dependencies()
