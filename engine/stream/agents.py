@@ -154,6 +154,7 @@ class Topology:
         self.processor = RatingProcessor(catalog)
         self.metrics = Metrics()
         self.recovering: dict[int, asyncio.Future[None]] = {}
+        self.gates: dict[str, AckGate] = {}
         partitions = topics.wallet_events.partitions
         self.snapshot_keys = {p: snapshot_key(p, partitions) for p in range(partitions)}
         self.snapshots: Any = app.tables.add(
@@ -194,10 +195,12 @@ class Topology:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    async def _batches(self, stream: faust.StreamT) -> AsyncIterator[list[faust.EventT]]:
+    async def _batches(
+        self, stream: faust.StreamT, agent: str
+    ) -> AsyncIterator[list[faust.EventT]]:
         """Batches of input events; a batch is acked only when the agent asks for the next
         one, that is after its output is durable (see `AckGate`)."""
-        gate = AckGate(stream)
+        gate = self.gates[agent] = AckGate(stream)
         # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
         taker: Any = stream
         batches = taker.take_events(self.settings.batch_size, within=self.settings.batch_within)
@@ -206,12 +209,30 @@ class Topology:
             yield batch
             gate.open = True  # the agent came back for more: the batch is durable
 
-    async def _durable(self, producer: BatchProducer) -> None:
+    async def _durable(self, producer: BatchProducer, agent: str | None = None) -> None:
         """Wait until the batch's output is acknowledged; if Kafka refused any of it, stop
         the process now: Faust acks a batch's inputs even when the agent raises, and the
-        next commit would then skip inputs whose output was lost."""
+        next commit would then skip inputs whose output was lost.
+
+        A worker told to stop while it waits has already handed the batch to Kafka, which
+        will write it whether or not anyone waits. Left unacked, those inputs would be read
+        again by the partition's next owner *after* this output landed: a wallet partition
+        would then see a ``cdr.raw`` partition's offsets out of order, and the rating agent,
+        which recognises what it decided by offset, would take the earlier ones as decided.
+        So the batch is finished first, then acked (`AckGate`), then the stop goes on.
+        """
         try:
             await producer.durable()
+        except asyncio.CancelledError:
+            try:
+                await asyncio.shield(producer.durable())
+            except DeliveryFailed as exc:
+                log.critical("%s; stopping before the batch's inputs are committed", exc)
+                logging.shutdown()
+                os._exit(EXIT_DELIVERY_FAILED)
+            if agent is not None:
+                self.gates[agent].open = True
+            raise
         except DeliveryFailed as exc:
             log.critical("%s; stopping before the batch's inputs are committed", exc)
             logging.shutdown()
@@ -231,7 +252,7 @@ class Topology:
         out = self.enrich_out
         catalog = self.catalog
         replace = msgspec.structs.replace
-        async for batch in self._batches(stream):
+        async for batch in self._batches(stream, "enrich"):
             self.metrics.received.inc(len(batch))
             # (wallet partition, raw partition) -> the CDRs of one record, in offset order
             groups: dict[tuple[int, int], RoutedGroup] = {}
@@ -259,7 +280,7 @@ class Topology:
             for (target, _), group in groups.items():
                 # Keyed by its first wallet: every wallet of the record has this partition.
                 out.produce(by_wallet, group.wallets[0].encode(), group.encode(), target)
-            await self._durable(out)
+            await self._durable(out, "enrich")
             yield None
 
     # -- rate ------------------------------------------------------------------------------
@@ -281,8 +302,8 @@ class Topology:
             def load() -> int:
                 snapshot = None
                 if raw:
-                    _, offset, decided, wallets = decode_snapshot(raw)
-                    snapshot = PartitionState(wallets, decided, offset)
+                    _, offset, decided, wallets, recent = decode_snapshot(raw)
+                    snapshot = PartitionState(wallets, decided, offset, recent)
                 after = snapshot.events_offset if snapshot else -1
                 decisions = read_decisions(bootstrap, topic, partition, after)
                 return self.processor.recover(partition, decisions, snapshot)
@@ -312,7 +333,7 @@ class Topology:
         events_topic = self.names.wallet_events.name
         metrics = self.metrics
         processor = self.processor
-        async for batch in self._batches(stream):
+        async for batch in self._batches(stream, "rate"):
             counts: collections.Counter[str] = collections.Counter()
             timings: list[tuple[int, Cdr]] = []  # (ingested ms, CDR) per CDR received
             latest: dict[int, faust.EventT] = {}  # the last input event of each partition
@@ -350,7 +371,7 @@ class Topology:
                     timings.append((ingested, cdr))
                     origin = (raw_topic, raw_partition, offset)
                     self._decide(partition, wallet, cdr, origin, counts)
-            await self._durable(self.rate_out)
+            await self._durable(self.rate_out, "rate")
             self._written(events_topic, latest)
             now = time.time()
             for ingested, cdr in timings:
@@ -417,7 +438,9 @@ class Topology:
 
     def snapshot(self, partition: int, event: faust.EventT) -> None:
         part = self.processor.partitions[partition]
-        raw = encode_snapshot(partition, part.events_offset, part.decided, part.wallets)
+        raw = encode_snapshot(
+            partition, part.events_offset, part.decided, part.wallets, part.recent
+        )
         self.snapshot_at[partition] = time.monotonic()
         if len(raw) > self.settings.snapshot_max_bytes:
             # A record this large would be refused by the broker and stop the worker; without

@@ -17,36 +17,69 @@ from ..domain import Catalog, Cdr, Command, WalletState, evolve, initial_state, 
 OriginKey = tuple[str, int]
 """(origin topic, origin partition)."""
 
+REORDER_WINDOW = 20_000
+"""How far below the highest decided offset of an origin partition inputs may still arrive.
+
+A wallet partition normally sees each origin partition's offsets in increasing order, but
+not always: when a ``cdr.raw`` partition changes owner, the old owner's last output can land
+while its inputs stay uncommitted, and the new owner's output for the earlier offsets lands
+after it. So the offsets decided within this window are kept one by one (and snapshotted);
+only below it does "at most the highest" mean "decided"."""
+
 
 class PartitionState:
     """What one wallet partition has decided so far."""
 
-    __slots__ = ("decided", "events_offset", "wallets")
+    __slots__ = ("decided", "events_offset", "recent", "wallets")
 
     def __init__(
         self,
         wallets: dict[str, WalletState] | None = None,
         decided: dict[OriginKey, int] | None = None,
         events_offset: int = -1,
+        recent: dict[OriginKey, set[int]] | None = None,
     ) -> None:
         self.wallets: dict[str, WalletState] = wallets or {}
         self.decided: dict[OriginKey, int] = decided or {}
+        """The highest offset decided per origin partition."""
+        self.recent: dict[OriginKey, set[int]] = recent or {}
+        """The offsets decided within ``REORDER_WINDOW`` of the highest, per origin partition."""
         self.events_offset = events_offset
         """The last ``wallet.events`` offset this state includes."""
 
     def apply(self, decision: Decision) -> None:
         """Fold a decision read back from ``wallet.events`` (recovery)."""
-        key = (decision.origin_topic, decision.origin_partition)
-        if decision.origin_offset <= self.decided.get(key, -1):
+        topic, partition = decision.origin_topic, decision.origin_partition
+        if self.seen(topic, partition, decision.origin_offset):
             return  # a record written twice by a retried produce: already folded
         state = self.wallets.get(decision.wallet_id) or initial_state(decision.wallet_id)
         for event in decision.events:
             state = evolve(state, event)
         self.wallets[decision.wallet_id] = state
-        self.decided[key] = decision.origin_offset
+        self.mark(topic, partition, decision.origin_offset)
 
     def seen(self, topic: str, partition: int, offset: int) -> bool:
-        return offset <= self.decided.get((topic, partition), -1)
+        key = (topic, partition)
+        top = self.decided.get(key, -1)
+        if offset > top:
+            return False
+        if offset <= top - REORDER_WINDOW:
+            return True
+        recent = self.recent.get(key)
+        return recent is not None and offset in recent
+
+    def mark(self, topic: str, partition: int, offset: int) -> None:
+        """Record ``offset`` of an origin partition as decided."""
+        key = (topic, partition)
+        top = max(self.decided.get(key, -1), offset)
+        self.decided[key] = top
+        recent = self.recent.get(key)
+        if recent is None:
+            recent = self.recent[key] = set()
+        recent.add(offset)
+        if len(recent) > REORDER_WINDOW:
+            floor = top - REORDER_WINDOW
+            self.recent[key] = {o for o in recent if o > floor}
 
 
 class RatingProcessor:
@@ -107,7 +140,7 @@ class RatingProcessor:
             return None
         state = part.wallets.get(wallet_id) or initial_state(wallet_id)
         events, part.wallets[wallet_id] = step(state, item, self.catalog)
-        part.decided[(topic, origin_partition)] = offset
+        part.mark(topic, origin_partition, offset)
         if not events:
             return None
         cdr, command = (item, None) if isinstance(item, Cdr) else (None, item)

@@ -45,6 +45,8 @@ class Snapshot(msgspec.Struct, array_like=True, gc=False):
     decided: list[tuple[str, int, int]]
     """(origin topic, origin partition, last offset decided)."""
     wallets: list[StateRecord]  # type: ignore[valid-type]
+    recent: list[tuple[str, int, list[int]]] = []
+    """(origin topic, origin partition, the offsets decided within the reorder window)."""
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -72,22 +74,27 @@ def encode_snapshot(
     events_offset: int,
     decided: dict[tuple[str, int], int],
     wallets: dict[str, WalletState],
+    recent: dict[tuple[str, int], set[int]],
 ) -> bytes:
     snapshot = Snapshot(
         partition,
         events_offset,
         [(topic, p, offset) for (topic, p), offset in sorted(decided.items())],
         [to_record(wallets[w]) for w in sorted(wallets)],
+        [(topic, p, sorted(offsets)) for (topic, p), offsets in sorted(recent.items())],
     )
     return _encoder.encode(snapshot)
 
 
 def decode_snapshot(
     raw: bytes,
-) -> tuple[int, int, dict[tuple[str, int], int], dict[str, WalletState]]:
+) -> tuple[
+    int, int, dict[tuple[str, int], int], dict[str, WalletState], dict[tuple[str, int], set[int]]
+]:
     s = _decoder.decode(raw)
     wallets = {}
     for record in s.wallets:
         state = from_record(record)
         wallets[state.wallet_id] = state
-    return s.partition, s.events_offset, {(t, p): o for t, p, o in s.decided}, wallets
+    decided = {(t, p): o for t, p, o in s.decided}
+    return s.partition, s.events_offset, decided, wallets, {(t, p): set(o) for t, p, o in s.recent}

@@ -45,6 +45,27 @@ def test_recovery_from_decisions_equals_live(run: tuple) -> None:  # type: ignor
     assert fresh.recover(0, written) == len(written)
     assert fresh.partitions[0].wallets == live.partitions[0].wallets
     assert fresh.partitions[0].decided == live.partitions[0].decided
+    assert fresh.partitions[0].recent == live.partitions[0].recent
+
+
+def test_earlier_offsets_arriving_late_are_decided_not_taken_as_seen(
+    run: tuple,  # type: ignore[type-arg]
+) -> None:
+    """A cdr.raw partition's new owner can deliver earlier offsets after the old owner's
+    later ones: each is decided once, whatever the order."""
+    live, _, cdrs = run
+    shuffled = RatingProcessor(live.catalog)
+    shuffled.recover(0, [])
+    late, early = cdrs[len(cdrs) // 2 :], cdrs[: len(cdrs) // 2]
+    decided: list[str] = []
+    for cdr, wallet, offset in [*late, *early, *late]:  # the later half, then all again
+        decision = shuffled.decide(0, wallet, cdr, (RAW, 0, offset))
+        if decision is not None:
+            decided.append(decision.input)
+    assert sorted(decided) == sorted(cdr.key for cdr, _, _ in cdrs)  # each once
+    for _, _, offset in cdrs:
+        assert shuffled.already_decided(0, (RAW, 0, offset))
+    assert shuffled.partitions[0].recent == live.partitions[0].recent
 
 
 def test_snapshot_plus_tail_equals_live(run: tuple) -> None:  # type: ignore[type-arg]
@@ -53,12 +74,13 @@ def test_snapshot_plus_tail_equals_live(run: tuple) -> None:  # type: ignore[typ
     partial = RatingProcessor(live.catalog)
     partial.recover(0, written[:half])
     part = partial.partitions[0]
-    raw = encode_snapshot(0, part.events_offset, part.decided, part.wallets)
-    _, offset, decided, wallets = decode_snapshot(raw)
+    raw = encode_snapshot(0, part.events_offset, part.decided, part.wallets, part.recent)
+    _, offset, decided, wallets, recent = decode_snapshot(raw)
     assert offset == half - 1 and wallets == part.wallets and decided == part.decided
+    assert recent == part.recent
     restored = RatingProcessor(live.catalog)
     # The whole log is offered: what the snapshot already holds is skipped by offset.
-    count = restored.recover(0, written, PartitionState(wallets, decided, offset))
+    count = restored.recover(0, written, PartitionState(wallets, decided, offset, recent))
     assert count == len(written) - half
     assert restored.partitions[0].wallets == live.partitions[0].wallets
 
