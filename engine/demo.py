@@ -37,7 +37,7 @@ from .stream.admin import apply_topics
 from .stream.publisher import publish_cdrs, publish_commands
 from .stream.publisher import render as render_publish
 from .stream.topics import StreamError, load_topics
-from .testing.kafka_broker import LocalJarBroker, free_ports
+from .testing.kafka_broker import BrokerError, ExternalBroker, free_ports, provider_from_env
 from .testing.worker import worker_argv
 
 POLL = 0.5
@@ -119,19 +119,20 @@ def say(step: str) -> None:
 
 @contextmanager
 def broker() -> Iterator[str]:
-    existing = os.environ.get("KAFKA_BOOTSTRAP")
-    if existing:
-        print(f"using the broker at {existing} (KAFKA_BOOTSTRAP)")
-        yield existing
-        return
-    local = LocalJarBroker()
-    bootstrap = local.start()
-    print(f"Kafka broker (jars from Maven Central) on {bootstrap}")
+    """The broker the tests would use: ``KAFKA_BOOTSTRAP``, else one from the jar cache."""
+    provider = provider_from_env()
+    try:
+        bootstrap = provider.start()
+    except BrokerError as exc:
+        raise DemoError(f"no Kafka broker: {exc}") from None
+    ours = not isinstance(provider, ExternalBroker)
+    print(f"Kafka broker on {bootstrap}" + ("" if ours else " (KAFKA_BOOTSTRAP)"))
     try:
         yield bootstrap
     finally:
-        say("Stopping the Kafka broker")
-        local.stop()
+        if ours:
+            say("Stopping the Kafka broker")
+        provider.stop()
 
 
 def wait_until_rated(
@@ -265,7 +266,8 @@ def run_demo(settings: DemoSettings) -> int:
 
         say("Starting the worker and the sink")
         env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap}
-        ports = (free_ports(1)[0], free_ports(1)[0])
+        worker_port, sink_port = free_ports(2)
+        ports = (worker_port, sink_port)
         worker = Process(
             "worker",
             worker_argv(

@@ -222,17 +222,13 @@ class Topology:
         So the batch is finished first, then acked (`AckGate`), then the stop goes on.
         """
         try:
-            await producer.durable()
-        except asyncio.CancelledError:
             try:
+                await producer.durable()
+            except asyncio.CancelledError:
                 await asyncio.shield(producer.durable())
-            except DeliveryFailed as exc:
-                log.critical("%s; stopping before the batch's inputs are committed", exc)
-                logging.shutdown()
-                os._exit(EXIT_DELIVERY_FAILED)
-            if agent is not None:
-                self.gates[agent].open = True
-            raise
+                if agent is not None:
+                    self.gates[agent].open = True
+                raise
         except DeliveryFailed as exc:
             log.critical("%s; stopping before the batch's inputs are committed", exc)
             logging.shutdown()
