@@ -33,6 +33,7 @@ import faust
 import msgspec
 from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
+from faust.types import TP
 
 from ..codec import (
     Rejected,
@@ -45,12 +46,14 @@ from ..codec import (
 from ..domain import Catalog, Cdr, Command, Tick
 from ..domain.events import BarSims, CdrRejected, UnbarSims, UsageRated
 from ..domain.routing import routed_charges
-from .app import RawSchema, create_app
+from . import diagnostics
+from .app import RatingApp, RawSchema, create_app
 from .health import HEARTBEAT_EVERY, Health, worker_readiness
 from .metrics import Metrics
-from .processor import PartitionState, RatingProcessor
+from .positions import Batch, Positions
+from .processor import PartitionState, RatingProcessor, rebuild
 from .publisher import BatchProducer, DeliveryFailed
-from .recovery import read_decisions
+from .recovery import committed_offset, read_decisions, read_inputs
 from .routed import RoutedGroup, decode_routed
 from .settings import WorkerSettings
 from .snapshots import decode_snapshot, encode_snapshot
@@ -145,7 +148,7 @@ class Topology:
     """The agents of one worker and the state they share (none of it module-level)."""
 
     def __init__(
-        self, app: faust.App, settings: WorkerSettings, catalog: Catalog, topics: Topics
+        self, app: RatingApp, settings: WorkerSettings, catalog: Catalog, topics: Topics
     ) -> None:
         self.app = app
         self.settings = settings
@@ -168,6 +171,7 @@ class Topology:
             )
         )
         self.snapshot_at: dict[int, float] = {}
+        self.positions = app.positions = Positions(self._committed, self._read_back)
         # One producer per agent: each waits for its own records only.
         self.enrich_out = BatchProducer(settings.bootstrap, f"{settings.app_id}-enrich")
         self.rate_out = BatchProducer(
@@ -190,6 +194,7 @@ class Topology:
         app.on_rebalance_complete.connect(self._on_rebalanced)  # type: ignore[arg-type]
         self.health = Health()
         app.timer(HEARTBEAT_EVERY, name="heartbeat")(self.heartbeat)
+        app.task(self._diagnostics)
         if settings.metrics_port:
             self.metrics.serve(settings.metrics_port, self.health)
 
@@ -238,6 +243,30 @@ class Topology:
         self.metrics.rejected.labels(rejection.reason).inc()
         producer.produce(self.names.cdr_rejected.name, key, encode(rejection))
 
+    async def _inputs(self, events: list[faust.EventT]) -> Batch:
+        before = self.positions.read_back
+        batch = await self.positions.inputs(events)
+        if self.positions.read_back > before:
+            self.metrics.read_back.inc(self.positions.read_back - before)
+            log.warning(
+                "read back %d records the consumer skipped", self.positions.read_back - before
+            )
+        return batch
+
+    async def _committed(self, topic: str, partition: int) -> int:
+        loop = asyncio.get_running_loop()
+        group, bootstrap = self.settings.app_id, self.settings.bootstrap
+        return await loop.run_in_executor(
+            None, committed_offset, bootstrap, group, topic, partition
+        )
+
+    async def _read_back(self, topic: str, partition: int, start: int, end: int) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        bootstrap = self.settings.bootstrap
+        return await loop.run_in_executor(
+            None, read_inputs, bootstrap, topic, partition, start, end
+        )
+
     # -- enrich ----------------------------------------------------------------------------
 
     async def enrich(self, stream: faust.StreamT) -> AsyncIterator[None]:
@@ -248,13 +277,13 @@ class Topology:
         out = self.enrich_out
         catalog = self.catalog
         replace = msgspec.structs.replace
-        async for batch in self._batches(stream, "enrich"):
-            self.metrics.received.inc(len(batch))
+        async for events in self._batches(stream, "enrich"):
+            batch = await self._inputs(events)
+            self.metrics.received.inc(len(batch.inputs))
             # (wallet partition, raw partition) -> the CDRs of one record, in offset order
             groups: dict[tuple[int, int], RoutedGroup] = {}
-            for event in batch:
-                msg = event.message
-                raw = msg.value or b""
+            for msg in batch.inputs:
+                raw = msg.value
                 cdr = decode_cdr(raw)
                 if not isinstance(cdr, Rejected):
                     wallet = route_cdr(catalog, {}, cdr, "", raw)
@@ -277,6 +306,7 @@ class Topology:
                 # Keyed by its first wallet: every wallet of the record has this partition.
                 out.produce(by_wallet, group.wallets[0].encode(), group.encode(), target)
             await self._durable(out, "enrich")
+            self.positions.made_durable(batch)
             yield None
 
     # -- rate ------------------------------------------------------------------------------
@@ -295,21 +325,26 @@ class Topology:
 
             raw = self.snapshots.get(self.snapshot_keys[partition])
 
-            def load() -> int:
+            def load() -> tuple[PartitionState, int]:
                 snapshot = None
                 if raw:
                     _, offset, decided, wallets, recent = decode_snapshot(raw)
                     snapshot = PartitionState(wallets, decided, offset, recent)
                 after = snapshot.events_offset if snapshot else -1
-                decisions = read_decisions(bootstrap, topic, partition, after)
-                return self.processor.recover(partition, decisions, snapshot)
+                return rebuild(read_decisions(bootstrap, topic, partition, after), snapshot)
 
             async def run() -> None:
                 self.metrics.recovering.inc()
                 try:
-                    count = await loop.run_in_executor(None, load)
+                    state, count = await loop.run_in_executor(None, load)
                 finally:
                     self.metrics.recovering.dec()
+                if self.recovering.get(partition) is not future:
+                    # Revoked while it ran: another worker may have decided more since, so
+                    # this state must not come back if the partition returns here.
+                    log.info("partition %d revoked during its recovery; dropped", partition)
+                    return
+                self.processor.install(partition, state)
                 self.metrics.recovered_decisions.inc(count)
                 self.metrics.partitions.set(len(self.processor.partitions))
                 log.info(
@@ -329,16 +364,15 @@ class Topology:
         events_topic = self.names.wallet_events.name
         metrics = self.metrics
         processor = self.processor
-        async for batch in self._batches(stream, "rate"):
+        async for events in self._batches(stream, "rate"):
+            batch = await self._inputs(events)
             counts: collections.Counter[str] = collections.Counter()
             timings: list[tuple[int, Cdr]] = []  # (ingested ms, CDR) per CDR received
             latest: dict[int, faust.EventT] = {}  # the last input event of each partition
-            positions: dict[Any, int] = {}
-            for event in batch:
-                msg = event.message
-                partition, value = msg.partition, msg.value or b""
-                positions[msg.tp] = msg.offset
-                latest[partition] = event
+            for msg in batch.inputs:
+                partition, value = msg.partition, msg.value
+                if msg.event is not None:
+                    latest[partition] = msg.event
                 if not processor.recovered(partition):
                     await self._recover(partition)
                 if msg.topic == commands_topic:
@@ -368,13 +402,14 @@ class Topology:
                     origin = (raw_topic, raw_partition, offset)
                     self._decide(partition, wallet, cdr, origin, counts)
             await self._durable(self.rate_out, "rate")
+            self.positions.made_durable(batch)
             self._written(events_topic, latest)
             now = time.time()
             for ingested, cdr in timings:
                 metrics.ingest_latency.observe(max(0.0, now - ingested / 1000))
                 metrics.cdr_age.observe(max(0.0, now - cdr.started_at.timestamp()))
             self._count(counts)
-            self._observe_lag(positions)
+            self._observe_lag(batch.ends)
             metrics.suspended.set(processor.suspended())
             yield None
 
@@ -474,13 +509,13 @@ class Topology:
                 if name == "UsageRated":
                     metrics.rated.inc(n)
 
-    def _observe_lag(self, positions: dict[Any, int]) -> None:
+    def _observe_lag(self, ends: dict[tuple[str, int], int]) -> None:
         consumer: Any = self.app.consumer
-        for tp, offset in positions.items():
-            highwater = consumer.highwater(tp)
+        for (topic, partition), following in ends.items():
+            highwater = consumer.highwater(TP(topic, partition))
             if highwater is not None:
-                lag = max(0, highwater - offset - 1)
-                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+                lag = max(0, highwater - following)
+                self.metrics.lag.labels(topic, str(partition)).set(lag)
 
     async def heartbeat(self) -> None:
         """Liveness and readiness for /healthz and /readyz, from the event loop itself."""
@@ -506,11 +541,15 @@ class Topology:
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
         partitions = self._wallet_partitions(revoked)
         self.processor.forget(partitions)
+        self.positions.forget((tp.topic, tp.partition) for tp in revoked)
         for p in partitions:
             self.recovering.pop(p, None)
         self.metrics.partitions.set(len(self.processor.partitions))
         for tp in revoked:  # their lag is now the new owner's to report
             self.metrics.lag.remove(tp.topic, str(tp.partition))
+
+    async def _diagnostics(self) -> None:
+        diagnostics.install(self.app, self.gates, self.recovering)
 
     # -- clock -----------------------------------------------------------------------------
 

@@ -44,6 +44,12 @@ class Metrics:
             "Inputs delivered again after a restart and recognised as already decided.",
             registry=r,
         )
+        self.read_back = Counter(
+            "rating_inputs_read_back",
+            "Input records the consumer skipped at a rebalance, read back from Kafka and "
+            "decided in their place.",
+            registry=r,
+        )
         self.ingest_latency = Histogram(
             "rating_ingest_latency_seconds",
             "From a CDR's arrival on cdr.raw to its decision being acknowledged by Kafka.",

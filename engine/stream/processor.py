@@ -82,6 +82,22 @@ class PartitionState:
             self.recent[key] = {o for o in recent if o > floor}
 
 
+def rebuild(
+    decisions: Iterable[tuple[int, Decision]], snapshot: PartitionState | None = None
+) -> tuple[PartitionState, int]:
+    """A partition's state from a snapshot (if any) and the decisions on ``wallet.events``
+    after it, with how many decisions were folded."""
+    state = snapshot or PartitionState()
+    count = 0
+    for offset, decision in decisions:
+        if offset <= state.events_offset:
+            continue
+        state.apply(decision)
+        state.events_offset = offset
+        count += 1
+    return state, count
+
+
 class RatingProcessor:
     """Decides inputs for the wallet partitions this worker owns."""
 
@@ -98,18 +114,14 @@ class RatingProcessor:
         decisions: Iterable[tuple[int, Decision]],
         snapshot: PartitionState | None = None,
     ) -> int:
-        """Rebuild a partition from a snapshot (if any) and the decisions on ``wallet.events``
-        after it; returns how many decisions were folded."""
-        state = snapshot or PartitionState()
-        count = 0
-        for offset, decision in decisions:
-            if offset <= state.events_offset:
-                continue
-            state.apply(decision)
-            state.events_offset = offset
-            count += 1
-        self.partitions[partition] = state
+        """Rebuild a partition (`rebuild`) and take it on; returns how many decisions were
+        folded."""
+        state, count = rebuild(decisions, snapshot)
+        self.install(partition, state)
         return count
+
+    def install(self, partition: int, state: PartitionState) -> None:
+        self.partitions[partition] = state
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop partitions this worker no longer owns (another worker may change them)."""

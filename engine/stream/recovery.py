@@ -1,12 +1,16 @@
-"""Reading a partition of ``wallet.events`` back: how a worker learns what it decided."""
+"""Reading Kafka back directly: a partition of ``wallet.events`` (how a worker learns what
+it decided), a range of input records the consumer skipped, and a group's committed
+offset (where a partition's next input is)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from ..codec import Decision, decode_decision
+from .positions import Input
 from .topics import StreamError
 
 TIMEOUT = 30.0
@@ -14,33 +18,39 @@ POLL = 0.2
 POLL_BATCH = 500
 
 
-def read_decisions(
-    bootstrap: str, topic: str, partition: int, after: int = -1
-) -> Iterator[tuple[int, Decision]]:
-    """``(offset, decision)`` for every decision in one partition after offset ``after``, to
-    the end as it is now."""
-    consumer = Consumer(
+def _consumer(bootstrap: str, group: str = "rating-engine-recovery") -> Any:
+    return Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": "rating-engine-recovery",  # never commits: only assign() is used
+            # Never commits, never joins: only assign() and committed() are used.
+            "group.id": group,
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "fetch.max.bytes": 52_428_800,
             "log_level": 0,
         }
     )
+
+
+def _read(
+    bootstrap: str, topic: str, partition: int, start: int, stop: int | None = None
+) -> Iterator[Message]:
+    """The records of one partition from offset ``start`` up to ``stop`` (excluded), or to
+    the end as it is now."""
+    consumer = _consumer(bootstrap)
     try:
         low, high = consumer.get_watermark_offsets(
             TopicPartition(topic, partition), timeout=TIMEOUT
         )
-        start = max(low, after + 1)
-        if high <= start:
+        start = max(low, start)
+        end = high if stop is None else min(high, stop)
+        if end <= start:
             return
         consumer.assign([TopicPartition(topic, partition, start)])
         idle = 0.0
         while True:
             # Short polls: consume() waits for a full batch or its timeout, and the end of
-            # the partition is known from the watermark, not from a quiet spell.
+            # the range is known from the watermark, not from a quiet spell.
             batch = consumer.consume(POLL_BATCH, timeout=POLL)
             idle = 0.0 if batch else idle + POLL
             if idle >= TIMEOUT:
@@ -52,8 +62,52 @@ def read_decisions(
                         return
                     raise StreamError(f"reading {topic}[{partition}]: {error.str()}")
                 offset = message.offset() or 0
-                yield offset, decode_decision(message.value() or b"")
-                if offset >= high - 1:
+                if offset >= end:
                     return
+                yield message
+                if offset >= end - 1:
+                    return
+    finally:
+        consumer.close()
+
+
+def read_decisions(
+    bootstrap: str, topic: str, partition: int, after: int = -1
+) -> Iterator[tuple[int, Decision]]:
+    """``(offset, decision)`` for every decision in one partition after offset ``after``, to
+    the end as it is now."""
+    for message in _read(bootstrap, topic, partition, after + 1):
+        yield message.offset() or 0, decode_decision(message.value() or b"")
+
+
+def read_inputs(bootstrap: str, topic: str, partition: int, start: int, end: int) -> list[Input]:
+    """The records of one partition from ``start`` up to ``end`` (excluded), as inputs."""
+    return [
+        Input(
+            topic,
+            partition,
+            message.offset() or 0,
+            message.key(),
+            message.value() or b"",
+            message.timestamp()[1] / 1000,
+            None,
+        )
+        for message in _read(bootstrap, topic, partition, start, end)
+    ]
+
+
+def committed_offset(bootstrap: str, group: str, topic: str, partition: int) -> int:
+    """Where ``group`` goes on in a partition: its committed offset, or where the log starts
+    when it has none (the workers read from the earliest offset)."""
+    consumer = _consumer(bootstrap, group)
+    try:
+        tp = TopicPartition(topic, partition)
+        (committed,) = consumer.committed([tp], timeout=TIMEOUT)
+        if committed.error is not None:
+            raise StreamError(f"committed offset of {topic}[{partition}]: {committed.error}")
+        if committed.offset >= 0:
+            return int(committed.offset)
+        low, _ = consumer.get_watermark_offsets(tp, timeout=TIMEOUT)
+        return int(low)
     finally:
         consumer.close()

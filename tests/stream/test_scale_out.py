@@ -227,11 +227,6 @@ def test_two_workers_share_the_wallets_and_one_takes_over_after_sigkill(
     assert any(int(n) > 0 for _, n in recovered), recovered
 
 
-@pytest.mark.xfail(
-    reason="known bug, see README 'Known limits of the worker': after a graceful stop under "
-    "load, the group sometimes stops consuming (or, before, lost inputs at the rebalance)",
-    strict=False,
-)
 def test_rolling_restart_of_both_workers(
     group: tuple[Stack, list[Worker], Path], tmp_path: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -143,6 +144,17 @@ def test_stream_equals_offline(stack: Stack, tmp_path: Path) -> None:
     assert metrics[("rating_partitions_owned", ())] == stack.topics.wallet_events.partitions
     assert metrics[("rating_ingest_latency_seconds_count", ())] == len(lines) - len(offline)
     assert metrics[("rating_snapshots_skipped_total", ())] > 0
+
+    # SIGUSR1 writes the worker's state to its log, and the worker goes on.
+    assert stack.worker is not None
+    stack.worker.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 30
+    while "state on SIGUSR1" not in stack.logs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    state = stack.logs().partition("state on SIGUSR1")[2]
+    assert f"{stack.topics.cdr_raw.name}/0: position=" in state
+    assert "task " in state and "unacked messages=0" in state
+    assert stack.worker.poll() is None
 
 
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

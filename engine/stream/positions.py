@@ -1,0 +1,101 @@
+"""Which input offsets an agent has decided, kept by the engine rather than by Faust.
+
+Faust commits a partition's offset from the events its streams acknowledged, and around a
+rebalance that bookkeeping can run ahead of what was decided: an event fetched before the
+rebalance and delivered after it is skipped *and* acknowledged, a jump in the offsets it
+reads is taken for a gap in the log and committed over. Each lets a committed offset pass
+a record no agent ever saw, and that record is then lost for good.
+
+So the engine keeps its own positions. For each input partition it knows the next offset to
+decide (from the group's committed offset when it first sees the partition). Inputs arrive
+through `Positions.inputs`, which drops offsets already decided and, when Faust delivers an
+offset beyond the next one, first reads the skipped records back from Kafka itself. The
+offset committed for a partition (`commit_offset`, used by the worker's consumer in place
+of Faust's) is the next offset of the last batch whose output Kafka has acknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, NamedTuple
+
+TP = tuple[str, int]
+"""(topic, partition)."""
+
+
+class Input(NamedTuple):
+    """One input record, in the order it is to be decided."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp: float
+    """The record's Kafka timestamp, in seconds."""
+    event: Any
+    """The Faust event it came in, or ``None`` for a record read back from Kafka."""
+
+
+Start = Callable[[str, int], Awaitable[int]]
+"""The offset a partition starts at: the group's committed offset, or the log's start."""
+Fetch = Callable[[str, int, int, int], Awaitable[list[Input]]]
+"""The records of ``topic``/``partition`` from ``start`` up to (excluding) ``end``."""
+
+
+class Batch(NamedTuple):
+    inputs: list[Input]
+    ends: dict[TP, int]
+    """Per partition, the next offset once this batch is decided."""
+
+
+class Positions:
+    """Per input partition: the next offset to decide, and the next offset whose output
+    is durable (what may be committed)."""
+
+    def __init__(self, start: Start, fetch: Fetch) -> None:
+        self._start = start
+        self._fetch = fetch
+        self.next: dict[TP, int] = {}
+        self.durable: dict[TP, int] = {}
+        self.read_back = 0
+        """Records read back from Kafka because the consumer skipped them."""
+        self.repeated = 0
+        """Records delivered again that this worker had already taken."""
+
+    async def inputs(self, events: Iterable[Any]) -> Batch:
+        """The records of a batch of Faust events, each offset once and in order, with any
+        record the consumer skipped read back in its place."""
+        out: list[Input] = []
+        ends: dict[TP, int] = {}
+        following = self.next
+        for event in events:
+            msg = event.message
+            tp = (msg.topic, msg.partition)
+            expected = following.get(tp)
+            if expected is None:
+                expected = following[tp] = await self._start(*tp)
+            offset = msg.offset
+            if offset < expected:
+                self.repeated += 1
+                continue
+            if offset > expected:
+                missing = await self._fetch(tp[0], tp[1], expected, offset)
+                self.read_back += len(missing)
+                out.extend(missing)
+            out.append(Input(tp[0], tp[1], offset, msg.key, msg.value or b"", msg.timestamp, event))
+            following[tp] = ends[tp] = offset + 1
+        return Batch(out, ends)
+
+    def made_durable(self, batch: Batch) -> None:
+        """The batch's output is acknowledged: its offsets may be committed."""
+        self.durable.update(batch.ends)
+
+    def commit_offset(self, topic: str, partition: int) -> int | None:
+        return self.durable.get((topic, partition))
+
+    def forget(self, tps: Iterable[TP]) -> None:
+        """Partitions no longer ours: whoever owns them next starts from the commit."""
+        for tp in tps:
+            self.next.pop(tp, None)
+            self.durable.pop(tp, None)

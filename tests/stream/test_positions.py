@@ -1,0 +1,125 @@
+"""The engine's own input positions: whatever the consumer skips, repeats or delivers late,
+every offset is decided once, in order, and nothing undecided is ever committed."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.stream.positions import Input, Positions
+
+TOPIC = "cdr.raw"
+LOG = 60  # records 0..59 in partition 0, starting from a committed offset
+
+
+def _event(offset: int, partition: int = 0) -> Any:
+    message = SimpleNamespace(
+        topic=TOPIC,
+        partition=partition,
+        offset=offset,
+        key=b"k",
+        value=f"v{offset}".encode(),
+        timestamp=1.0,
+    )
+    return SimpleNamespace(message=message)
+
+
+def _positions(committed: int, log: range = range(LOG)) -> tuple[Positions, list[tuple[int, int]]]:
+    fetched: list[tuple[int, int]] = []
+
+    async def start(topic: str, partition: int) -> int:
+        return committed
+
+    async def fetch(topic: str, partition: int, begin: int, end: int) -> list[Input]:
+        fetched.append((begin, end))
+        return [
+            Input(topic, partition, o, b"k", f"v{o}".encode(), 1.0, None)
+            for o in log
+            if begin <= o < end
+        ]
+
+    return Positions(start, fetch), fetched
+
+
+def _decide(positions: Positions, batches: list[list[int]]) -> list[int]:
+    decided: list[int] = []
+
+    async def run() -> None:
+        for offsets in batches:
+            batch = await positions.inputs([_event(o) for o in offsets])
+            decided.extend(i.offset for i in batch.inputs)
+            assert all(i.value == f"v{i.offset}".encode() for i in batch.inputs)
+            positions.made_durable(batch)
+
+    asyncio.run(run())
+    return decided
+
+
+def test_skipped_records_are_read_back_in_their_place() -> None:
+    positions, fetched = _positions(committed=10)
+    decided = _decide(positions, [[10, 11, 12], [15, 16], [16, 17]])
+    assert decided == [10, 11, 12, 13, 14, 15, 16, 17]
+    assert fetched == [(13, 15)]
+    assert positions.read_back == 2 and positions.repeated == 1
+    assert positions.commit_offset(TOPIC, 0) == 18
+
+
+def test_records_before_the_committed_offset_are_not_decided_again() -> None:
+    positions, fetched = _positions(committed=20)
+    assert _decide(positions, [[18, 19, 20, 21]]) == [20, 21]
+    assert fetched == []
+
+
+def test_a_gap_without_records_is_passed_over() -> None:
+    """Offsets that hold no record (a transaction's markers) are not waited for."""
+    positions, _ = _positions(committed=0, log=range(0, LOG, 2))
+    assert _decide(positions, [[0, 2], [6]]) == [0, 2, 4, 6]
+    assert positions.commit_offset(TOPIC, 0) == 7
+
+
+def test_nothing_is_committed_before_a_batch_is_durable() -> None:
+    positions, _ = _positions(committed=5)
+
+    async def run() -> None:
+        batch = await positions.inputs([_event(5), _event(6)])
+        assert positions.commit_offset(TOPIC, 0) is None
+        positions.made_durable(batch)
+        assert positions.commit_offset(TOPIC, 0) == 7
+
+    asyncio.run(run())
+
+
+def test_a_forgotten_partition_starts_again_from_the_group_commit() -> None:
+    positions, _ = _positions(committed=3)
+    _decide(positions, [[3, 4, 5]])
+    positions.forget([(TOPIC, 0)])
+    assert positions.commit_offset(TOPIC, 0) is None
+    # The next owner's commit is read again: 3, so 3..5 are offered (and decided) again.
+    assert _decide(positions, [[3, 4, 5, 6]]) == [3, 4, 5, 6]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    committed=st.integers(0, 20),
+    deliveries=st.lists(
+        st.lists(st.integers(0, LOG - 1), min_size=1, max_size=12).map(sorted),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_whatever_is_delivered_each_offset_is_decided_once_in_order(
+    committed: int, deliveries: list[list[int]]
+) -> None:
+    """Deliveries that skip, repeat and rewind: the decided offsets are exactly the run
+    from the committed offset to the highest delivered, and the commit never passes an
+    offset that was not decided."""
+    positions, _ = _positions(committed)
+    decided = _decide(positions, deliveries)
+    highest = max(o for batch in deliveries for o in batch)
+    assert decided == list(range(committed, highest + 1))
+    expected_commit = highest + 1 if highest >= committed else None
+    assert positions.commit_offset(TOPIC, 0) == expected_commit

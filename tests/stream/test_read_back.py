@@ -1,0 +1,64 @@
+"""Reading inputs back from a real broker: a range of records (across the offsets a
+transaction's marker takes) and a group's committed offset, which is where a worker's
+positions start."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from engine.stream.recovery import committed_offset, read_inputs
+
+
+@pytest.fixture
+def topic(kafka_bootstrap: str) -> Iterator[str]:
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    name = f"read-back-{uuid.uuid4().hex[:12]}"
+    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result(30)
+    yield name
+    admin.delete_topics([name], operation_timeout=30)[name].result(timeout=30)
+
+
+def test_a_range_is_read_back_with_its_offsets_keys_and_values(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    plain = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
+    for i in range(5):
+        plain.produce(topic, key=f"k{i}".encode(), value=f"v{i}".encode(), partition=0)
+    plain.flush(30)
+    # A transaction leaves a marker after its records: offset 7 holds no record.
+    tx = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": topic})
+    tx.init_transactions(30)
+    tx.begin_transaction()
+    tx.produce(topic, key=b"k5", value=b"v5", partition=0)
+    tx.produce(topic, key=b"k6", value=b"v6", partition=0)
+    tx.commit_transaction(30)
+    plain.produce(topic, key=b"k8", value=b"v8", partition=0)
+    plain.flush(30)
+
+    inputs = read_inputs(kafka_bootstrap, topic, 0, 2, 9)
+    assert [(i.offset, i.key, i.value) for i in inputs] == [
+        (o, f"k{o}".encode(), f"v{o}".encode()) for o in (2, 3, 4, 5, 6, 8)
+    ]
+    assert all(i.topic == topic and i.partition == 0 and i.event is None for i in inputs)
+    assert all(i.timestamp > 1_700_000_000 for i in inputs)  # seconds, not milliseconds
+    assert read_inputs(kafka_bootstrap, topic, 0, 3, 4)[0].offset == 3
+    assert read_inputs(kafka_bootstrap, topic, 0, 7, 8) == []  # only the marker
+
+
+def test_the_committed_offset_or_the_start_of_the_log(kafka_bootstrap: str, topic: str) -> None:
+    group = f"group-{uuid.uuid4().hex[:8]}"
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for _ in range(3):
+        producer.produce(topic, value=b"x", partition=0)
+    producer.flush(30)
+    assert committed_offset(kafka_bootstrap, group, topic, 0) == 0
+
+    member = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group})
+    member.commit(offsets=[TopicPartition(topic, 0, 2)], asynchronous=False)
+    member.close()
+    assert committed_offset(kafka_bootstrap, group, topic, 0) == 2
