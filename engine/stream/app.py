@@ -5,6 +5,7 @@ where the offsets it commits come from the engine (``ExactConsumer``, see positi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -43,6 +44,46 @@ class ExactConsumer(kafka_driver.Consumer):
         self._acked_index[tp].clear()
         positions: Positions | None = getattr(self.app, "positions", None)
         return None if positions is None else positions.commit_offset(tp.topic, tp.partition)
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Hand each fetched record to the streams, one after the other.
+
+        Faust's own loop awaits each hand-off through ``wait_first`` (four asyncio tasks per
+        record, the largest part of Faust's cost per record), so that a suspended flow can
+        interrupt it, and keeps the offsets it handed off to spot gaps. This loop needs
+        neither: `Positions` recognises records delivered again and reads back any never
+        delivered. A hand-off still waiting on a stream's full queue when a rebalance
+        clears that queue is dropped: its record comes again from the committed offset, or
+        is read back when the next one arrives.
+        """
+        callback = self.callback
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        suspended = self.suspend_flow.is_set
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                handed = 0
+                async for _tp, message in self.getmany(timeout=1.0):
+                    if suspended():
+                        continue
+                    try:
+                        await callback(message)
+                    except asyncio.CancelledError:
+                        task = asyncio.current_task()
+                        if task is not None and task.cancelling():
+                            raise  # the fetcher itself is being stopped
+                    handed += 1
+                    if handed % 100 == 0:
+                        await asyncio.sleep(0)  # let the streams run during a large fetch
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
 
 
 class ExactTransport(kafka_driver.Transport):
