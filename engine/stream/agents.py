@@ -50,10 +50,11 @@ from . import diagnostics
 from .app import RatingApp, RawSchema, create_app
 from .health import HEARTBEAT_EVERY, Health, worker_readiness
 from .metrics import Metrics
+from .positions import TP as TPKey
 from .positions import Batch, Positions
 from .processor import PartitionState, RatingProcessor, rebuild
 from .publisher import BatchProducer, DeliveryFailed
-from .recovery import committed_offset, read_decisions, read_inputs
+from .recovery import committed_offsets, read_decisions, read_inputs
 from .routed import RoutedGroup, decode_routed
 from .settings import WorkerSettings
 from .snapshots import decode_snapshot, encode_snapshot
@@ -172,6 +173,7 @@ class Topology:
         )
         self.snapshot_at: dict[int, float] = {}
         self.positions = app.positions = Positions(self._committed, self._read_back)
+        self.starts: dict[TPKey, asyncio.Future[dict[TPKey, int]]] = {}
         # One producer per agent: each waits for its own records only.
         self.enrich_out = BatchProducer(settings.bootstrap, f"{settings.app_id}-enrich")
         self.rate_out = BatchProducer(
@@ -254,11 +256,20 @@ class Topology:
         return batch
 
     async def _committed(self, topic: str, partition: int) -> int:
+        """Where the group goes on in a partition (looked up for the whole assignment at
+        once when the rebalance completes, so the first batch does not wait for each)."""
+        starts = self.starts.get((topic, partition))
+        if starts is None:
+            starts = self._look_up_starts([(topic, partition)])
+        return (await starts)[(topic, partition)]
+
+    def _look_up_starts(self, tps: list[tuple[str, int]]) -> asyncio.Future[dict[TPKey, int]]:
         loop = asyncio.get_running_loop()
         group, bootstrap = self.settings.app_id, self.settings.bootstrap
-        return await loop.run_in_executor(
-            None, committed_offset, bootstrap, group, topic, partition
-        )
+        future = loop.run_in_executor(None, committed_offsets, bootstrap, group, tps)
+        for tp in tps:
+            self.starts[tp] = future
+        return future
 
     async def _read_back(self, topic: str, partition: int, start: int, end: int) -> list[Any]:
         loop = asyncio.get_running_loop()
@@ -532,6 +543,12 @@ class Topology:
         """Start rebuilding every assigned wallet partition now (tables are restored by
         then), not at its first input, so the worker is ready before traffic arrives."""
         assigned: set[Any] = set(self.app.consumer.assignment())
+        inputs = {self.names.cdr_raw.name, self.names.cdr_by_wallet.name}
+        inputs.add(self.names.wallet_commands.name)
+        fresh = [(tp.topic, tp.partition) for tp in assigned if tp.topic in inputs]
+        fresh = [tp for tp in fresh if tp not in self.starts]
+        if fresh:
+            self._look_up_starts(fresh)
         for partition in self._wallet_partitions(assigned):
             if not self.processor.recovered(partition):
                 self._recovery(partition)
@@ -542,6 +559,8 @@ class Topology:
         partitions = self._wallet_partitions(revoked)
         self.processor.forget(partitions)
         self.positions.forget((tp.topic, tp.partition) for tp in revoked)
+        for tp in revoked:
+            self.starts.pop((tp.topic, tp.partition), None)
         for p in partitions:
             self.recovering.pop(p, None)
         self.metrics.partitions.set(len(self.processor.partitions))

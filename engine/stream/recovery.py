@@ -96,18 +96,24 @@ def read_inputs(bootstrap: str, topic: str, partition: int, start: int, end: int
     ]
 
 
-def committed_offset(bootstrap: str, group: str, topic: str, partition: int) -> int:
-    """Where ``group`` goes on in a partition: its committed offset, or where the log starts
-    when it has none (the workers read from the earliest offset)."""
+def committed_offsets(
+    bootstrap: str, group: str, partitions: list[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """Where ``group`` goes on in each ``(topic, partition)``: its committed offset, or where
+    the log starts when it has none (the workers read from the earliest offset)."""
     consumer = _consumer(bootstrap, group)
     try:
-        tp = TopicPartition(topic, partition)
-        (committed,) = consumer.committed([tp], timeout=TIMEOUT)
-        if committed.error is not None:
-            raise StreamError(f"committed offset of {topic}[{partition}]: {committed.error}")
-        if committed.offset >= 0:
-            return int(committed.offset)
-        low, _ = consumer.get_watermark_offsets(tp, timeout=TIMEOUT)
-        return int(low)
+        tps = [TopicPartition(topic, partition) for topic, partition in partitions]
+        out = {}
+        for committed in consumer.committed(tps, timeout=TIMEOUT):
+            key = (committed.topic, committed.partition)
+            if committed.error is not None:
+                raise StreamError(f"committed offset of {key[0]}[{key[1]}]: {committed.error}")
+            if committed.offset >= 0:
+                out[key] = int(committed.offset)
+            else:
+                low, _ = consumer.get_watermark_offsets(committed, timeout=TIMEOUT)
+                out[key] = int(low)
+        return out
     finally:
         consumer.close()
