@@ -123,62 +123,10 @@ port_in_use() {
 
 write_config() {
     mkdir -p "$DATA_DIR/log" "$DATA_DIR/kraft-logs"
-    cat >"$DATA_DIR/server.properties" <<EOF
-# Written by deploy/local/kafka.sh on every 'up'; edit the script, not this file.
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$DATA_DIR/kraft-logs
-
-# One node: every replication factor is 1.
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=4
-
-# Topics are created on purpose, never by a typo.
-num.partitions=4
-auto.create.topics.enable=false
-group.initial.rebalance.delay.ms=0
-
-# Small files and buffers: this broker is for a laptop and for tests.
-num.network.threads=2
-num.io.threads=4
-log.segment.bytes=8388608
-log.index.size.max.bytes=1048576
-offsets.topic.segment.bytes=8388608
-transaction.state.log.segment.bytes=8388608
-log.retention.hours=24
-log.retention.check.interval.ms=60000
-log.cleaner.dedupe.buffer.size=16777216
-metadata.log.segment.bytes=8388608
-EOF
-    cat >"$DATA_DIR/log4j.properties" <<EOF
-# Everything to files under $DATA_DIR/log, nothing to the console.
-log4j.rootLogger=INFO, file
-log4j.appender.file=org.apache.log4j.RollingFileAppender
-log4j.appender.file.File=$BROKER_LOG
-log4j.appender.file.MaxFileSize=10MB
-log4j.appender.file.MaxBackupIndex=2
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka=INFO
-log4j.logger.org.apache.kafka=INFO
-log4j.logger.kafka.request.logger=WARN
-log4j.logger.kafka.network.RequestChannel\$=WARN
-log4j.logger.kafka.log.LogCleaner=WARN
-log4j.logger.state.change.logger=WARN
-log4j.logger.kafka.authorizer.logger=WARN
-log4j.logger.org.apache.kafka.clients=WARN
-EOF
+    sed -e "s|@PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+        -e "s|@LOG_DIRS@|$DATA_DIR/kraft-logs|g" "$HERE/server.properties" \
+        >"$DATA_DIR/server.properties"
+    sed -e "s|@LOG_FILE@|$BROKER_LOG|g" "$HERE/log4j.properties" >"$DATA_DIR/log4j.properties"
 }
 
 java_opts() {

@@ -144,58 +144,21 @@ def random_cluster_id() -> str:
             return value
 
 
+SERVER_PROPERTIES = REPO_ROOT / "deploy" / "local" / "server.properties"
+LOG4J_PROPERTIES = REPO_ROOT / "deploy" / "local" / "log4j.properties"
+"""The broker's config and logging, shared with ``deploy/local/kafka.sh``."""
+
+
 def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
-    """The broker config for one KRaft node; keep in step with ``deploy/local/kafka.sh``."""
-    return f"""\
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs={data_dir / "kraft-logs"}
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=4
-num.partitions=4
-auto.create.topics.enable=false
-group.initial.rebalance.delay.ms=0
-num.network.threads=2
-num.io.threads=4
-log.segment.bytes=8388608
-log.index.size.max.bytes=1048576
-offsets.topic.segment.bytes=8388608
-transaction.state.log.segment.bytes=8388608
-log.retention.hours=24
-log.retention.check.interval.ms=60000
-log.cleaner.dedupe.buffer.size=16777216
-metadata.log.segment.bytes=8388608
-"""
+    """The broker config for one KRaft node, on these ports and under ``data_dir``."""
+    text = SERVER_PROPERTIES.read_text()
+    text = text.replace("@CONTROLLER_PORT@", str(controller_port)).replace("@PORT@", str(port))
+    return text.replace("@LOG_DIRS@", str(data_dir / "kraft-logs"))
 
 
 def log4j_properties(log_file: Path) -> str:
     """Broker logging to one file, INFO for Kafka and WARN for the chatty loggers."""
-    return f"""\
-log4j.rootLogger=INFO, file
-log4j.appender.file=org.apache.log4j.RollingFileAppender
-log4j.appender.file.File={log_file}
-log4j.appender.file.MaxFileSize=10MB
-log4j.appender.file.MaxBackupIndex=2
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.request.logger=WARN
-log4j.logger.kafka.network.RequestChannel$=WARN
-log4j.logger.kafka.log.LogCleaner=WARN
-log4j.logger.state.change.logger=WARN
-log4j.logger.kafka.authorizer.logger=WARN
-log4j.logger.org.apache.kafka.clients=WARN
-"""
+    return LOG4J_PROPERTIES.read_text().replace("@LOG_FILE@", str(log_file))
 
 
 def log_tail(*paths: Path, lines: int = 40) -> str:
