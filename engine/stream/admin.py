@@ -9,6 +9,7 @@ human to resolve. A differing retention or replication factor is reported as a w
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -136,6 +137,8 @@ def apply_topics(topics: Topics, bootstrap: str) -> ApplyReport:
                 )
                 continue
             reports[spec.name] = TopicReport(spec.role, spec.name, "created", spec.partitions)
+    created = [s for s in missing if s.name in reports and reports[s.name].status == "created"]
+    _wait_until_served(client, bootstrap, created)
     if raced:
         metadata = cluster_metadata(client, bootstrap)
     for spec, report in zip(
@@ -143,6 +146,28 @@ def apply_topics(topics: Topics, bootstrap: str) -> ApplyReport:
     ):
         reports[spec.name] = report
     return ApplyReport(bootstrap, topics.source, [reports[spec.name] for spec in topics.all])
+
+
+def _wait_until_served(client: AdminClient, bootstrap: str, specs: list[TopicSpec]) -> None:
+    """Return once the broker serves every partition of the new topics (a created topic can
+    take a moment to reach the brokers' metadata), so a `publish` right after `topics apply`
+    finds them."""
+    deadline = time.monotonic() + REQUEST_TIMEOUT
+    while specs:
+        metadata = cluster_metadata(client, bootstrap)
+        specs = [spec for spec in specs if not _served(metadata.topics.get(spec.name), spec)]
+        if not specs:
+            return
+        if time.monotonic() > deadline:
+            names = ", ".join(spec.name for spec in specs)
+            raise StreamError(f"created but not served by {bootstrap} after 30 s: {names}")
+        time.sleep(0.1)
+
+
+def _served(topic: Any, spec: TopicSpec) -> bool:
+    if topic is None or topic.error is not None or len(topic.partitions) != spec.partitions:
+        return False
+    return all(p.leader >= 0 for p in topic.partitions.values())
 
 
 def _check_existing(

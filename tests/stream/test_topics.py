@@ -241,6 +241,9 @@ def test_apply_creates_every_topic_then_changes_nothing(
 
     client = AdminClient({"bootstrap.servers": kafka_bootstrap})
     metadata = client.list_topics(timeout=10)
+    # Served at once: a `publish` right after `topics apply` finds every partition led.
+    for spec in unique_topics.all:
+        assert all(p.leader >= 0 for p in metadata.topics[spec.name].partitions.values())
     resources = [ConfigResource(ResourceType.TOPIC, spec.name) for spec in unique_topics.all]
     configs = client.describe_configs(resources)
     for spec, resource in zip(unique_topics.all, resources, strict=True):
