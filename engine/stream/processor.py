@@ -77,7 +77,10 @@ class PartitionState:
         if recent is None:
             recent = self.recent[key] = set()
         recent.add(offset)
-        if len(recent) > REORDER_WINDOW:
+        # Offsets at or below the floor are answered by ``seen`` without the set, so they
+        # may linger: pruning only at twice the window keeps its cost at O(1) per offset
+        # (pruning at the window itself would walk the whole set on every offset once full).
+        if len(recent) > 2 * REORDER_WINDOW:
             floor = top - REORDER_WINDOW
             self.recent[key] = {o for o in recent if o > floor}
 

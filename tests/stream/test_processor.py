@@ -10,7 +10,7 @@ from engine.codec import Decision, decode_decision, encode
 from engine.domain import Cdr, WalletState
 from engine.domain.routing import wallet_of
 from engine.offline.generate import generate_cdrs
-from engine.stream.processor import PartitionState, RatingProcessor
+from engine.stream.processor import REORDER_WINDOW, PartitionState, RatingProcessor
 from engine.stream.snapshots import StateRecord, decode_snapshot, encode_snapshot
 
 from .harness import CATALOG
@@ -120,3 +120,18 @@ def test_snapshot_keys_land_on_their_own_partition(partitions: int) -> None:
         key = snapshot_key(p, partitions)
         assert (murmur2(key) & 0x7FFFFFFF) % partitions == p
         assert int(key.decode().split("-")[1]) == p
+
+
+def test_the_reorder_window_is_bounded_and_answers_the_same_below_it() -> None:
+    part = PartitionState()
+    total = 3 * REORDER_WINDOW
+    hole = total - 10  # the one offset that has not arrived yet
+    for offset in range(total):
+        if offset != hole:
+            part.mark(RAW, 0, offset)
+    assert len(part.recent[(RAW, 0)]) <= 2 * REORDER_WINDOW
+    top = total - 1
+    assert not part.seen(RAW, 0, hole)  # inside the window: still to be decided
+    assert part.seen(RAW, 0, hole - 1) and part.seen(RAW, 0, top)
+    assert part.seen(RAW, 0, top - REORDER_WINDOW - 1)  # below it: taken as decided
+    assert not part.seen(RAW, 0, top + 1)
