@@ -10,9 +10,10 @@
   charges of split billing on ``wallet.commands`` of the paying wallet.
 - ``clock``: a timer sending ``Tick`` commands, so MRCs and expiries happen without traffic.
 
-Faust consumes (``take_events`` batches, offsets committed by Faust); the agents produce
-through confluent-kafka (publisher.BatchProducer) and wait until what a batch produced is
-acknowledged by Kafka before the batch's input offsets may be committed, so a crash can only
+Faust consumes (``take_events`` batches; the offsets it commits are the engine's, see
+positions.py); the agents produce through confluent-kafka (publisher.BatchProducer) and wait
+until what a batch produced is acknowledged by Kafka before the batch's input offsets may
+be committed, so a crash can only
 make Kafka deliver inputs again, never lose them; the rating processor recognises inputs it
 already decided (see processor.py), so redelivery charges nothing twice.
 """
@@ -122,29 +123,6 @@ class SnapshotTable(faust.Table):
         return int(text.split("-")[1])
 
 
-class AckGate:
-    """Lets ``take_events`` ack a batch's inputs only once the agent has made the batch's
-    output durable.
-
-    ``take_events`` acks every event of a batch when the agent moves on, and also when the
-    agent is cancelled half way (a worker stopping while a batch waits for Kafka); Faust's
-    last commit would then skip inputs whose output never arrived. Behind the gate an
-    unfinished batch is never acked: its offsets stay uncommitted, and whoever owns the
-    partition next reads those inputs again (and recognises what was already decided).
-    """
-
-    def __init__(self, stream: Any) -> None:
-        self.open = False
-        self._ack = stream.ack
-        stream.ack = self.ack  # take_events calls ``self.ack(event)`` on the stream
-
-    async def ack(self, event: faust.EventT) -> bool:
-        if not self.open:
-            return False
-        result: bool = await self._ack(event)
-        return result
-
-
 class Topology:
     """The agents of one worker and the state they share (none of it module-level)."""
 
@@ -158,7 +136,6 @@ class Topology:
         self.processor = RatingProcessor(catalog)
         self.metrics = Metrics()
         self.recovering: dict[int, asyncio.Future[None]] = {}
-        self.gates: dict[str, AckGate] = {}
         partitions = topics.wallet_events.partitions
         self.snapshot_keys = {p: snapshot_key(p, partitions) for p in range(partitions)}
         self.snapshots: Any = app.tables.add(
@@ -202,39 +179,27 @@ class Topology:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    async def _batches(
-        self, stream: faust.StreamT, agent: str
-    ) -> AsyncIterator[list[faust.EventT]]:
-        """Batches of input events; a batch is acked only when the agent asks for the next
-        one, that is after its output is durable (see `AckGate`)."""
-        gate = self.gates[agent] = AckGate(stream)
+    def _batches(self, stream: faust.StreamT) -> AsyncIterator[list[faust.EventT]]:
+        """Batches of input events. Faust acks them when the agent comes back for more;
+        the offsets committed do not follow those acks but `Positions` (see positions.py)."""
         # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
         taker: Any = stream
-        batches = taker.take_events(self.settings.batch_size, within=self.settings.batch_within)
-        async for batch in batches:
-            gate.open = False
-            yield batch
-            gate.open = True  # the agent came back for more: the batch is durable
+        return taker.take_events(self.settings.batch_size, within=self.settings.batch_within)
 
-    async def _durable(self, producer: BatchProducer, agent: str | None = None) -> None:
+    async def _durable(self, producer: BatchProducer) -> None:
         """Wait until the batch's output is acknowledged; if Kafka refused any of it, stop
-        the process now: Faust acks a batch's inputs even when the agent raises, and the
-        next commit would then skip inputs whose output was lost.
+        the process now: the next batch made durable would move the committed offsets past
+        inputs whose output was lost.
 
-        A worker told to stop while it waits has already handed the batch to Kafka, which
-        will write it whether or not anyone waits. Left unacked, those inputs would be read
-        again by the partition's next owner *after* this output landed: a wallet partition
-        would then see a ``cdr.raw`` partition's offsets out of order, and the rating agent,
-        which recognises what it decided by offset, would take the earlier ones as decided.
-        So the batch is finished first, then acked (`AckGate`), then the stop goes on.
+        A worker told to stop while it waits lets the batch finish first: Kafka writes it
+        whether or not anyone waits, and its inputs, not committed, are read again by the
+        partition's next owner (which recognises them as decided, see processor.py).
         """
         try:
             try:
                 await producer.durable()
             except asyncio.CancelledError:
                 await asyncio.shield(producer.durable())
-                if agent is not None:
-                    self.gates[agent].open = True
                 raise
         except DeliveryFailed as exc:
             log.critical("%s; stopping before the batch's inputs are committed", exc)
@@ -288,7 +253,7 @@ class Topology:
         out = self.enrich_out
         catalog = self.catalog
         replace = msgspec.structs.replace
-        async for events in self._batches(stream, "enrich"):
+        async for events in self._batches(stream):
             batch = await self._inputs(events)
             self.metrics.received.inc(len(batch.inputs))
             # (wallet partition, raw partition) -> the CDRs of one record, in offset order
@@ -316,7 +281,7 @@ class Topology:
             for (target, _), group in groups.items():
                 # Keyed by its first wallet: every wallet of the record has this partition.
                 out.produce(by_wallet, group.wallets[0].encode(), group.encode(), target)
-            await self._durable(out, "enrich")
+            await self._durable(out)
             self.positions.made_durable(batch)
             yield None
 
@@ -375,7 +340,7 @@ class Topology:
         events_topic = self.names.wallet_events.name
         metrics = self.metrics
         processor = self.processor
-        async for events in self._batches(stream, "rate"):
+        async for events in self._batches(stream):
             batch = await self._inputs(events)
             counts: collections.Counter[str] = collections.Counter()
             timings: list[tuple[int, Cdr]] = []  # (ingested ms, CDR) per CDR received
@@ -412,7 +377,7 @@ class Topology:
                     timings.append((ingested, cdr))
                     origin = (raw_topic, raw_partition, offset)
                     self._decide(partition, wallet, cdr, origin, counts)
-            await self._durable(self.rate_out, "rate")
+            await self._durable(self.rate_out)
             self.positions.made_durable(batch)
             self._written(events_topic, latest)
             now = time.time()
@@ -568,7 +533,7 @@ class Topology:
             self.metrics.lag.remove(tp.topic, str(tp.partition))
 
     async def _diagnostics(self) -> None:
-        diagnostics.install(self.app, self.gates, self.recovering)
+        diagnostics.install(self.app, self.recovering)
 
     # -- clock -----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Any
 log = logging.getLogger("rating-engine")
 
 
-def describe(app: Any, gates: dict[str, Any], recovering: dict[int, Any]) -> str:
+def describe(app: Any, recovering: dict[int, Any]) -> str:
     """A readable report of the consumer's state and every task's stack."""
     out = io.StringIO()
     consumer = app.consumer
@@ -29,7 +29,6 @@ def describe(app: Any, gates: dict[str, Any], recovering: dict[int, Any]) -> str
     out.write(f"  paused={_tps(consumer._paused_partitions)}\n")
     out.write(f"  active={_tps(consumer._active_partitions or set())}\n")
     out.write(f"  unacked messages={len(consumer._unacked_messages)}\n")
-    out.write(f"  gates={ {name: gate.open for name, gate in gates.items()} }\n")
     states = {p: ("done" if f.done() else "running") for p, f in recovering.items()}
     out.write(f"  recoveries={states}\n")
     inner = getattr(getattr(consumer, "_thread", None), "_consumer", None)
@@ -53,12 +52,12 @@ def _tps(tps: Any) -> str:
     return ", ".join(sorted(f"{tp.topic}/{tp.partition}" for tp in tps)) or "-"
 
 
-def install(app: Any, gates: dict[str, Any], recovering: dict[int, Any]) -> None:
+def install(app: Any, recovering: dict[int, Any]) -> None:
     """On SIGUSR1, log `describe`'s report (from the event loop, so nothing races it)."""
 
     def report() -> None:
         try:
-            log.warning("state on SIGUSR1:\n%s", describe(app, gates, recovering))
+            log.warning("state on SIGUSR1:\n%s", describe(app, recovering))
         except Exception:  # a report that fails must not take the worker down
             log.exception("could not describe the worker's state")
 
