@@ -163,6 +163,7 @@ class Topology:
             return app.topic(*names, schema=RawSchema())
 
         self.raw = topic(topics.cdr_raw.name)
+        self.wallet_inputs = frozenset({topics.cdr_by_wallet.name, topics.wallet_commands.name})
         self.inputs = topic(topics.cdr_by_wallet.name, topics.wallet_commands.name)
 
         app.agent(self.raw, name="enrich")(stop_process_on_error(self.enrich))
@@ -501,15 +502,13 @@ class Topology:
         self.health.ready(worker_readiness(busy, assigned, self.processor.recovered))
 
     def _wallet_partitions(self, tps: set[Any]) -> set[int]:
-        inputs = {self.names.cdr_by_wallet.name, self.names.wallet_commands.name}
-        return {tp.partition for tp in tps if tp.topic in inputs}
+        return {tp.partition for tp in tps if tp.topic in self.wallet_inputs}
 
     async def _on_rebalanced(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         """Start rebuilding every assigned wallet partition now (tables are restored by
         then), not at its first input, so the worker is ready before traffic arrives."""
         assigned: set[Any] = set(self.app.consumer.assignment())
-        inputs = {self.names.cdr_raw.name, self.names.cdr_by_wallet.name}
-        inputs.add(self.names.wallet_commands.name)
+        inputs = {self.names.cdr_raw.name, *self.wallet_inputs}
         fresh = [(tp.topic, tp.partition) for tp in assigned if tp.topic in inputs]
         fresh = [tp for tp in fresh if tp not in self.starts]
         if fresh:
