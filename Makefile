@@ -5,17 +5,32 @@ STAMP := $(VENV)/.installed
 OUT := out
 CATALOG := examples/catalog.yaml
 
-.PHONY: setup lint format test demo demo-offline bench schemas kafka-up kafka-down clean
+.PHONY: setup system lock lint format test demo demo-offline bench schemas kafka-up kafka-down clean
 
-## setup: create .venv, install the engine with its dev tools, fetch the Kafka jars
-setup: $(STAMP)
+## setup: system packages (deploy/local/system.sh), .venv exactly as requirements.lock, Kafka jars
+setup: system $(STAMP)
 
-$(STAMP): pyproject.toml deploy/local/kafka/pom.xml
+## system: the Debian packages the tests and the demo need (installs them as root)
+system:
+	bash deploy/local/system.sh
+
+# --no-deps: the lock is the whole environment, so nothing resolves at install time;
+# --require-hashes: every file installed is the one the lock names.
+$(STAMP): requirements.lock pyproject.toml deploy/local/kafka/pom.xml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	bash deploy/local/kafka.sh fetch >/dev/null
 	touch $(STAMP)
+
+## lock: re-resolve requirements.lock from pyproject.toml (a deliberate, reviewed change);
+## keeps today's pins where they still fit; `make lock UPGRADE=--upgrade` moves them all
+lock:
+	test -x $(BIN)/uv || $(MAKE) setup
+	$(BIN)/uv pip compile pyproject.toml --extra dev --group pyproject.toml:tools \
+		--universal --python-version 3.11 --generate-hashes $(UPGRADE) \
+		--custom-compile-command "make lock" -o requirements.lock
 
 ## lint: ruff, formatting, mypy and schema freshness
 lint: setup

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -18,8 +20,27 @@ SCHEMAS: dict[str, object] = {
 
 
 def render(kind: object) -> bytes:
-    schema = msgspec.json.schema(kind)
+    schema = _normalised(msgspec.json.schema(kind))
     return msgspec.json.format(msgspec.json.encode(schema), indent=2) + b"\n"
+
+
+def _normalised(node: Any) -> Any:
+    """The schema with every ``description`` cleaned by ``inspect.cleandoc``.
+
+    msgspec copies docstrings into descriptions, and whether it dedents them depends on its
+    version (0.23 does, 0.22 did not); cleaning them here makes the files a function of our
+    code alone.
+    """
+    if isinstance(node, dict):
+        return {
+            key: inspect.cleandoc(value)
+            if key == "description" and isinstance(value, str)
+            else _normalised(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_normalised(item) for item in node]
+    return node
 
 
 def stale(directory: Path) -> list[str]:

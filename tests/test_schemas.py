@@ -40,3 +40,16 @@ def test_event_schema_covers_every_event_type() -> None:
 
     doc = msgspec.json.decode((ROOT / "schemas" / "event.json").read_bytes())
     assert {t.__name__ for t in EVENT_TYPES} <= set(doc["$defs"])
+
+
+def test_descriptions_do_not_depend_on_how_msgspec_copies_docstrings() -> None:
+    # msgspec 0.22 kept a docstring's indentation and 0.23 dedents it: both give one file.
+    raw = {"description": "First line.\n\n    Indented body,\n    two lines.", "x": [{}]}
+    dedented = {"description": "First line.\n\nIndented body,\ntwo lines.", "x": [{}]}
+    assert schemas._normalised(raw) == schemas._normalised(dedented) == dedented
+
+
+def test_no_committed_description_keeps_docstring_indentation() -> None:
+    for name in schemas.SCHEMAS:
+        text = (ROOT / "schemas" / name).read_text()
+        assert "\\n    " not in text, f"{name} has an indented description line"

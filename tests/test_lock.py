@@ -1,0 +1,102 @@
+"""requirements.lock agrees with pyproject.toml, and .venv is exactly the lock.
+
+The lock is made by `make lock` (uv pip compile); these checks need no network, so a
+pyproject edit without a re-lock, or an environment that drifted from the lock, fails here.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+from packaging.markers import Marker, default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCK = ROOT / "requirements.lock"
+
+
+def _pins() -> dict[str, list[tuple[str, str, int]]]:
+    """name -> [(version, marker, number of hashes)] as the lock pins them."""
+    pins: dict[str, list[tuple[str, str, int]]] = {}
+    # Entries are "name==version [; marker] \" followed by "--hash=..." lines.
+    for entry in re.split(r"\n(?=[A-Za-z0-9])", LOCK.read_text()):
+        if entry.startswith("#") or not entry.strip():
+            continue
+        head = entry.split("\\", 1)[0].strip()
+        requirement, _, marker = head.partition(";")
+        name, _, version = requirement.strip().partition("==")
+        pins.setdefault(canonicalize_name(name), []).append(
+            (version.strip(), marker.strip(), entry.count("--hash=sha256:"))
+        )
+    return pins
+
+
+def _direct_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    texts = [
+        *project["project"]["dependencies"],
+        *project["project"]["optional-dependencies"]["dev"],
+        *project["dependency-groups"]["tools"],
+    ]
+    return [Requirement(text) for text in texts]
+
+
+def _applies(marker: str) -> bool:
+    if not marker:
+        return True
+    return Marker(marker).evaluate(dict(default_environment()))
+
+
+def test_every_lock_entry_is_exact_and_hashed() -> None:
+    pins = _pins()
+    assert len(pins) > 20
+    for name, entries in pins.items():
+        for version, _, hashes in entries:
+            assert re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version), f"{name}: not pinned exactly"
+            assert hashes >= 1, f"{name}=={version} has no hash"
+
+
+def test_every_direct_requirement_is_locked_within_its_range() -> None:
+    pins = _pins()
+    for requirement in _direct_requirements():
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement} is in pyproject.toml but not in the lock: make lock"
+        for version, _, _ in pins[name]:
+            assert requirement.specifier.contains(version, prereleases=True), (
+                f"the lock pins {name}=={version}, outside pyproject's {requirement.specifier}:"
+                " make lock"
+            )
+
+
+def test_every_dependency_range_excludes_the_next_major_version() -> None:
+    for requirement in _direct_requirements():
+        if requirement.name.startswith("types-"):
+            continue  # stub packages follow the library they type, version by date
+        assert any(spec.operator == "<" for spec in requirement.specifier), (
+            f"{requirement} has no upper bound"
+        )
+
+
+def test_faust_is_bounded_to_the_versions_its_overrides_are_tested_against() -> None:
+    (faust,) = [r for r in _direct_requirements() if r.name == "faust-streaming"]
+    assert not faust.specifier.contains("0.16.0")
+    assert faust.specifier.contains(metadata.version("faust-streaming"))
+
+
+def test_installed_versions_are_the_locked_ones() -> None:
+    drift = []
+    for name, entries in sorted(_pins().items()):
+        wanted = [version for version, marker, _ in entries if _applies(marker)]
+        if not wanted:
+            continue  # locked for other platforms only (colorama on Windows)
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = "nothing"
+        if installed not in wanted:
+            drift.append(f"{name}: {installed} installed, the lock says {wanted}")
+    assert drift == [], "run make setup: " + "; ".join(drift)
