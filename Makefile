@@ -25,12 +25,16 @@ $(STAMP): requirements.lock pyproject.toml deploy/local/kafka/pom.xml
 	touch $(STAMP)
 
 ## lock: re-resolve requirements.lock from pyproject.toml (a deliberate, reviewed change);
-## keeps today's pins where they still fit; `make lock UPGRADE=--upgrade` moves them all
+## keeps today's pins where they still fit; `make lock UPGRADE=--upgrade` moves them all.
+## requirements-runtime.lock (the image's) is the runtime part of it, at the same versions.
 lock:
 	test -x $(BIN)/uv || $(MAKE) setup
 	$(BIN)/uv pip compile pyproject.toml --extra dev --group pyproject.toml:tools \
 		--universal --python-version 3.11 --generate-hashes $(UPGRADE) \
 		--custom-compile-command "make lock" -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml -c requirements.lock \
+		--universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command "make lock" -o requirements-runtime.lock
 
 ## lint: ruff, formatting, mypy and schema freshness
 lint: setup

@@ -17,13 +17,14 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements.lock"
+RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
 
 
-def _pins() -> dict[str, list[tuple[str, str, int]]]:
+def _pins(lock: Path = LOCK) -> dict[str, list[tuple[str, str, int]]]:
     """name -> [(version, marker, number of hashes)] as the lock pins them."""
     pins: dict[str, list[tuple[str, str, int]]] = {}
     # Entries are "name==version [; marker] \" followed by "--hash=..." lines.
-    for entry in re.split(r"\n(?=[A-Za-z0-9])", LOCK.read_text()):
+    for entry in re.split(r"\n(?=[A-Za-z0-9])", lock.read_text()):
         if entry.startswith("#") or not entry.strip():
             continue
         head = entry.split("\\", 1)[0].strip()
@@ -54,7 +55,7 @@ def _applies(marker: str) -> bool:
 def test_every_lock_entry_is_exact_and_hashed() -> None:
     pins = _pins()
     assert len(pins) > 20
-    for name, entries in pins.items():
+    for name, entries in [*pins.items(), *_pins(RUNTIME_LOCK).items()]:
         for version, _, hashes in entries:
             assert re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version), f"{name}: not pinned exactly"
             assert hashes >= 1, f"{name}=={version} has no hash"
@@ -70,6 +71,19 @@ def test_every_direct_requirement_is_locked_within_its_range() -> None:
                 f"the lock pins {name}=={version}, outside pyproject's {requirement.specifier}:"
                 " make lock"
             )
+
+
+def test_the_runtime_lock_is_the_runtime_part_of_the_lock() -> None:
+    full, runtime = _pins(), _pins(RUNTIME_LOCK)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for text in project["project"]["dependencies"]:
+        assert canonicalize_name(Requirement(text).name) in runtime, f"{text} not in the image"
+    for name, entries in runtime.items():
+        assert name in full, f"{name} is in the runtime lock only"
+        versions = {version for version, _, _ in full[name]}
+        assert {version for version, _, _ in entries} <= versions, f"{name}: versions differ"
+    for dev_tool in ("pytest", "mypy", "ruff", "hypothesis"):
+        assert dev_tool not in runtime
 
 
 def test_every_dependency_range_excludes_the_next_major_version() -> None:
