@@ -1,7 +1,9 @@
 """How fast is the pure core? CDR bytes -> decode -> route -> decide+evolve -> encode, one core.
 
 Seeded data from the example catalog (``rating-engine generate``), timed per stage so the
-figures say where the time goes. Usage: ``python benchmarks/rate_core.py [--cdrs N]``.
+figures say where the time goes, then the floor (floor.py) on the same lines: the ratio
+between the two is the figure to compare across machines.
+Usage: ``python benchmarks/rate_core.py [--cdrs N]``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 
 from _common import environment, save, table
+from floor import measure, wallets_by_iccid
 
 from engine.catalog import load_catalog
 from engine.codec import Rejected, decode_cdr, encode
@@ -78,6 +81,8 @@ def main() -> None:
         for e in events:
             encode(e)
     t_total = time.perf_counter() - t0
+    del states
+    floor = measure(lines, wallets_by_iccid(catalog, lines))
 
     n = len(lines)
     stages = {
@@ -88,6 +93,8 @@ def main() -> None:
     }
     rows = [(f"{k} (µs/CDR)", f"{v / n * 1e6:.2f}") for k, v in stages.items()]
     rows.append(("end to end (CDRs/s)", f"{n / t_total:,.0f}"))
+    rows.append(("floor, same lines (lines/s)", f"{floor:,.0f}"))
+    rows.append(("ratio to the floor", f"{n / t_total / floor:.3f}"))
     rows.append(("event bytes/CDR", f"{size / n:.0f}"))
     print(table(rows, f"rate_core: {n:,} CDRs, {args.sims:,} SIMs, one core"))
     env = environment()
@@ -99,6 +106,8 @@ def main() -> None:
             "sims": args.sims,
             "seconds": {k: round(v, 4) for k, v in stages.items()} | {"total": round(t_total, 4)},
             "cdrs_per_second": round(n / t_total),
+            "floor_lines_per_second": round(floor),
+            "ratio_to_floor": round(n / t_total / floor, 4),
             "environment": env,
         },
     )
