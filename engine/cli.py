@@ -7,6 +7,7 @@ exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -18,7 +19,16 @@ import msgspec
 from . import schemas
 from .catalog import CatalogError, load_catalog, summarize
 from .codec import Rejected, encode
-from .domain import Catalog, ChangePlan, Command, RedeemVoucher, Tick, TopUp, parse_money
+from .domain import (
+    AdjustRating,
+    Catalog,
+    ChangePlan,
+    Command,
+    RedeemVoucher,
+    Tick,
+    TopUp,
+    parse_money,
+)
 from .offline.generate import GenerateError, generate_cdrs, generate_commands, write_lines
 from .offline.inputs import InputError, read_commands
 from .offline.run import run_rate
@@ -450,10 +460,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
     path = Path(args.catalog)
     label = f"{path.name}@{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+    send = _replay_sender(args) if args.mode == "stream" else None
+    if args.mode == "offline" and not args.dry_run:
+        _refuse_offline_replay_behind_workers(args)
     store = open_store(args.store)
     try:
         report = replay(
-            store, catalog, start, end, args.wallet, args.dry_run, progress=progress, label=label
+            store,
+            catalog,
+            start,
+            end,
+            args.wallet,
+            args.dry_run,
+            progress=progress,
+            label=label,
+            send=send,
         )
     except ReplayError as exc:
         raise UsageError(str(exc)) from None
@@ -461,6 +482,53 @@ def cmd_replay(args: argparse.Namespace) -> int:
         store.close()
     print(encode(report).decode() if args.json else render(report))
     return 0 if not report.rejected else 1
+
+
+def _replay_sender(args: argparse.Namespace) -> Callable[[Sequence[AdjustRating]], int]:
+    """Publishes a wallet's adjustments to ``wallet.commands``; stops the replay when Kafka
+    refuses any (a retried replay sends the same command ids, so nothing repeats)."""
+    from .stream.admin import admin_client, cluster_metadata
+
+    bootstrap = _bootstrap(args)
+    cluster_metadata(admin_client(bootstrap), bootstrap)  # no broker: say so before re-rating
+    topic = load_topics().wallet_commands
+
+    def send(commands: Sequence[AdjustRating]) -> int:
+        result = publish_commands(commands, topic, bootstrap, "replay")
+        if not result.ok:
+            reasons = ", ".join(f"{n} {why}" for why, n in result.errors.items())
+            raise StreamError(
+                f"Kafka refused {result.failed} of {len(commands)} adjustments ({reasons}); "
+                "run the replay again: what was delivered is not sent twice"
+            )
+        return result.delivered
+
+    return send
+
+
+def _refuse_offline_replay_behind_workers(args: argparse.Namespace) -> None:
+    """An offline replay appends to the store itself; behind a running worker group that
+    would give a wallet a second writer, so it is refused when the group has members."""
+    from .stream.admin import BrokerUnavailable, group_members
+
+    bootstrap = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP", "").strip()
+    if not bootstrap:
+        return  # a deployment without Kafka: the store is the only record
+    try:
+        members = group_members(bootstrap, args.app_id)
+    except BrokerUnavailable:
+        print(
+            f"rating-engine: warning: no broker at {bootstrap} to check for running workers; "
+            "appending offline",
+            file=sys.stderr,
+        )
+        return
+    if members:
+        raise UsageError(
+            f"worker group {args.app_id!r} has {members} running member(s) at {bootstrap}: "
+            "an offline replay would append behind the wallets' owners. Use --mode stream "
+            "to send the adjustments through them, or stop the workers first"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -675,11 +743,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     rpl = sub.add_parser(
         "replay",
-        help="re-rate stored CDRs with another catalog and append the adjustments",
+        help="re-rate stored CDRs with another catalog and settle the differences",
         description="Re-run every stored input of each wallet with the catalog --catalog, "
-        "compare the CDRs started in [--from, --to) with what was charged for them, and append "
-        "one RatingAdjusted per difference to the paying wallet, now. History is never "
-        "rewritten; running it again adjusts nothing more.",
+        "compare the CDRs started in [--from, --to) with what was charged for them, and settle "
+        "each difference in the paying wallet, now: appended to the store (--mode offline) or "
+        "sent to the wallet's owner as an AdjustRating command (--mode stream). History is "
+        "never rewritten; running it again adjusts nothing more.",
     )
     rpl.add_argument(
         "--store", required=True, help="event store URL: sqlite:///PATH or postgresql://..."
@@ -689,6 +758,21 @@ def build_parser() -> argparse.ArgumentParser:
     rpl.add_argument("--to", dest="end", help="only CDRs started before (ISO 8601)")
     rpl.add_argument("--wallet", help="only the CDRs rated in this wallet")
     rpl.add_argument("--dry-run", action="store_true", help="report the impact, append nothing")
+    rpl.add_argument(
+        "--mode",
+        choices=("offline", "stream"),
+        default="offline",
+        help="offline: decide the adjustments here and append them (no running worker; "
+        "refused when --bootstrap or KAFKA_BOOTSTRAP names a broker where the worker group "
+        "runs); stream: send them as AdjustRating commands to wallet.commands, for the "
+        "wallets' owners to decide and the sink to store (default: offline)",
+    )
+    rpl.add_argument("--bootstrap", help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP)")
+    rpl.add_argument(
+        "--app-id",
+        default=os.environ.get("RATING_APP_ID", "rating-engine"),
+        help="the workers' group id (default: RATING_APP_ID, else rating-engine)",
+    )
     rpl.add_argument("--json", action="store_true", help="print the report as JSON")
     rpl.add_argument(
         "--progress",

@@ -7,11 +7,22 @@ was charged for them (``UsageRated`` plus earlier ``RatingAdjusted``), and each 
 becomes an ``AdjustRating`` command to the paying wallet, decided on the wallet's current
 state (folded from its stored events) at its present instant, and appended to the store with
 its events. History is never rewritten: the money moves now.
+
+Two ways to settle, chosen by whoever calls ``replay``:
+- **offline** (no running worker): the adjustments are decided here and appended to the store;
+- **through the owner** (a streaming deployment): ``send`` publishes each wallet's
+  ``AdjustRating`` commands to ``wallet.commands``; the wallet's owner decides them like any
+  command and the sink stores the result, so the live state, the store and the projections
+  move together. Nothing is appended here: the store has one writer per wallet.
+The commands' ids are a function of the CDR and of the difference's position, so a replay
+run again (or a publish retried) sends nothing the owner has not seen: it ignores a command
+id decided before.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import msgspec
@@ -64,6 +75,8 @@ class ReplayReport(msgspec.Struct, frozen=True):
     """Adjustments a paying wallet rejected (e.g. a wallet the new catalog does not know)."""
     appended: int
     """Events appended to the store (0 on a dry run)."""
+    published: int = 0
+    """Adjustments sent to their owners through ``wallet.commands`` (streaming deployments)."""
 
 
 class _Payer:
@@ -101,10 +114,21 @@ class _Tally:
                 p[2] += diff
 
 
+Send = Callable[[Sequence[AdjustRating]], int]
+"""Publishes adjustments to their paying wallets' owners; returns how many were delivered."""
+
+
 class _Replay:
     def __init__(
-        self, store: EventStore, catalog: Catalog, label: str, dry_run: bool, bar: tqdm
+        self,
+        store: EventStore,
+        catalog: Catalog,
+        label: str,
+        dry_run: bool,
+        bar: tqdm,
+        send: Send | None = None,
     ) -> None:
+        self.send = send
         self.store = store
         self.catalog = catalog
         self.label = label
@@ -113,7 +137,7 @@ class _Replay:
         self.payers: dict[str, _Payer] = {}
         self.foreign: dict[str, list[Event]] = {}
         self.tally = _Tally()
-        self.commands = self.rejected = self.appended = 0
+        self.commands = self.rejected = self.appended = self.published = 0
 
     def index_foreign(self) -> None:
         """Adjustments paid in one wallet for another wallet's CDRs (split billing)."""
@@ -125,14 +149,16 @@ class _Replay:
                         self.foreign.setdefault(e.source_wallet, []).append(e)
 
     def payer(self, wallet_id: str, stored: list[Event] | None = None) -> _Payer:
-        """The paying wallet as it stands, folded from its stored events once per run."""
+        """The paying wallet as it stands, folded from its stored events once per run (only
+        its latest instant when its owner decides: the owner has the state)."""
         found = self.payers.get(wallet_id)
         if found is None:
             if stored is None:
                 stored = [decode_event(r.payload) for r in self.store.read_stream(wallet_id)]
             state = initial_state(wallet_id)
-            for e in stored:
-                state = evolve(state, e)
+            if self.send is None:
+                for e in stored:
+                    state = evolve(state, e)
             last = max((e.at for e in stored), default=None)
             found = self.payers[wallet_id] = _Payer(state, last)
         return found
@@ -158,12 +184,18 @@ class _Replay:
         comparisons = compare(wallet_id, rated, self.rerate(wallet_id), self.label, start, end)
         events: list[Event] = []
         inputs: list[tuple[str, Cdr | Command]] = []
+        outgoing: list[AdjustRating] = []
         for c in comparisons:
             self.tally.count(c)
             for cmd in c.commands:
                 payer = self.payer(cmd.wallet_id, stored if cmd.wallet_id == wallet_id else None)
                 at = cmd.at if payer.last is None else max(payer.last, cmd.at)
                 cmd = msgspec.structs.replace(cmd, at=at)
+                if self.send is not None:
+                    outgoing.append(cmd)
+                    # What the owner will move, unless it rejects the command.
+                    self.tally.wallet(cmd.wallet_id)[3] += cmd.amount
+                    continue
                 decided, payer.state = step(payer.state, cmd, self.catalog)
                 payer.last = max([at, *(e.at for e in decided)])
                 self.commands += 1
@@ -177,6 +209,10 @@ class _Replay:
                 inputs.append((cmd.wallet_id, cmd))
         if events and not self.dry_run:
             self.appended += self.store.append(events, inputs)
+        if outgoing:
+            self.commands += len(outgoing)
+            if not self.dry_run and self.send is not None:
+                self.published += self.send(outgoing)
 
     def report(self, start: datetime | None, end: datetime | None) -> ReplayReport:
         wallets = tuple(
@@ -198,6 +234,7 @@ class _Replay:
             commands=self.commands,
             rejected=self.rejected,
             appended=self.appended,
+            published=self.published,
         )
 
 
@@ -214,10 +251,12 @@ def replay(
     dry_run: bool = False,
     progress: bool = False,
     label: str = "replay",
+    send: Send | None = None,
 ) -> ReplayReport:
     """Re-rate the CDRs started in ``[start, end)`` (of ``wallet``, or of every wallet) with
-    ``new_catalog`` and append the adjustments; ``dry_run`` appends nothing and reports the
-    same impact. Running it again finds nothing more to adjust."""
+    ``new_catalog`` and append the adjustments, or, given ``send``, publish them to their
+    owners; ``dry_run`` does neither and reports the same impact. Running it again finds
+    nothing more to adjust (once the owners' decisions are stored)."""
     if start is not None and end is not None and start >= end:
         raise ReplayError(
             f"the window is empty: {start.isoformat()} is not before {end.isoformat()}"
@@ -230,7 +269,7 @@ def replay(
     total = store.stats().inputs if wallet is None else None
     bar = tqdm(total=total, unit=" inputs", disable=not progress, file=sys.stderr)
     with bar:
-        run = _Replay(store, new_catalog, label, dry_run, bar)
+        run = _Replay(store, new_catalog, label, dry_run, bar, send)
         run.index_foreign()
         for wallet_id in wallets:
             run.wallet(wallet_id, start, end)
@@ -243,7 +282,12 @@ def render(report: ReplayReport) -> str:
         f"{report.start.isoformat() if report.start else 'the beginning'} to "
         f"{report.end.isoformat() if report.end else 'the end'}"
     )
-    head = "dry run: nothing appended" if report.dry_run else f"{report.appended:,} events appended"
+    if report.dry_run:
+        head = "dry run: nothing appended or sent"
+    elif report.published:
+        head = f"{report.published:,} adjustments sent to their wallets' owners"
+    else:
+        head = f"{report.appended:,} events appended"
     lines = [f"replay {report.replay}: CDRs started from {window}; {head}", ""]
     lines.append(f"{'wallet':<16} {'re-rated':>10} {'changed':>10} {'difference':>16} {'paid':>16}")
     for w in report.wallets:

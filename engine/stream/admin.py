@@ -75,6 +75,18 @@ def cluster_metadata(client: Any, bootstrap: str, topic: str | None = None) -> A
     return metadata
 
 
+def group_members(bootstrap: str, group: str) -> int:
+    """How many consumers are members of ``group`` now (0 for a group nobody runs)."""
+    client = admin_client(bootstrap)
+    cluster_metadata(client, bootstrap)
+    try:
+        futures = client.describe_consumer_groups([group], request_timeout=CONNECT_TIMEOUT)
+        description = futures[group].result(timeout=CONNECT_TIMEOUT)
+    except KafkaException as exc:
+        raise StreamError(f"cannot describe group {group!r} at {bootstrap}: {exc}") from None
+    return len(description.members or ())
+
+
 class TopicReport(msgspec.Struct, frozen=True):
     """What `apply_topics` found or did for one topic."""
 
