@@ -42,6 +42,7 @@ from .stream.topics import StreamError, load_topics
 
 if TYPE_CHECKING:
     from .projections.projector import Projector
+    from .stream.rejected import RejectedRecord
 
 
 class UsageError(Exception):
@@ -506,6 +507,102 @@ def _replay_sender(args: argparse.Namespace) -> Callable[[Sequence[AdjustRating]
     return send
 
 
+def _rejected(args: argparse.Namespace) -> list[RejectedRecord]:
+    from .stream.rejected import read_rejected, select
+
+    return list(select(read_rejected(_bootstrap(args), load_topics()), args.reason or ()))
+
+
+def cmd_rejected_list(args: argparse.Namespace) -> int:
+    from .stream.rejected import Tally
+
+    records = _rejected(args)
+    if args.json:
+        print(encode({"tally": Tally.of(records), "records": records}).decode())
+        return 0
+    tally = Tally.of(records)
+    print(f"{tally.records:,} rejected records on {load_topics().cdr_rejected.name}")
+    for reason, n in tally.by_reason.items():
+        print(f"  {reason:<28} {n:>10,}")
+    for record in records[: args.limit]:
+        r = record.rejected
+        print(f"{record.partition}@{record.offset} {r.reason} {r.origin}: {r.detail}")
+    if len(records) > args.limit:
+        print(f"... and {len(records) - args.limit:,} more (--limit, or --json for all)")
+    return 0
+
+
+def cmd_rejected_export(args: argparse.Namespace) -> int:
+    from .stream.rejected import as_line
+
+    records = _rejected(args)
+    written = unreadable = 0
+    with Path(args.out).open("wb") as out:
+        for record in records:
+            original = record.original
+            line = None if original is None else as_line(original)
+            if line is None:
+                unreadable += 1
+                continue
+            out.write(line + b"\n")
+            written += 1
+    print(f"wrote {written:,} rejected records to {args.out}", file=sys.stderr)
+    if unreadable:
+        print(f"{unreadable:,} records skipped: not text, or only a prefix kept", file=sys.stderr)
+    return 0
+
+
+def cmd_rejected_republish(args: argparse.Namespace) -> int:
+    """Send each selected record back to the topic it came from (CDRs to cdr.raw, commands
+    to wallet.commands); what cannot be sent as it is, is counted and left alone."""
+    import tempfile
+
+    from .codec import decode_command
+    from .stream.rejected import as_line
+
+    topics = load_topics()
+    cdrs: list[bytes] = []
+    commands: list[Command] = []
+    left: dict[str, int] = {}
+    for record in _rejected(args):
+        original = record.original
+        line = None if original is None else as_line(original)
+        origin = record.origin_topic
+        if line is None:
+            why = "not text, or only a prefix kept"
+        elif origin == topics.cdr_raw.name:
+            cdrs.append(line)
+            continue
+        elif origin == topics.wallet_commands.name:
+            try:
+                commands.append(decode_command(line))
+                continue
+            except msgspec.MsgspecError:
+                why = "a command that still does not decode: fix it, then `command --input`"
+        else:
+            why = f"origin {record.rejected.origin!r} is not a topic this engine reads"
+        left[why] = left.get(why, 0) + 1
+    print(f"{len(cdrs):,} CDRs and {len(commands):,} commands to send again", file=sys.stderr)
+    for why, n in left.items():
+        print(f"{n:,} left alone: {why}", file=sys.stderr)
+    if args.dry_run:
+        return 0
+    ok = True
+    if cdrs:
+        with tempfile.NamedTemporaryFile(suffix=".jsonl") as handle:
+            handle.write(b"\n".join(cdrs) + b"\n")
+            handle.flush()
+            result = publish_cdrs(Path(handle.name), topics.cdr_raw, _bootstrap(args))
+        result.input = "rejected CDRs"
+        print(render_publish(result))
+        ok = result.ok
+    if commands:
+        sent = publish_commands(commands, topics.wallet_commands, _bootstrap(args), "rejected")
+        print(f"{sent.delivered:,} commands sent again to {sent.topic}, {sent.failed:,} failed")
+        ok = ok and sent.ok
+    return 0 if ok else 1
+
+
 def _refuse_offline_replay_behind_workers(args: argparse.Namespace) -> None:
     """An offline replay appends to the store itself; behind a running worker group that
     would give a wallet a second writer, so it is refused when the group has members."""
@@ -781,6 +878,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="show a progress bar (default: when stderr is a terminal)",
     )
     rpl.set_defaults(func=cmd_replay)
+
+    rej = sub.add_parser(
+        "rejected",
+        help="list, export or send again the records on cdr.rejected",
+        description="Every rejected record keeps its original bytes and origin. After fixing "
+        "the cause (provisioning a SIM, correcting a record), send the records back to where "
+        "they came from with `republish`, or `export` them to a file, edit it, and `publish` "
+        "it. Sending a record twice charges nothing twice: a CDR already rated is rejected "
+        "as a duplicate.",
+    )
+    rej_sub = rej.add_subparsers(dest="rejected_command", metavar="ACTION", required=True)
+    for name, func, text in (
+        ("list", cmd_rejected_list, "count the rejected records by reason and show them"),
+        ("export", cmd_rejected_export, "write the original records, one per line, to --out"),
+        ("republish", cmd_rejected_republish, "send the records back to their origin topic"),
+    ):
+        action_parser = rej_sub.add_parser(name, help=text, description=text)
+        action_parser.add_argument("--bootstrap", help=bootstrap_help)
+        action_parser.add_argument(
+            "--reason", action="append", help="only this reason (repeatable), e.g. unknown_sim"
+        )
+        action_parser.set_defaults(func=func)
+        if name == "list":
+            action_parser.add_argument("--json", action="store_true", help="print JSON")
+            action_parser.add_argument("--limit", type=int, default=20, help="records shown")
+        elif name == "export":
+            action_parser.add_argument("--out", required=True, help="the JSON Lines file")
+        else:
+            action_parser.add_argument(
+                "--dry-run", action="store_true", help="count what would be sent, send nothing"
+            )
 
     sto = sub.add_parser("store", help="inspect the event store")
     sto_sub = sto.add_subparsers(dest="store_command", metavar="ACTION", required=True)
