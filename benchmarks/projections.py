@@ -113,12 +113,18 @@ def main() -> None:
             projector.apply(stored)
 
         def rebuild() -> None:
-            assert projector.rebuild(store) == n
+            assert projector.rebuild(store, direct=False) == n
+
+        def rebuild_direct() -> None:
+            assert projector.rebuild(store, direct=True) == n
 
         t_apply = timed(args.repeat, apply)
         stored.clear()
         t_rebuild = timed(args.repeat, rebuild)
+        python_counts = projector.counts()
+        t_direct = timed(args.repeat, rebuild_direct)
         counts = projector.counts()
+        assert counts == python_counts, (counts, python_counts)
 
         t0 = time.perf_counter()
         for view in ("wallet_balances", "revenue_by_provider", "pool_status"):
@@ -145,6 +151,9 @@ def main() -> None:
         ("rebuild from store, median (events/s)", f"{n / median(t_rebuild):,.0f}"),
         ("rebuild from store, best (s)", f"{best(t_rebuild):.2f}"),
         ("rebuild CPU, all threads (µs/event)", f"{rebuild_cpu / n * 1e6:.2f}"),
+        ("direct rebuild (sqlite()), best (events/s)", f"{n / best(t_direct):,.0f}"),
+        ("direct rebuild, median (events/s)", f"{n / median(t_direct):,.0f}"),
+        ("direct rebuild CPU, all threads (µs/event)", f"{min(t_direct)[1] / n * 1e6:.2f}"),
         ("3 views queried (s)", f"{t_views:.2f}"),
     ]
     figures += [(f"rows in {t}", f"{c:,}") for t, c in counts.items()]
@@ -167,7 +176,10 @@ def main() -> None:
                 "read_payloads": runs(t_read),
                 "insert_from_memory": runs(t_apply),
                 "rebuild": runs(t_rebuild),
+                "rebuild_direct": runs(t_direct),
             },
+            "rebuild_direct_events_per_second": round(n / best(t_direct)),
+            "rebuild_direct_events_per_second_median": round(n / median(t_direct)),
             "views_seconds": round(t_views, 3),
             "read_payloads_us_per_event": round(best(t_read) / n * 1e6, 2),
             "insert_events_per_second": round(n / best(t_apply)),

@@ -378,7 +378,7 @@ def _project(args: argparse.Namespace, rebuild: bool) -> int:
     store = open_store(args.store)
     try:
         if rebuild:
-            applied = projector.rebuild(store, progress=progress)
+            applied = projector.rebuild(store, progress=progress, direct=args.direct)
         else:
             applied = projector.project(store, progress=progress)
         counts = projector.counts()
@@ -836,6 +836,14 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help="show a progress bar (default: when stderr is a terminal)",
         )
+        if name == "rebuild":
+            prj.add_argument(
+                "--direct",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help="let ClickHouse read the store itself (a SQLite store with embedded "
+                "chDB; default: whenever it can), or insert the events from Python",
+            )
         prj.set_defaults(func=func)
 
     rpl = sub.add_parser(

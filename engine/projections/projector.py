@@ -5,6 +5,12 @@ them and maps them to rows (``schema.MAPPINGS``), so nothing is decoded here. ``
 idempotent on event ids (the tables are ReplacingMergeTrees read ``FINAL``), so a batch
 delivered twice changes no figure. ``project`` continues after the last position applied;
 ``rebuild`` starts again from nothing and gives the same rows.
+
+A rebuild of a SQLite store into embedded chDB lets ClickHouse read the store itself (its
+``sqlite()`` table function) and parse the payloads with ``JSONExtract``: one
+``INSERT … SELECT`` per range of positions, run on all of ClickHouse's threads, with no
+Python between the two databases. Any other pair (a PostgreSQL store, a ClickHouse server
+that cannot see the store's file) takes the path above; both give the same rows.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from tqdm import tqdm
@@ -19,11 +26,21 @@ from tqdm import tqdm
 from ..codec import encode
 from ..domain import Catalog, Event
 from ..store.base import EventStore, StoredEvent
+from ..store.sqlite import SqliteStore, sqlite_path
 from . import schema
 from .clickhouse import Client, ProjectionError
 from .rows import CATALOG_COLUMNS, allowance_rows, catalog_rows
 
 STATE_NAME = "events"
+
+DIRECT_RANGE = 1_000_000
+"""Positions per ``INSERT … SELECT`` of a direct rebuild."""
+DIRECT_SETTINGS: dict[str, str | int] = {
+    # The six mappings of one block run side by side, and a block is large.
+    "parallel_view_processing": 1,
+    "max_insert_block_size": 200_000,
+    "min_insert_block_size_rows": 200_000,
+}
 
 _Block = tuple[int, int, bytes]
 """A batch of stored events: how many, the last position, their JSON one per line."""
@@ -97,11 +114,49 @@ class Projector:
         after = self.position()
         return self._from(store, after, progress)
 
-    def rebuild(self, store: EventStore, progress: bool = False) -> int:
-        """Drop every table, create them again and apply the whole store."""
+    def rebuild(self, store: EventStore, progress: bool = False, direct: bool | None = None) -> int:
+        """Drop every table, create them again and apply the whole store; ``direct``
+        (default: whenever ClickHouse can read the store itself) lets ClickHouse read it."""
+        source = self.direct_source(store)
+        if direct and source is None:
+            raise ProjectionError(
+                "ClickHouse cannot read this store directly (only a SQLite store with "
+                "embedded chDB); rebuild without --direct"
+            )
         self.drop()
         self.create()
+        if source is not None and direct is not False:
+            return self._direct(store, source, progress)
         return self._from(store, 0, progress)
+
+    def direct_source(self, store: EventStore) -> str | None:
+        """The table function through which ClickHouse reads ``store``'s events, if it can."""
+        if not isinstance(store, SqliteStore) or type(self.client).__name__ != "ChdbClient":
+            return None
+        path = str(Path(sqlite_path(store.url)).resolve()).replace("\\", "\\\\")
+        return "sqlite('{}', 'events')".format(path.replace("'", "\\'"))
+
+    def _direct(self, store: EventStore, source: str, progress: bool) -> int:
+        """Every stored event into the intake by ClickHouse alone, a range of positions
+        at a time (``DIRECT_RANGE``) so progress shows and a range is saved when it is in."""
+        end = store.position()
+        bar = tqdm(total=end, unit=" events", disable=not progress, file=sys.stderr)
+        with bar:
+            after = 0
+            while after < end:
+                until = min(end, after + DIRECT_RANGE)
+                try:
+                    self.client.command(
+                        schema.intake_from(source, after, until), settings=DIRECT_SETTINGS
+                    )
+                except ClickHouseError as exc:
+                    cause = str(exc).strip().splitlines()[0] if str(exc).strip() else "failed"
+                    raise ProjectionError(f"ClickHouse could not read the store: {cause}") from None
+                self._save(until)
+                bar.update(until - after)
+                after = until
+        self._allowances()
+        return end
 
     def _from(self, store: EventStore, after: int, progress: bool) -> int:
         total = store.position() - after

@@ -263,43 +263,47 @@ INTAKE = "event_intake"
 
 # The event fields any mapping reads, typed as in the events; every other field is skipped.
 # A field an event leaves out (``omit_defaults``) or sets to null reads as the type's default.
-INTAKE_TABLE = f"""
-    CREATE TABLE IF NOT EXISTS {INTAKE} (
-        type           LowCardinality(String),
-        id             String,
-        wallet_id      String,
-        at             DateTime64(6, 'UTC'),
-        cdr_id         String,
-        iccid          String,
-        service        String,
-        zone           String,
-        volume         Int64,
-        rated_volume   Int64,
-        pooled_volume  Int64,
-        charged_volume Int64,
-        amount         Int64,
-        plan           String,
-        plan_version   UInt32,
-        cycle          String,
-        payer          String,
-        filter         String,
-        replay         String,
-        source_wallet  String,
-        kind           String,
-        draws          Array(Tuple(String, String, Int64)),  -- [pool_id, bucket, volume]
-        debits         Array(Tuple(String, Int64)),          -- [grant_id, amount]
-        overdraft      Int64,
-        uncollected    Int64,
-        splits         Array(Tuple(String, Int64)),          -- [provider, amount]
-        credit         Tuple(amount Int64),
-        grant          Tuple(kind String, amount Int64),
-        grants         Array(Tuple(amount Int64)),
-        pool_id        String,
-        tier           UInt16,
-        size           Int64,
-        balance        Int64
-    ) ENGINE = Null
-"""
+INTAKE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("type", "LowCardinality(String)"),
+    ("id", "String"),
+    ("wallet_id", "String"),
+    ("at", "DateTime64(6, 'UTC')"),
+    ("cdr_id", "String"),
+    ("iccid", "String"),
+    ("service", "String"),
+    ("zone", "String"),
+    ("volume", "Int64"),
+    ("rated_volume", "Int64"),
+    ("pooled_volume", "Int64"),
+    ("charged_volume", "Int64"),
+    ("amount", "Int64"),
+    ("plan", "String"),
+    ("plan_version", "UInt32"),
+    ("cycle", "String"),
+    ("payer", "String"),
+    ("filter", "String"),
+    ("replay", "String"),
+    ("source_wallet", "String"),
+    ("kind", "String"),
+    ("draws", "Array(Tuple(String, String, Int64))"),  # [pool_id, bucket, volume]
+    ("debits", "Array(Tuple(String, Int64))"),  # [grant_id, amount]
+    ("overdraft", "Int64"),
+    ("uncollected", "Int64"),
+    ("splits", "Array(Tuple(String, Int64))"),  # [provider, amount]
+    ("credit", "Tuple(amount Int64)"),
+    ("grant", "Tuple(kind String, amount Int64)"),
+    ("grants", "Array(Tuple(amount Int64))"),
+    ("pool_id", "String"),
+    ("tier", "UInt16"),
+    ("size", "Int64"),
+    ("balance", "Int64"),
+)
+
+INTAKE_TABLE = (
+    f"CREATE TABLE IF NOT EXISTS {INTAKE} (\n"
+    + ",\n".join(f"    {name} {kind}" for name, kind in INTAKE_COLUMNS)
+    + "\n) ENGINE = Null"
+)
 
 INTAKE_SETTINGS: dict[str, str | int] = {
     "input_format_skip_unknown_fields": 1,
@@ -311,6 +315,26 @@ INTAKE_SETTINGS: dict[str, str | int] = {
     "parallel_view_processing": 1,
 }
 """Settings of the ``INSERT INTO event_intake FORMAT JSONEachRow`` of stored events."""
+
+_PARSED = (
+    "Tuple("
+    + ", ".join(f"{n} {k.replace('LowCardinality(String)', 'String')}" for n, k in INTAKE_COLUMNS)
+    + ")"
+)
+
+
+def intake_from(source: str, after: int, until: int) -> str:
+    """``INSERT INTO event_intake`` of the events at positions ``(after, until]`` read by
+    ClickHouse itself from the table function ``source`` (e.g. ``sqlite('events.db',
+    'events')``): each stored JSON payload parsed by ``JSONExtract`` into the intake's
+    columns, as the ``JSONEachRow`` insert parses it (absent fields read as defaults)."""
+    parsed = _PARSED.replace("'", "\\'")
+    return (
+        f"INSERT INTO {INTAKE} SELECT untuple(JSONExtract(toString(payload), '{parsed}')) "
+        f"FROM {source} WHERE position > {int(after)} AND position <= {int(until)} "
+        "ORDER BY position"
+    )
+
 
 # Milliseconds, rounded as the event's instant is (a DateTime64(3) keeps milliseconds).
 _AT = "fromUnixTimestamp64Milli(toInt64(roundBankers(toUnixTimestamp64Micro(at) / 1000)), 'UTC')"

@@ -196,3 +196,35 @@ def test_connect_rejects_unknown_urls() -> None:
     for url in ("mysql://x", "chdb://", "nonsense"):
         with pytest.raises(ProjectionError, match="ClickHouse URL"):
             connect(url)
+
+
+def test_a_direct_rebuild_gives_the_rows_of_the_python_path(
+    projected: Projector, run: Run, chdb_path: Any
+) -> None:
+    """``projected`` was rebuilt by ClickHouse reading the SQLite store itself; the same
+    store inserted by Python as JSONEachRow gives the same rows, table by table."""
+    store = open_store(run.store_url)
+    other = connect(f"chdb://{chdb_path}?database=python_path")
+    try:
+        assert projected.direct_source(store) is not None
+        python = Projector(other, run.catalog, batch=2_500)
+        assert python.rebuild(store, direct=False) == store.position()
+        assert python.position() == projected.position() == store.position()
+        assert everything(other) == everything(projected.client)
+        assert scalar(other, "SELECT count() FROM usage_facts FINAL") > 0
+    finally:
+        store.close()
+        other.close()
+
+
+def test_a_direct_rebuild_is_refused_where_clickhouse_cannot_read_the_store(
+    client: Client, run: Run, postgres_url: str
+) -> None:
+    store = open_store(postgres_url)
+    try:
+        projector = Projector(client, run.catalog)
+        assert projector.direct_source(store) is None
+        with pytest.raises(ProjectionError, match="cannot read this store directly"):
+            projector.rebuild(store, direct=True)
+    finally:
+        store.close()
