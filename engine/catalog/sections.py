@@ -24,6 +24,7 @@ from engine.domain.catalog import (
 from engine.domain.money import format_money
 from engine.domain.units import SERVICES, Service
 
+from .limits import LIMIT_KEYS
 from .reader import Ctx, Fields
 from .splits import split_field
 from .values import (
@@ -90,7 +91,7 @@ def read_settings(ctx: Ctx, value: object) -> int:
     """The dedup window in seconds."""
     if value is None:
         return 30 * DAY
-    f = ctx.mapping("settings", value, ("dedup_window_days",))
+    f = ctx.mapping("settings", value, ("dedup_window_days", *LIMIT_KEYS))
     if f is None:
         return 30 * DAY
     return f.opt("dedup_window_days", int_between(1), 30) * DAY
