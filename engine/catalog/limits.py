@@ -21,6 +21,9 @@ LIMIT_KEYS = (
 """The keys of ``settings`` read here (``dedup_window_days`` is read by sections.py)."""
 
 _INT64_MAX = (1 << 63) - 1
+MAX_VOLUME_CEILING = 1 << 62
+"""No per-record volume limit may exceed this: rounded up to the plan's increment, the
+largest accepted volume still fits the projections' ``Int64`` columns."""
 
 
 def read_limits(ctx: Ctx, value: object) -> Limits:
@@ -60,8 +63,8 @@ def read_limits(ctx: Ctx, value: object) -> Limits:
                 ctx.issue(path, f"unknown service '{service}' (known: {', '.join(SERVICES)})")
                 continue
             got = ctx.convert(path, raw, size(service, positive=True))
-            if got is not None and got > _INT64_MAX:
-                ctx.issue(path, f"must be at most {_INT64_MAX} {service} base units")
+            if got is not None and got > MAX_VOLUME_CEILING:
+                ctx.issue(path, f"must be at most {MAX_VOLUME_CEILING} {service} base units")
             elif got is not None:
                 max_volume[service] = got
     max_amount = get("max_top_up", positive_amount, defaults.max_amount)
