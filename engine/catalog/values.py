@@ -85,6 +85,9 @@ def ident(value: object) -> str:
         raise ValueError(f"expected an id (a non-empty string), got {describe(value)}")
     if any(ch.isspace() for ch in value):
         raise ValueError(f"an id cannot contain spaces: {value!r}")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        # the inputs' ids refuse them too (engine/domain/commands.py PRINTABLE)
+        raise ValueError(f"an id cannot contain control characters: {value!r}")
     return value
 
 

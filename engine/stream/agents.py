@@ -455,11 +455,11 @@ class Topology:
             decision = None if refused else processor.decide(partition, wallet, item, origin)
         except Exception as exc:
             bad = self._failed("decide", exc, where, raw if raw is not None else encode(item))
-            self._reject(out, msgspec.structs.replace(bad, wallet_id=wallet), wallet.encode())
+            self._reject(out, msgspec.structs.replace(bad, wallet_id=wallet), _key(item))
             return
         if refused is not None:
             bad = _refused(refused, where, wallet, item)
-            self._reject(out, bad, wallet.encode())
+            self._reject(out, bad, _key(item))
             return
         if decision is None:
             return
@@ -608,6 +608,11 @@ def wrong_partition(key: bytes | None, wallet: str, where: str, raw: bytes) -> R
     partition that does not own it."""
     detail = f"record keyed {key!r} is not on the partition that owns wallet {wallet!r}"
     return Rejected("wrong_partition", detail, where, wallet_id=wallet, **raw_fields(raw))
+
+
+def _key(item: Cdr | Command) -> bytes | None:
+    """The key of a rejection on ``cdr.rejected``: the ICCID, when there is one."""
+    return item.iccid.encode() if isinstance(item, Cdr) else None
 
 
 def _refused(refused: tuple[str, str], where: str, wallet: str, item: Cdr | Command) -> Rejected:

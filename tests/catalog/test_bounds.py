@@ -104,3 +104,9 @@ def test_bad_limits_are_located(
     write: Write, base: Data, settings: dict[str, object], expected: list[tuple[str, str]]
 ) -> None:
     assert_issues(write, base, [("settings", settings)], expected)
+
+
+def test_an_id_with_a_control_character_is_located(write: Write, base: Data) -> None:
+    text = write(base).read_text().replace("id: w2", 'id: "w\\0two"', 1)
+    (issue,) = issues_of(write(text))
+    assert issue.path == "wallets[1].id" and "control characters" in issue.message

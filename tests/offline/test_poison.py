@@ -7,6 +7,8 @@ arbitrary bytes and near-valid records and prove that nothing raises.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
 from datetime import UTC, datetime
@@ -24,6 +26,9 @@ from engine.codec import Rejected, decode_cdr, read_command
 from engine.domain import Catalog, Tick
 from engine.domain.limits import Limits
 from engine.offline.pipeline import Pipeline
+from engine.projections import connect
+from engine.store import open_store
+from engine.testing.postgres import fresh_schema
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = str(REPO / "examples" / "catalog.yaml")
@@ -79,8 +84,6 @@ def _rate(tmp_path: Path, cdrs: list[bytes], commands: list[bytes]) -> tuple[int
     events, rejected = tmp_path / "ev.jsonl", tmp_path / "rej.jsonl"
     args = ["rate", "--catalog", CATALOG, "--input", str(cdr_file), "--commands", str(cmd_file)]
     args += ["--events-out", str(events), "--rejected-out", str(rejected), "--json"]
-    import contextlib
-    import io
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -268,3 +271,37 @@ def test_the_offline_cli_never_raises(
     # 3: the summary does not reconcile (an AdjustRating in a commands file moves money the
     # summary does not count); what matters here is that the run ends with its summary.
     assert code in (0, 3) and summary["inputs"] >= len(commands)
+
+
+@pytest.mark.chaos
+def test_poison_never_reaches_postgresql_or_the_projections(
+    tmp_path: Path, postgres_url: str, chdb_path: Path
+) -> None:
+    """A cdr_id with NUL was rated, then every append to PostgreSQL failed on it; now it is
+    rejected at decode, and the store and the projections take what was accepted."""
+    cdr_file, cmd_file = tmp_path / "cdrs.jsonl", tmp_path / "cmds.jsonl"
+    cdr_file.write_bytes(
+        b"\n".join([cdr(cdr_id="nul\u0000id"), cdr(cdr_id="max", volume=(1 << 63) - 1), cdr()])
+    )
+    cmd_file.write_bytes(line({**GOOD_TOP_UP, "command_id": "ghost", "wallet_id": "ghost"}))
+    clickhouse = f"chdb://{chdb_path}?database=poison_rate"
+    with fresh_schema(postgres_url) as url:
+        args = ["rate", "--catalog", CATALOG, "--input", str(cdr_file)]
+        args += ["--commands", str(cmd_file), "--store", url, "--clickhouse", clickhouse]
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main([*args, "--json"]) == 0
+        store = open_store(url)
+        try:
+            assert store.verify() == []
+            events = [msgspec.json.decode(e.payload) for b in store.read_all() for e in b]
+        finally:
+            store.close()
+    assert [e["cdr_id"] for e in events if e["type"] == "UsageRated"] == ["ok-1"]
+    assert {e["wallet_id"] for e in events} == {"acme"}
+    client = connect(clickhouse)
+    try:
+        rows = client.query("SELECT cdr_id, volume FROM usage_facts FINAL").result_rows
+    finally:
+        client.close()
+    assert [tuple(r) for r in rows] == [("ok-1", GOOD_CDR["volume"])]
