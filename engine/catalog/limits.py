@@ -8,7 +8,7 @@ from engine.domain.limits import CEILING, DEFAULT_MAX_VOLUME, Limits
 from engine.domain.units import SERVICES
 
 from .reader import Ctx
-from .values import instant, int_between, positive_amount, size
+from .values import MAX_BASE_UNITS, instant, int_between, positive_amount, size
 
 LIMIT_KEYS = (
     "earliest",
@@ -20,10 +20,12 @@ LIMIT_KEYS = (
 )
 """The keys of ``settings`` read here (``dedup_window_days`` is read by sections.py)."""
 
-_INT64_MAX = (1 << 63) - 1
-MAX_VOLUME_CEILING = 1 << 62
-"""No per-record volume limit may exceed this: rounded up to the plan's increment, the
-largest accepted volume still fits the projections' ``Int64`` columns."""
+MAX_PRIORITY = 1_000_000
+"""Largest grant priority a catalog may state (opening grants, vouchers, the range)."""
+MAX_VOLUME_CEILING = MAX_BASE_UNITS
+"""No per-record volume limit may exceed this (as no size of a catalog may): rounded up to
+the plan's increment, the largest accepted volume still fits the projections' ``Int64``
+columns. Amounts are capped likewise (``MAX_MICROS``)."""
 
 
 def read_limits(ctx: Ctx, value: object) -> Limits:
@@ -62,25 +64,18 @@ def read_limits(ctx: Ctx, value: object) -> Limits:
             if service not in SERVICES:
                 ctx.issue(path, f"unknown service '{service}' (known: {', '.join(SERVICES)})")
                 continue
-            got = ctx.convert(path, raw, size(service, positive=True))
-            if got is not None and got > MAX_VOLUME_CEILING:
-                ctx.issue(path, f"must be at most {MAX_VOLUME_CEILING} {service} base units")
-            elif got is not None:
+            got = ctx.convert(path, raw, size(service, positive=True))  # at most 2^62
+            if got is not None:
                 max_volume[service] = got
     max_amount = get("max_top_up", positive_amount, defaults.max_amount)
     max_charge = get("max_charge", positive_amount, defaults.max_charge)
-    for key, got in (("max_top_up", max_amount), ("max_charge", max_charge)):
-        if got > _INT64_MAX // 1024:
-            ctx.issue(at(key), "is too large: amounts must stay far inside 64-bit micro-units")
-    max_amount = min(max_amount, _INT64_MAX // 1024)
-    max_charge = min(max_charge, _INT64_MAX // 1024)
     low, high = defaults.min_priority, defaults.max_priority
     priorities = data.get("grant_priority")
     if priorities is not None:
         f = ctx.mapping(at("grant_priority"), priorities, ("min", "max"))
         if f is not None:
-            low = f.opt("min", int_between(0, 1_000_000), low)
-            high = f.opt("max", int_between(0, 1_000_000), high)
+            low = f.opt("min", int_between(0, MAX_PRIORITY), low)
+            high = f.opt("max", int_between(0, MAX_PRIORITY), high)
             if low > high:
                 ctx.issue(f.at("max"), f"must be at least min ({low})")
                 low, high = defaults.min_priority, defaults.max_priority

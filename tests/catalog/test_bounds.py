@@ -9,7 +9,7 @@ import pytest
 from engine.catalog import yaml_source
 from engine.domain.limits import DEFAULT_MAX_VOLUME, Limits
 
-from .conftest import Data, Write, assert_issues, issues_of, load
+from .conftest import Data, Write, assert_issues, change, issues_of, load
 
 
 def _alias_bomb() -> str:
@@ -110,3 +110,24 @@ def test_an_id_with_a_control_character_is_located(write: Write, base: Data) -> 
     text = write(base).read_text().replace("id: w2", 'id: "w\\0two"', 1)
     (issue,) = issues_of(write(text))
     assert issue.path == "wallets[1].id" and "control characters" in issue.message
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ([("plans[0].versions[0].version", 2**40)], "plans[0].versions[0].version"),
+        ([("vouchers[0].amount", "1" + "0" * 30)], "vouchers[0].amount"),
+        ([("vouchers[0].priority", 2**70)], "vouchers[0].priority"),
+        ([("vouchers[0].grant_days", 10**20)], "vouchers[0].grant_days"),
+        ([("pools[0].allowance", 2**70)], "pools[0].allowance"),
+        ([("settings", {"dedup_window_days": 10**9})], "settings.dedup_window_days"),
+    ],
+)
+def test_absurd_catalog_values_are_located(
+    write: Write, base: Data, changes: list[tuple[str, object]], expected: str
+) -> None:
+    """Values no ClickHouse column (UInt32 versions, Int64 amounts and sizes) or date could
+    hold are refused where they are written."""
+    for path, value in changes:
+        change(base, path, value)
+    assert [issue.path for issue in issues_of(write(base))] == [expected]
