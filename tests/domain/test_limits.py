@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.domain import decide, initial_state
-from engine.domain.events import CdrRejected, CommandRejected, UsageRated
+from engine.domain.events import CdrRejected, CommandRejected, GrantAdded, UsageRated
 from engine.domain.limits import DEFAULT_MAX_VOLUME, Limits, admission
 
 from .builders import (
@@ -127,3 +127,25 @@ def test_no_accepted_cdr_exceeds_the_limits(volume: int, service: str) -> None:
             assert volume > cat.limits.max_volume[service] or e.reason != "volume_over_limit"
     if volume > cat.limits.max_volume[service]:
         assert [getattr(e, "reason", None) for e in events] == ["volume_over_limit"]
+
+
+@given(
+    micros=st.integers(min_value=1, max_value=10**40),
+    priority=st.one_of(st.none(), st.integers(min_value=-(1 << 80), max_value=1 << 80)),
+)
+def test_no_accepted_top_up_exceeds_the_limits(micros: int, priority: int | None) -> None:
+    """Any top-up is either credited within the limits or rejected with the limit's reason."""
+    cat = catalog()
+    amount = f"{micros // 10**6}.{micros % 10**6:06d}"
+    events = decide(initial_state("w1"), top_up("t1", amount, priority=priority), cat)
+    limits = cat.limits
+    over = micros > limits.max_amount
+    bad_priority = priority is not None and not (
+        limits.min_priority <= priority <= limits.max_priority
+    )
+    if over or bad_priority:
+        reason = one(events, CommandRejected).reason
+        assert reason == ("amount_over_limit" if over else "invalid_priority")
+    else:
+        grant = one(events, GrantAdded).grant
+        assert grant.amount == micros and limits.min_priority <= grant.priority
