@@ -18,7 +18,7 @@ import msgspec
 
 from . import schemas
 from .catalog import CatalogError, load_catalog, summarize
-from .codec import Rejected, encode
+from .codec import Rejected, encode, read_command
 from .domain import (
     AdjustRating,
     Catalog,
@@ -29,6 +29,7 @@ from .domain import (
     TopUp,
     parse_money,
 )
+from .domain.limits import DEFAULT_LIMITS, time_problem
 from .offline.generate import GenerateError, generate_cdrs, generate_commands, write_lines
 from .offline.inputs import InputError, read_commands
 from .offline.run import run_rate
@@ -214,6 +215,9 @@ def _instant(value: str | None) -> datetime | None:
         raise UsageError(f"--at {value!r} is not an RFC 3339 time") from None
     if at.tzinfo is None:
         raise UsageError(f"--at {value!r} needs a UTC offset, e.g. 2026-09-01T00:00:00Z")
+    problem = time_problem(DEFAULT_LIMITS, at)
+    if problem is not None:  # the worker would only reject it (invalid_time)
+        raise UsageError(f"--at: {problem}")
     return at
 
 
@@ -242,13 +246,19 @@ def _command_from_args(args: argparse.Namespace) -> Command:
         fields |= {"at": at.isoformat()}
     command_id = args.id or derived_command_id(args.action, fields)
     common = {"command_id": command_id, "wallet_id": args.wallet, "at": at}
+    command: Command
     if args.action == "top-up":
-        return TopUp(**common, amount=args.amount, currency=args.currency)
-    if args.action == "redeem-voucher":
-        return RedeemVoucher(**common, code=args.code)
-    if args.action == "change-plan":
-        return ChangePlan(**common, iccid=args.iccid, plan=args.plan)
-    return Tick(**common)
+        command = TopUp(**common, amount=args.amount, currency=args.currency)
+    elif args.action == "redeem-voucher":
+        command = RedeemVoucher(**common, code=args.code)
+    elif args.action == "change-plan":
+        command = ChangePlan(**common, iccid=args.iccid, plan=args.plan)
+    else:
+        command = Tick(**common)
+    checked = read_command(encode(command))  # the worker's own check of ids and lengths
+    if isinstance(checked, Rejected):
+        raise UsageError(f"not a valid command: {checked.detail}")
+    return command
 
 
 def _commands_file(path: Path) -> list[Command]:
@@ -259,6 +269,8 @@ def _commands_file(path: Path) -> list[Command]:
     for item in read_commands(path):
         if isinstance(item, Rejected):
             bad.append(f"{item.origin}: {item.detail}")
+        elif (problem := time_problem(DEFAULT_LIMITS, item.at)) is not None:
+            bad.append(f"{path}: command {item.command_id}: {problem}")
         else:
             commands.append(item)
     if bad:
@@ -557,7 +569,6 @@ def cmd_rejected_republish(args: argparse.Namespace) -> int:
     to wallet.commands); what cannot be sent as it is, is counted and left alone."""
     import tempfile
 
-    from .codec import decode_command
     from .stream.rejected import as_line
 
     topics = load_topics()
@@ -574,11 +585,11 @@ def cmd_rejected_republish(args: argparse.Namespace) -> int:
             cdrs.append(line)
             continue
         elif origin == topics.wallet_commands.name:
-            try:
-                commands.append(decode_command(line))
+            command = read_command(line)
+            if not isinstance(command, Rejected):
+                commands.append(command)
                 continue
-            except msgspec.MsgspecError:
-                why = "a command that still does not decode: fix it, then `command --input`"
+            why = "a command that still does not decode: fix it, then `command --input`"
         else:
             why = f"origin {record.rejected.origin!r} is not a topic this engine reads"
         left[why] = left.get(why, 0) + 1

@@ -7,8 +7,9 @@ decode becomes a ``Rejected`` record that keeps the original bytes and says why.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 import msgspec
 
@@ -40,6 +41,10 @@ class Rejected(msgspec.Struct, frozen=True, omit_defaults=True):
     cdr_id: str | None = None
     iccid: str | None = None
     wallet_id: str | None = None
+    raw_length: int | None = None
+    """Set when ``raw`` / ``raw_base64`` keep only a prefix: the length of the whole record."""
+    raw_sha256: str | None = None
+    """Set with ``raw_length``: the sha256 (hex) of the whole record, to match it later."""
 
 
 class Decision(msgspec.Struct, frozen=True, gc=False):
@@ -73,11 +78,123 @@ def decode_decision(raw: bytes) -> Decision:
     return _decision_decoder.decode(raw)
 
 
-def raw_fields(raw: bytes) -> dict[str, str]:
+MAX_INPUT_BYTES = 64 * 1024
+"""Largest CDR or command record decoded; a larger one is rejected (``too_large``) unread."""
+MAX_DEPTH = 16
+"""Deepest nesting of arrays and objects decoded (a CDR has 1, a command at most 3); a
+deeper record is rejected (``too_deep``) before the parser sees it, which would otherwise
+recurse until it failed."""
+RAW_PREFIX_BYTES = 4096
+"""Bytes of a record kept in a rejection that would be too large with all of them."""
+REJECTION_MAX_BYTES = 900_000
+"""Largest rejection record written (Kafka's default limit is about 1 MiB)."""
+
+
+class RawFields(TypedDict, total=False):
+    raw: str
+    raw_base64: str
+
+
+def raw_fields(raw: bytes) -> RawFields:
     try:
         return {"raw": raw.decode("utf-8")}
     except UnicodeDecodeError:
         return {"raw_base64": base64.b64encode(raw).decode("ascii")}
+
+
+def _nesting_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether arrays and objects in ``raw`` nest deeper than ``limit`` (brackets inside
+    strings do not count). Counting brackets first keeps it free for ordinary records."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte == 0x5B or byte == 0x7B:  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte == 0x5D or byte == 0x7D:  # ] }
+            depth -= 1
+    return False
+
+
+def screen(raw: bytes, origin: str = "") -> Rejected | None:
+    """The rejection of a record too large or too deeply nested to parse, else ``None``."""
+    if len(raw) > MAX_INPUT_BYTES:
+        detail = f"record of {len(raw)} bytes is over the limit of {MAX_INPUT_BYTES}"
+        return fit(Rejected("too_large", detail, origin, **raw_fields(raw)), RAW_PREFIX_BYTES)
+    if _nesting_exceeds(raw, MAX_DEPTH):
+        detail = f"arrays and objects nest deeper than {MAX_DEPTH} levels"
+        return fit(Rejected("too_deep", detail, origin, **raw_fields(raw)), RAW_PREFIX_BYTES)
+    return None
+
+
+def fit(rejection: Rejected, limit: int = REJECTION_MAX_BYTES) -> Rejected:
+    """``rejection``, or, when it would encode to more than ``limit`` bytes, the same with
+    only a prefix of the record (and of the detail) plus the record's length and sha256."""
+    if len(encoder.encode(rejection)) <= limit:
+        return rejection
+    if rejection.raw is not None:
+        whole = rejection.raw.encode("utf-8")
+    elif rejection.raw_base64 is not None:
+        whole = base64.b64decode(rejection.raw_base64)
+    else:
+        whole = b""
+    keep = min(RAW_PREFIX_BYTES, max(0, limit // 8))
+    prefix = whole[:keep]
+    fields: RawFields = {}
+    if rejection.raw is not None:  # text stays text, cut at a whole character
+        fields = {"raw": prefix.decode("utf-8", errors="ignore")}
+    elif whole:
+        fields = {"raw_base64": base64.b64encode(prefix).decode("ascii")}
+    return msgspec.structs.replace(
+        rejection,
+        detail=rejection.detail[:keep],
+        raw=fields.get("raw"),
+        raw_base64=fields.get("raw_base64"),
+        cdr_id=_clip(rejection.cdr_id, keep),
+        iccid=_clip(rejection.iccid, keep),
+        wallet_id=_clip(rejection.wallet_id, keep),
+        raw_length=len(whole),
+        raw_sha256=hashlib.sha256(whole).hexdigest(),
+    )
+
+
+def _clip(value: str | None, keep: int) -> str | None:
+    return None if value is None else value[:keep]
+
+
+def internal_error(
+    exc: BaseException,
+    origin: str,
+    raw: bytes,
+    cdr_id: str | None = None,
+    iccid: str | None = None,
+    wallet_id: str | None = None,
+) -> Rejected:
+    """The rejection of an input whose decoding or decision failed unexpectedly: the input
+    is kept (so nothing is lost) and the partition goes on."""
+    detail = f"{type(exc).__name__}: {exc}"[:1000]
+    rejection = Rejected(
+        "internal_error",
+        detail,
+        origin,
+        cdr_id=cdr_id,
+        iccid=iccid,
+        wallet_id=wallet_id,
+        **raw_fields(raw),
+    )
+    return fit(rejection)
 
 
 def _reason(exc: msgspec.MsgspecError) -> str:
@@ -88,7 +205,10 @@ def _reason(exc: msgspec.MsgspecError) -> str:
 
 def decode_cdr(raw: bytes, origin: str = "") -> Cdr | Rejected:
     """A CDR, or a rejection (``malformed``, ``missing_field``, ``invalid_field``,
-    ``negative_volume``) that keeps ``raw``."""
+    ``negative_volume``, ``too_large``, ``too_deep``) that keeps ``raw``."""
+    screened = screen(raw, origin)
+    if screened is not None:
+        return screened
     try:
         cdr = _cdr_decoder.decode(raw)
     except msgspec.MsgspecError as exc:
@@ -126,6 +246,18 @@ def route_cdr(
 def decode_command(raw: bytes) -> Command:
     """A command; raises ``msgspec.MsgspecError`` with the path of what is wrong."""
     return _command_decoder.decode(raw)
+
+
+def read_command(raw: bytes, origin: str = "") -> Command | Rejected:
+    """A command, or its rejection (``malformed_command``, ``too_large``, ``too_deep``)
+    that keeps ``raw``."""
+    screened = screen(raw, origin)
+    if screened is not None:
+        return screened
+    try:
+        return _command_decoder.decode(raw)
+    except msgspec.MsgspecError as exc:
+        return Rejected("malformed_command", str(exc)[:1000], origin, **raw_fields(raw))
 
 
 def decode_event(raw: bytes) -> Event:

@@ -7,6 +7,7 @@ from pathlib import Path
 from engine.domain.catalog import Catalog, build_catalog
 
 from .errors import CatalogError, CatalogIssue
+from .limits import read_limits
 from .plans import read_plans
 from .reader import Ctx
 from .sections import (
@@ -52,6 +53,7 @@ def load_catalog(path: str | Path) -> Catalog:
             ctx.issue(key, f"missing required key '{key}'")
     # Dependency order: each section only refers to ids declared in the ones before it.
     dedup_window = read_settings(ctx, top.raw("settings"))
+    limits = read_limits(ctx, top.raw("settings"))
     providers = read_providers(ctx, top.raw("providers"))
     zones = read_zones(ctx, top.raw("zones"))
     wallets = read_wallets(ctx, top.raw("wallets"))
@@ -70,6 +72,7 @@ def load_catalog(path: str | Path) -> Catalog:
         subscriptions=subscriptions,
         vouchers=vouchers,
         dedup_window=dedup_window,
+        limits=limits,
     )
 
 

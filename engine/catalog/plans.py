@@ -23,7 +23,7 @@ from .values import (
     currency,
     ident,
     instant,
-    int_between,
+    int_capped,
     per_unit,
     price,
     size,
@@ -96,7 +96,7 @@ def _plan(ctx: Ctx, path: str, item: object, wallets: dict[str, Wallet]) -> Plan
         if v is None:
             complete = False
             continue
-        number = v.req("version", int_between(1))
+        number = v.req("version", int_capped(1, 2**31 - 1))  # a UInt32 column
         if number is not None:
             if number in numbers:
                 ctx.issue(

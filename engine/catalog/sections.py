@@ -24,6 +24,7 @@ from engine.domain.catalog import (
 from engine.domain.money import format_money
 from engine.domain.units import SERVICES, Service
 
+from .limits import LIMIT_KEYS, MAX_PRIORITY
 from .reader import Ctx, Fields
 from .splits import split_field
 from .values import (
@@ -33,6 +34,7 @@ from .values import (
     ident,
     instant,
     int_between,
+    int_capped,
     money,
     network,
     positive_amount,
@@ -90,10 +92,10 @@ def read_settings(ctx: Ctx, value: object) -> int:
     """The dedup window in seconds."""
     if value is None:
         return 30 * DAY
-    f = ctx.mapping("settings", value, ("dedup_window_days",))
+    f = ctx.mapping("settings", value, ("dedup_window_days", *LIMIT_KEYS))
     if f is None:
         return 30 * DAY
-    return f.opt("dedup_window_days", int_between(1), 30) * DAY
+    return f.opt("dedup_window_days", int_capped(1, 3650), 30) * DAY
 
 
 def read_providers(ctx: Ctx, value: object) -> dict[str, Provider]:
@@ -206,7 +208,7 @@ def _opening(ctx: Ctx, f: Fields) -> tuple[OpeningGrant, ...]:
             continue
         kind = g.req("kind", choice(GRANT_KINDS, "grant kind"))
         grant = g.req("amount", positive_amount)
-        priority = g.maybe("priority", int_between(0))
+        priority = g.maybe("priority", int_capped(0, MAX_PRIORITY))
         expires_at = g.maybe("expires_at", instant)
         if kind is not None and grant is not None:
             if priority is None:
@@ -330,9 +332,9 @@ def read_vouchers(ctx: Ctx, value: object) -> dict[str, Voucher]:
         if wallet is not None:
             ctx.refer(f.at("wallet"), "wallet", wallet)
         credit = f.req("amount", positive_amount)
-        priority = f.opt("priority", int_between(0), DEFAULT_PRIORITY["voucher"])
+        priority = f.opt("priority", int_capped(0, MAX_PRIORITY), DEFAULT_PRIORITY["voucher"])
         valid_until = f.maybe("valid_until", instant)
-        grant_days = f.maybe("grant_days", int_between(1))
+        grant_days = f.maybe("grant_days", int_capped(1, 36_500))
         if code is not None and wallet is not None and credit is not None:
             out[code] = Voucher(code, wallet, credit, priority, valid_until, grant_days)
     return out

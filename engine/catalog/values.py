@@ -85,6 +85,9 @@ def ident(value: object) -> str:
         raise ValueError(f"expected an id (a non-empty string), got {describe(value)}")
     if any(ch.isspace() for ch in value):
         raise ValueError(f"an id cannot contain spaces: {value!r}")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        # the inputs' ids refuse them too (engine/domain/commands.py PRINTABLE)
+        raise ValueError(f"an id cannot contain control characters: {value!r}")
     return value
 
 
@@ -105,6 +108,19 @@ def int_between(low: int, high: int | None = None) -> Callable[[object], int]:
     return convert
 
 
+def int_capped(low: int, cap: int) -> Callable[[object], int]:
+    """A whole number of at least ``low``, and at most ``cap``: a bound against absurd
+    values (a column or a date that could not hold them) rather than a rule of the domain."""
+
+    def convert(value: object) -> int:
+        number = int_between(low)(value)
+        if number > cap:
+            raise ValueError(f"is too large: at most {cap}, got {number}")
+        return number
+
+    return convert
+
+
 def _decimal_text(value: object) -> str:
     # A YAML number such as 0.05 is a binary float before we see it: ask for quotes instead
     # of guessing its digits. Whole numbers are exact, so they may stay unquoted.
@@ -115,9 +131,18 @@ def _decimal_text(value: object) -> str:
     raise ValueError(f"expected a decimal string such as '12.50' (quoted), got {describe(value)}")
 
 
+MAX_MICROS = ((1 << 63) - 1) // 1024
+"""Largest amount a catalog may state, in micro-units: sums of many still fit ``Int64``."""
+MAX_BASE_UNITS = 1 << 62
+"""Largest size a catalog may state, in base units (bytes, seconds...): fits ``Int64``."""
+
+
 def money(value: object) -> int:
     """Micro-units, any sign."""
-    return parse_money(_decimal_text(value))
+    micros = parse_money(_decimal_text(value))
+    if abs(micros) > MAX_MICROS:
+        raise ValueError(f"is too large: at most {MAX_MICROS} micro-units, got {value!r}")
+    return micros
 
 
 def amount(value: object) -> int:
@@ -148,6 +173,8 @@ def size(service: str, positive: bool = False) -> Callable[[object], int]:
 
     def convert(value: object) -> int:
         base = parse_size(service, value)
+        if base > MAX_BASE_UNITS:
+            raise ValueError(f"is too large: at most {MAX_BASE_UNITS} base units, got {value!r}")
         if positive and base <= 0:
             raise ValueError(f"must be more than zero, got {value!r}")
         return base

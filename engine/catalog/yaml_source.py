@@ -16,14 +16,38 @@ from .errors import CatalogError, CatalogIssue
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
+MAX_BYTES = 32 * 1024 * 1024
+"""Largest catalog file read (a catalog of 200,000 SIMs written one by one fits)."""
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists (a catalog needs about 8)."""
+MAX_VALUES = 5_000_000
+"""Most values (scalars, mappings, lists) a document may hold once its aliases are
+expanded: an alias bomb (a few lines that expand to billions of values) is refused before
+anything is built from it."""
+
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps unquoted timestamps as strings.
+    """SafeLoader that keeps unquoted timestamps as strings, and refuses nesting deeper
+    than ``MAX_DEPTH`` while composing (PyYAML recurses once per level, so 10,000 levels
+    would end in a RecursionError).
 
     YAML 1.1 would turn ``2026-01-01T00:00:00Z`` into a datetime, and an impossible date
     such as ``2026-02-30`` into a bare ValueError with no line; the catalog parses instants
     itself, with the path and line of the value.
     """
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                problem = f"mappings and lists nest deeper than {MAX_DEPTH} levels"
+                raise yaml.composer.ComposerError(None, None, problem, mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -51,6 +75,10 @@ def read_yaml(path: str | Path) -> Source:
     """Parse ``path``; an unreadable file or a YAML syntax error is a ``CatalogError``."""
     file = str(path)
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_BYTES:
+            problem = f"the file is {size:,} bytes, over the limit of {MAX_BYTES:,}"
+            raise CatalogError([CatalogIssue(file, "", None, problem)])
         text = Path(path).read_text(encoding="utf-8-sig")  # a leading BOM is not content
     except OSError as exc:
         reason = exc.strerror or str(exc)
@@ -64,6 +92,8 @@ def read_yaml(path: str | Path) -> Source:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _check_expansion(node, file)
         data = None if node is None else loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -78,6 +108,44 @@ def read_yaml(path: str | Path) -> Source:
     if node is not None:
         _walk(node, "", source, set())
     return source
+
+
+def _check_expansion(root: yaml.Node, file: str) -> None:
+    """Refuse a document whose aliases expand to more than ``MAX_VALUES`` values, or that
+    refers to itself, before it is built: counted over the composed graph, each shared node
+    once, so an alias bomb is measured in microseconds, not expanded."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            active.discard(key)
+            children = _children(node)
+            size = 1 + sum(sizes[id(child)] for child in children)
+            if size > MAX_VALUES:
+                line = node.start_mark.line + 1
+                problem = f"aliases expand to more than {MAX_VALUES:,} values"
+                raise CatalogError([CatalogIssue(file, "", line, problem)])
+            sizes[key] = size
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            line = node.start_mark.line + 1
+            raise CatalogError([CatalogIssue(file, "", line, "an alias refers to itself")])
+        active.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _walk(node: yaml.Node, path: str, source: Source, active: set[int]) -> None:

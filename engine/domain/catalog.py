@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .limits import Limits
 from .units import Service
 
 PoolKind = Literal["static", "flexible", "stacked", "adaptive"]
@@ -219,6 +220,8 @@ class Catalog(msgspec.Struct, frozen=True, gc=False):
     vouchers: dict[str, Voucher]
     dedup_window: int = 30 * 86400
     """Seconds a CDR id is remembered; older records are rejected as ``late``."""
+    limits: Limits = msgspec.field(default_factory=Limits)
+    """How far an input's values may go (``settings``; see limits.py)."""
     networks: dict[str, str] = {}
     """Derived: ``"mcc-mnc"`` or ``"mcc"`` -> zone id."""
     sims_by_wallet: dict[str, tuple[str, ...]] = {}
@@ -242,6 +245,7 @@ def build_catalog(
     subscriptions: dict[str, Subscription],
     vouchers: dict[str, Voucher],
     dedup_window: int = 30 * 86400,
+    limits: Limits | None = None,
 ) -> Catalog:
     """Assemble a catalog and its lookup indexes (the inputs are assumed validated)."""
     networks: dict[str, str] = {}
@@ -263,6 +267,7 @@ def build_catalog(
         subscriptions=subscriptions,
         vouchers=vouchers,
         dedup_window=dedup_window,
+        limits=limits if limits is not None else Limits(),
         networks=networks,
         sims_by_wallet={w: tuple(v) for w, v in sims.items()},
         pools_by_wallet={w: tuple(v) for w, v in pools_of.items()},

@@ -7,7 +7,11 @@ from typing import Annotated, Literal
 
 import msgspec
 
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+"""Identifiers and names carry no control characters (NUL included): a database, a log
+line or a terminal would each read them differently."""
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=PRINTABLE)]
+Name = Annotated[str, msgspec.Meta(max_length=256, pattern=PRINTABLE)]
 When = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
@@ -24,8 +28,8 @@ class _Command(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
 class TopUp(_Command, tag=True, frozen=True, gc=False):
     """Credit the wallet. ``amount`` is a decimal string in ``currency``."""
 
-    amount: str
-    currency: str
+    amount: Annotated[str, msgspec.Meta(max_length=64)]
+    currency: Name
     kind: Literal["top_up", "promotion", "refund"] = "top_up"
     priority: int | None = None
     expires_at: When | None = None
@@ -51,8 +55,8 @@ class AttachSim(_Command, tag=True, frozen=True, gc=False):
 
     iccid: Id
     plan: Id
-    pool: str | None = None
-    addons: tuple[str, ...] = ()
+    pool: Id | None = None
+    addons: tuple[Id, ...] = ()
 
 
 class DetachSim(_Command, tag=True, frozen=True, gc=False):
@@ -79,14 +83,14 @@ class AdjustRating(_Command, tag=True, frozen=True, gc=False):
 
     cdr_id: Id
     iccid: Id
-    service: str
-    zone: str
-    replay: str
+    service: Name
+    zone: Name
+    replay: Name
     amount: int
     charged_volume: int
     plan_version: int
-    splits: tuple[tuple[str, int], ...]
-    source_wallet: str | None = None
+    splits: tuple[tuple[Name, int], ...]
+    source_wallet: Id | None = None
 
 
 Command = (

@@ -59,6 +59,7 @@ from .events import (
 )
 from .evolve import charged, evolve, usage_rated
 from .grants import expired, settle
+from .limits import admission, volume_problem
 from .money import MoneyError, allocate, parse_money
 from .sims import active_at, active_iccids, active_in, plan_at, pool_sims, sim, wallet_sims
 from .state import WalletState
@@ -115,6 +116,9 @@ def step(state: WalletState, item: Input, catalog: Catalog) -> tuple[list[Event]
     wallet = catalog.wallets.get(state.wallet_id)
     if wallet is None:
         return [_reject(state.wallet_id, item, "unknown_wallet", state.wallet_id)], state
+    refused = admission(catalog, state.wallet_id, item)
+    if refused is not None:
+        return [_reject(state.wallet_id, item, *refused)], state
     d = _Decision(state, item.key, catalog, wallet)
     if isinstance(item, Cdr):
         _decide_cdr(d, item)
@@ -280,15 +284,16 @@ def _decide_cdr(d: _Decision, cdr: Cdr) -> None:
         return
     try:
         found = _resolve(d, cdr, ts)
+        _open(d, at)
+        if d.state.grants:
+            _expire(d, at, ts)
+        _rate(d, cdr, ts, found)
     except _Unrateable as problem:
-        # A rejected input decides nothing else (no opening, no expiry), and its one event
-        # is named by its reason: a later, accepted retry can never reuse an id.
+        # A rejected input decides nothing else (no opening, no expiry, no pool step), and
+        # its one event is named by its reason: a later, accepted retry can never reuse an id.
+        d.events.clear()
+        d.state = state
         d.emit(_reject(d.wallet.id, cdr, problem.reason, problem.detail))
-        return
-    _open(d, at)
-    if d.state.grants:
-        _expire(d, at, ts)
-    _rate(d, cdr, ts, found)
 
 
 class _Unrateable(Exception):
@@ -310,6 +315,9 @@ def _resolve(d: _Decision, cdr: Cdr, ts: int) -> _Resolved:
     catalog, state = d.catalog, d.state
     if cdr.volume < 0:
         raise _Unrateable("negative_volume", f"volume {cdr.volume}")
+    too_much = volume_problem(catalog.limits, cdr.service, cdr.volume)
+    if too_much is not None:
+        raise _Unrateable("volume_over_limit", too_much)
     sub = sim(state, catalog, cdr.iccid)
     if sub is None:
         raise _Unrateable("unknown_sim", f"ICCID {cdr.iccid} is not in wallet {d.wallet.id}")
@@ -365,6 +373,11 @@ def _rate(d: _Decision, cdr: Cdr, ts: int, found: _Resolved) -> None:
     # the cycle's volume so far only matters to graduated tiers
     used = state.tier_used.get((cdr.iccid, service, cycle.id), 0) if len(rate.tiers) > 1 else 0
     amount = rating.price(rate, used, charged_volume)
+    if amount > d.catalog.limits.max_charge:
+        raise _Unrateable(
+            "amount_over_limit",
+            f"charge {amount} is over the limit of {d.catalog.limits.max_charge} per input",
+        )
     payer = matched.payer if matched is not None and matched.payer else wallet.id
     lines = splits(version.usage_splits, amount)
     if payer == wallet.id:
@@ -456,6 +469,8 @@ def _decide_command(d: _Decision, cmd: Command) -> None:
         case ApplyCharge():
             if cmd.amount < 0:
                 problem = ("invalid_amount", f"amount {cmd.amount} is negative")
+            elif cmd.amount > d.catalog.limits.max_charge:
+                problem = ("amount_over_limit", _over(cmd.amount, d.catalog.limits.max_charge))
             else:
                 _begin(d, at, ts)
                 _charge(
@@ -486,6 +501,8 @@ def _begin(d: _Decision, at: datetime, ts: int) -> None:
 def _adjust(d: _Decision, cmd: AdjustRating, ts: int) -> tuple[str, str] | None:
     """A replay's correction of one CDR: charge a positive difference like any charge (with
     its thresholds and suspension), credit a negative one as a refund grant."""
+    if abs(cmd.amount) > d.catalog.limits.max_charge:
+        return "amount_over_limit", _over(abs(cmd.amount), d.catalog.limits.max_charge)
     total = sum(amount for _, amount in cmd.splits)
     if total != cmd.amount:
         return "invalid_amount", f"split lines sum to {total}, not to the amount {cmd.amount}"
@@ -536,11 +553,21 @@ def _top_up(d: _Decision, cmd: TopUp, ts: int) -> tuple[str, str] | None:
         return "invalid_amount", str(exc)
     if amount <= 0:
         return "invalid_amount", f"amount {cmd.amount} is not positive"
+    limits = d.catalog.limits
+    if amount > limits.max_amount:
+        return "amount_over_limit", _over(amount, limits.max_amount)
     if cmd.currency != d.wallet.currency:
         return "currency_mismatch", f"wallet is in {d.wallet.currency}, top-up in {cmd.currency}"
     if cmd.expires_at is not None and cmd.expires_at <= cmd.at:
         return "invalid_expiry", "the grant would expire before it is added"
+    if cmd.expires_at is not None and cmd.expires_at.timestamp() >= limits.latest:
+        return "invalid_expiry", f"the grant would expire after {_iso(limits.latest)}"
     priority = DEFAULT_PRIORITY[cmd.kind] if cmd.priority is None else cmd.priority
+    if not limits.min_priority <= priority <= limits.max_priority:
+        return (
+            "invalid_priority",
+            f"priority {priority} is outside {limits.min_priority}..{limits.max_priority}",
+        )
     _credit(d, cmd.at, ts, cmd.kind, amount, priority, cmd.expires_at)
     return None
 
@@ -563,6 +590,10 @@ def _redeem(d: _Decision, cmd: RedeemVoucher, ts: int) -> tuple[str, str] | None
         expires = datetime.fromtimestamp(ts + voucher.grant_days * 86400, UTC)
     _credit(d, cmd.at, ts, "voucher", voucher.amount, voucher.priority, expires, voucher.code)
     return None
+
+
+def _over(amount: int, limit: int) -> str:
+    return f"amount {amount} micro-units is over the limit of {limit}"
 
 
 def _iso(ts: int) -> str:

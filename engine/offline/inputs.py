@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import msgspec
-
-from ..codec import Rejected, decode_cdr, decode_command, raw_fields
+from ..codec import Rejected, decode_cdr, read_command
 from ..domain import Cdr, Command
 
 
@@ -35,10 +33,7 @@ def read_cdrs(path: Path) -> Iterator[Cdr | Rejected]:
 
 def read_commands(path: Path) -> Iterator[Command | Rejected]:
     for number, raw in _lines(path):
-        try:
-            yield decode_command(raw)
-        except msgspec.MsgspecError as exc:
-            yield Rejected("malformed_command", str(exc), f"{path}:{number}", **raw_fields(raw))
+        yield read_command(raw, f"{path}:{number}")
 
 
 def merged(cdrs: Path, commands: Path | None) -> tuple[list[Cdr | Command], list[Rejected]]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..codec import Rejected, route_cdr
+from ..codec import Rejected, encode, internal_error, raw_fields, route_cdr
 from ..domain import Catalog, Cdr, Command, Event, WalletState, initial_state, step
 from ..domain.events import CdrRejected, SimAttached, UsageRated
+from ..domain.limits import admission
 from ..domain.routing import routed_charges
 
 
@@ -41,24 +42,40 @@ class Pipeline:
 
     def feed(self, item: Cdr | Command) -> list[Event] | Rejected:
         """Decide on one input; returns its events (with any routed follow-ups) or a
-        rejection for a record that reached no wallet."""
+        rejection for a record that reached no wallet: no SIM or wallet of that id, an
+        instant out of bounds (``admission``), or a failure deciding it (``internal_error``),
+        as the stream does. A rejected input leaves every wallet as it was."""
+        try:
+            result = self._feed(item)
+        except Exception as exc:
+            ids = (item.cdr_id, item.iccid) if isinstance(item, Cdr) else (None, None)
+            result = internal_error(exc, "", encode(item), *ids)
+        if isinstance(result, Rejected):
+            self.reject(result)
+        return result
+
+    def _feed(self, item: Cdr | Command) -> list[Event] | Rejected:
         if isinstance(item, Cdr):
             target = self.route(item)
             if isinstance(target, Rejected):
-                self.reject(target)
                 return target
         else:
             target = item.wallet_id
-        events = self._decide(target, item)
+        refused = admission(self.catalog, target, item)
+        if refused is not None:
+            cdr_id, iccid = (item.cdr_id, item.iccid) if isinstance(item, Cdr) else (None, None)
+            fields = raw_fields(encode(item))
+            return Rejected(*refused, cdr_id=cdr_id, iccid=iccid, wallet_id=target, **fields)
+        # Decided in full before anything is kept: a routed follow-up failing after its
+        # cause must not leave the cause's wallet changed.
+        states: dict[str, WalletState] = {}
+        decided: list[tuple[str, Cdr | Command]] = []
+        events = self._decide(states, decided, target, item)
         for charge in list(routed_charges(events)):
-            events.extend(self._decide(charge.wallet_id, charge))
-        return events
-
-    def _decide(self, wallet_id: str, item: Cdr | Command) -> list[Event]:
-        events, state = step(self.state(wallet_id), item, self.catalog)
-        self.states[wallet_id] = state
-        if events and self.record_inputs:
-            self.decided.append((wallet_id, item))
+            events.extend(self._decide(states, decided, charge.wallet_id, charge))
+        self.states.update(states)
+        if self.record_inputs:
+            self.decided.extend(decided)
         for e in events:
             if isinstance(e, UsageRated):
                 self.rated += 1
@@ -66,4 +83,19 @@ class Pipeline:
                 self.rejected[e.reason] += 1
             elif isinstance(e, SimAttached):
                 self.moves[e.iccid] = e.wallet_id
+        return events
+
+    def _decide(
+        self,
+        states: dict[str, WalletState],
+        decided: list[tuple[str, Cdr | Command]],
+        wallet_id: str,
+        item: Cdr | Command,
+    ) -> list[Event]:
+        state = states.get(wallet_id)
+        events, states[wallet_id] = step(
+            state if state is not None else self.state(wallet_id), item, self.catalog
+        )
+        if events:
+            decided.append((wallet_id, item))
         return events

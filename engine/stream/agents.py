@@ -37,15 +37,19 @@ from faust.streams import _current_event
 from faust.types import TP
 
 from ..codec import (
+    REJECTION_MAX_BYTES,
     Rejected,
     decode_cdr,
-    decode_command,
     encode,
+    fit,
+    internal_error,
     raw_fields,
+    read_command,
     route_cdr,
 )
 from ..domain import Catalog, Cdr, Command, Tick
 from ..domain.events import BarSims, CdrRejected, UnbarSims, UsageRated
+from ..domain.limits import admission
 from ..domain.routing import routed_charges
 from . import diagnostics
 from .app import RatingApp, RawSchema, create_app
@@ -209,7 +213,17 @@ class Topology:
 
     def _reject(self, producer: BatchProducer, rejection: Rejected, key: bytes | None) -> None:
         self.metrics.rejected.labels(rejection.reason).inc()
+        limit = self.names.cdr_rejected.max_message_bytes
+        rejection = fit(
+            rejection, min(limit, REJECTION_MAX_BYTES) if limit else REJECTION_MAX_BYTES
+        )
         producer.produce(self.names.cdr_rejected.name, key, encode(rejection))
+
+    def _failed(self, stage: str, exc: Exception, where: str, raw: bytes) -> Rejected:
+        """An input whose decoding or decision raised: rejected, so its partition goes on."""
+        self.metrics.internal_errors.labels(stage).inc()
+        log.error("%s failed on %s; rejected as internal_error", stage, where, exc_info=exc)
+        return internal_error(exc, where, raw)
 
     async def _inputs(self, events: list[faust.EventT]) -> Batch:
         before = self.positions.read_back
@@ -261,9 +275,16 @@ class Topology:
             groups: dict[tuple[int, int], RoutedGroup] = {}
             for msg in batch.inputs:
                 raw = msg.value
-                cdr = decode_cdr(raw)
+                try:
+                    cdr = decode_cdr(raw)
+                    wallet = (
+                        cdr if isinstance(cdr, Rejected) else route_cdr(catalog, {}, cdr, "", raw)
+                    )
+                except Exception as exc:
+                    where = f"{raw_topic}/{msg.partition}@{msg.offset}"
+                    self._reject(out, self._failed("enrich", exc, where, raw), msg.key)
+                    continue
                 if not isinstance(cdr, Rejected):
-                    wallet = route_cdr(catalog, {}, cdr, "", raw)
                     if not isinstance(wallet, Rejected):
                         target = placed.get(wallet)
                         if target is None:
@@ -339,6 +360,8 @@ class Topology:
         by_wallet = self.names.cdr_by_wallet.name
         raw_topic = self.names.cdr_raw.name
         events_topic = self.names.wallet_events.name
+        wallet_partitions = self.names.cdr_by_wallet.partitions
+        homes: dict[str, int] = {}  # wallet -> its partition (murmur2, computed once)
         metrics = self.metrics
         processor = self.processor
         async for events in self._batches(stream):
@@ -354,21 +377,30 @@ class Topology:
                     await self._recover(partition)
                 if msg.topic == commands_topic:
                     metrics.commands.inc()
+                    where = f"{commands_topic}/{partition}@{msg.offset}"
                     try:
-                        command = decode_command(value)
-                    except msgspec.MsgspecError as exc:
-                        where = f"{commands_topic}/{partition}@{msg.offset}"
-                        bad = Rejected("malformed_command", str(exc), where, **raw_fields(value))
-                        self._reject(self.rate_out, bad, msg.key)
+                        command = read_command(value, where)
+                    except Exception as exc:
+                        command = self._failed("decode", exc, where, value)
+                    if not isinstance(command, Rejected):
+                        wallet = command.wallet_id
+                        home = homes.get(wallet)
+                        if home is None:
+                            home = homes[wallet] = partition_of(wallet.encode(), wallet_partitions)
+                        if msg.key != wallet.encode() or home != partition:
+                            command = wrong_partition(msg.key, wallet, where, value)
+                    if isinstance(command, Rejected):
+                        self._reject(self.rate_out, command, msg.key)
                         continue
                     origin = (commands_topic, partition, msg.offset)
-                    self._decide(partition, command.wallet_id, command, origin, counts)
+                    self._decide(partition, command.wallet_id, command, origin, counts, value)
                     continue
                 try:
                     routed = decode_routed(value)
-                except msgspec.MsgspecError as exc:  # enrich wrote it: cannot happen; say so
+                except Exception as exc:  # enrich wrote it: only a foreign record fails here
                     where = f"{by_wallet}/{partition}@{msg.offset}"
-                    bad = Rejected("malformed", str(exc), where, **raw_fields(value))
+                    detail = f"{type(exc).__name__}: {exc}"[:1000]
+                    bad = Rejected("malformed", detail, where, **raw_fields(value))
                     self._reject(self.rate_out, bad, msg.key)
                     continue
                 raw_partition = routed.partition
@@ -377,6 +409,14 @@ class Topology:
                 ):
                     timings.append((ingested, cdr))
                     origin = (raw_topic, raw_partition, offset)
+                    home = homes.get(wallet)
+                    if home is None:
+                        home = homes[wallet] = partition_of(wallet.encode(), wallet_partitions)
+                    if home != partition:
+                        where = f"{raw_topic}/{raw_partition}@{offset}"
+                        bad = wrong_partition(msg.key, wallet, where, encode(cdr))
+                        self._reject(self.rate_out, bad, msg.key)
+                        continue
                     self._decide(partition, wallet, cdr, origin, counts)
             await self._durable(self.rate_out)
             self.positions.made_durable(batch)
@@ -397,16 +437,32 @@ class Topology:
         item: Cdr | Command,
         origin: tuple[str, int, int],
         counts: collections.Counter[str],
+        raw: bytes | None = None,
     ) -> None:
-        """Decide one input and produce its decision and follow-ups (not yet durable)."""
+        """Decide one input and produce its decision and follow-ups (not yet durable).
+
+        An input no wallet may take (``admission``: unknown wallet, instant out of bounds) and
+        one whose decision raised are rejected on ``cdr.rejected``: no event, no state, and the
+        partition goes on."""
         processor = self.processor
         if processor.already_decided(partition, origin):
             counts["skipped"] += 1
             return
-        decision = processor.decide(partition, wallet, item, origin)
+        out = self.rate_out
+        where = "{}/{}@{}".format(*origin)
+        try:
+            refused = admission(self.catalog, wallet, item)
+            decision = None if refused else processor.decide(partition, wallet, item, origin)
+        except Exception as exc:
+            bad = self._failed("decide", exc, where, raw if raw is not None else encode(item))
+            self._reject(out, msgspec.structs.replace(bad, wallet_id=wallet), _key(item))
+            return
+        if refused is not None:
+            bad = _refused(refused, where, wallet, item)
+            self._reject(out, bad, _key(item))
+            return
         if decision is None:
             return
-        out = self.rate_out
         key = wallet.encode()
         out.produce(self.names.wallet_events.name, key, encode(decision), partition)
         counts["decisions"] += 1
@@ -544,6 +600,26 @@ class Topology:
             )
             self.rate_out.produce(self.names.wallet_commands.name, wallet_id.encode(), encode(tick))
         await self._durable(self.rate_out)
+
+
+def wrong_partition(key: bytes | None, wallet: str, where: str, raw: bytes) -> Rejected:
+    """The rejection of a wallet input keyed or placed for another wallet (or placed by a
+    partitioner other than murmur2): deciding it would fork the wallet's history on a
+    partition that does not own it."""
+    detail = f"record keyed {key!r} is not on the partition that owns wallet {wallet!r}"
+    return Rejected("wrong_partition", detail, where, wallet_id=wallet, **raw_fields(raw))
+
+
+def _key(item: Cdr | Command) -> bytes | None:
+    """The key of a rejection on ``cdr.rejected``: the ICCID, when there is one."""
+    return item.iccid.encode() if isinstance(item, Cdr) else None
+
+
+def _refused(refused: tuple[str, str], where: str, wallet: str, item: Cdr | Command) -> Rejected:
+    cdr_id, iccid = (item.cdr_id, item.iccid) if isinstance(item, Cdr) else (None, None)
+    reason, detail = refused
+    fields = raw_fields(encode(item))
+    return Rejected(reason, detail, where, cdr_id=cdr_id, iccid=iccid, wallet_id=wallet, **fields)
 
 
 def build(settings: WorkerSettings, catalog: Catalog, topics: Topics) -> tuple[faust.App, Topology]:

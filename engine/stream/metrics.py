@@ -91,6 +91,13 @@ class Metrics:
             "Partition snapshots not written because they exceeded RATING_SNAPSHOT_MAX_BYTES.",
             registry=r,
         )
+        self.internal_errors = Counter(
+            "rating_internal_errors",
+            "Inputs whose decoding or decision failed unexpectedly, rejected as internal_error "
+            "(the partition goes on), by stage.",
+            ["stage"],
+            registry=r,
+        )
         self.recovered_decisions = Counter(
             "rating_recovery_decisions",
             "Decisions read back from wallet.events while recovering partitions.",

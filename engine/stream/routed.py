@@ -80,4 +80,10 @@ class RoutedGroup:
 
 
 def decode_routed(raw: bytes) -> RoutedCdrs:
-    return _decoder.decode(raw)
+    """A routed record; raises ``msgspec.ValidationError`` when its lists do not line up
+    (only a record enrich did not write can), as when it does not decode."""
+    routed = _decoder.decode(raw)
+    n = len(routed.cdrs)
+    if not len(routed.wallets) == len(routed.offsets) == len(routed.ingested) == n:
+        raise msgspec.ValidationError("wallets, offsets, ingested and cdrs differ in length")
+    return routed

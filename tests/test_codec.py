@@ -1,0 +1,93 @@
+"""The codec never raises on what arrives from the wire: it decodes or it rejects."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.codec import (
+    MAX_DEPTH,
+    MAX_INPUT_BYTES,
+    Rejected,
+    decode_cdr,
+    encode,
+    fit,
+    read_command,
+)
+from engine.domain import Cdr
+
+GOOD = {
+    "cdr_id": "c1",
+    "iccid": "89441000000000900002",
+    "service": "data",
+    "started_at": "2026-09-10T14:05:00+02:00",
+    "volume": 1234,
+    "mcc": "262",
+    "mnc": "01",
+}
+TICK = {"type": "Tick", "command_id": "t1", "wallet_id": "acme", "at": "2026-09-10T00:00:00Z"}
+
+
+def deep(levels: int) -> bytes:
+    return b'{"a":' * levels + b"1" + b"}" * levels
+
+
+@pytest.mark.parametrize("raw", [deep(2000), b"[" * 50_000, b'{"cdr_id":' + b"[" * 5000])
+def test_deep_nesting_is_rejected_before_parsing(raw: bytes) -> None:
+    rejected = decode_cdr(raw, "f:1")
+    assert isinstance(rejected, Rejected) and rejected.reason == "too_deep"
+    command = read_command(raw, "f:1")
+    assert isinstance(command, Rejected) and command.reason == "too_deep"
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    raw = json.dumps({**GOOD, "apn": "[" * (MAX_DEPTH + 5)}).encode()
+    assert isinstance(decode_cdr(raw), Cdr)
+
+
+def test_an_oversized_record_is_rejected_with_a_prefix_its_length_and_hash() -> None:
+    raw = bytes(range(256)) * (900_000 // 256)
+    rejected = decode_cdr(raw, "cdr.raw/0@7")
+    assert isinstance(rejected, Rejected) and rejected.reason == "too_large"
+    assert rejected.raw_length == len(raw) > MAX_INPUT_BYTES
+    assert rejected.raw_sha256 == hashlib.sha256(raw).hexdigest()
+    kept = base64.b64decode(rejected.raw_base64 or "")
+    assert raw.startswith(kept) and 0 < len(kept) < len(raw)
+    assert len(encode(rejected)) < 64 * 1024
+
+
+def test_fit_keeps_a_rejection_that_fits_as_it_is_and_cuts_one_that_does_not() -> None:
+    small = Rejected("malformed", "x", "f:1", raw="abc")
+    assert fit(small) is small
+    text = "é" * 10_000
+    cut = fit(Rejected("malformed", "x" * 50_000, "f:1", raw=text), 8_000)
+    assert len(encode(cut)) <= 8_000
+    assert cut.raw is not None and text.startswith(cut.raw)
+    assert cut.raw_length == len(text.encode()) and cut.raw_sha256 is not None
+
+
+@pytest.mark.parametrize("field", ["cdr_id", "iccid", "source", "apn"])
+def test_control_characters_in_identifiers_are_rejected_at_decode(field: str) -> None:
+    raw = json.dumps({**GOOD, field: "a\u0000b"}).encode()
+    rejected = decode_cdr(raw)
+    assert isinstance(rejected, Rejected) and rejected.reason == "invalid_field"
+    assert field in rejected.detail
+
+
+@pytest.mark.parametrize("field", ["command_id", "wallet_id"])
+def test_control_characters_in_command_ids_are_rejected(field: str) -> None:
+    raw = json.dumps({**TICK, field: "acme\u001b[2J"}).encode()
+    rejected = read_command(raw)
+    assert isinstance(rejected, Rejected) and rejected.reason == "malformed_command"
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=2048))
+def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
+    assert isinstance(decode_cdr(raw), Cdr | Rejected)
+    read_command(raw)
