@@ -1,0 +1,211 @@
+"""Commands to a wallet: credit (top-ups, vouchers), routed and corrected charges, and the
+SIMs and plans it holds. Each check that fails raises `Refused`; a command already decided
+is a no-op, so a retried command moves nothing twice."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from .catalog import DEFAULT_PRIORITY
+from .charges import after_debit, begin, charge, credit
+from .commands import (
+    AdjustRating,
+    ApplyCharge,
+    AttachSim,
+    ChangePlan,
+    Command,
+    DetachSim,
+    RedeemVoucher,
+    Tick,
+    TopUp,
+)
+from .cycles import cycle_of
+from .draft import Draft, Refused
+from .events import GrantInfo, PlanChanged, RatingAdjusted, SimAttached, SimDetached, SplitLine
+from .grants import settle
+from .money import MoneyError, parse_money
+from .recurring import tick
+from .sims import active_at, sim
+
+
+def decide_command(d: Draft, cmd: Command) -> None:
+    if d.key in d.state.commands:
+        return  # a retried command that already moved money: a no-op, so retries are safe
+    ts = int(cmd.at.timestamp())
+    match cmd:
+        case Tick():
+            begin(d, cmd.at, ts)
+            tick(d, cmd.at, ts)
+        case TopUp():
+            top_up(d, cmd, ts)
+        case RedeemVoucher():
+            redeem(d, cmd, ts)
+        case ChangePlan():
+            change_plan(d, cmd, ts)
+        case AttachSim():
+            attach(d, cmd, ts)
+        case DetachSim():
+            detach(d, cmd, ts)
+        case ApplyCharge():
+            apply_charge(d, cmd, ts)
+        case AdjustRating():
+            adjust(d, cmd, ts)
+
+
+def top_up(d: Draft, cmd: TopUp, ts: int) -> None:
+    try:
+        amount = parse_money(cmd.amount)
+    except MoneyError as exc:
+        raise Refused("invalid_amount", str(exc)) from None
+    if amount <= 0:
+        raise Refused("invalid_amount", f"amount {cmd.amount} is not positive")
+    limits = d.catalog.limits
+    if amount > limits.max_amount:
+        raise Refused("amount_over_limit", _over(amount, limits.max_amount))
+    if cmd.currency != d.wallet.currency:
+        raise Refused(
+            "currency_mismatch", f"wallet is in {d.wallet.currency}, top-up in {cmd.currency}"
+        )
+    if cmd.expires_at is not None and cmd.expires_at <= cmd.at:
+        raise Refused("invalid_expiry", "the grant would expire before it is added")
+    if cmd.expires_at is not None and cmd.expires_at.timestamp() >= limits.latest:
+        raise Refused("invalid_expiry", f"the grant would expire after {_iso(limits.latest)}")
+    priority = DEFAULT_PRIORITY[cmd.kind] if cmd.priority is None else cmd.priority
+    if not limits.min_priority <= priority <= limits.max_priority:
+        raise Refused(
+            "invalid_priority",
+            f"priority {priority} is outside {limits.min_priority}..{limits.max_priority}",
+        )
+    credit(d, cmd.at, ts, cmd.kind, amount, priority, cmd.expires_at)
+
+
+def redeem(d: Draft, cmd: RedeemVoucher, ts: int) -> None:
+    voucher = d.catalog.vouchers.get(cmd.code)
+    if voucher is None:
+        raise Refused("unknown_voucher", f"no voucher {cmd.code}")
+    if voucher.wallet != d.wallet.id:
+        raise Refused("voucher_not_for_wallet", f"voucher {cmd.code} was issued to another wallet")
+    if cmd.code in d.state.vouchers:
+        raise Refused("voucher_already_redeemed", f"voucher {cmd.code} was already redeemed")
+    if voucher.valid_until is not None and ts > voucher.valid_until:
+        raise Refused(
+            "voucher_expired",
+            f"voucher {cmd.code} could be redeemed until {_iso(voucher.valid_until)}",
+        )
+    expires = None
+    if voucher.grant_days is not None:
+        expires = datetime.fromtimestamp(ts + voucher.grant_days * 86400, UTC)
+    credit(d, cmd.at, ts, "voucher", voucher.amount, voucher.priority, expires, voucher.code)
+
+
+def apply_charge(d: Draft, cmd: ApplyCharge, ts: int) -> None:
+    """The debit of usage rated in ``source_wallet`` and paid here (split billing)."""
+    if cmd.amount < 0:
+        raise Refused("invalid_amount", f"amount {cmd.amount} is negative")
+    if cmd.amount > d.catalog.limits.max_charge:
+        raise Refused("amount_over_limit", _over(cmd.amount, d.catalog.limits.max_charge))
+    begin(d, cmd.at, ts)
+    cycle = cycle_of(ts, d.wallet.cycle_anchor_day).id
+    source = cmd.source_wallet
+    charge(d, cmd.at, ts, "routed_usage", source, cmd.amount, (), cycle, source, cmd.cdr_id)
+
+
+def adjust(d: Draft, cmd: AdjustRating, ts: int) -> None:
+    """A replay's correction of one CDR: charge a positive difference like any charge (with
+    its thresholds and suspension), credit a negative one as a refund grant."""
+    if abs(cmd.amount) > d.catalog.limits.max_charge:
+        raise Refused("amount_over_limit", _over(abs(cmd.amount), d.catalog.limits.max_charge))
+    total = sum(amount for _, amount in cmd.splits)
+    if total != cmd.amount:
+        raise Refused(
+            "invalid_amount", f"split lines sum to {total}, not to the amount {cmd.amount}"
+        )
+    at = cmd.at
+    begin(d, at, ts)
+    debits: tuple = ()
+    overdraft = uncollected = repaid = 0
+    refund = None
+    if cmd.amount > 0:
+        debits, overdraft, uncollected, _ = settle(
+            d.state, cmd.amount, ts, d.wallet.overdraft_limit
+        )
+    elif cmd.amount < 0:
+        refunded = -cmd.amount
+        refund = GrantInfo(d.next_id(), "refund", refunded, DEFAULT_PRIORITY["refund"])
+        repaid = min(d.state.debt, refunded)
+    d.emit(
+        RatingAdjusted(
+            d.next_id(),
+            d.wallet.id,
+            at,
+            cmd.cdr_id,
+            cmd.iccid,
+            cmd.service,
+            cmd.zone,
+            cmd.replay,
+            cmd.amount,
+            cmd.charged_volume,
+            cmd.plan_version,
+            tuple([SplitLine(provider, amount) for provider, amount in cmd.splits if amount]),
+            cmd.source_wallet,
+            debits,
+            overdraft,
+            uncollected,
+            refund,
+            repaid,
+        )
+    )
+    if cmd.amount > 0:
+        after_debit(d, at, ts)
+
+
+def change_plan(d: Draft, cmd: ChangePlan, ts: int) -> None:
+    sub = sim(d.state, d.catalog, cmd.iccid)
+    if sub is None or (sub.active_to is not None and sub.active_to <= ts):
+        raise Refused("unknown_sim", f"ICCID {cmd.iccid} is not in wallet {d.wallet.id}")
+    check_plan(d, cmd.plan, ts)
+    begin(d, cmd.at, ts)
+    d.emit(PlanChanged(d.next_id(), d.wallet.id, cmd.at, cmd.iccid, cmd.plan))
+
+
+def attach(d: Draft, cmd: AttachSim, ts: int) -> None:
+    current = sim(d.state, d.catalog, cmd.iccid)
+    if current is not None and active_at(current, ts):
+        raise Refused(
+            "sim_already_attached", f"ICCID {cmd.iccid} is already in wallet {d.wallet.id}"
+        )
+    check_plan(d, cmd.plan, ts)
+    if cmd.pool is not None:
+        pool = d.catalog.pools.get(cmd.pool)
+        if pool is None or pool.wallet != d.wallet.id:
+            raise Refused("unknown_pool", f"wallet {d.wallet.id} has no pool {cmd.pool}")
+    begin(d, cmd.at, ts)
+    d.emit(SimAttached(d.next_id(), d.wallet.id, cmd.at, cmd.iccid, cmd.plan, cmd.pool, cmd.addons))
+
+
+def detach(d: Draft, cmd: DetachSim, ts: int) -> None:
+    sub = sim(d.state, d.catalog, cmd.iccid)
+    if sub is None or not active_at(sub, ts):
+        raise Refused("unknown_sim", f"ICCID {cmd.iccid} is not active in wallet {d.wallet.id}")
+    begin(d, cmd.at, ts)
+    d.emit(SimDetached(d.next_id(), d.wallet.id, cmd.at, cmd.iccid))
+
+
+def check_plan(d: Draft, plan_id: str, ts: int) -> None:
+    """Refuse a plan the wallet cannot take at ``ts``."""
+    plan = d.catalog.plans.get(plan_id)
+    if plan is None:
+        raise Refused("unknown_plan", f"no plan {plan_id}")
+    version = plan.version_at(ts)
+    if version is None:
+        raise Refused("no_plan_version", f"plan {plan_id} has no version valid at {_iso(ts)}")
+    if version.currency != d.wallet.currency:
+        raise Refused("currency_mismatch", f"plan {plan_id} is in {version.currency}")
+
+
+def _over(amount: int, limit: int) -> str:
+    return f"amount {amount} micro-units is over the limit of {limit}"
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()

@@ -1,0 +1,158 @@
+"""Money moving through a wallet: charges and credits, and what follows from the balance.
+
+A charge burns grants in order, then the overdraft (``grants.settle``); a credit adds a
+grant and re-arms what it lifts the balance above. After either, the wallet's levels are
+checked: thresholds, auto top-up, suspension (after a debit) or resumption (after a credit).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from .catalog import Share
+from .draft import Draft, splits
+from .events import (
+    AutoTopUpRequested,
+    BarSims,
+    Charged,
+    GrantAdded,
+    GrantExpired,
+    GrantInfo,
+    ThresholdCrossed,
+    UnbarSims,
+    WalletOpened,
+    WalletResumed,
+    WalletSuspended,
+)
+from .evolve import charged
+from .grants import expired, settle
+from .sims import active_iccids, plan_at, sim
+
+
+def begin(d: Draft, at: datetime, ts: int) -> None:
+    """What every accepted input starts with: open the wallet, expire what is due."""
+    open_wallet(d, at)
+    expire(d, at, ts)
+
+
+def open_wallet(d: Draft, at: datetime) -> None:
+    if d.state.opened:
+        return
+    grants = tuple(
+        GrantInfo(
+            f"open:{d.wallet.id}/{i}",
+            g.kind,
+            g.amount,
+            g.priority,
+            None if g.expires_at is None else datetime.fromtimestamp(g.expires_at, UTC),
+        )
+        for i, g in enumerate(d.wallet.opening)
+    )
+    d.emit(
+        WalletOpened(
+            f"open:{d.wallet.id}#0",
+            d.wallet.id,
+            at,
+            d.wallet.currency,
+            d.catalog.dedup_window,
+            grants,
+        )
+    )
+
+
+def expire(d: Draft, at: datetime, ts: int) -> None:
+    for g in expired(d.state, ts):
+        d.emit(GrantExpired(d.next_id(), d.wallet.id, at, g.id, g.remaining))
+
+
+def charge(
+    d: Draft,
+    at: datetime,
+    ts: int,
+    kind: str,
+    ref: str,
+    amount: int,
+    shares: tuple[Share, ...],
+    cycle: str | None = None,
+    source_wallet: str | None = None,
+    cdr_id: str | None = None,
+) -> None:
+    debits, overdraft, uncollected, grants = settle(d.state, amount, ts, d.wallet.overdraft_limit)
+    event = Charged(
+        d.next_id(),
+        d.wallet.id,
+        at,
+        kind,
+        ref,
+        amount,
+        cycle,
+        debits,
+        overdraft,
+        uncollected,
+        splits(shares, amount),
+        source_wallet,
+        cdr_id,
+    )
+    d.emit_applied(event, charged(d.state, event, grants))
+    after_debit(d, at, ts)
+
+
+def after_debit(d: Draft, at: datetime, ts: int) -> None:
+    """Warn on thresholds crossed, ask for auto top-up, suspend at the suspension level."""
+    balance = d.state.balance
+    for level in d.wallet.thresholds:
+        if balance < level and level not in d.state.fired:
+            d.emit(ThresholdCrossed(d.next_id(), d.wallet.id, at, level, balance))
+    auto = d.wallet.auto_top_up
+    if auto is not None and balance < auto.below and not d.state.auto_top_up_fired:
+        d.emit(AutoTopUpRequested(d.next_id(), d.wallet.id, at, auto.amount, balance))
+    if not d.state.suspended and balance <= d.wallet.suspend_at:
+        d.emit(WalletSuspended(d.next_id(), d.wallet.id, at, balance))
+        d.emit(BarSims(d.next_id(), d.wallet.id, at, active_iccids(d.state, d.catalog, ts)))
+
+
+def credit(
+    d: Draft,
+    at: datetime,
+    ts: int,
+    kind: str,
+    amount: int,
+    priority: int,
+    expires_at: datetime | None,
+    voucher: str | None = None,
+) -> None:
+    begin(d, at, ts)
+    state = d.state
+    new_balance = state.balance + amount
+    rearmed = tuple(level for level in sorted(state.fired, reverse=True) if new_balance >= level)
+    auto = d.wallet.auto_top_up
+    auto_rearmed = state.auto_top_up_fired and auto is not None and new_balance >= auto.below
+    grant = GrantInfo(d.next_id(), kind, amount, priority, expires_at)
+    d.emit(
+        GrantAdded(
+            grant.grant_id,
+            d.wallet.id,
+            at,
+            grant,
+            min(state.debt, amount),
+            voucher,
+            rearmed,
+            auto_rearmed,
+        )
+    )
+    if d.state.suspended and d.state.balance > d.wallet.resume_at:
+        resume(d, at, ts)
+
+
+def resume(d: Draft, at: datetime, ts: int) -> None:
+    d.emit(WalletResumed(d.next_id(), d.wallet.id, at, d.state.balance))
+    iccids = active_iccids(d.state, d.catalog, ts)
+    d.emit(UnbarSims(d.next_id(), d.wallet.id, at, iccids))
+    for iccid in iccids:
+        sub = sim(d.state, d.catalog, iccid)
+        plan = d.catalog.plans.get(plan_at(d.state, sub, ts)) if sub else None
+        version = plan.version_at(ts) if plan else None
+        if version is not None and version.restart_fee:
+            shares = version.fee_splits or version.mrc_splits
+            charge(d, at, ts, "restart_fee", iccid, version.restart_fee, shares)
+    after_debit(d, at, ts)

@@ -1,0 +1,159 @@
+"""Usage: a CDR resolved to what rates it, drawn from its pool, priced, and settled."""
+
+from __future__ import annotations
+
+from . import pools, rating
+from .catalog import Catalog, Filter, PlanVersion, Rate, Subscription
+from .cdr import Cdr
+from .charges import after_debit, charge, expire, open_wallet
+from .cycles import Cycle, cycle_of
+from .draft import Draft, Refused, splits
+from .events import PoolStepped, UsageRated
+from .evolve import usage_rated
+from .grants import settle
+from .limits import volume_problem
+from .sims import active_at, plan_at, pool_sims, sim
+from .zones import zone_of
+
+Resolved = tuple[Subscription, str, PlanVersion, str, Rate, Filter | None]
+"""What a CDR is rated by: subscription, plan id, plan version, zone, rate, and the filter
+that chose the rate (a plain tuple: one is built for every record)."""
+
+
+def decide_cdr(d: Draft, cdr: Cdr) -> None:
+    state = d.state
+    at = cdr.started_at
+    if state.has_seen(d.key):
+        raise Refused("duplicate", "CDR already rated")
+    ts = int(at.timestamp())
+    if ts < state.retained_since:
+        raise Refused("late", "older than the duplicate-detection window")
+    found = resolve(d, cdr, ts)
+    open_wallet(d, at)
+    if d.state.grants:
+        expire(d, at, ts)
+    rate(d, cdr, ts, found)
+
+
+def resolve(d: Draft, cdr: Cdr, ts: int) -> Resolved:
+    """Everything a CDR is rated by; raises `Refused` when it cannot be rated."""
+    catalog, state = d.catalog, d.state
+    if cdr.volume < 0:
+        raise Refused("negative_volume", f"volume {cdr.volume}")
+    too_much = volume_problem(catalog.limits, cdr.service, cdr.volume)
+    if too_much is not None:
+        raise Refused("volume_over_limit", too_much)
+    sub = sim(state, catalog, cdr.iccid)
+    if sub is None:
+        raise Refused("unknown_sim", f"ICCID {cdr.iccid} is not in wallet {d.wallet.id}")
+    if not active_at(sub, ts):
+        raise Refused(
+            "sim_inactive", f"ICCID {cdr.iccid} is not active at {cdr.started_at.isoformat()}"
+        )
+    plan_id = plan_at(state, sub, ts)
+    plan = catalog.plans.get(plan_id)
+    version = plan.version_at(ts) if plan else None
+    if plan is None or version is None:
+        raise Refused(
+            "no_plan_version",
+            f"plan {plan_id} has no version valid at {cdr.started_at.isoformat()}",
+        )
+    zone = zone_of(catalog.networks, cdr.mcc, cdr.mnc)
+    if zone is None:
+        raise Refused("unknown_zone", f"network {cdr.mcc}-{cdr.mnc} is in no zone")
+    table = rate_table(catalog, plan_id, version)
+    found, matched = table.select(cdr.service, zone, cdr.apn, cdr.rat, cdr.started_at)
+    if found is None:
+        raise Refused(
+            "no_rate", f"plan {plan_id} v{version.version} has no {cdr.service} rate in {zone}"
+        )
+    if version.currency != d.wallet.currency:
+        raise Refused("currency_mismatch", f"plan {plan_id} is in {version.currency}")
+    return sub, plan_id, version, zone, found, matched
+
+
+def rate_table(catalog: Catalog, plan_id: str, version: PlanVersion) -> rating.RateTable:
+    """The version's rate table, kept in the catalog's memo (a plan's version numbers are
+    unique, so plan id and number name it)."""
+    key = ("rates", plan_id, version.version)
+    table = catalog.memo.get(key)
+    if table is None:
+        table = catalog.memo[key] = rating.RateTable(version)
+    return table
+
+
+def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
+    sub, plan_id, version, zone, chosen, matched = found
+    wallet = d.wallet
+    service = cdr.service
+    rounding = version.rounding.get(service)
+    rated_volume = rating.rounded(cdr.volume, rounding) if rounding else cdr.volume
+    cycle = cycle_of(ts, wallet.cycle_anchor_day)
+    if sub.pool is None:
+        drawn = pools.NO_DRAW
+    else:
+        drawn = draw_pool(d, sub.pool, cdr, zone, cycle, ts, rated_volume)
+    charged_volume = rated_volume - drawn.volume
+    state = d.state  # after any pool step-up and its charge
+    # the cycle's volume so far only matters to graduated tiers
+    used = state.tier_used.get((cdr.iccid, service, cycle.id), 0) if len(chosen.tiers) > 1 else 0
+    amount = rating.price(chosen, used, charged_volume)
+    if amount > d.catalog.limits.max_charge:
+        raise Refused(
+            "amount_over_limit",
+            f"charge {amount} is over the limit of {d.catalog.limits.max_charge} per input",
+        )
+    payer = matched.payer if matched is not None and matched.payer else wallet.id
+    lines = splits(version.usage_splits, amount)
+    if payer == wallet.id:
+        debits, overdraft, uncollected, grants = settle(state, amount, ts, wallet.overdraft_limit)
+    else:
+        debits, overdraft, uncollected, grants = (), 0, 0, state.grants
+    event = UsageRated(
+        d.next_id(),
+        wallet.id,
+        cdr.started_at,
+        cdr.cdr_id,
+        cdr.iccid,
+        service,
+        zone,
+        cdr.volume,
+        rated_volume,
+        drawn.volume,
+        charged_volume,
+        amount,
+        plan_id,
+        version.version,
+        cycle.id,
+        payer,
+        cdr.source,
+        matched.name if matched is not None else None,
+        drawn.draws,
+        debits,
+        overdraft,
+        uncollected,
+        lines,
+    )
+    d.emit_applied(event, usage_rated(state, event, d.key, ts, grants))
+    if payer == wallet.id and amount:
+        after_debit(d, cdr.started_at, ts)
+
+
+def draw_pool(
+    d: Draft, pool_id: str | None, cdr: Cdr, zone: str, cycle: Cycle, ts: int, volume: int
+) -> pools.Draw:
+    pool = d.catalog.pools.get(pool_id) if pool_id else None
+    if pool is None or not pools.covers(pool, cdr.service, zone):
+        return pools.NO_DRAW
+    members = pool_sims(d.state, d.catalog, pool, cycle) if pool.kind == "flexible" else 0
+    drawn = pools.draw(d.state, pool, cycle, ts, volume, members)
+    if drawn.step is not None:
+        at = cdr.started_at
+        d.emit(
+            PoolStepped(
+                d.next_id(), d.wallet.id, at, pool.id, cycle.id, drawn.step.tier, drawn.step.size
+            )
+        )
+        if drawn.step.price:
+            charge(d, at, ts, "pool_step", pool.id, drawn.step.price, pool.splits, cycle.id)
+    return drawn
