@@ -17,6 +17,7 @@ from .domain.catalog import Catalog
 from .domain.cdr import Cdr
 from .domain.commands import Command
 from .domain.events import Event
+from .domain.ids import is_cdr
 from .domain.routing import wallet_of
 
 encoder = msgspec.json.Encoder()
@@ -266,7 +267,7 @@ def decode_event(raw: bytes) -> Event:
 
 def decode_input(key: str, raw: bytes) -> Cdr | Command:
     """An input as the event store keeps it: its key (``cdr:`` or ``cmd:``) says which."""
-    return _cdr_decoder.decode(raw) if key.startswith("cdr:") else _command_decoder.decode(raw)
+    return _cdr_decoder.decode(raw) if is_cdr(key) else _command_decoder.decode(raw)
 
 
 def encode(obj: Any) -> bytes:

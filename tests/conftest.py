@@ -4,8 +4,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from engine.testing.postgres import server
+
+# Tests assert behaviour, never wall-clock time: Hypothesis' per-example deadline (200 ms)
+# would fail a correct property on a loaded machine.
+settings.register_profile("engine", deadline=None)
+settings.load_profile("engine")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from .commands import PRINTABLE
+from .ids import cdr_key
 from .units import Service
 
 Rat = Literal["2G", "3G", "4G", "5G", "NB-IoT", "LTE-M"]
@@ -31,4 +32,4 @@ class Cdr(msgspec.Struct, frozen=True, gc=False):
     @property
     def key(self) -> str:
         """The identity used for duplicate detection: ids are unique per source."""
-        return f"cdr:{self.source}/{self.cdr_id}" if self.source else f"cdr:{self.cdr_id}"
+        return cdr_key(self.source, self.cdr_id)

@@ -26,6 +26,7 @@ from .events import (
 )
 from .evolve import charged
 from .grants import expired, settle
+from .ids import opening_grant_id, opening_id
 from .sims import active_iccids, plan_at, sim
 
 
@@ -40,7 +41,7 @@ def open_wallet(d: Draft, at: datetime) -> None:
         return
     grants = tuple(
         GrantInfo(
-            f"open:{d.wallet.id}/{i}",
+            opening_grant_id(d.wallet.id, i),
             g.kind,
             g.amount,
             g.priority,
@@ -50,7 +51,7 @@ def open_wallet(d: Draft, at: datetime) -> None:
     )
     d.emit(
         WalletOpened(
-            f"open:{d.wallet.id}#0",
+            opening_id(d.wallet.id),
             d.wallet.id,
             at,
             d.wallet.currency,

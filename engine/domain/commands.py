@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from .ids import command_key
+
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 """Identifiers and names carry no control characters (NUL included): a database, a log
 line or a terminal would each read them differently."""
@@ -22,7 +24,7 @@ class _Command(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
 
     @property
     def key(self) -> str:
-        return f"cmd:{self.command_id}"
+        return command_key(self.command_id)
 
 
 class TopUp(_Command, tag=True, frozen=True, gc=False):

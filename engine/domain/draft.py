@@ -15,6 +15,7 @@ from .cdr import Cdr
 from .commands import Command
 from .events import CdrRejected, CommandRejected, Event, SplitLine
 from .evolve import evolve
+from .ids import event_id, rejection_id
 from .money import allocate
 from .state import WalletState
 
@@ -44,7 +45,7 @@ class Draft:
         self.events: list[Event] = []
 
     def next_id(self) -> str:
-        return f"{self.key}#{len(self.events)}"
+        return event_id(self.key, len(self.events))
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
@@ -60,7 +61,7 @@ class Draft:
 def rejection(wallet_id: str, item: Input, reason: str, detail: str) -> Event:
     """The one event of a rejected input, named by its reason: a later, accepted retry of
     the same input can never reuse its id."""
-    eid = f"{item.key}#{reason}"
+    eid = rejection_id(item.key, reason)
     if isinstance(item, Cdr):
         return CdrRejected(
             eid, wallet_id, item.started_at, item.cdr_id, item.iccid, reason, detail, item.source

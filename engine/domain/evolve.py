@@ -33,6 +33,7 @@ from .events import (
     WalletSuspended,
 )
 from .grants import apply_debits, insert_grant
+from .ids import input_key, is_command
 from .state import EMPTY, Grant, WalletState
 
 RECURRING = frozenset({"mrc", "addon_mrc", "pool_fee"})
@@ -40,11 +41,6 @@ RECURRING = frozenset({"mrc", "addon_mrc", "pool_fee"})
 
 def _ts(at: datetime) -> int:
     return int(at.timestamp())
-
-
-def input_key(event_id: str) -> str:
-    """The key of the input an event was decided from (event ids are ``<key>#<position>``)."""
-    return event_id.rpartition("#")[0]
 
 
 def _with_grant(state: WalletState, info: GrantInfo, remaining: int) -> WalletState:
@@ -198,7 +194,7 @@ def evolve(state: WalletState, event: Event) -> WalletState:
                 "fired": s.fired - frozenset(event.rearmed),
                 "auto_top_up_fired": s.auto_top_up_fired and not event.auto_top_up_rearmed,
             }
-            if event.id.startswith("cmd:"):
+            if is_command(event.id):
                 changes["commands"] = s.commands.set(input_key(event.id), _ts(event.at))
             if event.voucher is not None:
                 changes["vouchers"] = s.vouchers | {event.voucher}
@@ -258,7 +254,7 @@ def evolve(state: WalletState, event: Event) -> WalletState:
 
 def _done(state: WalletState, event: Event) -> Map[str, int]:
     """Remember the command an event answers, so a retry of it is a no-op."""
-    if not event.id.startswith("cmd:"):
+    if not is_command(event.id):
         return state.commands
     return state.commands.set(input_key(event.id), _ts(event.at))
 

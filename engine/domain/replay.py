@@ -19,22 +19,12 @@ import msgspec
 
 from .commands import AdjustRating
 from .events import Event, RatingAdjusted, SplitLine, UsageRated
-from .evolve import input_key
-
-ADJUSTMENT = "adj:"
-"""Prefix of the commands a replay sends; ``cmd:adj:`` of their events' ids."""
-
-
-def adjustment_id(cdr_key: str, k: int) -> str:
-    """The command id of the ``k``-th adjustment (1-based) of the CDR ``cdr_key``."""
-    return f"{ADJUSTMENT}{cdr_key}:{k}"
+from .ids import adjusted_cdr_key, adjustment_id, input_key
 
 
 def corrected_key(event: RatingAdjusted) -> str:
     """The key of the CDR an adjustment corrects (it is part of the command's id)."""
-    command_key = input_key(event.id)
-    command_id = command_key.removeprefix("cmd:").removeprefix(ADJUSTMENT)
-    return command_id.rpartition(":")[0]
+    return adjusted_cdr_key(event.id)
 
 
 def rating_wallet(event: RatingAdjusted) -> str:

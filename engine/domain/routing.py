@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from .catalog import Catalog
 from .commands import ApplyCharge
 from .events import Event, UsageRated
+from .ids import routed_command_id
 
 
 def wallet_of(catalog: Catalog, moves: Mapping[str, str], iccid: str) -> str | None:
@@ -26,7 +27,7 @@ def routed_charges(events: list[Event] | tuple[Event, ...]) -> Iterator[ApplyCha
     for e in events:
         if isinstance(e, UsageRated) and e.payer != e.wallet_id and e.amount:
             yield ApplyCharge(
-                command_id=f"route:{e.id}",
+                command_id=routed_command_id(e.id),
                 wallet_id=e.payer,
                 at=e.at,
                 source_wallet=e.wallet_id,

@@ -236,7 +236,9 @@ def near_valid_commands(draw: st.DrawFn) -> bytes:
     return json.dumps(record).encode()
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(raw=st.one_of(near_valid_cdrs(), near_valid_commands(), st.binary(max_size=512)))
 def test_decode_then_decide_never_raises(catalog: Catalog, raw: bytes) -> None:
     pipeline = Pipeline(catalog)

@@ -28,7 +28,7 @@ from engine.cli import main
 from engine.codec import decode_event
 from engine.domain import AdjustRating, Catalog, Event, fold, initial_state
 from engine.domain.events import Charged, RatingAdjusted, UsageRated
-from engine.domain.evolve import input_key
+from engine.domain.ids import input_key
 from engine.offline.generate import generate_cdrs, generate_commands, write_lines
 from engine.offline.replay import ReplayError, ReplayReport, replay
 from engine.offline.run import rate_all
