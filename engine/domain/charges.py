@@ -62,8 +62,14 @@ def open_wallet(d: Draft, at: datetime) -> None:
 
 
 def expire(d: Draft, at: datetime, ts: int) -> None:
-    for g in expired(d.state, ts):
-        d.emit(GrantExpired(d.next_id(), d.wallet.id, at, g.id, g.remaining))
+    """Grants due by ``ts`` expire, each at its own instant (``expires_at``), and the levels
+    are checked on the balance their expiry leaves, as after any debit."""
+    gone = expired(d.state, ts)
+    for g in gone:
+        when = datetime.fromtimestamp(g.expires_at or ts, UTC)
+        d.emit(GrantExpired(d.next_id(), d.wallet.id, when, g.id, g.remaining))
+    if gone:
+        after_debit(d, at, ts)
 
 
 def charge(
@@ -99,10 +105,11 @@ def charge(
 
 
 def after_debit(d: Draft, at: datetime, ts: int) -> None:
-    """Warn on thresholds crossed, ask for auto top-up, suspend at the suspension level."""
+    """Warn on thresholds reached or crossed (``<=``: landing on a level counts), ask for
+    auto top-up, suspend at the suspension level."""
     balance = d.state.balance
     for level in d.wallet.thresholds:
-        if balance < level and level not in d.state.fired:
+        if balance <= level and level not in d.state.fired:
             d.emit(ThresholdCrossed(d.next_id(), d.wallet.id, at, level, balance))
     auto = d.wallet.auto_top_up
     if auto is not None and balance < auto.below and not d.state.auto_top_up_fired:
@@ -125,7 +132,7 @@ def credit(
     begin(d, at, ts)
     state = d.state
     new_balance = state.balance + amount
-    rearmed = tuple(level for level in sorted(state.fired, reverse=True) if new_balance >= level)
+    rearmed = tuple(level for level in sorted(state.fired, reverse=True) if new_balance > level)
     auto = d.wallet.auto_top_up
     auto_rearmed = state.auto_top_up_fired and auto is not None and new_balance >= auto.below
     grant = GrantInfo(d.next_id(), kind, amount, priority, expires_at)

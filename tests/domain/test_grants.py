@@ -7,6 +7,7 @@ from engine.domain.events import (
     CommandRejected,
     GrantAdded,
     GrantExpired,
+    ThresholdCrossed,
     UsageRated,
     WalletOpened,
 )
@@ -21,6 +22,7 @@ from .builders import (
     catalog,
     cdr,
     debits,
+    dt,
     of,
     one,
     opening,
@@ -173,3 +175,45 @@ def test_settle_skips_a_grant_expired_at_the_charge_instant() -> None:
     assert [d.grant_id for d in settle(state, 3, T0, 0)[0]] == ["b"]
     assert [g.id for g in expired(state, T0)] == ["a"]
     assert expired(state, T0 - 1) == []
+
+
+def test_an_expiry_is_dated_at_its_instant_however_late_the_next_input() -> None:
+    expiry = T0 + 86400
+    run = given_wallet(opening("2", priority=10, expires_at=expiry), opening("10"))
+    run.given(cdr("c1", 0))
+    events = run.when(cdr("c2", MB, at=expiry + 7 * 86400))  # a week later
+    gone = one(events, GrantExpired)
+    assert gone.at == dt(expiry)
+    assert one(events, UsageRated).at == dt(expiry + 7 * 86400)
+
+
+def test_an_expiry_runs_the_thresholds_and_suspension_on_what_it_leaves() -> None:
+    expiry = T0 + 86400
+    cat = catalog(
+        plans=[EUR_PER_MB],
+        wallets=[
+            wallet(
+                opening=[opening("8", expires_at=expiry), opening("1")],
+                thresholds=["2"],
+                suspend_at=1_000_000,
+                resume_at=1_000_000,
+            )
+        ],
+    )
+    run = Wallets(cat)
+    run.given(cdr("c1", 0))
+    # a tick after the expiry: 8 EUR of breakage leave 1 EUR, at the suspension level
+    events = run.when(tick("t1", expiry + 60))
+    assert types(events)[:4] == ["GrantExpired", "ThresholdCrossed", "WalletSuspended", "BarSims"]
+    assert one(events, ThresholdCrossed).balance == 1_000_000
+    assert run.state.suspended
+
+
+def test_a_late_cdr_started_after_an_expiry_never_burns_the_expired_grant() -> None:
+    expiry = T0 + 86400
+    run = given_wallet(opening("5", priority=10, expires_at=expiry), opening("10"))
+    run.given(cdr("c1", 0, at=T0))
+    # started after the expiry, it is the first input since: the grant expires first
+    events = run.when(cdr("c2", MB, at=expiry + 10))
+    assert types(events) == ["GrantExpired", "UsageRated"]
+    assert debits(one(events, UsageRated)) == [("open:w1/1", 1_000_000)]

@@ -366,3 +366,15 @@ def test_given_a_grant_with_expiry_when_the_clock_passes_it_then_it_expires() ->
     assert types(run.when(tick("k1", T0 + DAY - 1))) == []
     expired = one(run.when(tick("k2", T0 + DAY)), GrantExpired)
     assert (expired.grant_id, expired.amount, run.balance) == ("cmd:t1#0", 3_000_000, 0)
+
+
+def test_a_threshold_fires_when_the_balance_lands_exactly_on_it() -> None:
+    run = eur_wallet(opening=[opening("10")], thresholds=["5"])
+    crossed = one(run.when(cdr("c1", 5 * MB)), ThresholdCrossed)  # 5 left: reached
+    assert (crossed.level, crossed.balance) == (5_000_000, 5_000_000)
+    # a top-up back to exactly the level leaves it reached: not re-armed
+    run.when(cdr("c2", MB, at=T0 + 1))  # 4 left
+    assert one(run.when(top_up("t1", "1", at=T0 + 2)), GrantAdded).rearmed == ()
+    # above it, re-armed; reaching it again fires again
+    assert one(run.when(top_up("t2", "0.01", at=T0 + 3)), GrantAdded).rearmed == (5_000_000,)
+    assert one(run.when(cdr("c3", 10_486, at=T0 + 4)), ThresholdCrossed).level == 5_000_000

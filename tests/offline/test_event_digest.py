@@ -14,7 +14,7 @@ from engine.cli import main
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = str(REPO / "examples" / "catalog.yaml")
 
-DIGEST = "b17f5c9d2e5bc6f3d309a3f73e5b0623677681de4876db1f690f5679ab83bad2"
+DIGEST = "c8c8e30a997c82fb55fcf3591979526a536b581f71f3ba102e7516f7f2bc7749"
 """sha256 of ``--events-out`` for the run below: 3,000 SIMs, 40,000 CDRs with 2% faults,
 seed 11, and the generated commands (top-ups, vouchers, plan changes, SIM moves, ticks)."""
 
