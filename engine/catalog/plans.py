@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from engine.domain.catalog import (
     Addon,
     Filter,
@@ -42,6 +44,7 @@ VERSION_KEYS = (
     "mrc",
     "addons",
     "restart_fee",
+    "restart_fee_per",
     "splits",
 )
 ROUNDING_KEYS = ("increment", "first", "next", "minimum")
@@ -62,6 +65,8 @@ DEFAULT_ROUNDING: dict[str, Rounding] = {
 
 service = choice(SERVICES, "service")
 rat = choice(RATS, "radio technology")
+FEE_BASES: tuple[Literal["sim", "wallet"], ...] = ("sim", "wallet")
+fee_basis = choice(FEE_BASES, "restart fee basis")
 
 
 def read_plans(ctx: Ctx, value: object, wallets: dict[str, Wallet]) -> dict[str, Plan]:
@@ -136,6 +141,7 @@ def _version(
     mrc = v.opt("mrc", amount, 0)
     addons = _addons(ctx, v)
     restart_fee = v.opt("restart_fee", amount, 0)
+    restart_fee_per = v.opt("restart_fee_per", fee_basis, FEE_BASES[0])
     usage, mrc_splits, fees = _splits(ctx, v)
     if number is None or effective_from is None or unit is None or rates is None:
         return None
@@ -149,6 +155,7 @@ def _version(
         mrc=mrc,
         addons=addons,
         restart_fee=restart_fee,
+        restart_fee_per=restart_fee_per,
         usage_splits=usage,
         mrc_splits=mrc_splits,
         fee_splits=fees,

@@ -110,6 +110,9 @@ class PlanVersion(msgspec.Struct, frozen=True, gc=False):
     mrc: int = 0
     addons: dict[str, Addon] = {}
     restart_fee: int = 0
+    restart_fee_per: Literal["sim", "wallet"] = "sim"
+    """``sim``: the fee for each of the wallet's SIMs on this plan that a resume unbars;
+    ``wallet``: once per resume, however many of its SIMs are on the plan."""
     usage_splits: tuple[Share, ...] = ()
     mrc_splits: tuple[Share, ...] = ()
     fee_splits: tuple[Share, ...] = ()

@@ -30,10 +30,11 @@ from .ids import opening_grant_id, opening_id
 from .sims import active_iccids, plan_at, sim
 
 
-def begin(d: Draft, at: datetime, ts: int) -> None:
-    """What every accepted input starts with: open the wallet, expire what is due."""
+def begin(d: Draft, at: datetime, ts: int, check: bool = True) -> None:
+    """What every accepted input starts with: open the wallet, expire what is due (and,
+    unless the caller checks the levels itself later, check them on what that leaves)."""
     open_wallet(d, at)
-    expire(d, at, ts)
+    expire(d, at, ts, check)
 
 
 def open_wallet(d: Draft, at: datetime) -> None:
@@ -61,14 +62,15 @@ def open_wallet(d: Draft, at: datetime) -> None:
     )
 
 
-def expire(d: Draft, at: datetime, ts: int) -> None:
+def expire(d: Draft, at: datetime, ts: int, check: bool = True) -> None:
     """Grants due by ``ts`` expire, each at its own instant (``expires_at``), and the levels
-    are checked on the balance their expiry leaves, as after any debit."""
+    are checked on the balance their expiry leaves, as after any debit (unless ``check`` is
+    off: a credit checks them once, on the balance it leaves)."""
     gone = expired(d.state, ts)
     for g in gone:
         when = datetime.fromtimestamp(g.expires_at or ts, UTC)
         d.emit(GrantExpired(d.next_id(), d.wallet.id, when, g.id, g.remaining))
-    if gone:
+    if gone and check:
         after_debit(d, at, ts)
 
 
@@ -129,7 +131,7 @@ def credit(
     expires_at: datetime | None,
     voucher: str | None = None,
 ) -> None:
-    begin(d, at, ts)
+    begin(d, at, ts, check=False)
     state = d.state
     new_balance = state.balance + amount
     rearmed = tuple(level for level in sorted(state.fired, reverse=True) if new_balance > level)
@@ -148,19 +150,51 @@ def credit(
             auto_rearmed,
         )
     )
-    if d.state.suspended and d.state.balance > d.wallet.resume_at:
+    if d.state.suspended:
         resume(d, at, ts)
+    else:
+        # An expiry this decision made may have left the balance at a level the credit
+        # did not lift it from: checked once, here, so no decision bars and unbars.
+        after_debit(d, at, ts)
+
+
+RestartFee = tuple[str, int, tuple[Share, ...]]
+"""``(ref, amount, shares)``: a SIM's fee (ref: its ICCID) or a plan's once per wallet
+(ref: ``plan:<id>``)."""
+
+
+def restart_fees(d: Draft, iccids: tuple[str, ...], ts: int) -> list[RestartFee]:
+    """The fees a resume now would charge, in the order it charges them."""
+    fees: list[RestartFee] = []
+    once: set[str] = set()
+    for iccid in iccids:
+        sub = sim(d.state, d.catalog, iccid)
+        if sub is None:
+            continue
+        plan_id = plan_at(d.state, sub, ts)
+        plan = d.catalog.plans.get(plan_id)
+        version = plan.version_at(ts) if plan else None
+        if version is None or not version.restart_fee:
+            continue
+        shares = version.fee_splits or version.mrc_splits
+        if version.restart_fee_per == "sim":
+            fees.append((iccid, version.restart_fee, shares))
+        elif plan_id not in once:
+            once.add(plan_id)
+            fees.append((f"plan:{plan_id}", version.restart_fee, shares))
+    return fees
 
 
 def resume(d: Draft, at: datetime, ts: int) -> None:
-    d.emit(WalletResumed(d.next_id(), d.wallet.id, at, d.state.balance))
+    """Resume a suspended wallet, all or nothing: only when the balance after its restart
+    fees stays above ``resume_at``. Otherwise it stays suspended, keeps the credit, and no
+    SIM is unbarred, so no decision ever both unbars and bars a SIM."""
     iccids = active_iccids(d.state, d.catalog, ts)
+    fees = restart_fees(d, iccids, ts)
+    if d.state.balance - sum(amount for _, amount, _ in fees) <= d.wallet.resume_at:
+        return
+    d.emit(WalletResumed(d.next_id(), d.wallet.id, at, d.state.balance))
     d.emit(UnbarSims(d.next_id(), d.wallet.id, at, iccids))
-    for iccid in iccids:
-        sub = sim(d.state, d.catalog, iccid)
-        plan = d.catalog.plans.get(plan_at(d.state, sub, ts)) if sub else None
-        version = plan.version_at(ts) if plan else None
-        if version is not None and version.restart_fee:
-            shares = version.fee_splits or version.mrc_splits
-            charge(d, at, ts, "restart_fee", iccid, version.restart_fee, shares)
+    for ref, amount, shares in fees:
+        charge(d, at, ts, "restart_fee", ref, amount, shares)
     after_debit(d, at, ts)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -126,6 +126,7 @@ def version(
     mrc: str = "0",
     addons: Iterable[Addon] = (),
     restart_fee: str = "0",
+    restart_fee_per: Literal["sim", "wallet"] = "sim",
     usage_splits: tuple[Share, ...] = SPLITS,
     mrc_splits: tuple[Share, ...] = SPLITS,
     fee_splits: tuple[Share, ...] = (),
@@ -140,6 +141,7 @@ def version(
         mrc=parse_money(mrc),
         addons={a.id: a for a in addons},
         restart_fee=parse_money(restart_fee),
+        restart_fee_per=restart_fee_per,
         usage_splits=usage_splits,
         mrc_splits=mrc_splits,
         fee_splits=fee_splits,

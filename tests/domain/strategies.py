@@ -127,7 +127,7 @@ def catalogs(draw: st.DrawFn, payer: bool = True) -> Catalog:
         filters=filters,
         mrc=draw(st.sampled_from(["0", "1", "2.345678"])),
         addons=[addon("gps", draw(st.sampled_from(["0", "0.5"])))],
-        restart_fee=draw(st.sampled_from(["0", "0.25"])),
+        restart_fee=draw(st.sampled_from(["0", "0.25", "4"])),
         usage_splits=shares(draw(weights)),
         mrc_splits=shares(draw(weights)),
     )

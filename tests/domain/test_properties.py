@@ -531,14 +531,14 @@ def test_thresholds_fire_once_between_rearming_top_ups(cat: Catalog, items: list
             ledger.apply(e)
             if isinstance(e, ThresholdCrossed):
                 assert e.level in armed, "fired twice without a top-up in between"
-                assert e.balance == ledger.balance < e.level
+                assert e.balance == ledger.balance <= e.level  # reaching a level counts
                 armed.discard(e.level)
             elif isinstance(e, GrantAdded):
                 for level in e.rearmed:
-                    assert level not in armed and ledger.balance >= level
+                    assert level not in armed and ledger.balance > level
                     armed.add(level)
-                # a level fired and now covered again is re-armed by the top-up that did it
-                assert all(level in armed for level in levels if ledger.balance >= level)
+                # a level fired and now exceeded again is re-armed by the top-up that did it
+                assert all(level in armed for level in levels if ledger.balance > level)
                 if e.auto_top_up_rearmed:
                     assert auto is not None and not auto_armed and ledger.balance >= auto.below
                     auto_armed = True
@@ -582,8 +582,19 @@ def test_suspension_and_resumption_follow_the_balance(cat: Catalog, items: list[
                 assert set(fees) <= set(unbarred)
                 if fee and all(not state.plan_changes.get(s) for s in unbarred):
                     assert fees == list(unbarred)
+                # all or nothing: the fees leave the balance above resume_at, so the same
+                # decision never suspends (and bars) again
+                charged = sum(
+                    c.amount
+                    for c in events[i + 2 :]
+                    if isinstance(c, Charged) and c.kind == "restart_fee"
+                )
+                assert e.balance - charged > w.resume_at
+                assert not any(isinstance(x, WalletSuspended) for x in events[i:])
             elif isinstance(e, GrantAdded) and suspended and ledger.balance > w.resume_at:
-                assert isinstance(events[i + 1], WalletResumed), "a top-up above resume_at resumes"
+                resumes = i + 1 < len(events) and isinstance(events[i + 1], WalletResumed)
+                if not cat.plans["basic"].versions[0].restart_fee:
+                    assert resumes, "a top-up above resume_at resumes when no fee is due"
         if any(isinstance(e, UsageRated | Charged) and e.amount for e in events):
             assert suspended or ledger.balance > w.suspend_at
     assert state.suspended == suspended
@@ -664,3 +675,23 @@ def test_every_decision_is_well_formed(cat: Catalog, items: list[Input]) -> None
             assert usage[0].cdr_id == item.cdr_id and usage[0].volume == item.volume
     # opened once, by the decision that first accepted an input
     assert openings == (1 if opened else 0)
+
+
+# -- no decision both unbars and bars a SIM ------------------------------------------------
+
+
+@FAST
+@given(cat=catalogs(payer=False), items=inputs())
+def test_no_decision_both_unbars_and_bars(cat: Catalog, items: list[Input]) -> None:
+    decisions, _ = run(cat, items)
+    suspended = False
+    for events in decisions:
+        kinds = {type(e).__name__ for e in events}
+        assert not {"BarSims", "UnbarSims"} <= kinds, kinds
+        for e in events:
+            if type(e).__name__ == "WalletSuspended":
+                suspended = True
+            elif type(e).__name__ == "WalletResumed":
+                # resumed only when the restart fees leave the balance above resume_at
+                suspended = False
+        assert ("WalletResumed" in kinds) <= (not suspended)

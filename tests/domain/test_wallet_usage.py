@@ -378,3 +378,45 @@ def test_a_threshold_fires_when_the_balance_lands_exactly_on_it() -> None:
     # above it, re-armed; reaching it again fires again
     assert one(run.when(top_up("t2", "0.01", at=T0 + 3)), GrantAdded).rearmed == (5_000_000,)
     assert one(run.when(cdr("c3", 10_486, at=T0 + 4)), ThresholdCrossed).level == 5_000_000
+
+
+def _fleet(restart_fee_per: str = "sim", sims: int = 10) -> Wallets:
+    """A wallet suspended at 0 with ``sims`` SIMs on a plan with a 1.00 EUR restart fee."""
+    iccids = [f"89000000000000001{n:02d}" for n in range(sims)]
+    cat = catalog(
+        plans=[
+            plan(
+                rates={"data": {"EU": rate("1", MB)}},
+                restart_fee="1",
+                restart_fee_per=restart_fee_per,
+            )
+        ],
+        wallets=[wallet(opening=[opening("1")], overdraft="5", suspend_at=0, resume_at=0)],
+        subs=[sub(i) for i in iccids],
+    )
+    run = Wallets(cat)
+    run.given(cdr("c1", 2 * MB, iccid=iccids[0]))  # -1.00: suspended
+    assert run.state.suspended
+    return run
+
+
+def test_a_top_up_smaller_than_the_restart_fees_resumes_nothing_and_keeps_the_money() -> None:
+    run = _fleet()
+    # 6.00 lifts the balance to 5.00, above resume_at, but ten fees of 1.00 would take it
+    # to -5.00: the wallet stays suspended, keeps the 5.00, and no SIM is unbarred
+    events = run.when(top_up("t1", "6", at=T0 + 1))
+    assert types(events) == ["GrantAdded"]
+    assert run.state.suspended and run.balance == 5_000_000
+    # enough for the fees and above resume_at: resumed, unbarred, charged, not re-suspended
+    events = run.when(top_up("t2", "6", at=T0 + 2))
+    assert types(events) == ["GrantAdded", "WalletResumed", "UnbarSims", *["Charged"] * 10]
+    assert not run.state.suspended and run.balance == 1_000_000
+
+
+def test_a_restart_fee_per_wallet_is_charged_once_per_resume() -> None:
+    run = _fleet("wallet")
+    events = run.when(top_up("t1", "3", at=T0 + 1))
+    assert types(events) == ["GrantAdded", "WalletResumed", "UnbarSims", "Charged"]
+    fee = one(events, Charged)
+    assert (fee.kind, fee.ref, fee.amount) == ("restart_fee", "plan:basic", 1_000_000)
+    assert run.balance == 1_000_000

@@ -14,7 +14,7 @@ from engine.cli import main
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = str(REPO / "examples" / "catalog.yaml")
 
-DIGEST = "c8c8e30a997c82fb55fcf3591979526a536b581f71f3ba102e7516f7f2bc7749"
+DIGEST = "e1a4be13cd5d6cc02311289493cb17fa4916f96f1a60a8a6fe0dbf48c79ff4be"
 """sha256 of ``--events-out`` for the run below: 3,000 SIMs, 40,000 CDRs with 2% faults,
 seed 11, and the generated commands (top-ups, vouchers, plan changes, SIM moves, ticks)."""
 
