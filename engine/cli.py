@@ -27,6 +27,7 @@ from .domain import (
     RedeemVoucher,
     Tick,
     TopUp,
+    WriteOffDebt,
     parse_money,
 )
 from .domain.limits import DEFAULT_LIMITS, time_problem
@@ -240,6 +241,16 @@ def _command_from_args(args: argparse.Namespace) -> Command:
         fields |= {"code": args.code}
     elif args.action == "change-plan":
         fields |= {"iccid": args.iccid, "plan": args.plan}
+    elif args.action == "write-off":
+        if args.amount is not None:
+            try:
+                if parse_money(args.amount) <= 0:
+                    raise ValueError(f"{args.amount} must be positive")
+            except ValueError as exc:
+                raise UsageError(f"--amount: {exc}") from None
+        if not args.reason.strip():
+            raise UsageError("--reason must say why the debt is written off")
+        fields |= {"amount": args.amount, "reason": args.reason}
     else:
         # A tick is about a moment: ticks at different moments are different commands, and a
         # repeated tick is harmless (recurring charges are taken once per cycle).
@@ -253,6 +264,8 @@ def _command_from_args(args: argparse.Namespace) -> Command:
         command = RedeemVoucher(**common, code=args.code)
     elif args.action == "change-plan":
         command = ChangePlan(**common, iccid=args.iccid, plan=args.plan)
+    elif args.action == "write-off":
+        command = WriteOffDebt(**common, reason=args.reason, amount=args.amount)
     else:
         command = Tick(**common)
     checked = read_command(encode(command))  # the worker's own check of ids and lengths
@@ -748,6 +761,9 @@ def build_parser() -> argparse.ArgumentParser:
     change.add_argument("--iccid", required=True, help="the SIM")
     change.add_argument("--plan", required=True, help="the new plan id")
     action("tick", "the clock: expire grants, take recurring charges due at --at")
+    off = action("write-off", "forgive debt the wallet owes, with a reason (the only way)")
+    off.add_argument("--reason", required=True, help="why (kept on the DebtWrittenOff event)")
+    off.add_argument("--amount", help="how much, e.g. 12.50 (default: all of the debt)")
 
     wrk = sub.add_parser(
         "worker",

@@ -18,6 +18,7 @@ from .commands import (
     RedeemVoucher,
     Tick,
     TopUp,
+    WriteOffDebt,
 )
 from .events import EVENT_TYPES, NETWORK_ACTIONS, Event, RatingAdjusted, UsageRated
 from .evolve import evolve, fold
@@ -45,6 +46,7 @@ __all__ = [
     "TopUp",
     "UsageRated",
     "WalletState",
+    "WriteOffDebt",
     "allocate",
     "decide",
     "evolve",

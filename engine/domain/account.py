@@ -18,10 +18,19 @@ from .commands import (
     RedeemVoucher,
     Tick,
     TopUp,
+    WriteOffDebt,
 )
 from .cycles import cycle_of
 from .draft import Draft, Refused
-from .events import GrantInfo, PlanChanged, RatingAdjusted, SimAttached, SimDetached, SplitLine
+from .events import (
+    DebtWrittenOff,
+    GrantInfo,
+    PlanChanged,
+    RatingAdjusted,
+    SimAttached,
+    SimDetached,
+    SplitLine,
+)
 from .grants import settle
 from .money import MoneyError, parse_money
 from .recurring import tick
@@ -50,6 +59,8 @@ def decide_command(d: Draft, cmd: Command) -> None:
             apply_charge(d, cmd, ts)
         case AdjustRating():
             adjust(d, cmd, ts)
+        case WriteOffDebt():
+            write_off(d, cmd, ts)
 
 
 def top_up(d: Draft, cmd: TopUp, ts: int) -> None:
@@ -126,9 +137,7 @@ def adjust(d: Draft, cmd: AdjustRating, ts: int) -> None:
     overdraft = uncollected = repaid = 0
     refund = None
     if cmd.amount > 0:
-        debits, overdraft, uncollected, _ = settle(
-            d.state, cmd.amount, ts, d.wallet.overdraft_limit
-        )
+        debits, overdraft, uncollected, _ = settle(d.state, cmd.amount, ts)
     elif cmd.amount < 0:
         refunded = -cmd.amount
         refund = GrantInfo(d.next_id(), "refund", refunded, DEFAULT_PRIORITY["refund"])
@@ -157,6 +166,25 @@ def adjust(d: Draft, cmd: AdjustRating, ts: int) -> None:
     )
     if cmd.amount > 0:
         after_debit(d, at, ts)
+
+
+def write_off(d: Draft, cmd: WriteOffDebt, ts: int) -> None:
+    """Forgive debt, explicitly: the only way money owed stops being owed."""
+    debt = d.state.debt
+    if debt <= 0:
+        raise Refused("no_debt", f"wallet {d.wallet.id} owes nothing")
+    amount = debt
+    if cmd.amount is not None:
+        try:
+            amount = parse_money(cmd.amount)
+        except MoneyError as exc:
+            raise Refused("invalid_amount", str(exc)) from None
+        if amount <= 0:
+            raise Refused("invalid_amount", f"amount {cmd.amount} is not positive")
+        if amount > debt:
+            raise Refused("invalid_amount", f"amount {amount} is more than the debt of {debt}")
+    begin(d, cmd.at, ts)
+    d.emit(DebtWrittenOff(d.next_id(), d.wallet.id, cmd.at, amount, cmd.reason))
 
 
 def change_plan(d: Draft, cmd: ChangePlan, ts: int) -> None:

@@ -86,7 +86,7 @@ def charge(
     source_wallet: str | None = None,
     cdr_id: str | None = None,
 ) -> None:
-    debits, overdraft, uncollected, grants = settle(d.state, amount, ts, d.wallet.overdraft_limit)
+    debits, overdraft, uncollected, grants = settle(d.state, amount, ts)
     event = Charged(
         d.next_id(),
         d.wallet.id,

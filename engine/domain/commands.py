@@ -95,8 +95,24 @@ class AdjustRating(_Command, tag=True, frozen=True, gc=False):
     source_wallet: Id | None = None
 
 
+class WriteOffDebt(_Command, tag=True, frozen=True, gc=False):
+    """Forgive debt the wallet owes: ``amount`` (a decimal string; all of it when absent),
+    for a stated ``reason``. Debt is never written off any other way."""
+
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=PRINTABLE)]
+    amount: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
 Command = (
-    TopUp | RedeemVoucher | Tick | ChangePlan | AttachSim | DetachSim | ApplyCharge | AdjustRating
+    TopUp
+    | RedeemVoucher
+    | Tick
+    | ChangePlan
+    | AttachSim
+    | DetachSim
+    | ApplyCharge
+    | AdjustRating
+    | WriteOffDebt
 )
 COMMAND_TYPES: tuple[type, ...] = (
     TopUp,
@@ -107,4 +123,5 @@ COMMAND_TYPES: tuple[type, ...] = (
     DetachSim,
     ApplyCharge,
     AdjustRating,
+    WriteOffDebt,
 )

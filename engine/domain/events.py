@@ -227,6 +227,15 @@ class CommandRejected(_Event, tag=True, frozen=True, gc=False):
     detail: str = ""
 
 
+class DebtWrittenOff(_Event, tag=True, frozen=True, gc=False):
+    """Debt forgiven by an explicit command, with its reason: money that was owed and will
+    not be collected. The balance rises by ``amount``; the revenue it was charged as stays
+    counted, and the write-off is shown beside it."""
+
+    amount: int
+    reason: str
+
+
 Event = (
     WalletOpened
     | UsageRated
@@ -246,6 +255,7 @@ Event = (
     | PlanChanged
     | CdrRejected
     | CommandRejected
+    | DebtWrittenOff
 )
 
 EVENT_TYPES: tuple[type, ...] = (
@@ -267,6 +277,7 @@ EVENT_TYPES: tuple[type, ...] = (
     PlanChanged,
     CdrRejected,
     CommandRejected,
+    DebtWrittenOff,
 )
 
 NETWORK_ACTIONS: tuple[type, ...] = (BarSims, UnbarSims)

@@ -17,6 +17,7 @@ from .events import (
     AutoTopUpRequested,
     Charged,
     Debit,
+    DebtWrittenOff,
     Event,
     GrantAdded,
     GrantExpired,
@@ -184,6 +185,8 @@ def evolve(state: WalletState, event: Event) -> WalletState:
                 s = _with_grant(s, event.credit, event.credit.amount - event.debt_repaid)
                 s = _replace(s, debt=s.debt - event.debt_repaid)
             return _replace(s, commands=_done(s, event))
+        case DebtWrittenOff():
+            return _replace(state, debt=state.debt - event.amount, commands=_done(state, event))
         case GrantExpired():
             grants = tuple(g for g in state.grants if g.id != event.grant_id)
             return _replace(state, grants=grants, credit=state.credit - event.amount)

@@ -13,12 +13,13 @@ grants, then from the overdraft, what is left uncollected, and the grants after 
 (exactly what ``apply_debits`` makes of them, so the decider need not burn them twice)."""
 
 
-def settle(state: WalletState, amount: int, ts: int, overdraft_limit: int) -> Settlement:
-    """Take ``amount`` from live grants in burn order, then from the overdraft.
+def settle(state: WalletState, amount: int, ts: int) -> Settlement:
+    """Take ``amount`` from live grants in burn order, then from the overdraft (debt).
 
-    A grant expired at ``ts`` is not drawn (its expiry is decided separately). Usage the
-    network already carried is always rated: what the overdraft cannot hold is recorded as
-    uncollected rather than refused.
+    A grant expired at ``ts`` is not drawn (its expiry is decided separately). What the
+    grants do not cover is owed, however far below the overdraft limit it goes: the limit is
+    where the wallet is suspended, not where debt stops (``uncollected`` is always 0 now; it
+    remains in the result, and in events stored before, where it keeps its old meaning).
     """
     grants = state.grants
     if not amount:
@@ -41,9 +42,7 @@ def settle(state: WalletState, amount: int, ts: int, overdraft_limit: int) -> Se
                 kept.append(msgspec.structs.replace(grant, remaining=grant.remaining - take))
         else:
             kept.append(grant)
-    room = max(0, overdraft_limit - state.debt)
-    overdraft = min(left, room)
-    return tuple(debits), overdraft, left - overdraft, tuple(kept) if debits else grants
+    return tuple(debits), left, 0, tuple(kept) if debits else grants
 
 
 def apply_debits(grants: tuple[Grant, ...], debits: tuple[Debit, ...]) -> tuple[Grant, ...]:

@@ -106,7 +106,7 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
     payer = matched.payer if matched is not None and matched.payer else wallet.id
     lines = splits(version.usage_splits, amount)
     if payer == wallet.id:
-        debits, overdraft, uncollected, grants = settle(state, amount, ts, wallet.overdraft_limit)
+        debits, overdraft, uncollected, grants = settle(state, amount, ts)
     else:
         debits, overdraft, uncollected, grants = (), 0, 0, state.grants
     event = UsageRated(

@@ -9,7 +9,15 @@ import msgspec
 
 from ..domain import Catalog, Event, WalletState, format_money
 from ..domain.cycles import cycle_of
-from ..domain.events import Charged, GrantAdded, GrantExpired, UsageRated, WalletOpened
+from ..domain.events import (
+    Charged,
+    DebtWrittenOff,
+    GrantAdded,
+    GrantExpired,
+    RatingAdjusted,
+    UsageRated,
+    WalletOpened,
+)
 from ..domain.pools import allowance
 from ..domain.sims import pool_sims
 
@@ -25,6 +33,7 @@ class Totals:
         self.debited: Counter[str] = Counter()
         self.expired: Counter[str] = Counter()
         self.uncollected: Counter[str] = Counter()
+        self.written_off: Counter[str] = Counter()
 
     def observe(self, e: Event) -> None:
         self.events[type(e).__name__] += 1
@@ -43,6 +52,16 @@ class Totals:
             self.credited[e.wallet_id] += sum(g.amount for g in e.grants)
         elif isinstance(e, GrantExpired):
             self.expired[e.wallet_id] += e.amount
+        elif isinstance(e, RatingAdjusted):
+            self.charges["adjustment"] += e.amount
+            self.debited[e.wallet_id] += sum(d.amount for d in e.debits) + e.overdraft
+            self.uncollected[e.wallet_id] += e.uncollected
+            if e.credit is not None:
+                self.credited[e.wallet_id] += e.credit.amount
+            for line in e.splits:
+                self.revenue[line.provider] += line.amount
+        elif isinstance(e, DebtWrittenOff):
+            self.written_off[e.wallet_id] += e.amount
 
 
 class GrantRow(msgspec.Struct):
@@ -88,6 +107,8 @@ class Summary(msgspec.Struct):
     """Unused remainders of expired grants (GrantExpired)."""
     balanced: bool
     """Every wallet reconciles and revenue lines sum to the charges."""
+    written_off: int = 0
+    """Debt forgiven by ``WriteOffDebt`` commands (DebtWrittenOff): charged, never collected."""
 
 
 def _iso(ts: int | None) -> str | None:
@@ -107,7 +128,10 @@ def summarize(
         s = states[wallet_id]
         w = catalog.wallets.get(wallet_id)
         expected = (
-            totals.credited[wallet_id] - totals.debited[wallet_id] - totals.expired[wallet_id]
+            totals.credited[wallet_id]
+            - totals.debited[wallet_id]
+            - totals.expired[wallet_id]
+            + totals.written_off[wallet_id]
         )
         grants = [
             GrantRow(
@@ -157,6 +181,7 @@ def summarize(
         dict(sorted(totals.charges.items())),
         sum(totals.expired.values()),
         balanced,
+        sum(totals.written_off.values()),
     )
 
 
@@ -204,6 +229,8 @@ def render(summary: Summary, catalog: Catalog) -> str:
     for kind, amount in summary.charges.items():
         out.append(f"  {kind:<20} {format_money(amount):>16}")
     out.append(f"  {'breakage (expired)':<20} {format_money(summary.breakage):>16}")
+    if summary.written_off:
+        out.append(f"  {'debt written off':<20} {format_money(summary.written_off):>16}")
     out.append("")
     out.append(
         "money balances to the micro-unit: " + ("yes" if summary.balanced else "NO (see wallets)")

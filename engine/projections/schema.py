@@ -339,12 +339,19 @@ def intake_from(source: str, after: int, until: int) -> str:
 # Milliseconds, rounded as the event's instant is (a DateTime64(3) keeps milliseconds).
 _AT = "fromUnixTimestamp64Milli(toInt64(roundBankers(toUnixTimestamp64Micro(at) / 1000)), 'UTC')"
 _DEBITED = "overdraft + arraySum(d -> d.2, debits)"
+# A write-off raises the balance as a credit does: the debt it forgives is no longer owed.
 _CREDITED = (
     "multiIf(type = 'WalletOpened', arraySum(g -> g.amount, grants), "
-    "type = 'GrantAdded', grant.amount, type = 'RatingAdjusted', credit.amount, 0)"
+    "type = 'GrantAdded', grant.amount, type = 'RatingAdjusted', credit.amount, "
+    f"type = 'DebtWrittenOff', {INTAKE}.amount, 0)"
 )
 # ``amount`` qualified: alone it would name the line's amount, the mapping's own column.
-_LINES = f"if(type = 'GrantExpired', [('', {INTAKE}.amount)], splits)"
+# Breakage is one line of revenue, not split among providers; a write-off is one negative
+# line (provider ''), so revenue less write-offs is what was collected or is still owed.
+_LINES = (
+    f"multiIf(type = 'GrantExpired', [('', {INTAKE}.amount)], "
+    f"type = 'DebtWrittenOff', [('', -{INTAKE}.amount)], splits)"
+)
 
 _SELECTS: dict[str, tuple[dict[str, str], str]] = {
     "usage_facts": (
@@ -378,7 +385,7 @@ _SELECTS: dict[str, tuple[dict[str, str], str]] = {
             "type": "type",
             "kind": "multiIf(type = 'UsageRated', 'usage', type = 'RatingAdjusted', 'adjustment', "
             "type = 'WalletOpened', 'opening', type = 'GrantAdded', grant.kind, "
-            "type = 'GrantExpired', 'expired', kind)",
+            "type = 'GrantExpired', 'expired', type = 'DebtWrittenOff', 'written_off', kind)",
             "at": _AT,
             "wallet": "wallet_id",
             "delta": "credited - debited - expired",
@@ -393,7 +400,7 @@ _SELECTS: dict[str, tuple[dict[str, str], str]] = {
         "type IN ('UsageRated', 'Charged'), debited != 0 OR uncollected != 0, "
         "type = 'RatingAdjusted', debited != 0 OR credited != 0 OR uncollected != 0, "
         "type = 'WalletOpened', notEmpty(grants), "
-        "type IN ('GrantAdded', 'GrantExpired'))",
+        "type IN ('GrantAdded', 'GrantExpired', 'DebtWrittenOff'))",
     ),
     "revenue_lines": (
         {
@@ -403,14 +410,14 @@ _SELECTS: dict[str, tuple[dict[str, str], str]] = {
             "wallet": "wallet_id",
             "provider": "s.1",
             "kind": "multiIf(type = 'UsageRated', 'usage', type = 'RatingAdjusted', 'adjustment', "
-            "type = 'GrantExpired', 'breakage', kind)",
+            "type = 'GrantExpired', 'breakage', type = 'DebtWrittenOff', 'written_off', kind)",
             "zone": "zone",
             "service": "service",
             "amount": "s.2",
         },
-        # An expired grant's remainder is one line of breakage, not split among providers.
         f"ARRAY JOIN {_LINES} AS s, arrayEnumerate({_LINES}) AS n "
-        "WHERE type IN ('UsageRated', 'RatingAdjusted', 'Charged', 'GrantExpired')",
+        "WHERE type IN ('UsageRated', 'RatingAdjusted', 'Charged', 'GrantExpired', "
+        "'DebtWrittenOff')",
     ),
     "pool_draws": (
         {

@@ -45,6 +45,7 @@ from engine.domain.commands import (
     RedeemVoucher,
     Tick,
     TopUp,
+    WriteOffDebt,
 )
 from engine.domain.events import Charged, UsageRated
 from engine.domain.money import parse_money, parse_price
@@ -469,3 +470,11 @@ def debits(event: UsageRated | Charged) -> list[tuple[str, int]]:
 
 def encode(events: Iterable[object]) -> bytes:
     return msgspec.json.encode(list(events))
+
+
+def write_off(
+    command_id: str, amount: str | None, reason: str, *, at: int = T0, wallet_id: str = "w1"
+) -> WriteOffDebt:
+    return WriteOffDebt(
+        command_id=command_id, wallet_id=wallet_id, at=dt(at), reason=reason, amount=amount
+    )

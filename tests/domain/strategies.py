@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from engine.domain import Catalog, Cdr
+from engine.domain import Catalog, Cdr, WriteOffDebt
 from engine.domain.catalog import Bundle, Filter, Rounding, Share, TimeWindow
 
 from .builders import (
@@ -26,6 +26,7 @@ from .builders import (
     cdr,
     change_plan,
     detach,
+    dt,
     flexible_pool,
     opening,
     plan,
@@ -191,7 +192,7 @@ def inputs(draw: st.DrawFn, max_size: int = 25, commands: bool = True) -> list[I
     clock = T0 - DAY
     out: list[Input] = []
     sent: list[Cdr] = []
-    kinds = ["cdr"] * 6 + (["top_up", "tick", "redeem", "sim"] if commands else [])
+    kinds = ["cdr"] * 6 + (["top_up", "tick", "redeem", "sim", "write_off"] if commands else [])
     for i in range(n):
         clock += draw(st.sampled_from([0, 60, 3600, DAY, 5 * DAY]))
         at = clock - draw(st.sampled_from([0, 0, 0, 3600, 2 * DAY, 40 * DAY]))
@@ -230,6 +231,13 @@ def inputs(draw: st.DrawFn, max_size: int = 25, commands: bool = True) -> list[I
             out.append(tick(f"k{i}", at))
         elif kind == "redeem":
             out.append(redeem(f"r{i}", draw(st.sampled_from(["V0", "V1", "NOPE"])), at=at))
+        elif kind == "write_off":
+            amount = draw(st.sampled_from([None, "0.5", "1000000", "-1"]))
+            out.append(
+                WriteOffDebt(
+                    command_id=f"w{i}", wallet_id="w1", at=dt(at), reason="bad debt", amount=amount
+                )
+            )
         else:
             iccid = draw(st.sampled_from(SIMS))
             move = draw(st.sampled_from(["attach", "detach", "change_plan"]))

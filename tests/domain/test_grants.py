@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.domain.events import (
     Charged,
     CommandRejected,
+    DebtWrittenOff,
     GrantAdded,
     GrantExpired,
     ThresholdCrossed,
@@ -33,6 +34,7 @@ from .builders import (
     top_up,
     types,
     wallet,
+    write_off,
 )
 
 # 1 EUR per MB makes amounts easy to read: n MB cost n EUR.
@@ -118,24 +120,41 @@ def test_commands_expire_grants_too() -> None:
     assert not of(run.when(tick("t2", expiry + 10)), GrantExpired)
 
 
-def test_overdraft_then_uncollected() -> None:
+def test_usage_beyond_the_overdraft_limit_is_owed_not_written_off() -> None:
     run = given_wallet(opening("1"), overdraft="2")
     rated = one(run.when(cdr("c1", 5 * MB)), UsageRated)
-    # 5 EUR: 1 from the grant, 2 on overdraft, 2 the network carried but nobody pays
+    # 5 EUR: 1 from the grant, 4 owed (2 of them past the limit: the limit suspends, it does
+    # not forgive)
     assert (debits(rated), rated.overdraft, rated.uncollected) == (
         [("open:w1/0", 1_000_000)],
-        2_000_000,
-        2_000_000,
+        4_000_000,
+        0,
     )
     assert paid(rated) == rated.amount
-    assert (run.state.debt, run.state.uncollected, run.balance) == (
-        2_000_000,
-        2_000_000,
-        -2_000_000,
-    )
-    # the overdraft is full: the next charge is all uncollected
+    assert (run.state.debt, run.state.uncollected, run.balance) == (4_000_000, 0, -4_000_000)
     more = one(run.when(cdr("c2", MB, at=T0 + 1)), UsageRated)
-    assert (more.debits, more.overdraft, more.uncollected) == ((), 0, 1_000_000)
+    assert (more.debits, more.overdraft, more.uncollected) == ((), 1_000_000, 0)
+    # a top-up repays all of it first, and says how much
+    added = one(run.when(top_up("t1", "6", at=T0 + 2)), GrantAdded)
+    assert added.debt_repaid == 5_000_000
+    assert (run.state.debt, run.balance) == (0, 1_000_000)
+
+
+def test_debt_is_written_off_only_by_an_explicit_command_with_a_reason() -> None:
+    run = given_wallet(opening("1"), overdraft="2")
+    run.given(cdr("c1", 5 * MB))  # 4 EUR owed
+    part = one(run.when(write_off("w1", "1.5", "goodwill", at=T0 + 1)), DebtWrittenOff)
+    assert (part.amount, part.reason, part.id) == (1_500_000, "goodwill", "cmd:w1#0")
+    assert (run.state.debt, run.balance) == (2_500_000, -2_500_000)
+    rest = one(run.when(write_off("w2", None, "customer gone", at=T0 + 2)), DebtWrittenOff)
+    assert rest.amount == 2_500_000
+    assert (run.state.debt, run.balance) == (0, 0)
+    # retried: a no-op; with nothing owed, or more than is owed: rejected
+    assert run.when(write_off("w2", None, "customer gone", at=T0 + 3)) == []
+    assert one(run.when(write_off("w3", None, "x", at=T0 + 4)), CommandRejected).reason == "no_debt"
+    run.given(cdr("c2", MB, at=T0 + 5))
+    too_much = one(run.when(write_off("w4", "2", "x", at=T0 + 6)), CommandRejected)
+    assert too_much.reason == "invalid_amount"
 
 
 def test_top_up_repays_the_overdraft_first() -> None:
@@ -151,8 +170,8 @@ def test_routed_charge_settles_like_any_charge() -> None:
     charged = one(run.when(apply_charge("r1", 3_000_000)), Charged)
     assert (charged.kind, charged.overdraft, charged.uncollected, charged.splits) == (
         "routed_usage",
-        1_000_000,
-        1_000_000,
+        2_000_000,
+        0,
         (),
     )
     assert paid(charged) == 3_000_000
@@ -171,8 +190,8 @@ def test_settle_skips_a_grant_expired_at_the_charge_instant() -> None:
         Grant("b", "top_up", 5, 40, None, 2),
     )
     state = state.__class__(wallet_id="w1", grants=grants, credit=10)
-    assert settle(state, 3, T0 - 1, 0)[0][0].grant_id == "a"
-    assert [d.grant_id for d in settle(state, 3, T0, 0)[0]] == ["b"]
+    assert settle(state, 3, T0 - 1)[0][0].grant_id == "a"
+    assert [d.grant_id for d in settle(state, 3, T0)[0]] == ["b"]
     assert [g.id for g in expired(state, T0)] == ["a"]
     assert expired(state, T0 - 1) == []
 

@@ -16,6 +16,7 @@ from engine.domain.events import (
     BarSims,
     Charged,
     CommandRejected,
+    DebtWrittenOff,
     GrantAdded,
     GrantExpired,
     RatingAdjusted,
@@ -113,16 +114,16 @@ def test_a_positive_difference_crosses_thresholds_and_suspends_like_any_charge()
     assert one(events, RatingAdjusted).uncollected == 0
 
 
-def test_beyond_the_overdraft_a_positive_difference_is_uncollected() -> None:
+def test_beyond_the_overdraft_a_positive_difference_is_owed() -> None:
     w = Wallets(catalog(wallets=[wallet(opening=[opening("1")], overdraft="0.5")]))
     w.given(cdr("c1", 0))
     adjusted = one(w.when(adjust("a1", 2_000_000)), RatingAdjusted)
     assert (sum(d.amount for d in adjusted.debits), adjusted.overdraft, adjusted.uncollected) == (
         1_000_000,
-        500_000,
-        500_000,
+        1_000_000,
+        0,
     )
-    assert w.state.uncollected == 500_000
+    assert (w.state.debt, w.state.uncollected) == (1_000_000, 0)
 
 
 def test_a_negative_difference_is_a_refund_grant_that_repays_the_overdraft_first() -> None:
@@ -382,9 +383,11 @@ def test_money_is_conserved_with_adjustments(
 ) -> None:
     r = Replayed(cat, data.draw(repriced(cat)), items)
     for wallet_id, events in r.history.items():
-        opened = credited = debited = expired = uncollected = 0
+        opened = credited = debited = expired = uncollected = written_off = 0
         for e in events:
             match e:
+                case DebtWrittenOff():
+                    written_off += e.amount
                 case WalletOpened():
                     opened += sum(g.amount for g in e.grants)
                 case GrantAdded():
@@ -404,8 +407,8 @@ def test_money_is_conserved_with_adjustments(
                     credited += refund
                     uncollected += e.uncollected
         state = r.states[wallet_id]
-        assert state.balance == opened + credited - debited - expired
-        assert state.uncollected == uncollected
+        assert state.balance == opened + credited - debited - expired + written_off
+        assert state.uncollected == uncollected == 0
 
 
 @FAST

@@ -87,7 +87,7 @@ def test_a_retried_apply_charge_is_a_no_op_in_the_payer_wallet() -> None:
     assert pipeline.states["corp"].balance == 500_000
 
 
-def test_payer_overdraft_and_uncollected_apply_to_routed_usage() -> None:
+def test_the_payer_owes_routed_usage_past_its_overdraft_limit() -> None:
     pipeline = Pipeline(split_catalog())  # type: ignore[arg-type]
     pipeline.feed(cdr("c1", 5 * MB, apn="corp.apn"))  # corp: 0.50 left
     events = pipeline.feed(cdr("c2", 4 * MB, apn="corp.apn", at=T0 + 1))  # 2.00 EUR
@@ -95,8 +95,8 @@ def test_payer_overdraft_and_uncollected_apply_to_routed_usage() -> None:
     charged = one(events, Charged)
     assert ([d.amount for d in charged.debits], charged.overdraft, charged.uncollected) == (
         [500_000],
-        1_000_000,
-        500_000,
+        1_500_000,
+        0,
     )
 
 
@@ -136,7 +136,7 @@ def test_every_routed_charge_is_paid_once_by_the_payer(
     paid = [(c.cdr_id, c.amount) for c in of(history, Charged) if c.kind == "routed_usage"]
     assert sorted(paid) == sorted(routed.items())
     assert all(c.wallet_id == "corp" and c.source_wallet == "w1" for c in of(history, Charged))
-    # corp opens with 3 EUR and 1 EUR of overdraft; beyond that the usage is uncollected
+    # corp opens with 3 EUR; all of the routed usage is paid or owed, past its overdraft too
     if routed:
         spent = sum(routed.values())
-        assert pipeline.state("corp").balance == 3_000_000 - min(spent, 3_000_000 + 1_000_000)
+        assert pipeline.state("corp").balance == 3_000_000 - spent

@@ -261,26 +261,26 @@ def test_suspension_resume_and_restart_fee() -> None:
     assert one(events, UsageRated).overdraft == 500_000
     assert one(events, WalletSuspended).balance == -500_000
     assert one(events, BarSims).iccids == (SIM1, SIM2)
-    # usage is still rated while suspended, and does not suspend again
+    # usage is still rated while suspended, owed in full past the limit, no second suspension
     events = run.when(cdr("c2", MB, at=T0 + 1))
     assert types(events) == ["UsageRated"]
     assert (one(events, UsageRated).overdraft, one(events, UsageRated).uncollected) == (
-        500_000,
-        500_000,
+        1_000_000,
+        0,
     )
-    # a top-up to 2.00 is not above the resume level
+    # a top-up to 1.50 is not above the resume level
     assert types(run.when(top_up("t1", "3", at=T0 + 2))) == ["GrantAdded"]
     assert run.state.suspended
-    # a top-up to 12.00 resumes, unbars both SIMs, and charges each restart fee
+    # a top-up to 11.50 resumes, unbars both SIMs, and charges each restart fee
     events = run.when(top_up("t2", "10", at=T0 + 3))
     assert types(events) == ["GrantAdded", "WalletResumed", "UnbarSims", "Charged", "Charged"]
-    assert one(events, WalletResumed).balance == 12_000_000
+    assert one(events, WalletResumed).balance == 11_500_000
     assert one(events, UnbarSims).iccids == (SIM1, SIM2)
     assert [(c.kind, c.ref, c.amount) for c in of(events, Charged)] == [
         ("restart_fee", SIM1, 500_000),
         ("restart_fee", SIM2, 500_000),
     ]
-    assert run.balance == 11_000_000
+    assert run.balance == 10_500_000
     assert not run.state.suspended
 
 

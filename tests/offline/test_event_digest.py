@@ -14,7 +14,7 @@ from engine.cli import main
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = str(REPO / "examples" / "catalog.yaml")
 
-DIGEST = "e1a4be13cd5d6cc02311289493cb17fa4916f96f1a60a8a6fe0dbf48c79ff4be"
+DIGEST = "1a2c8972b3a046de721971cc4bc78838f58f0e22b5469a02c14f4b1491e218b1"
 """sha256 of ``--events-out`` for the run below: 3,000 SIMs, 40,000 CDRs with 2% faults,
 seed 11, and the generated commands (top-ups, vouchers, plan changes, SIM moves, ticks)."""
 

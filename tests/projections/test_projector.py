@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.domain import AdjustRating, UsageRated
+from engine.domain import AdjustRating, UsageRated, WriteOffDebt
 from engine.offline.inputs import merged
 from engine.offline.pipeline import Pipeline
 from engine.projections import ProjectionError, Projector, connect
@@ -183,6 +183,36 @@ def test_adjustments_move_balances_revenue_and_usage(client: Client, run: Run) -
     assert scalar(
         client, "SELECT sum(amount) FROM revenue_lines FINAL WHERE kind = 'adjustment'"
     ) == (20 * 250 - 20 * 180)
+
+
+def test_a_write_off_raises_the_balance_and_shows_as_negative_revenue(
+    client: Client, run: Run
+) -> None:
+    items, _ = merged_inputs(run)
+    pipeline = Pipeline(run.catalog)
+    events = []
+    for item in items:
+        result = pipeline.feed(item)
+        if isinstance(result, list):
+            events += result
+    owing = sorted((s.debt, w) for w, s in pipeline.states.items() if s.debt > 0)
+    assert owing, "the generated run leaves a wallet in debt"
+    debt, wallet_id = owing[-1]
+    at = datetime(2026, 12, 20, tzinfo=UTC)
+    result = pipeline.feed(WriteOffDebt("wo-1", wallet_id, at, reason="insolvent"))
+    assert isinstance(result, list)
+    written = [e for e in result if type(e).__name__ == "DebtWrittenOff"]
+    assert [e.amount for e in written] == [debt]  # type: ignore[attr-defined]
+    projector = Projector(client, run.catalog)
+    projector.create()
+    projector.apply(events + result)
+    balances = dict(client.query("SELECT wallet, balance FROM wallet_balances").result_rows)
+    assert balances[wallet_id] == pipeline.states[wallet_id].balance
+    lines = client.query(
+        "SELECT provider, sum(amount) FROM revenue_lines FINAL "
+        "WHERE kind = 'written_off' GROUP BY provider"
+    ).result_rows
+    assert lines == [("", -debt)]
 
 
 def merged_inputs(run: Run) -> Any:
