@@ -349,7 +349,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     client = connect(args.clickhouse)
     try:
-        answer = run_query(client, args.sql)
+        answer = run_query(client, args.sql, write=args.write)
     finally:
         client.close()
     if args.json:
@@ -648,11 +648,17 @@ def build_parser() -> argparse.ArgumentParser:
         "query",
         help="run SQL against the ClickHouse projections and print the answer",
         description="Run one SQL statement against the projections (tables and views in "
-        "docs/analytics.md) and print an aligned table, or JSON rows with --json.",
+        "docs/analytics.md) and print an aligned table, or JSON rows with --json. Read-only "
+        "unless --write: one SELECT-like statement, no files, URLs or other servers.",
     )
     qry.add_argument("sql", help="the SQL statement")
     qry.add_argument("--clickhouse", required=True, help=clickhouse_help)
     qry.add_argument("--json", action="store_true", help="print the rows as a JSON array")
+    qry.add_argument(
+        "--write",
+        action="store_true",
+        help="allow statements that change data, files or the server (default: read-only)",
+    )
     qry.set_defaults(func=cmd_query)
 
     for name, func, text in (
