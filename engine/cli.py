@@ -23,6 +23,7 @@ from .offline.generate import GenerateError, generate_cdrs, generate_commands, w
 from .offline.inputs import InputError, read_commands
 from .offline.run import run_rate
 from .projections.clickhouse import ProjectionError
+from .secrets import SecretError, password_in_url
 from .store import StoreError
 from .stream.admin import apply_topics, bootstrap_servers
 from .stream.admin import render as render_apply
@@ -721,17 +722,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# URL flags that may name a server; a password in them would be in every process list.
+_SECRET_VARIABLES = {
+    "store": "RATING_EVENT_STORE_PASSWORD_FILE (or RATING_EVENT_STORE_PASSWORD, PGPASSFILE)",
+    "clickhouse": "RATING_CLICKHOUSE_PASSWORD_FILE (or RATING_CLICKHOUSE_PASSWORD)",
+}
+
+
+def _refuse_passwords_in_argv(args: argparse.Namespace) -> None:
+    for name, variables in _SECRET_VARIABLES.items():
+        value = getattr(args, name, None)
+        if isinstance(value, str) and password_in_url(value):
+            raise UsageError(
+                f"--{name}: the URL carries a password, which every user of this machine "
+                f"can read in the process list; leave it out of the URL and give it "
+                f"through {variables}"
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        _refuse_passwords_in_argv(args)
         return func(args)
     except UsageError as exc:
         parser.print_usage(sys.stderr)
         print(f"rating-engine: error: {exc}", file=sys.stderr)
         return 2
-    except (CatalogError, InputError, GenerateError, StreamError) as exc:
+    except (CatalogError, InputError, GenerateError, StreamError, SecretError) as exc:
         print(f"rating-engine: {exc}", file=sys.stderr)
         return 1
     except msgspec.MsgspecError as exc:

@@ -19,6 +19,7 @@ import psycopg
 
 from ..codec import decode_input
 from ..domain import Cdr, Command, Event
+from ..secrets import EVENT_STORE_PASSWORD, SecretError, password_in_url, secret
 from . import chain, schema
 from .base import Problem, StoredEvent, StoredInput, StoreError, StoreStats, safe_url
 from .chain import ChainRow, Head
@@ -36,7 +37,16 @@ class PostgresStore:
     def __init__(self, url: str, connect_timeout: int = 10) -> None:
         self.url = safe_url(url)
         try:
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout)
+            # The password from RATING_EVENT_STORE_PASSWORD(_FILE) when the URL has none;
+            # libpq's own PGPASSWORD and PGPASSFILE work as well.
+            password = None if password_in_url(url) else secret(EVENT_STORE_PASSWORD)
+        except SecretError as exc:
+            raise StoreError(str(exc)) from None
+        extra: dict[str, Any] = {"password": password} if password else {}
+        try:
+            self._conn = psycopg.connect(
+                url, autocommit=True, connect_timeout=connect_timeout, **extra
+            )
         except psycopg.Error as exc:
             raise StoreError(f"cannot reach the event store {self.url}: {exc}") from exc
         self._lock = threading.Lock()
