@@ -393,9 +393,11 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_store_verify(args: argparse.Namespace) -> int:
     from .store import open_store
 
+    if args.unkeyed_until < 0:
+        raise UsageError("--unkeyed-until must be >= 0")
     store = open_store(args.store)
     try:
-        problems = store.verify()
+        problems = store.verify(unkeyed_until=args.unkeyed_until)
         stats = store.stats()
     finally:
         store.close()
@@ -718,6 +720,15 @@ def build_parser() -> argparse.ArgumentParser:
             "--store", required=True, help="event store URL: sqlite:///PATH or postgresql://..."
         )
         action_parser.add_argument("--json", action="store_true", help="print JSON")
+        if name == "verify":
+            action_parser.add_argument(
+                "--unkeyed-until",
+                type=int,
+                default=0,
+                metavar="POSITION",
+                help="with a chain key: accept unkeyed hashes up to this position (the events "
+                "stored before the key was set); default 0",
+            )
         action_parser.set_defaults(func=func)
     return parser
 

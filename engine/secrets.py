@@ -25,6 +25,7 @@ class SecretError(Exception):
 # deploy tests can check that manifests set only variables the code reads.
 EVENT_STORE_PASSWORD = ("RATING_EVENT_STORE_PASSWORD", "RATING_EVENT_STORE_PASSWORD_FILE")
 CLICKHOUSE_PASSWORD = ("RATING_CLICKHOUSE_PASSWORD", "RATING_CLICKHOUSE_PASSWORD_FILE")
+CHAIN_KEY = ("RATING_CHAIN_KEY", "RATING_CHAIN_KEY_FILE")
 
 
 def secret(names: tuple[str, str], environ: Mapping[str, str] | None = None) -> str | None:

@@ -110,8 +110,9 @@ class EventStore(Protocol):
         """The position of the last stored event (0 when empty)."""
         ...
 
-    def verify(self) -> list[Problem]:
-        """Walk every stream's chain; an empty list means the store is intact."""
+    def verify(self, unkeyed_until: int = 0) -> list[Problem]:
+        """Walk every stream's chain; an empty list means the store is intact. With the
+        store's chain key, unkeyed links after position ``unkeyed_until`` are problems."""
         ...
 
     def stats(self) -> StoreStats:

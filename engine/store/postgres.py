@@ -34,8 +34,9 @@ _COPY_TYPES = ["int8", "text", "text", "int8", "text", "timestamptz", "bytea", "
 class PostgresStore:
     """An ``EventStore`` in PostgreSQL; one connection, its calls serialized by a lock."""
 
-    def __init__(self, url: str, connect_timeout: int = 10) -> None:
+    def __init__(self, url: str, connect_timeout: int = 10, chain_key: bytes | None = None) -> None:
         self.url = safe_url(url)
+        self._key = chain_key
         try:
             # The password from RATING_EVENT_STORE_PASSWORD(_FILE) when the URL has none;
             # libpq's own PGPASSWORD and PGPASSFILE work as well.
@@ -83,7 +84,7 @@ class PostgresStore:
                 (sorted({e.wallet_id for e in new}),),
             )
             heads = {w: Head(v, h) for w, v, h in cur}
-            rows = chain_events(new, heads, after)
+            rows = chain_events(new, heads, after, self._key)
             if rows:
                 self._insert_events(cur, rows)
             if new_inputs:
@@ -184,7 +185,7 @@ class PostgresStore:
         )
         return StoreStats(*(int(v) for v in row))
 
-    def verify(self) -> list[Problem]:
+    def verify(self, unkeyed_until: int = 0) -> list[Problem]:
         # One snapshot for heads and events; a server-side cursor streams the rows.
         with self._lock, self._conn.transaction():
             self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -198,7 +199,8 @@ class PostgresStore:
                     "SELECT position, wallet_id, version, event_id, payload, prev_hash, hash "
                     "FROM events ORDER BY wallet_id, version"
                 )
-                return chain.verify((ChainRow(*r) for r in cur), heads)
+                rows = (ChainRow(*r) for r in cur)
+                return chain.verify(rows, heads, self._key, unkeyed_until)
 
     def close(self) -> None:
         self._conn.close()
