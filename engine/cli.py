@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -162,7 +162,13 @@ def cmd_topics_list(args: argparse.Namespace) -> int:
 
 
 def cmd_topics_apply(args: argparse.Namespace) -> int:
-    report = apply_topics(load_topics(), _bootstrap(args))
+    from .stream.acls import principals
+
+    topics = load_topics()
+    who = principals(args.principal or ()) if args.acls else None
+    report = apply_topics(topics, _bootstrap(args))
+    if who is not None and report.ok:
+        return _apply_acls(args, topics, who)
     if args.json:
         fields = msgspec.to_builtins(report)
         print(encode({"ok": report.ok, "changed": report.changed, **fields}).decode())
@@ -170,6 +176,22 @@ def cmd_topics_apply(args: argparse.Namespace) -> int:
         print(render_apply(report))
     if not report.ok:
         print("rating-engine: the broker's topics differ from topics.yaml", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _apply_acls(args: argparse.Namespace, topics: Any, who: dict[str, str]) -> int:
+    from .stream.acls import acl_set, apply_acls
+    from .stream.acls import render as render_acls
+
+    grants = acl_set(topics, who, args.app_id, args.sink_group)
+    report = apply_acls(grants, _bootstrap(args))
+    if args.json:
+        print(encode({"ok": report.ok, **msgspec.to_builtins(report)}).decode())
+    else:
+        print(render_acls(report))
+    if not report.ok:
+        print("rating-engine: some ACLs were not applied", file=sys.stderr)
         return 1
     return 0
 
@@ -528,6 +550,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tapply.add_argument("--bootstrap", help=bootstrap_help)
     tapply.add_argument("--json", action="store_true", help="print a JSON report")
+    tapply.add_argument(
+        "--acls", action="store_true", help="then grant each role its ACLs (engine/stream/acls.py)"
+    )
+    tapply.add_argument(
+        "--principal",
+        action="append",
+        metavar="ROLE=User:NAME",
+        help="principal of a role (publisher, operator, worker, sink); default User:rating-ROLE",
+    )
+    tapply.add_argument("--app-id", default="rating-engine", help="the workers' app id")
+    tapply.add_argument("--sink-group", default="rating-engine-sink", help="the sinks' group")
     tapply.set_defaults(func=cmd_topics_apply)
 
     pub = sub.add_parser("publish", help="send a CDR file to Kafka (cdr.raw), keyed by ICCID")
