@@ -4,13 +4,14 @@ files mounted from a Kubernetes Secret (or, in the local Compose file, the envir
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from engine.secrets import password_in_url
 
-from .test_manifests import DEPLOY, K8S, _compose, _k8s_docs, all_containers
+from .test_manifests import DEPLOY, K8S, _compose, _k8s_docs, _parse, all_containers, k8s_containers
 
 
 def test_no_command_line_carries_a_password() -> None:
@@ -72,3 +73,23 @@ def test_compose_passes_passwords_through_the_environment() -> None:
     assert "RATING_CLICKHOUSE_PASSWORD" in sink["environment"]
     assert not any(password_in_url(a) for a in sink["command"])
     assert (DEPLOY / "compose.yaml").exists()
+
+
+def test_every_k8s_container_logs_in_to_kafka_as_its_own_role() -> None:
+    from engine.stream.acls import DEFAULT_PRINCIPALS
+    from engine.stream.kafka_security import KafkaSecurity
+
+    users = {}
+    for container in k8s_containers():
+        env = container.env
+        assert env.get("KAFKA_SECURITY_PROTOCOL") == "SASL_SSL", container.where
+        assert env["KAFKA_SASL_PASSWORD_FILE"].endswith("/" + env["KAFKA_SASL_USERNAME"])
+        assert container.mounts[str(Path(env["KAFKA_SSL_CA_FILE"]).parent)] == "kafka-ca"
+        users[_parse(container.argv).command] = env["KAFKA_SASL_USERNAME"]
+        settings = {k: v for k, v in env.items() if k.startswith("KAFKA_SASL_") and "FILE" not in k}
+        assert KafkaSecurity.from_env(
+            {**settings, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_PASSWORD": "x"}
+        ).sasl
+    assert users["worker"] == DEFAULT_PRINCIPALS["worker"].removeprefix("User:")
+    assert users["sink"] == DEFAULT_PRINCIPALS["sink"].removeprefix("User:")
+    assert users["topics"] not in {p.removeprefix("User:") for p in DEFAULT_PRINCIPALS.values()}
