@@ -8,6 +8,7 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -188,3 +189,48 @@ def test_a_keyed_link_depends_on_every_payload_byte_and_the_key(
         i = flip % len(payload)
         changed = payload[:i] + bytes([payload[i] ^ 1]) + payload[i + 1 :]
         assert link(prev, "e1", 3, changed, KEY) != keyed
+
+
+def test_an_anchor_kept_outside_finds_the_newest_events_deleted(
+    store_url: str,
+    rated: Rated,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("RATING_CHAIN_KEY", KEY.decode())
+    fill(store_url, rated, KEY, stop=300)
+    anchor_file = tmp_path / "anchor.json"
+    assert main(["store", "anchor", "--store", store_url, "--out", str(anchor_file)]) == 0
+    fill(store_url, rated, KEY, start=300, stop=400)  # later events are the anchor's no concern
+    assert main(["store", "verify", "--store", store_url, "--anchor", str(anchor_file)]) == 0
+    capsys.readouterr()
+
+    # Someone with write access drops the newest events of a stream and moves its head back
+    # to an older, genuine link: every remaining hash verifies, with the key too.
+    with closing(open_store(store_url, chain_key=KEY)) as store:
+        stream = longest(store)
+        anchored = msgspec.json.decode(anchor_file.read_bytes())["heads"][stream[0].wallet_id]
+        keep = stream[: anchored[0] - 3]
+        tamper(
+            store_url,
+            [("DELETE FROM events WHERE position = ?", (e.position,)) for e in stream[len(keep) :]]
+            + [
+                (
+                    "UPDATE streams SET version = ?, hash = ? WHERE wallet_id = ?",
+                    (keep[-1].version, keep[-1].hash, stream[0].wallet_id),
+                )
+            ],
+        )
+        assert store.verify() == []
+    assert main(["store", "verify", "--store", store_url, "--anchor", str(anchor_file)]) == 1
+    out = capsys.readouterr().out
+    assert "truncated" in out and stream[0].wallet_id in out
+
+    # A forged anchor (a head moved back to match) is refused: its MAC needs the key.
+    forged = msgspec.json.decode(anchor_file.read_bytes())
+    forged["heads"][stream[0].wallet_id] = [keep[-1].version, keep[-1].hash]
+    anchor_file.write_bytes(msgspec.json.encode(forged))
+    assert main(["store", "verify", "--store", store_url, "--anchor", str(anchor_file)]) == 1
+    assert "MAC does not match" in capsys.readouterr().err
+    assert main(["store", "verify", "--store", store_url, "--anchor", str(tmp_path / "no")]) == 2
