@@ -43,7 +43,9 @@ class StoredInput(msgspec.Struct, frozen=True, gc=False):
 
 
 class Problem(msgspec.Struct, frozen=True):
-    """One thing ``verify`` found wrong: ``kind`` is altered, missing or reordered."""
+    """One thing ``verify`` found wrong: ``kind`` is altered, missing or reordered; with a
+    keyed chain also keyed (no key to check it), unkeyed or downgraded (see ``chain.py``);
+    against an anchor truncated or rewritten (``anchor.py``)."""
 
     wallet_id: str
     version: int

@@ -12,7 +12,8 @@ make a keyed hash, so an edited event re-chained by someone with write access to
 database (its hash and every later one recomputed) no longer verifies: a plain sha256 chain
 alone only catches accidents. A keyed walk reports every unkeyed link as ``unkeyed``, except
 those at positions up to ``unkeyed_until``: the events a store held before its key was set.
-A keyed link never follows a keyed one with an unkeyed one (``downgraded``), key or not.
+Once a stream has a keyed link, an unkeyed one after it is reported (``downgraded``), key or
+not. Without the key, a keyed stream is reported once (``keyed``), never called intact.
 
 The walk is pure: backends read rows and heads, and ``verify`` turns them into problems.
 """
@@ -107,12 +108,14 @@ def verify_stream(
     for row in rows:
         keyed = is_keyed(row.hash)
         if keyed and key is None:
-            problem(
-                row.version,
-                row.event_id,
-                "keyed",
-                "the chain is keyed: set RATING_CHAIN_KEY or RATING_CHAIN_KEY_FILE to verify it",
-            )
+            if not keyed_before:  # once per stream: nothing of it can be checked
+                problem(
+                    row.version,
+                    row.event_id,
+                    "keyed",
+                    "the chain is keyed: set RATING_CHAIN_KEY or RATING_CHAIN_KEY_FILE to "
+                    "verify it",
+                )
         elif not keyed and keyed_before:
             problem(
                 row.version,

@@ -118,6 +118,9 @@ def test_a_keyed_store_without_the_key_is_not_called_intact(
     assert main(["store", "verify", "--store", store_url]) == 1
     out = capsys.readouterr().out
     assert "keyed" in out and "RATING_CHAIN_KEY" in out
+    with closing(open_store(store_url, chain_key=None)) as store:
+        problems = store.verify()
+        assert [p.kind for p in problems] == ["keyed"] * len(store.wallets())
 
 
 def test_a_store_from_before_the_key_verifies_up_to_its_last_unkeyed_position(
