@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -17,6 +18,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from engine.cli import main
+from engine.codec import encode
+from engine.domain.commands import ApplyCharge
 from engine.store import open_store
 from engine.stream.acls import DEFAULT_PRINCIPALS, acl_set, principals
 from engine.stream.kafka_security import KafkaSecurity, client_config
@@ -160,13 +163,26 @@ def test_a_worker_run_over_sasl_ssl_with_acls_and_no_forged_charge(
         assert "authoriz" in out.lower(), out
         assert "Traceback" not in out
         assert secured.passwords[role] not in out
-    intruder = Producer({**client_config(bootstrap, secured.security("intruder")), "log_level": 0})
-    failures: list[str] = []
-    intruder.produce(
-        stack.topics.cdr_raw.name, b"{}", b"k", on_delivery=lambda e, m: failures.append(str(e))
+    # A debit forged straight onto wallet.commands with the publisher's login, and a CDR
+    # with a login that has no ACL at all: the broker refuses both.
+    charge = ApplyCharge(
+        command_id="forged-1",
+        wallet_id="globex",
+        at=datetime(2026, 9, 1, tzinfo=UTC),
+        source_wallet="acme",
+        cdr_id="cdr-forged",
+        amount=10**12,
     )
-    intruder.flush(30)
-    assert failures and "AUTHORIZATION" in failures[0].upper()
+    failures: list[str] = []
+    for role, topic, value in (
+        ("rating-publisher", stack.topics.wallet_commands.name, encode(charge)),
+        ("intruder", stack.topics.cdr_raw.name, b"{}"),
+    ):
+        producer = Producer({**client_config(bootstrap, secured.security(role)), "log_level": 0})
+        producer.produce(topic, value, b"k", on_delivery=lambda e, m: failures.append(str(e)))
+        producer.flush(30)
+    assert len(failures) == 2
+    assert all("AUTHORIZATION_FAILED" in f.upper() for f in failures), failures
     assert _count(bootstrap, admin, stack.topics.wallet_commands.name) == 0
     assert _count(bootstrap, admin, stack.topics.cdr_raw.name) == 0
 
