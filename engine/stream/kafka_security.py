@@ -11,9 +11,11 @@ flag. The broker decides what each principal may do (ACLs, see ``acls.py``).
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ import msgspec
 
 from ..secrets import SecretError, secret
 from .topics import StreamError
+
+log = logging.getLogger(__name__)
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
@@ -132,4 +136,24 @@ def client_config(
     """``bootstrap.servers`` and the security properties for a confluent-kafka client;
     ``security`` defaults to the one the environment describes."""
     chosen = security if security is not None else KafkaSecurity.from_env(environ)
+    if not chosen.tls:
+        warn_if_exposed(bootstrap)
     return {"bootstrap.servers": bootstrap, **chosen.confluent()}
+
+
+def loopback_only(bootstrap: str) -> bool:
+    """Whether every server of ``bootstrap`` is on this machine's loopback interface."""
+    hosts = [server.strip().rsplit(":", 1)[0].strip("[]") for server in bootstrap.split(",")]
+    return all(h in ("localhost", "::1") or h.startswith("127.") for h in hosts if h)
+
+
+@cache
+def warn_if_exposed(bootstrap: str) -> None:
+    """Once per process and bootstrap: a warning when Kafka is reached without TLS over a
+    network, where anyone on the path can read and forge records."""
+    if not loopback_only(bootstrap):
+        log.warning(
+            "Kafka at %s without TLS: anyone on the network can read and forge records; "
+            "set KAFKA_SECURITY_PROTOCOL=SASL_SSL (docs/deploy.md, Secrets)",
+            bootstrap,
+        )

@@ -22,7 +22,7 @@ from engine.codec import encode
 from engine.domain.commands import ApplyCharge
 from engine.store import open_store
 from engine.stream.acls import DEFAULT_PRINCIPALS, acl_set, principals
-from engine.stream.kafka_security import KafkaSecurity, client_config
+from engine.stream.kafka_security import KafkaSecurity, client_config, loopback_only
 from engine.stream.topics import StreamError, load_topics
 from engine.testing.kafka_secured import SecuredLocalJarBroker
 
@@ -104,6 +104,20 @@ def test_the_security_settings_come_from_the_environment(tmp_path: Path) -> None
     assert principals(["worker=User:w1"])["worker"] == "User:w1"
     with pytest.raises(StreamError, match="ROLE=User:NAME"):
         principals(["wizard=User:x"])
+
+
+def test_plaintext_over_a_network_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    assert loopback_only("127.0.0.1:9092,localhost:9093,[::1]:9094")
+    assert not loopback_only("127.0.0.1:9092,kafka:9092")
+    with caplog.at_level("WARNING"):
+        client_config("127.0.0.1:19092", KafkaSecurity())
+        assert caplog.records == []
+        client_config("kafka.example:9092", KafkaSecurity())
+        client_config("kafka.example:9092", KafkaSecurity())  # once per process
+        client_config("kafka.example:9093", KafkaSecurity(protocol="SSL"))
+    assert [r.getMessage().split(" without")[0] for r in caplog.records] == [
+        "Kafka at kafka.example:9092"
+    ]
 
 
 def test_without_tls_and_a_valid_login_the_broker_gives_nothing(
