@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,7 +119,13 @@ def test_a_running_sink_shows_the_password_nowhere(
         argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        cmdline = Path(f"/proc/{sink.pid}/cmdline").read_bytes()
+        # Right after fork, before exec, the child's cmdline is empty or still pytest's.
+        cmdline = b""
+        for _ in range(600):
+            cmdline = Path(f"/proc/{sink.pid}/cmdline").read_bytes()
+            if b"engine.cli" in cmdline or sink.poll() is not None:
+                break
+            time.sleep(0.05)
         environ = Path(f"/proc/{sink.pid}/environ").read_bytes()
         out, err = sink.communicate(timeout=120)
     finally:
