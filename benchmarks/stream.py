@@ -47,6 +47,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from engine.catalog import load_catalog
 from engine.offline.generate import generate_cdrs
 from engine.stream.admin import admin_client, apply_topics
+from engine.stream.kafka_security import client_config
 from engine.stream.publisher import PRODUCER_CONFIG
 from engine.stream.topics import REPO_TOPICS, Topics, load_topics
 from engine.testing.catalogs import spread_catalog
@@ -284,7 +285,7 @@ class Stack:
 
     def send_one(self, value: bytes) -> None:
         """One CDR to ``cdr.raw``, keyed by ICCID, the way ``publish`` sends it."""
-        producer = Producer({**PRODUCER_CONFIG, "bootstrap.servers": self.bootstrap})
+        producer = Producer({**PRODUCER_CONFIG, **client_config(self.bootstrap)})
         iccid = msgspec.json.decode(value)["iccid"].encode()
         producer.produce(self.topics.cdr_raw.name, value=value, key=iccid)
         if producer.flush(30) != 0:
@@ -310,7 +311,7 @@ class Stack:
 def _consumer(bootstrap: str) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_config(bootstrap),
             "group.id": f"bench-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "log_level": 0,

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -35,6 +35,7 @@ from .offline.generate import GenerateError, generate_cdrs, generate_commands, w
 from .offline.inputs import InputError, read_commands
 from .offline.run import run_rate
 from .projections.clickhouse import ProjectionError
+from .secrets import SecretError, password_in_url
 from .store import StoreError
 from .stream.admin import apply_topics, bootstrap_servers
 from .stream.admin import render as render_apply
@@ -174,7 +175,13 @@ def cmd_topics_list(args: argparse.Namespace) -> int:
 
 
 def cmd_topics_apply(args: argparse.Namespace) -> int:
-    report = apply_topics(load_topics(), _bootstrap(args))
+    from .stream.acls import principals
+
+    topics = load_topics()
+    who = principals(args.principal or ()) if args.acls else None
+    report = apply_topics(topics, _bootstrap(args))
+    if who is not None and report.ok:
+        return _apply_acls(args, topics, who)
     if args.json:
         fields = msgspec.to_builtins(report)
         print(encode({"ok": report.ok, "changed": report.changed, **fields}).decode())
@@ -182,6 +189,22 @@ def cmd_topics_apply(args: argparse.Namespace) -> int:
         print(render_apply(report))
     if not report.ok:
         print("rating-engine: the broker's topics differ from topics.yaml", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _apply_acls(args: argparse.Namespace, topics: Any, who: dict[str, str]) -> int:
+    from .stream.acls import acl_set, apply_acls
+    from .stream.acls import render as render_acls
+
+    grants = acl_set(topics, who, args.app_id, args.sink_group)
+    report = apply_acls(grants, _bootstrap(args))
+    if args.json:
+        print(encode({"ok": report.ok, **msgspec.to_builtins(report)}).decode())
+    else:
+        print(render_acls(report))
+    if not report.ok:
+        print("rating-engine: some ACLs were not applied", file=sys.stderr)
         return 1
     return 0
 
@@ -385,7 +408,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     client = connect(args.clickhouse)
     try:
-        answer = run_query(client, args.sql)
+        answer = run_query(client, args.sql, write=args.write)
     finally:
         client.close()
     if args.json:
@@ -426,11 +449,23 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_store_verify(args: argparse.Namespace) -> int:
-    from .store import open_store
+    from .store import anchor, open_store
+    from .store.chain import chain_key
 
+    if args.unkeyed_until < 0:
+        raise UsageError("--unkeyed-until must be >= 0")
+    anchored = None
+    if args.anchor:
+        try:
+            data = Path(args.anchor).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--anchor {args.anchor}: {exc.strerror}") from None
+        anchored = anchor.load(data, chain_key())
     store = open_store(args.store)
     try:
-        problems = store.verify()
+        problems = store.verify(unkeyed_until=args.unkeyed_until)
+        if anchored is not None:
+            problems += anchor.check(store, anchored)
         stats = store.stats()
     finally:
         store.close()
@@ -445,6 +480,24 @@ def cmd_store_verify(args: argparse.Namespace) -> int:
             where = f"{p.wallet_id} v{p.version}" + (f" ({p.event_id})" if p.event_id else "")
             print(f"  {p.kind:<9}  {where}: {p.detail}")
     return 0 if not problems else 1
+
+
+def cmd_store_anchor(args: argparse.Namespace) -> int:
+    from .store import anchor, open_store
+    from .store.chain import chain_key
+
+    store = open_store(args.store)
+    try:
+        taken = anchor.take(store, chain_key())
+    finally:
+        store.close()
+    data = msgspec.json.format(encode(taken)).decode() + "\n"
+    if args.out:
+        Path(args.out).write_text(data)
+        print(f"anchor of {len(taken.heads):,} streams at position {taken.position:,}: {args.out}")
+    else:
+        print(data, end="")
+    return 0
 
 
 def cmd_store_stats(args: argparse.Namespace) -> int:
@@ -714,6 +767,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tapply.add_argument("--bootstrap", help=bootstrap_help)
     tapply.add_argument("--json", action="store_true", help="print a JSON report")
+    tapply.add_argument(
+        "--acls", action="store_true", help="then grant each role its ACLs (engine/stream/acls.py)"
+    )
+    tapply.add_argument(
+        "--principal",
+        action="append",
+        metavar="ROLE=User:NAME",
+        help="principal of a role (publisher, operator, worker, sink); default User:rating-ROLE",
+    )
+    tapply.add_argument("--app-id", default="rating-engine", help="the workers' app id")
+    tapply.add_argument("--sink-group", default="rating-engine-sink", help="the sinks' group")
     tapply.set_defaults(func=cmd_topics_apply)
 
     pub = sub.add_parser("publish", help="send a CDR file to Kafka (cdr.raw), keyed by ICCID")
@@ -840,11 +904,17 @@ def build_parser() -> argparse.ArgumentParser:
         "query",
         help="run SQL against the ClickHouse projections and print the answer",
         description="Run one SQL statement against the projections (tables and views in "
-        "docs/analytics.md) and print an aligned table, or JSON rows with --json.",
+        "docs/analytics.md) and print an aligned table, or JSON rows with --json. Read-only "
+        "unless --write: one SELECT-like statement, no files, URLs or other servers.",
     )
     qry.add_argument("sql", help="the SQL statement")
     qry.add_argument("--clickhouse", required=True, help=clickhouse_help)
     qry.add_argument("--json", action="store_true", help="print the rows as a JSON array")
+    qry.add_argument(
+        "--write",
+        action="store_true",
+        help="allow statements that change data, files or the server (default: read-only)",
+    )
     qry.set_defaults(func=cmd_query)
 
     for name, func, text in (
@@ -958,8 +1028,52 @@ def build_parser() -> argparse.ArgumentParser:
             "--store", required=True, help="event store URL: sqlite:///PATH or postgresql://..."
         )
         action_parser.add_argument("--json", action="store_true", help="print JSON")
+        if name == "verify":
+            action_parser.add_argument(
+                "--unkeyed-until",
+                type=int,
+                default=0,
+                metavar="POSITION",
+                help="with a chain key: accept unkeyed hashes up to this position (the events "
+                "stored before the key was set); default 0",
+            )
+            action_parser.add_argument(
+                "--anchor",
+                metavar="FILE",
+                help="also check that every stream head of this anchor (store anchor) is there",
+            )
         action_parser.set_defaults(func=func)
+    anc = sto_sub.add_parser(
+        "anchor",
+        help="print each stream's head (version, hash), to keep outside the store",
+        description="Print each stream's head (version and hash), with an HMAC when a chain "
+        "key is set. Keep it outside the store; store verify --anchor FILE later finds "
+        "anchored events deleted or rewritten.",
+    )
+    anc.add_argument(
+        "--store", required=True, help="event store URL: sqlite:///PATH or postgresql://..."
+    )
+    anc.add_argument("--out", help="write the anchor to this file (default: print it)")
+    anc.set_defaults(func=cmd_store_anchor)
     return parser
+
+
+# URL flags that may name a server; a password in them would be in every process list.
+_SECRET_VARIABLES = {
+    "store": "RATING_EVENT_STORE_PASSWORD_FILE (or RATING_EVENT_STORE_PASSWORD, PGPASSFILE)",
+    "clickhouse": "RATING_CLICKHOUSE_PASSWORD_FILE (or RATING_CLICKHOUSE_PASSWORD)",
+}
+
+
+def _refuse_passwords_in_argv(args: argparse.Namespace) -> None:
+    for name, variables in _SECRET_VARIABLES.items():
+        value = getattr(args, name, None)
+        if isinstance(value, str) and password_in_url(value):
+            raise UsageError(
+                f"--{name}: the URL carries a password, which every user of this machine "
+                f"can read in the process list; leave it out of the URL and give it "
+                f"through {variables}"
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -967,12 +1081,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        _refuse_passwords_in_argv(args)
         return func(args)
     except UsageError as exc:
         parser.print_usage(sys.stderr)
         print(f"rating-engine: error: {exc}", file=sys.stderr)
         return 2
-    except (CatalogError, InputError, GenerateError, StreamError) as exc:
+    except (CatalogError, InputError, GenerateError, StreamError, SecretError) as exc:
         print(f"rating-engine: {exc}", file=sys.stderr)
         return 1
     except msgspec.MsgspecError as exc:

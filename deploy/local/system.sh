@@ -13,6 +13,7 @@
 #   Python venv      python3 -c 'import venv, ensurepip' python3-venv (builds .venv)
 #   promtool         command -v promtool                 prometheus (alert rule tests, scrape test)
 #   PostgreSQL       /usr/lib/postgresql/*/bin/initdb    postgresql (the store tests' server)
+#   openssl          command -v openssl                  openssl (the SASL_SSL broker's test CA)
 set -euo pipefail
 
 check_only=0
@@ -29,6 +30,7 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0

@@ -12,6 +12,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from ..secrets import CLICKHOUSE_PASSWORD, SecretError, secret, with_password
+
 Client = Any
 """A clickhouse-connect client (``clickhouse_connect.driver.client.Client``)."""
 
@@ -46,6 +48,12 @@ def connect(url: str) -> Client:
         )
     if scheme == "chdb" and not urlsplit(url).path:
         raise ProjectionError(f"ClickHouse URL {url!r}: chdb:///path needs a directory")
+    if scheme != "chdb":
+        # The password from RATING_CLICKHOUSE_PASSWORD(_FILE) when the URL has none.
+        try:
+            url = with_password(url, secret(CLICKHOUSE_PASSWORD))
+        except SecretError as exc:
+            raise ProjectionError(str(exc)) from None
     database = _database(url)
     try:
         if database is None or database == "default":
@@ -58,7 +66,11 @@ def connect(url: str) -> Client:
         finally:
             admin.close()
     except ClickHouseError as exc:
-        raise ProjectionError(f"cannot connect to ClickHouse at {_redacted(url)}: {exc}") from None
+        password = urlsplit(url).password
+        reason = str(exc).replace(password, "***") if password else str(exc)
+        raise ProjectionError(
+            f"cannot connect to ClickHouse at {_redacted(url)}: {reason}"
+        ) from None
 
 
 def _redacted(url: str) -> str:

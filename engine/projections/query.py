@@ -10,6 +10,7 @@ import msgspec
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from .clickhouse import Client, ProjectionError
+from .readonly import READ_ONLY, check_read_only
 
 
 class Answer(msgspec.Struct, frozen=True):
@@ -20,10 +21,14 @@ class Answer(msgspec.Struct, frozen=True):
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
-def run_query(client: Client, sql: str) -> Answer:
-    """The result of one statement; a ClickHouse error becomes a ``ProjectionError``."""
+def run_query(client: Client, sql: str, write: bool = False) -> Answer:
+    """The result of one statement; a ClickHouse error becomes a ``ProjectionError``.
+    Unless ``write``, the statement must be a read (``readonly.check_read_only``) and runs
+    under ClickHouse's ``readonly=1``."""
+    if not write:
+        check_read_only(sql)
     try:
-        result = client.query(sql)
+        result = client.query(sql, settings=None if write else READ_ONLY)
     except ClickHouseError as exc:
         raise ProjectionError(_first_line(str(exc))) from None
     return Answer(tuple(result.column_names), [tuple(r) for r in result.result_rows])

@@ -43,7 +43,9 @@ class StoredInput(msgspec.Struct, frozen=True, gc=False):
 
 
 class Problem(msgspec.Struct, frozen=True):
-    """One thing ``verify`` found wrong: ``kind`` is altered, missing or reordered."""
+    """One thing ``verify`` found wrong: ``kind`` is altered, missing or reordered; with a
+    keyed chain also keyed (no key to check it), unkeyed or downgraded (see ``chain.py``);
+    against an anchor truncated or rewritten (``anchor.py``)."""
 
     wallet_id: str
     version: int
@@ -110,8 +112,9 @@ class EventStore(Protocol):
         """The position of the last stored event (0 when empty)."""
         ...
 
-    def verify(self) -> list[Problem]:
-        """Walk every stream's chain; an empty list means the store is intact."""
+    def verify(self, unkeyed_until: int = 0) -> list[Problem]:
+        """Walk every stream's chain; an empty list means the store is intact. With the
+        store's chain key, unkeyed links after position ``unkeyed_until`` are problems."""
         ...
 
     def stats(self) -> StoreStats:

@@ -6,28 +6,67 @@ self-delimiting, so no two different (id, version, payload) feed the hash the sa
 Rows also keep the previous hash they were chained to, so that the walk can tell a row
 changed in place (its own hash no longer matches) from a link broken between rows.
 
+With a key (``RATING_CHAIN_KEY`` or ``RATING_CHAIN_KEY_FILE``, see ``chain_key``) the hash
+is HMAC-SHA256 over the same bytes, written ``hmac-sha256:<hex>``. Without the key nobody can
+make a keyed hash, so an edited event re-chained by someone with write access to the
+database (its hash and every later one recomputed) no longer verifies: a plain sha256 chain
+alone only catches accidents. A keyed walk reports every unkeyed link as ``unkeyed``, except
+those at positions up to ``unkeyed_until``: the events a store held before its key was set.
+Once a stream has a keyed link, an unkeyed one after it is reported (``downgraded``), key or
+not. Without the key, a keyed stream is reported once (``keyed``), never called intact.
+
 The walk is pure: backends read rows and heads, and ``verify`` turns them into problems.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable, Mapping
 from itertools import groupby
 from typing import NamedTuple
 
 from ..codec import encode
-from .base import Problem
+from ..secrets import CHAIN_KEY, SecretError, secret
+from .base import Problem, StoreError
 
 GENESIS = "0" * 64
+KEYED = "hmac-sha256:"
+MIN_KEY_BYTES = 32
 
 
-def link(prev_hash: str, event_id: str, version: int, payload: bytes) -> str:
-    """The hash of one event chained after ``prev_hash``."""
-    h = hashlib.sha256(prev_hash.encode("ascii"))
+def link(
+    prev_hash: str, event_id: str, version: int, payload: bytes, key: bytes | None = None
+) -> str:
+    """The hash of one event chained after ``prev_hash``: keyed (``hmac-sha256:...``) when
+    ``key`` is given, a plain sha256 hex digest otherwise."""
+    h = hmac.new(key, digestmod=hashlib.sha256) if key else hashlib.sha256()
+    h.update(prev_hash.encode("ascii"))
     h.update(encode([event_id, version]))
     h.update(payload)
-    return h.hexdigest()
+    return KEYED + h.hexdigest() if key else h.hexdigest()
+
+
+def is_keyed(digest: str) -> bool:
+    return digest.startswith(KEYED)
+
+
+def chain_key(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The chain's HMAC key from ``RATING_CHAIN_KEY`` or ``RATING_CHAIN_KEY_FILE``; None when
+    neither is set. A key shorter than 32 bytes is refused."""
+    try:
+        value = secret(CHAIN_KEY, environ)
+    except SecretError as exc:
+        raise StoreError(str(exc)) from None
+    if value is None:
+        return None
+    key = value.encode("utf-8")
+    if len(key) < MIN_KEY_BYTES:
+        raise StoreError(
+            f"the chain key has {len(key)} bytes; use at least {MIN_KEY_BYTES} random bytes "
+            "(e.g. openssl rand -hex 32)"
+        )
+    return key
 
 
 class Head(NamedTuple):
@@ -52,15 +91,48 @@ class ChainRow(NamedTuple):
     hash: str
 
 
-def verify_stream(wallet_id: str, rows: Iterable[ChainRow], head: Head | None) -> list[Problem]:
+def verify_stream(
+    wallet_id: str,
+    rows: Iterable[ChainRow],
+    head: Head | None,
+    key: bytes | None = None,
+    unkeyed_until: int = 0,
+) -> list[Problem]:
     """Problems of one stream; ``rows`` in version order, ``head`` from the heads table."""
     problems: list[Problem] = []
 
     def problem(row_version: int, event_id: str, kind: str, detail: str) -> None:
         problems.append(Problem(wallet_id, row_version, event_id, kind, detail))
 
-    expected, prev_hash, prev_position = 1, GENESIS, 0
+    expected, prev_hash, prev_position, keyed_before = 1, GENESIS, 0, False
     for row in rows:
+        keyed = is_keyed(row.hash)
+        if keyed and key is None:
+            if not keyed_before:  # once per stream: nothing of it can be checked
+                problem(
+                    row.version,
+                    row.event_id,
+                    "keyed",
+                    "the chain is keyed: set RATING_CHAIN_KEY or RATING_CHAIN_KEY_FILE to "
+                    "verify it",
+                )
+        elif not keyed and keyed_before:
+            problem(
+                row.version,
+                row.event_id,
+                "downgraded",
+                f"unkeyed hash at position {row.position} after keyed ones: re-chained "
+                "without the key",
+            )
+        elif not keyed and key is not None and row.position > unkeyed_until:
+            problem(
+                row.version,
+                row.event_id,
+                "unkeyed",
+                f"unkeyed hash at position {row.position}: re-chained without the key, or "
+                "stored before the key was set (then verify with --unkeyed-until)",
+            )
+        keyed_before = keyed_before or keyed
         if row.position < prev_position:
             problem(
                 row.version,
@@ -69,7 +141,13 @@ def verify_stream(wallet_id: str, rows: Iterable[ChainRow], head: Head | None) -
                 f"version {row.version} is at position {row.position}, before version "
                 f"{expected - 1} at position {prev_position}",
             )
-        intact = link(row.prev_hash, row.event_id, row.version, row.payload) == row.hash
+        if keyed and key is None:
+            intact = True  # cannot tell; reported above
+        else:
+            digest = link(
+                row.prev_hash, row.event_id, row.version, row.payload, key if keyed else None
+            )
+            intact = hmac.compare_digest(digest, row.hash)
         if not intact:
             problem(
                 row.version,
@@ -109,13 +187,18 @@ def verify_stream(wallet_id: str, rows: Iterable[ChainRow], head: Head | None) -
     return problems
 
 
-def verify(rows: Iterable[ChainRow], heads: Mapping[str, Head]) -> list[Problem]:
+def verify(
+    rows: Iterable[ChainRow],
+    heads: Mapping[str, Head],
+    key: bytes | None = None,
+    unkeyed_until: int = 0,
+) -> list[Problem]:
     """Every stream's problems; ``rows`` ordered by wallet, then version."""
     problems: list[Problem] = []
     seen: set[str] = set()
     for wallet_id, stream in groupby(rows, key=lambda r: r.wallet_id):
         seen.add(wallet_id)
-        problems += verify_stream(wallet_id, stream, heads.get(wallet_id))
+        problems += verify_stream(wallet_id, stream, heads.get(wallet_id), key, unkeyed_until)
     for wallet_id in sorted(heads.keys() - seen):
-        problems += verify_stream(wallet_id, (), heads[wallet_id])
+        problems += verify_stream(wallet_id, (), heads[wallet_id], key, unkeyed_until)
     return problems

@@ -19,6 +19,7 @@ import psycopg
 
 from ..codec import decode_input
 from ..domain import Cdr, Command, Event
+from ..secrets import EVENT_STORE_PASSWORD, SecretError, password_in_url, secret
 from . import chain, schema
 from .base import Problem, StoredEvent, StoredInput, StoreError, StoreStats, safe_url
 from .chain import ChainRow, Head
@@ -33,10 +34,20 @@ _COPY_TYPES = ["int8", "text", "text", "int8", "text", "timestamptz", "bytea", "
 class PostgresStore:
     """An ``EventStore`` in PostgreSQL; one connection, its calls serialized by a lock."""
 
-    def __init__(self, url: str, connect_timeout: int = 10) -> None:
+    def __init__(self, url: str, connect_timeout: int = 10, chain_key: bytes | None = None) -> None:
         self.url = safe_url(url)
+        self._key = chain_key
         try:
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout)
+            # The password from RATING_EVENT_STORE_PASSWORD(_FILE) when the URL has none;
+            # libpq's own PGPASSWORD and PGPASSFILE work as well.
+            password = None if password_in_url(url) else secret(EVENT_STORE_PASSWORD)
+        except SecretError as exc:
+            raise StoreError(str(exc)) from None
+        extra: dict[str, Any] = {"password": password} if password else {}
+        try:
+            self._conn = psycopg.connect(
+                url, autocommit=True, connect_timeout=connect_timeout, **extra
+            )
         except psycopg.Error as exc:
             raise StoreError(f"cannot reach the event store {self.url}: {exc}") from exc
         self._lock = threading.Lock()
@@ -73,7 +84,7 @@ class PostgresStore:
                 (sorted({e.wallet_id for e in new}),),
             )
             heads = {w: Head(v, h) for w, v, h in cur}
-            rows = chain_events(new, heads, after)
+            rows = chain_events(new, heads, after, self._key)
             if rows:
                 self._insert_events(cur, rows)
             if new_inputs:
@@ -174,7 +185,7 @@ class PostgresStore:
         )
         return StoreStats(*(int(v) for v in row))
 
-    def verify(self) -> list[Problem]:
+    def verify(self, unkeyed_until: int = 0) -> list[Problem]:
         # One snapshot for heads and events; a server-side cursor streams the rows.
         with self._lock, self._conn.transaction():
             self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -188,7 +199,8 @@ class PostgresStore:
                     "SELECT position, wallet_id, version, event_id, payload, prev_hash, hash "
                     "FROM events ORDER BY wallet_id, version"
                 )
-                return chain.verify((ChainRow(*r) for r in cur), heads)
+                rows = (ChainRow(*r) for r in cur)
+                return chain.verify(rows, heads, self._key, unkeyed_until)
 
     def close(self) -> None:
         self._conn.close()

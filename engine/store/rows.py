@@ -51,14 +51,17 @@ def event_type(event: Event) -> str:
     return str(event.__struct_config__.tag)
 
 
-def chain_events(new: Sequence[Event], heads: dict[str, Head], after: int) -> list[EventRow]:
-    """Rows for events not yet stored, positioned after ``after``; moves ``heads`` along."""
+def chain_events(
+    new: Sequence[Event], heads: dict[str, Head], after: int, key: bytes | None = None
+) -> list[EventRow]:
+    """Rows for events not yet stored, positioned after ``after``; moves ``heads`` along.
+    With ``key``, each hash is keyed (``chain.link``)."""
     rows: list[EventRow] = []
     for offset, event in enumerate(new, start=1):
         head = heads.get(event.wallet_id, EMPTY)
         payload = encode(event)
         version = head.version + 1
-        digest = link(head.hash, event.id, version, payload)
+        digest = link(head.hash, event.id, version, payload, key)
         rows.append(
             EventRow(
                 after + offset,

@@ -55,8 +55,9 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
 class SqliteStore:
     """An ``EventStore`` in a SQLite file; one connection, safe to share between threads."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, chain_key: bytes | None = None) -> None:
         self.url = url
+        self._key = chain_key
         path = sqlite_path(url)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -92,7 +93,7 @@ class SqliteStore:
             new = [e for e in unique if e.id not in stored]
             heads = self._heads(db, sorted({e.wallet_id for e in new}))
             (after,) = db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()
-            rows = chain_events(new, heads, after)
+            rows = chain_events(new, heads, after, self._key)
             db.executemany(
                 "INSERT INTO events (position, event_id, wallet_id, version, type, at, payload,"
                 " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -207,7 +208,7 @@ class SqliteStore:
             ).fetchall()
         return StoreStats(*(int(v) for v in row))
 
-    def verify(self) -> list[Problem]:
+    def verify(self, unkeyed_until: int = 0) -> list[Problem]:
         # One read transaction: heads and events from the same snapshot.
         with self._lock, self._transaction("DEFERRED") as db:
             heads = {
@@ -221,7 +222,7 @@ class SqliteStore:
                     "prev_hash, hash FROM events ORDER BY wallet_id, version"
                 )
             )
-            return chain.verify(rows, heads)
+            return chain.verify(rows, heads, self._key, unkeyed_until)
 
     def close(self) -> None:
         self._db.close()

@@ -17,6 +17,7 @@ import msgspec
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
+from .kafka_security import client_config
 from .topics import StreamError, Topics, TopicSpec
 
 ENV_BOOTSTRAP = "KAFKA_BOOTSTRAP"
@@ -45,7 +46,7 @@ def admin_client(bootstrap: str) -> AdminClient:
     try:
         return AdminClient(
             {
-                "bootstrap.servers": bootstrap,
+                **client_config(bootstrap),
                 # librdkafka would print a line per failed connection attempt; an unreachable
                 # broker is reported once, by `cluster_metadata`.
                 "log_level": 0,

@@ -13,6 +13,7 @@ import faust
 from faust.transport.drivers import aiokafka as kafka_driver
 from faust.types import TP, AppT, Message
 
+from .kafka_security import KafkaSecurity
 from .positions import Positions
 from .settings import WorkerSettings
 
@@ -111,6 +112,8 @@ def create_app(settings: WorkerSettings) -> RatingApp:
     return RatingApp(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
+        # TLS and SASL/SCRAM from KAFKA_SECURITY_PROTOCOL and friends (kafka_security.py).
+        broker_credentials=KafkaSecurity.from_env().faust_credentials(),
         datadir=str(settings.data_dir),
         # The snapshot table lives in RocksDB under datadir: a restarted worker reads it from
         # disk (and the changelog tail) instead of replaying wallet.events from the start.

@@ -29,6 +29,7 @@ from ..codec import encode
 from ..domain import Command
 from ..offline.inputs import InputError
 from .admin import cluster_metadata
+from .kafka_security import client_config
 from .topics import StreamError, TopicSpec
 
 PRODUCER_CONFIG: dict[str, Any] = {
@@ -171,7 +172,7 @@ class _Sender:
         self._reported: set[str] = set()
         try:
             self.producer = Producer(
-                {**PRODUCER_CONFIG, "bootstrap.servers": bootstrap, "error_cb": self.on_error}
+                {**PRODUCER_CONFIG, **client_config(bootstrap), "error_cb": self.on_error}
             )
         except KafkaException as exc:
             raise StreamError(f"cannot create a producer for {bootstrap!r}: {exc}") from None
@@ -402,7 +403,7 @@ class BatchProducer:
     def __init__(self, bootstrap: str, name: str, max_message_bytes: int | None = None) -> None:
         config = {
             **PRODUCER_CONFIG,
-            "bootstrap.servers": bootstrap,
+            **client_config(bootstrap),
             "client.id": name,
             # librdkafka checks the uncompressed size; the topic's limit (the broker's check)
             # applies to the compressed batch, which for JSON decisions is several times

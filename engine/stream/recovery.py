@@ -10,6 +10,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from ..codec import Decision, decode_decision
+from .kafka_security import client_config
 from .positions import Input
 from .topics import StreamError
 
@@ -21,7 +22,7 @@ POLL_BATCH = 500
 def _consumer(bootstrap: str, group: str = "rating-engine-recovery") -> Any:
     return Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_config(bootstrap),
             # Never commits, never joins: only assign() and committed() are used.
             "group.id": group,
             "enable.auto.commit": False,

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from ..codec import Rejected
 from .admin import admin_client, cluster_metadata
+from .kafka_security import client_config
 from .topics import StreamError, Topics
 
 TIMEOUT = 30.0
@@ -57,7 +58,7 @@ def read_rejected(bootstrap: str, topics: Topics) -> Iterator[RejectedRecord]:
     cluster_metadata(admin_client(bootstrap), bootstrap, name)
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_config(bootstrap),
             "group.id": "rating-engine-rejected",
             "enable.auto.commit": False,
             "enable.partition.eof": True,

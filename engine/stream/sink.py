@@ -22,6 +22,7 @@ from ..codec import decode_decision
 from ..domain import Cdr, Command, Event
 from ..store.base import EventStore
 from .health import Health
+from .kafka_security import client_config
 from .metrics import SinkMetrics
 from .topics import StreamError, Topics
 
@@ -101,7 +102,7 @@ class Sink:
         self._refreshed = 0.0
         self._consumer = Consumer(
             {
-                "bootstrap.servers": settings.bootstrap,
+                **client_config(settings.bootstrap),
                 "group.id": settings.group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",

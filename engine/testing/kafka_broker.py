@@ -55,7 +55,9 @@ class BrokerProvider(Protocol):
         ...
 
 
-def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
+def broker_answers(
+    bootstrap: str, timeout: float = 2.0, config: Mapping[str, Any] | None = None
+) -> bool:
     """Whether a broker at `bootstrap` answers a metadata request and lists itself.
 
     A TCP connect is not enough: the socket opens before the broker has caught up with
@@ -67,6 +69,7 @@ def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
             # Connection-refused lines while the broker boots are expected noise.
             "log_level": 0,
             "socket.timeout.ms": max(int(timeout * 1000), 10),
+            **(config or {}),
         }
     )
     try:
@@ -81,6 +84,7 @@ def wait_until_answers(
     timeout: float,
     still_alive: Callable[[], bool] = lambda: True,
     interval: float = 0.25,
+    config: Mapping[str, Any] | None = None,
 ) -> bool:
     """Poll `broker_answers` until it says yes (True), the deadline passes or the
     process behind the broker dies (False)."""
@@ -88,7 +92,8 @@ def wait_until_answers(
     while time.monotonic() < deadline:
         if not still_alive():
             return False
-        if broker_answers(bootstrap, timeout=min(2.0, max(deadline - time.monotonic(), 0.1))):
+        wait = min(2.0, max(deadline - time.monotonic(), 0.1))
+        if broker_answers(bootstrap, timeout=wait, config=config):
             return True
         time.sleep(interval)
     return False
@@ -256,7 +261,7 @@ class LocalJarBroker:
         log_dir = data_dir / "log"
         log_dir.mkdir()
         props = data_dir / "server.properties"
-        props.write_text(server_properties(data_dir, port, controller_port))
+        props.write_text(self._properties(data_dir, port, controller_port))
         log4j = data_dir / "log4j.properties"
         log4j.write_text(log4j_properties(log_dir / "server.log"))
         console = log_dir / "console.out"
@@ -281,6 +286,7 @@ class LocalJarBroker:
                 random_cluster_id(),
                 "-c",
                 str(props),
+                *self._format_args(),
             ],
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -301,7 +307,8 @@ class LocalJarBroker:
             )
         proc = self._proc
         bootstrap = f"127.0.0.1:{port}"
-        if not wait_until_answers(bootstrap, self._start_timeout, lambda: proc.poll() is None):
+        alive = lambda: proc.poll() is None  # noqa: E731
+        if not wait_until_answers(bootstrap, self._start_timeout, alive, config=self._client()):
             why = (
                 f"exited with code {proc.returncode}"
                 if proc.poll() is not None
@@ -312,6 +319,16 @@ class LocalJarBroker:
             )
         self._bootstrap = bootstrap
         return bootstrap
+
+    # Hooks for a variant (kafka_secured.py): the config, format options, client settings.
+    def _properties(self, data_dir: Path, port: int, controller_port: int) -> str:
+        return server_properties(data_dir, port, controller_port)
+
+    def _format_args(self) -> list[str]:
+        return []
+
+    def _client(self) -> dict[str, Any]:
+        return {}
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
+import psycopg.sql
 
 DATABASE = "rating"
 
@@ -61,9 +62,10 @@ def _run(argv: list[str], as_user: str | None) -> None:
 
 
 @contextmanager
-def local_server(durable: bool = False) -> Iterator[str]:
+def local_server(durable: bool = False, password: str | None = None) -> Iterator[str]:
     """A fresh server with database ``rating``; yields its URL. ``durable=False`` turns
-    fsync off, which tests can afford and benchmarks must not."""
+    fsync off, which tests can afford and benchmarks must not. With ``password``, TCP
+    clients must give it (scram-sha-256); the URL yielded does not carry it."""
     bindir = pg_bin()
     as_user = "postgres" if os.geteuid() == 0 else None
     root = Path(tempfile.mkdtemp(prefix="rating-pg-"))
@@ -77,8 +79,7 @@ def local_server(durable: bool = False) -> Iterator[str]:
             str(data),
             "-U",
             "postgres",
-            "-A",
-            "trust",
+            *(["--auth-local=trust", "--auth-host=scram-sha-256"] if password else ["-A", "trust"]),
             "-E",
             "UTF8",
             "--locale=C",
@@ -98,8 +99,16 @@ def local_server(durable: bool = False) -> Iterator[str]:
         )
         started = True
         admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        if password:  # over the unix socket, which stays trusted
+            admin = f"postgresql://postgres@/postgres?host={quote(str(root))}&port={port}"
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {DATABASE}")
+            if password:
+                conn.execute(
+                    psycopg.sql.SQL("ALTER ROLE postgres PASSWORD {}").format(
+                        psycopg.sql.Literal(password)
+                    )
+                )
         yield f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}"
     except PostgresError as exc:
         tail = log.read_text()[-2000:] if log.exists() else ""

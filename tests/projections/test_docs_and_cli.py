@@ -66,7 +66,7 @@ def test_project_is_incremental(capsys: pytest.CaptureFixture[str], rebuilt: str
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["query", "SELEC 1", "--clickhouse", "{url}"], "Syntax error"),
+        (["query", "SELECT 1 +", "--clickhouse", "{url}"], "Syntax error"),
         (["query", "SELECT * FROM no_such_table", "--clickhouse", "{url}"], "no_such_table"),
         (["query", "SELECT 1", "--clickhouse", "mysql://h/db"], "ClickHouse URL"),
         (["project", "--store", "{store}", "--clickhouse", "ftp://x"], "ClickHouse URL"),

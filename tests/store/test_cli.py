@@ -68,11 +68,8 @@ def test_stats(store_url: str, rated: Rated, capsys: pytest.CaptureFixture[str])
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("mysql://root:secret@db/x", "unknown event store URL 'mysql://root:***@db/x'"),
-        (
-            "postgresql://me:secret@127.0.0.1:1/x",
-            "cannot reach the event store postgresql://me:***@",
-        ),
+        ("mysql://root@db/x", "unknown event store URL 'mysql://root@db/x'"),
+        ("postgresql://me@127.0.0.1:1/x", "cannot reach the event store postgresql://me@"),
         ("sqlite:////no/such/dir/events.db", "cannot open the event store"),
     ],
 )
