@@ -16,7 +16,9 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .harness import Stack, events_by_wallet, offline_events_by_wallet, read_topic
+from engine.cli import main
+
+from .harness import CATALOG, Stack, events_by_wallet, offline_events_by_wallet, read_topic
 from .test_scale_out import (
     PARTITIONS,
     Worker,
@@ -125,3 +127,43 @@ def _streamed(stack: Stack, rated: int) -> dict[str, list[bytes]]:
         if len(rejected) >= rated or time.monotonic() > deadline:
             return events
         time.sleep(1.0)
+
+
+def test_split_billing_charges_reach_the_payer_once_through_the_transactions(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A routed charge is written to wallet.commands in the deciding partition's transaction;
+    the worker reads wallet.commands read_committed, and the transaction markers it leaves
+    there are gaps its positions read back as empty: each charge is applied once."""
+    stack = Stack(kafka_bootstrap, tmp_path, raw_partitions=1, wallet_partitions=4)
+    raw = tmp_path / "raw.jsonl"
+    args = ["generate", "--catalog", str(CATALOG), "--sims", "600", "--cdrs", "2000"]
+    assert main([*args, "--seed", "7", "--out", str(raw)]) == 0
+    stack.start_worker("--snapshot-every", "0.5")
+    try:
+        stack.cli("publish", "--input", str(raw), "--no-progress")
+        deadline = time.monotonic() + 120
+        while True:
+            decisions = [
+                msgspec.json.decode(r)
+                for r in read_topic(stack.bootstrap, stack.topics.wallet_events.name, quiet=2.0)
+            ]
+            routed = {
+                e["cdr_id"]: e["payer"]
+                for d in decisions
+                for e in d["events"]
+                if e["type"] == "UsageRated" and e["payer"] != e["wallet_id"] and e["amount"]
+            }
+            applied = collections.Counter(
+                (d["wallet_id"], d["command"]["cdr_id"])
+                for d in decisions
+                if d.get("command") and d["command"]["type"] == "ApplyCharge"
+            )
+            if (routed and len(applied) >= len(routed)) or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+    finally:
+        stack.stop_worker()
+    assert routed, "the dataset has no split-billing CDR"
+    assert set(applied) == {(payer, cdr) for cdr, payer in routed.items()}
+    assert set(applied.values()) == {1}
