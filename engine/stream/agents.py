@@ -100,6 +100,13 @@ def stop_process_on_error(agent: Agent) -> Agent:
     return run
 
 
+FENCE_HOLD = 2.0
+"""A fenced partition stays dropped for this many session timeouts. A worker fenced because
+it lost the partition is out of the group by then (its next heartbeat after a pause fails
+at once, and the rebalance revokes the partition); if it still holds the partition after
+that, it is the owner again (its own transaction outlived the broker's timeout, say), and
+recovers the partition like a new owner: fencing first, then reading the log, which is
+exact whoever wins."""
 EXIT_DELIVERY_FAILED = 75
 """Exit status when Kafka refused what a batch produced (the process stops at once, before
 Faust could commit the batch's input offsets; a restart redoes the batch exactly)."""
@@ -137,8 +144,9 @@ class Topology:
         self.clock_out = BatchProducer(settings.bootstrap, f"{settings.app_id}-clock")
         self.writers: dict[int, PartitionWriter] = {}
         """The producer of each wallet partition this worker owns and has recovered."""
-        self.fenced: set[int] = set()
-        """Partitions whose producer was fenced: not this worker's until assigned again."""
+        self.fenced: dict[int, float] = {}
+        """Partitions whose producer was fenced, with when: not this worker's for a while
+        (`FENCE_HOLD`), or until assigned again."""
         self.commits = ThreadPoolExecutor(partitions, thread_name_prefix="commit")
 
         def topic(*names: str) -> faust.TopicT:
@@ -348,8 +356,11 @@ class Topology:
         """The partition's producer with a transaction open for this batch (and the
         partition's snapshot in it when one is due), or ``None`` when the partition is not
         this worker's (fenced, or revoked while it recovered)."""
-        if partition in self.fenced:
-            return None
+        fenced_at = self.fenced.get(partition)
+        if fenced_at is not None:
+            if time.monotonic() - fenced_at < FENCE_HOLD * self.settings.session_timeout:
+                return None
+            del self.fenced[partition]
         if not self.processor.recovered(partition):
             await self._recover(partition)
         writer = self.writers.get(partition)
@@ -370,6 +381,10 @@ class Topology:
             batch = await self._inputs(events)
             counts: collections.Counter[str] = collections.Counter()
             timings: list[tuple[int, Cdr]] = []  # (ingested ms, CDR) per CDR received
+            # Recoveries first, so no transaction stays open while one runs.
+            for partition in {msg.partition for msg in batch.inputs}:
+                if partition not in self.fenced and not processor.recovered(partition):
+                    await self._recover(partition)
             open_: dict[int, PartitionWriter | None] = {}  # this batch's transactions
             for msg in batch.inputs:
                 partition = msg.partition
@@ -390,6 +405,8 @@ class Topology:
             # owns, may have their offsets committed.
             ends = {tp: end for tp, end in batch.ends.items() if tp[1] in committed}
             self.positions.made_durable(Batch(batch.inputs, ends))
+            # The others start again from the group's commit if they come back here.
+            self._restart([tp for tp in batch.ends if tp not in ends])
             now = time.time()
             for ingested, cdr in timings:
                 metrics.ingest_latency.observe(max(0.0, now - ingested / 1000))
@@ -524,12 +541,12 @@ class Topology:
             return  # an older producer of a partition recovered again since
         del self.writers[partition]
         writer.close()
-        self.fenced.add(partition)
+        self.fenced[partition] = time.monotonic()
         self.processor.forget([partition])
         self.recovering.pop(partition, None)
         # Its inputs start again from the group's commit if the partition comes back.
         mine = [tp for tp in self.positions.next if tp[1] == partition]
-        self.positions.forget(tp for tp in mine if tp[0] in self.wallet_inputs)
+        self._restart([tp for tp in mine if tp[0] in self.wallet_inputs])
         self.metrics.fenced.inc()
         self.metrics.partitions.set(len(self.processor.partitions))
         log.warning(
@@ -538,6 +555,13 @@ class Topology:
             partition,
             why,
         )
+
+    def _restart(self, tps: list[TPKey]) -> None:
+        """Input partitions whose inputs were not decided here: if they come back, they start
+        again from the group's committed offset, looked up afresh."""
+        self.positions.forget(tps)
+        for tp in tps:
+            self.starts.pop(tp, None)
 
     def _snapshot_if_due(self, partition: int, writer: PartitionWriter) -> None:
         """Write the partition's snapshot in the transaction just opened when one is due:
@@ -630,7 +654,7 @@ class Topology:
             writer = self.writers.pop(p, None)
             if writer is not None:
                 writer.close()
-            self.fenced.discard(p)
+            self.fenced.pop(p, None)
         self.positions.forget((tp.topic, tp.partition) for tp in revoked)
         for tp in revoked:
             self.starts.pop((tp.topic, tp.partition), None)
