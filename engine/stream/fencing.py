@@ -143,9 +143,30 @@ class PartitionWriter:
     def _raise(self, what: str, exc: BaseException) -> NoReturn:
         error = _error(exc)
         text = f"wallet partition {self.partition}: {what}: {error.str() if error else exc}"
-        if (error is not None and is_fenced(error)) or self._fatal is not None:
+        if (error is not None and is_fenced(error)) or self._fenced_now():
             raise Fenced(text) from None
         raise TransactionFailed(text) from None
+
+    def _fenced_now(self) -> bool:
+        """Whether the producer is fenced, when the error at hand does not say (librdkafka
+        reports a fatal error through ``error_cb``, served later, and a call that fails
+        meanwhile may surface as a bare SystemError). Asking it to abort answers: a fenced
+        producer refuses with its fatal error. Only called on a failing transaction, whose
+        records are lost either way."""
+        if self._fatal is not None:
+            return True
+        with contextlib.suppress(Exception):
+            self.producer.poll(0)  # serves error_cb
+        if self._fatal is not None:
+            return True
+        try:
+            self.producer.abort_transaction(TIMEOUT)
+        except KafkaException as exc:
+            error = _error(exc)
+            return error is not None and is_fenced(error)
+        except Exception:  # a producer that cannot even abort is as good as fenced
+            return True
+        return False
 
     def init(self, timeout: float = TIMEOUT) -> None:
         """Take the partition's transactional id: fences every earlier producer of it and
@@ -197,10 +218,10 @@ class PartitionWriter:
             raise Fenced(f"wallet partition {self.partition}: {self._fatal.str()}")
         if remaining or self.failures:
             why = self.failures[:3] or [f"{remaining} records without a delivery report"]
-            self._abort()
-            raise TransactionFailed(
-                f"wallet partition {self.partition}: delivery failed: {'; '.join(why)}"
-            )
+            text = f"wallet partition {self.partition}: delivery failed: {'; '.join(why)}"
+            if self._fenced_now():  # otherwise it has aborted the transaction
+                raise Fenced(text)
+            raise TransactionFailed(text)
         for attempt in range(COMMIT_RETRIES):
             try:
                 self.producer.commit_transaction(timeout)
@@ -209,14 +230,7 @@ class PartitionWriter:
                 error = _error(exc)
                 if error is not None and error.retriable() and attempt + 1 < COMMIT_RETRIES:
                     continue
-                if error is not None and error.txn_requires_abort() and not is_fenced(error):
-                    self._abort()
-                self._raise("commit_transaction", exc)
-
-    def _abort(self) -> None:
-        # Fenced or fatal: the broker aborts it (at the new owner's init, or on its timeout).
-        with contextlib.suppress(KafkaException):
-            self.producer.abort_transaction(TIMEOUT)
+                self._raise("commit_transaction", exc)  # aborts it unless fenced
 
     def close(self) -> None:
         """Give the producer up; an open transaction is left to the broker to abort."""

@@ -108,8 +108,10 @@ def test_a_worker_paused_past_its_session_charges_nothing_twice(
     }
     assert set(rated) <= resent, f"{len(set(rated) - resent)} re-sent CDRs not rejected"
     assert _balances(streamed) == _balances(expected)
-    # b took every partition over while a was paused (a's fenced, if it had a batch open).
+    # b took every partition over while a was paused (a's fenced, if it had a batch open),
+    # and a, fenced or not, is still running: no crash, no restart.
     assert b.logs().count("recovered from") >= PARTITIONS
+    assert a.process is not None and a.process.poll() is None and a.starts == 1
 
 
 def _of_type(events: dict[str, list[bytes]], kind: str) -> list[dict[str, Any]]:
