@@ -847,7 +847,7 @@ def build_parser() -> argparse.ArgumentParser:
     wrk.add_argument(
         "--snapshot-every",
         type=float,
-        help="seconds between partition snapshots in the RocksDB table (default 30; 0: never)",
+        help="seconds between partition snapshots on wallet.snapshots (default 30; 0: never)",
     )
     wrk.add_argument("--store", help="Faust table store: rocksdb:// (default) or memory://")
     wrk.add_argument("--loglevel", default="warning", help="log level (default warning)")

@@ -5,12 +5,14 @@ Every client authenticates (``kafka_security.py``); the broker, with
 here. A principal stands for a role:
 
 - ``publisher`` (operators' CDR feeds): write ``cdr.raw``.
-- ``operator`` (top-ups, vouchers, plan changes: ``rating-engine command``): write
-  ``wallet.commands``.
+- ``operator`` (top-ups, vouchers, plan changes: ``rating-engine command``; re-rating:
+  ``replay --mode stream``; ``rating-engine rejected``): write ``wallet.commands`` and
+  ``cdr.raw``, read ``cdr.rejected``, see whether the workers' group runs.
 - ``worker``: read ``cdr.raw``, ``cdr.by-wallet``, ``wallet.commands``, ``wallet.events``;
   write ``cdr.by-wallet``, ``cdr.rejected``, ``wallet.commands``, ``wallet.events``,
-  ``network.actions``; its consumer groups; everything on its own ``<app id>-`` topics (the
-  changelogs Faust creates).
+  ``network.actions``, ``wallet.snapshots``; its consumer groups; its wallet partitions'
+  transactional ids (``<app id>-wallet-<n>``); everything on its own ``<app id>-`` topics
+  (the changelogs Faust creates).
 - ``sink``: read ``wallet.events``; its consumer group.
 
 Nobody else writes ``wallet.commands`` or ``wallet.events``: a stolen publisher password
@@ -39,6 +41,8 @@ from .topics import StreamError, Topics
 ROLES = ("publisher", "operator", "worker", "sink")
 DEFAULT_PRINCIPALS: dict[str, str] = {role: f"User:rating-{role}" for role in ROLES}
 RECOVERY_GROUP = "rating-engine-recovery"
+REJECTED_GROUP = "rating-engine-rejected"
+"""The group id `rating-engine rejected` reads ``cdr.rejected`` with (it never commits)."""
 TIMEOUT = 30.0
 
 
@@ -85,6 +89,12 @@ def acl_set(
 
     topic("publisher", topics.cdr_raw.name, "WRITE", "DESCRIBE")
     topic("operator", topics.wallet_commands.name, "WRITE", "DESCRIBE")
+    # `rejected list/export/republish`: read what was rejected, send it back where it came
+    # from; `replay --mode stream` checks the workers' group before it sends adjustments.
+    topic("operator", topics.cdr_rejected.name, "READ", "DESCRIBE")
+    topic("operator", topics.cdr_raw.name, "WRITE", "DESCRIBE")
+    group("operator", REJECTED_GROUP)
+    grants.append(Grant(p["operator"], "group", app_id, "DESCRIBE"))
     for spec in (topics.cdr_raw, topics.cdr_by_wallet, topics.wallet_commands):
         topic("worker", spec.name, "READ", "DESCRIBE")
     topic("worker", topics.wallet_events.name, "READ")
@@ -97,6 +107,10 @@ def acl_set(
     ):
         topic("worker", spec.name, "WRITE", "DESCRIBE")
     topic("worker", f"{app_id}-", "ALL", prefixed=True)  # Faust's changelog topics
+    # Each wallet partition's transactional producer (fencing.py) and its snapshots.
+    topic("worker", topics.wallet_snapshots.name, "READ", "WRITE", "DESCRIBE")
+    for op in ("WRITE", "DESCRIBE"):
+        grants.append(Grant(p["worker"], "transactional_id", f"{app_id}-wallet-", op, True))
     group("worker", app_id)
     group("worker", RECOVERY_GROUP)
     topic("sink", topics.wallet_events.name, "READ", "DESCRIBE")

@@ -7,13 +7,16 @@
 - ``rate``: ``cdr.by-wallet`` + ``wallet.commands`` (co-partitioned by wallet) → the pure
   decider → one ``Decision`` record per input on ``wallet.events``, same partition; with it,
   the decision's follow-ups: bar / unbar actions on ``network.actions`` and the routed
-  charges of split billing on ``wallet.commands`` of the paying wallet.
+  charges of split billing on ``wallet.commands`` of the paying wallet. All a batch writes
+  for a wallet partition (and the partition's snapshot) is one Kafka transaction of that
+  partition's own producer, so a worker that lost the partition is fenced (fencing.py).
 - ``clock``: a timer sending ``Tick`` commands, so MRCs and expiries happen without traffic.
 
-Faust consumes (``take_events`` batches; the offsets it commits are the engine's, see
-positions.py); the agents produce through confluent-kafka (publisher.BatchProducer) and wait
-until what a batch produced is acknowledged by Kafka before the batch's input offsets may
-be committed, so a crash can only
+Faust consumes (``take_events`` batches, ``read_committed``; the offsets it commits are the
+engine's, see positions.py); the agents produce through confluent-kafka
+(publisher.BatchProducer, fencing.PartitionWriter) and wait until what a batch produced is
+acknowledged (committed) by Kafka before the batch's input offsets may be committed, so a
+crash can only
 make Kafka deliver inputs again, never lose them; the rating processor recognises inputs it
 already decided (see processor.py), so redelivery charges nothing twice.
 """
@@ -25,15 +28,14 @@ import collections
 import logging
 import os
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import msgspec
 from aiokafka.partitioner import murmur2
-from faust.streams import _current_event
 from faust.types import TP
 
 from ..codec import (
@@ -53,16 +55,23 @@ from ..domain.limits import admission
 from ..domain.routing import routed_charges
 from . import diagnostics
 from .app import RatingApp, RawSchema, create_app
+from .fencing import Fenced, PartitionWriter
 from .health import HEARTBEAT_EVERY, Health, worker_readiness
 from .metrics import Metrics
 from .positions import TP as TPKey
-from .positions import Batch, Positions
-from .processor import PartitionState, RatingProcessor, rebuild
+from .positions import Batch, Input, Positions
+from .processor import RatingProcessor, Recovered, decision_id, recover
 from .publisher import BatchProducer, DeliveryFailed
-from .recovery import committed_offsets, read_decisions, read_inputs
+from .recovery import (
+    committed_offsets,
+    read_decision_at,
+    read_decisions,
+    read_inputs,
+    read_latest,
+)
 from .routed import RoutedGroup, decode_routed
 from .settings import WorkerSettings
-from .snapshots import decode_snapshot, encode_snapshot
+from .snapshots import decode_partition, encode_partition
 from .topics import Topics
 
 log = logging.getLogger("rating-engine")
@@ -95,8 +104,13 @@ def stop_process_on_error(agent: Agent) -> Agent:
     return run
 
 
-SNAPSHOTS = "snapshots"
-"""The Faust table of partition snapshots (changelog ``{app_id}-snapshots-changelog``)."""
+FENCE_HOLD = 2.0
+"""A fenced partition stays dropped for this many session timeouts. A worker fenced because
+it lost the partition is out of the group by then (its next heartbeat after a pause fails
+at once, and the rebalance revokes the partition); if it still holds the partition after
+that, it is the owner again (its own transaction outlived the broker's timeout, say), and
+recovers the partition like a new owner: fencing first, then reading the log, which is
+exact whoever wins."""
 EXIT_DELIVERY_FAILED = 75
 """Exit status when Kafka refused what a batch produced (the process stops at once, before
 Faust could commit the batch's input offsets; a restart redoes the batch exactly)."""
@@ -106,25 +120,6 @@ def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2, as in every producer here) gives
     ``key``."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def snapshot_key(partition: int, partitions: int) -> bytes:
-    """A table key that Kafka's partitioner (murmur2) puts on ``partition``, so a partition's
-    snapshot lives in the changelog partition its owner restores."""
-    for salt in range(1_000_000):
-        key = f"partition-{partition}-{salt}".encode()
-        if partition_of(key, partitions) == partition:
-            return key
-    raise AssertionError("unreachable: murmur2 spreads keys over every partition")
-
-
-class SnapshotTable(faust.Table):
-    """A table whose keys name their partition: ``snapshot_key(p)`` is written to changelog
-    partition ``p`` whichever event (or batch) is being processed when it is written."""
-
-    def partition_for_key(self, key: Any) -> int | None:
-        text = bytes(key).decode()
-        return int(text.split("-")[1])
 
 
 class Topology:
@@ -141,27 +136,24 @@ class Topology:
         self.metrics = Metrics()
         self.recovering: dict[int, asyncio.Future[None]] = {}
         partitions = topics.wallet_events.partitions
-        self.snapshot_keys = {p: snapshot_key(p, partitions) for p in range(partitions)}
-        self.snapshots: Any = app.tables.add(
-            SnapshotTable(
-                app,
-                name=SNAPSHOTS,
-                key_type=bytes,
-                value_type=bytes,
-                partitions=partitions,
-                beacon=app.tables.beacon,
-            )
-        )
         self.snapshot_at: dict[int, float] = {}
+        self.snapshotted: dict[int, int] = {}
+        """The ``wallet.events`` offset of each partition's last snapshot."""
         self.positions = app.positions = Positions(self._committed, self._read_back)
         self.starts: dict[TPKey, asyncio.Future[dict[TPKey, int]]] = {}
-        # One producer per agent: each waits for its own records only.
+        self.max_message_bytes = max(t.max_message_bytes or 0 for t in topics.all) or None
+        # One producer per agent: each waits for its own records only. The rate agent
+        # writes through one transactional producer per owned wallet partition (fencing.py).
         self.enrich_out = BatchProducer(settings.bootstrap, f"{settings.app_id}-enrich")
-        self.rate_out = BatchProducer(
-            settings.bootstrap,
-            f"{settings.app_id}-rate",
-            max(t.max_message_bytes or 0 for t in topics.all) or None,
-        )
+        self.clock_out = BatchProducer(settings.bootstrap, f"{settings.app_id}-clock")
+        self.writers: dict[int, PartitionWriter] = {}
+        """The producer of each wallet partition this worker owns and has recovered."""
+        self.fenced: dict[int, float] = {}
+        self.homes: dict[str, int] = {}
+        """Wallet -> its partition (murmur2), computed once per wallet."""
+        """Partitions whose producer was fenced, with when: not this worker's for a while
+        (`FENCE_HOLD`), or until assigned again."""
+        self.commits = ThreadPoolExecutor(partitions, thread_name_prefix="commit")
 
         def topic(*names: str) -> faust.TopicT:
             return app.topic(*names, schema=RawSchema())
@@ -211,7 +203,9 @@ class Topology:
             logging.shutdown()
             os._exit(EXIT_DELIVERY_FAILED)
 
-    def _reject(self, producer: BatchProducer, rejection: Rejected, key: bytes | None) -> None:
+    def _reject(
+        self, producer: BatchProducer | PartitionWriter, rejection: Rejected, key: bytes | None
+    ) -> None:
         self.metrics.rejected.labels(rejection.reason).inc()
         limit = self.names.cdr_rejected.max_message_bytes
         rejection = fit(
@@ -314,113 +308,128 @@ class Topology:
         await self._recovery(partition)
 
     def _recovery(self, partition: int) -> asyncio.Future[None]:
-        """The (one) recovery of a partition: its snapshot, then ``wallet.events`` after it."""
+        """The (one) recovery of a partition: fence its previous owner, then its snapshot
+        (verified against the log) and ``wallet.events`` after it."""
         future = self.recovering.get(partition)
         if future is None:
             loop = asyncio.get_running_loop()
             topic = self.names.wallet_events.name
-            bootstrap = self.settings.bootstrap
+            snapshots = self.names.wallet_snapshots.name
+            bootstrap, app_id = self.settings.bootstrap, self.settings.app_id
 
-            raw = self.snapshots.get(self.snapshot_keys[partition])
-
-            def load() -> tuple[PartitionState, int]:
-                snapshot = None
+            def load() -> tuple[PartitionWriter, Recovered]:
+                writer = PartitionWriter(bootstrap, app_id, partition, self.max_message_bytes)
+                # First fence, then read: what the previous owner may still send is aborted,
+                # so the log read next is all that will ever be committed before us.
+                writer.init()
+                snapshot, unreadable = None, False
+                raw = read_latest(bootstrap, snapshots, partition)
                 if raw:
-                    _, offset, decided, wallets, recent = decode_snapshot(raw)
-                    snapshot = PartitionState(wallets, decided, offset, recent)
-                after = snapshot.events_offset if snapshot else -1
-                return rebuild(read_decisions(bootstrap, topic, partition, after), snapshot)
+                    try:
+                        number, snapshot = decode_partition(raw)
+                    except msgspec.MsgspecError:
+                        unreadable = True
+                    else:
+                        unreadable = number != partition
+                        snapshot = None if unreadable else snapshot
+                recovered = recover(
+                    snapshot,
+                    lambda offset: read_decision_at(bootstrap, topic, partition, offset),
+                    lambda after: read_decisions(bootstrap, topic, partition, after),
+                )
+                if unreadable:
+                    recovered = recovered._replace(source="mismatch")
+                return writer, recovered
 
             async def run() -> None:
                 self.metrics.recovering.inc()
                 try:
-                    state, count = await loop.run_in_executor(None, load)
+                    writer, (state, count, source) = await loop.run_in_executor(None, load)
                 finally:
                     self.metrics.recovering.dec()
                 if self.recovering.get(partition) is not future:
                     # Revoked while it ran: another worker may have decided more since, so
                     # this state must not come back if the partition returns here.
                     log.info("partition %d revoked during its recovery; dropped", partition)
+                    writer.close()
                     return
+                self.writers[partition] = writer
                 self.processor.install(partition, state)
+                self.snapshotted[partition] = state.events_offset
                 self.metrics.recovered_decisions.inc(count)
                 self.metrics.partitions.set(len(self.processor.partitions))
+                if source == "mismatch":
+                    self.metrics.snapshot_mismatch.inc()
+                    log.warning(
+                        "partition %d: its snapshot does not match wallet.events (the "
+                        "decision it names is not at its offset); replayed the whole partition",
+                        partition,
+                    )
                 log.info(
                     "partition %d recovered from %s and %d decisions",
                     partition,
-                    "a snapshot" if raw else "no snapshot",
+                    "a snapshot" if source == "snapshot" else "no snapshot",
                     count,
                 )
 
             future = self.recovering[partition] = asyncio.ensure_future(run())
         return future
 
+    async def _writer(self, partition: int) -> PartitionWriter | None:
+        """The partition's producer with a transaction open for this batch (and the
+        partition's snapshot in it when one is due), or ``None`` when the partition is not
+        this worker's (fenced, or revoked while it recovered)."""
+        fenced_at = self.fenced.get(partition)
+        if fenced_at is not None:
+            if time.monotonic() - fenced_at < FENCE_HOLD * self.settings.session_timeout:
+                return None
+            del self.fenced[partition]
+        if not self.processor.recovered(partition):
+            await self._recover(partition)
+        writer = self.writers.get(partition)
+        if writer is None or not self.processor.recovered(partition):
+            return None
+        try:
+            writer.begin()
+            self._snapshot_if_due(partition, writer)
+        except Fenced as exc:
+            self._fenced(partition, writer, exc)
+            return None
+        return writer
+
     async def rate(self, stream: faust.StreamT) -> AsyncIterator[None]:
-        commands_topic = self.names.wallet_commands.name
-        by_wallet = self.names.cdr_by_wallet.name
-        raw_topic = self.names.cdr_raw.name
-        events_topic = self.names.wallet_events.name
-        wallet_partitions = self.names.cdr_by_wallet.partitions
-        homes: dict[str, int] = {}  # wallet -> its partition (murmur2, computed once)
         metrics = self.metrics
         processor = self.processor
         async for events in self._batches(stream):
             batch = await self._inputs(events)
             counts: collections.Counter[str] = collections.Counter()
             timings: list[tuple[int, Cdr]] = []  # (ingested ms, CDR) per CDR received
-            latest: dict[int, faust.EventT] = {}  # the last input event of each partition
-            for msg in batch.inputs:
-                partition, value = msg.partition, msg.value
-                if msg.event is not None:
-                    latest[partition] = msg.event
-                if not processor.recovered(partition):
+            # Recoveries first, so no transaction stays open while one runs.
+            for partition in {msg.partition for msg in batch.inputs}:
+                if partition not in self.fenced and not processor.recovered(partition):
                     await self._recover(partition)
-                if msg.topic == commands_topic:
-                    metrics.commands.inc()
-                    where = f"{commands_topic}/{partition}@{msg.offset}"
-                    try:
-                        command = read_command(value, where)
-                    except Exception as exc:
-                        command = self._failed("decode", exc, where, value)
-                    if not isinstance(command, Rejected):
-                        wallet = command.wallet_id
-                        home = homes.get(wallet)
-                        if home is None:
-                            home = homes[wallet] = partition_of(wallet.encode(), wallet_partitions)
-                        if msg.key != wallet.encode() or home != partition:
-                            command = wrong_partition(msg.key, wallet, where, value)
-                    if isinstance(command, Rejected):
-                        self._reject(self.rate_out, command, msg.key)
-                        continue
-                    origin = (commands_topic, partition, msg.offset)
-                    self._decide(partition, command.wallet_id, command, origin, counts, value)
-                    continue
+            open_: dict[int, PartitionWriter | None] = {}  # this batch's transactions
+            for msg in batch.inputs:
+                partition = msg.partition
+                if partition in open_:
+                    out = open_[partition]
+                else:
+                    out = open_[partition] = await self._writer(partition)
+                if out is None:
+                    continue  # not ours: nothing is decided, and its offsets stay as they are
                 try:
-                    routed = decode_routed(value)
-                except Exception as exc:  # enrich wrote it: only a foreign record fails here
-                    where = f"{by_wallet}/{partition}@{msg.offset}"
-                    detail = f"{type(exc).__name__}: {exc}"[:1000]
-                    bad = Rejected("malformed", detail, where, **raw_fields(value))
-                    self._reject(self.rate_out, bad, msg.key)
-                    continue
-                raw_partition = routed.partition
-                for wallet, offset, ingested, cdr in zip(
-                    routed.wallets, routed.offsets, routed.ingested, routed.cdrs, strict=True
-                ):
-                    timings.append((ingested, cdr))
-                    origin = (raw_topic, raw_partition, offset)
-                    home = homes.get(wallet)
-                    if home is None:
-                        home = homes[wallet] = partition_of(wallet.encode(), wallet_partitions)
-                    if home != partition:
-                        where = f"{raw_topic}/{raw_partition}@{offset}"
-                        bad = wrong_partition(msg.key, wallet, where, encode(cdr))
-                        self._reject(self.rate_out, bad, msg.key)
-                        continue
-                    self._decide(partition, wallet, cdr, origin, counts)
-            await self._durable(self.rate_out)
-            self.positions.made_durable(batch)
-            self._written(events_topic, latest)
+                    self._answer(out, msg, counts, timings)
+                except Fenced as exc:
+                    self._fenced(partition, out, exc)
+                    open_[partition] = None
+            writers = {p: w for p, w in open_.items() if w is not None}
+            committed = await self._commit(writers)
+            # Only the inputs of partitions whose transaction this worker committed, and still
+            # owns, may have their offsets committed.
+            ends = {tp: end for tp, end in batch.ends.items() if tp[1] in committed}
+            self.positions.made_durable(Batch(batch.inputs, ends))
+            # The others start again from the group's commit if they come back here.
+            self._restart([tp for tp in batch.ends if tp not in ends])
             now = time.time()
             for ingested, cdr in timings:
                 metrics.ingest_latency.observe(max(0.0, now - ingested / 1000))
@@ -430,8 +439,65 @@ class Topology:
             metrics.suspended.set(processor.suspended())
             yield None
 
+    def _answer(
+        self,
+        out: PartitionWriter,
+        msg: Input,
+        counts: collections.Counter[str],
+        timings: list[tuple[int, Cdr]],
+    ) -> None:
+        """Decide one input record (a command, or a group of routed CDRs) into ``out``."""
+        commands_topic = self.names.wallet_commands.name
+        partition, value = msg.partition, msg.value
+        if msg.topic == commands_topic:
+            self.metrics.commands.inc()
+            where = f"{commands_topic}/{partition}@{msg.offset}"
+            try:
+                command = read_command(value, where)
+            except Exception as exc:
+                command = self._failed("decode", exc, where, value)
+            if not isinstance(command, Rejected):
+                wallet = command.wallet_id
+                if msg.key != wallet.encode() or self._home(wallet) != partition:
+                    command = wrong_partition(msg.key, wallet, where, value)
+            if isinstance(command, Rejected):
+                self._reject(out, command, msg.key)
+                return
+            origin = (commands_topic, partition, msg.offset)
+            self._decide(out, partition, command.wallet_id, command, origin, counts, value)
+            return
+        try:
+            routed = decode_routed(value)
+        except Exception as exc:  # enrich wrote it: only a foreign record fails here
+            where = f"{self.names.cdr_by_wallet.name}/{partition}@{msg.offset}"
+            detail = f"{type(exc).__name__}: {exc}"[:1000]
+            bad = Rejected("malformed", detail, where, **raw_fields(value))
+            self._reject(out, bad, msg.key)
+            return
+        raw_topic, raw_partition = self.names.cdr_raw.name, routed.partition
+        for wallet, offset, ingested, cdr in zip(
+            routed.wallets, routed.offsets, routed.ingested, routed.cdrs, strict=True
+        ):
+            timings.append((ingested, cdr))
+            origin = (raw_topic, raw_partition, offset)
+            if self._home(wallet) != partition:
+                where = f"{raw_topic}/{raw_partition}@{offset}"
+                self._reject(out, wrong_partition(msg.key, wallet, where, encode(cdr)), msg.key)
+                continue
+            self._decide(out, partition, wallet, cdr, origin, counts)
+
+    def _home(self, wallet: str) -> int:
+        """The wallet partition every producer here places ``wallet`` on (murmur2)."""
+        home = self.homes.get(wallet)
+        if home is None:
+            home = self.homes[wallet] = partition_of(
+                wallet.encode(), self.names.cdr_by_wallet.partitions
+            )
+        return home
+
     def _decide(
         self,
+        out: PartitionWriter,
         partition: int,
         wallet: str,
         item: Cdr | Command,
@@ -439,7 +505,8 @@ class Topology:
         counts: collections.Counter[str],
         raw: bytes | None = None,
     ) -> None:
-        """Decide one input and produce its decision and follow-ups (not yet durable).
+        """Decide one input and produce its decision and follow-ups in the partition's
+        transaction (not yet committed).
 
         An input no wallet may take (``admission``: unknown wallet, instant out of bounds) and
         one whose decision raised are rejected on ``cdr.rejected``: no event, no state, and the
@@ -448,7 +515,6 @@ class Topology:
         if processor.already_decided(partition, origin):
             counts["skipped"] += 1
             return
-        out = self.rate_out
         where = "{}/{}@{}".format(*origin)
         try:
             refused = admission(self.catalog, wallet, item)
@@ -465,6 +531,7 @@ class Topology:
             return
         key = wallet.encode()
         out.produce(self.names.wallet_events.name, key, encode(decision), partition)
+        out.last_decision = decision_id(decision)
         counts["decisions"] += 1
         split = False
         for e in decision.events:
@@ -474,9 +541,8 @@ class Topology:
             elif isinstance(e, CdrRejected):
                 counts["rejected:" + e.reason] += 1
             elif isinstance(e, BarSims | UnbarSims):
-                # Produced with the decision, before it is durable: after a crash the same
-                # decision is made again, so an action may repeat (same event id), never
-                # go missing.
+                # In the decision's transaction: the action exists exactly when the decision
+                # does (a consumer reading read_uncommitted may still see an aborted one).
                 out.produce(self.names.network_actions.name, key, encode(e))
         if split:
             for charge in routed_charges(decision.events):
@@ -484,27 +550,93 @@ class Topology:
                     self.names.wallet_commands.name, charge.wallet_id.encode(), encode(charge)
                 )
 
-    def _written(self, events_topic: str, latest: dict[int, faust.EventT]) -> None:
-        """Note how far each partition's decisions reached ``wallet.events``, and snapshot a
-        partition that is due (everything snapshotted is already durable)."""
-        every = self.settings.snapshot_every
-        now = time.monotonic()
-        offsets = self.rate_out.offsets
-        for partition in latest:
-            part = self.processor.partitions.get(partition)
-            offset = offsets.get((events_topic, partition))
-            if part is None or offset is None or offset <= part.events_offset:
-                continue
-            part.events_offset = offset
-            last = self.snapshot_at.setdefault(partition, now)
-            if every > 0 and now - last >= every:
-                self.snapshot(partition, latest[partition])
+    async def _commit(self, writers: dict[int, PartitionWriter]) -> set[int]:
+        """Commit each partition's transaction (concurrently, off the event loop); the
+        partitions committed by the producer that still owns them.
 
-    def snapshot(self, partition: int, event: faust.EventT) -> None:
-        part = self.processor.partitions[partition]
-        raw = encode_snapshot(
-            partition, part.events_offset, part.decided, part.wallets, part.recent
+        A fenced partition is dropped (`_fenced`). Any other failure stops the process
+        before the batch's input offsets are committed, as a refused delivery does. A worker
+        told to stop while it waits lets the commits finish first.
+        """
+        if not writers:
+            return set()
+        loop = asyncio.get_running_loop()
+        futures = [loop.run_in_executor(self.commits, w.commit) for w in writers.values()]
+        everything = asyncio.gather(*futures, return_exceptions=True)
+        try:
+            results = await asyncio.shield(everything)
+        except asyncio.CancelledError:
+            await everything
+            raise
+        committed = set()
+        events_topic = self.names.wallet_events.name
+        for (partition, writer), result in zip(writers.items(), results, strict=True):
+            if isinstance(result, Fenced):
+                self._fenced(partition, writer, result)
+                continue
+            if isinstance(result, BaseException):
+                log.critical(
+                    "%s; stopping before the batch's inputs are committed",
+                    result,
+                    exc_info=result,
+                )
+                logging.shutdown()
+                os._exit(EXIT_DELIVERY_FAILED)
+            part = self.processor.partitions.get(partition)
+            if part is None or self.writers.get(partition) is not writer:
+                continue  # revoked meanwhile: the next owner reads what was committed
+            offset = writer.offsets.get((events_topic, partition))
+            if offset is not None and offset > part.events_offset:
+                part.events_offset = offset
+                part.last_decision = writer.last_decision
+            committed.add(partition)
+        return committed
+
+    def _fenced(self, partition: int, writer: PartitionWriter, why: Exception) -> None:
+        """Another worker took ``partition`` over (its producer fenced ours): nothing of the
+        open transaction is visible; forget the partition until it is assigned here again."""
+        if self.writers.get(partition) is not writer:
+            return  # an older producer of a partition recovered again since
+        del self.writers[partition]
+        writer.close()
+        self.fenced[partition] = time.monotonic()
+        self.processor.forget([partition])
+        self.recovering.pop(partition, None)
+        # Its inputs start again from the group's commit if the partition comes back.
+        mine = [tp for tp in self.positions.next if tp[1] == partition]
+        self._restart([tp for tp in mine if tp[0] in self.wallet_inputs])
+        self.metrics.fenced.inc()
+        self.metrics.partitions.set(len(self.processor.partitions))
+        log.warning(
+            "partition %d fenced: another worker owns it now; its state is dropped and "
+            "nothing of this batch for it was written (%s)",
+            partition,
+            why,
         )
+
+    def _restart(self, tps: list[TPKey]) -> None:
+        """Input partitions whose inputs were not decided here: if they come back, they start
+        again from the group's committed offset, looked up afresh."""
+        self.positions.forget(tps)
+        for tp in tps:
+            self.starts.pop(tp, None)
+
+    def _snapshot_if_due(self, partition: int, writer: PartitionWriter) -> None:
+        """Write the partition's snapshot in the transaction just opened when one is due:
+        the state as of the last committed transaction, which names its last decision."""
+        every = self.settings.snapshot_every
+        part = self.processor.partitions[partition]
+        now = time.monotonic()
+        last = self.snapshot_at.setdefault(partition, now)
+        if every <= 0 or now - last < every or part.events_offset < 0:
+            return
+        if self.snapshotted.get(partition) == part.events_offset:
+            return  # nothing decided since the last one
+        self.snapshot(partition, writer)
+
+    def snapshot(self, partition: int, writer: PartitionWriter) -> None:
+        part = self.processor.partitions[partition]
+        raw = encode_partition(partition, part)
         self.snapshot_at[partition] = time.monotonic()
         if len(raw) > self.settings.snapshot_max_bytes:
             # A record this large would be refused by the broker and stop the worker; without
@@ -518,13 +650,9 @@ class Topology:
                 self.settings.snapshot_max_bytes,
             )
             return
-        # Faust's RocksDB store files a write under the partition of the event being
-        # processed; in a batch there is none, so name one from this partition.
-        token = _current_event.set(weakref.ref(event))
-        try:
-            self.snapshots[self.snapshot_keys[partition]] = raw
-        finally:
-            _current_event.reset(token)
+        key = f"partition-{partition}".encode()
+        writer.produce(self.names.wallet_snapshots.name, key, raw, partition)
+        self.snapshotted[partition] = part.events_offset
         self.metrics.snapshots.inc()
         log.info("partition %d snapshot at offset %d", partition, part.events_offset)
 
@@ -578,6 +706,13 @@ class Topology:
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
         partitions = self._wallet_partitions(revoked)
         self.processor.forget(partitions)
+        for p in partitions:
+            # An open transaction of an in-flight batch commits, or is fenced by the next
+            # owner; either way this worker writes nothing more for the partition.
+            writer = self.writers.pop(p, None)
+            if writer is not None:
+                writer.close()
+            self.fenced.pop(p, None)
         self.positions.forget((tp.topic, tp.partition) for tp in revoked)
         for tp in revoked:
             self.starts.pop((tp.topic, tp.partition), None)
@@ -598,8 +733,10 @@ class Topology:
             tick = Tick(
                 command_id=f"tick:{wallet_id}:{now.isoformat()}", wallet_id=wallet_id, at=now
             )
-            self.rate_out.produce(self.names.wallet_commands.name, wallet_id.encode(), encode(tick))
-        await self._durable(self.rate_out)
+            self.clock_out.produce(
+                self.names.wallet_commands.name, wallet_id.encode(), encode(tick)
+            )
+        await self._durable(self.clock_out)
 
 
 def wrong_partition(key: bytes | None, wallet: str, where: str, raw: bytes) -> Rejected:

@@ -34,9 +34,24 @@ class RawSchema(faust.Schema):
         return decode
 
 
+class CommittedConsumerThread(kafka_driver.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer, reading ``read_committed``: a record a fenced worker sent
+    in a transaction (a split-billing charge on ``wallet.commands``) is aborted and must not
+    be decided (fencing.py). Transaction markers leave gaps in the offsets, which
+    `Positions` reads back and finds empty."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+
 class ExactConsumer(kafka_driver.Consumer):
     """Faust's consumer, committing for each partition the offset the engine's `Positions`
     says is durable, instead of one worked out from the events acknowledged."""
+
+    def _new_consumer_thread(self) -> kafka_driver.AIOKafkaConsumerThread:
+        return CommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def _new_offset(self, tp: TP) -> int | None:
         # Acknowledgements still drive Faust's waiting for streams to finish at a
@@ -127,7 +142,7 @@ def create_app(settings: WorkerSettings) -> RatingApp:
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         # Join a group in seconds rather than the defaults' tens of seconds.
-        broker_session_timeout=10.0,
+        broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=20.0,
         broker_commit_interval=1.0,

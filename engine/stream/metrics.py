@@ -84,7 +84,9 @@ class Metrics:
             registry=r,
         )
         self.snapshots = Counter(
-            "rating_snapshots", "Partition snapshots written to the snapshot table.", registry=r
+            "rating_snapshots",
+            "Partition snapshots written to the snapshot topic (in the partition's transaction).",
+            registry=r,
         )
         self.snapshots_skipped = Counter(
             "rating_snapshots_skipped",
@@ -101,6 +103,18 @@ class Metrics:
         self.recovered_decisions = Counter(
             "rating_recovery_decisions",
             "Decisions read back from wallet.events while recovering partitions.",
+            registry=r,
+        )
+        self.fenced = Counter(
+            "rating_partitions_fenced",
+            "Wallet partitions dropped because another worker's producer fenced this one's "
+            "(the partition changed owner while this worker was paused or cut off).",
+            registry=r,
+        )
+        self.snapshot_mismatch = Counter(
+            "rating_snapshot_mismatch",
+            "Snapshots not trusted because the decision they name is not at their offset of "
+            "wallet.events; the partition was rebuilt from the whole log instead.",
             registry=r,
         )
 

@@ -9,7 +9,8 @@ nothing is lost, because input offsets are only committed once the decisions are
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from ..codec import Decision
 from ..domain import Catalog, Cdr, Command, WalletState, evolve, initial_state, step
@@ -27,10 +28,16 @@ after it. So the offsets decided within this window are kept one by one (and sna
 only below it does "at most the highest" mean "decided"."""
 
 
+def decision_id(decision: Decision) -> str:
+    """What names a decision in its partition: the input it answers (each input is decided
+    once per partition), e.g. ``cdr.raw/0@1234``."""
+    return f"{decision.origin_topic}/{decision.origin_partition}@{decision.origin_offset}"
+
+
 class PartitionState:
     """What one wallet partition has decided so far."""
 
-    __slots__ = ("decided", "events_offset", "recent", "wallets")
+    __slots__ = ("decided", "events_offset", "last_decision", "recent", "wallets")
 
     def __init__(
         self,
@@ -38,6 +45,7 @@ class PartitionState:
         decided: dict[OriginKey, int] | None = None,
         events_offset: int = -1,
         recent: dict[OriginKey, set[int]] | None = None,
+        last_decision: str = "",
     ) -> None:
         self.wallets: dict[str, WalletState] = wallets or {}
         self.decided: dict[OriginKey, int] = decided or {}
@@ -46,6 +54,9 @@ class PartitionState:
         """The offsets decided within ``REORDER_WINDOW`` of the highest, per origin partition."""
         self.events_offset = events_offset
         """The last ``wallet.events`` offset this state includes."""
+        self.last_decision = last_decision
+        """The `decision_id` of the decision at ``events_offset``: a snapshot names it, so
+        recovery can check the snapshot against the log before trusting it."""
 
     def apply(self, decision: Decision) -> None:
         """Fold a decision read back from ``wallet.events`` (recovery)."""
@@ -97,8 +108,44 @@ def rebuild(
             continue
         state.apply(decision)
         state.events_offset = offset
+        state.last_decision = decision_id(decision)
         count += 1
     return state, count
+
+
+class Recovered(NamedTuple):
+    state: PartitionState
+    decisions: int
+    """How many decisions were folded from ``wallet.events``."""
+    source: str
+    """``snapshot`` (verified), ``no snapshot``, or ``mismatch`` (a snapshot whose decision
+    is not at its offset of the log: not trusted, the whole partition was replayed)."""
+
+
+def recover(
+    snapshot: PartitionState | None,
+    decision_at: Callable[[int], Decision | None],
+    decisions_after: Callable[[int], Iterable[tuple[int, Decision]]],
+) -> Recovered:
+    """A partition's state from its snapshot, verified against the log, and the log after it.
+
+    The snapshot names the last decision it folded and that decision's offset; it is
+    trusted only when ``decision_at(offset)`` (the committed record at that offset of
+    ``wallet.events``, or ``None``) is that decision. A snapshot that does not match was
+    written from a state the log does not hold (a worker that no longer owned the
+    partition, a store restored from elsewhere): folding only what follows it would lose
+    or repeat charges, so the whole partition is replayed instead.
+    """
+    if snapshot is None:
+        state, count = rebuild(decisions_after(-1))
+        return Recovered(state, count, "no snapshot")
+    if snapshot.events_offset >= 0:
+        found = decision_at(snapshot.events_offset)
+        if found is None or decision_id(found) != snapshot.last_decision:
+            state, count = rebuild(decisions_after(-1))
+            return Recovered(state, count, "mismatch")
+    state, count = rebuild(decisions_after(snapshot.events_offset), snapshot)
+    return Recovered(state, count, "snapshot")
 
 
 class RatingProcessor:

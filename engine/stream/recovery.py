@@ -1,6 +1,9 @@
 """Reading Kafka back directly: a partition of ``wallet.events`` (how a worker learns what
-it decided), a range of input records the consumer skipped, and a group's committed
-offset (where a partition's next input is)."""
+it decided), its latest snapshot on ``wallet.snapshots``, a range of input records the
+consumer skipped, and a group's committed offset (where a partition's next input is).
+
+Every read is ``read_committed``: what a fenced worker sent (fencing.py) is aborted, and
+must be invisible to the partition's next owner."""
 
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ def _consumer(bootstrap: str, group: str = "rating-engine-recovery") -> Any:
             "group.id": group,
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            # Only what an owner of the partition committed (fencing.py).
+            "isolation.level": "read_committed",
             "fetch.max.bytes": 52_428_800,
             "log_level": 0,
         }
@@ -79,6 +84,44 @@ def read_decisions(
     the end as it is now."""
     for message in _read(bootstrap, topic, partition, after + 1):
         yield message.offset() or 0, decode_decision(message.value() or b"")
+
+
+def read_decision_at(bootstrap: str, topic: str, partition: int, offset: int) -> Decision | None:
+    """The committed decision at ``offset`` of one partition, or ``None`` when there is none
+    (aborted, a transaction marker, or beyond the end)."""
+    for message in _read(bootstrap, topic, partition, offset, offset + 1):
+        if message.offset() == offset:
+            return decode_decision(message.value() or b"")
+    return None
+
+
+SNAPSHOT_WINDOWS = (16, 256, 4096)
+"""How far back from the end of a snapshot partition the latest committed snapshot is
+looked for, widening (each snapshot and each transaction marker takes an offset, and
+aborted ones are skipped); past the last window, the whole partition is read."""
+
+
+def read_latest(bootstrap: str, topic: str, partition: int) -> bytes | None:
+    """The value of the last committed record of one partition (the partition's latest
+    snapshot), or ``None`` when it has none. Reads from the end, not the whole compacted
+    log: compaction keeps one record per key, but only in closed segments."""
+    consumer = _consumer(bootstrap)
+    try:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=TIMEOUT
+        )
+    finally:
+        consumer.close()
+    for window in (*SNAPSHOT_WINDOWS, None):
+        start = low if window is None else max(low, high - window)
+        latest = None
+        for message in _read(bootstrap, topic, partition, start, high):
+            latest = message.value()
+        if latest is not None:
+            return latest
+        if start <= low:
+            return None
+    return None
 
 
 def read_inputs(bootstrap: str, topic: str, partition: int, start: int, end: int) -> list[Input]:

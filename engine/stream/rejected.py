@@ -17,6 +17,7 @@ import msgspec
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from ..codec import Rejected
+from .acls import REJECTED_GROUP
 from .admin import admin_client, cluster_metadata
 from .kafka_security import client_config
 from .topics import StreamError, Topics
@@ -59,7 +60,7 @@ def read_rejected(bootstrap: str, topics: Topics) -> Iterator[RejectedRecord]:
     consumer = Consumer(
         {
             **client_config(bootstrap),
-            "group.id": "rating-engine-rejected",
+            "group.id": REJECTED_GROUP,
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "log_level": 0,

@@ -7,8 +7,7 @@ import logging
 import faust
 
 from ..domain import Catalog
-from .admin import ensure_changelog
-from .agents import SNAPSHOTS, build
+from .agents import build
 from .settings import WorkerSettings
 from .topics import Topics
 
@@ -27,7 +26,6 @@ def run_worker(
     settings: WorkerSettings, catalog: Catalog, topics: Topics, loglevel: str = "warning"
 ) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_changelog(topics, settings.bootstrap, topics.changelogs.name(settings.app_id, SNAPSHOTS))
     app, _topology = build(settings, catalog, topics)
     worker = _Worker(app, loglevel=loglevel.upper(), quiet=True)
     worker.execute_from_commandline()  # returns when the worker stops (signal or crash)

@@ -28,6 +28,8 @@ class WorkerSettings(msgspec.Struct, frozen=True):
     """Seconds between snapshots of a busy wallet partition (0: never)."""
     snapshot_max_bytes: int = 900_000
     """A larger snapshot is skipped: Kafka's default record limit is about 1 MiB."""
+    session_timeout: float = 10.0
+    """Seconds of silence after which the group gives a worker's partitions to another."""
 
     @classmethod
     def from_env(
@@ -45,6 +47,7 @@ class WorkerSettings(msgspec.Struct, frozen=True):
             "store": env.get("RATING_STORE"),
             "snapshot_every": env.get("RATING_SNAPSHOT_EVERY"),
             "snapshot_max_bytes": env.get("RATING_SNAPSHOT_MAX_BYTES"),
+            "session_timeout": env.get("RATING_SESSION_TIMEOUT"),
         }
         for name, value in from_env.items():
             if value:

@@ -107,6 +107,9 @@ class Sink:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": False,
+                # Only decisions their partition's owner committed: a fenced worker's are
+                # aborted (engine/stream/fencing.py). librdkafka's default, said here.
+                "isolation.level": "read_committed",
                 "session.timeout.ms": 10_000,
                 "heartbeat.interval.ms": 1_000,
                 "max.poll.interval.ms": 300_000,

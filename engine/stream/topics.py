@@ -38,8 +38,9 @@ Role = Literal[
     "wallet_commands",
     "wallet_events",
     "network_actions",
+    "wallet_snapshots",
 ]
-Key = Literal["iccid", "wallet_id"]
+Key = Literal["iccid", "wallet_id", "partition"]
 Cleanup = Literal["delete", "compact"]
 
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -53,6 +54,7 @@ ROLE_KEYS: dict[str, Key] = {
     "wallet_commands": "wallet_id",
     "wallet_events": "wallet_id",
     "network_actions": "wallet_id",
+    "wallet_snapshots": "partition",
 }
 
 # Kafka's own rule for topic names (kafka.common.internals.Topic).
@@ -132,6 +134,9 @@ class Topics(msgspec.Struct, frozen=True):
     wallet_commands: TopicSpec
     wallet_events: TopicSpec
     network_actions: TopicSpec
+    wallet_snapshots: TopicSpec
+    """A snapshot per wallet partition, on that partition number, written in the partition's
+    transactions (fencing.py)."""
     changelogs: Changelogs
 
     @property
@@ -351,8 +356,9 @@ class _Checker:
     def copartitioned(self, specs: list[TopicSpec], data: list[object]) -> None:
         """The wallet-keyed topics are read together by one agent per partition: a wallet's
         CDRs, commands, events and actions must have the same partition number, which only
-        holds when the partition counts are equal."""
-        wallet = [spec for spec in specs if spec.key == "wallet_id"]
+        holds when the partition counts are equal. A partition's snapshots live on the same
+        partition number (keyed by partition), so that topic counts too."""
+        wallet = [spec for spec in specs if spec.key in ("wallet_id", "partition")]
         if len({spec.partitions for spec in wallet}) <= 1:
             return
         first = wallet[0]

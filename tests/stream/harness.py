@@ -36,7 +36,7 @@ def private_topics(tmp_path: Path, raw_partitions: int = 1, wallet_partitions: i
         spec["name"] = prefix + spec["name"]
         if spec["role"] == "cdr_raw":
             spec["partitions"] = raw_partitions
-        elif spec["key"] == "wallet_id":
+        elif spec["key"] in ("wallet_id", "partition"):
             spec["partitions"] = wallet_partitions
     path = tmp_path / "topics.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -126,6 +126,8 @@ def read_topic(
             "bootstrap.servers": bootstrap,
             "group.id": f"reader-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
+            # What the workers committed: a fenced worker's transactions are aborted.
+            "isolation.level": "read_committed",
             "enable.auto.commit": False,
             "log_level": 0,
         }

@@ -110,18 +110,6 @@ def test_state_record_mirrors_every_wallet_state_field() -> None:
     assert [f for f in StateRecord.__struct_fields__] == list(WalletState.__struct_fields__)
 
 
-@pytest.mark.parametrize("partitions", [1, 4, 8, 12])
-def test_snapshot_keys_land_on_their_own_partition(partitions: int) -> None:
-    from aiokafka.partitioner import murmur2
-
-    from engine.stream.agents import snapshot_key
-
-    for p in range(partitions):
-        key = snapshot_key(p, partitions)
-        assert (murmur2(key) & 0x7FFFFFFF) % partitions == p
-        assert int(key.decode().split("-")[1]) == p
-
-
 def test_the_reorder_window_is_bounded_and_answers_the_same_below_it() -> None:
     part = PartitionState()
     total = 3 * REORDER_WINDOW

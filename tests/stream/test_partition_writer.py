@@ -1,0 +1,95 @@
+"""The fence itself, on the real broker: a wallet partition's transactional producer, and
+the recovery reads that see only what an owner committed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.codec import Decision, encode
+from engine.stream.fencing import Fenced, PartitionWriter, transactional_id
+from engine.stream.recovery import read_decision_at, read_decisions, read_latest
+
+from .harness import Stack
+
+
+def _decision(offset: int) -> bytes:
+    return encode(Decision("initech", f"cdr-{offset}", "cdr.raw", 0, offset, ()))
+
+
+def _origins(bootstrap: str, topic: str, partition: int) -> list[int]:
+    return [d.origin_offset for _, d in read_decisions(bootstrap, topic, partition)]
+
+
+@pytest.fixture
+def stack(kafka_bootstrap: str, tmp_path: Path) -> Stack:
+    return Stack(kafka_bootstrap, tmp_path, raw_partitions=1, wallet_partitions=2)
+
+
+def test_the_transactional_id_is_the_partitions_on_every_worker() -> None:
+    assert transactional_id("rating", 3) == "rating-wallet-3"
+    assert transactional_id("rating", 3) != transactional_id("rating", 4)
+
+
+@pytest.mark.chaos
+def test_a_new_owner_fences_the_old_producer_and_its_open_transaction_never_lands(
+    stack: Stack,
+) -> None:
+    bootstrap, app = stack.bootstrap, stack.env["RATING_APP_ID"]
+    events = stack.topics.wallet_events.name
+    old = PartitionWriter(bootstrap, app, 0)
+    old.init()
+    old.begin()
+    old.produce(events, b"initech", _decision(0), 0)
+    old.commit()  # committed while it owned the partition: kept
+    assert old.offsets[(events, 0)] == 0
+    old.begin()
+    old.produce(events, b"initech", _decision(1), 0)  # open when it loses the partition
+
+    new = PartitionWriter(bootstrap, app, 0)
+    new.init()  # the takeover: fences the old producer, aborts its open transaction
+    with pytest.raises(Fenced):
+        old.commit()  # the paused worker resumes and tries to finish its batch
+    assert _origins(bootstrap, events, 0) == [0]  # recovery sees only the committed one
+
+    new.begin()
+    new.produce(events, b"initech", _decision(2), 0)
+    new.commit()
+    with pytest.raises(Fenced):  # nor can it start over
+        old.begin()
+        old.produce(events, b"initech", _decision(3), 0)
+        old.commit()
+    assert _origins(bootstrap, events, 0) == [0, 2]
+    last = new.offsets[(events, 0)]
+    found = read_decision_at(bootstrap, events, 0, last)
+    assert found is not None and found.origin_offset == 2
+    # The aborted record still takes an offset; reading it back finds no decision there.
+    assert read_decision_at(bootstrap, events, 0, 1) is None
+
+    # The other partition's producer is not touched by the takeover of partition 0.
+    other = PartitionWriter(bootstrap, app, 1)
+    other.init()
+    other.begin()
+    other.produce(events, b"globex", _decision(5), 1)
+    other.commit()
+    assert _origins(bootstrap, events, 1) == [5]
+
+
+@pytest.mark.chaos
+def test_recovery_reads_the_latest_committed_snapshot_not_a_fenced_one(stack: Stack) -> None:
+    bootstrap, app = stack.bootstrap, stack.env["RATING_APP_ID"]
+    snapshots = stack.topics.wallet_snapshots.name
+    assert read_latest(bootstrap, snapshots, 1) is None
+    old = PartitionWriter(bootstrap, app, 1)
+    old.init()
+    for n in range(40):  # more than the first window read back from the end
+        old.begin()
+        old.produce(snapshots, b"partition-1", f"snapshot {n}".encode(), 1)
+        old.commit()
+    old.begin()
+    old.produce(snapshots, b"partition-1", b"stale snapshot", 1)
+    PartitionWriter(bootstrap, app, 1).init()
+    with pytest.raises(Fenced):
+        old.commit()
+    assert read_latest(bootstrap, snapshots, 1) == b"snapshot 39"
