@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from .kafka_security import client_config
 from .publisher import PRODUCER_CONFIG
 from .topics import StreamError
 
@@ -104,7 +105,7 @@ class PartitionWriter:
         self.transactional_id = transactional_id(app_id, partition)
         config = {
             **PRODUCER_CONFIG,
-            "bootstrap.servers": bootstrap,
+            **client_config(bootstrap),
             "client.id": f"{app_id}-rate-{partition}",
             "transactional.id": self.transactional_id,
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
