@@ -8,7 +8,7 @@ whose suspensions, expiries or uncollected usage would have fallen differently u
 prices would not match a fresh rate. The generated data is chosen so they do not: ACME,
 Globex and Umbrella stay far from their limits (Umbrella's expiring promotion is on
 ``iot-global``, whose amounts do not change), and Initech sits at its overdraft limit from
-early on in both runs, so what it owes beyond it is uncollected either way.
+early on in both runs, so it is suspended in both and owes what it used either way.
 """
 
 from __future__ import annotations
