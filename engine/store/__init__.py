@@ -6,7 +6,16 @@
 
 from __future__ import annotations
 
-from .base import EventStore, Problem, StoredEvent, StoredInput, StoreError, StoreStats, safe_url
+from .base import (
+    EventStore,
+    Problem,
+    StoredEvent,
+    StoredInput,
+    StoreError,
+    StoreStats,
+    StoreUnavailable,
+    safe_url,
+)
 
 
 def open_store(url: str) -> EventStore:
@@ -30,6 +39,7 @@ __all__ = [
     "Problem",
     "StoreError",
     "StoreStats",
+    "StoreUnavailable",
     "StoredEvent",
     "StoredInput",
     "open_store",
