@@ -5,6 +5,12 @@ stored exactly once: offsets are committed only after the store's transaction is
 and a batch delivered again after a crash between the write and the commit adds nothing.
 The ClickHouse projections follow the store, not the topic, so the live projections and a
 rebuild read the same log in the same order.
+
+Outages of Kafka or of the store's server are waited out (outage.py): a transient error of
+an append, an offset commit or a read is retried with capped exponential backoff, the sink
+reports not ready meanwhile, and it carries on where it was when the component is back. A
+retried append after a lost connection stores nothing twice (the store skips event ids it
+has), and the batch's offsets are still committed only after the append returned.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -23,12 +29,24 @@ from ..domain import Cdr, Command, Event
 from ..store.base import EventStore
 from .health import Health
 from .metrics import SinkMetrics
+from .outage import (
+    Backoff,
+    Outage,
+    Stopped,
+    classify_kafka,
+    classify_store,
+    kafka_reason,
+    kafka_transient,
+    retry,
+)
 from .topics import StreamError, Topics
 
 POLL_TIMEOUT = 0.5
 REFRESH_EVERY = 1.0
 """Seconds between lag measurements and projection runs: both cost a round trip."""
 
+
+T = TypeVar("T")
 
 _REBALANCE_ERRORS = (
     KafkaError._NO_OFFSET,
@@ -53,6 +71,8 @@ class SinkSettings:
     """Most decision records appended in one store transaction."""
     idle_exit: float = 0.0
     """Stop after this many seconds without a record (0: run until signalled)."""
+    backoff: Backoff = field(default_factory=Backoff)
+    """Waits between retries of a transient Kafka or store error."""
 
 
 @dataclass
@@ -97,6 +117,8 @@ class Sink:
         self.metrics = metrics or SinkMetrics()
         self.progress = SinkProgress(position=store.position())
         self.health = Health()
+        self.kafka = Outage("kafka", "Kafka", self.health, self.metrics.retry)
+        self.store_outage = Outage("store", "the event store", self.health, self.metrics.retry)
         self._stop = False
         self._refreshed = 0.0
         self._consumer = Consumer(
@@ -132,13 +154,19 @@ class Sink:
             while not self._stop:
                 self.health.beat()
                 messages = self._consumer.consume(self.settings.batch_size, POLL_TIMEOUT)
-                values = [v for m in messages if self._ok(m) and (v := m.value()) is not None]
-                if values:
-                    self._write(values)
+                kept = [m for m in messages if self._ok(m) and m.value() is not None]
+                if kept:
+                    try:
+                        self._write(kept)
+                    except Stopped:
+                        break  # the batch is not committed: it comes again, stored once
                     idle_since = time.monotonic()
                 now = time.monotonic()
-                if now - self._refreshed >= REFRESH_EVERY or not values:
-                    self._refresh()
+                if now - self._refreshed >= REFRESH_EVERY or not kept:
+                    try:
+                        self._refresh()
+                    except Stopped:
+                        break
                     self._refreshed = now
                 if on_batch is not None:
                     on_batch(self.progress)
@@ -146,7 +174,8 @@ class Sink:
                     idle_since = now  # idle counts from joining the group, not from starting
                 elif self.settings.idle_exit and now - idle_since >= self.settings.idle_exit:
                     break
-            self._refresh()
+            if not self._stop:
+                self._refresh()
         finally:
             self._consumer.close()
         return self.progress
@@ -157,35 +186,63 @@ class Sink:
             return True
         if error.code() == KafkaError._PARTITION_EOF:
             return False
+        if kafka_transient(error):
+            # librdkafka reconnects by itself; the outage ends at the next commit or
+            # watermark query that succeeds.
+            self.kafka.failed(kafka_reason(error), error.str())
+            return False
         raise StreamError(f"reading {self.topic}: {error.str()}")
 
-    def _write(self, values: list[bytes]) -> None:
-        events, inputs = decisions_to_batch(values)
-        stored = self.store.append(events, inputs)  # durable when it returns
-        try:
-            self._consumer.commit(asynchronous=False)  # only now: the write is on disk
-        except KafkaException as exc:
-            # A rebalance took the partitions away: their next owner reads them again and
-            # the idempotent append makes that harmless. Anything else is a real failure.
-            if exc.args[0].code() not in _REBALANCE_ERRORS:
-                raise
+    def _retry_store(self, operation: Callable[[], T]) -> T:
+        return retry(
+            self.store_outage, operation, classify_store, self.settings.backoff, self._stopping
+        )
+
+    def _stopping(self) -> bool:
+        return self._stop
+
+    def _write(self, messages: list[Any]) -> None:
+        events, inputs = decisions_to_batch([m.value() for m in messages])
+        # Durable when it returns; after a lost connection the retry skips what was stored.
+        stored = self._retry_store(lambda: self.store.append(events, inputs))
+        self._commit(_next_offsets(messages))  # only now: the write is on disk
+        position = self._retry_store(self.store.position)
         p = self.progress
-        p.records += len(values)
+        p.records += len(messages)
         p.stored += stored
         p.duplicates += len(events) - stored
-        p.position = self.store.position()
+        p.position = position
         m = self.metrics
-        m.records.inc(len(values))
+        m.records.inc(len(messages))
         m.stored.inc(stored)
         m.duplicates.inc(len(events) - stored)
         m.committed_at.set(time.time())
         m.store_position.set(p.position)
 
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        """Commit the batch's offsets, retrying while the group coordinator is away."""
+
+        def commit() -> None:
+            try:
+                done = self._consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                # A rebalance took the partitions away: their next owner reads them again and
+                # the idempotent append makes that harmless.
+                if exc.args[0].code() in _REBALANCE_ERRORS:
+                    return
+                raise
+            for tp in done or ():
+                if tp.error is not None and tp.error.code() not in _REBALANCE_ERRORS:
+                    raise KafkaException(tp.error)
+
+        retry(self.kafka, commit, classify_kafka, self.settings.backoff, self._stopping)
+
     def _refresh(self) -> None:
         self._measure_lag()
         if self.projection is not None:
-            self.projection.project(self.store)
-            self.metrics.projected_position.set(self.store.position())
+            projection = self.projection
+            self._retry_store(lambda: projection.project(self.store))
+            self.metrics.projected_position.set(self._retry_store(self.store.position))
 
     def _measure_lag(self) -> None:
         try:
@@ -201,11 +258,25 @@ class Sink:
                 _low, high = self._consumer.get_watermark_offsets(
                     TopicPartition(tp.topic, tp.partition), timeout=1.0
                 )
-            except KafkaException:
+            except KafkaException as exc:
+                error = exc.args[0]
+                if isinstance(error, KafkaError) and kafka_transient(error):
+                    self.kafka.failed(kafka_reason(error), error.str())
+                    return  # one failed query says enough: the broker is away
                 continue
+            self.kafka.ok()  # the broker answers again
             behind = max(0, high - tp.offset) if tp.offset >= 0 else high
             self.progress.lag[tp.partition] = behind
             self.metrics.lag.labels(str(tp.partition)).set(behind)
+
+
+def _next_offsets(messages: list[Any]) -> list[TopicPartition]:
+    """The offset to commit per partition: the one after the last message of the batch."""
+    last: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic(), m.partition())
+        last[key] = max(last.get(key, -1), m.offset())
+    return [TopicPartition(t, p, offset + 1) for (t, p), offset in sorted(last.items())]
 
 
 def install_signal_handlers(sink: Sink) -> None:

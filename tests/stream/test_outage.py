@@ -1,0 +1,141 @@
+"""Retrying transient errors (engine/stream/outage.py), without a broker: the backoff, what
+is retried and what is not, and how an outage shows (readiness, metrics, one log line)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+
+from engine.store import StoreError, StoreUnavailable
+from engine.stream.health import Health
+from engine.stream.outage import (
+    Backoff,
+    Outage,
+    RetryMetrics,
+    Stopped,
+    classify_kafka,
+    classify_store,
+    retry,
+)
+
+
+@given(
+    st.floats(0.01, 5),
+    st.floats(0.1, 120),
+    st.floats(1.1, 4),
+    st.integers(1, 200),
+)
+def test_backoff_grows_and_is_capped(initial: float, cap: float, factor: float, n: int) -> None:
+    backoff = Backoff(initial, cap, factor)
+    assert backoff.delay(1) == min(initial, cap)
+    assert backoff.delay(n) <= cap
+    assert backoff.delay(n + 1) >= backoff.delay(n)
+
+
+def outage() -> tuple[Outage, Health, RetryMetrics, CollectorRegistry]:
+    registry = CollectorRegistry()
+    metrics = RetryMetrics(registry)
+    health = Health()
+    health.ready(None)
+    return Outage("store", "the event store", health, metrics), health, metrics, registry
+
+
+def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    found = registry.get_sample_value(name, labels)
+    return 0.0 if found is None else found
+
+
+def test_transient_errors_are_retried_until_success(caplog: pytest.LogCaptureFixture) -> None:
+    o, health, _metrics, registry = outage()
+    calls = []
+    seen_ready = []
+
+    def flaky() -> str:
+        calls.append(1)
+        seen_ready.append(health.readiness()[0])
+        if len(calls) <= 3:
+            raise StoreUnavailable("lost the event store", "connection_lost")
+        return "done"
+
+    with caplog.at_level(logging.WARNING, logger="rating-engine"):
+        assert (
+            retry(o, flaky, classify_store, Backoff(0.001, 0.002), sleep=lambda s: None) == "done"
+        )
+    assert len(calls) == 4
+    # Ready before, not ready while retrying, ready again after.
+    assert seen_ready == [True, False, False, False]
+    ready, body = health.readiness()
+    assert ready, body
+    assert value(registry, "rating_retries_total", component="store", reason="connection_lost") == 3
+    assert value(registry, "rating_retrying", component="store") == 0
+    # One line when it starts, one when it ends: not one per retry.
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "unavailable" in lines[0] and "back after" in lines[1] and "3 retries" in lines[1]
+
+
+def test_outage_reason_shows_on_readyz_even_if_the_loop_says_ready() -> None:
+    o, health, _metrics, registry = outage()
+    o.failed("transport", "broker down")
+    health.ready(None)  # the loop's own view (partitions assigned) does not hide the outage
+    ready, body = health.readiness()
+    assert not ready and "the event store unavailable: transport" in str(body["reason"])
+    assert value(registry, "rating_retrying", component="store") == 1
+    o.ok()
+    assert health.readiness()[0]
+
+
+def test_permanent_errors_are_raised_at_once() -> None:
+    o, health, _metrics, registry = outage()
+    calls = []
+
+    def bad() -> None:
+        calls.append(1)
+        raise StoreError("password authentication failed")
+
+    with pytest.raises(StoreError, match="password"):
+        retry(o, bad, classify_store, Backoff(0.001), sleep=lambda s: None)
+    assert len(calls) == 1
+    assert health.readiness()[0]
+    assert (
+        registry.get_sample_value(
+            "rating_retries_total", {"component": "store", "reason": "connection_lost"}
+        )
+        is None
+    )
+
+
+def test_stop_ends_the_wait() -> None:
+    o, _health, _metrics, _registry = outage()
+
+    def down() -> None:
+        raise StoreUnavailable("down", "connection_lost")
+
+    with pytest.raises(Stopped):
+        retry(o, down, classify_store, Backoff(60), stopping=lambda: True, sleep=lambda s: None)
+
+
+@pytest.mark.parametrize(
+    ("code", "transient"),
+    [
+        (KafkaError._WAIT_COORD, True),
+        (KafkaError._TRANSPORT, True),
+        (KafkaError.COORDINATOR_NOT_AVAILABLE, True),
+        (KafkaError.NOT_COORDINATOR, True),
+        (KafkaError._ALL_BROKERS_DOWN, True),
+        (KafkaError.TOPIC_AUTHORIZATION_FAILED, False),
+        (KafkaError.SASL_AUTHENTICATION_FAILED, False),
+        (KafkaError.UNKNOWN_TOPIC_OR_PART, False),
+    ],
+)
+def test_kafka_errors_classified(code: int, transient: bool) -> None:
+    reason = classify_kafka(KafkaException(KafkaError(code)))
+    assert (reason is not None) == transient
+    if transient:
+        assert reason and reason == reason.lower() and not reason.startswith("_")
+    assert classify_kafka(KafkaException(KafkaError(code, fatal=True))) is None
