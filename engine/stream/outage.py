@@ -71,7 +71,7 @@ class Backoff:
     sinks reconnecting at once is no load for Kafka or PostgreSQL."""
 
     initial: float = 0.5
-    cap: float = 30.0
+    cap: float = 10.0
     factor: float = 2.0
 
     def delay(self, attempt: int) -> float:

@@ -33,7 +33,6 @@ from .outage import (
     Backoff,
     Outage,
     Stopped,
-    classify_kafka,
     classify_store,
     kafka_reason,
     kafka_transient,
@@ -44,6 +43,9 @@ from .topics import StreamError, Topics
 POLL_TIMEOUT = 0.5
 REFRESH_EVERY = 1.0
 """Seconds between lag measurements and projection runs: both cost a round trip."""
+COMMIT_REPORT_WAIT = 30.0
+"""Seconds to wait for an asynchronous commit's report before sending the offsets again
+(committing the same offsets twice is harmless)."""
 
 
 T = TypeVar("T")
@@ -131,8 +133,24 @@ class Sink:
                 "session.timeout.ms": 10_000,
                 "heartbeat.interval.ms": 1_000,
                 "max.poll.interval.ms": 300_000,
+                "on_commit": self._on_commit,
+                # Connection errors come to `_on_error` and make one log line per outage,
+                # not librdkafka's line per reconnection attempt.
+                "error_cb": self._on_error,
+                "log_level": 0,
             }
         )
+        self._pending: dict[tuple[str, int], int] = {}
+        """Per partition, the offset after the last record durably stored, not yet
+        committed: commits are asynchronous, so the loop keeps serving the group (a
+        synchronous commit waiting for an absent coordinator blocks the rebalance that
+        would bring it back)."""
+        self._in_flight: dict[tuple[str, int], int] | None = None
+        self._commit_failures = 0
+        self._next_commit = 0.0
+        self._sent_at = 0.0
+        self._commit_error: KafkaError | None = None
+        self._counted_at = 0.0
 
     def stop(self, *_: object) -> None:
         self._stop = True
@@ -147,6 +165,9 @@ class Sink:
 
         def on_revoke(consumer: Any, partitions: list[TopicPartition]) -> None:
             self.health.ready("rebalancing")
+            # Their next owner reads what was not committed again; the append skips it.
+            for tp in partitions:
+                self._pending.pop((tp.topic, tp.partition), None)
 
         self._consumer.subscribe([self.topic], on_assign=on_assign, on_revoke=on_revoke)
         idle_since = time.monotonic()
@@ -155,12 +176,14 @@ class Sink:
                 self.health.beat()
                 messages = self._consumer.consume(self.settings.batch_size, POLL_TIMEOUT)
                 kept = [m for m in messages if self._ok(m) and m.value() is not None]
+                self._raise_commit_error()
                 if kept:
                     try:
                         self._write(kept)
                     except Stopped:
                         break  # the batch is not committed: it comes again, stored once
                     idle_since = time.monotonic()
+                self._commit_pending()
                 now = time.monotonic()
                 if now - self._refreshed >= REFRESH_EVERY or not kept:
                     try:
@@ -176,6 +199,7 @@ class Sink:
                     break
             if not self._stop:
                 self._refresh()
+            self._last_commit()
         finally:
             self._consumer.close()
         return self.progress
@@ -187,11 +211,26 @@ class Sink:
         if error.code() == KafkaError._PARTITION_EOF:
             return False
         if kafka_transient(error):
-            # librdkafka reconnects by itself; the outage ends at the next commit or
-            # watermark query that succeeds.
-            self.kafka.failed(kafka_reason(error), error.str())
+            self._kafka_down(error)
             return False
         raise StreamError(f"reading {self.topic}: {error.str()}")
+
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's client-level errors (served inside ``consume``)."""
+        if error.fatal():
+            self._commit_error = error
+        elif kafka_transient(error):
+            self._kafka_down(error)
+
+    def _kafka_down(self, error: KafkaError) -> None:
+        """librdkafka reconnects by itself, every few hundred milliseconds: count one retry
+        a second at most. The outage ends at the next commit or watermark query that
+        succeeds."""
+        now = time.monotonic()
+        if self.kafka.active and now - self._counted_at < 1.0:
+            return
+        self._counted_at = now
+        self.kafka.failed(kafka_reason(error), error.str())
 
     def _retry_store(self, operation: Callable[[], T]) -> T:
         return retry(
@@ -205,7 +244,10 @@ class Sink:
         events, inputs = decisions_to_batch([m.value() for m in messages])
         # Durable when it returns; after a lost connection the retry skips what was stored.
         stored = self._retry_store(lambda: self.store.append(events, inputs))
-        self._commit(_next_offsets(messages))  # only now: the write is on disk
+        for tp in _next_offsets(messages):  # only now: the write is on disk
+            key = (tp.topic, tp.partition)
+            self._pending[key] = max(self._pending.get(key, -1), tp.offset)
+        self._commit_pending()
         position = self._retry_store(self.store.position)
         p = self.progress
         p.records += len(messages)
@@ -216,26 +258,70 @@ class Sink:
         m.records.inc(len(messages))
         m.stored.inc(stored)
         m.duplicates.inc(len(events) - stored)
-        m.committed_at.set(time.time())
         m.store_position.set(p.position)
 
-    def _commit(self, offsets: list[TopicPartition]) -> None:
-        """Commit the batch's offsets, retrying while the group coordinator is away."""
+    def _commit_pending(self) -> None:
+        """Send the offsets stored since the last commit, unless a commit is under way or
+        the backoff after a failed one has not passed."""
+        now = time.monotonic()
+        if not self._pending or now < self._next_commit:
+            return
+        if self._in_flight is not None and now - self._sent_at < COMMIT_REPORT_WAIT:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(self._pending.items())]
+        self._in_flight = dict(self._pending)
+        self._sent_at = now
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:
+            self._in_flight = None
+            self._committed(exc.args[0], offsets)
 
-        def commit() -> None:
-            try:
-                done = self._consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:
-                # A rebalance took the partitions away: their next owner reads them again and
-                # the idempotent append makes that harmless.
-                if exc.args[0].code() in _REBALANCE_ERRORS:
-                    return
-                raise
-            for tp in done or ():
-                if tp.error is not None and tp.error.code() not in _REBALANCE_ERRORS:
-                    raise KafkaException(tp.error)
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's report of an asynchronous commit (served inside ``consume``)."""
+        self._in_flight = None
+        self._committed(error, partitions)
 
-        retry(self.kafka, commit, classify_kafka, self.settings.backoff, self._stopping)
+    def _committed(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if error is None:
+            error = next((tp.error for tp in partitions if tp.error is not None), None)
+        if error is None:
+            for tp in partitions:
+                key = (tp.topic, tp.partition)
+                if self._pending.get(key, -1) <= tp.offset:
+                    self._pending.pop(key, None)
+            self._commit_failures = 0
+            self.kafka.ok()
+            self.metrics.committed_at.set(time.time())
+        elif error.code() in _REBALANCE_ERRORS:
+            # A rebalance took the partitions away: their next owner reads them again and
+            # the idempotent append makes that harmless.
+            for tp in partitions:
+                self._pending.pop((tp.topic, tp.partition), None)
+        elif kafka_transient(error):
+            self._commit_failures += 1
+            self._counted_at = time.monotonic()
+            self.kafka.failed(kafka_reason(error), f"committing offsets: {error.str()}")
+            self._next_commit = time.monotonic() + self.settings.backoff.delay(
+                self._commit_failures
+            )
+        else:
+            self._commit_error = error
+
+    def _raise_commit_error(self) -> None:
+        if self._commit_error is not None:
+            raise StreamError(f"consuming {self.topic}: {self._commit_error.str()}")
+
+    def _last_commit(self, wait: float = 5.0) -> None:
+        """At a stop, try once more to commit what was stored (a few seconds at most: what
+        stays uncommitted is read again by the next owner and stored once)."""
+        if self.kafka.active:
+            return
+        self._next_commit = 0.0
+        self._commit_pending()
+        deadline = time.monotonic() + wait
+        while self._in_flight is not None and time.monotonic() < deadline:
+            self._consumer.poll(0.1)  # serves the commit's report; records are not kept
 
     def _refresh(self) -> None:
         self._measure_lag()
@@ -253,21 +339,33 @@ class Sink:
             positions = self._consumer.position(assigned)
         except KafkaException:
             return
+        if self.kafka.active:
+            self._probe_kafka()
         for tp in positions:
             try:
+                # The high watermark of the last fetch response: no round trip, which behind
+                # a fetch waiting for data would cost up to fetch.wait.max.ms per partition.
                 _low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(tp.topic, tp.partition), timeout=1.0
+                    TopicPartition(tp.topic, tp.partition), cached=True
                 )
-            except KafkaException as exc:
-                error = exc.args[0]
-                if isinstance(error, KafkaError) and kafka_transient(error):
-                    self.kafka.failed(kafka_reason(error), error.str())
-                    return  # one failed query says enough: the broker is away
+            except KafkaException:
                 continue
-            self.kafka.ok()  # the broker answers again
+            if high < 0:
+                continue  # nothing fetched from this partition yet
             behind = max(0, high - tp.offset) if tp.offset >= 0 else high
             self.progress.lag[tp.partition] = behind
             self.metrics.lag.labels(str(tp.partition)).set(behind)
+
+    def _probe_kafka(self) -> None:
+        """During an outage, ask the cluster for the topic's metadata: an answer ends it."""
+        try:
+            self._consumer.list_topics(self.topic, timeout=1.0)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if isinstance(error, KafkaError) and kafka_transient(error):
+                self._kafka_down(error)
+            return
+        self.kafka.ok()
 
 
 def _next_offsets(messages: list[Any]) -> list[TopicPartition]:

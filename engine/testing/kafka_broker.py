@@ -201,6 +201,7 @@ class LocalJarBroker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._data_dir: Path | None = None
         self._bootstrap: str | None = None
+        self._argv: list[str] = []
 
     @property
     def data_dir(self) -> Path | None:
@@ -292,14 +293,10 @@ class LocalJarBroker:
                 f"formatting KRaft storage failed (exit {fmt.returncode}):\n"
                 f"{fmt.stdout}{fmt.stderr}\n{log_tail(log_dir / 'server.log')}"
             )
-        with console.open("wb") as out:
-            self._proc = subprocess.Popen(
-                [*base, "kafka.Kafka", str(props)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        self._argv = [*base, "kafka.Kafka", str(props)]
+        self._launch()
         proc = self._proc
+        assert proc is not None
         bootstrap = f"127.0.0.1:{port}"
         if not wait_until_answers(bootstrap, self._start_timeout, lambda: proc.poll() is None):
             why = (
@@ -312,6 +309,50 @@ class LocalJarBroker:
             )
         self._bootstrap = bootstrap
         return bootstrap
+
+    def _launch(self) -> None:
+        assert self._data_dir is not None
+        with (self._data_dir / "log" / "console.out").open("ab") as out:
+            self._proc = subprocess.Popen(
+                self._argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def halt(self, kill: bool = True) -> None:
+        """Stop the broker's process but keep its data dir and ports, for `resume`: an
+        outage as clients see it. ``kill``: SIGKILL, as in a crash (no controlled
+        shutdown); otherwise SIGTERM, as at a planned restart."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate()
+        try:
+            proc.wait(timeout=self._stop_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def resume(self) -> str:
+        """Start the halted broker again on the same ports and data; returns once it
+        answers."""
+        if self._bootstrap is None or not self._argv:
+            raise BrokerError("resume needs a broker that was started and then halted")
+        if self._proc is None:
+            self._launch()
+        proc = self._proc
+        assert proc is not None
+        if not wait_until_answers(
+            self._bootstrap, self._start_timeout, lambda: proc.poll() is None
+        ):
+            assert self._data_dir is not None
+            log_dir = self._data_dir / "log"
+            raise BrokerError(
+                f"Kafka broker on {self._bootstrap} did not come back\n"
+                f"{log_tail(log_dir / 'server.log', log_dir / 'console.out')}"
+            )
+        return self._bootstrap
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
