@@ -51,6 +51,7 @@ from . import diagnostics
 from .app import RatingApp, RawSchema, create_app
 from .health import HEARTBEAT_EVERY, Health, worker_readiness
 from .metrics import Metrics
+from .outage import KafkaWatch, Outage, quiet_client_logs
 from .positions import TP as TPKey
 from .positions import Batch, Positions
 from .processor import PartitionState, RatingProcessor, rebuild
@@ -135,6 +136,10 @@ class Topology:
         self.names = topics
         self.processor = RatingProcessor(catalog)
         self.metrics = Metrics()
+        self.health = Health()
+        outage = Outage("kafka", "Kafka", self.health, self.metrics.retry)
+        self.kafka = KafkaWatch(outage, lambda: self.rate_out.producer.list_topics(timeout=2.0))
+        quiet_client_logs(outage)
         self.recovering: dict[int, asyncio.Future[None]] = {}
         partitions = topics.wallet_events.partitions
         self.snapshot_keys = {p: snapshot_key(p, partitions) for p in range(partitions)}
@@ -152,11 +157,14 @@ class Topology:
         self.positions = app.positions = Positions(self._committed, self._read_back)
         self.starts: dict[TPKey, asyncio.Future[dict[TPKey, int]]] = {}
         # One producer per agent: each waits for its own records only.
-        self.enrich_out = BatchProducer(settings.bootstrap, f"{settings.app_id}-enrich")
+        self.enrich_out = BatchProducer(
+            settings.bootstrap, f"{settings.app_id}-enrich", on_error=self.kafka.on_error
+        )
         self.rate_out = BatchProducer(
             settings.bootstrap,
             f"{settings.app_id}-rate",
             max(t.max_message_bytes or 0 for t in topics.all) or None,
+            on_error=self.kafka.on_error,
         )
 
         def topic(*names: str) -> faust.TopicT:
@@ -172,7 +180,6 @@ class Topology:
             app.timer(settings.tick_interval, name="clock")(self.clock)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.on_rebalance_complete.connect(self._on_rebalanced)  # type: ignore[arg-type]
-        self.health = Health()
         app.timer(HEARTBEAT_EVERY, name="heartbeat")(self.heartbeat)
         app.task(self._diagnostics)
         if settings.metrics_port:
@@ -497,6 +504,7 @@ class Topology:
     async def heartbeat(self) -> None:
         """Liveness and readiness for /healthz and /readyz, from the event loop itself."""
         self.health.beat()
+        self.kafka.check()
         assigned = self._wallet_partitions(set(self.app.consumer.assignment()))
         busy = self.app.rebalancing or self.app.in_recovery
         self.health.ready(worker_readiness(busy, assigned, self.processor.recovered))

@@ -97,6 +97,7 @@ class Metrics:
             "Decisions read back from wallet.events while recovering partitions.",
             registry=r,
         )
+        self.retry = RetryMetrics(r)
 
     def serve(self, port: int, health: Health | None = None) -> HealthServer:
         """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``port`` (0: any free port);

@@ -14,6 +14,7 @@ process stops with a clear message and a non-zero exit, as before.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -210,3 +211,69 @@ def classify_kafka(exc: BaseException) -> str | None:
         error: KafkaError = exc.args[0]
         return kafka_reason(error) if kafka_transient(error) else None
     return None
+
+
+class KafkaWatch:
+    """A worker's view of the broker, from its producers' client-level errors (``error_cb``):
+    a transient one opens the outage (one retry counted a second at most, librdkafka
+    reconnecting every few hundred milliseconds); while it is open, :meth:`check`, called
+    from the event loop's heartbeat, asks the cluster for metadata in a thread, and an
+    answer ends it. librdkafka itself keeps retrying the records meanwhile."""
+
+    def __init__(
+        self,
+        outage: Outage,
+        probe: Callable[[], object],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.outage = outage
+        self._probe = probe
+        self._clock = clock
+        self._counted = 0.0
+        self._probing: asyncio.Future[None] | None = None
+
+    def on_error(self, error: KafkaError) -> None:
+        if error.fatal() or not kafka_transient(error):
+            return
+        now = self._clock()
+        if self.outage.active and now - self._counted < 1.0:
+            return
+        self._counted = now
+        self.outage.failed(kafka_reason(error), error.str())
+
+    def check(self) -> None:
+        if not self.outage.active or (self._probing is not None and not self._probing.done()):
+            return
+        self._probing = asyncio.get_running_loop().run_in_executor(None, self._probe_once)
+
+    def _probe_once(self) -> None:
+        try:
+            self._probe()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, KafkaError):
+                self.on_error(error)
+            return
+        self.outage.ok()
+
+
+class QuietDuringOutage(logging.Filter):
+    """Drops a Kafka client's per-attempt lines (aiokafka logs every failed connection and
+    request, dozens a second) while the outage is open: it was logged once when it began
+    and will be once when it ends."""
+
+    def __init__(self, outage: Outage) -> None:
+        super().__init__()
+        self.outage = outage
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.outage.active and record.levelno <= logging.ERROR)
+
+
+def quiet_client_logs(outage: Outage, prefix: str = "aiokafka") -> None:
+    """Install :class:`QuietDuringOutage` on ``prefix`` and every logger below it (a filter
+    on a logger applies only to records logged there, not to its children's)."""
+    quiet = QuietDuringOutage(outage)
+    names = [n for n in logging.root.manager.loggerDict if n.startswith(prefix + ".")]
+    for name in [prefix, *names]:
+        logging.getLogger(name).addFilter(quiet)
