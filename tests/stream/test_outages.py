@@ -34,8 +34,6 @@ from engine.testing.postgres import RestartableServer
 from .harness import REPO, private_topics
 from .test_sink import offline_decisions, publish
 
-pytestmark = pytest.mark.chaos
-
 
 @pytest.fixture(scope="module")
 def outage_broker() -> Iterator[LocalJarBroker]:
@@ -158,6 +156,7 @@ def assert_exact(store: EventStore, url: str, decisions: list[Decision]) -> None
     assert "intact" in verify.stdout
 
 
+@pytest.mark.chaos
 def test_sink_rides_out_a_broker_outage(
     outage_broker: LocalJarBroker, decisions: list[Decision], tmp_path: Path
 ) -> None:
@@ -191,6 +190,7 @@ def test_sink_rides_out_a_broker_outage(
     store.close()
 
 
+@pytest.mark.chaos
 def test_sink_rides_out_a_postgres_restart(
     kafka_bootstrap: str, decisions: list[Decision], tmp_path: Path
 ) -> None:
@@ -222,3 +222,18 @@ def test_sink_rides_out_a_postgres_restart(
                 sink.proc.kill()
         assert_exact(store, url, decisions)
         store.close()
+
+
+def test_a_permanent_store_error_stops_the_sink_with_a_message(postgres_url: str) -> None:
+    """Waiting cannot create a missing database: exit 1 with the reason, no traceback."""
+    url = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "sink", "--store", url, "--idle-exit", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "no_such_database" in done.stderr and "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
