@@ -218,18 +218,24 @@ class KafkaWatch:
     a transient one opens the outage (one retry counted a second at most, librdkafka
     reconnecting every few hundred milliseconds); while it is open, :meth:`check`, called
     from the event loop's heartbeat, asks the cluster for metadata in a thread, and an
-    answer ends it. librdkafka itself keeps retrying the records meanwhile."""
+    answer ends it. librdkafka itself keeps retrying the records meanwhile.
+
+    For ``settle`` seconds after an outage ends, errors are not taken for a new one: the
+    producers that were not probed report their own lost connections late."""
 
     def __init__(
         self,
         outage: Outage,
         probe: Callable[[], object],
         clock: Callable[[], float] = time.monotonic,
+        settle: float = 5.0,
     ) -> None:
         self.outage = outage
         self._probe = probe
         self._clock = clock
+        self._settle = settle
         self._counted = 0.0
+        self._ended = -settle
         self._probing: asyncio.Future[None] | None = None
 
     def on_error(self, error: KafkaError) -> None:
@@ -237,6 +243,8 @@ class KafkaWatch:
             return
         now = self._clock()
         if self.outage.active and now - self._counted < 1.0:
+            return
+        if not self.outage.active and now - self._ended < self._settle:
             return
         self._counted = now
         self.outage.failed(kafka_reason(error), error.str())
@@ -254,6 +262,7 @@ class KafkaWatch:
             if isinstance(error, KafkaError):
                 self.on_error(error)
             return
+        self._ended = self._clock()
         self.outage.ok()
 
 

@@ -3,6 +3,7 @@ is retried and what is not, and how an outage shows (readiness, metrics, one log
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -15,6 +16,7 @@ from engine.store import StoreError, StoreUnavailable
 from engine.stream.health import Health
 from engine.stream.outage import (
     Backoff,
+    KafkaWatch,
     Outage,
     RetryMetrics,
     Stopped,
@@ -139,3 +141,50 @@ def test_kafka_errors_classified(code: int, transient: bool) -> None:
     if transient:
         assert reason and reason == reason.lower() and not reason.startswith("_")
     assert classify_kafka(KafkaException(KafkaError(code, fatal=True))) is None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_kafka_watch_opens_on_transient_errors_and_a_probe_answer_closes_it() -> None:
+    o, health, _metrics, registry = outage()
+    clock = Clock()
+    answers: list[bool] = [False, True]
+
+    def probe() -> None:
+        if not answers.pop(0):
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+
+    watch = KafkaWatch(o, probe, clock=clock, settle=5.0)
+    watch.on_error(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))  # not an outage
+    assert not o.active
+    watch.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    watch.on_error(KafkaError(KafkaError._TRANSPORT))  # the same second: not counted again
+    assert o.active and not health.readiness()[0]
+    clock.now += 1.5
+    watch.on_error(KafkaError(KafkaError._TRANSPORT))
+    counted = value(registry, "rating_retries_total", component="store", reason="transport")
+    assert counted == 1
+    assert value(registry, "rating_retries_total", component="store", reason="all_brokers_down")
+
+    async def probe_twice() -> None:
+        for _ in range(2):
+            watch.check()
+            assert watch._probing is not None
+            await watch._probing
+
+    asyncio.run(probe_twice())
+    assert not o.active and health.readiness()[0]
+    # A late report from another producer right after the end is not a new outage...
+    clock.now += 1.0
+    watch.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    assert not o.active
+    # ... but one after the settling time is.
+    clock.now += 10.0
+    watch.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    assert o.active
