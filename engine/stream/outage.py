@@ -216,9 +216,12 @@ def classify_kafka(exc: BaseException) -> str | None:
 class KafkaWatch:
     """A worker's view of the broker, from its producers' client-level errors (``error_cb``):
     a transient one opens the outage (one retry counted a second at most, librdkafka
-    reconnecting every few hundred milliseconds); while it is open, :meth:`check`, called
-    from the event loop's heartbeat, asks the cluster for metadata in a thread, and an
-    answer ends it. librdkafka itself keeps retrying the records meanwhile.
+    reconnecting every few hundred milliseconds). :meth:`check`, called from the event
+    loop's heartbeat, also asks the cluster for metadata in a thread, every ``every``
+    seconds, and at each heartbeat while an outage is open: a failure opens one (an idle
+    producer keeps no connection, so it reports nothing when the broker goes away while
+    the worker has nothing to send), an answer ends it. librdkafka itself keeps retrying
+    the records meanwhile.
 
     For ``settle`` seconds after an outage ends, errors are not taken for a new one: the
     producers that were not probed report their own lost connections late."""
@@ -229,11 +232,14 @@ class KafkaWatch:
         probe: Callable[[], object],
         clock: Callable[[], float] = time.monotonic,
         settle: float = 5.0,
+        every: float = 2.0,
     ) -> None:
         self.outage = outage
         self._probe = probe
         self._clock = clock
         self._settle = settle
+        self._every = every
+        self._probed = -every
         self._counted = 0.0
         self._ended = -settle
         self._probing: asyncio.Future[None] | None = None
@@ -250,8 +256,12 @@ class KafkaWatch:
         self.outage.failed(kafka_reason(error), error.str())
 
     def check(self) -> None:
-        if not self.outage.active or (self._probing is not None and not self._probing.done()):
+        if self._probing is not None and not self._probing.done():
             return
+        now = self._clock()
+        if not self.outage.active and now - self._probed < self._every:
+            return
+        self._probed = now
         self._probing = asyncio.get_running_loop().run_in_executor(None, self._probe_once)
 
     def _probe_once(self) -> None:
@@ -267,16 +277,37 @@ class KafkaWatch:
 
 
 class QuietDuringOutage(logging.Filter):
-    """Drops a Kafka client's per-attempt lines (aiokafka logs every failed connection and
-    request, dozens a second) while the outage is open: it was logged once when it began
-    and will be once when it ends."""
+    """Keeps a Kafka client's per-attempt lines out of the log (aiokafka logs every failed
+    connection and request, dozens a second): none while the outage is open (it was logged
+    once when it began and will be once when it ends), and before it is noticed, each kind
+    of warning or error (its message template) once per ``repeat_every`` seconds."""
 
-    def __init__(self, outage: Outage) -> None:
+    def __init__(
+        self,
+        outage: Outage,
+        repeat_every: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.outage = outage
+        self.repeat_every = repeat_every
+        self._clock = clock
+        self._seen: dict[tuple[str, str], float] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (self.outage.active and record.levelno <= logging.ERROR)
+        if record.levelno > logging.ERROR:
+            return True
+        if self.outage.active:
+            return False
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, str(record.msg))
+        now = self._clock()
+        last = self._seen.get(key)
+        if last is not None and now - last < self.repeat_every:
+            return False
+        self._seen[key] = now
+        return True
 
 
 def quiet_client_logs(outage: Outage, prefix: str = "aiokafka") -> None:

@@ -18,6 +18,7 @@ from engine.stream.outage import (
     Backoff,
     KafkaWatch,
     Outage,
+    QuietDuringOutage,
     RetryMetrics,
     Stopped,
     classify_kafka,
@@ -160,7 +161,7 @@ def test_kafka_watch_opens_on_transient_errors_and_a_probe_answer_closes_it() ->
         if not answers.pop(0):
             raise KafkaException(KafkaError(KafkaError._TRANSPORT))
 
-    watch = KafkaWatch(o, probe, clock=clock, settle=5.0)
+    watch = KafkaWatch(o, probe, clock=clock, settle=5.0, every=5.0)
     watch.on_error(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))  # not an outage
     assert not o.active
     watch.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
@@ -188,3 +189,61 @@ def test_kafka_watch_opens_on_transient_errors_and_a_probe_answer_closes_it() ->
     clock.now += 10.0
     watch.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
     assert o.active
+
+
+def test_kafka_watch_probes_now_and_then_and_a_failed_probe_opens_the_outage() -> None:
+    """An idle producer reports nothing when the broker goes: the periodic probe does."""
+    o, health, _metrics, registry = outage()
+    clock = Clock()
+    calls: list[float] = []
+    broker_up = [True]
+
+    def probe() -> None:
+        calls.append(clock.now)
+        if not broker_up[0]:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+
+    watch = KafkaWatch(o, probe, clock=clock, settle=5.0, every=5.0)
+
+    async def beat(seconds: int) -> None:
+        for _ in range(seconds):
+            watch.check()
+            if watch._probing is not None:
+                await watch._probing
+            clock.now += 1.0
+
+    asyncio.run(beat(10))
+    assert calls == [100.0, 105.0]  # every 5 s while all is well
+    assert not o.active
+    broker_up[0] = False
+    asyncio.run(beat(6))
+    assert o.active and not health.readiness()[0]
+    failed = calls[2:]
+    assert failed[0] == 110.0  # the next regular probe finds the broker gone...
+    assert failed[1:] == [111.0, 112.0, 113.0, 114.0, 115.0]  # ... then one every beat
+    counted = value(registry, "rating_retries_total", component="store", reason="transport")
+    assert counted == len(failed)
+    broker_up[0] = True
+    asyncio.run(beat(1))  # probed at every beat while the outage is open
+    assert not o.active and health.readiness()[0]
+
+
+def test_client_log_lines_are_kept_out_during_an_outage_and_thinned_before() -> None:
+    o, _health, _metrics, _registry = outage()
+    clock = Clock()
+    quiet = QuietDuringOutage(o, repeat_every=30.0, clock=clock)
+
+    def record(level: int, msg: str) -> logging.LogRecord:
+        return logging.LogRecord("aiokafka", level, __file__, 1, msg, ("x",), None)
+
+    connect = "Unable connect to node with id %s"
+    assert quiet.filter(record(logging.ERROR, connect))
+    clock.now += 1
+    assert not quiet.filter(record(logging.ERROR, connect))  # the same kind again: dropped
+    assert quiet.filter(record(logging.ERROR, "Unable to update metadata from %s"))
+    assert quiet.filter(record(logging.INFO, connect))  # not a complaint: kept
+    clock.now += 30
+    assert quiet.filter(record(logging.ERROR, connect))  # a while later: once more
+    o.failed("transport", "down")
+    assert not quiet.filter(record(logging.ERROR, "anything at all %s"))
+    assert quiet.filter(record(logging.CRITICAL, "never hidden %s"))

@@ -186,6 +186,7 @@ def test_sink_rides_out_a_broker_outage(
     finally:
         if sink.proc.poll() is None:
             sink.proc.kill()
+            sink.proc.wait()
     assert_exact(store, url, decisions)
     store.close()
 
@@ -220,6 +221,7 @@ def test_sink_rides_out_a_postgres_restart(
         finally:
             if sink.proc.poll() is None:
                 sink.proc.kill()
+                sink.proc.wait()
         assert_exact(store, url, decisions)
         store.close()
 

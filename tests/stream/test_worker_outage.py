@@ -128,6 +128,7 @@ def test_worker_and_sink_ride_out_a_minute_without_the_broker(
         publisher.join(timeout=300)
         if sink.proc.poll() is None:
             sink.proc.kill()
+            sink.proc.wait()
         stack.stop_worker()
 
     stored: dict[str, list[bytes]] = {}
