@@ -111,17 +111,18 @@ class Sink:
         store: EventStore,
         projection: Projection | None = None,
         metrics: SinkMetrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self.settings = settings
         self.topic = topics.wallet_events.name
         self.store = store
         self.projection = projection
         self.metrics = metrics or SinkMetrics()
-        self.progress = SinkProgress(position=store.position())
-        self.health = Health()
+        self.health = health or Health()
         self.kafka = Outage("kafka", "Kafka", self.health, self.metrics.retry)
         self.store_outage = Outage("store", "the event store", self.health, self.metrics.retry)
         self._stop = False
+        self.progress = SinkProgress(position=self._retry_store(store.position))
         self._refreshed = 0.0
         self._consumer = Consumer(
             {
@@ -375,6 +376,18 @@ def _next_offsets(messages: list[Any]) -> list[TopicPartition]:
         key = (m.topic(), m.partition())
         last[key] = max(last.get(key, -1), m.offset())
     return [TopicPartition(t, p, offset + 1) for (t, p), offset in sorted(last.items())]
+
+
+def open_store_waiting(
+    url: str, health: Health, metrics: SinkMetrics, backoff: Backoff | None = None
+) -> EventStore:
+    """The store at ``url``, waiting (not ready, alive, retries counted) while its server
+    is out of reach, so that a sink started during a database outage does not exit. A
+    permanent error (bad credentials, no such database) is raised at once."""
+    from ..store import open_store
+
+    outage = Outage("store", "the event store", health, metrics.retry)
+    return retry(outage, lambda: open_store(url), classify_store, backoff or Backoff())
 
 
 def install_signal_handlers(sink: Sink) -> None:

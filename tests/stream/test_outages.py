@@ -226,6 +226,38 @@ def test_sink_rides_out_a_postgres_restart(
         store.close()
 
 
+@pytest.mark.chaos
+def test_sink_started_while_postgres_is_down_waits_for_it(
+    kafka_bootstrap: str, decisions: list[Decision], tmp_path: Path
+) -> None:
+    topics = _topics(kafka_bootstrap, tmp_path)
+    some = decisions[:300]
+    total = sum(len(d.events) for d in some)
+    with RestartableServer() as server:
+        url = server.url
+        server.stop("fast")
+        sink = SinkProcess(kafka_bootstrap, topics, url, tmp_path)
+        try:
+            wait_for(lambda: sink.get("/readyz")[0] == 503, 60, sink)
+            publish(kafka_bootstrap, topics.wallet_events.name, some)
+            hold(5, sink)
+            status, body = sink.get("/readyz")
+            assert status == 503 and "the event store unavailable" in body, body
+            assert sink.get("/healthz")[0] == 200  # alive: an orchestrator lets it wait
+            server.start()
+            store = open_store(url)
+            wait_for(lambda: position(store) >= total, 90, sink)
+            assert sink.retries("store") > 0
+            assert "Traceback" not in sink.log()
+            assert sink.stop() == 0, sink.log()
+        finally:
+            if sink.proc.poll() is None:
+                sink.proc.kill()
+                sink.proc.wait()
+        assert_exact(store, url, some)
+        store.close()
+
+
 def test_a_permanent_store_error_stops_the_sink_with_a_message(postgres_url: str) -> None:
     """Waiting cannot create a missing database: exit 1 with the reason, no traceback."""
     url = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
