@@ -354,8 +354,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_sink(args: argparse.Namespace) -> int:
-    from .store import open_store
-    from .stream.sink import Sink, SinkSettings, install_signal_handlers
+    from .stream.health import Health
+    from .stream.metrics import SinkMetrics
+    from .stream.sink import Sink, SinkSettings, install_signal_handlers, open_store_waiting
     from .stream.topics import load_topics
 
     if args.batch_size is not None and args.batch_size < 1:
@@ -367,12 +368,13 @@ def cmd_sink(args: argparse.Namespace) -> int:
         idle_exit=args.idle_exit,
     )
     topics = load_topics()
-    store = open_store(args.store)
+    metrics, health = SinkMetrics(), Health()
+    if args.metrics_port:  # first: alive (and not ready) while it waits for the store
+        metrics.serve(args.metrics_port, health)
+    store = open_store_waiting(args.store, health, metrics)
     try:
         projection = _projector(args.clickhouse, args.catalog) if args.clickhouse else None
-        sink = Sink(settings, topics, store, projection)
-        if args.metrics_port:
-            sink.metrics.serve(args.metrics_port, sink.health)
+        sink = Sink(settings, topics, store, projection, metrics, health)
         install_signal_handlers(sink)
         progress = sink.run()
     finally:

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import EventStore, Problem, StoredEvent, StoredInput, StoreError, StoreStats, safe_url
+from .base import (
+    EventStore,
+    Problem,
+    StoredEvent,
+    StoredInput,
+    StoreError,
+    StoreStats,
+    StoreUnavailable,
+    safe_url,
+)
 from .chain import chain_key as chain_key_from_env
 
 
@@ -36,6 +45,7 @@ __all__ = [
     "Problem",
     "StoreError",
     "StoreStats",
+    "StoreUnavailable",
     "StoredEvent",
     "StoredInput",
     "open_store",

@@ -67,6 +67,15 @@ class StoreError(Exception):
     """The store cannot be opened or used: an unknown URL, a server out of reach."""
 
 
+class StoreUnavailable(StoreError):
+    """The store's server is out of reach for now (a lost connection, a restart): the same
+    call may succeed later. ``reason`` is a short label for metrics."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def safe_url(url: str) -> str:
     """``url`` with any password replaced by ``***``, fit for messages and logs."""
     parts = urlsplit(url)

@@ -12,16 +12,26 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
 import psycopg
+import psycopg.errors
 
 from ..codec import decode_input
 from ..domain import Cdr, Command, Event
 from ..secrets import EVENT_STORE_PASSWORD, SecretError, password_in_url, secret
 from . import chain, schema
-from .base import Problem, StoredEvent, StoredInput, StoreError, StoreStats, safe_url
+from .base import (
+    Problem,
+    StoredEvent,
+    StoredInput,
+    StoreError,
+    StoreStats,
+    StoreUnavailable,
+    safe_url,
+)
 from .chain import ChainRow, Head
 from .rows import EventRow, chain_events, first_of_each, input_rows
 
@@ -32,7 +42,14 @@ _COPY_TYPES = ["int8", "text", "text", "int8", "text", "timestamptz", "bytea", "
 
 
 class PostgresStore:
-    """An ``EventStore`` in PostgreSQL; one connection, its calls serialized by a lock."""
+    """An ``EventStore`` in PostgreSQL; one connection, its calls serialized by a lock.
+
+    A connection lost to a server restart or a network failure raises
+    :class:`StoreUnavailable` (nothing half-done: a transaction the server did not commit is
+    rolled back, and one it did commit is recognised by its event ids when the caller
+    retries); the next call connects again. Bad credentials, a missing database or a
+    schema that does not match are :class:`StoreError` and are not worth retrying.
+    """
 
     def __init__(self, url: str, connect_timeout: int = 10, chain_key: bytes | None = None) -> None:
         self.url = safe_url(url)
@@ -43,27 +60,68 @@ class PostgresStore:
             password = None if password_in_url(url) else secret(EVENT_STORE_PASSWORD)
         except SecretError as exc:
             raise StoreError(str(exc)) from None
-        extra: dict[str, Any] = {"password": password} if password else {}
-        try:
-            self._conn = psycopg.connect(
-                url, autocommit=True, connect_timeout=connect_timeout, **extra
-            )
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot reach the event store {self.url}: {exc}") from exc
+        self._password: dict[str, Any] = {"password": password} if password else {}
+        self._dsn = url
+        self._connect_timeout = connect_timeout
         self._lock = threading.Lock()
-        # Times come back in UTC whatever the server's default (a SET, so that any
-        # ``options`` of the URL, such as a search_path, still apply).
-        self._conn.execute("SET TIME ZONE 'UTC'")
+        self._conn: psycopg.Connection[Any] | None = None
+        conn = self._connect()
         try:
-            with self._conn.transaction(), self._conn.cursor() as cur:
+            with conn.transaction(), conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (schema.POSTGRES_DDL_LOCK,))
                 for ddl in schema.POSTGRES:
                     cur.execute(ddl)
         except psycopg.Error as exc:
-            self._conn.close()
-            raise StoreError(
-                f"cannot create the event store's tables at {self.url}: {exc}"
-            ) from exc
+            self._drop()
+            raise self._error(exc, "cannot create the event store's tables at") from exc
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        """A new connection (the caller holds the lock, or no other thread has the store)."""
+        try:
+            conn = psycopg.connect(
+                self._dsn,
+                autocommit=True,
+                connect_timeout=self._connect_timeout,
+                **self._password,
+                # A server that vanished without closing the socket is noticed within
+                # about 30 s instead of the kernel's two hours.
+                keepalives=1,
+                keepalives_idle=10,
+                keepalives_interval=5,
+                keepalives_count=4,
+            )
+            # Times come back in UTC whatever the server's default (a SET, so that any
+            # ``options`` of the URL, such as a search_path, still apply).
+            conn.execute("SET TIME ZONE 'UTC'")
+        except psycopg.Error as exc:
+            raise self._error(exc, "cannot reach the event store") from exc
+        self._conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _error(self, exc: psycopg.Error, doing: str) -> StoreError:
+        message = f"{doing} {self.url}: {str(exc).strip()}"
+        if transient(exc):
+            return StoreUnavailable(message, reason(exc))
+        return StoreError(message)
+
+    @contextmanager
+    def _session(self) -> Iterator[psycopg.Connection[Any]]:
+        """The connection, under the lock, connecting again if the last one was lost; a
+        transient failure drops it and becomes :class:`StoreUnavailable`."""
+        with self._lock:
+            conn = self._conn if self._conn is not None else self._connect()
+            try:
+                yield conn
+            except psycopg.Error as exc:
+                if not transient(exc):
+                    raise
+                self._drop()
+                raise self._error(exc, "lost the event store") from exc
 
     def append(
         self, events: Sequence[Event], inputs: Sequence[tuple[str, Cdr | Command]] = ()
@@ -72,7 +130,7 @@ class PostgresStore:
         new_inputs = input_rows(inputs)
         if not unique and not new_inputs:
             return 0
-        with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
+        with self._session() as conn, conn.transaction(), conn.cursor() as cur:
             (after,) = _one(cur.execute("SELECT position FROM log_head WHERE id = 1 FOR UPDATE"))
             cur.execute(
                 "SELECT event_id FROM events WHERE event_id = ANY(%s)", ([e.id for e in unique],)
@@ -117,7 +175,7 @@ class PostgresStore:
         cur.execute("UPDATE log_head SET position = %s WHERE id = 1", (rows[-1].position,))
 
     def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock, self._conn.cursor() as cur:
+        with self._session() as conn, conn.cursor() as cur:
             return cur.execute(sql, args).fetchall()
 
     def read_all(self, after: int = 0, batch: int = 10_000) -> Iterator[list[StoredEvent]]:
@@ -187,13 +245,13 @@ class PostgresStore:
 
     def verify(self, unkeyed_until: int = 0) -> list[Problem]:
         # One snapshot for heads and events; a server-side cursor streams the rows.
-        with self._lock, self._conn.transaction():
-            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        with self._session() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             heads = {
                 w: Head(v, h)
-                for w, v, h in self._conn.execute("SELECT wallet_id, version, hash FROM streams")
+                for w, v, h in conn.execute("SELECT wallet_id, version, hash FROM streams")
             }
-            with self._conn.cursor(name="verify_events") as cur:
+            with conn.cursor(name="verify_events") as cur:
                 cur.itersize = 10_000
                 cur.execute(
                     "SELECT position, wallet_id, version, event_id, payload, prev_hash, hash "
@@ -203,7 +261,8 @@ class PostgresStore:
                 return chain.verify(rows, heads, self._key, unkeyed_until)
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._drop()
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -215,6 +274,35 @@ class PostgresStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# SQLSTATEs that waiting does not fix: invalid authorization (class 28), no such database
+# or schema. The rest of OperationalError is a lost connection or a server starting,
+# stopping or restarting (57P01-57P03, class 08, or no SQLSTATE at all).
+_PERMANENT_STATES = frozenset({"3D000", "3F000"})
+_PERMANENT_TEXT = ("authentication failed", "does not exist", "no pg_hba.conf entry")
+
+
+def transient(exc: psycopg.Error) -> bool:
+    """Whether ``exc`` is a lost connection or a server not (yet) accepting connections,
+    as opposed to a mistake that waiting cannot fix."""
+    if isinstance(exc, psycopg.InterfaceError):
+        return True  # "the connection is closed": connecting again fixes it
+    if isinstance(exc, psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    if state is None:  # libpq's own errors: refused, reset, closed, timed out
+        return not any(text in str(exc) for text in _PERMANENT_TEXT)
+    return not state.startswith("28") and state not in _PERMANENT_STATES
+
+
+def reason(exc: psycopg.Error) -> str:
+    """A short, bounded label of a transient error, for metrics."""
+    if exc.sqlstate is None:
+        return "connection_lost"
+    return type(exc).__name__.lower()
 
 
 def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:

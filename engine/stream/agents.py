@@ -58,6 +58,7 @@ from .app import RatingApp, RawSchema, create_app
 from .fencing import Fenced, PartitionWriter
 from .health import HEARTBEAT_EVERY, Health, worker_readiness
 from .metrics import Metrics
+from .outage import KafkaWatch, Outage, quiet_client_logs
 from .positions import TP as TPKey
 from .positions import Batch, Input, Positions
 from .processor import RatingProcessor, Recovered, decision_id, recover
@@ -134,6 +135,10 @@ class Topology:
         self.names = topics
         self.processor = RatingProcessor(catalog)
         self.metrics = Metrics()
+        self.health = Health()
+        outage = Outage("kafka", "Kafka", self.health, self.metrics.retry)
+        self.kafka = KafkaWatch(outage, lambda: self.clock_out.producer.list_topics(timeout=2.0))
+        quiet_client_logs(outage)
         self.recovering: dict[int, asyncio.Future[None]] = {}
         partitions = topics.wallet_events.partitions
         self.snapshot_at: dict[int, float] = {}
@@ -144,15 +149,19 @@ class Topology:
         self.max_message_bytes = max(t.max_message_bytes or 0 for t in topics.all) or None
         # One producer per agent: each waits for its own records only. The rate agent
         # writes through one transactional producer per owned wallet partition (fencing.py).
-        self.enrich_out = BatchProducer(settings.bootstrap, f"{settings.app_id}-enrich")
-        self.clock_out = BatchProducer(settings.bootstrap, f"{settings.app_id}-clock")
+        self.enrich_out = BatchProducer(
+            settings.bootstrap, f"{settings.app_id}-enrich", on_error=self.kafka.on_error
+        )
+        self.clock_out = BatchProducer(
+            settings.bootstrap, f"{settings.app_id}-clock", on_error=self.kafka.on_error
+        )
         self.writers: dict[int, PartitionWriter] = {}
         """The producer of each wallet partition this worker owns and has recovered."""
         self.fenced: dict[int, float] = {}
-        self.homes: dict[str, int] = {}
-        """Wallet -> its partition (murmur2), computed once per wallet."""
         """Partitions whose producer was fenced, with when: not this worker's for a while
         (`FENCE_HOLD`), or until assigned again."""
+        self.homes: dict[str, int] = {}
+        """Wallet -> its partition (murmur2), computed once per wallet."""
         self.commits = ThreadPoolExecutor(partitions, thread_name_prefix="commit")
 
         def topic(*names: str) -> faust.TopicT:
@@ -168,7 +177,6 @@ class Topology:
             app.timer(settings.tick_interval, name="clock")(self.clock)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.on_rebalance_complete.connect(self._on_rebalanced)  # type: ignore[arg-type]
-        self.health = Health()
         app.timer(HEARTBEAT_EVERY, name="heartbeat")(self.heartbeat)
         app.task(self._diagnostics)
         if settings.metrics_port:
@@ -318,7 +326,13 @@ class Topology:
             bootstrap, app_id = self.settings.bootstrap, self.settings.app_id
 
             def load() -> tuple[PartitionWriter, Recovered]:
-                writer = PartitionWriter(bootstrap, app_id, partition, self.max_message_bytes)
+                writer = PartitionWriter(
+                    bootstrap,
+                    app_id,
+                    partition,
+                    self.max_message_bytes,
+                    on_error=self.kafka.on_error,
+                )
                 # First fence, then read: what the previous owner may still send is aborted,
                 # so the log read next is all that will ever be committed before us.
                 writer.init()
@@ -681,6 +695,7 @@ class Topology:
     async def heartbeat(self) -> None:
         """Liveness and readiness for /healthz and /readyz, from the event loop itself."""
         self.health.beat()
+        self.kafka.check()
         assigned = self._wallet_partitions(set(self.app.consumer.assignment()))
         busy = self.app.rebalancing or self.app.in_recovery
         self.health.ready(worker_readiness(busy, assigned, self.processor.recovered))

@@ -21,22 +21,28 @@ older epoch; whatever the old owner still sends is aborted.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from .kafka_security import client_config
-from .publisher import PRODUCER_CONFIG
+from .publisher import PRODUCER_CONFIG, WORKER_DELIVERY_TIMEOUT_MS
 from .topics import StreamError
 
-TRANSACTION_TIMEOUT_MS = 90_000
+TRANSACTION_TIMEOUT_MS = WORKER_DELIVERY_TIMEOUT_MS + 60_000
 """How long the broker lets a transaction stay open before it aborts it on its own: longer
-than any batch takes (librdkafka requires it to be at least ``message.timeout.ms``). A
-partition whose owner stopped with a transaction open holds back ``read_committed`` readers
-of that partition until a new owner fences it, or this long at most."""
+than a batch may wait out a broker outage (librdkafka requires it to be at least
+``message.timeout.ms``, the worker's delivery timeout). A partition whose owner stopped with
+a transaction open holds back ``read_committed`` readers of that partition until a new
+owner fences it, or this long at most."""
 
 TIMEOUT = 60.0
-"""Seconds to wait for ``init_transactions`` and for a commit."""
+"""Seconds to wait for ``init_transactions``."""
+COMMIT_TIMEOUT = WORKER_DELIVERY_TIMEOUT_MS / 1000 + 30
+"""Seconds a commit waits for its records and the broker's answer: a broker outage shorter
+than the delivery timeout is waited out (the outage is reported meanwhile by the worker's
+`KafkaWatch`); a longer one fails the batch before its inputs are committed."""
 
 COMMIT_RETRIES = 5
 
@@ -100,8 +106,10 @@ class PartitionWriter:
         partition: int,
         max_message_bytes: int | None = None,
         extra: dict[str, Any] | None = None,
+        on_error: Callable[[KafkaError], None] | None = None,
     ) -> None:
         self.partition = partition
+        self._report = on_error
         self.transactional_id = transactional_id(app_id, partition)
         config = {
             **PRODUCER_CONFIG,
@@ -109,6 +117,7 @@ class PartitionWriter:
             "client.id": f"{app_id}-rate-{partition}",
             "transactional.id": self.transactional_id,
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            "message.timeout.ms": WORKER_DELIVERY_TIMEOUT_MS,
             # See BatchProducer: librdkafka checks the uncompressed size.
             "message.max.bytes": min(4 * (max_message_bytes or 1_000_000), 1_000_000_000),
             # A batch waits for its own commit, so lingering only adds latency.
@@ -128,6 +137,8 @@ class PartitionWriter:
     def _on_error(self, error: KafkaError) -> None:
         if error.fatal():
             self._fatal = error
+        if self._report is not None:
+            self._report(error)  # a broker outage, seen by the worker's KafkaWatch
 
     def _on_delivery(self, error: KafkaError | None, msg: Message) -> None:
         if error is not None:
@@ -204,7 +215,7 @@ class PartitionWriter:
             except KafkaException as exc:
                 self._raise("produce", exc)
 
-    def commit(self, timeout: float = TIMEOUT) -> None:
+    def commit(self, timeout: float = COMMIT_TIMEOUT) -> None:
         """Commit the open transaction, blocking until Kafka has it (or raising, with the
         transaction aborted). The delivery reports are served first, so ``offsets`` says
         where the transaction's records landed."""

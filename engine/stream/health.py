@@ -48,6 +48,9 @@ class Health:
         # The start counts as a beat: a process is alive while it starts up.
         self._beat = clock()
         self._not_ready: str | None = STARTING
+        # Outages under way, by component (outage.py); replaced, never mutated, so the
+        # HTTP thread always reads a whole mapping.
+        self._outages: dict[str, str] = {}
 
     def beat(self) -> None:
         """The loop is turning (call it from the loop, at least every few seconds)."""
@@ -56,6 +59,14 @@ class Health:
     def ready(self, reason: str | None) -> None:
         """``None``: ready; otherwise the short reason it is not."""
         self._not_ready = reason
+
+    def not_ready_for(self, component: str, reason: str | None) -> None:
+        """A component's outage (``None``: it is over). While any is under way the process
+        is not ready, whatever the loop last said with :meth:`ready`."""
+        outages = {k: v for k, v in self._outages.items() if k != component}
+        if reason is not None:
+            outages[component] = reason
+        self._outages = outages
 
     def liveness(self) -> tuple[bool, dict[str, object]]:
         age = self._clock() - self._beat
@@ -66,7 +77,8 @@ class Health:
         return alive, body
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
-        reason = self._not_ready
+        outages = self._outages
+        reason = "; ".join(outages[k] for k in sorted(outages)) if outages else self._not_ready
         if reason is None:
             return True, {"ready": True}
         return False, {"ready": False, "reason": reason}

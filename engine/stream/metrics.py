@@ -10,6 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .health import Health, HealthServer, serve
+from .outage import RetryMetrics
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 AGE_BUCKETS = (1, 10, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400, 90 * 86400)
@@ -117,6 +118,7 @@ class Metrics:
             "wallet.events; the partition was rebuilt from the whole log instead.",
             registry=r,
         )
+        self.retry = RetryMetrics(r)
 
     def serve(self, port: int, health: Health | None = None) -> HealthServer:
         """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``port`` (0: any free port);
@@ -159,6 +161,7 @@ class SinkMetrics:
             "Position of the last stored event applied to the ClickHouse projections.",
             registry=r,
         )
+        self.retry = RetryMetrics(r)
 
     def serve(self, port: int, health: Health | None = None) -> HealthServer:
         """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``port`` (0: any free port);

@@ -391,6 +391,13 @@ class DeliveryFailed(StreamError):
     """A record the worker produced was refused or timed out: its batch must not be acked."""
 
 
+WORKER_DELIVERY_TIMEOUT_MS = 300_000
+"""How long the worker's producers keep a record while the broker is away (librdkafka
+retries it meanwhile; the idempotent producer makes the retries harmless). An outage
+shorter than this is waited out; a longer one fails the batch and stops the worker
+(exit 75) before its inputs are committed."""
+
+
 class BatchProducer:
     """The worker's producer (confluent-kafka: librdkafka does the protocol work in its own
     threads, off the event loop) with one rule: `durable` returns only once Kafka has
@@ -400,7 +407,14 @@ class BatchProducer:
     batch's inputs, so no input offset is committed before what it produced is durable.
     """
 
-    def __init__(self, bootstrap: str, name: str, max_message_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        name: str,
+        max_message_bytes: int | None = None,
+        on_error: Callable[[KafkaError], None] | None = None,
+        delivery_timeout_ms: int = WORKER_DELIVERY_TIMEOUT_MS,
+    ) -> None:
         config = {
             **PRODUCER_CONFIG,
             **client_config(bootstrap),
@@ -412,6 +426,7 @@ class BatchProducer:
             # A batch waits for its own acknowledgement, so lingering only adds latency.
             "linger.ms": 2,
             "error_cb": self._on_error,
+            "message.timeout.ms": delivery_timeout_ms,
         }
         self.producer = Producer(config)
         self.name = name
@@ -419,11 +434,15 @@ class BatchProducer:
         self.offsets: dict[tuple[str, int], int] = {}
         """The highest acknowledged offset per (topic, partition)."""
         self._fatal: KafkaError | None = None
+        self._report = on_error
+        self._drain = delivery_timeout_ms / 1000 + DRAIN_GRACE
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-flush")
 
     def _on_error(self, error: KafkaError) -> None:
         if error.fatal():
             self._fatal = error
+        elif self._report is not None:
+            self._report(error)  # the broker unreachable, for instance (outage.py)
 
     def _on_delivery(self, error: KafkaError | None, msg: Message) -> None:
         if error is not None:
@@ -450,7 +469,7 @@ class BatchProducer:
                 self.producer.poll(0.05)  # the local queue is full: serve delivery reports
 
     def _flush(self) -> int:
-        return self.producer.flush(_drain_timeout())
+        return self.producer.flush(self._drain)
 
     async def durable(self) -> None:
         """Wait (off the event loop) until every record produced so far is acknowledged."""
@@ -463,5 +482,5 @@ class BatchProducer:
             raise DeliveryFailed(f"{self.name}: delivery failed: {'; '.join(why)}")
 
     def close(self) -> None:
-        self.producer.flush(_drain_timeout())
+        self.producer.flush(self._drain)
         self._executor.shutdown(wait=False)

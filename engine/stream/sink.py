@@ -5,6 +5,12 @@ stored exactly once: offsets are committed only after the store's transaction is
 and a batch delivered again after a crash between the write and the commit adds nothing.
 The ClickHouse projections follow the store, not the topic, so the live projections and a
 rebuild read the same log in the same order.
+
+Outages of Kafka or of the store's server are waited out (outage.py): a transient error of
+an append, an offset commit or a read is retried with capped exponential backoff, the sink
+reports not ready meanwhile, and it carries on where it was when the component is back. A
+retried append after a lost connection stores nothing twice (the store skips event ids it
+has), and the batch's offsets are still committed only after the append returned.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -24,12 +30,26 @@ from ..store.base import EventStore
 from .health import Health
 from .kafka_security import client_config
 from .metrics import SinkMetrics
+from .outage import (
+    Backoff,
+    Outage,
+    Stopped,
+    classify_store,
+    kafka_reason,
+    kafka_transient,
+    retry,
+)
 from .topics import StreamError, Topics
 
 POLL_TIMEOUT = 0.5
 REFRESH_EVERY = 1.0
 """Seconds between lag measurements and projection runs: both cost a round trip."""
+COMMIT_REPORT_WAIT = 30.0
+"""Seconds to wait for an asynchronous commit's report before sending the offsets again
+(committing the same offsets twice is harmless)."""
 
+
+T = TypeVar("T")
 
 _REBALANCE_ERRORS = (
     KafkaError._NO_OFFSET,
@@ -54,6 +74,8 @@ class SinkSettings:
     """Most decision records appended in one store transaction."""
     idle_exit: float = 0.0
     """Stop after this many seconds without a record (0: run until signalled)."""
+    backoff: Backoff = field(default_factory=Backoff)
+    """Waits between retries of a transient Kafka or store error."""
 
 
 @dataclass
@@ -90,15 +112,18 @@ class Sink:
         store: EventStore,
         projection: Projection | None = None,
         metrics: SinkMetrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self.settings = settings
         self.topic = topics.wallet_events.name
         self.store = store
         self.projection = projection
         self.metrics = metrics or SinkMetrics()
-        self.progress = SinkProgress(position=store.position())
-        self.health = Health()
+        self.health = health or Health()
+        self.kafka = Outage("kafka", "Kafka", self.health, self.metrics.retry)
+        self.store_outage = Outage("store", "the event store", self.health, self.metrics.retry)
         self._stop = False
+        self.progress = SinkProgress(position=self._retry_store(store.position))
         self._refreshed = 0.0
         self._consumer = Consumer(
             {
@@ -113,8 +138,24 @@ class Sink:
                 "session.timeout.ms": 10_000,
                 "heartbeat.interval.ms": 1_000,
                 "max.poll.interval.ms": 300_000,
+                "on_commit": self._on_commit,
+                # Connection errors come to `_on_error` and make one log line per outage,
+                # not librdkafka's line per reconnection attempt.
+                "error_cb": self._on_error,
+                "log_level": 0,
             }
         )
+        self._pending: dict[tuple[str, int], int] = {}
+        """Per partition, the offset after the last record durably stored, not yet
+        committed: commits are asynchronous, so the loop keeps serving the group (a
+        synchronous commit waiting for an absent coordinator blocks the rebalance that
+        would bring it back)."""
+        self._in_flight: dict[tuple[str, int], int] | None = None
+        self._commit_failures = 0
+        self._next_commit = 0.0
+        self._sent_at = 0.0
+        self._commit_error: KafkaError | None = None
+        self._counted_at = 0.0
 
     def stop(self, *_: object) -> None:
         self._stop = True
@@ -129,6 +170,9 @@ class Sink:
 
         def on_revoke(consumer: Any, partitions: list[TopicPartition]) -> None:
             self.health.ready("rebalancing")
+            # Their next owner reads what was not committed again; the append skips it.
+            for tp in partitions:
+                self._pending.pop((tp.topic, tp.partition), None)
 
         self._consumer.subscribe([self.topic], on_assign=on_assign, on_revoke=on_revoke)
         idle_since = time.monotonic()
@@ -136,13 +180,21 @@ class Sink:
             while not self._stop:
                 self.health.beat()
                 messages = self._consumer.consume(self.settings.batch_size, POLL_TIMEOUT)
-                values = [v for m in messages if self._ok(m) and (v := m.value()) is not None]
-                if values:
-                    self._write(values)
+                kept = [m for m in messages if self._ok(m) and m.value() is not None]
+                self._raise_commit_error()
+                if kept:
+                    try:
+                        self._write(kept)
+                    except Stopped:
+                        break  # the batch is not committed: it comes again, stored once
                     idle_since = time.monotonic()
+                self._commit_pending()
                 now = time.monotonic()
-                if now - self._refreshed >= REFRESH_EVERY or not values:
-                    self._refresh()
+                if now - self._refreshed >= REFRESH_EVERY or not kept:
+                    try:
+                        self._refresh()
+                    except Stopped:
+                        break
                     self._refreshed = now
                 if on_batch is not None:
                     on_batch(self.progress)
@@ -150,7 +202,9 @@ class Sink:
                     idle_since = now  # idle counts from joining the group, not from starting
                 elif self.settings.idle_exit and now - idle_since >= self.settings.idle_exit:
                     break
-            self._refresh()
+            if not self._stop:
+                self._refresh()
+            self._last_commit()
         finally:
             self._consumer.close()
         return self.progress
@@ -161,35 +215,125 @@ class Sink:
             return True
         if error.code() == KafkaError._PARTITION_EOF:
             return False
+        if kafka_transient(error):
+            self._kafka_down(error)
+            return False
         raise StreamError(f"reading {self.topic}: {error.str()}")
 
-    def _write(self, values: list[bytes]) -> None:
-        events, inputs = decisions_to_batch(values)
-        stored = self.store.append(events, inputs)  # durable when it returns
-        try:
-            self._consumer.commit(asynchronous=False)  # only now: the write is on disk
-        except KafkaException as exc:
-            # A rebalance took the partitions away: their next owner reads them again and
-            # the idempotent append makes that harmless. Anything else is a real failure.
-            if exc.args[0].code() not in _REBALANCE_ERRORS:
-                raise
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's client-level errors (served inside ``consume``)."""
+        if error.fatal():
+            self._commit_error = error
+        elif kafka_transient(error):
+            self._kafka_down(error)
+
+    def _kafka_down(self, error: KafkaError) -> None:
+        """librdkafka reconnects by itself, every few hundred milliseconds: count one retry
+        a second at most. The outage ends at the next commit or watermark query that
+        succeeds."""
+        now = time.monotonic()
+        if self.kafka.active and now - self._counted_at < 1.0:
+            return
+        self._counted_at = now
+        self.kafka.failed(kafka_reason(error), error.str())
+
+    def _retry_store(self, operation: Callable[[], T]) -> T:
+        return retry(
+            self.store_outage, operation, classify_store, self.settings.backoff, self._stopping
+        )
+
+    def _stopping(self) -> bool:
+        return self._stop
+
+    def _write(self, messages: list[Any]) -> None:
+        events, inputs = decisions_to_batch([m.value() for m in messages])
+        # Durable when it returns; after a lost connection the retry skips what was stored.
+        stored = self._retry_store(lambda: self.store.append(events, inputs))
+        for tp in _next_offsets(messages):  # only now: the write is on disk
+            key = (tp.topic, tp.partition)
+            self._pending[key] = max(self._pending.get(key, -1), tp.offset)
+        self._commit_pending()
+        position = self._retry_store(self.store.position)
         p = self.progress
-        p.records += len(values)
+        p.records += len(messages)
         p.stored += stored
         p.duplicates += len(events) - stored
-        p.position = self.store.position()
+        p.position = position
         m = self.metrics
-        m.records.inc(len(values))
+        m.records.inc(len(messages))
         m.stored.inc(stored)
         m.duplicates.inc(len(events) - stored)
-        m.committed_at.set(time.time())
         m.store_position.set(p.position)
+
+    def _commit_pending(self) -> None:
+        """Send the offsets stored since the last commit, unless a commit is under way or
+        the backoff after a failed one has not passed."""
+        now = time.monotonic()
+        if not self._pending or now < self._next_commit:
+            return
+        if self._in_flight is not None and now - self._sent_at < COMMIT_REPORT_WAIT:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(self._pending.items())]
+        self._in_flight = dict(self._pending)
+        self._sent_at = now
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:
+            self._in_flight = None
+            self._committed(exc.args[0], offsets)
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's report of an asynchronous commit (served inside ``consume``)."""
+        self._in_flight = None
+        self._committed(error, partitions)
+
+    def _committed(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if error is None:
+            error = next((tp.error for tp in partitions if tp.error is not None), None)
+        if error is None:
+            for tp in partitions:
+                key = (tp.topic, tp.partition)
+                if self._pending.get(key, -1) <= tp.offset:
+                    self._pending.pop(key, None)
+            self._commit_failures = 0
+            self.kafka.ok()
+            self.metrics.committed_at.set(time.time())
+        elif error.code() in _REBALANCE_ERRORS:
+            # A rebalance took the partitions away: their next owner reads them again and
+            # the idempotent append makes that harmless.
+            for tp in partitions:
+                self._pending.pop((tp.topic, tp.partition), None)
+        elif kafka_transient(error):
+            self._commit_failures += 1
+            self._counted_at = time.monotonic()
+            self.kafka.failed(kafka_reason(error), f"committing offsets: {error.str()}")
+            self._next_commit = time.monotonic() + self.settings.backoff.delay(
+                self._commit_failures
+            )
+        else:
+            self._commit_error = error
+
+    def _raise_commit_error(self) -> None:
+        if self._commit_error is not None:
+            raise StreamError(f"consuming {self.topic}: {self._commit_error.str()}")
+
+    def _last_commit(self, wait: float = 5.0) -> None:
+        """At a stop, try once more to commit what was stored (a few seconds at most: what
+        stays uncommitted is read again by the next owner and stored once)."""
+        if self.kafka.active:
+            return
+        self._next_commit = 0.0
+        self._commit_pending()
+        deadline = time.monotonic() + wait
+        while self._in_flight is not None and time.monotonic() < deadline:
+            self._consumer.poll(0.1)  # serves the commit's report; records are not kept
 
     def _refresh(self) -> None:
         self._measure_lag()
         if self.projection is not None:
-            self.projection.project(self.store)
-            self.metrics.projected_position.set(self.store.position())
+            projection = self.projection
+            self._retry_store(lambda: projection.project(self.store))
+            self.metrics.projected_position.set(self._retry_store(self.store.position))
 
     def _measure_lag(self) -> None:
         try:
@@ -200,16 +344,54 @@ class Sink:
             positions = self._consumer.position(assigned)
         except KafkaException:
             return
+        if self.kafka.active:
+            self._probe_kafka()
         for tp in positions:
             try:
+                # The high watermark of the last fetch response: no round trip, which behind
+                # a fetch waiting for data would cost up to fetch.wait.max.ms per partition.
                 _low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(tp.topic, tp.partition), timeout=1.0
+                    TopicPartition(tp.topic, tp.partition), cached=True
                 )
             except KafkaException:
                 continue
+            if high < 0:
+                continue  # nothing fetched from this partition yet
             behind = max(0, high - tp.offset) if tp.offset >= 0 else high
             self.progress.lag[tp.partition] = behind
             self.metrics.lag.labels(str(tp.partition)).set(behind)
+
+    def _probe_kafka(self) -> None:
+        """During an outage, ask the cluster for the topic's metadata: an answer ends it."""
+        try:
+            self._consumer.list_topics(self.topic, timeout=1.0)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if isinstance(error, KafkaError) and kafka_transient(error):
+                self._kafka_down(error)
+            return
+        self.kafka.ok()
+
+
+def _next_offsets(messages: list[Any]) -> list[TopicPartition]:
+    """The offset to commit per partition: the one after the last message of the batch."""
+    last: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic(), m.partition())
+        last[key] = max(last.get(key, -1), m.offset())
+    return [TopicPartition(t, p, offset + 1) for (t, p), offset in sorted(last.items())]
+
+
+def open_store_waiting(
+    url: str, health: Health, metrics: SinkMetrics, backoff: Backoff | None = None
+) -> EventStore:
+    """The store at ``url``, waiting (not ready, alive, retries counted) while its server
+    is out of reach, so that a sink started during a database outage does not exit. A
+    permanent error (bad credentials, no such database) is raised at once."""
+    from ..store import open_store
+
+    outage = Outage("store", "the event store", health, metrics.retry)
+    return retry(outage, lambda: open_store(url), classify_store, backoff or Backoff())
 
 
 def install_signal_handlers(sink: Sink) -> None:

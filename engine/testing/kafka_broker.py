@@ -206,6 +206,7 @@ class LocalJarBroker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._data_dir: Path | None = None
         self._bootstrap: str | None = None
+        self._argv: list[str] = []
 
     @property
     def data_dir(self) -> Path | None:
@@ -298,14 +299,10 @@ class LocalJarBroker:
                 f"formatting KRaft storage failed (exit {fmt.returncode}):\n"
                 f"{fmt.stdout}{fmt.stderr}\n{log_tail(log_dir / 'server.log')}"
             )
-        with console.open("wb") as out:
-            self._proc = subprocess.Popen(
-                [*base, "kafka.Kafka", str(props)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        self._argv = [*base, "kafka.Kafka", str(props)]
+        self._launch()
         proc = self._proc
+        assert proc is not None
         bootstrap = f"127.0.0.1:{port}"
         alive = lambda: proc.poll() is None  # noqa: E731
         if not wait_until_answers(bootstrap, self._start_timeout, alive, config=self._client()):
@@ -329,6 +326,53 @@ class LocalJarBroker:
 
     def _client(self) -> dict[str, Any]:
         return {}
+
+    def _launch(self) -> None:
+        assert self._data_dir is not None
+        with (self._data_dir / "log" / "console.out").open("ab") as out:
+            self._proc = subprocess.Popen(
+                self._argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def halt(self, kill: bool = True) -> None:
+        """Stop the broker's process but keep its data dir and ports, for `resume`: an
+        outage as clients see it. ``kill``: SIGKILL, as in a crash (no controlled
+        shutdown); otherwise SIGTERM, as at a planned restart."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate()
+        try:
+            proc.wait(timeout=self._stop_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def resume(self) -> str:
+        """Start the halted broker again on the same ports and data; returns once it
+        answers."""
+        if self._bootstrap is None or not self._argv:
+            raise BrokerError("resume needs a broker that was started and then halted")
+        if self._proc is None:
+            self._launch()
+        proc = self._proc
+        assert proc is not None
+        if not wait_until_answers(
+            self._bootstrap,
+            self._start_timeout,
+            lambda: proc.poll() is None,
+            config=self._client(),
+        ):
+            assert self._data_dir is not None
+            log_dir = self._data_dir / "log"
+            raise BrokerError(
+                f"Kafka broker on {self._bootstrap} did not come back\n"
+                f"{log_tail(log_dir / 'server.log', log_dir / 'console.out')}"
+            )
+        return self._bootstrap
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

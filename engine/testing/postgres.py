@@ -150,3 +150,61 @@ def fresh_schema(url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+class RestartableServer:
+    """A private server that a test can stop and start again on the same port and data
+    directory, to play a database restart under a running client (``with`` it: started on
+    entry, stopped and removed on exit)."""
+
+    def __init__(self) -> None:
+        self.bindir = pg_bin()
+        self.as_user = "postgres" if os.geteuid() == 0 else None
+        self.root = Path(tempfile.mkdtemp(prefix="rating-pg-restart-"))
+        if self.as_user is not None:
+            shutil.chown(self.root, self.as_user)
+        self.data, self.log = self.root / "data", self.root / "server.log"
+        self.port = free_port()
+        self.running = False
+        _run(
+            [
+                str(self.bindir / "initdb"),
+                *("-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8"),
+                "--locale=C",
+                "--no-sync",
+            ],
+            self.as_user,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        pg_ctl = [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log)]
+        _run([*pg_ctl, "-o", options, "-w", "start"], self.as_user)
+        self.running = True
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: the server closes every session, as at a planned restart;
+        ``immediate``: it dies at once, as in a crash (recovery at the next start)."""
+        if self.running:
+            _run(
+                [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
+                self.as_user,
+            )
+            self.running = False
+
+    def __enter__(self) -> RestartableServer:
+        self.start()
+        admin = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stop("immediate")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
