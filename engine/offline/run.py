@@ -12,7 +12,7 @@ from tqdm import tqdm
 from ..codec import Rejected, encode
 from ..domain import Catalog, Event
 from ..store.base import EventStore
-from .inputs import merged
+from .inputs import merged_with_origins
 from .pipeline import Pipeline
 from .summary import Summary, Totals, render, summarize
 
@@ -29,7 +29,7 @@ def rate_all(
     """Rate every input in time order; returns the reconciled summary. With a ``store``,
     every event and the input it was decided from are appended to it as the stream's sink
     would."""
-    items, bad = merged(cdrs, commands)
+    items, bad, origins = merged_with_origins(cdrs, commands)
     pipeline = Pipeline(catalog, record_inputs=store is not None)
     totals = Totals()
     pending: list[Event] = []
@@ -43,7 +43,8 @@ def rate_all(
             result = pipeline.feed(item)
             if isinstance(result, Rejected):
                 if rejected_out is not None:
-                    rejected_out.write(encode(result) + b"\n")
+                    evidence = origins.evidence(n - 1, result)
+                    rejected_out.write(encode(evidence) + b"\n")
                 continue
             for event in result:
                 totals.observe(event)

@@ -214,3 +214,26 @@ def test_too_many_sims_is_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["generate", "--catalog", CATALOG, "--sims", "99999999", "--cdrs", "1"])
     assert code == 1
     assert "SIMs" in capsys.readouterr().err
+
+
+def test_an_unknown_sim_keeps_its_bytes_and_file_line_offline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    known = (
+        b'{"cdr_id":"k1","iccid":"89441000000000100039","service":"sms",'
+        b'"started_at":"2026-09-10T12:00:00Z","volume":1,"mcc":"262","mnc":"01"}'
+    )
+    unknown = (
+        b'{"cdr_id": "u1", "iccid": "89999999999999999999", "service": "data",'
+        b' "started_at": "2026-09-10T11:00:00Z", "volume": 5, "mcc": "262", "mnc": "01"}'
+    )
+    cdrs, rejected = tmp_path / "cdrs.jsonl", tmp_path / "rejected.jsonl"
+    # line 3, after a blank line, and earlier in time than line 1: merged order differs
+    cdrs.write_bytes(known + b"\n\n" + unknown + b"\n")
+    args = ["rate", "--catalog", CATALOG, "--input", str(cdrs), "--json"]
+    assert main([*args, "--rejected-out", str(rejected)]) == 0
+    capsys.readouterr()
+    (record,) = [msgspec.json.decode(line) for line in rejected.read_bytes().splitlines()]
+    assert record["reason"] == "unknown_sim"
+    assert record["origin"] == f"{cdrs}:3"
+    assert record["raw"].encode() == unknown

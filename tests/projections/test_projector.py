@@ -140,7 +140,9 @@ def test_rebuild_equals_incremental_projection(
         other.close()
 
 
-def test_adjustments_move_balances_revenue_and_usage(client: Client, run: Run) -> None:
+def decided(run: Run) -> tuple[Pipeline, list[Any]]:
+    """The run's inputs decided again in process: the pipeline (with its states) and the
+    events."""
     items, _ = merged_inputs(run)
     pipeline = Pipeline(run.catalog)
     events = []
@@ -148,6 +150,11 @@ def test_adjustments_move_balances_revenue_and_usage(client: Client, run: Run) -
         result = pipeline.feed(item)
         if isinstance(result, list):
             events += result
+    return pipeline, events
+
+
+def test_adjustments_move_balances_revenue_and_usage(client: Client, run: Run) -> None:
+    pipeline, events = decided(run)
     rated = [e for e in events if isinstance(e, UsageRated) and e.payer == e.wallet_id]
     at = datetime(2026, 12, 15, tzinfo=UTC)
     adjustments = []
@@ -188,13 +195,7 @@ def test_adjustments_move_balances_revenue_and_usage(client: Client, run: Run) -
 def test_a_write_off_raises_the_balance_and_shows_as_negative_revenue(
     client: Client, run: Run
 ) -> None:
-    items, _ = merged_inputs(run)
-    pipeline = Pipeline(run.catalog)
-    events = []
-    for item in items:
-        result = pipeline.feed(item)
-        if isinstance(result, list):
-            events += result
+    pipeline, events = decided(run)
     owing = sorted((s.debt, w) for w, s in pipeline.states.items() if s.debt > 0)
     assert owing, "the generated run leaves a wallet in debt"
     debt, wallet_id = owing[-1]
