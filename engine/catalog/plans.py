@@ -45,6 +45,7 @@ VERSION_KEYS = (
     "addons",
     "restart_fee",
     "restart_fee_per",
+    "tier_scope",
     "splits",
 )
 ROUNDING_KEYS = ("increment", "first", "next", "minimum")
@@ -67,6 +68,8 @@ service = choice(SERVICES, "service")
 rat = choice(RATS, "radio technology")
 FEE_BASES: tuple[Literal["sim", "wallet"], ...] = ("sim", "wallet")
 fee_basis = choice(FEE_BASES, "restart fee basis")
+TIER_SCOPES: tuple[Literal["cycle", "zone"], ...] = ("cycle", "zone")
+tier_basis = choice(TIER_SCOPES, "tier scope")
 
 
 def read_plans(ctx: Ctx, value: object, wallets: dict[str, Wallet]) -> dict[str, Plan]:
@@ -142,6 +145,7 @@ def _version(
     addons = _addons(ctx, v)
     restart_fee = v.opt("restart_fee", amount, 0)
     restart_fee_per = v.opt("restart_fee_per", fee_basis, FEE_BASES[0])
+    tier_scope = v.opt("tier_scope", tier_basis, TIER_SCOPES[0])
     usage, mrc_splits, fees = _splits(ctx, v)
     if number is None or effective_from is None or unit is None or rates is None:
         return None
@@ -156,6 +160,7 @@ def _version(
         addons=addons,
         restart_fee=restart_fee,
         restart_fee_per=restart_fee_per,
+        tier_scope=tier_scope,
         usage_splits=usage,
         mrc_splits=mrc_splits,
         fee_splits=fees,

@@ -110,6 +110,9 @@ class PlanVersion(msgspec.Struct, frozen=True, gc=False):
     mrc: int = 0
     addons: dict[str, Addon] = {}
     restart_fee: int = 0
+    tier_scope: Literal["cycle", "zone"] = "cycle"
+    """What graduated tiers count: a SIM's volume per service and cycle (``cycle``), or per
+    service, cycle and zone (``zone``: roaming starts in the first tier of its zone)."""
     restart_fee_per: Literal["sim", "wallet"] = "sim"
     """``sim``: the fee for each of the wallet's SIMs on this plan that a resume unbars;
     ``wallet``: once per resume, however many of its SIMs are on the plan."""

@@ -87,6 +87,9 @@ class UsageRated(_Event, tag=True, frozen=True, gc=False):
     overdraft: int = 0
     uncollected: int = 0
     splits: tuple[SplitLine, ...] = ()
+    tiers_per_zone: bool = False
+    """The plan counts graduated tiers per zone (``tier_scope: zone``): this CDR's volume
+    counts toward its SIM's tiers in its zone only (``rating.tier_counter``)."""
 
 
 class Charged(_Event, tag=True, frozen=True, gc=False):

@@ -35,6 +35,7 @@ from .events import (
 )
 from .grants import apply_debits, insert_grant
 from .ids import input_key, is_command
+from .rating import tier_counter
 from .state import EMPTY, Grant, WalletState
 
 RECURRING = frozenset({"mrc", "addon_mrc", "pool_fee"})
@@ -127,7 +128,8 @@ def usage_rated(
         pool_used = pool_used.set(bucket, pool_used.get(bucket, 0) + d.volume)
     tier_used = state.tier_used
     if event.charged_volume:
-        counter = (event.iccid, event.service, event.cycle)
+        zone = event.zone if event.tiers_per_zone else None
+        counter = tier_counter(event.iccid, event.service, event.cycle, zone)
         tier_used = tier_used.set(counter, tier_used.get(counter, 0) + event.charged_volume)
     credit = state.credit
     for debit in event.debits:

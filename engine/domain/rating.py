@@ -137,3 +137,9 @@ def price(rate: Rate, used_before: int, quantity: int) -> int:
         position += part
         left -= part
     return div_round_half_up(numerator, denominator)
+
+
+def tier_counter(iccid: str, service: str, cycle: str, zone: str | None) -> tuple[str, str, str]:
+    """The counter a CDR's volume adds to for graduated tiers: its SIM's, per service and
+    cycle, and per zone too when ``zone`` is given (a plan with ``tier_scope: zone``)."""
+    return (iccid, service if zone is None else f"{service}@{zone}", cycle)

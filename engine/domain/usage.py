@@ -96,7 +96,9 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
     charged_volume = rated_volume - drawn.volume
     state = d.state  # after any pool step-up and its charge
     # the cycle's volume so far only matters to graduated tiers
-    used = state.tier_used.get((cdr.iccid, service, cycle.id), 0) if len(chosen.tiers) > 1 else 0
+    per_zone = version.tier_scope == "zone"
+    counter = rating.tier_counter(cdr.iccid, service, cycle.id, zone if per_zone else None)
+    used = state.tier_used.get(counter, 0) if len(chosen.tiers) > 1 else 0
     amount = rating.price(chosen, used, charged_volume)
     if amount > d.catalog.limits.max_charge:
         raise Refused(
@@ -133,6 +135,7 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
         overdraft,
         uncollected,
         lines,
+        per_zone,
     )
     d.emit_applied(event, usage_rated(state, event, d.key, ts, grants))
     if payer == wallet.id and amount:

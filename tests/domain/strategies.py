@@ -118,7 +118,7 @@ def catalogs(draw: st.DrawFn, payer: bool = True) -> Catalog:
         "voice": draw(st.sampled_from([Rounding(60, 60), Rounding(60, 1)])),
     }
     rates = {
-        "data": {"EU": draw(data_rates()), "US": rate(draw(prices), MB)},
+        "data": {"EU": draw(data_rates()), "US": draw(data_rates())},
         "sms": {"EU": rate(draw(prices))},
         "voice": {"EU": rate(draw(prices), 60)},
     }
@@ -129,6 +129,8 @@ def catalogs(draw: st.DrawFn, payer: bool = True) -> Catalog:
         mrc=draw(st.sampled_from(["0", "1", "2.345678"])),
         addons=[addon("gps", draw(st.sampled_from(["0", "0.5"])))],
         restart_fee=draw(st.sampled_from(["0", "0.25", "4"])),
+        restart_fee_per=draw(st.sampled_from(["sim", "wallet"])),
+        tier_scope=draw(st.sampled_from(["cycle", "zone"])),
         usage_splits=shares(draw(weights)),
         mrc_splits=shares(draw(weights)),
     )

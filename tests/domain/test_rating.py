@@ -245,3 +245,22 @@ def test_price_of_single_tier_rate_uses_per() -> None:
     r = rate("0.60", 60)
     assert price(r, 0, 90) == 900_000
     assert parse_price("0.60") == 600_000_000_000
+
+
+@pytest.mark.parametrize(("scope", "roaming"), [("cycle", 10_000), ("zone", 50_000)])
+def test_tier_scope_decides_whether_roaming_starts_in_the_first_tier(
+    scope: str, roaming: int
+) -> None:
+    # given 0.05 EUR/MB for the first 10 MB, then 0.01 EUR/MB, in both zones
+    tiers = tiered(MB, (10 * MB, "0.05"), (None, "0.01"))
+    rates = {"data": {"EU": tiers, "US": tiers}}
+    run = Wallets(catalog(plans=[plan(rates=rates, tier_scope=scope)]))
+    # and 12 MB used at home this cycle
+    run.given(cdr("c1", 12 * MB))
+    # when 1 MB in the US: per SIM and cycle it is in the cheap tier already; per zone, the
+    # US counter starts from nothing, in the first tier
+    rated = one(run.when(cdr("c2", MB, at=T0 + 60, network="310-260")), UsageRated)
+    assert (rated.zone, rated.amount, rated.tiers_per_zone) == ("US", roaming, scope == "zone")
+    # and the home counter is not moved by the roaming volume when counted per zone
+    home = one(run.when(cdr("c3", MB, at=T0 + 120)), UsageRated)
+    assert home.amount == 10_000
