@@ -15,6 +15,7 @@ has), and the batch's offsets are still committed only after the append returned
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -202,7 +203,9 @@ class Sink:
                     idle_since = now  # idle counts from joining the group, not from starting
                 elif self.settings.idle_exit and now - idle_since >= self.settings.idle_exit:
                     break
-            if not self._stop:
+            # Projects once more on the way out, so the projections hold all that is stored
+            # (tried once when stopping: a store that is away is not waited for).
+            with contextlib.suppress(Stopped):
                 self._refresh()
             self._last_commit()
         finally:
