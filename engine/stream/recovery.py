@@ -7,10 +7,11 @@ must be invisible to the partition's next owner."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from ..codec import Decision, decode_decision
 from .kafka_security import client_config
@@ -38,6 +39,22 @@ def _consumer(bootstrap: str, group: str = "rating-engine-recovery") -> Any:
     )
 
 
+def watermarks(consumer: Any, tp: TopicPartition) -> tuple[int, int]:
+    """A partition's low and high watermarks, asked again while the broker says so (a
+    leader being elected right after a topic is created or a broker restarts): a worker
+    recovering then waits a moment instead of failing."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=TIMEOUT)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if error is None or not error.retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(POLL)
+
+
 def _read(
     bootstrap: str, topic: str, partition: int, start: int, stop: int | None = None
 ) -> Iterator[Message]:
@@ -45,9 +62,7 @@ def _read(
     the end as it is now."""
     consumer = _consumer(bootstrap)
     try:
-        low, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=TIMEOUT
-        )
+        low, high = watermarks(consumer, TopicPartition(topic, partition))
         start = max(low, start)
         end = high if stop is None else min(high, stop)
         if end <= start:
@@ -107,9 +122,7 @@ def read_latest(bootstrap: str, topic: str, partition: int) -> bytes | None:
     log: compaction keeps one record per key, but only in closed segments."""
     consumer = _consumer(bootstrap)
     try:
-        low, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=TIMEOUT
-        )
+        low, high = watermarks(consumer, TopicPartition(topic, partition))
     finally:
         consumer.close()
     for window in (*SNAPSHOT_WINDOWS, None):
@@ -156,7 +169,7 @@ def committed_offsets(
             if committed.offset >= 0:
                 out[key] = int(committed.offset)
             else:
-                low, _ = consumer.get_watermark_offsets(committed, timeout=TIMEOUT)
+                low, _ = watermarks(consumer, committed)
                 out[key] = int(low)
         return out
     finally:

@@ -20,6 +20,7 @@ from ..codec import Rejected
 from .acls import REJECTED_GROUP
 from .admin import admin_client, cluster_metadata
 from .kafka_security import client_config
+from .recovery import watermarks
 from .topics import StreamError, Topics
 
 TIMEOUT = 30.0
@@ -70,7 +71,7 @@ def read_rejected(bootstrap: str, topics: Topics) -> Iterator[RejectedRecord]:
     try:
         for partition in range(topics.cdr_rejected.partitions):
             tp = TopicPartition(name, partition)
-            low, high = consumer.get_watermark_offsets(tp, timeout=TIMEOUT)
+            low, high = watermarks(consumer, tp)
             if high <= low:
                 continue
             consumer.assign([TopicPartition(name, partition, low)])
