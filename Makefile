@@ -7,7 +7,7 @@ CATALOG := examples/catalog.yaml
 
 .PHONY: setup system lock lint format test demo demo-offline bench schemas kafka-up kafka-down clean
 
-## setup: system packages (deploy/local/system.sh), .venv exactly as requirements.lock, Kafka jars
+## setup: system packages (deploy/local/system.sh), .venv exactly as uv.lock (requirements.txt), Kafka jars
 setup: system $(STAMP)
 
 ## system: the Debian packages the tests and the demo need (installs them as root)
@@ -16,25 +16,23 @@ system:
 
 # --no-deps: the lock is the whole environment, so nothing resolves at install time;
 # --require-hashes: every file installed is the one the lock names.
-$(STAMP): requirements.lock pyproject.toml deploy/local/kafka/pom.xml
+$(STAMP): requirements.txt pyproject.toml deploy/local/kafka/pom.xml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
 	bash deploy/local/kafka.sh fetch >/dev/null
 	touch $(STAMP)
 
-## lock: re-resolve requirements.lock from pyproject.toml (a deliberate, reviewed change);
-## keeps today's pins where they still fit; `make lock UPGRADE=--upgrade` moves them all.
-## requirements-runtime.lock (the image's) is the runtime part of it, at the same versions.
+## lock: re-resolve uv.lock from pyproject.toml (a deliberate, reviewed change); keeps
+## today's pins where they still fit; `make lock UPGRADE=--upgrade` moves them all. Then
+## export it as requirements.txt (what pip installs here, hashes included) and
+## requirements-runtime.txt (the image's: the runtime part, the same versions).
 lock:
 	test -x $(BIN)/uv || $(MAKE) setup
-	$(BIN)/uv pip compile pyproject.toml --extra dev --group pyproject.toml:tools \
-		--universal --python-version 3.11 --generate-hashes $(UPGRADE) \
-		--custom-compile-command "make lock" -o requirements.lock
-	$(BIN)/uv pip compile pyproject.toml -c requirements.lock \
-		--universal --python-version 3.11 --generate-hashes \
-		--custom-compile-command "make lock" -o requirements-runtime.lock
+	$(BIN)/uv lock --python 3.11 $(UPGRADE)
+	$(BIN)/uv export --frozen --no-emit-project --all-extras --all-groups -q -o requirements.txt
+	$(BIN)/uv export --frozen --no-emit-project --no-dev -q -o requirements-runtime.txt
 
 ## lint: ruff, formatting, mypy and schema freshness
 lint: setup

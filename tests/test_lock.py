@@ -1,12 +1,16 @@
-"""requirements.lock agrees with pyproject.toml, and .venv is exactly the lock.
+"""uv.lock agrees with pyproject.toml, its exports are exactly it, and .venv is the lock.
 
-The lock is made by `make lock` (uv pip compile); these checks need no network, so a
-pyproject edit without a re-lock, or an environment that drifted from the lock, fails here.
+The lock is made by `make lock` (uv lock, then uv export to requirements.txt and
+requirements-runtime.txt, which pip installs); these checks need no network, so a pyproject
+edit without a re-lock, an export edited by hand, or an environment that drifted from the
+lock fails here.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -16,8 +20,38 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCK = ROOT / "requirements.lock"
-RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
+LOCK = ROOT / "requirements.txt"
+RUNTIME_LOCK = ROOT / "requirements-runtime.txt"
+UV = Path(sys.executable).parent / "uv"
+
+
+def _uv(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(UV), *args, "--offline", "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _entries(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_the_lock_agrees_with_pyproject() -> None:
+    result = _uv("lock", "--check", "--python", "3.11")
+    assert result.returncode == 0, f"uv.lock is stale, run make lock: {result.stderr}"
+
+
+def test_the_exports_are_exactly_the_lock() -> None:
+    for path, args in (
+        (LOCK, ("--all-extras", "--all-groups")),
+        (RUNTIME_LOCK, ("--no-dev",)),
+    ):
+        result = _uv("export", "--frozen", "--no-emit-project", *args)
+        assert result.returncode == 0, result.stderr
+        assert _entries(result.stdout) == _entries(path.read_text()), f"run make lock: {path}"
 
 
 def _pins(lock: Path = LOCK) -> dict[str, list[tuple[str, str, int]]]:

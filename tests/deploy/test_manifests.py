@@ -263,8 +263,8 @@ def test_configmaps_hold_the_repository_files_where_the_code_looks() -> None:
 
 def test_the_image_installs_exactly_the_runtime_lock() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
-    assert "COPY pyproject.toml README.md requirements-runtime.lock" in text
-    assert "--require-hashes --no-deps -r requirements-runtime.lock" in text
+    assert "COPY pyproject.toml README.md requirements-runtime.txt" in text
+    assert "--require-hashes --no-deps -r requirements-runtime.txt" in text
     # The engine itself must not pull in anything the lock did not name.
     installs = re.findall(r"pip install [^\\\n]*", text)
     assert installs and all("--no-deps" in line for line in installs), installs
