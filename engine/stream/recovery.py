@@ -39,6 +39,17 @@ def _consumer(bootstrap: str, group: str = "rating-engine-recovery") -> Any:
     )
 
 
+ELECTING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,  # a topic just created, not yet known everywhere
+    }
+)
+"""Answers that pass once the partition's leader is elected (librdkafka does not always
+mark them retriable)."""
+
+
 def watermarks(consumer: Any, tp: TopicPartition) -> tuple[int, int]:
     """A partition's low and high watermarks, asked again while the broker says so (a
     leader being elected right after a topic is created or a broker restarts): a worker
@@ -50,17 +61,24 @@ def watermarks(consumer: Any, tp: TopicPartition) -> tuple[int, int]:
             return int(low), int(high)
         except KafkaException as exc:
             error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            if error is None or not error.retriable() or time.monotonic() > deadline:
+            passing = error is not None and (error.retriable() or error.code() in ELECTING)
+            if not passing or time.monotonic() > deadline:
                 raise
             time.sleep(POLL)
 
 
-def _read(
-    bootstrap: str, topic: str, partition: int, start: int, stop: int | None = None
+def read_partition(
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    start: int = 0,
+    stop: int | None = None,
+    group: str = "rating-engine-recovery",
 ) -> Iterator[Message]:
-    """The records of one partition from offset ``start`` up to ``stop`` (excluded), or to
-    the end as it is now."""
-    consumer = _consumer(bootstrap)
+    """The committed records of one partition from offset ``start`` up to ``stop``
+    (excluded), or to the end as it is now. ``group`` only names the reader (its ACLs): it
+    never joins or commits."""
+    consumer = _consumer(bootstrap, group)
     try:
         low, high = watermarks(consumer, TopicPartition(topic, partition))
         start = max(low, start)
@@ -97,14 +115,14 @@ def read_decisions(
 ) -> Iterator[tuple[int, Decision]]:
     """``(offset, decision)`` for every decision in one partition after offset ``after``, to
     the end as it is now."""
-    for message in _read(bootstrap, topic, partition, after + 1):
+    for message in read_partition(bootstrap, topic, partition, after + 1):
         yield message.offset() or 0, decode_decision(message.value() or b"")
 
 
 def read_decision_at(bootstrap: str, topic: str, partition: int, offset: int) -> Decision | None:
     """The committed decision at ``offset`` of one partition, or ``None`` when there is none
     (aborted, a transaction marker, or beyond the end)."""
-    for message in _read(bootstrap, topic, partition, offset, offset + 1):
+    for message in read_partition(bootstrap, topic, partition, offset, offset + 1):
         if message.offset() == offset:
             return decode_decision(message.value() or b"")
     return None
@@ -128,7 +146,7 @@ def read_latest(bootstrap: str, topic: str, partition: int) -> bytes | None:
     for window in (*SNAPSHOT_WINDOWS, None):
         start = low if window is None else max(low, high - window)
         latest = None
-        for message in _read(bootstrap, topic, partition, start, high):
+        for message in read_partition(bootstrap, topic, partition, start, high):
             latest = message.value()
         if latest is not None:
             return latest
@@ -149,7 +167,7 @@ def read_inputs(bootstrap: str, topic: str, partition: int, start: int, end: int
             message.timestamp()[1] / 1000,
             None,
         )
-        for message in _read(bootstrap, topic, partition, start, end)
+        for message in read_partition(bootstrap, topic, partition, start, end)
     ]
 
 

@@ -20,7 +20,7 @@ class ElectingLeader:
     def get_watermark_offsets(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
         self.asked += 1
         if self.asked <= self.refusals:
-            raise KafkaException(KafkaError(self.error, "no leader", retriable=True))
+            raise KafkaException(KafkaError(self.error, "no leader"))
         return 3, 17
 
 
