@@ -245,18 +245,23 @@ def _instant(value: str | None) -> datetime | None:
     return at
 
 
+def _positive_amount(text: str) -> None:
+    """Refuse an ``--amount`` that is not a positive decimal (as the wallet would)."""
+    try:
+        amount = parse_money(text)
+    except ValueError as exc:
+        raise UsageError(f"--amount: {exc}") from None
+    if amount <= 0:
+        raise UsageError(f"--amount {text} must be positive")
+
+
 def _command_from_args(args: argparse.Namespace) -> Command:
     given_at = _instant(args.at)
     # The CLI may read the clock (the domain never does); a second is fine enough.
     at = given_at or datetime.now(UTC).replace(microsecond=0)
     fields: dict[str, str | None] = {"wallet": args.wallet, "at": args.at}
     if args.action == "top-up":
-        try:
-            amount = parse_money(args.amount)
-        except ValueError as exc:
-            raise UsageError(f"--amount: {exc}") from None
-        if amount <= 0:
-            raise UsageError(f"--amount {args.amount} must be positive")
+        _positive_amount(args.amount)
         if not (len(args.currency) == 3 and args.currency.isascii() and args.currency.isupper()):
             raise UsageError(f"--currency {args.currency!r} must be an ISO 4217 code such as EUR")
         fields |= {"amount": args.amount, "currency": args.currency}
@@ -266,11 +271,7 @@ def _command_from_args(args: argparse.Namespace) -> Command:
         fields |= {"iccid": args.iccid, "plan": args.plan}
     elif args.action == "write-off":
         if args.amount is not None:
-            try:
-                if parse_money(args.amount) <= 0:
-                    raise ValueError(f"{args.amount} must be positive")
-            except ValueError as exc:
-                raise UsageError(f"--amount: {exc}") from None
+            _positive_amount(args.amount)
         if not args.reason.strip():
             raise UsageError("--reason must say why the debt is written off")
         fields |= {"amount": args.amount, "reason": args.reason}

@@ -64,12 +64,7 @@ def decide_command(d: Draft, cmd: Command) -> None:
 
 
 def top_up(d: Draft, cmd: TopUp, ts: int) -> None:
-    try:
-        amount = parse_money(cmd.amount)
-    except MoneyError as exc:
-        raise Refused("invalid_amount", str(exc)) from None
-    if amount <= 0:
-        raise Refused("invalid_amount", f"amount {cmd.amount} is not positive")
+    amount = _positive(cmd.amount)
     limits = d.catalog.limits
     if amount > limits.max_amount:
         raise Refused("amount_over_limit", _over(amount, limits.max_amount))
@@ -175,12 +170,7 @@ def write_off(d: Draft, cmd: WriteOffDebt, ts: int) -> None:
         raise Refused("no_debt", f"wallet {d.wallet.id} owes nothing")
     amount = debt
     if cmd.amount is not None:
-        try:
-            amount = parse_money(cmd.amount)
-        except MoneyError as exc:
-            raise Refused("invalid_amount", str(exc)) from None
-        if amount <= 0:
-            raise Refused("invalid_amount", f"amount {cmd.amount} is not positive")
+        amount = _positive(cmd.amount)
         if amount > debt:
             raise Refused("invalid_amount", f"amount {amount} is more than the debt of {debt}")
     begin(d, cmd.at, ts)
@@ -229,6 +219,17 @@ def check_plan(d: Draft, plan_id: str, ts: int) -> None:
         raise Refused("no_plan_version", f"plan {plan_id} has no version valid at {_iso(ts)}")
     if version.currency != d.wallet.currency:
         raise Refused("currency_mismatch", f"plan {plan_id} is in {version.currency}")
+
+
+def _positive(text: str) -> int:
+    """A command's amount (a decimal string) in micro-units; refused unless above zero."""
+    try:
+        amount = parse_money(text)
+    except MoneyError as exc:
+        raise Refused("invalid_amount", str(exc)) from None
+    if amount <= 0:
+        raise Refused("invalid_amount", f"amount {text} is not positive")
+    return amount
 
 
 def _over(amount: int, limit: int) -> str:

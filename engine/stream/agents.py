@@ -265,8 +265,6 @@ class Topology:
     async def enrich(self, stream: faust.StreamT) -> AsyncIterator[None]:
         raw_topic = self.names.cdr_raw.name
         by_wallet = self.names.cdr_by_wallet.name
-        partitions = self.names.cdr_by_wallet.partitions
-        placed: dict[str, int] = {}  # wallet -> its partition (the producers' murmur2)
         out = self.enrich_out
         catalog = self.catalog
         replace = msgspec.structs.replace
@@ -288,9 +286,7 @@ class Topology:
                     continue
                 if not isinstance(cdr, Rejected):
                     if not isinstance(wallet, Rejected):
-                        target = placed.get(wallet)
-                        if target is None:
-                            target = placed[wallet] = partition_of(wallet.encode(), partitions)
+                        target = self._home(wallet)
                         group = groups.get((target, msg.partition))
                         if group is None:
                             group = groups[(target, msg.partition)] = RoutedGroup(msg.partition)

@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from .kafka_security import client_config
-from .publisher import PRODUCER_CONFIG, WORKER_DELIVERY_TIMEOUT_MS
+from .publisher import PRODUCER_CONFIG, WORKER_DELIVERY_TIMEOUT_MS, produce_waiting
 from .topics import StreamError
 
 TRANSACTION_TIMEOUT_MS = WORKER_DELIVERY_TIMEOUT_MS + 60_000
@@ -201,19 +201,10 @@ class PartitionWriter:
     def produce(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
     ) -> None:
-        while True:
-            try:
-                if partition is None:
-                    self.producer.produce(topic, value, key, on_delivery=self._on_delivery)
-                else:
-                    self.producer.produce(
-                        topic, value, key, partition, on_delivery=self._on_delivery
-                    )
-                return
-            except BufferError:
-                self.producer.poll(0.05)  # the local queue is full: serve delivery reports
-            except KafkaException as exc:
-                self._raise("produce", exc)
+        try:
+            produce_waiting(self.producer, topic, key, value, partition, self._on_delivery)
+        except KafkaException as exc:
+            self._raise("produce", exc)
 
     def commit(self, timeout: float = COMMIT_TIMEOUT) -> None:
         """Commit the open transaction, blocking until Kafka has it (or raising, with the

@@ -391,6 +391,27 @@ class DeliveryFailed(StreamError):
     """A record the worker produced was refused or timed out: its batch must not be acked."""
 
 
+def produce_waiting(
+    producer: Producer,
+    topic: str,
+    key: bytes | None,
+    value: bytes,
+    partition: int | None,
+    on_delivery: Callable[[KafkaError | None, Message], None],
+) -> None:
+    """Hand one record to ``producer`` (on ``partition``, else by its key), waiting while
+    its local queue is full: serving the delivery reports is what makes room."""
+    while True:
+        try:
+            if partition is None:
+                producer.produce(topic, value, key, on_delivery=on_delivery)
+            else:
+                producer.produce(topic, value, key, partition, on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
 WORKER_DELIVERY_TIMEOUT_MS = 300_000
 """How long the worker's producers keep a record while the broker is away (librdkafka
 retries it meanwhile; the idempotent producer makes the retries harmless). An outage
@@ -456,17 +477,7 @@ class BatchProducer:
     def produce(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
     ) -> None:
-        while True:
-            try:
-                if partition is None:
-                    self.producer.produce(topic, value, key, on_delivery=self._on_delivery)
-                else:
-                    self.producer.produce(
-                        topic, value, key, partition, on_delivery=self._on_delivery
-                    )
-                return
-            except BufferError:
-                self.producer.poll(0.05)  # the local queue is full: serve delivery reports
+        produce_waiting(self.producer, topic, key, value, partition, self._on_delivery)
 
     def _flush(self) -> int:
         return self.producer.flush(self._drain)

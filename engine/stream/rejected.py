@@ -14,16 +14,12 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 import msgspec
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from ..codec import Rejected
 from .acls import REJECTED_GROUP
 from .admin import admin_client, cluster_metadata
-from .kafka_security import client_config
-from .recovery import watermarks
-from .topics import StreamError, Topics
-
-TIMEOUT = 30.0
+from .recovery import read_partition
+from .topics import Topics
 
 
 class RejectedRecord(msgspec.Struct, frozen=True):
@@ -58,42 +54,14 @@ def read_rejected(bootstrap: str, topics: Topics) -> Iterator[RejectedRecord]:
     """
     name = topics.cdr_rejected.name
     cluster_metadata(admin_client(bootstrap), bootstrap, name)
-    consumer = Consumer(
-        {
-            **client_config(bootstrap),
-            "group.id": REJECTED_GROUP,
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "log_level": 0,
-        }
-    )
     decoder = msgspec.json.Decoder(Rejected)
-    try:
-        for partition in range(topics.cdr_rejected.partitions):
-            tp = TopicPartition(name, partition)
-            low, high = watermarks(consumer, tp)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(name, partition, low)])
-            following = low
-            while following < high:
-                message = consumer.poll(TIMEOUT)
-                if message is None:
-                    raise StreamError(f"reading {name}[{partition}]: no answer from {bootstrap}")
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        break
-                    raise StreamError(f"reading {name}[{partition}]: {error.str()}")
-                offset = message.offset() or 0
-                following = offset + 1
-                try:
-                    rejected = decoder.decode(message.value() or b"")
-                except msgspec.MsgspecError as exc:
-                    rejected = Rejected("unreadable_rejection", str(exc), f"{name}/{partition}")
-                yield RejectedRecord(partition, offset, rejected)
-    finally:
-        consumer.close()
+    for partition in range(topics.cdr_rejected.partitions):
+        for message in read_partition(bootstrap, name, partition, group=REJECTED_GROUP):
+            try:
+                rejected = decoder.decode(message.value() or b"")
+            except msgspec.MsgspecError as exc:
+                rejected = Rejected("unreadable_rejection", str(exc), f"{name}/{partition}")
+            yield RejectedRecord(partition, message.offset() or 0, rejected)
 
 
 def select(
