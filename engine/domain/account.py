@@ -64,7 +64,7 @@ def decide_command(d: Draft, cmd: Command) -> None:
 
 
 def top_up(d: Draft, cmd: TopUp, ts: int) -> None:
-    amount = _positive(cmd.amount)
+    amount = positive_amount(cmd.amount)
     limits = d.catalog.limits
     if amount > limits.max_amount:
         raise Refused("amount_over_limit", _over(amount, limits.max_amount))
@@ -170,7 +170,7 @@ def write_off(d: Draft, cmd: WriteOffDebt, ts: int) -> None:
         raise Refused("no_debt", f"wallet {d.wallet.id} owes nothing")
     amount = debt
     if cmd.amount is not None:
-        amount = _positive(cmd.amount)
+        amount = positive_amount(cmd.amount)
         if amount > debt:
             raise Refused("invalid_amount", f"amount {amount} is more than the debt of {debt}")
     begin(d, cmd.at, ts)
@@ -221,8 +221,10 @@ def check_plan(d: Draft, plan_id: str, ts: int) -> None:
         raise Refused("currency_mismatch", f"plan {plan_id} is in {version.currency}")
 
 
-def _positive(text: str) -> int:
-    """A command's amount (a decimal string) in micro-units; refused unless above zero."""
+def positive_amount(text: str) -> int:
+    """A command's amount (a decimal string) in micro-units; refused unless above zero.
+    Public so that a client (the CLI) can refuse such a command before sending it, by the
+    same rule the wallet applies."""
     try:
         amount = parse_money(text)
     except MoneyError as exc:
