@@ -13,6 +13,7 @@ import pytest
 import yaml
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
+import engine
 from engine import cli
 from engine.stream import admin
 from engine.stream.topics import (
@@ -25,7 +26,7 @@ from engine.stream.topics import (
 )
 from engine.testing.kafka_broker import free_ports
 
-ENGINE = Path(cli.__file__).resolve().parent
+ENGINE = Path(engine.__file__).resolve().parent
 
 
 def _document() -> dict[str, object]:

@@ -1,0 +1,170 @@
+"""``rating-engine command``: send one wallet command, or a file of them, to wallet.commands.
+
+What a wallet would refuse from the command alone is refused here, before anything is sent,
+by the wallet's own rules (`positive_amount`, the time limits, the command decoder): a
+refusal found later would only be a ``CommandRejected`` event the caller never sees."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..codec import Rejected, encode, read_command
+from ..domain import ChangePlan, Command, RedeemVoucher, Tick, TopUp, WriteOffDebt
+from ..domain.account import positive_amount
+from ..domain.draft import Refused
+from ..domain.limits import DEFAULT_LIMITS, time_problem
+from ..offline.inputs import InputError, read_commands
+from ..stream.publisher import derived_command_id, publish_commands
+from ..stream.topics import load_topics
+from .args import Subparsers, UsageError, add_bootstrap, bootstrap, instant
+from .publish import report
+
+_DESCRIPTION = (
+    "Send one wallet command, or every command of --input, keyed by wallet. --id defaults to "
+    "an id derived from the arguments (and --at if given), so retrying the same call is "
+    "applied once; pass --id or --at to repeat a top-up on purpose."
+)
+
+
+def register(commands: Subparsers) -> None:
+    parser = commands.add_parser(
+        "command",
+        help="send a wallet command (or a file of them) to Kafka (wallet.commands)",
+        description=_DESCRIPTION,
+    )
+    add_bootstrap(parser)
+    parser.add_argument("--input", help="commands, one JSON object per line (instead of ACTION)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text)
+        sub.add_argument("--wallet", required=True, help="wallet id")
+        sub.add_argument("--id", help="command id (default: derived from the arguments)")
+        sub.add_argument("--at", help="when it applies, RFC 3339 with offset (default: now)")
+        add_bootstrap(sub, keep_earlier=True)
+        sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+        return sub
+
+    topup = action("top-up", "credit a wallet")
+    topup.add_argument("--amount", required=True, help="decimal amount, e.g. 20.00")
+    topup.add_argument("--currency", required=True, help="the wallet's currency, e.g. EUR")
+    voucher = action("redeem-voucher", "redeem a voucher code")
+    voucher.add_argument("--code", required=True, help="voucher code")
+    change = action("change-plan", "move a SIM to another plan")
+    change.add_argument("--iccid", required=True, help="the SIM")
+    change.add_argument("--plan", required=True, help="the new plan id")
+    action("tick", "the clock: expire grants, take recurring charges due at --at")
+    off = action("write-off", "forgive debt the wallet owes, with a reason (the only way)")
+    off.add_argument("--reason", required=True, help="why (kept on the DebtWrittenOff event)")
+    off.add_argument("--amount", help="how much, e.g. 12.50 (default: all of the debt)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.input and args.action:
+        raise UsageError(f"give either --input or {args.action}, not both")
+    if not args.input and not args.action:
+        raise UsageError("give a command (top-up, redeem-voucher, change-plan, tick) or --input")
+    topics = load_topics()
+    if args.input:
+        commands, source = commands_file(Path(args.input)), args.input
+    else:
+        commands, source = [command_from_args(args)], "command line"
+    result = publish_commands(commands, topics.wallet_commands, bootstrap(args), source)
+    if args.json or args.input:
+        return report(result, args.json)
+    for d in result.deliveries:
+        where = f"partition {d.partition} offset {d.offset}" if d.error is None else d.error
+        print(f"{d.type} {d.command_id} for wallet {d.wallet_id} -> {result.topic}: {where}")
+    return 0 if result.ok else 1
+
+
+def command_from_args(args: argparse.Namespace) -> Command:
+    """The command the arguments describe, refused (`UsageError`) if the wallet would
+    refuse it whatever its state."""
+    given_at = instant("--at", args.at, named="RFC 3339", limits=DEFAULT_LIMITS)
+    # The CLI may read the clock (the domain never does); a second is fine enough.
+    at = given_at or datetime.now(UTC).replace(microsecond=0)
+    command_id = args.id or derived_command_id(args.action, _identity(args, at))
+    common = {"command_id": command_id, "wallet_id": args.wallet, "at": at}
+    command: Command
+    match args.action:
+        case "top-up":
+            command = TopUp(**common, amount=args.amount, currency=args.currency)
+        case "redeem-voucher":
+            command = RedeemVoucher(**common, code=args.code)
+        case "change-plan":
+            command = ChangePlan(**common, iccid=args.iccid, plan=args.plan)
+        case "write-off":
+            command = WriteOffDebt(**common, reason=args.reason, amount=args.amount)
+        case _:
+            command = Tick(**common)
+    _refuse_what_the_wallet_would(command)
+    return command
+
+
+def _identity(args: argparse.Namespace, at: datetime) -> dict[str, str | None]:
+    """What makes two calls the same command: the arguments, never the clock's reading,
+    except for a tick, which is about a moment (ticks at different moments are different
+    commands, and a repeated tick is harmless: recurring charges are taken once a cycle)."""
+    fields: dict[str, str | None] = {"wallet": args.wallet, "at": args.at}
+    match args.action:
+        case "top-up":
+            return fields | {"amount": args.amount, "currency": args.currency}
+        case "redeem-voucher":
+            return fields | {"code": args.code}
+        case "change-plan":
+            return fields | {"iccid": args.iccid, "plan": args.plan}
+        case "write-off":
+            return fields | {"amount": args.amount, "reason": args.reason}
+        case _:
+            return fields | {"at": at.isoformat()}
+
+
+def _refuse_what_the_wallet_would(command: Command) -> None:
+    if isinstance(command, TopUp | WriteOffDebt) and command.amount is not None:
+        _amount(command.amount)
+    if isinstance(command, TopUp) and not _currency_code(command.currency):
+        # The wallet only compares it with its own currency; a code that cannot be any
+        # wallet's is a typing mistake, better caught before it costs a rejection.
+        raise UsageError(f"--currency {command.currency!r} must be an ISO 4217 code such as EUR")
+    if isinstance(command, WriteOffDebt) and not command.reason.strip():
+        raise UsageError("--reason must say why the debt is written off")
+    checked = read_command(encode(command))  # the worker's own check of ids and lengths
+    if isinstance(checked, Rejected):
+        raise UsageError(f"not a valid command: {checked.detail}")
+
+
+def _amount(text: str) -> None:
+    try:
+        positive_amount(text)
+    except Refused as refused:
+        raise UsageError(
+            f"--amount {text}: the wallet would refuse it, {refused.reason}: {refused.detail} "
+            "(an amount must be positive, e.g. 20.00)"
+        ) from None
+
+
+def _currency_code(text: str) -> bool:
+    return len(text) == 3 and text.isascii() and text.isupper()
+
+
+def commands_file(path: Path) -> list[Command]:
+    """Every command of a JSON-lines file; any bad line stops the run before anything is sent
+    (commands move money: a half-sent file is harder to fix than a rejected one)."""
+    commands: list[Command] = []
+    bad: list[str] = []
+    for item in read_commands(path):
+        if isinstance(item, Rejected):
+            bad.append(f"{item.origin}: {item.detail}")
+        elif (problem := time_problem(DEFAULT_LIMITS, item.at)) is not None:
+            bad.append(f"{path}: command {item.command_id}: {problem}")
+        else:
+            commands.append(item)
+    if bad:
+        more = f"\n... and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise InputError("\n".join(bad[:10]) + more + "\nnothing was sent")
+    return commands

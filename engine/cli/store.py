@@ -1,0 +1,112 @@
+"""``rating-engine store verify|stats|anchor``: the event store's hash chains, counts and
+heads, read without changing anything."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import msgspec
+
+from ..codec import encode
+from ..store import Problem, StoreStats, anchor
+from ..store.chain import chain_key
+from .args import Subparsers, UsageError, add_json, add_store
+from .stores import opened_store
+
+_ANCHOR = (
+    "Print each stream's head (version and hash), with an HMAC when a chain key is set. Keep "
+    "it outside the store; store verify --anchor FILE later finds anchored events deleted or "
+    "rewritten."
+)
+
+
+def register(commands: Subparsers) -> None:
+    parser = commands.add_parser("store", help="inspect the event store")
+    actions = parser.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    for name, func, text in (
+        ("verify", run_verify, "walk every stream's hash chain; exit 1 if anything is off"),
+        ("stats", run_stats, "count events, streams and inputs; print the last position"),
+    ):
+        action = actions.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        add_store(action)
+        add_json(action)
+        if name == "verify":
+            action.add_argument(
+                "--unkeyed-until",
+                type=int,
+                default=0,
+                metavar="POSITION",
+                help="with a chain key: accept unkeyed hashes up to this position (the events "
+                "stored before the key was set); default 0",
+            )
+            action.add_argument(
+                "--anchor",
+                metavar="FILE",
+                help="also check that every stream head of this anchor (store anchor) is there",
+            )
+        action.set_defaults(func=func)
+    heads = actions.add_parser(
+        "anchor",
+        help="print each stream's head (version, hash), to keep outside the store",
+        description=_ANCHOR,
+    )
+    add_store(heads)
+    heads.add_argument("--out", help="write the anchor to this file (default: print it)")
+    heads.set_defaults(func=run_anchor)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    if args.unkeyed_until < 0:
+        raise UsageError("--unkeyed-until must be >= 0")
+    anchored = None
+    if args.anchor:
+        try:
+            data = Path(args.anchor).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--anchor {args.anchor}: {exc.strerror}") from None
+        anchored = anchor.load(data, chain_key())
+    with opened_store(args.store) as store:
+        problems = store.verify(unkeyed_until=args.unkeyed_until)
+        if anchored is not None:
+            problems += anchor.check(store, anchored)
+        stats = store.stats()
+    if args.json:
+        fields = {"ok": not problems, "events": stats.events, "streams": stats.streams}
+        print(encode({**fields, "problems": problems}).decode())
+    else:
+        print(_verdict(problems, stats))
+    return 0 if not problems else 1
+
+
+def _verdict(problems: list[Problem], stats: StoreStats) -> str:
+    if not problems:
+        return f"{stats.events:,} events in {stats.streams:,} streams, intact"
+    lines = [f"{len(problems):,} problems in {stats.events:,} events, {stats.streams:,} streams:"]
+    for p in problems:
+        where = f"{p.wallet_id} v{p.version}" + (f" ({p.event_id})" if p.event_id else "")
+        lines.append(f"  {p.kind:<9}  {where}: {p.detail}")
+    return "\n".join(lines)
+
+
+def run_anchor(args: argparse.Namespace) -> int:
+    with opened_store(args.store) as store:
+        taken = anchor.take(store, chain_key())
+    data = msgspec.json.format(encode(taken)).decode() + "\n"
+    if args.out:
+        Path(args.out).write_text(data)
+        print(f"anchor of {len(taken.heads):,} streams at position {taken.position:,}: {args.out}")
+    else:
+        print(data, end="")
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    with opened_store(args.store) as store:
+        stats = store.stats()
+    if args.json:
+        print(encode(stats).decode())
+    else:
+        for name in ("events", "streams", "inputs", "position"):
+            print(f"{name:<9} {getattr(stats, name):>14,}")
+    return 0

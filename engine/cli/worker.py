@@ -1,0 +1,57 @@
+"""``rating-engine worker``: the streaming worker (Faust): enrich, rate, clock."""
+
+from __future__ import annotations
+
+import argparse
+
+from .args import Subparsers, add_bootstrap, add_catalog, catalog
+
+_DESCRIPTION = (
+    "Consume cdr.raw and wallet.commands, rate with the pure core, write wallet.events, "
+    "network.actions and cdr.rejected. Stops cleanly on SIGTERM / Ctrl-C."
+)
+
+
+def register(commands: Subparsers) -> None:
+    parser = commands.add_parser(
+        "worker",
+        help="run the streaming worker (Faust): enrich, rate, clock",
+        description=_DESCRIPTION,
+    )
+    add_catalog(parser, required=True)
+    add_bootstrap(parser)
+    parser.add_argument("--app-id", help="Faust app id = consumer group (default rating-engine)")
+    parser.add_argument("--data-dir", help="worker data directory (default .rating-engine)")
+    parser.add_argument(
+        "--tick-interval", type=float, help="seconds between clock ticks; 0 disables (default 60)"
+    )
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    parser.add_argument("--batch-size", type=int, help="inputs per batch (default 1000)")
+    parser.add_argument(
+        "--snapshot-every",
+        type=float,
+        help="seconds between partition snapshots on wallet.snapshots (default 30; 0: never)",
+    )
+    parser.add_argument("--store", help="Faust table store: rocksdb:// (default) or memory://")
+    parser.add_argument("--loglevel", default="warning", help="log level (default warning)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Faust loads only for the commands that run it.
+    from ..stream.runner import run_worker
+    from ..stream.settings import WorkerSettings
+    from ..stream.topics import load_topics
+
+    settings = WorkerSettings.from_env(
+        args.catalog,
+        bootstrap=args.bootstrap,
+        app_id=args.app_id,
+        data_dir=args.data_dir,
+        tick_interval=args.tick_interval,
+        metrics_port=args.metrics_port,
+        batch_size=args.batch_size,
+        snapshot_every=args.snapshot_every,
+        store=args.store,
+    )
+    return run_worker(settings, catalog(args.catalog), load_topics(), loglevel=args.loglevel)
