@@ -110,7 +110,7 @@ def run_republish(args: argparse.Namespace) -> int:
     """Send each selected record back to the topic it came from (CDRs to cdr.raw, commands
     to wallet.commands); what cannot be sent as it is, is counted and left alone."""
     topics = load_topics()
-    cdrs, commands, left = _sort_by_origin(_selected(args), topics)
+    cdrs, commands, left = by_origin(_selected(args), topics)
     print(f"{len(cdrs):,} CDRs and {len(commands):,} commands to send again", file=sys.stderr)
     for why, n in left.items():
         print(f"{n:,} left alone: {why}", file=sys.stderr)
@@ -132,7 +132,7 @@ def run_republish(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _sort_by_origin(
+def by_origin(
     records: list[RejectedRecord], topics: Topics
 ) -> tuple[list[bytes], list[Command], dict[str, int]]:
     """The CDR lines and commands to send again, and why each other record is left alone."""
