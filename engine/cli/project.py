@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from .args import CLICKHOUSE_HELP, Subparsers, add_progress, add_store, progress
-from .stores import opened_store, projector
+from .args import CLICKHOUSE_HELP, Subparsers, add_catalog, add_progress, add_store, progress
+from .resources import opened_store, projector
 
 _PROJECT = "apply the events stored since the last run to ClickHouse"
 _REBUILD = "drop the projections and fold the whole event store again"
@@ -20,7 +20,7 @@ def register(commands: Subparsers) -> None:
         parser = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         add_store(parser)
         parser.add_argument("--clickhouse", required=True, help=CLICKHOUSE_HELP)
-        parser.add_argument("--catalog", help="catalog YAML: dimension tables and pool allowances")
+        add_catalog(parser, help="catalog YAML: dimension tables and pool allowances")
         add_progress(parser)
         if name == "rebuild":
             parser.add_argument(

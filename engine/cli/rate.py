@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..offline.run import run_rate
 from .args import Subparsers, UsageError, add_catalog, add_progress, add_store, catalog, progress
-from .stores import opened_store, projector
+from .resources import opened_store, projector
 
 
 def register(commands: Subparsers) -> None:

@@ -17,6 +17,7 @@ from ..stream.topics import StreamError, load_topics
 from .args import (
     Subparsers,
     UsageError,
+    add_catalog,
     add_json,
     add_progress,
     add_store,
@@ -25,7 +26,7 @@ from .args import (
     instant,
     progress,
 )
-from .stores import opened_store
+from .resources import opened_store
 
 _DESCRIPTION = (
     "Re-run every stored input of each wallet with the catalog --catalog, compare the CDRs "
@@ -49,7 +50,7 @@ def register(commands: Subparsers) -> None:
         description=_DESCRIPTION,
     )
     add_store(parser)
-    parser.add_argument("--catalog", required=True, help="the new catalog YAML file")
+    add_catalog(parser, required=True, help="the new catalog YAML file")
     parser.add_argument("--from", dest="start", help="only CDRs started at or after (ISO 8601)")
     parser.add_argument("--to", dest="end", help="only CDRs started before (ISO 8601)")
     parser.add_argument("--wallet", help="only the CDRs rated in this wallet")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .args import Subparsers, UsageError, add_bootstrap, add_store, bootstrap
-from .stores import opened_store, projector
+from .args import Subparsers, UsageError, add_bootstrap, add_catalog, add_store, bootstrap
+from .resources import opened_store, projector
 
 _DESCRIPTION = (
     "Consume wallet.events, append every event to the event store and commit the offsets only "
@@ -23,9 +23,7 @@ def register(commands: Subparsers) -> None:
     )
     add_store(parser)
     parser.add_argument("--clickhouse", help="projections: chdb:///PATH or http(s)://HOST:PORT")
-    parser.add_argument(
-        "--catalog", help="catalog YAML: pool allowances and owners for the projections"
-    )
+    add_catalog(parser, help="catalog YAML: pool allowances and owners for the projections")
     add_bootstrap(parser)
     parser.add_argument(
         "--group", default="rating-engine-sink", help="consumer group (default rating-engine-sink)"

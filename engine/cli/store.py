@@ -12,7 +12,7 @@ from ..codec import encode
 from ..store import Problem, StoreStats, anchor
 from ..store.chain import chain_key
 from .args import Subparsers, UsageError, add_json, add_store
-from .stores import opened_store
+from .resources import opened_store
 
 _ANCHOR = (
     "Print each stream's head (version and hash), with an HMAC when a chain key is set. Keep "

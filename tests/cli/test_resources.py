@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import pytest
 
-from engine.cli.stores import opened_store
+from engine.cli.resources import opened_store
 from engine.store import EventStore, StoreError
 
 
