@@ -23,8 +23,8 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
+from engine.local import free_ports
 from engine.stream.agents import partition_of
-from engine.testing.kafka_broker import free_ports
 
 from .harness import Stack, read_topic
 

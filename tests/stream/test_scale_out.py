@@ -17,13 +17,12 @@ from pathlib import Path
 import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support.catalogs import spread_catalog
 
 from engine.cli import main
 from engine.codec import decode_event
 from engine.domain import evolve, initial_state
-from engine.testing.catalogs import spread_catalog
-from engine.testing.kafka_broker import free_ports
-from engine.testing.worker import worker_argv
+from engine.local import free_ports, worker_argv
 
 from .harness import (
     REPO,

@@ -14,6 +14,7 @@ import yaml
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from engine import cli
+from engine.local import free_ports
 from engine.stream import admin
 from engine.stream.topics import (
     REPO_TOPICS,
@@ -23,7 +24,6 @@ from engine.stream.topics import (
     load_topics,
     topics_path,
 )
-from engine.testing.kafka_broker import free_ports
 
 ENGINE = Path(cli.__file__).resolve().parent
 

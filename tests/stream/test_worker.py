@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.cli import main
-from engine.testing.kafka_broker import free_ports
+from engine.local import free_ports
 
 from .harness import CATALOG, REPO, Stack, events_by_wallet, offline_events_by_wallet, read_topic
 
