@@ -82,6 +82,7 @@ class Process:
     def check(self) -> None:
         """Raise `StackError` if the process has exited."""
         if not self.alive:
+            self._close()  # nothing writes to the log any more
             raise StackError(
                 f"the {self.name} exited with code {self.proc.returncode}:\n{self.tail()}"
             )
