@@ -8,12 +8,14 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 from confluent_kafka import Consumer
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine.local import LocalStack, Process
 from engine.local import private_topics as local_topics
@@ -100,6 +102,16 @@ class Stack:
         return "\n".join(
             p.read_text(errors="replace") for p in sorted(self.tmp_path.glob("worker-*.log"))
         )
+
+
+def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Samples of a worker's /metrics on ``port``, keyed by (name, sorted labels)."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    out = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
 
 
 def probe(process: Process, seen: list[int]) -> None:
