@@ -11,6 +11,12 @@ from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
 
+# The benchmarks share the tests' helpers (catalog builders, a private PostgreSQL server),
+# which are no part of the shipped package: found on the path, not installed.
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+if str(TESTS) not in sys.path:
+    sys.path.append(str(TESTS))
+
 
 def environment() -> dict[str, Any]:
     from importlib.metadata import version

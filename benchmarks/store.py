@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import environment, save, table
+from support.postgres import fresh_schema, server
 
 from engine.catalog import load_catalog
 from engine.codec import Rejected, decode_cdr
@@ -24,7 +25,6 @@ from engine.domain import Cdr, Command, Event
 from engine.offline.generate import generate_cdrs
 from engine.offline.pipeline import Pipeline
 from engine.store import open_store
-from engine.testing.postgres import fresh_schema, server
 
 CATALOG = Path(__file__).parent.parent / "examples" / "catalog.yaml"
 

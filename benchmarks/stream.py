@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import math
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -31,28 +30,34 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 import msgspec
-import yaml
 from _common import environment, save, table
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from support.catalogs import spread_catalog
 
 from engine.catalog import load_catalog
+from engine.local import (
+    LocalJarBroker,
+    LocalStack,
+    Process,
+    StackError,
+    free_ports,
+    private_topics,
+    running_broker,
+    worker_argv,
+)
 from engine.offline.generate import generate_cdrs
-from engine.stream.admin import admin_client, apply_topics
+from engine.stream.admin import admin_client
 from engine.stream.kafka_security import client_config
 from engine.stream.publisher import PRODUCER_CONFIG
 from engine.stream.topics import REPO_TOPICS, Topics, load_topics
-from engine.testing.catalogs import spread_catalog
-from engine.testing.kafka_broker import LocalJarBroker, free_ports
-from engine.testing.worker import worker_argv
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOG = REPO / "examples" / "catalog.yaml"
@@ -129,65 +134,39 @@ class Stack:
         self.catalog = catalog
         self.dir = workdir / name
         self.dir.mkdir(parents=True)
-        data: dict[str, Any] = yaml.safe_load(REPO_TOPICS.read_text())
         prefix = f"bench-{uuid.uuid4().hex[:8]}."
-        for spec in data["topics"]:
-            spec["name"] = prefix + spec["name"]
-            if partitions is not None and (spec["role"] == "cdr_raw" or spec["key"] == "wallet_id"):
-                spec["partitions"] = partitions
-        self.topics_file = self.dir / "topics.yaml"
-        self.topics_file.write_text(yaml.safe_dump(data, sort_keys=False))
-        self.topics: Topics = load_topics(self.topics_file, environ={})
+        wallet = partitions
+        # --partitions reshapes cdr.raw and the topics keyed by wallet, as before.
+        topics_file = private_topics(self.dir, prefix, partitions, wallet, ("wallet_id",))
         self.app_id = f"bench-{uuid.uuid4().hex[:8]}"
-        self.env = {
-            **os.environ,
-            "RATING_TOPICS": str(self.topics_file),
-            "KAFKA_BOOTSTRAP": bootstrap,
-            "RATING_APP_ID": self.app_id,
-        }
-        self.workers: list[subprocess.Popen[bytes]] = []
-        self.ports: list[int] = []
+        try:
+            self.local = LocalStack(
+                bootstrap, self.dir, topics_file=topics_file, app_id=self.app_id, cwd=REPO
+            )
+        except StackError as exc:
+            raise RuntimeError(f"cannot create the benchmark topics: {exc}") from None
+        self.topics: Topics = self.local.topics
+        self.env = self.local.env
+        self.workers: list[Process] = []
         self.worker_log = self.dir / "worker.log"
-        self._logs: list[IO[bytes]] = []
-        report = apply_topics(self.topics, bootstrap)
-        if not report.ok:
-            raise RuntimeError(f"cannot create the benchmark topics: {report}")
 
     def start_workers(self, count: int, profile: Path | None = None) -> None:
         """``count`` workers of one group, each with its own data dir and metrics port."""
-        self.ports = free_ports(count)
-        for i, port in enumerate(self.ports):
+        for i, port in enumerate(free_ports(count)):
             extra = (*self.worker_args, "--metrics-port", str(port))
             argv = worker_argv(self.catalog, self.dir / f"data-{i}", "warning", *extra)
             if profile and i == 0:  # python -m cProfile -o F -m ...: the first worker only
                 argv[1:1] = ["-m", "cProfile", "-o", str(profile)]
             path = self.worker_log if i == 0 else self.dir / f"worker-{i}.log"
-            handle = path.open("wb")
-            self._logs.append(handle)
-            worker = subprocess.Popen(
-                argv,
-                env=self.env,
-                cwd=REPO,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # stopped by us (SIGTERM), not by a terminal's Ctrl-C
-            )
+            # A session of its own: stopped by us (SIGTERM), not by a terminal's Ctrl-C.
+            worker = self.local.start("worker", argv, path, port, new_session=True)
             self.workers.append(worker)
-            log(f"worker pid {worker.pid} (log {path})")
+            log(f"worker pid {worker.proc.pid} (log {path})")
 
     def owned(self) -> list[int]:
         """Wallet partitions each worker owns and has recovered (its /metrics)."""
-        out = []
-        for port in self.ports:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                    text = r.read().decode()
-            except OSError:
-                out.append(0)
-                continue
-            match = re.search(r"^rating_partitions_owned (\S+)$", text, re.MULTILINE)
-            out.append(int(float(match.group(1))) if match else 0)
-        return out
+        scrapes = [worker.scrape() for worker in self.workers]
+        return [int(s.get("rating_partitions_owned")) if s else 0 for s in scrapes]
 
     def wait_shared(self, partitions: int) -> None:
         """Until the workers own every wallet partition between them, each a share."""
@@ -204,9 +183,9 @@ class Stack:
 
     def check_worker(self) -> None:
         for worker in self.workers:
-            if worker.poll() is not None:
+            if not worker.alive:
                 raise RuntimeError(
-                    f"a worker exited with code {worker.returncode}; its log is kept in "
+                    f"a worker exited with code {worker.proc.returncode}; its log is kept in "
                     f"{self.keep_log()}:\n{self.log_tail()}"
                 )
 
@@ -222,7 +201,7 @@ class Stack:
         total = 0.0
         for worker in self.workers:
             try:
-                stat = Path(f"/proc/{worker.pid}/stat").read_text()
+                stat = Path(f"/proc/{worker.proc.pid}/stat").read_text()
             except OSError:
                 return None
             fields = stat.rpartition(")")[2].split()
@@ -238,18 +217,10 @@ class Stack:
 
     def stop_workers(self) -> None:
         workers, self.workers = self.workers, []
+        for worker in workers:  # all at once: the group stops rebalancing onto the last
+            worker.terminate()
         for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            try:
-                worker.wait(timeout=120)  # a cProfile dump takes a while
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-        for handle in self._logs:
-            handle.close()
-        self._logs = []
+            worker.wait(timeout=120)  # a cProfile dump takes a while
 
     def publish(self, path: Path, rate: float | None = None) -> dict[str, Any]:
         """``rating-engine publish`` as a subprocess; its ``--json`` summary."""
@@ -604,18 +575,14 @@ def external() -> bool:
 @contextlib.contextmanager
 def broker() -> Iterator[str]:
     """``KAFKA_BOOTSTRAP``, or a private broker stopped on the way out, whatever happens."""
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "").strip()
-    if bootstrap:
+    if external():
+        bootstrap = os.environ["KAFKA_BOOTSTRAP"].strip()
         log(f"broker: {bootstrap} (KAFKA_BOOTSTRAP)")
         yield bootstrap
         return
-    local = LocalJarBroker()
-    try:
-        bootstrap = local.start()
+    with running_broker(LocalJarBroker()) as bootstrap:
         log(f"broker: private LocalJarBroker on {bootstrap}")
         yield bootstrap
-    finally:
-        local.stop()
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -8,37 +8,29 @@ Everything lives under one folder that each run starts afresh, so a second run w
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import IO
 
-from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
 
 from .catalog import load_catalog
 from .codec import Rejected
-from .domain import format_money
+from .domain import Catalog, format_money
+from .local import BrokerError, LocalStack, Process, Scrape, is_external, provider_from_env
 from .offline.generate import generate_cdrs, generate_commands, write_lines
 from .offline.inputs import read_commands
 from .projections import connect
 from .projections.query import Answer, render_table, run_query
 from .store import open_store
-from .stream.admin import apply_topics
-from .stream.publisher import publish_cdrs, publish_commands
+from .stream.publisher import PublishResult, publish_cdrs, publish_commands
 from .stream.publisher import render as render_publish
-from .stream.topics import StreamError, load_topics
-from .testing.kafka_broker import BrokerError, ExternalBroker, free_ports, provider_from_env
-from .testing.worker import worker_argv
+from .stream.topics import StreamError
 
 POLL = 0.5
 SETTLED = 3.0
@@ -60,59 +52,6 @@ class DemoSettings:
     timeout: float = 1800.0
 
 
-@dataclass
-class Scrape:
-    """The numbers the demo waits on, summed over label sets."""
-
-    values: dict[str, float]
-
-    def get(self, name: str) -> float:
-        return self.values.get(name, 0.0)
-
-
-def scrape(port: int) -> Scrape | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
-            text = reply.read().decode()
-    except OSError:
-        return None
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            values[sample.name] = values.get(sample.name, 0.0) + sample.value
-    return Scrape(values)
-
-
-class Process:
-    """A child process of the demo with its log file; stopped with SIGTERM, then SIGKILL."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.name = name
-        self.log = log
-        self._handle: IO[bytes] = log.open("wb")
-        self.proc = subprocess.Popen(argv, env=env, stdout=self._handle, stderr=subprocess.STDOUT)
-
-    def check(self) -> None:
-        if self.proc.poll() is not None:
-            raise DemoError(
-                f"the {self.name} exited with code {self.proc.returncode}:\n{self.tail()}"
-            )
-
-    def tail(self, lines: int = 30) -> str:
-        self._handle.flush()
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._handle.close()
-
-
 def say(step: str) -> None:
     print(f"\n== {step}", flush=True)
 
@@ -125,7 +64,7 @@ def broker() -> Iterator[str]:
         bootstrap = provider.start()
     except BrokerError as exc:
         raise DemoError(f"no Kafka broker: {exc}") from None
-    ours = not isinstance(provider, ExternalBroker)
+    ours = not is_external(provider)
     print(f"Kafka broker on {bootstrap}" + ("" if ours else " (KAFKA_BOOTSTRAP)"))
     try:
         yield bootstrap
@@ -138,20 +77,24 @@ def broker() -> Iterator[str]:
 def wait_until_rated(
     worker: Process,
     sink: Process,
-    ports: tuple[int, int],
     published: int,
     timeout: float,
     on_progress: Callable[[int], None],
 ) -> tuple[Scrape, Scrape]:
     """Until the worker has read every CDR and the sink has stored and projected every
-    decision the worker wrote, and nothing has moved for ``SETTLED`` seconds."""
+    decision the worker wrote, and nothing has moved for ``SETTLED`` seconds.
+
+    The worker must also be ready: while its wallet partitions are still being assigned or
+    recovered it has read CDRs it has not yet decided, and the counts agree only because
+    none of them has moved yet.
+    """
     deadline = time.monotonic() + timeout
     last: tuple[float, ...] = ()
     quiet_since = time.monotonic()
     while True:
         worker.check()
         sink.check()
-        w, s = scrape(ports[0]), scrape(ports[1])
+        w, s = worker.scrape(), sink.scrape()
         if w is not None and s is not None:
             received = int(w.get("rating_cdrs_received_total"))
             on_progress(received)
@@ -167,6 +110,7 @@ def wait_until_rated(
                 and now[0] == now[1]
                 and s.get("rating_store_position") == now[2]
                 and s.get("rating_sink_lag") == 0
+                and worker.get("/readyz")[0] == 200
             )
             if caught_up and time.monotonic() - quiet_since >= SETTLED:
                 return w, s
@@ -239,97 +183,96 @@ def check_store(store_url: str) -> str:
     )
 
 
-def run_demo(settings: DemoSettings) -> int:
-    out = settings.out
+def fresh_folder(out: Path) -> Path:
+    """``out``, emptied: each run starts afresh, so a second run works too."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    catalog = load_catalog(settings.catalog)
-    topics = load_topics()
-    store_url = f"sqlite:///{(out / 'events.db').resolve()}"
-    clickhouse_url = f"chdb:///{(out / 'clickhouse').resolve()}"
+    return out
 
+
+def generate(settings: DemoSettings, catalog: Catalog, out: Path) -> tuple[Path, Path]:
+    """The CDR and command files the run publishes."""
     say(f"Generating {settings.cdrs:,} CDRs from {settings.sims:,} SIMs over {settings.days} days")
     cdrs, commands = out / "cdrs.jsonl", out / "commands.jsonl"
     gen = generate_cdrs(catalog, settings.sims, settings.cdrs, settings.seed, settings.days)
     n_cdrs = write_lines(cdrs, gen)
     n_commands = write_lines(commands, generate_commands(catalog, settings.seed, settings.days))
     print(f"{n_cdrs:,} CDRs in {cdrs}, {n_commands:,} commands in {commands}")
+    return cdrs, commands
 
-    with ExitStack() as stack:
+
+def open_stack(bootstrap: str, out: Path) -> LocalStack:
+    stack = LocalStack(bootstrap, out)
+    print(f"topics from {stack.topics.source}: {len(stack.report.topics)} ready")
+    return stack
+
+
+def start_processes(
+    stack: LocalStack, settings: DemoSettings, store_url: str, clickhouse_url: str
+) -> tuple[Process, Process]:
+    """One worker and one sink, each serving its metrics on a free port."""
+    say("Starting the worker and the sink")
+    worker = stack.start_worker(
+        settings.catalog, settings.out / "worker", loglevel="warning", metrics=True
+    )
+    extra = ("--clickhouse", clickhouse_url, "--catalog", str(settings.catalog))
+    sink = stack.start_sink(store_url, *extra, metrics=True)
+    for process in (worker, sink):
+        where = f"http://127.0.0.1:{process.port}/metrics"
+        print(f"{process.name + ' metrics:':15} {where}  (log {process.log})")
+    return worker, sink
+
+
+def publish(stack: LocalStack, cdrs: Path, commands: Path) -> PublishResult:
+    """The commands first, then the CDRs with a progress bar."""
+    say("Publishing")
+    parsed = [c for c in read_commands(commands) if not isinstance(c, Rejected)]
+    publish_commands(parsed, stack.topics.wallet_commands, stack.bootstrap, str(commands))
+    result = publish_cdrs(cdrs, stack.topics.cdr_raw, stack.bootstrap, progress=True)
+    print(render_publish(result))
+    if result.failed:
+        raise DemoError(f"{result.failed:,} CDRs could not be published")
+    return result
+
+
+def rate(stack: LocalStack, worker: Process, sink: Process, total: int, timeout: float) -> None:
+    """Until every CDR is rated, stored and projected, with a progress bar; then stopped."""
+    say("Rating (waiting until every decision is stored and projected)")
+    bar = tqdm(total=total, unit=" CDRs", file=sys.stderr)
+    started = time.monotonic()
+
+    def progress(received: int) -> None:
+        bar.update(max(0, min(received, total) - bar.n))
+
+    with bar:
+        w, s = wait_until_rated(worker, sink, total, timeout, progress)
+    seconds = time.monotonic() - started
+    print(
+        f"{int(w.get('rating_cdrs_rated_total')):,} CDRs rated, "
+        f"{int(w.get('rating_cdrs_rejected_total')):,} rejected "
+        f"(on {stack.topics.cdr_rejected.name}), "
+        f"{int(s.get('rating_store_position')):,} events stored in {seconds:.1f}s"
+    )
+    say("Stopping the worker and the sink")
+    stack.stop()
+
+
+def run_demo(settings: DemoSettings) -> int:
+    out = fresh_folder(settings.out)
+    catalog = load_catalog(settings.catalog)
+    store_url = f"sqlite:///{(out / 'events.db').resolve()}"
+    clickhouse_url = f"chdb:///{(out / 'clickhouse').resolve()}"
+    cdrs, commands = generate(settings, catalog, out)
+
+    with ExitStack() as resources:
         say("Starting Kafka")
-        bootstrap = stack.enter_context(broker())
-        report = apply_topics(topics, bootstrap)
-        if not report.ok:
-            raise DemoError(f"the topics could not be applied: {report}")
-        print(f"topics from {topics.source}: {len(report.topics)} ready")
-
-        say("Starting the worker and the sink")
-        env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap}
-        worker_port, sink_port = free_ports(2)
-        ports = (worker_port, sink_port)
-        worker = Process(
-            "worker",
-            worker_argv(
-                settings.catalog, out / "worker", "warning", "--metrics-port", str(ports[0])
-            ),
-            env,
-            out / "worker.log",
-        )
-        stack.callback(worker.stop)
-        sink = Process(
-            "sink",
-            [
-                sys.executable,
-                "-m",
-                "engine.cli",
-                "sink",
-                "--store",
-                store_url,
-                "--clickhouse",
-                clickhouse_url,
-                "--catalog",
-                str(settings.catalog),
-                "--metrics-port",
-                str(ports[1]),
-            ],
-            env,
-            out / "sink.log",
-        )
-        stack.callback(sink.stop)
-        print(f"worker metrics: http://127.0.0.1:{ports[0]}/metrics  (log {worker.log})")
-        print(f"sink metrics:   http://127.0.0.1:{ports[1]}/metrics  (log {sink.log})")
-
-        say("Publishing")
-        parsed = [c for c in read_commands(commands) if not isinstance(c, Rejected)]
-        publish_commands(parsed, topics.wallet_commands, bootstrap, str(commands))
-        result = publish_cdrs(cdrs, topics.cdr_raw, bootstrap, progress=True)
-        print(render_publish(result))
-        if result.failed:
-            raise DemoError(f"{result.failed:,} CDRs could not be published")
-
-        say("Rating (waiting until every decision is stored and projected)")
-        total = result.delivered
-        bar = tqdm(total=total, unit=" CDRs", file=sys.stderr)
-        started = time.monotonic()
-
-        def progress(received: int) -> None:
-            bar.update(max(0, min(received, total) - bar.n))
-
-        with bar:
-            w, s = wait_until_rated(
-                worker, sink, ports, result.delivered, settings.timeout, progress
-            )
-        seconds = time.monotonic() - started
-        rejected_topic = topics.cdr_rejected.name
-        print(
-            f"{int(w.get('rating_cdrs_rated_total')):,} CDRs rated, "
-            f"{int(w.get('rating_cdrs_rejected_total')):,} rejected (on {rejected_topic}), "
-            f"{int(s.get('rating_store_position')):,} events stored in {seconds:.1f}s"
-        )
-        say("Stopping the worker and the sink")
-        sink.stop()
-        worker.stop()
+        bootstrap = resources.enter_context(broker())
+        stack = open_stack(bootstrap, out)
+        resources.callback(stack.stop)  # whatever fails next, no process is left behind
+        worker, sink = start_processes(stack, settings, store_url, clickhouse_url)
+        result = publish(stack, cdrs, commands)
+        rate(stack, worker, sink, result.delivered, settings.timeout)
 
     say("Checks")
     print(check_store(store_url))

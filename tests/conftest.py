@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
-
-from engine.testing.postgres import server
+from support.postgres import server
 
 # Tests assert behaviour, never wall-clock time: Hypothesis' per-example deadline (200 ms)
 # would fail a correct property on a loaded machine.

@@ -17,8 +17,8 @@
 #                           (default <repo>/.venv/bin/python, else python3)
 #   KAFKA_START_TIMEOUT     seconds `up` waits for the broker to answer (default 60)
 #
-# engine/testing/kafka_broker.py (the pytest fixture) calls `kafka.sh fetch` so that this
-# file stays the one place that knows about Maven.
+# engine/local/jar_broker.py (the broker of the tests, the benchmarks and the demo) calls
+# `kafka.sh fetch` so that this file stays the one place that knows about Maven.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

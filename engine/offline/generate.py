@@ -80,28 +80,13 @@ def generate_cdrs(
     iccids = _spread(catalog)[:sims]
     if sims <= 0 or len(iccids) < sims:
         raise GenerateError(f"the catalog has {len(catalog.subscriptions)} SIMs; asked for {sims}")
+    # One generator drawn in a fixed order: the helpers below must keep their draws in the
+    # order they are made here, or the same seed would give other bytes.
     rng = random.Random(seed)
     networks = _networks(catalog)
-    profile = {}
-    for iccid in iccids:
-        sub = catalog.subscriptions[iccid]
-        version = catalog.plans[sub.plan].versions[-1]
-        zones = {s: sorted(rates) for s, rates in version.rates.items() if rates}
-        everywhere = sorted({z for zs in zones.values() for z in zs})
-        home = everywhere[rng.randrange(len(everywhere))] if everywhere else None
-        appetite = rng.paretovariate(2.5)
-        profile[iccid] = (home, zones, appetite, OFFSETS[rng.randrange(len(OFFSETS))])
-    span = days * 86400
-    # Draw instants with a day/night rhythm, then sort: the file is in time order.
-    instants: list[float] = []
-    while len(instants) < cdrs:
-        t = rng.random() * span
-        hour = (t % 86400) / 3600
-        if rng.random() < (0.35 if hour < 6 else 1.0):
-            instants.append(t)
-    instants.sort()
+    profiles = _profiles(catalog, iccids, rng)
     previous: bytes | None = None
-    for n, t in enumerate(instants):
+    for n, t in enumerate(_instants(rng, cdrs, days)):
         if previous is not None and rng.random() < faults:
             fault = FAULTS[rng.randrange(len(FAULTS))]
             if fault == "duplicate":
@@ -110,34 +95,75 @@ def generate_cdrs(
         else:
             fault = ""
         iccid = iccids[int(rng.paretovariate(1.2) * 7919 + n) % len(iccids)]
-        home, zones, appetite, offset = profile[iccid]
-        service = _pick(rng, SERVICE_MIX)
-        if service not in zones:
-            service = "data" if "data" in zones else next(iter(zones), "data")
-        # Mostly at home; roaming (or a service home does not rate) goes where it is rated.
-        candidates = zones.get(service, [])
-        zone = home if home in candidates and rng.random() < 0.85 else None
-        if zone is None and candidates:
-            zone = candidates[rng.randrange(len(candidates))]
-        mcc, mnc = rng.choice(networks.get(zone or "", [("262", "01")]) or [("262", "01")])
-        started = (START + timedelta(seconds=t)).astimezone(timezone(offset))
-        record = {
-            "cdr_id": f"{seed}-{n:09d}",
-            "iccid": iccid,
-            "service": service,
-            "started_at": started.isoformat(timespec="seconds"),
-            "volume": _volume(rng, service, appetite),
-            "mcc": mcc,
-            "mnc": mnc,
-            "apn": rng.choices(APNS, APN_WEIGHTS)[0] if service == "data" else None,
-            "rat": _pick(rng, RAT_MIX),
-            "source": "gen",
-        }
-        if service == "voice":
-            record["duration_s"] = record["volume"]
-        line = _spoil(record, fault, rng)
-        previous = line
-        yield line
+        record = _record(rng, f"{seed}-{n:09d}", iccid, profiles[iccid], networks, t)
+        previous = _spoil(record, fault, rng)
+        yield previous
+
+
+Profile = tuple[str | None, dict[str, list[str]], float, timedelta]
+"""A SIM's habits: home zone, the zones each service is rated in, appetite, UTC offset."""
+
+
+def _profiles(catalog: Catalog, iccids: list[str], rng: random.Random) -> dict[str, Profile]:
+    profiles = {}
+    for iccid in iccids:
+        sub = catalog.subscriptions[iccid]
+        version = catalog.plans[sub.plan].versions[-1]
+        zones = {s: sorted(rates) for s, rates in version.rates.items() if rates}
+        everywhere = sorted({z for zs in zones.values() for z in zs})
+        home = everywhere[rng.randrange(len(everywhere))] if everywhere else None
+        appetite = rng.paretovariate(2.5)
+        profiles[iccid] = (home, zones, appetite, OFFSETS[rng.randrange(len(OFFSETS))])
+    return profiles
+
+
+def _instants(rng: random.Random, cdrs: int, days: int) -> list[float]:
+    """Seconds into the period with a day/night rhythm, sorted: the file is in time order."""
+    span = days * 86400
+    instants: list[float] = []
+    while len(instants) < cdrs:
+        t = rng.random() * span
+        hour = (t % 86400) / 3600
+        if rng.random() < (0.35 if hour < 6 else 1.0):
+            instants.append(t)
+    instants.sort()
+    return instants
+
+
+def _record(
+    rng: random.Random,
+    cdr_id: str,
+    iccid: str,
+    profile: Profile,
+    networks: dict[str, list[tuple[str, str]]],
+    t: float,
+) -> dict[str, object]:
+    home, zones, appetite, offset = profile
+    service = _pick(rng, SERVICE_MIX)
+    if service not in zones:
+        service = "data" if "data" in zones else next(iter(zones), "data")
+    # Mostly at home; roaming (or a service home does not rate) goes where it is rated.
+    candidates = zones.get(service, [])
+    zone = home if home in candidates and rng.random() < 0.85 else None
+    if zone is None and candidates:
+        zone = candidates[rng.randrange(len(candidates))]
+    mcc, mnc = rng.choice(networks.get(zone or "", [("262", "01")]) or [("262", "01")])
+    started = (START + timedelta(seconds=t)).astimezone(timezone(offset))
+    record: dict[str, object] = {
+        "cdr_id": cdr_id,
+        "iccid": iccid,
+        "service": service,
+        "started_at": started.isoformat(timespec="seconds"),
+        "volume": _volume(rng, service, appetite),
+        "mcc": mcc,
+        "mnc": mnc,
+        "apn": rng.choices(APNS, APN_WEIGHTS)[0] if service == "data" else None,
+        "rat": _pick(rng, RAT_MIX),
+        "source": "gen",
+    }
+    if service == "voice":
+        record["duration_s"] = record["volume"]
+    return record
 
 
 def _spoil(record: dict[str, object], fault: str, rng: random.Random) -> bytes:

@@ -123,51 +123,8 @@ def summarize(
     rated: int,
     rejected: Counter[str],
 ) -> Summary:
-    wallets = []
-    for wallet_id in sorted(states):
-        s = states[wallet_id]
-        w = catalog.wallets.get(wallet_id)
-        expected = (
-            totals.credited[wallet_id]
-            - totals.debited[wallet_id]
-            - totals.expired[wallet_id]
-            + totals.written_off[wallet_id]
-        )
-        grants = [
-            GrantRow(
-                g.id, g.kind, g.remaining, format_money(g.remaining), g.priority, _iso(g.expires_at)
-            )
-            for g in s.grants
-        ]
-        wallets.append(
-            WalletRow(
-                wallet_id,
-                w.currency if w else "?",
-                s.balance,
-                format_money(s.balance),
-                "suspended" if s.suspended else "active",
-                s.debt,
-                s.uncollected,
-                grants,
-                expected == s.balance,
-            )
-        )
-    pools = []
-    for wallet_id in sorted(states):
-        s = states[wallet_id]
-        anchor = catalog.wallets[wallet_id].cycle_anchor_day if wallet_id in catalog.wallets else 1
-        for (pool_id, bucket), used in sorted(s.pool_used.items()):
-            pool = catalog.pools.get(pool_id)
-            if pool is None:
-                continue
-            if pool.kind == "stacked":
-                size = next((b.size for b in pool.bundles if b.id == bucket), 0)
-            else:
-                start = datetime.fromisoformat(bucket).replace(tzinfo=UTC)
-                cycle = cycle_of(int(start.timestamp()), anchor)
-                members = pool_sims(s, catalog, pool, cycle) if pool.kind == "flexible" else 0
-                size = allowance(pool, s, cycle, members)
-            pools.append(PoolRow(pool_id, pool.kind, bucket, used, size))
+    wallets = [_wallet_row(catalog, w, states[w], totals) for w in sorted(states)]
+    pools = [row for w in sorted(states) for row in _pool_rows(catalog, w, states[w])]
     revenue_total = sum(totals.revenue.values())
     balanced = all(w.reconciled for w in wallets) and revenue_total == sum(totals.charges.values())
     return Summary(
@@ -183,6 +140,53 @@ def summarize(
         balanced,
         sum(totals.written_off.values()),
     )
+
+
+def _wallet_row(catalog: Catalog, wallet_id: str, s: WalletState, totals: Totals) -> WalletRow:
+    """The wallet's state, and whether its balance is what its money movements add up to."""
+    w = catalog.wallets.get(wallet_id)
+    expected = (
+        totals.credited[wallet_id]
+        - totals.debited[wallet_id]
+        - totals.expired[wallet_id]
+        + totals.written_off[wallet_id]
+    )
+    grants = [
+        GrantRow(
+            g.id, g.kind, g.remaining, format_money(g.remaining), g.priority, _iso(g.expires_at)
+        )
+        for g in s.grants
+    ]
+    return WalletRow(
+        wallet_id,
+        w.currency if w else "?",
+        s.balance,
+        format_money(s.balance),
+        "suspended" if s.suspended else "active",
+        s.debt,
+        s.uncollected,
+        grants,
+        expected == s.balance,
+    )
+
+
+def _pool_rows(catalog: Catalog, wallet_id: str, s: WalletState) -> list[PoolRow]:
+    """Each pool bucket the wallet used: a cycle's allowance, or a stacked bundle's size."""
+    anchor = catalog.wallets[wallet_id].cycle_anchor_day if wallet_id in catalog.wallets else 1
+    rows = []
+    for (pool_id, bucket), used in sorted(s.pool_used.items()):
+        pool = catalog.pools.get(pool_id)
+        if pool is None:
+            continue
+        if pool.kind == "stacked":
+            size = next((b.size for b in pool.bundles if b.id == bucket), 0)
+        else:
+            start = datetime.fromisoformat(bucket).replace(tzinfo=UTC)
+            cycle = cycle_of(int(start.timestamp()), anchor)
+            members = pool_sims(s, catalog, pool, cycle) if pool.kind == "flexible" else 0
+            size = allowance(pool, s, cycle, members)
+        rows.append(PoolRow(pool_id, pool.kind, bucket, used, size))
+    return rows
 
 
 def _size(service: str, volume: int) -> str:

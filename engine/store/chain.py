@@ -91,6 +91,10 @@ class ChainRow(NamedTuple):
     hash: str
 
 
+Found = tuple[int, str, str, str]
+"""(version, event id, kind, detail): a problem of a stream not yet named."""
+
+
 def verify_stream(
     wallet_id: str,
     rows: Iterable[ChainRow],
@@ -99,92 +103,87 @@ def verify_stream(
     unkeyed_until: int = 0,
 ) -> list[Problem]:
     """Problems of one stream; ``rows`` in version order, ``head`` from the heads table."""
-    problems: list[Problem] = []
-
-    def problem(row_version: int, event_id: str, kind: str, detail: str) -> None:
-        problems.append(Problem(wallet_id, row_version, event_id, kind, detail))
-
+    found: list[Found] = []
     expected, prev_hash, prev_position, keyed_before = 1, GENESIS, 0, False
     for row in rows:
         keyed = is_keyed(row.hash)
-        if keyed and key is None:
-            if not keyed_before:  # once per stream: nothing of it can be checked
-                problem(
-                    row.version,
-                    row.event_id,
-                    "keyed",
-                    "the chain is keyed: set RATING_CHAIN_KEY or RATING_CHAIN_KEY_FILE to "
-                    "verify it",
-                )
-        elif not keyed and keyed_before:
-            problem(
-                row.version,
-                row.event_id,
-                "downgraded",
-                f"unkeyed hash at position {row.position} after keyed ones: re-chained "
-                "without the key",
-            )
-        elif not keyed and key is not None and row.position > unkeyed_until:
-            problem(
-                row.version,
-                row.event_id,
-                "unkeyed",
-                f"unkeyed hash at position {row.position}: re-chained without the key, or "
-                "stored before the key was set (then verify with --unkeyed-until)",
-            )
+        found += _key_problems(row, keyed, keyed_before, key, unkeyed_until)
         keyed_before = keyed_before or keyed
-        if row.position < prev_position:
-            problem(
-                row.version,
-                row.event_id,
-                "reordered",
-                f"version {row.version} is at position {row.position}, before version "
-                f"{expected - 1} at position {prev_position}",
-            )
-        if keyed and key is None:
-            intact = True  # cannot tell; reported above
-        else:
-            digest = link(
-                row.prev_hash, row.event_id, row.version, row.payload, key if keyed else None
-            )
-            intact = hmac.compare_digest(digest, row.hash)
-        if not intact:
-            problem(
-                row.version,
-                row.event_id,
-                "altered",
-                f"hash mismatch at position {row.position}: its id, version or payload changed",
-            )
-        if row.version > expected:
-            problem(
-                expected,
-                "",
-                "missing",
-                f"versions {expected}..{row.version - 1} are missing before {row.event_id}"
-                if row.version - expected > 1
-                else f"version {expected} is missing before {row.event_id}",
-            )
-        elif intact and row.prev_hash != prev_hash:
-            problem(
-                row.version,
-                row.event_id,
-                "reordered",
-                f"does not link to version {row.version - 1}: chained after another event "
-                "(moved, or the event before it was replaced)",
-            )
+        # A keyed hash without the key cannot be told either way; _key_problems said so.
+        intact = (keyed and key is None) or _intact(row, key if keyed else None)
+        found += _link_problems(row, expected, prev_hash, prev_position, intact)
         expected, prev_hash, prev_position = row.version + 1, row.hash, row.position
     if head is not None:
-        last = expected - 1
-        if head.version > last:
-            problem(
-                last + 1,
-                "",
-                "missing",
-                f"the stream's head is version {head.version}; stored events end at {last}",
-            )
-        elif head.version == last and head.hash != prev_hash:
-            problem(last, "", "altered", f"version {last} differs from the stream's head hash")
-    return problems
+        found += _head_problems(head, expected - 1, prev_hash)
+    return [Problem(wallet_id, *f) for f in found]
+
+
+def _key_problems(
+    row: ChainRow, keyed: bool, keyed_before: bool, key: bytes | None, unkeyed_until: int
+) -> list[Found]:
+    """Whether the row is keyed as the stream and the key say it should be."""
+    if keyed and key is None:
+        if keyed_before:  # once per stream: nothing of it can be checked
+            return []
+        detail = "the chain is keyed: set RATING_CHAIN_KEY or RATING_CHAIN_KEY_FILE to verify it"
+        return [(row.version, row.event_id, "keyed", detail)]
+    if not keyed and keyed_before:
+        detail = (
+            f"unkeyed hash at position {row.position} after keyed ones: re-chained without the key"
+        )
+        return [(row.version, row.event_id, "downgraded", detail)]
+    if not keyed and key is not None and row.position > unkeyed_until:
+        detail = (
+            f"unkeyed hash at position {row.position}: re-chained without the key, or "
+            "stored before the key was set (then verify with --unkeyed-until)"
+        )
+        return [(row.version, row.event_id, "unkeyed", detail)]
+    return []
+
+
+def _intact(row: ChainRow, key: bytes | None) -> bool:
+    digest = link(row.prev_hash, row.event_id, row.version, row.payload, key)
+    return hmac.compare_digest(digest, row.hash)
+
+
+def _link_problems(
+    row: ChainRow, expected: int, prev_hash: str, prev_position: int, intact: bool
+) -> list[Found]:
+    """The row against the one before it: its position, its own hash, its link."""
+    found: list[Found] = []
+    if row.position < prev_position:
+        detail = (
+            f"version {row.version} is at position {row.position}, before version "
+            f"{expected - 1} at position {prev_position}"
+        )
+        found.append((row.version, row.event_id, "reordered", detail))
+    if not intact:
+        detail = f"hash mismatch at position {row.position}: its id, version or payload changed"
+        found.append((row.version, row.event_id, "altered", detail))
+    if row.version > expected:
+        detail = (
+            f"versions {expected}..{row.version - 1} are missing before {row.event_id}"
+            if row.version - expected > 1
+            else f"version {expected} is missing before {row.event_id}"
+        )
+        found.append((expected, "", "missing", detail))
+    elif intact and row.prev_hash != prev_hash:
+        detail = (
+            f"does not link to version {row.version - 1}: chained after another event "
+            "(moved, or the event before it was replaced)"
+        )
+        found.append((row.version, row.event_id, "reordered", detail))
+    return found
+
+
+def _head_problems(head: Head, last: int, last_hash: str) -> list[Found]:
+    """The stored events against the head the appenders left."""
+    if head.version > last:
+        detail = f"the stream's head is version {head.version}; stored events end at {last}"
+        return [(last + 1, "", "missing", detail)]
+    if head.version == last and head.hash != last_hash:
+        return [(last, "", "altered", f"version {last} differs from the stream's head hash")]
+    return []
 
 
 def verify(

@@ -125,10 +125,12 @@ def _parse(argv: list[str]) -> Any:
 
 
 def _names_read_by_the_code() -> set[str]:
-    """Every RATING_* / KAFKA_* name the engine's sources mention (the test helpers aside)."""
+    """Every RATING_* / KAFKA_* name the engine's sources mention, the local stack aside
+    (``engine/local``: how a laptop gets its broker, ``KAFKA_PROVIDER`` and ``KAFKA_IMAGE``,
+    documented in the README's "Kafka, locally", and the env of its Docker broker)."""
     names: set[str] = set()
     for path in (REPO / "engine").rglob("*.py"):
-        if "testing" not in path.parts:
+        if "local" not in path.relative_to(REPO / "engine").parts:
             names.update(re.findall(r"[\"']((?:RATING|KAFKA)_[A-Z0-9_]+)[\"']", path.read_text()))
     return names
 

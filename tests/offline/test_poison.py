@@ -19,6 +19,7 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.postgres import fresh_schema
 
 from engine.catalog import load_catalog
 from engine.cli import main
@@ -28,7 +29,6 @@ from engine.domain.limits import Limits
 from engine.offline.pipeline import Pipeline
 from engine.projections import connect
 from engine.store import open_store
-from engine.testing.postgres import fresh_schema
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = str(REPO / "examples" / "catalog.yaml")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from support.clickhouse import everything
 
 from engine.domain import AdjustRating, UsageRated, WriteOffDebt
 from engine.offline.inputs import merged
@@ -15,7 +16,6 @@ from engine.projections import ProjectionError, Projector, connect
 from engine.projections.clickhouse import Client
 from engine.projections.schema import COLUMNS, FACT_TABLES
 from engine.store import open_store
-from engine.testing.clickhouse import everything
 
 from .conftest import Run
 

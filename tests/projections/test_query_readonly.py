@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.clickhouse import everything
 
 from engine.cli import main
 from engine.projections import connect
 from engine.projections.clickhouse import ProjectionError
 from engine.projections.readonly import READ_ONLY, check_read_only
-from engine.testing.clickhouse import everything
 
 from .conftest import CATALOG, REPO, Run
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from support.postgres import fresh_schema
 
 from engine.catalog import load_catalog
 from engine.codec import decode_cdr, decode_command
@@ -17,7 +18,6 @@ from engine.domain import Cdr, Command, Event
 from engine.offline.generate import generate_cdrs, generate_commands
 from engine.offline.pipeline import Pipeline
 from engine.store.sqlite import sqlite_path
-from engine.testing.postgres import fresh_schema
 
 CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 BACKENDS = ("sqlite", "postgres")

@@ -7,8 +7,9 @@ import threading
 from collections import defaultdict
 from contextlib import closing
 
+from support.postgres import fresh_schema
+
 from engine.store import StoredEvent, open_store
-from engine.testing.postgres import fresh_schema
 
 from .helpers import Rated
 

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from support.postgres import RestartableServer, fresh_schema
 
 from engine.domain import Cdr, Command, Event
 from engine.store import StoreError, StoreUnavailable, open_store
 from engine.store.postgres import PostgresStore
-from engine.testing.postgres import RestartableServer, fresh_schema
 
 from .helpers import Rated
 

@@ -1,24 +1,25 @@
-"""A worker process against the test broker, with its own topics, and ways to read results."""
+"""A local stack on the test broker, with its own topics; waits on its processes, and ways
+to read results."""
 
 from __future__ import annotations
 
 import collections
-import os
-import signal
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
 
 import msgspec
-import yaml
 from confluent_kafka import Consumer
+from prometheus_client.parser import text_string_to_metric_families
 
-from engine.stream.admin import apply_topics
-from engine.stream.topics import REPO_TOPICS, Topics, load_topics
-from engine.testing.worker import worker_argv
+from engine.local import LocalStack, Process
+from engine.local import private_topics as local_topics
+from engine.stream.topics import Topics
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = REPO / "examples" / "catalog.yaml"
@@ -30,38 +31,33 @@ def private_topics(tmp_path: Path, raw_partitions: int = 1, wallet_partitions: i
     One ``cdr.raw`` partition keeps each wallet's CDRs in file order end to end, which is
     what lets the stream be compared with the offline run event for event.
     """
-    data: dict[str, Any] = yaml.safe_load(REPO_TOPICS.read_text())
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    for spec in data["topics"]:
-        spec["name"] = prefix + spec["name"]
-        if spec["role"] == "cdr_raw":
-            spec["partitions"] = raw_partitions
-        elif spec["key"] in ("wallet_id", "partition"):
-            spec["partitions"] = wallet_partitions
-    path = tmp_path / "topics.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    return local_topics(tmp_path, prefix, raw_partitions, wallet_partitions)
 
 
 class Stack:
-    """Topics, a worker process (restartable), and the environment the CLI needs."""
+    """A `LocalStack` on private topics, with one worker at a time (restartable), and the
+    environment the CLI needs."""
 
     def __init__(self, bootstrap: str, tmp_path: Path, **topic_args: int) -> None:
         self.bootstrap = bootstrap
         self.tmp_path = tmp_path
         self.topics_file = private_topics(tmp_path, **topic_args)
-        self.topics: Topics = load_topics(self.topics_file, environ={})
-        report = apply_topics(self.topics, bootstrap)
-        assert report.ok, report
-        self.env = {
-            **os.environ,
-            "RATING_TOPICS": str(self.topics_file),
-            "KAFKA_BOOTSTRAP": bootstrap,
-            "RATING_APP_ID": f"app-{uuid.uuid4().hex[:8]}",
-        }
-        self.worker: subprocess.Popen[bytes] | None = None
-        self.log: IO[bytes] | None = None
+        self.local = LocalStack(
+            bootstrap,
+            tmp_path,
+            topics_file=self.topics_file,
+            app_id=LocalStack.fresh_app_id(),
+            cwd=REPO,
+        )
+        self.topics: Topics = self.local.topics
+        self.env = self.local.env
+        self.current: Process | None = None
         self.starts = 0
+
+    @property
+    def worker(self) -> subprocess.Popen[bytes] | None:
+        return None if self.current is None else self.current.proc
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -76,44 +72,90 @@ class Stack:
             raise AssertionError(f"{args}: exit {result.returncode}\n{result.stderr}")
         return result
 
-    def start_worker(self, *extra: str) -> None:
+    def start_worker(self, *extra: str, metrics: bool = False) -> Process:
         self.starts += 1
-        log = self.log = (self.tmp_path / f"worker-{self.starts}.log").open("wb")
-        self.worker = subprocess.Popen(
-            worker_argv(CATALOG, self.tmp_path / "data", "info", *extra),
-            env=self.env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        self.current = self.local.start_worker(
+            CATALOG,
+            self.tmp_path / "data",
+            *extra,
+            log=self.tmp_path / f"worker-{self.starts}.log",
+            metrics=metrics,
         )
+        return self.current
 
     def kill_worker(self) -> None:
         """SIGKILL: no shutdown hooks, no flush, no commit."""
-        assert self.worker is not None
-        self.worker.send_signal(signal.SIGKILL)
-        self.worker.wait(timeout=30)
-        self._ended()
-
-    def _ended(self) -> None:
-        self.worker = None
-        if self.log is not None:
-            self.log.close()
-            self.log = None
+        assert self.current is not None
+        self.current.kill()
+        self.current = None
 
     def stop_worker(self) -> None:
-        if self.worker is not None:
-            self.worker.send_signal(signal.SIGTERM)
-            try:
-                self.worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait()
-            self._ended()
+        if self.current is not None:
+            self.current.stop(timeout=30)
+            self.current = None
+
+    def start_sink(self, store_url: str, *extra: str) -> Process:
+        """A sink on this stack's topics, serving its probes on a free port."""
+        return self.local.start_sink(store_url, *extra, metrics=True)
 
     def logs(self) -> str:
         return "\n".join(
             p.read_text(errors="replace") for p in sorted(self.tmp_path.glob("worker-*.log"))
         )
+
+
+def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Samples of a worker's /metrics on ``port``, keyed by (name, sorted labels)."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    out = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def probe(process: Process, seen: list[int]) -> None:
+    """Note the process's readiness now (its ``/readyz`` status, 0 while not serving)."""
+    seen.append(process.get("/readyz")[0])
+
+
+def retries(process: Process, component: str) -> float:
+    """``rating_retries_total`` of ``component``, summed over its reasons."""
+    _status, text = process.get("/metrics")
+    pattern = rf'^rating_retries_total\{{component="{component}",reason="[^"]+"\}} (\S+)$'
+    return sum(float(v) for v in re.findall(pattern, text, re.M))
+
+
+def wait_for(
+    condition: Callable[[], bool],
+    timeout: float,
+    process: Process,
+    seen: list[int] | None = None,
+    every: float = 0.2,
+) -> None:
+    """Poll ``condition`` (noting the process's readiness in ``seen`` meanwhile); fail if
+    the process exits."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.alive, f"the {process.name} exited:\n{process.text()}"
+        assert time.monotonic() < deadline, (
+            f"timed out; {process.name} log:\n{process.text()}\n"
+            f"metrics:\n{process.get('/metrics')[1]}"
+        )
+        if seen is not None:
+            probe(process, seen)
+        time.sleep(every)
+
+
+def hold(seconds: float, process: Process, seen: list[int] | None = None) -> None:
+    """Let an outage last ``seconds``, checking the process stays up and noting its
+    readiness in ``seen``."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        assert process.alive, f"the {process.name} exited during the outage:\n{process.text()}"
+        if seen is not None:
+            probe(process, seen)
+        time.sleep(0.5)
 
 
 def read_topic(

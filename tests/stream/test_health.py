@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from engine.local import free_ports
 from engine.stream.health import Health, HealthServer, serve, worker_readiness
 from engine.stream.metrics import Metrics, SinkMetrics
-from engine.testing.kafka_broker import free_ports
 
 from .harness import Stack
 

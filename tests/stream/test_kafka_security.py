@@ -16,6 +16,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from support.kafka_secured import SecuredLocalJarBroker
 
 from engine.cli import main
 from engine.codec import encode
@@ -24,7 +25,6 @@ from engine.store import open_store
 from engine.stream.acls import DEFAULT_PRINCIPALS, acl_set, principals
 from engine.stream.kafka_security import KafkaSecurity, client_config, loopback_only
 from engine.stream.topics import StreamError, load_topics
-from engine.testing.kafka_secured import SecuredLocalJarBroker
 
 from .harness import Stack, events_by_wallet, offline_events_by_wallet, private_topics
 from .test_worker import TOP_UPS, _dataset, _offline

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.clickhouse import everything
 
 from engine.catalog import load_catalog
 from engine.cli import main
@@ -16,7 +17,6 @@ from engine.offline.run import rate_all
 from engine.projections import Projector, connect
 from engine.store import open_store
 from engine.stream.sink import Sink, SinkProgress, SinkSettings
-from engine.testing.clickhouse import everything
 
 from .harness import CATALOG, Stack
 

@@ -9,41 +9,21 @@ disturb the session's broker; PostgreSQL is a dedicated server for the same reas
 
 from __future__ import annotations
 
-import os
-import re
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.postgres import RestartableServer
 
 from engine.codec import Decision
+from engine.local import LocalJarBroker, LocalStack, Process
 from engine.store import StoreUnavailable, open_store
 from engine.store.base import EventStore
-from engine.stream.admin import apply_topics
-from engine.stream.topics import Topics, load_topics
-from engine.testing.kafka_broker import LocalJarBroker, free_ports
-from engine.testing.postgres import RestartableServer
 
-from .harness import REPO, private_topics
+from .harness import REPO, hold, private_topics, retries, wait_for
 from .test_sink import offline_decisions, publish
-
-
-@pytest.fixture(scope="module")
-def outage_broker() -> Iterator[LocalJarBroker]:
-    """A broker of this module's own, which the tests halt and resume."""
-    broker = LocalJarBroker()
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="module")
@@ -51,78 +31,14 @@ def decisions() -> list[Decision]:
     return offline_decisions(3000)
 
 
-def _topics(bootstrap: str, tmp_path: Path) -> Topics:
-    spec = load_topics(private_topics(tmp_path), environ={})
-    assert apply_topics(spec, bootstrap).ok
-    return spec
+def _stack(bootstrap: str, tmp_path: Path) -> LocalStack:
+    return LocalStack(bootstrap, tmp_path, topics_file=private_topics(tmp_path), cwd=REPO)
 
 
-class SinkProcess:
-    """``rating-engine sink`` as a process, with its probes and metrics."""
-
-    def __init__(self, bootstrap: str, topics: Topics, url: str, tmp_path: Path) -> None:
-        (self.port,) = free_ports(1)
-        self.log_path = tmp_path / "sink.log"
-        env = {**os.environ, "RATING_TOPICS": topics.source, "KAFKA_BOOTSTRAP": bootstrap}
-        argv = [sys.executable, "-m", "engine.cli", "sink", "--store", url]
-        argv += ["--group", f"sink-{uuid.uuid4().hex[:6]}", "--batch-size", "5"]
-        argv += ["--metrics-port", str(self.port)]
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=log, stderr=log)
-        self.readiness: list[int] = []
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            url = f"http://127.0.0.1:{self.port}{path}"
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                return int(reply.status), reply.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-        except OSError:
-            return 0, ""  # not serving yet
-
-    def probe(self) -> None:
-        self.readiness.append(self.get("/readyz")[0])
-
-    def retries(self, component: str) -> float:
-        _status, text = self.get("/metrics")
-        pattern = rf'^rating_retries_total\{{component="{component}",reason="[^"]+"\}} (\S+)$'
-        return sum(float(v) for v in re.findall(pattern, text, re.M))
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-
-
-def wait_for(
-    condition: Callable[[], bool], timeout: float, sink: SinkProcess, every: float = 0.2
-) -> None:
-    """Poll ``condition`` (probing the sink's readiness meanwhile); fail if the sink exits."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert sink.proc.poll() is None, f"the sink exited:\n{sink.log()}"
-        assert time.monotonic() < deadline, (
-            f"timed out; sink log:\n{sink.log()}\nmetrics:\n{sink.get('/metrics')[1]}"
-        )
-        sink.probe()
-        time.sleep(every)
-
-
-def hold(seconds: float, sink: SinkProcess) -> None:
-    """Let an outage last ``seconds``, checking the sink stays up and probing it."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        assert sink.proc.poll() is None, f"the sink exited during the outage:\n{sink.log()}"
-        sink.probe()
-        time.sleep(0.5)
+def start_sink(stack: LocalStack, url: str) -> Process:
+    """``rating-engine sink`` in small batches, in a group of its own, serving its probes."""
+    group = f"sink-{uuid.uuid4().hex[:6]}"
+    return stack.start_sink(url, "--group", group, "--batch-size", "5", metrics=True)
 
 
 def position(store: EventStore) -> int:
@@ -161,32 +77,32 @@ def test_sink_rides_out_a_broker_outage(
     outage_broker: LocalJarBroker, decisions: list[Decision], tmp_path: Path
 ) -> None:
     bootstrap = outage_broker.start()
-    topics = _topics(bootstrap, tmp_path)
+    stack = _stack(bootstrap, tmp_path)
+    topics = stack.topics
     total = sum(len(d.events) for d in decisions)
     publish(bootstrap, topics.wallet_events.name, decisions)
     url = f"sqlite:///{tmp_path / 'events.db'}"
     store = open_store(url)
-    sink = SinkProcess(bootstrap, topics, url, tmp_path)
+    seen: list[int] = []
+    sink = start_sink(stack, url)
     try:
-        wait_for(lambda: store.position() > 0, 90, sink, every=0.02)
+        wait_for(lambda: store.position() > 0, 90, sink, seen, every=0.02)
         # The sink has fetched ahead and goes on writing; its next commits find no broker.
         outage_broker.halt(kill=True)
         halted_at = store.position()
         assert halted_at < total, "the sink finished before the outage: nothing was tested"
-        hold(20, sink)
-        assert 503 in sink.readiness, sink.readiness
+        hold(20, sink, seen)
+        assert 503 in seen, seen
         outage_broker.resume()
-        wait_for(lambda: store.position() >= total, 180, sink)
-        wait_for(lambda: sink.get("/readyz")[0] == 200, 60, sink)
-        assert sink.retries("kafka") > 0, sink.get("/metrics")[1]
-        log = sink.log()
+        wait_for(lambda: store.position() >= total, 180, sink, seen)
+        wait_for(lambda: sink.get("/readyz")[0] == 200, 60, sink, seen)
+        assert retries(sink, "kafka") > 0, sink.get("/metrics")[1]
+        log = sink.text()
         assert "Kafka unavailable" in log and "Kafka back after" in log
         assert "Traceback" not in log
-        assert sink.stop() == 0, sink.log()
+        assert sink.stop() == 0, sink.text()
     finally:
-        if sink.proc.poll() is None:
-            sink.proc.kill()
-            sink.proc.wait()
+        sink.kill()
     assert_exact(store, url, decisions)
     store.close()
 
@@ -195,33 +111,33 @@ def test_sink_rides_out_a_broker_outage(
 def test_sink_rides_out_a_postgres_restart(
     kafka_bootstrap: str, decisions: list[Decision], tmp_path: Path
 ) -> None:
-    topics = _topics(kafka_bootstrap, tmp_path)
+    stack = _stack(kafka_bootstrap, tmp_path)
+    topics = stack.topics
     half = len(decisions) // 2
     total = sum(len(d.events) for d in decisions)
     with RestartableServer() as server:
         url = server.url
         publish(kafka_bootstrap, topics.wallet_events.name, decisions[:half])
         store = open_store(url)
-        sink = SinkProcess(kafka_bootstrap, topics, url, tmp_path)
+        seen: list[int] = []
+        sink = start_sink(stack, url)
         try:
-            wait_for(lambda: position(store) > 0, 90, sink)
+            wait_for(lambda: position(store) > 0, 90, sink, seen)
             server.stop("fast")  # a planned restart: the server ends every session
             # The rest arrives while the database is away: the sink's appends must wait.
             publish(kafka_bootstrap, topics.wallet_events.name, decisions[half:])
-            hold(15, sink)
-            assert 503 in sink.readiness, sink.readiness
+            hold(15, sink, seen)
+            assert 503 in seen, seen
             server.start()
-            wait_for(lambda: position(store) >= total, 90, sink)
-            wait_for(lambda: sink.get("/readyz")[0] == 200, 60, sink)
-            assert sink.retries("store") > 0, sink.get("/metrics")[1]
-            log = sink.log()
+            wait_for(lambda: position(store) >= total, 90, sink, seen)
+            wait_for(lambda: sink.get("/readyz")[0] == 200, 60, sink, seen)
+            assert retries(sink, "store") > 0, sink.get("/metrics")[1]
+            log = sink.text()
             assert "the event store unavailable" in log and "the event store back after" in log
             assert "Traceback" not in log
-            assert sink.stop() == 0, sink.log()
+            assert sink.stop() == 0, sink.text()
         finally:
-            if sink.proc.poll() is None:
-                sink.proc.kill()
-                sink.proc.wait()
+            sink.kill()
         assert_exact(store, url, decisions)
         store.close()
 
@@ -230,30 +146,30 @@ def test_sink_rides_out_a_postgres_restart(
 def test_sink_started_while_postgres_is_down_waits_for_it(
     kafka_bootstrap: str, decisions: list[Decision], tmp_path: Path
 ) -> None:
-    topics = _topics(kafka_bootstrap, tmp_path)
+    stack = _stack(kafka_bootstrap, tmp_path)
+    topics = stack.topics
     some = decisions[:300]
     total = sum(len(d.events) for d in some)
     with RestartableServer() as server:
         url = server.url
         server.stop("fast")
-        sink = SinkProcess(kafka_bootstrap, topics, url, tmp_path)
+        seen: list[int] = []
+        sink = start_sink(stack, url)
         try:
-            wait_for(lambda: sink.get("/readyz")[0] == 503, 60, sink)
+            wait_for(lambda: sink.get("/readyz")[0] == 503, 60, sink, seen)
             publish(kafka_bootstrap, topics.wallet_events.name, some)
-            hold(5, sink)
+            hold(5, sink, seen)
             status, body = sink.get("/readyz")
             assert status == 503 and "the event store unavailable" in body, body
             assert sink.get("/healthz")[0] == 200  # alive: an orchestrator lets it wait
             server.start()
             store = open_store(url)
-            wait_for(lambda: position(store) >= total, 90, sink)
-            assert sink.retries("store") > 0
-            assert "Traceback" not in sink.log()
-            assert sink.stop() == 0, sink.log()
+            wait_for(lambda: position(store) >= total, 90, sink, seen)
+            assert retries(sink, "store") > 0
+            assert "Traceback" not in sink.text()
+            assert sink.stop() == 0, sink.text()
         finally:
-            if sink.proc.poll() is None:
-                sink.proc.kill()
-                sink.proc.wait()
+            sink.kill()
         assert_exact(store, url, some)
         store.close()
 

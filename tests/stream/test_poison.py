@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import random
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,12 +20,11 @@ from typing import Any
 import msgspec
 import pytest
 from confluent_kafka import Producer
-from prometheus_client.parser import text_string_to_metric_families
 
+from engine.local import free_ports
 from engine.stream.agents import partition_of
-from engine.testing.kafka_broker import free_ports
 
-from .harness import Stack, read_topic
+from .harness import Stack, read_topic, samples
 
 ICCID = "89441000000000900002"  # acme's, active 2026-08-01 .. 2026-09-15
 CDR: dict[str, Any] = {
@@ -72,15 +70,6 @@ def _other_key(wallet: str, partitions: int) -> bytes:
         for key in (f"other-{n}".encode() for n in range(1000))
         if partition_of(key, partitions) != home
     )
-
-
-def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
-    out = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
 
 
 @pytest.mark.chaos
@@ -166,7 +155,7 @@ def test_poison_records_are_rejected_and_the_partitions_go_on(stack: Stack) -> N
     assert [e["id"] for e in events if e["type"] == "WalletOpened"] == ["open:acme#0"]
     assert not [e for e in events if e["wallet_id"] == "ghost"]
 
-    metrics = _scrape(port)
+    metrics = samples(port)
     for reason, n in expected.items():
         sample = metrics[("rating_cdrs_rejected_total", (("reason", reason),))]
         assert sample == n, reason

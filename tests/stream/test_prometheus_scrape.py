@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from engine.cli import main
-from engine.testing.kafka_broker import free_ports
+from engine.local import free_ports
 
 from .harness import CATALOG, Stack, read_topic
 

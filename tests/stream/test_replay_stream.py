@@ -22,6 +22,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from support.clickhouse import everything
 
 from engine.catalog import load_catalog
 from engine.cli import main
@@ -34,7 +35,6 @@ from engine.offline.run import rate_all
 from engine.projections import Projector, connect
 from engine.store import EventStore, open_store
 from engine.stream.sink import Sink, SinkProgress, SinkSettings
-from engine.testing.clickhouse import everything
 
 from .harness import CATALOG, Stack
 

@@ -5,25 +5,20 @@ both; each time the events and balances equal the offline run."""
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from support.catalogs import spread_catalog
 
 from engine.cli import main
 from engine.codec import decode_event
 from engine.domain import evolve, initial_state
-from engine.testing.catalogs import spread_catalog
-from engine.testing.kafka_broker import free_ports
-from engine.testing.worker import worker_argv
+from engine.local import Process, free_ports, worker_argv
 
 from .harness import (
     REPO,
@@ -48,17 +43,21 @@ TOP_UPS = [
 
 
 class Worker:
-    """One worker process of the group: its own data dir and metrics port."""
+    """One worker process of the group: its own data dir and metrics port, kept across its
+    restarts."""
 
     def __init__(self, stack: Stack, catalog: Path, name: str) -> None:
         self.stack, self.catalog, self.name = stack, catalog, name
         self.port = free_ports(1)[0]
-        self.process: subprocess.Popen[bytes] | None = None
+        self.current: Process | None = None
         self.starts = 0
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return None if self.current is None else self.current.proc
 
     def start(self) -> None:
         self.starts += 1
-        log = (self.stack.tmp_path / f"{self.name}-{self.starts}.log").open("wb")
         argv = worker_argv(
             self.catalog,
             self.stack.tmp_path / f"data-{self.name}",
@@ -68,46 +67,51 @@ class Worker:
             "--snapshot-every",
             "0.5",
         )
-        self.process = subprocess.Popen(
-            argv, env=self.stack.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
+        log = self.stack.tmp_path / f"{self.name}-{self.starts}.log"
+        self.current = self.stack.local.start(self.name, argv, log, self.port, False)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no flush, no commit, no leaving the group."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-        self.process = None
+        assert self.current is not None
+        self.current.kill()
+        self.current = None
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
+        if self.current is not None:
+            self.current.stop(timeout=60)
+            self.current = None
+
+    def metric(self, name: str) -> float:
+        """A number of its /metrics (0 while it cannot answer)."""
+        if self.current is None or not self.current.alive:
+            return 0.0
+        scrape = self.current.scrape()
+        return scrape.get(name) if scrape else 0.0
 
     def owned(self) -> int:
         """Wallet partitions this worker owns and has recovered (0 while it cannot answer)."""
-        if self.process is None or self.process.poll() is not None:
-            return 0
-        try:
-            body = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5)
-            text = body.read().decode()
-        except (urllib.error.URLError, OSError):
-            return 0
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == "rating_partitions_owned":
-                    return int(sample.value)
-        return 0
+        return int(self.metric("rating_partitions_owned"))
 
     def logs(self) -> str:
         paths = sorted(self.stack.tmp_path.glob(f"{self.name}-*.log"))
         return "\n".join(p.read_text(errors="replace") for p in paths)
+
+
+def wait_deciding(
+    workers: list[Worker], publisher: subprocess.Popen[bytes], more: int = 100
+) -> None:
+    """Until ``workers`` have decided ``more`` decisions from now on, or the publisher has
+    sent everything: a kill or a restart after it lands mid-stream whenever the machine
+    allows, never after a guessed number of seconds."""
+
+    def decided() -> float:
+        return sum(w.metric("rating_decisions_total") for w in workers)
+
+    target = decided() + more
+    deadline = time.monotonic() + 120
+    while decided() < target and publisher.poll() is None:
+        assert time.monotonic() < deadline, f"no progress: {[w.name for w in workers]}"
+        time.sleep(0.1)
 
 
 def _wait_owned(workers: list[Worker], want: dict[str, int] | None, timeout: float = 120) -> None:
@@ -214,7 +218,7 @@ def test_two_workers_share_the_wallets_and_one_takes_over_after_sigkill(
     shares = {w.name: w.owned() for w in (a, b)}
     publisher = _publisher(stack, cdrs, rate=2000)
     try:
-        time.sleep(2.0)
+        wait_deciding([b], publisher)
         b.kill()
         _wait_owned([a], {"a": PARTITIONS})
     finally:
@@ -236,7 +240,7 @@ def test_rolling_restart_of_both_workers(
     publisher = _publisher(stack, cdrs, rate=1500)
     try:
         for worker in (a, b):
-            time.sleep(1.0)
+            wait_deciding([a, b], publisher)
             worker.stop()
             worker.start()
             _wait_owned([a, b], None)

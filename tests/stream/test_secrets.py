@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.postgres import local_server
 
 from engine.cli import main
 from engine.secrets import EVENT_STORE_PASSWORD, SecretError, redact, secret, with_password
 from engine.store import StoreError
 from engine.store.postgres import PostgresStore
 from engine.stream.topics import Topics
-from engine.testing.postgres import local_server
 
 from .harness import REPO
 from .test_sink import expected_ids, offline_decisions, publish, topics  # noqa: F401

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from support.postgres import fresh_schema
 
 from engine.catalog import load_catalog
 from engine.codec import Decision, Rejected, decode_cdr, encode
@@ -28,7 +29,6 @@ from engine.store.base import EventStore
 from engine.stream.admin import apply_topics
 from engine.stream.sink import Sink, SinkProgress, SinkSettings
 from engine.stream.topics import Topics, load_topics
-from engine.testing.postgres import fresh_schema
 
 from .harness import CATALOG, REPO, private_topics
 

@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 
 import engine
 from engine import cli
+from engine.local import free_ports
 from engine.stream import admin
 from engine.stream.topics import (
     REPO_TOPICS,
@@ -24,7 +25,6 @@ from engine.stream.topics import (
     load_topics,
     topics_path,
 )
-from engine.testing.kafka_broker import free_ports
 
 ENGINE = Path(engine.__file__).resolve().parent
 

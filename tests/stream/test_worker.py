@@ -7,19 +7,25 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from engine.cli import main
-from engine.testing.kafka_broker import free_ports
+from engine.local import Process, free_ports
 
-from .harness import CATALOG, REPO, Stack, events_by_wallet, offline_events_by_wallet, read_topic
+from .harness import (
+    CATALOG,
+    REPO,
+    Stack,
+    events_by_wallet,
+    offline_events_by_wallet,
+    read_topic,
+    samples,
+)
 
 TOP_UPS = [
     {
@@ -114,7 +120,7 @@ def test_stream_equals_offline(stack: Stack, tmp_path: Path) -> None:
     _publish_commands_first(stack, commands)
     stack.cli("publish", "--input", str(cdrs), "--no-progress")
     streamed = _wait_for_events(stack, total)
-    metrics = _scrape(port)
+    metrics = samples(port)
 
     assert {w: len(v) for w, v in streamed.items()} == {w: len(v) for w, v in expected.items()}
     for wallet in expected:
@@ -159,14 +165,18 @@ def test_stream_equals_offline(stack: Stack, tmp_path: Path) -> None:
     assert stack.worker.poll() is None
 
 
-def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Samples of the worker's /metrics, keyed by (name, sorted labels)."""
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
-    out = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
+def _snapshots_written(worker: Process) -> float:
+    scrape = worker.scrape()
+    return scrape.get("rating_snapshots_total") if scrape else 0.0
+
+
+def _kill_and_restart_when(stack: Stack, ready: Callable[[Process], bool], *args: str) -> None:
+    """SIGKILL the running worker once ``ready`` holds for it, then start another."""
+    worker = stack.current
+    assert worker is not None
+    worker.wait_until(lambda: ready(worker), timeout=120, every=0.1)
+    stack.kill_worker()
+    stack.start_worker(*args, metrics=True)
 
 
 def test_sigkill_and_restart_loses_nothing_and_charges_nothing_twice(
@@ -178,7 +188,7 @@ def test_sigkill_and_restart_loses_nothing_and_charges_nothing_twice(
     total = sum(len(v) for v in expected.values())
 
     snapshots = ("--snapshot-every", "0.5")
-    stack.start_worker(*snapshots)
+    stack.start_worker(*snapshots, metrics=True)
     _publish_commands_first(stack, commands)
     publisher = subprocess.Popen(
         [
@@ -198,12 +208,12 @@ def test_sigkill_and_restart_loses_nothing_and_charges_nothing_twice(
         stderr=subprocess.DEVNULL,
     )
     try:
-        # Kill twice, at different points of the run, while CDRs keep arriving.
-        for pause in (1.5, 2.5):
-            time.sleep(pause)
-            stack.kill_worker()
-            time.sleep(0.5)
-            stack.start_worker(*snapshots)
+        # Kill twice, at different points of the run. First once the worker has written
+        # snapshots (the first of them committed with the batch after it), so that its
+        # successor recovers from one; then once that one has too, or the input has ended.
+        _kill_and_restart_when(stack, lambda w: _snapshots_written(w) >= 2, *snapshots)
+        ended = lambda w: _snapshots_written(w) >= 1 or publisher.poll() is not None  # noqa: E731
+        _kill_and_restart_when(stack, ended, *snapshots)
     finally:
         assert publisher.wait(timeout=120) == 0
     streamed = _wait_for_events(stack, total)

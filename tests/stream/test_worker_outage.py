@@ -6,35 +6,24 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+import uuid
 from pathlib import Path
 
 import msgspec
 import pytest
 from confluent_kafka import Producer
 
+from engine.local import LocalJarBroker
 from engine.store import open_store
 from engine.stream.publisher import iccid_key
-from engine.testing.kafka_broker import LocalJarBroker, free_ports
 
-from .harness import Stack, offline_events_by_wallet
-from .test_outages import SinkProcess, hold, wait_for
+from .harness import Stack, hold, offline_events_by_wallet, probe, wait_for
 from .test_worker import _dataset, _offline, _publish_commands_first
 
 pytestmark = pytest.mark.chaos
 
 OUTAGE = 60.0
 """Seconds the broker is away: the worker must ride out at least this long."""
-
-
-@pytest.fixture(scope="module")
-def outage_broker() -> Iterator[LocalJarBroker]:
-    broker = LocalJarBroker()
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def publish_slowly(bootstrap: str, topic: str, lines: list[bytes]) -> None:
@@ -57,20 +46,6 @@ def publish_slowly(bootstrap: str, topic: str, lines: list[bytes]) -> None:
     assert producer.flush(300) == 0
 
 
-class Probe:
-    """The worker's /readyz and /metrics."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.readiness: list[int] = []
-
-    def get(self, path: str) -> tuple[int, str]:
-        return SinkProcess.get(self, path)  # type: ignore[arg-type]
-
-    def probe(self) -> None:
-        self.readiness.append(self.get("/readyz")[0])
-
-
 def test_worker_and_sink_ride_out_a_minute_without_the_broker(
     outage_broker: LocalJarBroker, tmp_path: Path
 ) -> None:
@@ -81,12 +56,11 @@ def test_worker_and_sink_ride_out_a_minute_without_the_broker(
     expected = offline_events_by_wallet(offline_events)
     total = sum(len(v) for v in expected.values())
 
-    (port,) = free_ports(1)
-    stack.start_worker("--metrics-port", str(port), "--snapshot-every", "1")
-    worker = Probe(port)
+    worker = stack.start_worker("--snapshot-every", "1", metrics=True)
     url = f"sqlite:///{tmp_path / 'events.db'}"
     store = open_store(url)
-    sink = SinkProcess(bootstrap, stack.topics, url, tmp_path)
+    sink = stack.start_sink(url, "--group", f"sink-{uuid.uuid4().hex[:6]}", "--batch-size", "5")
+    ready: list[int] = []  # the worker's readiness during the outage
     lines = [x for x in cdrs.read_bytes().splitlines() if x.strip()]
     publisher = threading.Thread(
         target=publish_slowly, args=(bootstrap, stack.topics.cdr_raw.name, lines), daemon=True
@@ -101,7 +75,7 @@ def test_worker_and_sink_ride_out_a_minute_without_the_broker(
         end = time.monotonic() + OUTAGE
         while time.monotonic() < end:
             assert stack.worker is not None and stack.worker.poll() is None, stack.logs()
-            worker.probe()
+            probe(worker, ready)
             hold(1.0, sink)
         outage_broker.resume()
         publisher.join(timeout=300)
@@ -109,7 +83,7 @@ def test_worker_and_sink_ride_out_a_minute_without_the_broker(
         wait_for(lambda: store.position() >= total, 240, sink)
         assert stopped_at < total, "the run ended before the outage: nothing was tested"
         assert stack.worker is not None and stack.worker.poll() is None, stack.logs()
-        assert 503 in worker.readiness, worker.readiness
+        assert 503 in ready, ready
         deadline = time.monotonic() + 60
         while worker.get("/readyz")[0] != 200:
             assert time.monotonic() < deadline, worker.get("/readyz")
@@ -123,12 +97,10 @@ def test_worker_and_sink_ride_out_a_minute_without_the_broker(
         assert logs.count("[ERROR]") < 100, logs.count("[ERROR]")
         assert "Traceback" not in logs
         time.sleep(3)  # anything late (a repeated decision) would show now
-        assert sink.stop() == 0, sink.log()
+        assert sink.stop() == 0, sink.text()
     finally:
         publisher.join(timeout=300)
-        if sink.proc.poll() is None:
-            sink.proc.kill()
-            sink.proc.wait()
+        sink.kill()
         stack.stop_worker()
 
     stored: dict[str, list[bytes]] = {}

@@ -16,8 +16,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ..stream.kafka_security import KafkaSecurity
-from .kafka_broker import BrokerError, LocalJarBroker, server_properties
+from engine.local import BrokerError
+from engine.local.jar_broker import LocalJarBroker, server_properties
+from engine.stream.kafka_security import KafkaSecurity
 
 MECHANISM = "SCRAM-SHA-512"
 USERS = ("admin", "rating-publisher", "rating-operator", "rating-worker", "rating-sink", "intruder")

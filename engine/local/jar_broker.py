@@ -1,139 +1,25 @@
-"""Where the tests get a Kafka broker from.
+"""Apache Kafka (KRaft, one node) from the Maven-fetched jars, as a child process.
 
-The streaming tests need a real broker, not a mock: the behaviour they pin down (keyed
-partitioning, consumer groups, transactions) lives in the broker. Where that broker comes
-from depends on the machine, so it is pluggable behind `BrokerProvider`:
-
-* `ExternalBroker`: a broker someone else runs, named by ``KAFKA_BOOTSTRAP``.
-* `LocalJarBroker`: the default. Starts Apache Kafka (KRaft, one node) from the jars that
-  ``deploy/local/kafka.sh fetch`` puts in the cache, on free ports and in a temporary data
-  dir, so a test session never clashes with the broker of ``make kafka-up``.
-* `TestcontainersBroker`: ``KAFKA_PROVIDER=testcontainers``, for machines with Docker.
-
-`provider_from_env` picks one of them; ``tests/stream/conftest.py`` wraps it in a session
-fixture.
+It follows the steps of ``deploy/local/kafka.sh up`` on free ports and in a temporary data
+dir, so it never clashes with the broker of ``make kafka-up``. Jars come from
+``kafka.sh fetch``, the one place that knows about Maven.
 """
 
 from __future__ import annotations
 
 import atexit
 import base64
-import importlib
-import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from confluent_kafka.admin import AdminClient
+from .base import BrokerError, free_ports, wait_until_answers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO_ROOT / "deploy" / "local" / "kafka.sh"
-
-# Confluent Platform 7.9 ships Apache Kafka 3.9, the version deploy/local/kafka/pom.xml pins.
-DEFAULT_TESTCONTAINERS_IMAGE = "confluentinc/cp-kafka:7.9.0"
-
-
-class BrokerError(RuntimeError):
-    """A broker could not be provided; the message says why and what to do."""
-
-
-class BrokerProvider(Protocol):
-    """Something that can hand the tests a running broker and take it away again."""
-
-    def start(self) -> str:
-        """Make a broker available and return its bootstrap servers (``host:port,...``)."""
-        ...
-
-    def stop(self) -> None:
-        """Release whatever `start` acquired. Safe to call more than once."""
-        ...
-
-
-def broker_answers(
-    bootstrap: str, timeout: float = 2.0, config: Mapping[str, Any] | None = None
-) -> bool:
-    """Whether a broker at `bootstrap` answers a metadata request and lists itself.
-
-    A TCP connect is not enough: the socket opens before the broker has caught up with
-    the KRaft metadata log, and requests sent then fail.
-    """
-    admin = AdminClient(
-        {
-            "bootstrap.servers": bootstrap,
-            # Connection-refused lines while the broker boots are expected noise.
-            "log_level": 0,
-            "socket.timeout.ms": max(int(timeout * 1000), 10),
-            **(config or {}),
-        }
-    )
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except Exception:  # confluent_kafka raises KafkaException for every transport failure.
-        return False
-    return bool(metadata.brokers)
-
-
-def wait_until_answers(
-    bootstrap: str,
-    timeout: float,
-    still_alive: Callable[[], bool] = lambda: True,
-    interval: float = 0.25,
-    config: Mapping[str, Any] | None = None,
-) -> bool:
-    """Poll `broker_answers` until it says yes (True), the deadline passes or the
-    process behind the broker dies (False)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not still_alive():
-            return False
-        wait = min(2.0, max(deadline - time.monotonic(), 0.1))
-        if broker_answers(bootstrap, timeout=wait, config=config):
-            return True
-        time.sleep(interval)
-    return False
-
-
-class ExternalBroker:
-    """A broker that is already running elsewhere (``KAFKA_BOOTSTRAP``); we neither start
-    nor stop it, so a developer can point the tests at a long-lived broker and skip the
-    start-up cost, or CI can bring its own."""
-
-    def __init__(self, bootstrap: str | None = None) -> None:
-        value = bootstrap if bootstrap is not None else os.environ.get("KAFKA_BOOTSTRAP", "")
-        if not value:
-            raise BrokerError("ExternalBroker needs KAFKA_BOOTSTRAP (host:port[,host:port...])")
-        self._bootstrap = value
-
-    def start(self) -> str:
-        return self._bootstrap
-
-    def stop(self) -> None:
-        return None
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct TCP ports on 127.0.0.1 that were free a moment ago.
-
-    All sockets stay bound until every port is known, so the kernel cannot hand out the
-    same port twice; another process can still take one before the broker binds it, which
-    `LocalJarBroker.start` handles by retrying.
-    """
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def random_cluster_id() -> str:
@@ -141,7 +27,7 @@ def random_cluster_id() -> str:
 
     Kafka's Uuid is a random UUID in unpadded URL-safe base64; Kafka never hands out ids
     that start with '-' (they read like command-line flags). Making it here saves one JVM
-    start per test session.
+    start per broker.
     """
     while True:
         value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
@@ -181,7 +67,7 @@ def log_tail(*paths: Path, lines: int = 40) -> str:
 
 
 class LocalJarBroker:
-    """Apache Kafka from the Maven-fetched jars, as a child process of the test session.
+    """Apache Kafka from the Maven-fetched jars, as a child process of this one.
 
     It follows the steps of ``deploy/local/kafka.sh up`` but owns its process directly
     (no pid file, no detaching) so `stop` can always reap it, and it uses a temporary
@@ -255,18 +141,32 @@ class LocalJarBroker:
     def _start_once(self, lib: Path) -> str:
         data_dir = Path(tempfile.mkdtemp(prefix="rating-engine-kafka-"))
         self._data_dir = data_dir
-        # Registered before the JVM starts: a test session that dies without running its
-        # fixture finalizers still does not leave a broker behind.
+        # Registered before the JVM starts: a session that dies without running its
+        # finalizers still does not leave a broker behind.
         atexit.register(self.stop)
         port, controller_port = free_ports(2)
+        base = self._write_config(data_dir, port, controller_port, lib)
+        self._format_storage(base, data_dir)
+        self._argv = [*base, "kafka.Kafka", str(data_dir / "server.properties")]
+        self._launch()
+        bootstrap = f"127.0.0.1:{port}"
+        self._await_first_answer(bootstrap)
+        self._bootstrap = bootstrap
+        return bootstrap
+
+    def _write_config(
+        self, data_dir: Path, port: int, controller_port: int, lib: Path
+    ) -> list[str]:
+        """The broker's config and logging under ``data_dir``; returns the JVM command line
+        both the storage tool and the broker start with."""
         log_dir = data_dir / "log"
         log_dir.mkdir()
-        props = data_dir / "server.properties"
-        props.write_text(self._properties(data_dir, port, controller_port))
+        (data_dir / "server.properties").write_text(
+            self._properties(data_dir, port, controller_port)
+        )
         log4j = data_dir / "log4j.properties"
         log4j.write_text(log4j_properties(log_dir / "server.log"))
-        console = log_dir / "console.out"
-        base = [
+        return [
             self._java,
             "-cp",
             f"{lib}/*",
@@ -278,6 +178,9 @@ class LocalJarBroker:
             f"-Dlog4j.configuration=file:{log4j}",
             f"-Dkafka.logs.dir={log_dir}",
         ]
+
+    def _format_storage(self, base: list[str], data_dir: Path) -> None:
+        """KRaft needs its storage formatted with a cluster id before the first start."""
         fmt = subprocess.run(
             [
                 *base,
@@ -286,7 +189,7 @@ class LocalJarBroker:
                 "-t",
                 random_cluster_id(),
                 "-c",
-                str(props),
+                str(data_dir / "server.properties"),
                 *self._format_args(),
             ],
             stdin=subprocess.DEVNULL,
@@ -297,27 +200,28 @@ class LocalJarBroker:
         if fmt.returncode != 0:
             raise BrokerError(
                 f"formatting KRaft storage failed (exit {fmt.returncode}):\n"
-                f"{fmt.stdout}{fmt.stderr}\n{log_tail(log_dir / 'server.log')}"
+                f"{fmt.stdout}{fmt.stderr}\n{log_tail(data_dir / 'log' / 'server.log')}"
             )
-        self._argv = [*base, "kafka.Kafka", str(props)]
-        self._launch()
-        proc = self._proc
-        assert proc is not None
-        bootstrap = f"127.0.0.1:{port}"
-        alive = lambda: proc.poll() is None  # noqa: E731
-        if not wait_until_answers(bootstrap, self._start_timeout, alive, config=self._client()):
-            why = (
-                f"exited with code {proc.returncode}"
-                if proc.poll() is not None
-                else f"did not answer within {self._start_timeout:g}s"
-            )
-            raise BrokerError(
-                f"Kafka broker on {bootstrap} {why}\n{log_tail(log_dir / 'server.log', console)}"
-            )
-        self._bootstrap = bootstrap
-        return bootstrap
 
-    # Hooks for a variant (kafka_secured.py): the config, format options, client settings.
+    def _await_first_answer(self, bootstrap: str) -> None:
+        proc = self._proc
+        assert proc is not None and self._data_dir is not None
+        alive = lambda: proc.poll() is None  # noqa: E731
+        if wait_until_answers(bootstrap, self._start_timeout, alive, config=self._client()):
+            return
+        why = (
+            f"exited with code {proc.returncode}"
+            if proc.poll() is not None
+            else f"did not answer within {self._start_timeout:g}s"
+        )
+        log_dir = self._data_dir / "log"
+        raise BrokerError(
+            f"Kafka broker on {bootstrap} {why}\n"
+            f"{log_tail(log_dir / 'server.log', log_dir / 'console.out')}"
+        )
+
+    # Hooks for a variant (tests/support/kafka_secured.py): the config, format options and
+    # client settings.
     def _properties(self, data_dir: Path, port: int, controller_port: int) -> str:
         return server_properties(data_dir, port, controller_port)
 
@@ -388,66 +292,3 @@ class LocalJarBroker:
             self._data_dir = None
         self._bootstrap = None
         atexit.unregister(self.stop)
-
-
-class TestcontainersBroker:
-    """Kafka in a Docker container through testcontainers, for machines that have Docker
-    and prefer it to the jar cache. testcontainers is imported only here, so the project
-    does not depend on it."""
-
-    __test__ = False  # A class named Test* that pytest must not try to collect.
-
-    def __init__(self, image: str | None = None) -> None:
-        self._image = image or os.environ.get("KAFKA_IMAGE", DEFAULT_TESTCONTAINERS_IMAGE)
-        self._container: Any = None
-
-    def start(self) -> str:
-        if self._container is not None:
-            return str(self._container.get_bootstrap_server())
-        try:
-            module = importlib.import_module("testcontainers.kafka")
-        except ImportError as exc:
-            raise BrokerError(
-                "KAFKA_PROVIDER=testcontainers needs the testcontainers package "
-                "(pip install 'testcontainers[kafka]') and a Docker engine; "
-                "unset KAFKA_PROVIDER to use the local jar broker instead"
-            ) from exc
-        container = module.KafkaContainer(self._image)
-        if hasattr(container, "with_kraft"):
-            container = container.with_kraft()
-        # The same broker-wide behaviour as deploy/local/kafka.sh.
-        for key, value in {
-            "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
-            "KAFKA_NUM_PARTITIONS": "4",
-            "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
-            "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
-            "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
-            "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
-        }.items():
-            container = container.with_env(key, value)
-        container.start()
-        self._container = container
-        return str(container.get_bootstrap_server())
-
-    def stop(self) -> None:
-        container, self._container = self._container, None
-        if container is not None:
-            container.stop()
-
-
-def provider_from_env(environ: Mapping[str, str] | None = None) -> BrokerProvider:
-    """``KAFKA_BOOTSTRAP`` set: that broker. ``KAFKA_PROVIDER=testcontainers``: Docker.
-    Otherwise (or ``KAFKA_PROVIDER=local``): a broker from the jar cache."""
-    env = os.environ if environ is None else environ
-    bootstrap = env.get("KAFKA_BOOTSTRAP", "").strip()
-    if bootstrap:
-        return ExternalBroker(bootstrap)
-    choice = env.get("KAFKA_PROVIDER", "").strip().lower()
-    if choice == "testcontainers":
-        return TestcontainersBroker(env.get("KAFKA_IMAGE") or None)
-    if choice in ("", "local", "jar"):
-        return LocalJarBroker()
-    raise BrokerError(
-        f"KAFKA_PROVIDER={choice!r} is not known: use 'local' (default) or 'testcontainers', "
-        "or set KAFKA_BOOTSTRAP to use a running broker"
-    )

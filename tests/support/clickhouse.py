@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..projections.clickhouse import Client
-from ..projections.schema import TABLES, VIEWS
+from engine.projections.clickhouse import Client
+from engine.projections.schema import TABLES, VIEWS
 
 
 def everything(client: Client) -> dict[str, list[tuple[Any, ...]]]:

@@ -1,0 +1,58 @@
+"""Which broker a local stack gets, and the pieces of the jar broker that need no JVM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.local import BrokerError, ExternalBroker, LocalJarBroker, free_ports, running_broker
+from engine.local.broker import TestcontainersBroker, is_external, provider_from_env
+from engine.local.jar_broker import log_tail, random_cluster_id, server_properties
+
+
+def test_kafka_bootstrap_names_a_broker_nobody_starts_or_stops() -> None:
+    provider = provider_from_env({"KAFKA_BOOTSTRAP": " h:1,h:2 ", "KAFKA_PROVIDER": "x"})
+    assert isinstance(provider, ExternalBroker) and is_external(provider)
+    with running_broker(provider) as bootstrap:
+        assert bootstrap == "h:1,h:2"
+
+
+def test_without_kafka_bootstrap_the_jars_or_docker() -> None:
+    for choice in ("", "local", "jar"):
+        assert isinstance(provider_from_env({"KAFKA_PROVIDER": choice}), LocalJarBroker)
+    docker = provider_from_env({"KAFKA_PROVIDER": "Testcontainers"})
+    assert isinstance(docker, TestcontainersBroker) and not is_external(docker)
+    with pytest.raises(BrokerError, match="KAFKA_PROVIDER='zookeeper' is not known"):
+        provider_from_env({"KAFKA_PROVIDER": "zookeeper"})
+
+
+def test_an_external_broker_needs_an_address() -> None:
+    with pytest.raises(BrokerError, match="KAFKA_BOOTSTRAP"):
+        ExternalBroker("")
+
+
+def test_free_ports_are_distinct() -> None:
+    ports = free_ports(5)
+    assert len(set(ports)) == 5 and all(0 < p < 65536 for p in ports)
+
+
+def test_cluster_ids_read_like_kafkas_and_never_like_a_flag() -> None:
+    ids = {random_cluster_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+
+
+def test_server_properties_fill_the_template(tmp_path: Path) -> None:
+    text = server_properties(tmp_path, 1234, 5678)
+    assert "@PORT@" not in text and "@LOG_DIRS@" not in text
+    assert "127.0.0.1:1234" in text and "127.0.0.1:5678" in text
+    assert str(tmp_path / "kraft-logs") in text
+
+
+def test_log_tail_leaves_out_stack_frames(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text("started\nERROR boom\n\tat kafka.Foo(Foo.scala:1)\nstopped\n")
+    tail = log_tail(log, tmp_path / "absent.log")
+    assert "ERROR boom" in tail and "Foo.scala" not in tail
+    assert log_tail(tmp_path / "absent.log") == "(no broker log was written)"

@@ -1,0 +1,67 @@
+"""A child process of the local stack: exit seen, log read, readiness waited on, stopped."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.local import Process, StackError, free_ports
+from engine.local.process import parse_metrics
+
+SERVER = """
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'rating_x_total{a="1"} 2.0\\nrating_x_total{a="2"} 3.0\\n'
+        self.send_response(200 if self.path == "/metrics" else 503)
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+print("serving", flush=True)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def start(tmp_path: Path, code: str, *args: str, port: int | None = None) -> Process:
+    argv = [sys.executable, "-c", code, *args]
+    return Process("probe", argv, env=dict(os.environ), log=tmp_path / "p.log", port=port)
+
+
+def test_metrics_are_summed_over_their_labels() -> None:
+    scrape = parse_metrics('# TYPE rating_x counter\nrating_x_total{a="1"} 2\nrating_x_total 3\n')
+    assert scrape.get("rating_x_total") == 5.0 and scrape.get("absent") == 0.0
+
+
+def test_a_serving_process_is_waited_for_read_and_stopped(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    process = start(tmp_path, SERVER, str(port), port=port)
+    try:
+        process.wait_serving(timeout=60)
+        scrape = process.scrape()
+        assert scrape is not None and scrape.get("rating_x_total") == 5.0
+        assert process.get("/readyz")[0] == 503
+        assert "serving" in process.tail()
+    finally:
+        code = process.stop(timeout=30)
+    assert code != 0 and not process.alive  # SIGTERM ends it
+    assert process.get("/metrics") == (0, "")
+
+
+def test_an_exited_process_is_reported_with_its_log(tmp_path: Path) -> None:
+    process = start(tmp_path, "print('no broker'); raise SystemExit(3)")
+    with pytest.raises(StackError, match=r"(?s)the probe exited with code 3:.*no broker"):
+        process.wait_until(lambda: False, timeout=60, every=0.05)
+
+
+def test_waiting_has_a_deadline(tmp_path: Path) -> None:
+    process = start(tmp_path, "import time; time.sleep(60)")
+    try:
+        with pytest.raises(StackError, match=r"not ready within 0\.2s"):
+            process.wait_until(lambda: False, timeout=0.2, every=0.05)
+    finally:
+        process.kill()
+    assert process.proc.returncode == -9
