@@ -17,8 +17,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine.codec import decode_event
+from engine.codec import decode_decision, decode_event
 from engine.domain import fold, initial_state
+from engine.domain.events import SimsBarred, SimsUnbarred
 from engine.projections import Projector, connect
 from engine.projections.schema import FACT_TABLES
 from engine.store.sqlite import SqliteStore
@@ -75,11 +76,24 @@ def test_the_old_store_verifies_its_hash_chain(store: SqliteStore) -> None:
     assert store.stats().events == expected()["events"]
 
 
-def test_the_old_names_decode(store: SqliteStore) -> None:
-    payloads = [s.payload for b in store.read_all() for s in b]
-    assert any(b'"type":"BarSims"' in p for p in payloads)
-    assert any(b'"type":"UnbarSims"' in p for p in payloads)
-    assert len([decode_event(p) for p in payloads]) == expected()["events"]
+def test_the_old_names_decode_as_the_new_ones(store: SqliteStore) -> None:
+    stored = [s for b in store.read_all() for s in b]
+    barred = [s for s in stored if b'"type":"BarSims"' in s.payload]
+    unbarred = [s for s in stored if b'"type":"UnbarSims"' in s.payload]
+    assert len(barred) == len(unbarred) == 1
+    assert isinstance(decode_event(barred[0].payload), SimsBarred)
+    assert isinstance(decode_event(unbarred[0].payload), SimsUnbarred)
+    # The row's type column says what the payload decodes as.
+    assert (barred[0].type, unbarred[0].type) == ("SimsBarred", "SimsUnbarred")
+    assert len([decode_event(s.payload) for s in stored]) == expected()["events"]
+
+
+def test_old_wallet_events_records_decode() -> None:
+    """Records on ``wallet.events`` written before the rename, as the sink and recovery
+    read them."""
+    lines = (FIXTURE / "decisions.jsonl").read_bytes().splitlines()
+    actions = [type(e) for line in lines for e in decode_decision(line).events]
+    assert SimsBarred in actions and SimsUnbarred in actions
 
 
 def test_the_old_store_folds_to_the_same_balances(store: SqliteStore) -> None:
