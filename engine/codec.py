@@ -4,8 +4,9 @@ CDRs, commands and events are decoded straight into typed Structs; anything that
 decode becomes a ``Rejected`` record that keeps the original bytes and says why.
 
 Events are stored and published forever, so every event decoded here (from the store, the
-sink, recovery from ``wallet.events`` and replay) first goes through ``upcast``: an event
-stored under a former name (``FORMER_NAMES``) reads as the event it was renamed to. What is
+sink, recovery from ``wallet.events`` and replay) that the current types refuse goes through
+``upcast``: an event stored under a former name (``FORMER_NAMES``) reads as the event it was
+renamed to. What is
 stored is never rewritten; only new events are written under the new names.
 """
 
@@ -15,7 +16,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 import msgspec
 
@@ -27,6 +28,7 @@ from .domain.ids import is_cdr
 from .domain.routing import wallet_of
 
 encoder = msgspec.json.Encoder()
+T = TypeVar("T")
 _cdr_decoder = msgspec.json.Decoder(Cdr)
 _command_decoder = msgspec.json.Decoder(Command)
 _event_decoder = msgspec.json.Decoder(Event)
@@ -59,6 +61,19 @@ def upcast(raw: bytes) -> bytes:
     if not any(old in raw for old in _FORMER):
         return raw
     return _FORMER_TAG.sub(_renamed, raw)
+
+
+def _decode_upcasting(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
+    """``raw`` decoded, upcast first only when the decoder refused it: searching every
+    payload for former names would cost half as much again as decoding it, and only events
+    stored before a rename carry one (their unknown tag is refused at once)."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError:
+        upcasted = upcast(raw)
+        if upcasted is raw:
+            raise
+        return decoder.decode(upcasted)
 
 
 def current_type(name: str) -> str:
@@ -116,7 +131,7 @@ _decision_decoder = msgspec.json.Decoder(Decision)
 
 
 def decode_decision(raw: bytes) -> Decision:
-    return _decision_decoder.decode(upcast(raw))
+    return _decode_upcasting(_decision_decoder, raw)
 
 
 MAX_INPUT_BYTES = 64 * 1024
@@ -302,7 +317,7 @@ def read_command(raw: bytes, origin: str = "") -> Command | Rejected:
 
 
 def decode_event(raw: bytes) -> Event:
-    return _event_decoder.decode(upcast(raw))
+    return _decode_upcasting(_event_decoder, raw)
 
 
 def decode_input(key: str, raw: bytes) -> Cdr | Command:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -143,3 +144,11 @@ def test_a_decision_holding_former_names_decodes() -> None:
     )
     (event,) = decode_decision(raw).events
     assert isinstance(event, SimsBarred)
+
+
+def test_an_event_invalid_for_another_reason_is_refused_as_before() -> None:
+    bad = BARRED.replace(b'"iccids":["8944"]', b'"iccids":3')
+    with pytest.raises(msgspec.ValidationError, match="iccids"):
+        decode_event(bad)
+    with pytest.raises(msgspec.ValidationError, match="Invalid value 'Barred'"):
+        decode_event(BARRED.replace(b"BarSims", b"Barred"))
