@@ -2,28 +2,83 @@
 
 CDRs, commands and events are decoded straight into typed Structs; anything that does not
 decode becomes a ``Rejected`` record that keeps the original bytes and says why.
+
+Events are stored and published forever, so every event decoded here (from the store, the
+sink, recovery from ``wallet.events`` and replay) that the current types refuse goes through
+``upcast``: an event stored under a former name (``FORMER_NAMES``) reads as the event it was
+renamed to. What is
+stored is never rewritten; only new events are written under the new names.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 import msgspec
 
 from .domain.catalog import Catalog
 from .domain.cdr import Cdr
 from .domain.commands import Command
-from .domain.events import Event
+from .domain.events import FORMER_NAMES, Event
 from .domain.ids import is_cdr
 from .domain.routing import wallet_of
 
 encoder = msgspec.json.Encoder()
+T = TypeVar("T")
 _cdr_decoder = msgspec.json.Decoder(Cdr)
 _command_decoder = msgspec.json.Decoder(Command)
 _event_decoder = msgspec.json.Decoder(Event)
+
+
+def tag(event_type: type) -> str:
+    """The type tag an event class is written with."""
+    return str(event_type.__struct_config__.tag)  # type: ignore[attr-defined]
+
+
+RENAMED: dict[str, str] = {old: tag(new) for old, new in FORMER_NAMES.items()}
+"""Former event type tag -> the tag it is read as."""
+
+# Each former name, quoted as a tag is; a payload without one (nearly all) is decoded as is.
+_FORMER = tuple(f'"{old}"'.encode() for old in RENAMED)
+# Only a ``type`` key's value is renamed: inside a JSON string the quotes around ``type``
+# would be escaped, so a text that mentions a former name is left as it is.
+_FORMER_TAG = re.compile(
+    rb'("type"\s*:\s*")(' + b"|".join(re.escape(old.encode()) for old in RENAMED) + rb')"'
+)
+
+
+def _renamed(match: re.Match[bytes]) -> bytes:
+    return match.group(1) + RENAMED[match.group(2).decode()].encode() + b'"'
+
+
+def upcast(raw: bytes) -> bytes:
+    """``raw`` (an event, or a decision holding events) with every former type tag replaced
+    by the current one; the same bytes when there is none."""
+    if not any(old in raw for old in _FORMER):
+        return raw
+    return _FORMER_TAG.sub(_renamed, raw)
+
+
+def _decode_upcasting(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
+    """``raw`` decoded, upcast first only when the decoder refused it: searching every
+    payload for former names would cost half as much again as decoding it, and only events
+    stored before a rename carry one (their unknown tag is refused at once)."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError:
+        upcasted = upcast(raw)
+        if upcasted is raw:
+            raise
+        return decoder.decode(upcasted)
+
+
+def current_type(name: str) -> str:
+    """The current tag of an event type stored as ``name`` (a former name or a current one)."""
+    return RENAMED.get(name, name)
 
 
 class Rejected(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -76,7 +131,7 @@ _decision_decoder = msgspec.json.Decoder(Decision)
 
 
 def decode_decision(raw: bytes) -> Decision:
-    return _decision_decoder.decode(raw)
+    return _decode_upcasting(_decision_decoder, raw)
 
 
 MAX_INPUT_BYTES = 64 * 1024
@@ -262,7 +317,7 @@ def read_command(raw: bytes, origin: str = "") -> Command | Rejected:
 
 
 def decode_event(raw: bytes) -> Event:
-    return _event_decoder.decode(raw)
+    return _decode_upcasting(_event_decoder, raw)
 
 
 def decode_input(key: str, raw: bytes) -> Cdr | Command:

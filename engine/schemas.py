@@ -1,4 +1,8 @@
-"""JSON Schemas of the public records, generated from the Structs (never written by hand)."""
+"""JSON Schemas of the public records, generated from the Structs (never written by hand).
+
+``event.json`` also describes the events' former names (``codec.RENAMED``), marked
+``deprecated``: stored events still carry them and still decode, new ones never do.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from .codec import Rejected
+from .codec import RENAMED, Rejected
 from .domain import Cdr, Command, Event
 
 SCHEMAS: dict[str, object] = {
@@ -21,7 +25,31 @@ SCHEMAS: dict[str, object] = {
 
 def render(kind: object) -> bytes:
     schema = _normalised(msgspec.json.schema(kind))
+    if kind is Event:
+        schema = _with_former_names(schema)
     return msgspec.json.format(msgspec.json.encode(schema), indent=2) + b"\n"
+
+
+def _with_former_names(schema: dict[str, Any]) -> dict[str, Any]:
+    """The event schema with each former name beside its event: the same fields under the
+    old tag, ``deprecated``, so that a stored event of that name validates."""
+    defs = schema["$defs"]
+    mapping = schema["discriminator"]["mapping"]
+    for old, new in RENAMED.items():
+        former = dict(defs[new])
+        former["title"] = old
+        former["description"] = (
+            f"Former name of {new}: events stored under it still decode, as {new}; "
+            "it is never written."
+        )
+        former["deprecated"] = True
+        former["properties"] = {**former["properties"], "type": {"enum": [old]}}
+        defs[old] = former
+        ref = {"$ref": f"#/$defs/{old}"}
+        refs = schema["anyOf"]
+        refs.insert(refs.index({"$ref": f"#/$defs/{new}"}) + 1, ref)
+        mapping[old] = ref["$ref"]
+    return schema
 
 
 def _normalised(node: Any) -> Any:

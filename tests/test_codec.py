@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,13 +14,20 @@ from hypothesis import strategies as st
 from engine.codec import (
     MAX_DEPTH,
     MAX_INPUT_BYTES,
+    RENAMED,
     Rejected,
+    current_type,
     decode_cdr,
+    decode_decision,
+    decode_event,
     encode,
     fit,
     read_command,
+    tag,
+    upcast,
 )
-from engine.domain import Cdr
+from engine.domain import EVENT_TYPES, Cdr
+from engine.domain.events import SimsBarred, SimsUnbarred
 
 GOOD = {
     "cdr_id": "c1",
@@ -91,3 +99,56 @@ def test_control_characters_in_command_ids_are_rejected(field: str) -> None:
 def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
     assert isinstance(decode_cdr(raw), Cdr | Rejected)
     read_command(raw)
+
+
+BARRED = (
+    b'{"type":"BarSims","id":"cmd:t#5","wallet_id":"w","at":"2026-11-01T00:00:00Z",'
+    b'"iccids":["8944"]}'
+)
+
+
+def test_an_event_stored_under_a_former_name_decodes_as_the_renamed_one() -> None:
+    event = decode_event(BARRED)
+    assert isinstance(event, SimsBarred)
+    assert event.iccids == ("8944",)
+    assert encode(event) == BARRED.replace(b"BarSims", b"SimsBarred")
+    unbarred = decode_event(BARRED.replace(b"BarSims", b"UnbarSims"))
+    assert isinstance(unbarred, SimsUnbarred)
+
+
+def test_every_former_name_reads_as_a_current_event() -> None:
+    assert RENAMED == {"BarSims": "SimsBarred", "UnbarSims": "SimsUnbarred"}
+    current = {tag(t) for t in EVENT_TYPES}
+    assert set(RENAMED.values()) <= current
+    assert not set(RENAMED) & current
+    assert all(current_type(old) == new for old, new in RENAMED.items())
+    assert current_type("UsageRated") == "UsageRated"
+
+
+def test_upcast_renames_only_type_tags() -> None:
+    # A text that names a former event (a detail, an id) is data, not a tag: its quotes
+    # are escaped inside the JSON string, so it stays as it is.
+    text = json.dumps({"detail": '{"type":"BarSims"}', "id": "BarSims"}).encode()
+    assert upcast(text) == text
+    spaced = b'{"type" : "UnbarSims", "x": 1}'
+    assert upcast(spaced) == b'{"type" : "SimsUnbarred", "x": 1}'
+    assert upcast(BARRED.replace(b"BarSims", b"SimsBarred")) == BARRED.replace(
+        b"BarSims", b"SimsBarred"
+    )
+
+
+def test_a_decision_holding_former_names_decodes() -> None:
+    raw = (
+        b'{"wallet_id":"w","input":"cmd:t","origin_topic":"wallet.commands",'
+        b'"origin_partition":0,"origin_offset":3,"events":[' + BARRED + b"]}"
+    )
+    (event,) = decode_decision(raw).events
+    assert isinstance(event, SimsBarred)
+
+
+def test_an_event_invalid_for_another_reason_is_refused_as_before() -> None:
+    bad = BARRED.replace(b'"iccids":["8944"]', b'"iccids":3')
+    with pytest.raises(msgspec.ValidationError, match="iccids"):
+        decode_event(bad)
+    with pytest.raises(msgspec.ValidationError, match="Invalid value 'Barred'"):
+        decode_event(BARRED.replace(b"BarSims", b"Barred"))

@@ -53,3 +53,20 @@ def test_no_committed_description_keeps_docstring_indentation() -> None:
     for name in schemas.SCHEMAS:
         text = (ROOT / "schemas" / name).read_text()
         assert "\\n    " not in text, f"{name} has an indented description line"
+
+
+def test_event_schema_marks_the_former_names_deprecated() -> None:
+    from engine.codec import RENAMED
+
+    doc = msgspec.json.decode((ROOT / "schemas" / "event.json").read_bytes())
+    defs = doc["$defs"]
+    deprecated = {name for name, d in defs.items() if d.get("deprecated")}
+    assert deprecated == set(RENAMED)
+    for old, new in RENAMED.items():
+        assert defs[old]["properties"]["type"] == {"enum": [old]}
+        assert {k: v for k, v in defs[old]["properties"].items() if k != "type"} == {
+            k: v for k, v in defs[new]["properties"].items() if k != "type"
+        }
+        assert doc["discriminator"]["mapping"][old] == f"#/$defs/{old}"
+        assert {"$ref": f"#/$defs/{old}"} in doc["anyOf"]
+        assert not defs[new].get("deprecated")

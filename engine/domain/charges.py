@@ -13,13 +13,13 @@ from .catalog import Share
 from .draft import Draft, splits
 from .events import (
     AutoTopUpRequested,
-    BarSims,
     Charged,
     GrantAdded,
     GrantExpired,
     GrantInfo,
+    SimsBarred,
+    SimsUnbarred,
     ThresholdCrossed,
-    UnbarSims,
     WalletOpened,
     WalletResumed,
     WalletSuspended,
@@ -118,7 +118,7 @@ def after_debit(d: Draft, at: datetime, ts: int) -> None:
         d.emit(AutoTopUpRequested(d.next_id(), d.wallet.id, at, auto.amount, balance))
     if not d.state.suspended and balance <= d.wallet.suspend_at:
         d.emit(WalletSuspended(d.next_id(), d.wallet.id, at, balance))
-        d.emit(BarSims(d.next_id(), d.wallet.id, at, active_iccids(d.state, d.catalog, ts)))
+        d.emit(SimsBarred(d.next_id(), d.wallet.id, at, active_iccids(d.state, d.catalog, ts)))
 
 
 def credit(
@@ -194,7 +194,7 @@ def resume(d: Draft, at: datetime, ts: int) -> None:
     if d.state.balance - sum(amount for _, amount, _ in fees) <= d.wallet.resume_at:
         return
     d.emit(WalletResumed(d.next_id(), d.wallet.id, at, d.state.balance))
-    d.emit(UnbarSims(d.next_id(), d.wallet.id, at, iccids))
+    d.emit(SimsUnbarred(d.next_id(), d.wallet.id, at, iccids))
     for ref, amount, shares in fees:
         charge(d, at, ts, "restart_fee", ref, amount, shares)
     after_debit(d, at, ts)

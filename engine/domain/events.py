@@ -4,12 +4,17 @@ Every event carries a deterministic ``id`` (derived from the input it was decide
 its position in that decision), the ``wallet_id`` it belongs to and the instant ``at`` of the
 input. A field added later gets a default, so stored events keep decoding.
 
-``BarSims`` and ``UnbarSims`` are requests to the network rather than facts about the wallet;
-they travel in the same decision so that a suspension and its barring cannot be separated.
+``SimsBarred`` and ``SimsUnbarred`` are the network actions: the wallet decided that its SIMs
+are barred (or unbarred), and the network acts on it. They travel in the same decision so
+that a suspension and its barring cannot be separated.
+
+An event is never renamed in place: stored events keep their names forever. A renamed event
+lists its former names in ``FORMER_NAMES``, and the codec reads them as the new one.
 """
 
 from __future__ import annotations
 
+import typing
 from datetime import datetime
 
 import msgspec
@@ -189,11 +194,17 @@ class WalletResumed(_Event, tag=True, frozen=True, gc=False):
     balance: int
 
 
-class BarSims(_Event, tag=True, frozen=True, gc=False):
+class SimsBarred(_Event, tag=True, frozen=True, gc=False):
+    """The wallet's SIMs are barred (it was suspended): a network action. Formerly
+    ``BarSims``; events stored under that name decode as this one."""
+
     iccids: tuple[str, ...]
 
 
-class UnbarSims(_Event, tag=True, frozen=True, gc=False):
+class SimsUnbarred(_Event, tag=True, frozen=True, gc=False):
+    """The wallet's SIMs are unbarred (it was resumed): a network action. Formerly
+    ``UnbarSims``; events stored under that name decode as this one."""
+
     iccids: tuple[str, ...]
 
 
@@ -251,8 +262,8 @@ Event = (
     | AutoTopUpRequested
     | WalletSuspended
     | WalletResumed
-    | BarSims
-    | UnbarSims
+    | SimsBarred
+    | SimsUnbarred
     | SimAttached
     | SimDetached
     | PlanChanged
@@ -261,26 +272,11 @@ Event = (
     | DebtWrittenOff
 )
 
-EVENT_TYPES: tuple[type, ...] = (
-    WalletOpened,
-    UsageRated,
-    Charged,
-    RatingAdjusted,
-    PoolStepped,
-    GrantAdded,
-    GrantExpired,
-    ThresholdCrossed,
-    AutoTopUpRequested,
-    WalletSuspended,
-    WalletResumed,
-    BarSims,
-    UnbarSims,
-    SimAttached,
-    SimDetached,
-    PlanChanged,
-    CdrRejected,
-    CommandRejected,
-    DebtWrittenOff,
-)
+EVENT_TYPES: tuple[type, ...] = typing.get_args(Event)
+"""The members of ``Event``, in its order."""
 
-NETWORK_ACTIONS: tuple[type, ...] = (BarSims, UnbarSims)
+NETWORK_ACTIONS: tuple[type, ...] = (SimsBarred, SimsUnbarred)
+
+FORMER_NAMES: dict[str, type] = {"BarSims": SimsBarred, "UnbarSims": SimsUnbarred}
+"""Type tags once written and since renamed -> the event they now decode as. Commands are
+imperative and events past tense; these two were named like commands until 2026-11."""

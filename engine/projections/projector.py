@@ -29,7 +29,7 @@ from ..store.base import EventStore, StoredEvent
 from ..store.sqlite import SqliteStore, sqlite_path
 from . import schema
 from .clickhouse import Client, ProjectionError
-from .rows import CATALOG_COLUMNS, allowance_rows, catalog_rows
+from .rows import allowance_rows, catalog_rows
 
 STATE_NAME = "events"
 
@@ -68,7 +68,7 @@ class Projector:
         if self.catalog is not None:
             for table, rows in catalog_rows(self.catalog).items():
                 if rows:
-                    self.client.insert(table, rows, column_names=CATALOG_COLUMNS[table])
+                    self.client.insert(table, rows, column_names=schema.CATALOG_COLUMNS[table])
 
     def drop(self) -> None:
         for name in reversed(schema.VIEWS):
@@ -206,7 +206,7 @@ class Projector:
             rows = allowance_rows(self.catalog, new)
             if rows:
                 self.client.insert(
-                    "pool_allowances", rows, column_names=CATALOG_COLUMNS["pool_allowances"]
+                    "pool_allowances", rows, column_names=schema.CATALOG_COLUMNS["pool_allowances"]
                 )
 
     def _save(self, position: int) -> None:

@@ -1,6 +1,6 @@
 """The catalog's rows: the dimension tables and each pool bucket's allowance, with no I/O.
 
-The events' rows are mapped by ClickHouse itself (``schema.MAPPINGS``); what is computed here
+The events' rows are mapped by ClickHouse itself (``tables.MAPPINGS``); what is computed here
 needs the domain: a pool's allowance in a cycle depends on its kind and the catalog's SIMs.
 """
 
@@ -15,25 +15,10 @@ from ..domain.cycles import cycle_of
 from ..domain.pools import allowance
 from ..domain.sims import pool_sims
 
-CATALOG_COLUMNS: dict[str, tuple[str, ...]] = {
-    "providers": ("provider", "name"),
-    "zones": ("zone", "name", "networks"),
-    "wallets": (
-        "wallet",
-        "name",
-        "currency",
-        "overdraft_limit",
-        "suspend_at",
-        "resume_at",
-        "cycle_anchor_day",
-    ),
-    "pools": ("pool_id", "wallet", "kind", "service", "zones"),
-    "pool_allowances": ("pool_id", "bucket", "allowance"),
-}
-
 
 def catalog_rows(catalog: Catalog) -> dict[str, list[tuple[Any, ...]]]:
-    """The catalog's dimension tables (all but ``pool_allowances``), as row tuples."""
+    """The catalog's dimension tables (all but ``pool_allowances``), as row tuples in the
+    order of ``tables.CATALOG_COLUMNS``."""
     return {
         "providers": [(p.id, p.name) for p in catalog.providers.values()],
         "zones": [(z.id, z.name, list(z.networks)) for z in catalog.zones.values()],

@@ -27,7 +27,7 @@ class StoredEvent(msgspec.Struct, frozen=True, gc=False):
     wallet_id: str
     version: int  # 1-based within the wallet's stream
     event_id: str
-    type: str
+    type: str  # its current name, also for an event stored under a former one
     at: datetime
     payload: bytes  # the event encoded by engine.codec.encode
     hash: str  # hex sha256 over (previous hash of the stream, event_id, version, payload)

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from ..codec import decode_input
+from ..codec import current_type, decode_input
 from ..domain import Cdr, Command, Event
 from ..secrets import EVENT_STORE_PASSWORD, SecretError, password_in_url, secret
 from . import chain, schema
@@ -39,6 +39,11 @@ SCHEMES = ("postgresql://", "postgres://")
 
 _EVENT_COLUMNS = "position, wallet_id, version, event_id, type, at, payload, hash"
 _COPY_TYPES = ["int8", "text", "text", "int8", "text", "timestamptz", "bytea", "text", "text"]
+
+
+def _stored_event(row: Sequence[Any]) -> StoredEvent:
+    position, wallet_id, version, event_id, type_, *rest = row
+    return StoredEvent(position, wallet_id, version, event_id, current_type(type_), *rest)
 
 
 class PostgresStore:
@@ -187,7 +192,7 @@ class PostgresStore:
             )
             if not rows:
                 return
-            events = [StoredEvent(*r) for r in rows]
+            events = [_stored_event(r) for r in rows]
             yield events
             after = events[-1].position
 
@@ -210,7 +215,7 @@ class PostgresStore:
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE wallet_id = %s ORDER BY version",
             (wallet_id,),
         )
-        return [StoredEvent(*r) for r in rows]
+        return [_stored_event(r) for r in rows]
 
     def read_inputs(
         self, wallet_id: str | None = None, batch: int = 10_000

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from ..codec import encode
+from ..codec import encode, tag
 from ..domain import Cdr, Command, Event
 from .chain import EMPTY, Head, link
 
@@ -48,7 +48,7 @@ def first_of_each(events: Iterable[Event]) -> list[Event]:
 
 
 def event_type(event: Event) -> str:
-    return str(event.__struct_config__.tag)
+    return tag(type(event))
 
 
 def chain_events(

@@ -18,7 +18,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from ..codec import decode_input
+from ..codec import current_type, decode_input
 from ..domain import Cdr, Command, Event
 from . import chain, schema
 from .base import Problem, StoredEvent, StoredInput, StoreError, StoreStats
@@ -43,7 +43,14 @@ def sqlite_path(url: str) -> str:
 def _stored_event(row: tuple[Any, ...]) -> StoredEvent:
     position, wallet_id, version, event_id, type_, at, payload, digest = row
     return StoredEvent(
-        position, wallet_id, version, event_id, type_, datetime.fromisoformat(at), payload, digest
+        position,
+        wallet_id,
+        version,
+        event_id,
+        current_type(type_),
+        datetime.fromisoformat(at),
+        payload,
+        digest,
     )
 
 

@@ -50,7 +50,7 @@ from ..codec import (
     route_cdr,
 )
 from ..domain import Catalog, Cdr, Command, Tick
-from ..domain.events import BarSims, CdrRejected, UnbarSims, UsageRated
+from ..domain.events import CdrRejected, SimsBarred, SimsUnbarred, UsageRated
 from ..domain.limits import admission
 from ..domain.routing import routed_charges
 from . import diagnostics
@@ -550,7 +550,7 @@ class Topology:
                 split = split or e.payer != e.wallet_id
             elif isinstance(e, CdrRejected):
                 counts["rejected:" + e.reason] += 1
-            elif isinstance(e, BarSims | UnbarSims):
+            elif isinstance(e, SimsBarred | SimsUnbarred):
                 # In the decision's transaction: the action exists exactly when the decision
                 # does (a consumer reading read_uncommitted may still see an aborted one).
                 out.produce(self.names.network_actions.name, key, encode(e))

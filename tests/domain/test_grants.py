@@ -223,7 +223,12 @@ def test_an_expiry_runs_the_thresholds_and_suspension_on_what_it_leaves() -> Non
     run.given(cdr("c1", 0))
     # a tick after the expiry: 8 EUR of breakage leave 1 EUR, at the suspension level
     events = run.when(tick("t1", expiry + 60))
-    assert types(events)[:4] == ["GrantExpired", "ThresholdCrossed", "WalletSuspended", "BarSims"]
+    assert types(events)[:4] == [
+        "GrantExpired",
+        "ThresholdCrossed",
+        "WalletSuspended",
+        "SimsBarred",
+    ]
     assert one(events, ThresholdCrossed).balance == 1_000_000
     assert run.state.suspended
 

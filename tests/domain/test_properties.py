@@ -23,7 +23,6 @@ from engine.domain.cdr import Cdr
 from engine.domain.cycles import cycle_of
 from engine.domain.events import (
     AutoTopUpRequested,
-    BarSims,
     CdrRejected,
     Charged,
     CommandRejected,
@@ -31,8 +30,9 @@ from engine.domain.events import (
     GrantAdded,
     GrantExpired,
     PoolStepped,
+    SimsBarred,
+    SimsUnbarred,
     ThresholdCrossed,
-    UnbarSims,
     UsageRated,
     WalletOpened,
     WalletResumed,
@@ -572,12 +572,12 @@ def test_suspension_and_resumption_follow_the_balance(cat: Catalog, items: list[
             ledger.apply(e)
             if isinstance(e, WalletSuspended):
                 assert not suspended and e.balance == ledger.balance <= w.suspend_at
-                assert isinstance(events[i + 1], BarSims)
+                assert isinstance(events[i + 1], SimsBarred)
                 suspended = True
             elif isinstance(e, WalletResumed):
                 assert suspended and isinstance(events[i - 1], GrantAdded)
                 assert e.balance == ledger.balance > w.resume_at
-                assert isinstance(events[i + 1], UnbarSims)
+                assert isinstance(events[i + 1], SimsUnbarred)
                 suspended = False
                 # then one restart fee per unbarred SIM whose plan has one
                 fee = cat.plans["basic"].versions[0].restart_fee
@@ -700,7 +700,7 @@ def test_no_decision_both_unbars_and_bars(cat: Catalog, items: list[Input]) -> N
     suspended = False
     for events in decisions:
         kinds = {type(e).__name__ for e in events}
-        assert not {"BarSims", "UnbarSims"} <= kinds, kinds
+        assert not {"SimsBarred", "SimsUnbarred"} <= kinds, kinds
         for e in events:
             if type(e).__name__ == "WalletSuspended":
                 suspended = True

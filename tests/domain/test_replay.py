@@ -13,13 +13,13 @@ from engine.codec import decode_event, encode
 from engine.domain import AdjustRating, Catalog, Cdr, Event, fold, initial_state, step
 from engine.domain.catalog import Plan, PlanVersion
 from engine.domain.events import (
-    BarSims,
     Charged,
     CommandRejected,
     DebtWrittenOff,
     GrantAdded,
     GrantExpired,
     RatingAdjusted,
+    SimsBarred,
     SplitLine,
     ThresholdCrossed,
     UsageRated,
@@ -107,10 +107,10 @@ def test_a_positive_difference_crosses_thresholds_and_suspends_like_any_charge()
     )
     w.given(cdr("c1", 0))
     events = w.when(adjust("a1", 1_200_000))
-    assert types(events) == ["RatingAdjusted", "ThresholdCrossed", "WalletSuspended", "BarSims"]
+    assert types(events) == ["RatingAdjusted", "ThresholdCrossed", "WalletSuspended", "SimsBarred"]
     assert one(events, ThresholdCrossed).balance == -200_000
     assert one(events, WalletSuspended).balance == -200_000
-    assert one(events, BarSims).iccids == ("8900000000000000001",)
+    assert one(events, SimsBarred).iccids == ("8900000000000000001",)
     assert one(events, RatingAdjusted).uncollected == 0
 
 

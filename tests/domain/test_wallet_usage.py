@@ -8,15 +8,15 @@ from engine.domain import decide
 from engine.domain.catalog import Filter
 from engine.domain.events import (
     AutoTopUpRequested,
-    BarSims,
     CdrRejected,
     Charged,
     CommandRejected,
     GrantAdded,
     GrantExpired,
     GrantInfo,
+    SimsBarred,
+    SimsUnbarred,
     ThresholdCrossed,
-    UnbarSims,
     UsageRated,
     WalletOpened,
     WalletResumed,
@@ -257,10 +257,10 @@ def test_suspension_resume_and_restart_fee() -> None:
     run = Wallets(cat)
     # when usage takes the balance to -0.50: rated into the overdraft, then suspended
     events = run.when(cdr("c1", 1_572_864))  # 1.5 MB
-    assert types(events) == ["WalletOpened", "UsageRated", "WalletSuspended", "BarSims"]
+    assert types(events) == ["WalletOpened", "UsageRated", "WalletSuspended", "SimsBarred"]
     assert one(events, UsageRated).overdraft == 500_000
     assert one(events, WalletSuspended).balance == -500_000
-    assert one(events, BarSims).iccids == (SIM1, SIM2)
+    assert one(events, SimsBarred).iccids == (SIM1, SIM2)
     # usage is still rated while suspended, owed in full past the limit, no second suspension
     events = run.when(cdr("c2", MB, at=T0 + 1))
     assert types(events) == ["UsageRated"]
@@ -273,9 +273,9 @@ def test_suspension_resume_and_restart_fee() -> None:
     assert run.state.suspended
     # a top-up to 11.50 resumes, unbars both SIMs, and charges each restart fee
     events = run.when(top_up("t2", "10", at=T0 + 3))
-    assert types(events) == ["GrantAdded", "WalletResumed", "UnbarSims", "Charged", "Charged"]
+    assert types(events) == ["GrantAdded", "WalletResumed", "SimsUnbarred", "Charged", "Charged"]
     assert one(events, WalletResumed).balance == 11_500_000
-    assert one(events, UnbarSims).iccids == (SIM1, SIM2)
+    assert one(events, SimsUnbarred).iccids == (SIM1, SIM2)
     assert [(c.kind, c.ref, c.amount) for c in of(events, Charged)] == [
         ("restart_fee", SIM1, 500_000),
         ("restart_fee", SIM2, 500_000),
@@ -290,7 +290,7 @@ def test_resume_without_restart_fee() -> None:
     assert types(run.when(top_up("t1", "0.000001", at=T0 + 1))) == [
         "GrantAdded",
         "WalletResumed",
-        "UnbarSims",
+        "SimsUnbarred",
     ]
 
 
@@ -334,13 +334,13 @@ def test_given_a_suspended_wallet_when_topped_up_above_resume_then_resumed() -> 
     run.given_events(
         opened(),
         WalletSuspended("cdr:c0#1", "w1", dt(T0), 0),
-        BarSims("cdr:c0#2", "w1", dt(T0), (SIM1,)),
+        SimsBarred("cdr:c0#2", "w1", dt(T0), (SIM1,)),
     )
     assert types(run.when(top_up("t1", "2", at=T0 + 1))) == ["GrantAdded"]
     assert types(run.when(top_up("t2", "0.000001", at=T0 + 2))) == [
         "GrantAdded",
         "WalletResumed",
-        "UnbarSims",
+        "SimsUnbarred",
     ]
 
 
@@ -409,14 +409,14 @@ def test_a_top_up_smaller_than_the_restart_fees_resumes_nothing_and_keeps_the_mo
     assert run.state.suspended and run.balance == 5_000_000
     # enough for the fees and above resume_at: resumed, unbarred, charged, not re-suspended
     events = run.when(top_up("t2", "6", at=T0 + 2))
-    assert types(events) == ["GrantAdded", "WalletResumed", "UnbarSims", *["Charged"] * 10]
+    assert types(events) == ["GrantAdded", "WalletResumed", "SimsUnbarred", *["Charged"] * 10]
     assert not run.state.suspended and run.balance == 1_000_000
 
 
 def test_a_restart_fee_per_wallet_is_charged_once_per_resume() -> None:
     run = _fleet("wallet")
     events = run.when(top_up("t1", "3", at=T0 + 1))
-    assert types(events) == ["GrantAdded", "WalletResumed", "UnbarSims", "Charged"]
+    assert types(events) == ["GrantAdded", "WalletResumed", "SimsUnbarred", "Charged"]
     fee = one(events, Charged)
     assert (fee.kind, fee.ref, fee.amount) == ("restart_fee", "plan:basic", 1_000_000)
     assert run.balance == 1_000_000

@@ -14,9 +14,11 @@ from engine.cli import main
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = str(REPO / "examples" / "catalog.yaml")
 
-DIGEST = "1a2c8972b3a046de721971cc4bc78838f58f0e22b5469a02c14f4b1491e218b1"
+DIGEST = "6086aed6f4c3994f877d5e7f0026a7937d17867691f560d5d4688ebaeec5a20d"
 """sha256 of ``--events-out`` for the run below: 3,000 SIMs, 40,000 CDRs with 2% faults,
-seed 11, and the generated commands (top-ups, vouchers, plan changes, SIM moves, ticks)."""
+seed 11, and the generated commands (top-ups, vouchers, plan changes, SIM moves, ticks).
+It was 1a2c8972…e218b1 before ``BarSims`` / ``UnbarSims`` became ``SimsBarred`` /
+``SimsUnbarred``: the same bytes with those type tags renamed."""
 
 
 def test_a_generated_run_decides_exactly_the_pinned_events(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from typing import Any
 
 from engine.domain import Event
 from engine.domain.events import (
-    BarSims,
     Charged,
     Debit,
     GrantAdded,
@@ -16,6 +15,7 @@ from engine.domain.events import (
     PoolDraw,
     PoolStepped,
     RatingAdjusted,
+    SimsBarred,
     SplitLine,
     ThresholdCrossed,
     UsageRated,
@@ -256,7 +256,7 @@ def test_steps_and_suspensions(client: Client) -> None:
         client,
         PoolStepped("c#2", "acme", AT, "ad", "2026-09-01", 1, 5000),
         WalletSuspended("c#3", "acme", AT, -100),
-        BarSims("c#4", "acme", AT, ("8944",)),
+        SimsBarred("c#4", "acme", AT, ("8944",)),
         WalletResumed("t#1", "acme", AT, 900),
     )
     assert only(rows, "pool_steps")["size"] == 5000
@@ -268,7 +268,7 @@ def test_steps_and_suspensions(client: Client) -> None:
 
 def test_events_without_rows(client: Client) -> None:
     rows = rows_of(
-        client, ThresholdCrossed("c#5", "acme", AT, 1000, 900), BarSims("b", "acme", AT, ())
+        client, ThresholdCrossed("c#5", "acme", AT, 1000, 900), SimsBarred("b", "acme", AT, ())
     )
     assert tables_with_rows(rows) == set()
     assert rows.events == 2

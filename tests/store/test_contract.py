@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from contextlib import closing
+from datetime import UTC, datetime
 
 import pytest
 
 from engine.codec import decode_event, encode
+from engine.domain.events import SimsBarred
 from engine.store import EventStore, StoredEvent, open_store
 from engine.store.chain import GENESIS, link
 
@@ -234,3 +236,30 @@ def test_every_stream_is_checked(store: EventStore, store_url: str, rated: Rated
     assert sorted((p.wallet_id, p.kind) for p in store.verify()) == sorted(
         (h.wallet_id, "altered") for h in hits
     )
+
+
+def test_an_event_stored_under_a_former_name_reads_under_its_current_one(
+    store: EventStore, store_url: str
+) -> None:
+    """As a store written before ``BarSims`` was renamed holds it: the row keeps its bytes
+    (so its chain verifies) and reads as ``SimsBarred``."""
+    barred = SimsBarred("cmd:t#0", "w-old", datetime(2026, 11, 1, tzinfo=UTC), ("8944",))
+    store.append([barred])
+    (row,) = store.read_stream("w-old")
+    old = row.payload.replace(b'"SimsBarred"', b'"BarSims"')
+    digest = link(GENESIS, row.event_id, row.version, old)
+    tamper(
+        store_url,
+        [
+            (
+                "UPDATE events SET type = ?, payload = ?, hash = ? WHERE position = ?",
+                ("BarSims", old, digest, row.position),
+            ),
+            ("UPDATE streams SET hash = ? WHERE wallet_id = ?", (digest, "w-old")),
+        ],
+    )
+    (row,) = store.read_stream("w-old")
+    assert (row.type, row.payload) == ("SimsBarred", old)
+    assert [s.type for s in _all(store)] == ["SimsBarred"]
+    assert decode_event(row.payload) == barred
+    assert store.verify() == []

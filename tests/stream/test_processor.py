@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import pytest
 
@@ -10,8 +12,20 @@ from engine.codec import Decision, decode_decision, encode
 from engine.domain import Cdr, WalletState
 from engine.domain.routing import wallet_of
 from engine.offline.generate import generate_cdrs
-from engine.stream.processor import REORDER_WINDOW, PartitionState, RatingProcessor
-from engine.stream.snapshots import StateRecord, decode_snapshot, encode_snapshot
+from engine.stream.processor import (
+    REORDER_WINDOW,
+    PartitionState,
+    RatingProcessor,
+    decision_id,
+    recover,
+)
+from engine.stream.snapshots import (
+    StateRecord,
+    decode_partition,
+    decode_snapshot,
+    encode_partition,
+    encode_snapshot,
+)
 
 from .harness import CATALOG
 
@@ -123,3 +137,35 @@ def test_the_reorder_window_is_bounded_and_answers_the_same_below_it() -> None:
     assert part.seen(RAW, 0, hole - 1) and part.seen(RAW, 0, top)
     assert part.seen(RAW, 0, top - REORDER_WINDOW - 1)  # below it: taken as decided
     assert not part.seen(RAW, 0, top + 1)
+
+
+OLD_RECORDS = Path(__file__).resolve().parents[1] / "fixtures" / "store_v1" / "decisions.jsonl"
+
+
+def test_recovery_reads_wallet_events_written_before_the_rename() -> None:
+    """Records on wallet.events keep the names they were written with: recovery folds one
+    with ``BarSims`` / ``UnbarSims`` as it folds the same record with the current names, and
+    a snapshot taken before the rename still matches the log (a decision is named by its
+    origin, never by its events)."""
+    raw = OLD_RECORDS.read_bytes().splitlines()
+    assert all(b'Sims"' in r for r in raw)
+    renamed = [
+        r.replace(b'"BarSims"', b'"SimsBarred"').replace(b'"UnbarSims"', b'"SimsUnbarred"')
+        for r in raw
+    ]
+    catalog = load_catalog(CATALOG)
+    old, new = RatingProcessor(catalog), RatingProcessor(catalog)
+    old.recover(0, [(n, decode_decision(r)) for n, r in enumerate(raw)])
+    new.recover(0, [(n, decode_decision(r)) for n, r in enumerate(renamed)])
+    assert old.partitions[0].wallets == new.partitions[0].wallets
+    assert old.partitions[0].wallets["initech"].suspended is False
+    part = old.partitions[0]
+    assert part.last_decision == decision_id(decode_decision(raw[-1]))
+    _, snapshot = decode_partition(encode_partition(0, part))
+    found = recover(
+        snapshot,
+        lambda offset: decode_decision(raw[offset]),
+        lambda after: [(n, decode_decision(r)) for n, r in enumerate(raw) if n > after],
+    )
+    assert found.source == "snapshot"
+    assert found.state.wallets == part.wallets
