@@ -23,6 +23,9 @@ table's rows. Which events give which rows:
 - ``Charged``: revenue lines of its kind (none for ``routed_usage``) and a balance change.
 - ``WalletOpened``, ``GrantAdded``: a balance change (credit). ``GrantExpired``: a balance
   change and a breakage revenue line (provider ``''``: breakage is not split).
+- ``PoolCycleClosed``: a pool cycle (allowance, use, overage); its true-up also gives a
+  pool draw of the volume it moved into the pool, a balance change (credit) and revenue
+  lines of kind ``pool_true_up`` (negative: usage charged, then given back).
 - ``PoolStepped``: a pool step. ``WalletSuspended`` / ``WalletResumed``: a suspension row.
 - The others (thresholds, network actions, SIM moves, rejections) give no rows.
 
@@ -110,6 +113,22 @@ TABLES: dict[str, str] = {
             cycle    LowCardinality(String),
             tier     UInt16,
             size     Int64
+        ) {_FACT} event_id
+    """,
+    "pool_cycles": f"""
+        CREATE TABLE IF NOT EXISTS pool_cycles (
+            event_id        String,
+            at              DateTime64(3, 'UTC'),  -- when it closed
+            wallet          LowCardinality(String),
+            pool_id         LowCardinality(String),
+            kind            LowCardinality(String),
+            cycle           LowCardinality(String),
+            allowance       Int64,  -- final: a flexible pool's counts every SIM of the cycle
+            used            Int64,  -- covered by the pool, after the true-up
+            overage         Int64,  -- volume rated beyond it, after the true-up
+            overage_amount  Int64,  -- what that overage was charged
+            credited_volume Int64,  -- overage moved into the pool at the close
+            credited        Int64   -- and the money given back for it
         ) {_FACT} event_id
     """,
     "suspensions": f"""
@@ -222,6 +241,20 @@ VIEWS: dict[str, str] = {
             GROUP BY pool_id, cycle
         ) AS s ON s.pool_id = u.pool_id AND s.bucket = u.bucket
     """,
+    # A closed cycle's own figures win: they count the SIMs that commands attached too.
+    "pool_status_closed": """
+        CREATE VIEW IF NOT EXISTS pool_status_closed AS
+        SELECT st.pool_id AS pool_id, st.wallet AS wallet, st.kind AS kind,
+               st.bucket AS bucket, st.used AS used,
+               if(c.closed = 1, c.allowance, st.allowance) AS allowance,
+               if(c.closed = 1, c.allowance, st.allowance) - st.used AS remaining,
+               c.closed = 1 AS closed, c.overage AS overage, c.credited AS credited
+        FROM pool_status AS st
+        LEFT JOIN (
+            SELECT pool_id, cycle AS bucket, 1 AS closed, allowance, overage, credited
+            FROM pool_cycles FINAL
+        ) AS c ON c.pool_id = st.pool_id AND c.bucket = st.bucket
+    """,
     "revenue_daily": """
         CREATE VIEW IF NOT EXISTS revenue_daily AS
         SELECT day, provider, kind, zone, service, sum(amount) AS amount
@@ -253,6 +286,7 @@ FACT_TABLES: tuple[str, ...] = (
     "revenue_lines",
     "pool_draws",
     "pool_steps",
+    "pool_cycles",
     "suspensions",
 )
 CATALOG_TABLES: tuple[str, ...] = ("providers", "zones", "wallets", "pools", "pool_allowances")
@@ -297,6 +331,11 @@ INTAKE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tier", "UInt16"),
     ("size", "Int64"),
     ("balance", "Int64"),
+    ("allowance", "Int64"),
+    ("used", "Int64"),
+    ("overage", "Int64"),
+    ("overage_amount", "Int64"),
+    ("credited_volume", "Int64"),
 )
 
 INTAKE_TABLE = (
@@ -311,7 +350,7 @@ INTAKE_SETTINGS: dict[str, str | int] = {
     "input_format_json_ignore_unknown_keys_in_named_tuple": 1,
     "input_format_json_defaults_for_missing_elements_in_named_tuple": 1,
     "date_time_input_format": "best_effort",
-    # The six mappings of one block run side by side.
+    # The mappings of one block run side by side.
     "parallel_view_processing": 1,
 }
 """Settings of the ``INSERT INTO event_intake FORMAT JSONEachRow`` of stored events."""
@@ -342,7 +381,8 @@ _DEBITED = "overdraft + arraySum(d -> d.2, debits)"
 # A write-off raises the balance as a credit does: the debt it forgives is no longer owed.
 _CREDITED = (
     "multiIf(type = 'WalletOpened', arraySum(g -> g.amount, grants), "
-    "type = 'GrantAdded', grant.amount, type = 'RatingAdjusted', credit.amount, "
+    "type = 'GrantAdded', grant.amount, "
+    "type IN ('RatingAdjusted', 'PoolCycleClosed'), credit.amount, "
     f"type = 'DebtWrittenOff', {INTAKE}.amount, 0)"
 )
 # ``amount`` qualified: alone it would name the line's amount, the mapping's own column.
@@ -351,6 +391,12 @@ _CREDITED = (
 _LINES = (
     f"multiIf(type = 'GrantExpired', [('', {INTAKE}.amount)], "
     f"type = 'DebtWrittenOff', [('', -{INTAKE}.amount)], splits)"
+)
+
+# A true-up's moved overage is drawn from the pool at the close, as one draw.
+# Qualified: ``pool_id`` alone would name the mapping's own column, made from this.
+_DRAWS = (
+    f"if(type = 'PoolCycleClosed', [({INTAKE}.pool_id, {INTAKE}.cycle, credited_volume)], draws)"
 )
 
 _SELECTS: dict[str, tuple[dict[str, str], str]] = {
@@ -385,7 +431,8 @@ _SELECTS: dict[str, tuple[dict[str, str], str]] = {
             "type": "type",
             "kind": "multiIf(type = 'UsageRated', 'usage', type = 'RatingAdjusted', 'adjustment', "
             "type = 'WalletOpened', 'opening', type = 'GrantAdded', grant.kind, "
-            "type = 'GrantExpired', 'expired', type = 'DebtWrittenOff', 'written_off', kind)",
+            "type = 'GrantExpired', 'expired', type = 'DebtWrittenOff', 'written_off', "
+            "type = 'PoolCycleClosed', 'pool_true_up', kind)",
             "at": _AT,
             "wallet": "wallet_id",
             "delta": "credited - debited - expired",
@@ -400,6 +447,7 @@ _SELECTS: dict[str, tuple[dict[str, str], str]] = {
         "type IN ('UsageRated', 'Charged'), debited != 0 OR uncollected != 0, "
         "type = 'RatingAdjusted', debited != 0 OR credited != 0 OR uncollected != 0, "
         "type = 'WalletOpened', notEmpty(grants), "
+        "type = 'PoolCycleClosed', credited != 0, "
         "type IN ('GrantAdded', 'GrantExpired', 'DebtWrittenOff'))",
     ),
     "revenue_lines": (
@@ -410,14 +458,15 @@ _SELECTS: dict[str, tuple[dict[str, str], str]] = {
             "wallet": "wallet_id",
             "provider": "s.1",
             "kind": "multiIf(type = 'UsageRated', 'usage', type = 'RatingAdjusted', 'adjustment', "
-            "type = 'GrantExpired', 'breakage', type = 'DebtWrittenOff', 'written_off', kind)",
+            "type = 'GrantExpired', 'breakage', type = 'DebtWrittenOff', 'written_off', "
+            "type = 'PoolCycleClosed', 'pool_true_up', kind)",
             "zone": "zone",
             "service": "service",
             "amount": "s.2",
         },
         f"ARRAY JOIN {_LINES} AS s, arrayEnumerate({_LINES}) AS n "
         "WHERE type IN ('UsageRated', 'RatingAdjusted', 'Charged', 'GrantExpired', "
-        "'DebtWrittenOff')",
+        "'DebtWrittenOff', 'PoolCycleClosed')",
     ),
     "pool_draws": (
         {
@@ -431,7 +480,8 @@ _SELECTS: dict[str, tuple[dict[str, str], str]] = {
             "service": "service",
             "volume": "d.3",
         },
-        "ARRAY JOIN draws AS d, arrayEnumerate(draws) AS n WHERE type = 'UsageRated'",
+        f"ARRAY JOIN {_DRAWS} AS d, arrayEnumerate({_DRAWS}) AS n "
+        "WHERE type = 'UsageRated' OR (type = 'PoolCycleClosed' AND credited_volume != 0)",
     ),
     "pool_steps": (
         {
@@ -444,6 +494,23 @@ _SELECTS: dict[str, tuple[dict[str, str], str]] = {
             "size": "size",
         },
         "WHERE type = 'PoolStepped'",
+    ),
+    "pool_cycles": (
+        {
+            "event_id": "id",
+            "at": _AT,
+            "wallet": "wallet_id",
+            "pool_id": "pool_id",
+            "kind": "kind",
+            "cycle": "cycle",
+            "allowance": "allowance",
+            "used": "used",
+            "overage": "overage",
+            "overage_amount": "overage_amount",
+            "credited_volume": "credited_volume",
+            "credited": "credit.amount",
+        },
+        "WHERE type = 'PoolCycleClosed'",
     ),
     "suspensions": (
         {

@@ -14,7 +14,7 @@ from engine.cli import main
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = str(REPO / "examples" / "catalog.yaml")
 
-DIGEST = "1a2c8972b3a046de721971cc4bc78838f58f0e22b5469a02c14f4b1491e218b1"
+DIGEST = "361fefb13ab6ffb81f39048f2309f4a0b4432554b051a1f2cbc7e3a66cfcf320"
 """sha256 of ``--events-out`` for the run below: 3,000 SIMs, 40,000 CDRs with 2% faults,
 seed 11, and the generated commands (top-ups, vouchers, plan changes, SIM moves, ticks)."""
 
