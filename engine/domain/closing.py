@@ -71,7 +71,9 @@ def close(d: Draft, at: datetime, ts: int, pool: Pool, cycle: Cycle) -> bool:
     if pool.kind == "adaptive":
         allowance = pool.tiers[state.pool_tier.get(key, 0)].size if pool.tiers else 0
     else:
-        allowance = pool_allowance(state, d.catalog, pool, cycle, ts)
+        # Daily pro-rating gives up a leaving SIM's remaining days, but never what the
+        # pool already covered: that stays covered, and is never charged again.
+        allowance = max(pool_allowance(state, d.catalog, pool, cycle, ts), used)
     moved = min(volume, max(0, allowance - used))
     back = div_round_half_up(amount * moved, volume) if moved else 0
     grant = None

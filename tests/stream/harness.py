@@ -59,6 +59,7 @@ class Stack:
             "KAFKA_BOOTSTRAP": bootstrap,
             "RATING_APP_ID": f"app-{uuid.uuid4().hex[:8]}",
         }
+        self.catalog: Path = CATALOG
         self.worker: subprocess.Popen[bytes] | None = None
         self.log: IO[bytes] | None = None
         self.starts = 0
@@ -80,7 +81,7 @@ class Stack:
         self.starts += 1
         log = self.log = (self.tmp_path / f"worker-{self.starts}.log").open("wb")
         self.worker = subprocess.Popen(
-            worker_argv(CATALOG, self.tmp_path / "data", "info", *extra),
+            worker_argv(self.catalog, self.tmp_path / "data", "info", *extra),
             env=self.env,
             cwd=REPO,
             stdout=log,
