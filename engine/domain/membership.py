@@ -132,7 +132,7 @@ def _flexible_units(
     return units
 
 
-def _static_days(state: WalletState, catalog: Catalog, pool: Pool, cycle: Cycle, ts: int) -> int:
+def member_days(state: WalletState, catalog: Catalog, pool: Pool, cycle: Cycle, ts: int) -> int:
     """Days of ``cycle`` on which the pool had at least one SIM (stints begun by ``ts``)."""
     touched = _touched(state)
     mask = 0
@@ -154,7 +154,7 @@ def pool_allowance(state: WalletState, catalog: Catalog, pool: Pool, cycle: Cycl
     if pool.kind == "static":
         if not daily:
             return pool.allowance
-        days = _static_days(state, catalog, pool, cycle, ts)
+        days = member_days(state, catalog, pool, cycle, ts)
         return div_round_half_up(pool.allowance * days, cycle_days)
     units = _flexible_units(state, catalog, pool, cycle, ts, daily)
     if not daily:
