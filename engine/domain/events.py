@@ -165,8 +165,8 @@ class PoolCycleClosed(_Event, tag=True, frozen=True, gc=False):
     ``credit`` (of which ``debt_repaid`` went straight to debt), with negative revenue
     lines ``splits`` that sum to minus the credit."""
 
-    pool_id: str
-    cycle: str
+    pool_id: str = ""
+    cycle: str = ""
     kind: str = ""
     allowance: int = 0
     used: int = 0

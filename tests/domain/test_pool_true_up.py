@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
+from engine.domain import Event, fold, initial_state
 from engine.domain.events import (
     GrantAdded,
     PoolCycleClosed,
@@ -227,3 +228,23 @@ def test_a_top_up_then_a_true_up_keeps_every_credit() -> None:
     events = run.when(tick("t1", FEB1))
     assert of(events, GrantAdded) == []  # the credit travels on the close itself
     assert run.balance == 101_000_000
+
+
+def test_events_stored_before_true_ups_still_decode_and_fold() -> None:
+    # a UsageRated of before (no overage_pool) counts no overage; a close needs no field
+    old = (
+        b'{"type":"UsageRated","id":"cdr:c1#1","wallet_id":"w1","at":"2026-01-05T00:00:00Z",'
+        b'"cdr_id":"c1","iccid":"8900000000000000001","service":"data","zone":"EU",'
+        b'"volume":8388608,"rated_volume":8388608,"pooled_volume":5242880,'
+        b'"charged_volume":3145728,"amount":3000000,"plan":"basic","plan_version":1,'
+        b'"cycle":"2026-01-01","payer":"w1","overdraft":3000000}'
+    )
+    event = msgspec.json.decode(old, type=Event)
+    assert isinstance(event, UsageRated) and event.overage_pool is None
+    state = fold(initial_state("w1"), [event])
+    assert not state.pool_overage and state.debt == 3_000_000
+    closed = msgspec.json.decode(
+        b'{"type":"PoolCycleClosed","id":"cmd:t#0","wallet_id":"w1","at":"2026-02-01T00:00:00Z"}',
+        type=Event,
+    )
+    assert isinstance(closed, PoolCycleClosed) and closed.credit is None
