@@ -248,3 +248,25 @@ def test_events_stored_before_true_ups_still_decode_and_fold() -> None:
         type=Event,
     )
     assert isinstance(closed, PoolCycleClosed) and closed.credit is None
+
+
+def test_a_tick_that_bars_does_not_unbar_for_its_true_up() -> None:
+    mrc_plan = plan(rates={"data": {"EU": rate("10", MB)}}, mrc="30")
+    cat = catalog(
+        plans=[mrc_plan],
+        pools=[flexible_pool(per_sim=5 * MB)],
+        subs=[sub(pool="p1")],
+        wallets=[wallet(opening=[opening("100")], overdraft="50", suspend_at=0, resume_at=1)],
+    )
+    run = Wallets(cat).given(tick("t0", T0 - 3600))  # January's MRC: 30.00, 70.00 left
+    # 3 MB over the pool at 10.00: 40.00 left; SIM2 arrives
+    run.given(cdr("c1", 8 * MB, at=T0), attach("a1", SIM2, at=JAN12, pool="p1"))
+    # February's MRCs (2 × 30.00) leave -20.00: suspended and barred. The true-up's 30.00
+    # would leave 10.00, above resume_at, but this decision barred: it stays suspended
+    events = run.when(tick("t1", FEB1))
+    assert "BarSims" in types(events) and "UnbarSims" not in types(events)
+    closed = one(events, PoolCycleClosed)
+    assert closed.credit is not None and closed.credit.amount == 30_000_000
+    assert (run.balance, run.state.suspended) == (10_000_000, True)
+    # the next credit resumes it (all or nothing, no fees here)
+    assert "WalletResumed" in types(run.when(top_up("u1", "1", at=FEB1 + 60)))
