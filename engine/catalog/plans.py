@@ -17,6 +17,7 @@ from engine.domain.catalog import (
 )
 from engine.domain.units import DEFAULT_PRICE_UNIT, RATS, SERVICES, Service, unit_size
 
+from .prorate import PLAN_KINDS, prorate
 from .reader import Ctx, Fields
 from .splits import split_field
 from .values import (
@@ -46,6 +47,7 @@ VERSION_KEYS = (
     "restart_fee",
     "restart_fee_per",
     "tier_scope",
+    "prorate",
     "splits",
 )
 ROUNDING_KEYS = ("increment", "first", "next", "minimum")
@@ -146,6 +148,7 @@ def _version(
     restart_fee = v.opt("restart_fee", amount, 0)
     restart_fee_per = v.opt("restart_fee_per", fee_basis, FEE_BASES[0])
     tier_scope = v.opt("tier_scope", tier_basis, TIER_SCOPES[0])
+    counted = prorate(v, PLAN_KINDS)
     usage, mrc_splits, fees = _splits(ctx, v)
     if number is None or effective_from is None or unit is None or rates is None:
         return None
@@ -161,6 +164,8 @@ def _version(
         restart_fee=restart_fee,
         restart_fee_per=restart_fee_per,
         tier_scope=tier_scope,
+        prorate_mrc=counted["mrc"],
+        prorate_addons=counted["addons"],
         usage_splits=usage,
         mrc_splits=mrc_splits,
         fee_splits=fees,

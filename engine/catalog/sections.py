@@ -25,6 +25,8 @@ from engine.domain.money import format_money
 from engine.domain.units import SERVICES, Service
 
 from .limits import LIMIT_KEYS, MAX_PRIORITY
+from .prorate import POOL_KINDS as POOL_PRORATE
+from .prorate import prorate
 from .reader import Ctx, Fields
 from .splits import split_field
 from .values import (
@@ -68,6 +70,7 @@ POOL_KEYS = (
     "bundles",
     "tiers",
     "price",
+    "prorate",
     "splits",
 )
 # The fields only some pool kinds take; any other kind given one of them is an issue.
@@ -256,6 +259,10 @@ def _pool(ctx: Ctx, f: Fields) -> Pool | None:
     priced = fee > 0 or any(tier.price > 0 for tier in tiers)
     why = " (a pool with a price needs a revenue split)"
     splits = split_field(f, "splits", required=priced, why=why) or ()
+    # A stacked pool's bundles have no cycle to pro-rate, and only static and flexible pools
+    # have an allowance of their own.
+    prorated = {"static": POOL_PRORATE, "flexible": POOL_PRORATE, "adaptive": ("fee",)}
+    counted = prorate(f, POOL_PRORATE, prorated.get(kind, ()))
     if pool_id is None or wallet is None:
         return None
     return Pool(
@@ -270,6 +277,8 @@ def _pool(ctx: Ctx, f: Fields) -> Pool | None:
         tiers=tiers,
         price=fee,
         splits=splits,
+        prorate_allowance=counted["allowance"],
+        prorate_fee=counted["fee"],
     )
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from .catalog import DEFAULT_PRIORITY
 from .charges import after_debit, begin, charge, credit
+from .closing import close_pools
 from .commands import (
     AdjustRating,
     ApplyCharge,
@@ -45,6 +46,7 @@ def decide_command(d: Draft, cmd: Command) -> None:
         case Tick():
             begin(d, cmd.at, ts)
             tick(d, cmd.at, ts)
+            close_pools(d, cmd.at, ts)
         case TopUp():
             top_up(d, cmd, ts)
         case RedeemVoucher():

@@ -15,6 +15,9 @@ from .limits import Limits
 from .units import Service
 
 PoolKind = Literal["static", "flexible", "stacked", "adaptive"]
+Prorate = Literal["none", "daily"]
+"""How a recurring charge or an allowance counts a part of a cycle: ``none`` charges (or
+grants) the whole cycle; ``daily`` the days of it, rounded once, half-up."""
 GrantKind = Literal["top_up", "voucher", "promotion", "refund", "opening"]
 
 # Smaller priority burns first. Free money goes before paid money by default.
@@ -116,6 +119,10 @@ class PlanVersion(msgspec.Struct, frozen=True, gc=False):
     restart_fee_per: Literal["sim", "wallet"] = "sim"
     """``sim``: the fee for each of the wallet's SIMs on this plan that a resume unbars;
     ``wallet``: once per resume, however many of its SIMs are on the plan."""
+    prorate_mrc: Prorate = "none"
+    """The SIM's MRC for a cycle it was on the plan only part of."""
+    prorate_addons: Prorate = "none"
+    """Its add-ons' MRCs, likewise."""
     usage_splits: tuple[Share, ...] = ()
     mrc_splits: tuple[Share, ...] = ()
     fee_splits: tuple[Share, ...] = ()
@@ -165,6 +172,10 @@ class Pool(msgspec.Struct, frozen=True, gc=False):
     price: int = 0
     """static / flexible: the pool's fee per cycle."""
     splits: tuple[Share, ...] = ()
+    prorate_allowance: Prorate = "none"
+    """static / flexible: ``daily`` counts the days SIMs were in the pool (membership.py)."""
+    prorate_fee: Prorate = "none"
+    """``daily``: the fee for the days of the cycle on which the pool had a SIM."""
 
 
 class OpeningGrant(msgspec.Struct, frozen=True, gc=False):

@@ -95,6 +95,9 @@ class UsageRated(_Event, tag=True, frozen=True, gc=False):
     tiers_per_zone: bool = False
     """The plan counts graduated tiers per zone (``tier_scope: zone``): this CDR's volume
     counts toward its SIM's tiers in its zone only (``rating.tier_counter``)."""
+    overage_pool: str | None = None
+    """The pool whose zones and service the record fell in, when the pool left
+    ``charged_volume`` to be rated (its overage, which the cycle's close may credit back)."""
 
 
 class Charged(_Event, tag=True, frozen=True, gc=False):
@@ -155,6 +158,30 @@ class PoolStepped(_Event, tag=True, frozen=True, gc=False):
     cycle: str
     tier: int
     size: int
+
+
+class PoolCycleClosed(_Event, tag=True, frozen=True, gc=False):
+    """A pool's cycle closed (decided by the first ``Tick`` after the cycle's end).
+
+    ``allowance`` is the cycle's final allowance (a flexible pool's counts every SIM that was
+    in it during the cycle), ``used`` what it covered and ``overage`` the volume rated beyond
+    it, both after the true-up: ``credited_volume`` of the overage, charged before the
+    allowance grew, moved into the pool, and its price comes back as the refund grant
+    ``credit`` (of which ``debt_repaid`` went straight to debt), with negative revenue
+    lines ``splits`` that sum to minus the credit."""
+
+    pool_id: str = ""
+    cycle: str = ""
+    kind: str = ""
+    allowance: int = 0
+    used: int = 0
+    overage: int = 0
+    overage_amount: int = 0
+    """What the overage left after the true-up was charged."""
+    credited_volume: int = 0
+    credit: GrantInfo | None = None
+    debt_repaid: int = 0
+    splits: tuple[SplitLine, ...] = ()
 
 
 class GrantAdded(_Event, tag=True, frozen=True, gc=False):
@@ -256,6 +283,7 @@ Event = (
     | Charged
     | RatingAdjusted
     | PoolStepped
+    | PoolCycleClosed
     | GrantAdded
     | GrantExpired
     | ThresholdCrossed

@@ -23,6 +23,7 @@ from .events import (
     GrantExpired,
     GrantInfo,
     PlanChanged,
+    PoolCycleClosed,
     PoolStepped,
     RatingAdjusted,
     SimAttached,
@@ -126,6 +127,9 @@ def usage_rated(
     for d in event.draws:
         bucket = (d.pool_id, d.bucket)
         pool_used = pool_used.set(bucket, pool_used.get(bucket, 0) + d.volume)
+    pool_overage = state.pool_overage
+    if event.overage_pool is not None:
+        pool_overage = _add_overage(pool_overage, event)
     tier_used = state.tier_used
     if event.charged_volume:
         zone = event.zone if event.tiers_per_zone else None
@@ -141,6 +145,7 @@ def usage_rated(
         debt=state.debt + event.overdraft,
         uncollected=state.uncollected + event.uncollected,
         pool_used=pool_used,
+        pool_overage=pool_overage,
         tier_used=tier_used,
         seen=seen,
         seen_before=seen_before,
@@ -149,6 +154,43 @@ def usage_rated(
         retained_since=retained_since,
         watermark=watermark,
     )
+
+
+Overage = tuple[int, int, tuple[tuple[str, int], ...]]
+
+
+def _add_overage(
+    overage: Map[tuple[str, str], Overage], event: UsageRated
+) -> Map[tuple[str, str], Overage]:
+    key = (event.overage_pool or "", event.cycle)
+    volume, amount, lines = overage.get(key, (0, 0, ()))
+    by_provider = dict(lines)
+    for line in event.splits:
+        by_provider[line.provider] = by_provider.get(line.provider, 0) + line.amount
+    merged = (volume + event.charged_volume, amount + event.amount, tuple(by_provider.items()))
+    return overage.set(key, merged)
+
+
+def pool_cycle_closed(state: WalletState, event: PoolCycleClosed) -> WalletState:
+    key = (event.pool_id, event.cycle)
+    s = state
+    if event.credit is not None:
+        s = _with_grant(s, event.credit, event.credit.amount - event.debt_repaid)
+        s = _replace(s, debt=s.debt - event.debt_repaid)
+    pool_used = s.pool_used
+    if event.credited_volume:
+        pool_used = pool_used.set(key, pool_used.get(key, 0) + event.credited_volume)
+    return _replace(
+        s,
+        pool_used=pool_used,
+        pool_overage=s.pool_overage.delete(key) if key in s.pool_overage else s.pool_overage,
+        recurring=s.recurring.set(closing_ref(event.pool_id), event.cycle),
+    )
+
+
+def closing_ref(pool_id: str) -> str:
+    """The ``recurring`` entry naming the last cycle of a pool that closed."""
+    return f"close:{pool_id}"
 
 
 def charged(state: WalletState, event: Charged, grants: tuple[Grant, ...]) -> WalletState:
@@ -209,6 +251,8 @@ def evolve(state: WalletState, event: Event) -> WalletState:
             for info in event.grants:
                 s = _with_grant(s, info, info.amount)
             return s
+        case PoolCycleClosed():
+            return pool_cycle_closed(state, event)
         case PoolStepped():
             return _replace(
                 state, pool_tier=state.pool_tier.set((event.pool_id, event.cycle), event.tier)
@@ -222,6 +266,7 @@ def evolve(state: WalletState, event: Event) -> WalletState:
         case WalletResumed():
             return _replace(state, suspended=False)
         case SimAttached():
+            past, catalog_until = _close_stint(state, event.iccid, _ts(event.at))
             sub = Subscription(
                 iccid=event.iccid,
                 wallet=event.wallet_id,
@@ -233,6 +278,8 @@ def evolve(state: WalletState, event: Event) -> WalletState:
             return _replace(
                 state,
                 attached=state.attached.set(event.iccid, sub),
+                past=past,
+                catalog_until=catalog_until,
                 detached=_without(state.detached, event.iccid),
                 plan_changes=_without(state.plan_changes, event.iccid),
                 commands=_done(state, event),
@@ -255,6 +302,21 @@ def evolve(state: WalletState, event: Event) -> WalletState:
         case _:
             # Rejections and network actions record facts but change nothing here.
             return state
+
+
+def _close_stint(
+    state: WalletState, iccid: str, ts: int
+) -> tuple[Map[str, tuple[Subscription, ...]], Map[str, int]]:
+    """Keep the stint an attachment ends: the earlier attachment's, or the catalog's (whose
+    end is all that is kept: the catalog holds the rest)."""
+    left = state.detached.get(iccid)
+    end = ts if left is None else min(left, ts)
+    before = state.attached.get(iccid)
+    if before is None:
+        return state.past, state.catalog_until.set(iccid, end)
+    if before.active_to is None or before.active_to > end:
+        before = msgspec.structs.replace(before, active_to=end)
+    return state.past.set(iccid, (*state.past.get(iccid, ()), before)), state.catalog_until
 
 
 def _done(state: WalletState, event: Event) -> Map[str, int]:

@@ -38,10 +38,11 @@ def covers(pool: Pool, service: str, zone: str) -> bool:
     return pool.service == service and zone in pool.zones
 
 
-def draw(
-    state: WalletState, pool: Pool, cycle: Cycle, ts: int, volume: int, active_sims: int
-) -> Draw:
-    """What ``pool`` covers of ``volume`` at ``ts``; never more than what is left in it."""
+def draw(state: WalletState, pool: Pool, cycle: Cycle, ts: int, volume: int, granted: int) -> Draw:
+    """What ``pool`` covers of ``volume`` at ``ts``; never more than what is left in it.
+
+    ``granted`` is a static or flexible pool's allowance at ``ts``
+    (``membership.pool_allowance``)."""
     if volume <= 0:
         return NO_DRAW
     if pool.kind == "stacked":
@@ -63,10 +64,8 @@ def draw(
             price = pool.tiers[target].price - pool.tiers[current].price
             step = Step(target, pool.tiers[target].size, price)
             allowance = pool.tiers[target].size
-    elif pool.kind == "flexible":
-        allowance = pool.per_sim * active_sims
     else:
-        allowance = pool.allowance
+        allowance = granted
     take = min(volume, max(0, allowance - used))
     if take == 0 and step is None:
         return NO_DRAW
@@ -91,12 +90,11 @@ def _draw_bundles(state: WalletState, pool: Pool, ts: int, volume: int) -> Draw:
     return Draw(tuple(draws), volume - left) if draws else NO_DRAW
 
 
-def allowance(pool: Pool, state: WalletState, cycle: Cycle, active_sims: int) -> int:
-    """The pool's allowance in ``cycle`` as it stands in ``state`` (for reports)."""
-    if pool.kind == "static":
-        return pool.allowance
-    if pool.kind == "flexible":
-        return pool.per_sim * active_sims
+def allowance(pool: Pool, state: WalletState, cycle: Cycle, granted: int) -> int:
+    """The pool's allowance in ``cycle`` as it stands in ``state`` (for reports); ``granted``
+    as for ``draw``."""
+    if pool.kind in ("static", "flexible"):
+        return granted
     if pool.kind == "adaptive":
         return pool.tiers[state.pool_tier.get((pool.id, cycle.id), 0)].size
     return sum(b.size for b in pool.bundles)

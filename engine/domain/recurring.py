@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from .catalog import PlanVersion, Subscription
 from .charges import charge
 from .cycles import Cycle, cycle_of, cycles_between, next_cycle
 from .draft import Draft
+from .prorating import pool_amount, sim_amount
 from .sims import active_in, plan_at, wallet_sims
 
 MAX_CATCH_UP = 24
@@ -16,36 +18,73 @@ MAX_CATCH_UP = 24
 
 def tick(d: Draft, at: datetime, ts: int) -> None:
     """Recurring charges due by ``ts``: each exactly once per cycle, catching up at most
-    ``MAX_CATCH_UP`` cycles; a SIM or pool never charged before starts with this cycle."""
+    ``MAX_CATCH_UP`` cycles; a SIM or pool never charged before starts with this cycle.
+
+    A charge pro-rated ``daily`` is due once its cycle has ended (``prorating``), and one
+    never charged before starts with the last cycle that ended."""
     anchor = d.wallet.cycle_anchor_day
     now = cycle_of(ts, anchor)
+    ended = cycle_of(now.start - 1, anchor)
 
-    def due(ref: str) -> list[Cycle]:
+    def due(ref: str, daily: bool = False) -> list[Cycle]:
         last = d.state.recurring.get(ref)
-        if last == now.id:
+        upto = ended if daily else now
+        if last is not None and last >= upto.id:  # ids are ISO dates: they sort as cycles
             return []
-        first = now if last is None else next_cycle(cycle_of(_parse_day(last), anchor), anchor)
-        return cycles_between(first, now, anchor)[-MAX_CATCH_UP:]
+        first = upto if last is None else next_cycle(cycle_of(_parse_day(last), anchor), anchor)
+        return cycles_between(first, upto, anchor)[-MAX_CATCH_UP:]
 
     for sub in wallet_sims(d.state, d.catalog):
-        for cycle in due(sub.iccid):
+        latest = _latest_version(d, sub, ts)
+        daily = latest is not None and latest.prorate_mrc == "daily"
+        for cycle in due(sub.iccid, daily):
             version = version_in(d, sub, cycle)
-            if version is not None and version.mrc:
-                charge(d, at, ts, "mrc", sub.iccid, version.mrc, version.mrc_splits, cycle.id)
+            if version is None:
+                continue
+            amount = sim_amount(d, sub, cycle, _mrc) if daily else version.mrc
+            if amount:
+                charge(d, at, ts, "mrc", sub.iccid, amount, version.mrc_splits, cycle.id)
+        daily = latest is not None and latest.prorate_addons == "daily"
         for addon_id in sub.addons:
             ref = f"{sub.iccid}/{addon_id}"
-            for cycle in due(ref):
+            for cycle in due(ref, daily):
                 version = version_in(d, sub, cycle)
                 addon = version.addons.get(addon_id) if version is not None else None
-                if addon is not None and addon.mrc:
-                    charge(d, at, ts, "addon_mrc", ref, addon.mrc, addon.splits, cycle.id)
+                if addon is None:
+                    continue
+                amount = sim_amount(d, sub, cycle, _addon(addon_id)) if daily else addon.mrc
+                if amount:
+                    charge(d, at, ts, "addon_mrc", ref, amount, addon.splits, cycle.id)
     for pool_id in d.catalog.pools_by_wallet.get(d.wallet.id, ()):
         pool = d.catalog.pools[pool_id]
         fee = pool.tiers[0].price if pool.kind == "adaptive" and pool.tiers else pool.price
         if not fee:
             continue
-        for cycle in due(f"pool:{pool.id}"):
-            charge(d, at, ts, "pool_fee", f"pool:{pool.id}", fee, pool.splits, cycle.id)
+        daily = pool.prorate_fee == "daily"
+        for cycle in due(f"pool:{pool.id}", daily):
+            amount = pool_amount(d, pool, cycle, fee) if daily else fee
+            if amount:
+                charge(d, at, ts, "pool_fee", f"pool:{pool.id}", amount, pool.splits, cycle.id)
+
+
+def _mrc(version: PlanVersion) -> int:
+    return version.mrc
+
+
+def _addon(addon_id: str) -> Callable[[PlanVersion], int]:
+    def price(version: PlanVersion) -> int:
+        addon = version.addons.get(addon_id)
+        return addon.mrc if addon is not None else 0
+
+    return price
+
+
+def _latest_version(d: Draft, sub: Subscription, ts: int) -> PlanVersion | None:
+    """The plan version the SIM is on at ``ts``, or when it was last active: it says how
+    the SIM's recurring charges are counted."""
+    when = ts if sub.active_to is None or sub.active_to > ts else sub.active_to - 1
+    plan = d.catalog.plans.get(plan_at(d.state, sub, when))
+    return plan.version_at(when) if plan else None
 
 
 def _parse_day(day: str) -> int:

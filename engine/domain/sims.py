@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from .catalog import Catalog, Pool, Subscription
+from .catalog import Catalog, Subscription
 from .cycles import Cycle
 from .state import WalletState
 
@@ -61,37 +61,3 @@ def wallet_sims(state: WalletState, catalog: Catalog) -> list[Subscription]:
 
 def active_iccids(state: WalletState, catalog: Catalog, ts: int) -> tuple[str, ...]:
     return tuple(s.iccid for s in wallet_sims(state, catalog) if active_at(s, ts))
-
-
-def pool_sims(state: WalletState, catalog: Catalog, pool: Pool, cycle: Cycle) -> int:
-    """SIMs in ``pool`` that are active at any time in ``cycle`` (a flexible pool's size).
-
-    The catalog's part is counted once per catalog and cycle; SIMs touched by commands are
-    then counted one by one, so a busy pool costs a lookup, not a scan.
-    """
-    key = ("pool_sims", pool.id, cycle.id)
-    base = catalog.memo.get(key)
-    if base is None:
-        base = sum(
-            1
-            for i in catalog.sims_by_wallet.get(pool.wallet, ())
-            if catalog.subscriptions[i].pool == pool.id
-            and active_in(catalog.subscriptions[i], cycle)
-        )
-        catalog.memo[key] = base
-    if not state.attached and not state.detached:
-        return base
-    count = base
-    for iccid in {*state.attached.keys(), *state.detached.keys()}:
-        original = catalog.subscriptions.get(iccid)
-        if (
-            original is not None
-            and original.wallet == pool.wallet
-            and original.pool == pool.id
-            and active_in(original, cycle)
-        ):
-            count -= 1
-        now = sim(state, catalog, iccid)
-        if now is not None and now.pool == pool.id and active_in(now, cycle):
-            count += 1
-    return count

@@ -58,8 +58,17 @@ class WalletState(msgspec.Struct, frozen=True, gc=False):
     """ICCID -> instant it left this wallet."""
     plan_changes: Map[str, tuple[tuple[int, str], ...]] = EMPTY
     """ICCID -> (from, plan) changes, in order."""
+    past: Map[str, tuple[Subscription, ...]] = EMPTY
+    """ICCID -> its earlier stints by command in this wallet, each closed (``active_to``), so
+    a SIM re-attached to another pool still counts where it was before."""
+    catalog_until: Map[str, int] = EMPTY
+    """ICCID -> instant its catalog subscription gave way to an ``AttachSim`` (the end of
+    the catalog's stint, which a later attachment would otherwise hide)."""
     pool_used: Map[tuple[str, str], int] = EMPTY
     """(pool, bucket) -> volume drawn; a bucket is a cycle id, or a bundle id."""
+    pool_overage: Map[tuple[str, str], tuple[int, int, tuple[tuple[str, int], ...]]] = EMPTY
+    """(pool, cycle) -> (volume, amount, revenue lines) rated beyond the pool's allowance in
+    its zones and service, until the cycle closes (what a true-up may credit back)."""
     pool_tier: Map[tuple[str, str], int] = EMPTY
     """(adaptive pool, cycle) -> tier index reached."""
     tier_used: Map[tuple[str, str, str], int] = EMPTY

@@ -12,7 +12,8 @@ from .events import PoolStepped, UsageRated
 from .evolve import usage_rated
 from .grants import settle
 from .limits import volume_problem
-from .sims import active_at, plan_at, pool_sims, sim
+from .membership import pool_allowance
+from .sims import active_at, plan_at, sim
 from .zones import zone_of
 
 Resolved = tuple[Subscription, str, PlanVersion, str, Rate, Filter | None]
@@ -107,6 +108,9 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
         )
     payer = matched.payer if matched is not None and matched.payer else wallet.id
     lines = splits(version.usage_splits, amount)
+    overage_pool = None
+    if charged_volume and payer == wallet.id and sub.pool is not None:
+        overage_pool = _per_cycle_pool(d, sub.pool, service, zone)
     if payer == wallet.id:
         debits, overdraft, uncollected, grants = settle(state, amount, ts)
     else:
@@ -136,10 +140,20 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
         uncollected,
         lines,
         per_zone,
+        overage_pool,
     )
     d.emit_applied(event, usage_rated(state, event, d.key, ts, grants))
     if payer == wallet.id and amount:
         after_debit(d, cdr.started_at, ts)
+
+
+def _per_cycle_pool(d: Draft, pool_id: str, service: str, zone: str) -> str | None:
+    """The pool (not stacked: its bundles outlive cycles) whose zones and service a record
+    fell in, to count what it rated beyond the pool as the pool's overage."""
+    pool = d.catalog.pools.get(pool_id)
+    if pool is None or pool.kind == "stacked" or not pools.covers(pool, service, zone):
+        return None
+    return pool.id
 
 
 def draw_pool(
@@ -148,8 +162,10 @@ def draw_pool(
     pool = d.catalog.pools.get(pool_id) if pool_id else None
     if pool is None or not pools.covers(pool, cdr.service, zone):
         return pools.NO_DRAW
-    members = pool_sims(d.state, d.catalog, pool, cycle) if pool.kind == "flexible" else 0
-    drawn = pools.draw(d.state, pool, cycle, ts, volume, members)
+    granted = 0
+    if pool.kind in ("static", "flexible"):
+        granted = pool_allowance(d.state, d.catalog, pool, cycle, ts)
+    drawn = pools.draw(d.state, pool, cycle, ts, volume, granted)
     if drawn.step is not None:
         at = cdr.started_at
         d.emit(

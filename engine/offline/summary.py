@@ -14,12 +14,13 @@ from ..domain.events import (
     DebtWrittenOff,
     GrantAdded,
     GrantExpired,
+    PoolCycleClosed,
     RatingAdjusted,
     UsageRated,
     WalletOpened,
 )
+from ..domain.membership import pool_allowance
 from ..domain.pools import allowance
-from ..domain.sims import pool_sims
 
 
 class Totals:
@@ -62,6 +63,12 @@ class Totals:
                 self.revenue[line.provider] += line.amount
         elif isinstance(e, DebtWrittenOff):
             self.written_off[e.wallet_id] += e.amount
+        elif isinstance(e, PoolCycleClosed) and e.credit is not None:
+            # A true-up gives back part of the usage charged: a negative charge.
+            self.charges["pool_true_up"] -= e.credit.amount
+            self.credited[e.wallet_id] += e.credit.amount
+            for line in e.splits:
+                self.revenue[line.provider] += line.amount
 
 
 class GrantRow(msgspec.Struct):
@@ -183,8 +190,7 @@ def _pool_rows(catalog: Catalog, wallet_id: str, s: WalletState) -> list[PoolRow
         else:
             start = datetime.fromisoformat(bucket).replace(tzinfo=UTC)
             cycle = cycle_of(int(start.timestamp()), anchor)
-            members = pool_sims(s, catalog, pool, cycle) if pool.kind == "flexible" else 0
-            size = allowance(pool, s, cycle, members)
+            size = allowance(pool, s, cycle, pool_allowance(s, catalog, pool, cycle, cycle.end))
         rows.append(PoolRow(pool_id, pool.kind, bucket, used, size))
     return rows
 

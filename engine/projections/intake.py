@@ -26,6 +26,7 @@ from ..domain.events import (
     GrantAdded,
     GrantExpired,
     PlanChanged,
+    PoolCycleClosed,
     RatingAdjusted,
     SimAttached,
     SimDetached,
@@ -75,6 +76,11 @@ INTAKE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tier", "UInt16"),
     ("size", "Int64"),
     ("balance", "Int64"),
+    ("allowance", "Int64"),
+    ("used", "Int64"),
+    ("overage", "Int64"),
+    ("overage_amount", "Int64"),
+    ("credited_volume", "Int64"),
 )
 
 INTAKE_TABLE = (
@@ -89,7 +95,7 @@ INTAKE_SETTINGS: dict[str, str | int] = {
     "input_format_json_ignore_unknown_keys_in_named_tuple": 1,
     "input_format_json_defaults_for_missing_elements_in_named_tuple": 1,
     "date_time_input_format": "best_effort",
-    # The six mappings of one block run side by side.
+    # The mappings of one block run side by side.
     "parallel_view_processing": 1,
 }
 """Settings of the ``INSERT INTO event_intake FORMAT JSONEachRow`` of stored events."""
@@ -152,6 +158,7 @@ UNPROJECTED_FIELDS: dict[type, dict[str, str]] = {
     UsageRated: {
         "source": "which operator sent the CDR: kept in the store with the CDR",
         "tiers_per_zone": "how tiers were counted, already in the amount",
+        "overage_pool": "which pool a later true-up credits: pool_cycles has the result",
     },
     Charged: {
         "ref": "what was charged (subscription, add-on, pool): kept in the store",
@@ -160,6 +167,9 @@ UNPROJECTED_FIELDS: dict[type, dict[str, str]] = {
         "cdr_id": "a routed usage's CDR is on its UsageRated",
     },
     RatingAdjusted: {
+        "debt_repaid": "a share of credit.amount, already in balance_changes.credited",
+    },
+    PoolCycleClosed: {
         "debt_repaid": "a share of credit.amount, already in balance_changes.credited",
     },
     GrantAdded: {

@@ -36,7 +36,7 @@ STATE_NAME = "events"
 DIRECT_RANGE = 1_000_000
 """Positions per ``INSERT … SELECT`` of a direct rebuild."""
 DIRECT_SETTINGS: dict[str, str | int] = {
-    # The six mappings of one block run side by side, and a block is large.
+    # The mappings of one block run side by side, and a block is large.
     "parallel_view_processing": 1,
     "max_insert_block_size": 200_000,
     "min_insert_block_size_rows": 200_000,

@@ -12,8 +12,8 @@ from typing import Any
 
 from ..domain import Catalog, initial_state
 from ..domain.cycles import cycle_of
+from ..domain.membership import pool_allowance
 from ..domain.pools import allowance
-from ..domain.sims import pool_sims
 
 
 def catalog_rows(catalog: Catalog) -> dict[str, list[tuple[Any, ...]]]:
@@ -64,6 +64,6 @@ def allowance_rows(
         wallet = catalog.wallets.get(pool.wallet)
         cycle = cycle_of(int(start.timestamp()), wallet.cycle_anchor_day if wallet else 1)
         state = initial_state(pool.wallet)
-        members = pool_sims(state, catalog, pool, cycle) if pool.kind == "flexible" else 0
-        out.append((pool_id, bucket, allowance(pool, state, cycle, members)))
+        granted = pool_allowance(state, catalog, pool, cycle, cycle.end)
+        out.append((pool_id, bucket, allowance(pool, state, cycle, granted)))
     return out

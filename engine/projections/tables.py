@@ -22,6 +22,9 @@ are filled only when a catalog is given to the projector. Which events give whic
 - ``WalletOpened``, ``GrantAdded``: a balance change (credit). ``GrantExpired``: a balance
   change and a breakage revenue line (provider ``''``: breakage is not split).
   ``DebtWrittenOff``: a balance change (credit) and a negative revenue line.
+- ``PoolCycleClosed``: a pool cycle (allowance, use, overage); its true-up also gives a
+  pool draw of the volume it moved into the pool, a balance change (credit) and revenue
+  lines of kind ``pool_true_up`` (negative: usage charged, then given back).
 - ``PoolStepped``: a pool step. ``WalletSuspended`` / ``WalletResumed``: a suspension row.
 - The others give no rows (``intake.UNPROJECTED_EVENTS`` says why).
 
@@ -30,13 +33,12 @@ Every row carries its event's id, so a row delivered twice is recognised.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from ..domain.events import (
     Charged,
     DebtWrittenOff,
     GrantAdded,
     GrantExpired,
+    PoolCycleClosed,
     PoolStepped,
     RatingAdjusted,
     UsageRated,
@@ -44,33 +46,8 @@ from ..domain.events import (
     WalletResumed,
     WalletSuspended,
 )
+from .columns import Column, Table, ddl, mapping
 from .intake import INTAKE, types
-
-
-class Column(NamedTuple):
-    """A column, defined once: its DDL, and for a fact table how an event fills it."""
-
-    name: str
-    type: str
-    fill: str | None = None
-    """SQL over ``event_intake`` that fills it (fact tables); None: not filled by a mapping
-    (a catalog column, or one ClickHouse computes: ``default``)."""
-    default: str = ""
-    note: str = ""
-
-
-class Table(NamedTuple):
-    """A table: its DDL and, for a fact table, its mapping are generated from ``columns``."""
-
-    name: str
-    columns: tuple[Column, ...]
-    order_by: str
-    engine: str = "ReplacingMergeTree"
-    events: tuple[type, ...] = ()
-    """The events a fact table's mapping reads; empty for the other tables."""
-    source: str = ""
-    """SQL after ``FROM event_intake`` (an ``ARRAY JOIN``, a ``WHERE``): default, rows of
-    ``events`` only."""
 
 
 def _c(name: str, kind: str, fill: str | None = None, note: str = "") -> Column:
@@ -89,7 +66,7 @@ _DEBITED = "overdraft + arraySum(d -> d.2, debits)"
 # A write-off raises the balance as a credit does: the debt it forgives is no longer owed.
 _CREDITED = (
     f"multiIf({types(WalletOpened)}, arraySum(g -> g.amount, grants), "
-    f"{types(GrantAdded)}, grant.amount, {types(RatingAdjusted)}, credit.amount, "
+    f"{types(GrantAdded)}, grant.amount, {types(RatingAdjusted, PoolCycleClosed)}, credit.amount, "
     f"{types(DebtWrittenOff)}, {INTAKE}.amount, 0)"
 )
 # ``amount`` qualified: alone it would name the line's amount, the mapping's own column.
@@ -99,12 +76,17 @@ _LINES = (
     f"multiIf({types(GrantExpired)}, [('', {INTAKE}.amount)], "
     f"{types(DebtWrittenOff)}, [('', -{INTAKE}.amount)], splits)"
 )
+# A true-up's moved overage is drawn from the pool at the close, as one draw.
+# Qualified: ``pool_id`` alone would name the mapping's own column, made from this.
+_DRAWS = (
+    f"if({types(PoolCycleClosed)}, [({INTAKE}.pool_id, {INTAKE}.cycle, credited_volume)], draws)"
+)
 
 
 def _kind(*between: tuple[type, str]) -> str:
     """A row's kind: the event's own ``kind`` (a charge's), else one named by its type."""
     named = ((UsageRated, "'usage'"), (RatingAdjusted, "'adjustment'"), *between)
-    named += ((DebtWrittenOff, "'written_off'"),)
+    named += ((DebtWrittenOff, "'written_off'"), (PoolCycleClosed, "'pool_true_up'"))
     return "multiIf(" + "".join(f"{types(e)}, {v}, " for e, v in named) + "kind)"
 
 
@@ -187,6 +169,7 @@ FACTS: tuple[Table, ...] = (
             GrantAdded,
             GrantExpired,
             DebtWrittenOff,
+            PoolCycleClosed,
         ),
         # Money moved: a usage or charge that debited or left something owed, a correction
         # that also credited, an opening with grants, every grant added or expired.
@@ -194,6 +177,7 @@ FACTS: tuple[Table, ...] = (
             f"WHERE multiIf({types(UsageRated, Charged)}, debited != 0 OR uncollected != 0, "
             f"{types(RatingAdjusted)}, debited != 0 OR credited != 0 OR uncollected != 0, "
             f"{types(WalletOpened)}, notEmpty(grants), "
+            f"{types(PoolCycleClosed)}, credited != 0, "
             f"{types(GrantAdded, GrantExpired, DebtWrittenOff)})"
         ),
     ),
@@ -210,14 +194,22 @@ FACTS: tuple[Table, ...] = (
                 "kind",
                 _LC,
                 _kind((GrantExpired, "'breakage'")),
-                "usage, mrc, addon_mrc, pool_fee, pool_step, restart_fee, adjustment, breakage",
+                "usage, mrc, addon_mrc, pool_fee, pool_step, restart_fee, adjustment, breakage, "
+                "written_off, pool_true_up",
             ),
             _c("zone", _LC, "zone", "usage and adjustments only"),
             _c("service", _LC, "service"),
             _c("amount", "Int64", "s.2"),
         ),
         "(event_id, line)",
-        events=(UsageRated, RatingAdjusted, Charged, GrantExpired, DebtWrittenOff),
+        events=(
+            UsageRated,
+            RatingAdjusted,
+            Charged,
+            GrantExpired,
+            DebtWrittenOff,
+            PoolCycleClosed,
+        ),
         source=f"ARRAY JOIN {_LINES} AS s, arrayEnumerate({_LINES}) AS n WHERE {{events}}",
     ),
     Table(
@@ -234,8 +226,9 @@ FACTS: tuple[Table, ...] = (
             _c("volume", "Int64", "d.3"),
         ),
         "(event_id, line)",
-        events=(UsageRated,),
-        source="ARRAY JOIN draws AS d, arrayEnumerate(draws) AS n WHERE {events}",
+        events=(UsageRated, PoolCycleClosed),
+        source=f"ARRAY JOIN {_DRAWS} AS d, arrayEnumerate({_DRAWS}) AS n "
+        f"WHERE {types(UsageRated)} OR ({types(PoolCycleClosed)} AND credited_volume != 0)",
     ),
     Table(
         "pool_steps",
@@ -250,6 +243,25 @@ FACTS: tuple[Table, ...] = (
         ),
         "event_id",
         events=(PoolStepped,),
+    ),
+    Table(
+        "pool_cycles",
+        (
+            _EVENT_ID,
+            _c("at", _TIME, _AT, "when it closed"),
+            _WALLET,
+            _c("pool_id", _LC, "pool_id"),
+            _c("kind", _LC, "kind"),
+            _c("cycle", _LC, "cycle"),
+            _c("allowance", "Int64", "allowance", "final: counts every SIM of the cycle"),
+            _c("used", "Int64", "used", "covered by the pool, after the true-up"),
+            _c("overage", "Int64", "overage", "volume rated beyond it, after the true-up"),
+            _c("overage_amount", "Int64", "overage_amount", "what that overage was charged"),
+            _c("credited_volume", "Int64", "credited_volume", "overage moved into the pool"),
+            _c("credited", "Int64", "credit.amount", "the money given back for it"),
+        ),
+        "event_id",
+        events=(PoolCycleClosed,),
     ),
     Table(
         "suspensions",
@@ -317,41 +329,6 @@ STATE = Table(
     "name",
     engine="ReplacingMergeTree(position)",
 )
-
-
-def ddl(table: Table) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` of ``table``, each column with its note."""
-    width = max(len(c.name) for c in table.columns)
-    lines = []
-    for n, c in enumerate(table.columns):
-        line = f"    {c.name.ljust(width)} {c.type}"
-        if c.default:
-            line += f" DEFAULT {c.default}"
-        if n < len(table.columns) - 1:
-            line += ","
-        if c.note:
-            line += f"  -- {c.note}"
-        lines.append(line)
-    return (
-        f"CREATE TABLE IF NOT EXISTS {table.name} (\n"
-        + "\n".join(lines)
-        + f"\n) ENGINE = {table.engine} ORDER BY {table.order_by}"
-    )
-
-
-def mapping(table: Table) -> str:
-    """The materialized view that turns each block inserted into the intake into ``table``'s
-    rows (``day`` and other defaults are left to ClickHouse)."""
-    select = ",\n            ".join(
-        c.name if c.fill == c.name else f"{c.fill} AS {c.name}"
-        for c in table.columns
-        if c.fill is not None
-    )
-    rest = (table.source or "WHERE {events}").replace("{events}", types(*table.events))
-    return (
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table.name}_mapping TO {table.name} AS\n"
-        f"        SELECT {select}\n        FROM {INTAKE}\n        {rest}"
-    )
 
 
 TABLES: dict[str, str] = {t.name: ddl(t) for t in (*FACTS, *CATALOG, STATE)}

@@ -52,6 +52,20 @@ VIEWS: dict[str, str] = {
             GROUP BY pool_id, cycle
         ) AS s ON s.pool_id = u.pool_id AND s.bucket = u.bucket
     """,
+    # A closed cycle's own figures win: they count the SIMs that commands attached too.
+    "pool_status_closed": """
+        CREATE VIEW IF NOT EXISTS pool_status_closed AS
+        SELECT st.pool_id AS pool_id, st.wallet AS wallet, st.kind AS kind,
+               st.bucket AS bucket, st.used AS used,
+               if(c.closed = 1, c.allowance, st.allowance) AS allowance,
+               if(c.closed = 1, c.allowance, st.allowance) - st.used AS remaining,
+               c.closed = 1 AS closed, c.overage AS overage, c.credited AS credited
+        FROM pool_status AS st
+        LEFT JOIN (
+            SELECT pool_id, cycle AS bucket, 1 AS closed, allowance, overage, credited
+            FROM pool_cycles FINAL
+        ) AS c ON c.pool_id = st.pool_id AND c.bucket = st.bucket
+    """,
     "revenue_daily": """
         CREATE VIEW IF NOT EXISTS revenue_daily AS
         SELECT day, provider, kind, zone, service, sum(amount) AS amount

@@ -70,10 +70,14 @@ def data_rates(draw: st.DrawFn) -> Any:
 def pools(draw: st.DrawFn) -> Any:
     kind = draw(st.sampled_from(["none", "static", "flexible", "stacked", "adaptive"]))
     fee = draw(st.sampled_from(["0", "1.5", "4"]))
+    prorated = {
+        "prorate_allowance": draw(st.sampled_from(["none", "daily"])),
+        "prorate_fee": draw(st.sampled_from(["none", "daily"])),
+    }
     if kind == "static":
-        return static_pool(allowance=draw(st.integers(0, 20)) * MB, price=fee)
+        return static_pool(allowance=draw(st.integers(0, 20)) * MB, price=fee, **prorated)
     if kind == "flexible":
-        return flexible_pool(per_sim=draw(st.integers(0, 8)) * MB, price=fee)
+        return flexible_pool(per_sim=draw(st.integers(0, 8)) * MB, price=fee, **prorated)
     if kind == "stacked":
         n = draw(st.integers(1, 3))
         bundles = []
@@ -131,6 +135,8 @@ def catalogs(draw: st.DrawFn, payer: bool = True) -> Catalog:
         restart_fee=draw(st.sampled_from(["0", "0.25", "4"])),
         restart_fee_per=draw(st.sampled_from(["sim", "wallet"])),
         tier_scope=draw(st.sampled_from(["cycle", "zone"])),
+        prorate_mrc=draw(st.sampled_from(["none", "daily"])),
+        prorate_addons=draw(st.sampled_from(["none", "daily"])),
         usage_splits=shares(draw(weights)),
         mrc_splits=shares(draw(weights)),
     )

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from engine.domain.events import (
     Charged,
     CommandRejected,
@@ -241,3 +246,21 @@ def test_a_late_cdr_started_after_an_expiry_never_burns_the_expired_grant() -> N
     events = run.when(cdr("c2", MB, at=expiry + 10))
     assert types(events) == ["GrantExpired", "UsageRated"]
     assert debits(one(events, UsageRated)) == [("open:w1/1", 1_000_000)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    offsets=st.lists(st.integers(-3 * 86400, 3 * 86400), min_size=1, max_size=12),
+    order=st.randoms(use_true_random=False),
+)
+def test_a_cdr_started_after_an_expiry_never_burns_it_whatever_order_cdrs_arrive_in(
+    offsets: list[int], order: random.Random
+) -> None:
+    expiry = T0 + 5 * 86400
+    run = given_wallet(opening("50", priority=10, expires_at=expiry), opening("100"))
+    records = [cdr(f"c{i}", MB, at=expiry + offset) for i, offset in enumerate(offsets)]
+    order.shuffle(records)  # late arrivals: a record may come after later ones
+    for record in records:
+        for e in of(run.when(record), UsageRated):
+            if e.at >= dt(expiry):
+                assert "open:w1/0" not in [grant for grant, _ in debits(e)]

@@ -29,6 +29,7 @@ from engine.domain.events import (
     DebtWrittenOff,
     GrantAdded,
     GrantExpired,
+    PoolCycleClosed,
     PoolStepped,
     SimsBarred,
     SimsUnbarred,
@@ -197,6 +198,15 @@ class Ledger:
                 assert e.amount == sum(d.amount for d in e.debits) + e.overdraft + e.uncollected
                 assert sum(s.amount for s in e.splits) == e.amount
                 self.pay(e, ts_)
+            case PoolCycleClosed():
+                # a true-up: overage moved into the pool, its price back as a refund grant
+                assert e.credited_volume >= 0 and e.overage >= 0
+                assert e.overage == 0 or e.used >= e.allowance, "overage left with room"
+                back = e.credit.amount if e.credit is not None else 0
+                assert back >= 0 and (back == 0) == (e.credit is None)
+                assert not e.splits or sum(x.amount for x in e.splits) == -back
+                if e.credit is not None:
+                    self.add(e.credit.grant_id, back, e.credit.priority, None, e.debt_repaid)
             case DebtWrittenOff():
                 assert 0 < e.amount <= self.debt and e.reason
                 self.debt -= e.amount
@@ -575,7 +585,8 @@ def test_suspension_and_resumption_follow_the_balance(cat: Catalog, items: list[
                 assert isinstance(events[i + 1], SimsBarred)
                 suspended = True
             elif isinstance(e, WalletResumed):
-                assert suspended and isinstance(events[i - 1], GrantAdded)
+                # after a credit: a top-up, or a pool's true-up at a cycle's close
+                assert suspended and isinstance(events[i - 1], GrantAdded | PoolCycleClosed)
                 assert e.balance == ledger.balance > w.resume_at
                 assert isinstance(events[i + 1], SimsUnbarred)
                 suspended = False

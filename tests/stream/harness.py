@@ -52,6 +52,7 @@ class Stack:
         )
         self.topics: Topics = self.local.topics
         self.env = self.local.env
+        self.catalog: Path = CATALOG
         self.current: Process | None = None
         self.starts = 0
 
@@ -75,7 +76,7 @@ class Stack:
     def start_worker(self, *extra: str, metrics: bool = False) -> Process:
         self.starts += 1
         self.current = self.local.start_worker(
-            CATALOG,
+            self.catalog,
             self.tmp_path / "data",
             *extra,
             log=self.tmp_path / f"worker-{self.starts}.log",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+import yaml
 
 from engine.cli import main
 from engine.local import Process, free_ports
@@ -54,6 +55,115 @@ TOP_UPS = [
 ]
 
 
+POOLER = ["89441000000000990001", "89441000000000990002"]
+"""The SIMs of the wallet ``pooler`` (``_with_pooler``): the first from September 1st, the
+second from the 20th, both in a flexible pool of 5 MB per SIM at 1.00 EUR per MB."""
+
+POOLER_CDRS = [
+    # 5 MB pooled, 6 MB (6.00 EUR) of overage on 2.00: -4.00, past the 3.00 overdraft limit
+    {"cdr_id": "pool-1", "started_at": "2026-09-05T10:00:00Z", "volume": 11 * 1024**2},
+    # from the 20th the pool has 10 MB: this one is pooled
+    {"cdr_id": "pool-2", "started_at": "2026-09-22T10:00:00Z", "volume": 1024**2, "sim": 1},
+]
+
+LATER = [
+    # repays the 4.00 owed first, then resumes: 4.00 left, 2 × 0.50 of restart fees
+    {
+        "type": "TopUp",
+        "command_id": "t-pooler",
+        "wallet_id": "pooler",
+        "at": "2026-09-25T00:00:00Z",
+        "amount": "8.00",
+        "currency": "EUR",
+    },
+    # September closes: 10 MB of allowance, 6 used, so 4 MB of the overage (4.00) come back
+    {
+        "type": "Tick",
+        "command_id": "tick-pooler-oct",
+        "wallet_id": "pooler",
+        "at": "2026-10-01T00:00:00Z",
+    },
+]
+"""Commands sent once every CDR is decided, dated after the pooler's CDRs (offline sorts by
+time)."""
+
+
+def _with_pooler(tmp_path: Path) -> Path:
+    """The example catalog and one more wallet, ``pooler``: debt past its overdraft, a resume
+    with per-SIM restart fees, and a flexible pool that trues up at its cycle's close. Its
+    SIMs are catalog SIMs, as the stream routes CDRs by the catalog's subscriptions."""
+    data = yaml.safe_load(CATALOG.read_text())
+    data["plans"].append(
+        {
+            "id": "pooler-data",
+            "name": "Pooled data",
+            "versions": [
+                {
+                    "version": 1,
+                    "effective_from": "2026-06-01T00:00:00Z",
+                    "currency": "EUR",
+                    "rates": {"data": {"EU": {"price": "1.00", "per": "MB"}}},
+                    "restart_fee": "0.50",
+                    "splits": {
+                        "usage": {"telco-a": 60, "platform": 30, "reseller": 10},
+                        "mrc": {"platform": 100},
+                    },
+                }
+            ],
+        }
+    )
+    data["pools"].append(
+        {
+            "id": "pooler-flex",
+            "wallet": "pooler",
+            "kind": "flexible",
+            "zones": ["EU"],
+            "per_sim": "5MB",
+        }
+    )
+    data["wallets"].append(
+        {
+            "id": "pooler",
+            "name": "Pooler",
+            "currency": "EUR",
+            "overdraft_limit": "3.00",
+            "suspend_at": "-3.00",
+            "resume_at": "1.00",
+            "opening_balance": [{"kind": "top_up", "amount": "2.00"}],
+        }
+    )
+    for iccid, since in zip(POOLER, ("2026-09-01T00:00:00Z", "2026-09-20T00:00:00Z"), strict=True):
+        data["subscriptions"].append(
+            {
+                "iccid": iccid,
+                "wallet": "pooler",
+                "plan": "pooler-data",
+                "pool": "pooler-flex",
+                "active_from": since,
+            }
+        )
+    path = tmp_path / "catalog-pooler.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _pooler_cdrs() -> bytes:
+    out = b""
+    for c in POOLER_CDRS:
+        record = {
+            "cdr_id": c["cdr_id"],
+            "iccid": POOLER[int(c.get("sim", 0))],
+            "service": "data",
+            "started_at": c["started_at"],
+            "volume": c["volume"],
+            "mcc": "262",
+            "mnc": "01",
+            "source": "pooler",
+        }
+        out += msgspec.json.encode(record) + b"\n"
+    return out
+
+
 def _dataset(tmp_path: Path, cdrs: int, seed: int) -> tuple[Path, Path]:
     """Generated CDRs (with every kind of bad record) and commands that precede them all.
 
@@ -71,9 +181,11 @@ def _dataset(tmp_path: Path, cdrs: int, seed: int) -> tuple[Path, Path]:
     return cdr_path, commands
 
 
-def _offline(tmp_path: Path, cdrs: Path, commands: Path) -> tuple[Path, Path]:
+def _offline(
+    tmp_path: Path, cdrs: Path, commands: Path, catalog: Path = CATALOG
+) -> tuple[Path, Path]:
     events, rejected = tmp_path / "offline-events.jsonl", tmp_path / "offline-rejected.jsonl"
-    args = ["rate", "--catalog", str(CATALOG), "--input", str(cdrs), "--commands", str(commands)]
+    args = ["rate", "--catalog", str(catalog), "--input", str(cdrs), "--commands", str(commands)]
     code = main([*args, "--events-out", str(events), "--rejected-out", str(rejected), "--json"])
     assert code == 0
     return events, rejected
@@ -106,10 +218,28 @@ def _publish_commands_first(stack: Stack, commands: Path) -> None:
 
 
 def test_stream_equals_offline(stack: Stack, tmp_path: Path) -> None:
-    cdrs, commands = _dataset(tmp_path, 3000, seed=11)
-    offline_events, offline_rejected = _offline(tmp_path, cdrs, commands)
+    cdrs, first = _dataset(tmp_path, 3000, seed=11)
+    cdrs.write_bytes(cdrs.read_bytes() + _pooler_cdrs())
+    later = tmp_path / "later.jsonl"
+    later.write_bytes(b"".join(msgspec.json.encode(c) + b"\n" for c in LATER))
+    commands = tmp_path / "all-commands.jsonl"
+    commands.write_bytes(first.read_bytes() + later.read_bytes())
+    stack.catalog = _with_pooler(tmp_path)
+    offline_events, offline_rejected = _offline(tmp_path, cdrs, commands, stack.catalog)
     expected = offline_events_by_wallet(offline_events)
     total = sum(len(v) for v in expected.values())
+    later_keys = {f"cmd:{c['command_id']}" for c in LATER}
+    after = sum(1 for v in expected.values() for e in v if _input_key(e) in later_keys)
+    pooler = [msgspec.json.decode(e) for e in expected["pooler"]]
+    kinds = [e["type"] for e in pooler]
+    # what the pooler's run is here to show, offline first: debt past the overdraft, a top-up
+    # repaying it and resuming with restart fees, a true-up at the cycle's close
+    assert min(e.get("balance", 0) for e in pooler if e["type"] == "WalletSuspended") < -3_000_000
+    assert any(e["type"] == "GrantAdded" and e.get("debt_repaid") == 4_000_000 for e in pooler)
+    assert kinds.count("WalletResumed") == 1
+    assert [e["ref"] for e in pooler if e.get("kind") == "restart_fee"] == POOLER
+    closed = [e for e in pooler if e["type"] == "PoolCycleClosed"]
+    assert [(c["cycle"], c["credit"]["amount"]) for c in closed] == [("2026-09-01", 4_000_000)]
 
     port = free_ports(1)[0]
     # Snapshots too large for Kafka are skipped (and counted), never fatal: make them all so,
@@ -117,8 +247,10 @@ def test_stream_equals_offline(stack: Stack, tmp_path: Path) -> None:
     # one is tried however fast the machine decides.
     stack.env["RATING_SNAPSHOT_MAX_BYTES"] = "1000"
     stack.start_worker("--metrics-port", str(port), "--snapshot-every", "0.001")
-    _publish_commands_first(stack, commands)
+    _publish_commands_first(stack, first)
     stack.cli("publish", "--input", str(cdrs), "--no-progress")
+    _wait_for_events(stack, total - after)
+    stack.cli("command", "--input", str(later))
     streamed = _wait_for_events(stack, total)
     metrics = samples(port)
 
@@ -144,7 +276,7 @@ def test_stream_equals_offline(stack: Stack, tmp_path: Path) -> None:
     lines = [x for x in cdrs.read_bytes().splitlines() if x.strip()]
     assert metrics[("rating_cdrs_received_total", ())] == len(lines)
     assert metrics[("rating_cdrs_rated_total", ())] == by_type["UsageRated"]
-    assert metrics[("rating_commands_received_total", ())] == len(TOP_UPS)
+    assert metrics[("rating_commands_received_total", ())] == len(TOP_UPS) + len(LATER)
     for reason, n in reasons.items():
         assert metrics[("rating_cdrs_rejected_total", (("reason", reason),))] == n, reason
     for kind, n in by_type.items():
@@ -163,6 +295,10 @@ def test_stream_equals_offline(stack: Stack, tmp_path: Path) -> None:
     assert f"{stack.topics.cdr_raw.name}/0: position=" in state
     assert "task " in state and "unacked messages=0" in state
     assert stack.worker.poll() is None
+
+
+def _input_key(event: bytes) -> str:
+    return str(msgspec.json.decode(event)["id"]).rpartition("#")[0]
 
 
 def _snapshots_written(worker: Process) -> float:
