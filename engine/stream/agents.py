@@ -14,7 +14,7 @@
 
 Faust consumes (``take_events`` batches, ``read_committed``; the offsets it commits are the
 engine's, see positions.py); the agents produce through confluent-kafka
-(publisher.BatchProducer, fencing.PartitionWriter) and wait until what a batch produced is
+(producer.BatchProducer, fencing.PartitionWriter) and wait until what a batch produced is
 acknowledged (committed) by Kafka before the batch's input offsets may be committed, so a
 crash can only
 make Kafka deliver inputs again, never lose them; the rating processor recognises inputs it
@@ -62,7 +62,7 @@ from .outage import KafkaWatch, Outage, quiet_client_logs
 from .positions import TP as TPKey
 from .positions import Batch, Input, Positions
 from .processor import RatingProcessor, Recovered, decision_id, recover
-from .publisher import BatchProducer, DeliveryFailed
+from .producer import BatchProducer, DeliveryFailed
 from .recovery import (
     committed_offsets,
     read_decision_at,
