@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NoReturn
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -65,8 +67,25 @@ Record = tuple[str, bytes | None, bytes, int | None]
 """(topic, key, value, partition or ``None`` to place it by its key)."""
 
 
+EXIT_DELIVERY_FAILED = 75
+"""Exit status when Kafka refused what a batch produced (the process stops at once, before
+Faust could commit the batch's input offsets; a restart redoes the batch exactly)."""
+
+log = logging.getLogger("rating-engine")
+
+
 class DeliveryFailed(StreamError):
     """A record the worker produced was refused or timed out: its batch must not be acked."""
+
+
+def stop_before_commit(why: BaseException, trace: bool = False) -> NoReturn:
+    """Stop the process now: the next batch made durable would move the committed offsets
+    past inputs whose output was lost. ``trace``: log where ``why`` came from (a failure
+    other than a refused delivery)."""
+    exc_info = why if trace else None
+    log.critical("%s; stopping before the batch's inputs are committed", why, exc_info=exc_info)
+    logging.shutdown()
+    os._exit(EXIT_DELIVERY_FAILED)
 
 
 def try_produce(producer: Producer, record: Record, on_delivery: Delivered) -> bool:
@@ -196,3 +215,21 @@ class BatchProducer:
     def close(self) -> None:
         self.producer.flush(self._drain)
         self._executor.shutdown(wait=False)
+
+
+async def wait_durable(producer: BatchProducer) -> None:
+    """Wait until the batch's output is acknowledged; if Kafka refused any of it, stop
+    the process now (`stop_before_commit`).
+
+    A worker told to stop while it waits lets the batch finish first: Kafka writes it
+    whether or not anyone waits, and its inputs, not committed, are read again by the
+    partition's next owner (which recognises them as decided, see processor.py).
+    """
+    try:
+        try:
+            await producer.durable()
+        except asyncio.CancelledError:
+            await asyncio.shield(producer.durable())
+            raise
+    except DeliveryFailed as exc:
+        stop_before_commit(exc)
