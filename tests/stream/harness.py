@@ -8,15 +8,20 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import msgspec
 import yaml
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine.stream.admin import apply_topics
+from engine.stream.recovery import committed_offsets, read_latest
 from engine.stream.topics import REPO_TOPICS, Topics, load_topics
 from engine.testing.worker import worker_argv
 
@@ -114,6 +119,60 @@ class Stack:
         return "\n".join(
             p.read_text(errors="replace") for p in sorted(self.tmp_path.glob("worker-*.log"))
         )
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(port: int) -> Samples:
+    """Samples of a worker's /metrics, keyed by (name, sorted labels)."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    out = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def metric(port: int, name: str) -> float:
+    """``name`` summed over its labels on a worker's /metrics; 0 while it cannot answer
+    (starting, or gone)."""
+    try:
+        samples = scrape(port)
+    except (urllib.error.URLError, OSError):
+        return 0.0
+    return sum(value for (sample, _), value in samples.items() if sample == name)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def snapshot_committed(stack: Stack) -> bool:
+    """Whether some wallet partition has a snapshot a recovery would read (committed)."""
+    spec = stack.topics.wallet_snapshots
+    return any(read_latest(stack.bootstrap, spec.name, p) for p in range(spec.partitions))
+
+
+def all_decided(stack: Stack) -> bool:
+    """Whether the group's committed offsets have reached the end of ``cdr.raw`` and
+    ``cdr.by-wallet``: every CDR published so far is decided and its output committed."""
+    topics = (stack.topics.cdr_raw, stack.topics.cdr_by_wallet)
+    tps = [(spec.name, p) for spec in topics for p in range(spec.partitions)]
+    committed = committed_offsets(stack.bootstrap, stack.env["RATING_APP_ID"], tps)
+    consumer = Consumer({"bootstrap.servers": stack.bootstrap, "group.id": "ends", "log_level": 0})
+    try:
+        ends = {
+            tp: consumer.get_watermark_offsets(TopicPartition(*tp), timeout=10)[1] for tp in tps
+        }
+    finally:
+        consumer.close()
+    return all(committed[tp] >= end for tp, end in ends.items())
 
 
 def read_topic(

@@ -9,14 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from engine.cli import main
 from engine.codec import decode_event
@@ -29,8 +26,10 @@ from .harness import (
     REPO,
     Stack,
     events_by_wallet,
+    metric,
     offline_events_by_wallet,
     read_topic,
+    wait_until,
 )
 
 PARTITIONS = 8
@@ -94,20 +93,25 @@ class Worker:
         """Wallet partitions this worker owns and has recovered (0 while it cannot answer)."""
         if self.process is None or self.process.poll() is not None:
             return 0
-        try:
-            body = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5)
-            text = body.read().decode()
-        except (urllib.error.URLError, OSError):
-            return 0
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == "rating_partitions_owned":
-                    return int(sample.value)
-        return 0
+        return int(metric(self.port, "rating_partitions_owned"))
 
     def logs(self) -> str:
         paths = sorted(self.stack.tmp_path.glob(f"{self.name}-*.log"))
         return "\n".join(p.read_text(errors="replace") for p in paths)
+
+
+def _wait_decided(worker: Worker, publisher: subprocess.Popen[bytes], more: int = 100) -> None:
+    """Until ``worker`` has decided ``more`` inputs since this was called (decisions are
+    counted once their batch is committed), or the CDRs are all published (then it has what
+    it will get)."""
+    before = metric(worker.port, "rating_decisions_total")
+    wait_until(
+        lambda: (
+            metric(worker.port, "rating_decisions_total") >= before + more
+            or publisher.poll() is not None
+        ),
+        f"{worker.name} to decide {more} more inputs",
+    )
 
 
 def _wait_owned(workers: list[Worker], want: dict[str, int] | None, timeout: float = 120) -> None:
@@ -214,7 +218,8 @@ def test_two_workers_share_the_wallets_and_one_takes_over_after_sigkill(
     shares = {w.name: w.owned() for w in (a, b)}
     publisher = _publisher(stack, cdrs, rate=2000)
     try:
-        time.sleep(2.0)
+        # Killed once it has decided part of the traffic: the survivor has state to rebuild.
+        _wait_decided(b, publisher)
         b.kill()
         _wait_owned([a], {"a": PARTITIONS})
     finally:
@@ -236,7 +241,8 @@ def test_rolling_restart_of_both_workers(
     publisher = _publisher(stack, cdrs, rate=1500)
     try:
         for worker in (a, b):
-            time.sleep(1.0)
+            # Each restart under traffic: the group decides again before the next one.
+            _wait_decided(worker, publisher)
             worker.stop()
             worker.start()
             _wait_owned([a, b], None)

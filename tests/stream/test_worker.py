@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -14,12 +15,21 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from engine.cli import main
 from engine.testing.kafka_broker import free_ports
 
-from .harness import CATALOG, REPO, Stack, events_by_wallet, offline_events_by_wallet, read_topic
+from .harness import (
+    CATALOG,
+    REPO,
+    Stack,
+    events_by_wallet,
+    offline_events_by_wallet,
+    read_topic,
+    scrape,
+    snapshot_committed,
+    wait_until,
+)
 
 TOP_UPS = [
     {
@@ -86,6 +96,14 @@ def _wait_for_events(stack: Stack, expected: int, timeout: float = 120.0) -> dic
         time.sleep(1.0)
 
 
+def ready(port: int) -> bool:
+    """Whether the worker's /readyz says ready: it owns and has recovered its partitions."""
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5).status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 @pytest.fixture
 def stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
     s = Stack(kafka_bootstrap, tmp_path)
@@ -114,7 +132,7 @@ def test_stream_equals_offline(stack: Stack, tmp_path: Path) -> None:
     _publish_commands_first(stack, commands)
     stack.cli("publish", "--input", str(cdrs), "--no-progress")
     streamed = _wait_for_events(stack, total)
-    metrics = _scrape(port)
+    metrics = scrape(port)
 
     assert {w: len(v) for w, v in streamed.items()} == {w: len(v) for w, v in expected.items()}
     for wallet in expected:
@@ -159,16 +177,6 @@ def test_stream_equals_offline(stack: Stack, tmp_path: Path) -> None:
     assert stack.worker.poll() is None
 
 
-def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Samples of the worker's /metrics, keyed by (name, sorted labels)."""
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
-    out = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
-
-
 def test_sigkill_and_restart_loses_nothing_and_charges_nothing_twice(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -177,7 +185,8 @@ def test_sigkill_and_restart_loses_nothing_and_charges_nothing_twice(
     expected = offline_events_by_wallet(offline_events)
     total = sum(len(v) for v in expected.values())
 
-    snapshots = ("--snapshot-every", "0.5")
+    port = free_ports(1)[0]
+    snapshots = ("--snapshot-every", "0.5", "--metrics-port", str(port))
     stack.start_worker(*snapshots)
     _publish_commands_first(stack, commands)
     publisher = subprocess.Popen(
@@ -198,12 +207,14 @@ def test_sigkill_and_restart_loses_nothing_and_charges_nothing_twice(
         stderr=subprocess.DEVNULL,
     )
     try:
-        # Kill twice, at different points of the run, while CDRs keep arriving.
-        for pause in (1.5, 2.5):
-            time.sleep(pause)
-            stack.kill_worker()
-            time.sleep(0.5)
-            stack.start_worker(*snapshots)
+        # Kill twice while CDRs keep arriving: once the first worker has committed a
+        # snapshot (so the next recovers from it), then once its successor is ready again.
+        wait_until(lambda: snapshot_committed(stack), "a committed snapshot")
+        stack.kill_worker()
+        stack.start_worker(*snapshots)
+        wait_until(lambda: ready(port), "the restarted worker to be ready")
+        stack.kill_worker()
+        stack.start_worker(*snapshots)
     finally:
         assert publisher.wait(timeout=120) == 0
     streamed = _wait_for_events(stack, total)
@@ -219,5 +230,5 @@ def test_sigkill_and_restart_loses_nothing_and_charges_nothing_twice(
     logs = stack.logs()
     recovered = [int(n) for n in re.findall(r"recovered from .*? and (\d+) decisions", logs)]
     assert sum(recovered) < total
-    # ... from a snapshot in the RocksDB table plus the decisions written after it.
+    # ... from a snapshot on wallet.snapshots plus the decisions written after it.
     assert "recovered from a snapshot" in logs
