@@ -409,8 +409,8 @@ class Topology:
 
     async def heartbeat(self) -> None:
         """Liveness and readiness for /healthz and /readyz, from the event loop itself."""
-        assigned = self.ownership.wallet_partitions(set(self.app.consumer.assignment()))
-        self.vitals.heartbeat(assigned)
+        owner, consumer = self.ownership, self.app.consumer
+        self.vitals.heartbeat(lambda: owner.wallet_partitions(set(consumer.assignment())))
 
     async def _diagnostics(self) -> None:
         self.vitals.install_report(self.ownership.recovering)

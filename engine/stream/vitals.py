@@ -63,13 +63,14 @@ class Vitals:
         for tp in tps:  # their lag is now the new owner's to report
             self.metrics.lag.remove(tp.topic, str(tp.partition))
 
-    def heartbeat(self, assigned: set[int]) -> None:
+    def heartbeat(self, assigned: Callable[[], set[int]]) -> None:
         """Liveness and readiness for /healthz and /readyz, from the event loop itself;
-        ``assigned``: the wallet partitions assigned to this worker."""
+        ``assigned`` tells the wallet partitions assigned to this worker (asked after the
+        beat: the loop is alive whatever the consumer answers)."""
         self.health.beat()
         self.kafka.check()
         busy = self.app.rebalancing or self.app.in_recovery
-        self.health.ready(worker_readiness(busy, assigned, self.processor.recovered))
+        self.health.ready(worker_readiness(busy, assigned(), self.processor.recovered))
 
     def install_report(self, recovering: dict[int, Any]) -> None:
         """The SIGUSR1 report (diagnostics.py), from within the running loop."""

@@ -33,7 +33,7 @@ def _beat(vitals: Vitals, assigned: set[int]) -> None:
     """One heartbeat, from within a running loop (as the worker's timer runs it)."""
 
     async def beat() -> None:
-        vitals.heartbeat(assigned)
+        vitals.heartbeat(lambda: assigned)
 
     asyncio.run(beat())
 
