@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import os
 import signal
@@ -11,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,7 +22,9 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.stream.admin import apply_topics
+from engine.stream.app import RatingApp, create_app
 from engine.stream.recovery import committed_offsets, read_latest
+from engine.stream.settings import WorkerSettings
 from engine.stream.topics import REPO_TOPICS, Topics, load_topics
 from engine.testing.worker import worker_argv
 
@@ -119,6 +122,24 @@ class Stack:
         return "\n".join(
             p.read_text(errors="replace") for p in sorted(self.tmp_path.glob("worker-*.log"))
         )
+
+
+def in_loop(scenario: Callable[[RatingApp], Awaitable[None]], tmp_path: Path) -> None:
+    """Run ``scenario`` with a fresh app (never started: nothing connects to a broker)."""
+
+    async def run() -> None:
+        settings = WorkerSettings(catalog=tmp_path / "c.yaml", data_dir=tmp_path, store="memory://")
+        app = create_app(settings)
+        try:
+            await scenario(app)
+        finally:
+            # The consumer's thread made an event loop of its own, which only its start
+            # and stop would have closed.
+            thread = getattr(app._consumer, "_thread", None)
+            if thread is not None:
+                thread.thread_loop.close()
+
+    asyncio.run(run())
 
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -7,7 +7,7 @@ import asyncio
 import inspect
 import logging
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,7 +18,6 @@ from faust.transport.consumer import Fetcher
 from faust.types import TP, Message
 
 from engine.stream import faust_compat
-from engine.stream.app import create_app
 from engine.stream.faust_compat import (
     CommittedConsumerThread,
     ExactConsumer,
@@ -31,27 +30,8 @@ from engine.stream.faust_compat import (
     consumer_report,
 )
 from engine.stream.positions import Positions
-from engine.stream.settings import WorkerSettings
 
-from .harness import REPO
-
-
-def _in_loop(scenario: Callable[[RatingApp], Awaitable[None]], tmp_path: Path) -> None:
-    """Run ``scenario`` with a fresh app (never started: nothing connects to a broker)."""
-
-    async def run() -> None:
-        settings = WorkerSettings(catalog=tmp_path / "c.yaml", data_dir=tmp_path, store="memory://")
-        app = create_app(settings)
-        try:
-            await scenario(app)
-        finally:
-            # The consumer's thread made an event loop of its own, which only its start
-            # and stop would have closed.
-            thread = getattr(app._consumer, "_thread", None)
-            if thread is not None:
-                thread.thread_loop.close()
-
-    asyncio.run(run())
+from .harness import REPO, in_loop
 
 
 def _message(offset: int) -> Message:
@@ -87,7 +67,7 @@ def test_raw_schema_hands_the_record_bytes_to_the_event(tmp_path: Path) -> None:
         event = await RawSchema().compile(app)(message)
         assert (event.key, event.value, event.message) == (b"key", b"value-5", message)
 
-    _in_loop(scenario, tmp_path)
+    in_loop(scenario, tmp_path)
 
 
 def test_the_app_builds_the_exact_transport_and_consumer(tmp_path: Path) -> None:
@@ -95,7 +75,7 @@ def test_the_app_builds_the_exact_transport_and_consumer(tmp_path: Path) -> None
         assert isinstance(app.transport, ExactTransport)
         assert isinstance(app.consumer, ExactConsumer)
 
-    _in_loop(scenario, tmp_path)
+    in_loop(scenario, tmp_path)
 
 
 def test_the_consumer_reads_read_committed(tmp_path: Path) -> None:
@@ -108,7 +88,7 @@ def test_the_consumer_reads_read_committed(tmp_path: Path) -> None:
         finally:
             await inner.stop()
 
-    _in_loop(scenario, tmp_path)
+    in_loop(scenario, tmp_path)
 
 
 def test_the_offsets_committed_are_the_engines_positions(tmp_path: Path) -> None:
@@ -122,7 +102,7 @@ def test_the_offsets_committed_are_the_engines_positions(tmp_path: Path) -> None
         assert offsets == {TP("t", 0): 42}
         assert not consumer._acked[TP("t", 1)]  # and the acks do not pile up
 
-    _in_loop(scenario, tmp_path)
+    in_loop(scenario, tmp_path)
 
 
 def test_fetched_records_are_handed_over_in_order_unless_the_flow_is_suspended(
@@ -153,7 +133,7 @@ def test_fetched_records_are_handed_over_in_order_unless_the_flow_is_suspended(
         await consumer._drain_messages(SimpleNamespace(_stopped=asyncio.Event()))
         assert handed == [0, 1, 3]
 
-    _in_loop(scenario, tmp_path)
+    in_loop(scenario, tmp_path)
 
 
 def test_the_monitor_sensor_is_not_installed(tmp_path: Path) -> None:
@@ -161,7 +141,7 @@ def test_the_monitor_sensor_is_not_installed(tmp_path: Path) -> None:
         list(app.on_init_dependencies())
         assert app.monitor not in app.sensors
 
-    _in_loop(scenario, tmp_path)
+    in_loop(scenario, tmp_path)
 
 
 def test_the_worker_leaves_the_root_logger_at_its_level(tmp_path: Path) -> None:
@@ -173,7 +153,7 @@ def test_the_worker_leaves_the_root_logger_at_its_level(tmp_path: Path) -> None:
         assert logger.level == logging.WARNING
         assert all(h.level == logging.WARNING for h in logger.handlers)
 
-    _in_loop(scenario, tmp_path)
+    in_loop(scenario, tmp_path)
 
 
 def test_the_report_reads_the_consumers_partitions_and_positions(tmp_path: Path) -> None:
@@ -190,7 +170,7 @@ def test_the_report_reads_the_consumers_partitions_and_positions(tmp_path: Path)
         finally:
             await inner.stop()
 
-    _in_loop(scenario, tmp_path)
+    in_loop(scenario, tmp_path)
 
 
 async def _never_start(topic: str, partition: int) -> int:
