@@ -25,12 +25,10 @@ recognises inputs it already decided (see processor.py), so redelivery charges n
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
-import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +52,7 @@ from ..domain.events import BarSims, CdrRejected, UnbarSims, UsageRated
 from ..domain.limits import admission
 from ..domain.routing import routed_charges
 from .app import RatingApp, RawSchema, create_app
+from .exits import stop_process_on_error
 from .fencing import Fenced, PartitionWriter
 from .health import HEARTBEAT_EVERY
 from .ownership import Ownership
@@ -67,33 +66,6 @@ from .topics import Topics
 from .vitals import Vitals
 
 log = logging.getLogger("rating-engine")
-
-AGENT_CRASHED = 70
-"""Exit status of a worker whose agent failed (EX_SOFTWARE)."""
-
-Agent = Callable[[faust.StreamT], AsyncIterator[None]]
-
-
-def stop_process_on_error(agent: Agent) -> Agent:
-    """An agent that fails takes the whole worker down with a non-zero exit.
-
-    Faust would restart the agent inside a process that carries on (and stays "healthy"),
-    or leave it stopped; either hides the failure. A dead process is restarted by whatever
-    supervises it and resumes from its durable state, like after SIGKILL.
-    """
-
-    async def run(stream: faust.StreamT) -> AsyncIterator[None]:
-        try:
-            async for item in agent(stream):
-                yield item
-        except (asyncio.CancelledError, GeneratorExit):
-            raise
-        except BaseException:
-            log.critical("agent failed; stopping the worker", exc_info=True)
-            logging.shutdown()
-            os._exit(AGENT_CRASHED)
-
-    return run
 
 
 def partition_of(key: bytes, partitions: int) -> int:

@@ -23,11 +23,11 @@ from typing import Any
 
 import msgspec
 
+from .exits import stop_before_commit
 from .fencing import Fenced, PartitionWriter
 from .positions import TP as TPKey
 from .positions import Positions
 from .processor import RatingProcessor, Recovered, recover
-from .producer import stop_before_commit
 from .recovery import committed_offsets, read_decision_at, read_decisions, read_inputs, read_latest
 from .settings import WorkerSettings
 from .snapshots import decode_partition

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NoReturn
+from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from .exits import stop_before_commit
 from .kafka_security import client_config
 from .topics import StreamError
 
@@ -67,25 +66,8 @@ Record = tuple[str, bytes | None, bytes, int | None]
 """(topic, key, value, partition or ``None`` to place it by its key)."""
 
 
-EXIT_DELIVERY_FAILED = 75
-"""Exit status when Kafka refused what a batch produced (the process stops at once, before
-Faust could commit the batch's input offsets; a restart redoes the batch exactly)."""
-
-log = logging.getLogger("rating-engine")
-
-
 class DeliveryFailed(StreamError):
     """A record the worker produced was refused or timed out: its batch must not be acked."""
-
-
-def stop_before_commit(why: BaseException, trace: bool = False) -> NoReturn:
-    """Stop the process now: the next batch made durable would move the committed offsets
-    past inputs whose output was lost. ``trace``: log where ``why`` came from (a failure
-    other than a refused delivery)."""
-    exc_info = why if trace else None
-    log.critical("%s; stopping before the batch's inputs are committed", why, exc_info=exc_info)
-    logging.shutdown()
-    os._exit(EXIT_DELIVERY_FAILED)
 
 
 def try_produce(producer: Producer, record: Record, on_delivery: Delivered) -> bool:
