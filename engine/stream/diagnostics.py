@@ -14,6 +14,8 @@ import logging
 import signal
 from typing import Any
 
+from .faust_compat import consumer_report, tps_text
+
 log = logging.getLogger("rating-engine")
 
 
@@ -25,31 +27,15 @@ def describe(app: Any, recovering: dict[int, Any]) -> str:
     out.write(f"  rebalancing={app.rebalancing} in_recovery={app.in_recovery}\n")
     out.write(f"  flow_control active={app.flow_control.is_active()}\n")
     out.write(f"  consumer flow_active={consumer.flow_active}\n")
-    out.write(f"  assignment={_tps(consumer.assignment())}\n")
-    out.write(f"  paused={_tps(consumer._paused_partitions)}\n")
-    out.write(f"  active={_tps(consumer._active_partitions or set())}\n")
-    out.write(f"  unacked messages={len(consumer._unacked_messages)}\n")
+    out.write(f"  assignment={tps_text(consumer.assignment())}\n")
     states = {p: ("done" if f.done() else "running") for p, f in recovering.items()}
     out.write(f"  recoveries={states}\n")
-    inner = getattr(getattr(consumer, "_thread", None), "_consumer", None)
-    if inner is not None:
-        subscription = inner._subscription.subscription
-        assignment = subscription.assignment if subscription else None
-        if assignment is not None:
-            for tp in sorted(assignment.tps, key=lambda t: (t.topic, t.partition)):
-                state = assignment.state_value(tp)
-                out.write(
-                    f"  {tp.topic}/{tp.partition}: position={state._position} "
-                    f"paused={state.paused} highwater={state.highwater}\n"
-                )
+    for line in consumer_report(consumer):
+        out.write(f"  {line}\n")
     for task in asyncio.all_tasks():
         out.write(f"\ntask {task.get_name()}: {task.get_coro()!r}\n")
         task.print_stack(file=out)
     return out.getvalue()
-
-
-def _tps(tps: Any) -> str:
-    return ", ".join(sorted(f"{tp.topic}/{tp.partition}" for tp in tps)) or "-"
 
 
 def install(app: Any, recovering: dict[int, Any]) -> None:

@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from .kafka_security import client_config
-from .publisher import PRODUCER_CONFIG, WORKER_DELIVERY_TIMEOUT_MS, produce_waiting
+from .producer import PRODUCER_CONFIG, WORKER_DELIVERY_TIMEOUT_MS, Outbox
 from .topics import StreamError
 
 TRANSACTION_TIMEOUT_MS = WORKER_DELIVERY_TIMEOUT_MS + 60_000
@@ -94,9 +94,9 @@ def _error(exc: BaseException) -> KafkaError | None:
 class PartitionWriter:
     """The transactional producer of one wallet partition.
 
-    ``begin`` opens a transaction, ``produce`` adds records to it, ``commit`` (blocking: the
-    worker runs it off the event loop) makes them visible together or raises `Fenced` or
-    `TransactionFailed`, in which case none of them is.
+    ``begin`` opens a transaction, ``produce`` adds records to it (never blocking: see
+    producer.Outbox), ``commit`` (blocking: the worker runs it off the event loop) makes them
+    visible together or raises `Fenced` or `TransactionFailed`, in which case none of them is.
     """
 
     def __init__(
@@ -118,7 +118,7 @@ class PartitionWriter:
             "transactional.id": self.transactional_id,
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
             "message.timeout.ms": WORKER_DELIVERY_TIMEOUT_MS,
-            # See BatchProducer: librdkafka checks the uncompressed size.
+            # See producer.BatchProducer: librdkafka checks the uncompressed size.
             "message.max.bytes": min(4 * (max_message_bytes or 1_000_000), 1_000_000_000),
             # A batch waits for its own commit, so lingering only adds latency.
             "linger.ms": 2,
@@ -132,6 +132,7 @@ class PartitionWriter:
         """The id of the last decision produced in the open transaction (processor.py)."""
         self.open = False
         self.failures: list[str] = []
+        self.outbox = Outbox(self.producer, self._on_delivery)
         self._fatal: KafkaError | None = None
 
     def _on_error(self, error: KafkaError) -> None:
@@ -192,6 +193,7 @@ class PartitionWriter:
         self.offsets = {}
         self.failures = []
         self.last_decision = ""
+        self.outbox.clear()  # what an aborted transaction left waiting is not to be sent
         try:
             self.producer.begin_transaction()
         except KafkaException as exc:
@@ -202,7 +204,7 @@ class PartitionWriter:
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
     ) -> None:
         try:
-            produce_waiting(self.producer, topic, key, value, partition, self._on_delivery)
+            self.outbox.produce((topic, key, value, partition))
         except KafkaException as exc:
             self._raise("produce", exc)
 
@@ -213,6 +215,10 @@ class PartitionWriter:
         if not self.open:
             return
         self.open = False
+        try:
+            self.outbox.hand_over()
+        except KafkaException as exc:
+            self._raise("produce", exc)
         try:
             remaining = self.producer.flush(timeout)
         except (KafkaException, SystemError) as exc:

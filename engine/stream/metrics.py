@@ -17,28 +17,22 @@ AGE_BUCKETS = (1, 10, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400
 
 
 class Metrics:
-    """The worker's collectors, in a registry of their own (no process-global state)."""
+    """The worker's collectors, in a registry of their own (no process-global state),
+    declared by what they watch: inputs, decisions, partitions."""
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self._inputs(r)
+        self._decisions(r)
+        self._partitions(r)
+        self.retry = RetryMetrics(r)
+
+    def _inputs(self, r: CollectorRegistry) -> None:
         self.received = Counter(
             "rating_cdrs_received", "CDR records read from cdr.raw.", registry=r
         )
-        self.rated = Counter("rating_cdrs_rated", "CDRs priced (UsageRated events).", registry=r)
-        self.rejected = Counter(
-            "rating_cdrs_rejected",
-            "CDRs that could not be rated, by reason.",
-            ["reason"],
-            registry=r,
-        )
         self.commands = Counter(
             "rating_commands_received", "Commands read from wallet.commands.", registry=r
-        )
-        self.events = Counter(
-            "rating_events", "Events emitted to wallet.events, by type.", ["type"], registry=r
-        )
-        self.decisions = Counter(
-            "rating_decisions", "Decision records written to wallet.events.", registry=r
         )
         self.skipped = Counter(
             "rating_redeliveries_skipped",
@@ -49,6 +43,34 @@ class Metrics:
             "rating_inputs_read_back",
             "Input records the consumer skipped at a rebalance, read back from Kafka and "
             "decided in their place.",
+            registry=r,
+        )
+        self.lag = Gauge(
+            "rating_consumer_lag",
+            "Records behind the end of an input partition.",
+            ["topic", "partition"],
+            registry=r,
+        )
+
+    def _decisions(self, r: CollectorRegistry) -> None:
+        self.rated = Counter("rating_cdrs_rated", "CDRs priced (UsageRated events).", registry=r)
+        self.rejected = Counter(
+            "rating_cdrs_rejected",
+            "CDRs that could not be rated, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.events = Counter(
+            "rating_events", "Events emitted to wallet.events, by type.", ["type"], registry=r
+        )
+        self.decisions = Counter(
+            "rating_decisions", "Decision records written to wallet.events.", registry=r
+        )
+        self.internal_errors = Counter(
+            "rating_internal_errors",
+            "Inputs whose decoding or decision failed unexpectedly, rejected as internal_error "
+            "(the partition goes on), by stage.",
+            ["stage"],
             registry=r,
         )
         self.ingest_latency = Histogram(
@@ -63,17 +85,13 @@ class Metrics:
             buckets=AGE_BUCKETS,
             registry=r,
         )
-        self.lag = Gauge(
-            "rating_consumer_lag",
-            "Records behind the end of an input partition.",
-            ["topic", "partition"],
-            registry=r,
-        )
         self.suspended = Gauge(
             "rating_wallets_suspended",
             "Wallets of this worker's partitions now suspended.",
             registry=r,
         )
+
+    def _partitions(self, r: CollectorRegistry) -> None:
         self.partitions = Gauge(
             "rating_partitions_owned",
             "Wallet partitions this worker owns and has recovered.",
@@ -82,23 +100,6 @@ class Metrics:
         self.recovering = Gauge(
             "rating_partitions_recovering",
             "Wallet partitions being rebuilt from wallet.events.",
-            registry=r,
-        )
-        self.snapshots = Counter(
-            "rating_snapshots",
-            "Partition snapshots written to the snapshot topic (in the partition's transaction).",
-            registry=r,
-        )
-        self.snapshots_skipped = Counter(
-            "rating_snapshots_skipped",
-            "Partition snapshots not written because they exceeded RATING_SNAPSHOT_MAX_BYTES.",
-            registry=r,
-        )
-        self.internal_errors = Counter(
-            "rating_internal_errors",
-            "Inputs whose decoding or decision failed unexpectedly, rejected as internal_error "
-            "(the partition goes on), by stage.",
-            ["stage"],
             registry=r,
         )
         self.recovered_decisions = Counter(
@@ -112,13 +113,22 @@ class Metrics:
             "(the partition changed owner while this worker was paused or cut off).",
             registry=r,
         )
+        self.snapshots = Counter(
+            "rating_snapshots",
+            "Partition snapshots written to the snapshot topic (in the partition's transaction).",
+            registry=r,
+        )
+        self.snapshots_skipped = Counter(
+            "rating_snapshots_skipped",
+            "Partition snapshots not written because they exceeded RATING_SNAPSHOT_MAX_BYTES.",
+            registry=r,
+        )
         self.snapshot_mismatch = Counter(
             "rating_snapshot_mismatch",
             "Snapshots not trusted because the decision they name is not at their offset of "
             "wallet.events; the partition was rebuilt from the whole log instead.",
             registry=r,
         )
-        self.retry = RetryMetrics(r)
 
     def serve(self, port: int, health: Health | None = None) -> HealthServer:
         """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``port`` (0: any free port);

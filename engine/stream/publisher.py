@@ -5,19 +5,16 @@ does, and sends what it cannot rate to ``cdr.rejected`` with the original bytes)
 reads the ICCID for the key, cheaply. A line whose ICCID cannot be read is still sent,
 without a key, so the worker rejects it visibly: nothing is dropped here.
 
-Every producer uses the ``murmur2_random`` partitioner, the hash of the Java client, aiokafka
-and so Faust: a key lands on the same partition whoever produced it. confluent-kafka's
-default (CRC32) would put the same ICCID or wallet on another partition.
+It produces with the worker's `PRODUCER_CONFIG` (producer.py), so a key lands on the same
+partition whoever produced it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -30,34 +27,11 @@ from ..domain import Command
 from ..offline.inputs import InputError
 from .admin import cluster_metadata
 from .kafka_security import client_config
+from .producer import DRAIN_GRACE, PRODUCER_CONFIG
 from .topics import StreamError, TopicSpec
-
-PRODUCER_CONFIG: dict[str, Any] = {
-    # Exactly-once into the partition log: retries after a lost ack cannot duplicate or
-    # reorder records (the broker deduplicates by producer id and sequence number).
-    "enable.idempotence": True,
-    "acks": "all",
-    "partitioner": "murmur2_random",
-    # JSON CDRs compress 5-10x; lz4 costs the least CPU per byte for that gain, which is what
-    # bounds a single publishing process.
-    "compression.type": "lz4",
-    # Let batches fill: a few ms of latency buys batches of thousands of records.
-    "linger.ms": 20,
-    "batch.size": 1_000_000,
-    "batch.num.messages": 10_000,
-    "queue.buffering.max.messages": 500_000,
-    # A record not acknowledged within a minute fails (and is counted) rather than keeping
-    # the command waiting for librdkafka's default of five minutes.
-    "message.timeout.ms": 60_000,
-    # Broker errors reach `_Sender.on_error`, which reports each kind once.
-    "log_level": 0,
-}
 
 POLL_EVERY = 512
 """Serve delivery callbacks (and refresh the progress bar) once per this many records."""
-
-DRAIN_GRACE = 10.0
-"""Seconds beyond ``message.timeout.ms`` to wait for the last delivery reports."""
 
 
 class _IccidOnly(msgspec.Struct):
@@ -385,113 +359,3 @@ def render(result: PublishResult) -> str:
     ]
     lines.extend(f"  failed: {count:,} x {why}" for why, count in result.errors.items())
     return "\n".join(lines)
-
-
-class DeliveryFailed(StreamError):
-    """A record the worker produced was refused or timed out: its batch must not be acked."""
-
-
-def produce_waiting(
-    producer: Producer,
-    topic: str,
-    key: bytes | None,
-    value: bytes,
-    partition: int | None,
-    on_delivery: Callable[[KafkaError | None, Message], None],
-) -> None:
-    """Hand one record to ``producer`` (on ``partition``, else by its key), waiting while
-    its local queue is full: serving the delivery reports is what makes room."""
-    while True:
-        try:
-            if partition is None:
-                producer.produce(topic, value, key, on_delivery=on_delivery)
-            else:
-                producer.produce(topic, value, key, partition, on_delivery=on_delivery)
-            return
-        except BufferError:
-            producer.poll(0.05)
-
-
-WORKER_DELIVERY_TIMEOUT_MS = 300_000
-"""How long the worker's producers keep a record while the broker is away (librdkafka
-retries it meanwhile; the idempotent producer makes the retries harmless). An outage
-shorter than this is waited out; a longer one fails the batch and stops the worker
-(exit 75) before its inputs are committed."""
-
-
-class BatchProducer:
-    """The worker's producer (confluent-kafka: librdkafka does the protocol work in its own
-    threads, off the event loop) with one rule: `durable` returns only once Kafka has
-    acknowledged everything produced before it, and raises if anything failed.
-
-    The agents produce a batch's records, await `durable`, and only then let Faust ack the
-    batch's inputs, so no input offset is committed before what it produced is durable.
-    """
-
-    def __init__(
-        self,
-        bootstrap: str,
-        name: str,
-        max_message_bytes: int | None = None,
-        on_error: Callable[[KafkaError], None] | None = None,
-        delivery_timeout_ms: int = WORKER_DELIVERY_TIMEOUT_MS,
-    ) -> None:
-        config = {
-            **PRODUCER_CONFIG,
-            **client_config(bootstrap),
-            "client.id": name,
-            # librdkafka checks the uncompressed size; the topic's limit (the broker's check)
-            # applies to the compressed batch, which for JSON decisions is several times
-            # smaller. A decision the broker still refuses fails its batch: never dropped.
-            "message.max.bytes": min(4 * (max_message_bytes or 1_000_000), 1_000_000_000),
-            # A batch waits for its own acknowledgement, so lingering only adds latency.
-            "linger.ms": 2,
-            "error_cb": self._on_error,
-            "message.timeout.ms": delivery_timeout_ms,
-        }
-        self.producer = Producer(config)
-        self.name = name
-        self.failures: list[str] = []
-        self.offsets: dict[tuple[str, int], int] = {}
-        """The highest acknowledged offset per (topic, partition)."""
-        self._fatal: KafkaError | None = None
-        self._report = on_error
-        self._drain = delivery_timeout_ms / 1000 + DRAIN_GRACE
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-flush")
-
-    def _on_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            self._fatal = error
-        elif self._report is not None:
-            self._report(error)  # the broker unreachable, for instance (outage.py)
-
-    def _on_delivery(self, error: KafkaError | None, msg: Message) -> None:
-        if error is not None:
-            self.failures.append(f"{msg.topic()}: {error.str()}")
-            return
-        key = (msg.topic() or "", msg.partition() or 0)
-        offset = msg.offset() or 0
-        if offset > self.offsets.get(key, -1):
-            self.offsets[key] = offset
-
-    def produce(
-        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
-    ) -> None:
-        produce_waiting(self.producer, topic, key, value, partition, self._on_delivery)
-
-    def _flush(self) -> int:
-        return self.producer.flush(self._drain)
-
-    async def durable(self) -> None:
-        """Wait (off the event loop) until every record produced so far is acknowledged."""
-        loop = asyncio.get_running_loop()
-        remaining = await loop.run_in_executor(self._executor, self._flush)
-        if self._fatal is not None:
-            raise DeliveryFailed(f"{self.name}: the producer stopped: {self._fatal.str()}")
-        if remaining or self.failures:
-            why = self.failures[:3] or [f"{remaining} records without a delivery report"]
-            raise DeliveryFailed(f"{self.name}: delivery failed: {'; '.join(why)}")
-
-    def close(self) -> None:
-        self.producer.flush(self._drain)
-        self._executor.shutdown(wait=False)

@@ -3,22 +3,27 @@ to read results."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.local import LocalStack, Process
 from engine.local import private_topics as local_topics
+from engine.stream.app import RatingApp, create_app
+from engine.stream.recovery import committed_offsets, read_latest
+from engine.stream.settings import WorkerSettings
 from engine.stream.topics import Topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,6 +110,24 @@ class Stack:
         )
 
 
+def in_loop(scenario: Callable[[RatingApp], Awaitable[None]], tmp_path: Path) -> None:
+    """Run ``scenario`` with a fresh app (never started: nothing connects to a broker)."""
+
+    async def run() -> None:
+        settings = WorkerSettings(catalog=tmp_path / "c.yaml", data_dir=tmp_path, store="memory://")
+        app = create_app(settings)
+        try:
+            await scenario(app)
+        finally:
+            # The consumer's thread made an event loop of its own, which only its start
+            # and stop would have closed.
+            thread = getattr(app._consumer, "_thread", None)
+            if thread is not None:
+                thread.thread_loop.close()
+
+    asyncio.run(run())
+
+
 def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Samples of a worker's /metrics on ``port``, keyed by (name, sorted labels)."""
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
@@ -157,6 +180,47 @@ def hold(seconds: float, process: Process, seen: list[int] | None = None) -> Non
         if seen is not None:
             probe(process, seen)
         time.sleep(0.5)
+
+
+def metric(port: int, name: str) -> float:
+    """``name`` summed over its labels on a worker's /metrics; 0 while it cannot answer
+    (starting, or gone)."""
+    try:
+        found = samples(port)
+    except (urllib.error.URLError, OSError):
+        return 0.0
+    return sum(value for (sample, _), value in found.items() if sample == name)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def snapshot_committed(stack: Stack) -> bool:
+    """Whether some wallet partition has a snapshot a recovery would read (committed)."""
+    spec = stack.topics.wallet_snapshots
+    return any(read_latest(stack.bootstrap, spec.name, p) for p in range(spec.partitions))
+
+
+def all_decided(stack: Stack) -> bool:
+    """Whether the group's committed offsets have reached the end of ``cdr.raw`` and
+    ``cdr.by-wallet``: every CDR published so far is decided and its output committed."""
+    topics = (stack.topics.cdr_raw, stack.topics.cdr_by_wallet)
+    tps = [(spec.name, p) for spec in topics for p in range(spec.partitions)]
+    committed = committed_offsets(stack.bootstrap, stack.env["RATING_APP_ID"], tps)
+    consumer = Consumer({"bootstrap.servers": stack.bootstrap, "group.id": "ends", "log_level": 0})
+    try:
+        ends = {
+            tp: consumer.get_watermark_offsets(TopicPartition(*tp), timeout=10)[1] for tp in tps
+        }
+    finally:
+        consumer.close()
+    return all(committed[tp] >= end for tp, end in ends.items())
 
 
 def read_topic(

@@ -52,26 +52,26 @@ async def _scenario(topology: Topology, stack: Stack) -> None:
     events = stack.topics.wallet_events.name
     commands = stack.topics.wallet_commands.name
     counts: collections.Counter[str] = collections.Counter()
-    await topology._recover(PARTITION)  # fences any earlier owner, reads the (empty) log
+    await topology.ownership.recover(PARTITION)  # fences any earlier owner, reads the (empty) log
     assert topology.processor.recovered(PARTITION)
 
     # A batch committed while the worker owns the partition.
-    out = await topology._writer(PARTITION)
+    out = await topology.ownership.writer(PARTITION)
     assert out is not None
     topology._decide(out, PARTITION, "initech", _top_up(0), (commands, PARTITION, 0), counts)
-    assert await topology._commit({PARTITION: out}) == {PARTITION}
+    assert await topology.ownership.commit({PARTITION: out}) == {PARTITION}
     assert topology.processor.partitions[PARTITION].events_offset >= 0
 
     # The next batch is open when another worker takes the partition over.
-    out = await topology._writer(PARTITION)
+    out = await topology.ownership.writer(PARTITION)
     assert out is not None
     topology._decide(out, PARTITION, "initech", _top_up(1), (commands, PARTITION, 1), counts)
     PartitionWriter(stack.bootstrap, topology.settings.app_id, PARTITION).init()
-    assert await topology._commit({PARTITION: out}) == set()  # its inputs stay uncommitted
+    assert await topology.ownership.commit({PARTITION: out}) == set()  # its inputs stay uncommitted
 
     assert not topology.processor.recovered(PARTITION)  # its state is dropped
-    assert PARTITION not in topology.writers
+    assert PARTITION not in topology.ownership.writers
     assert topology.metrics.registry.get_sample_value("rating_partitions_fenced_total") == 1
-    assert await topology._writer(PARTITION) is None  # not its partition any more
+    assert await topology.ownership.writer(PARTITION) is None  # not its partition any more
     origins = [d.origin_offset for _, d in read_decisions(stack.bootstrap, events, PARTITION)]
     assert origins == [0]  # the fenced batch's decision never landed

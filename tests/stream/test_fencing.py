@@ -8,17 +8,24 @@ import collections
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from engine.cli import main
 
-from .harness import CATALOG, Stack, events_by_wallet, offline_events_by_wallet, read_topic
+from .harness import (
+    CATALOG,
+    Stack,
+    all_decided,
+    events_by_wallet,
+    metric,
+    offline_events_by_wallet,
+    read_topic,
+    wait_until,
+)
 from .test_scale_out import (
     PARTITIONS,
     Worker,
@@ -41,19 +48,10 @@ def _wait_deciding(worker: Worker, publisher: subprocess.Popen[bytes]) -> None:
     """Until ``worker`` has decided some of the CDRs being published."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and publisher.poll() is None:
-        if _metric(worker, "rating_decisions_total") >= 100:
+        if metric(worker.port, "rating_decisions_total") >= 100:
             return
         time.sleep(0.1)
     raise AssertionError(f"{worker.name} decided nothing while the CDRs were published")
-
-
-def _metric(worker: Worker, name: str) -> float:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=5)
-    for family in text_string_to_metric_families(body.read().decode()):
-        for sample in family.samples:
-            if sample.name == name:
-                return float(sample.value)
-    return 0.0
 
 
 def _pause(worker: Worker) -> None:
@@ -83,7 +81,8 @@ def test_a_worker_paused_past_its_session_charges_nothing_twice(
             _wait_owned([a, b], {"a": 0, "b": PARTITIONS})
         finally:
             assert publisher.wait(timeout=120) == 0
-            time.sleep(2.0)  # b decides what a left behind
+            # b decides what a left behind, before a wakes up.
+            wait_until(lambda: all_decided(stack), "b to decide every CDR published")
             _resume(a)
         _wait_owned([a, b], None)  # a is back in the group with a share
     finally:

@@ -32,6 +32,19 @@ def test_the_transactional_id_is_the_partitions_on_every_worker() -> None:
     assert transactional_id("rating", 3) != transactional_id("rating", 4)
 
 
+def test_a_transaction_larger_than_the_local_queue_commits_whole(stack: Stack) -> None:
+    bootstrap, app = stack.bootstrap, stack.env["RATING_APP_ID"]
+    events = stack.topics.wallet_events.name
+    writer = PartitionWriter(bootstrap, app, 0, extra={"queue.buffering.max.messages": 10})
+    writer.init()
+    writer.begin()
+    for offset in range(200):
+        writer.produce(events, b"initech", _decision(offset), 0)  # never waits for room
+    assert writer.outbox.waiting
+    writer.commit()
+    assert _origins(bootstrap, events, 0) == list(range(200))
+
+
 @pytest.mark.chaos
 def test_a_new_owner_fences_the_old_producer_and_its_open_transaction_never_lands(
     stack: Stack,

@@ -365,5 +365,5 @@ def test_sigkill_and_restart_loses_nothing_and_charges_nothing_twice(
     logs = stack.logs()
     recovered = [int(n) for n in re.findall(r"recovered from .*? and (\d+) decisions", logs)]
     assert sum(recovered) < total
-    # ... from a snapshot in the RocksDB table plus the decisions written after it.
+    # ... from a snapshot on wallet.snapshots plus the decisions written after it.
     assert "recovered from a snapshot" in logs

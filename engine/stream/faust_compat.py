@@ -1,0 +1,207 @@
+"""Every place the engine reaches into Faust's private API, in one module, for one version range.
+
+Faust (faust-streaming) gives no public hook for what the worker needs here, so these
+classes override or read its internals:
+
+- `RawSchema`: records reach the agents as the bytes Kafka holds, without the serializer
+  registry's lookups per record (``Schema.compile`` and ``App.create_event``).
+- `CommittedConsumerThread`: the aiokafka consumer reads ``read_committed``
+  (``_create_worker_consumer``, ``AIOKafkaConsumer._isolation_level``).
+- `ExactConsumer`: the offset committed for a partition is the engine's (positions.py), not
+  one worked out from acknowledged events (``_new_offset``, ``_acked``, ``_acked_index``),
+  and fetched records are handed to the streams in a plain loop (``_drain_messages``).
+- `RatingApp`: the app builds that consumer (``_new_transport``) and runs without the
+  ``Monitor`` sensor (``on_init_dependencies``, ``sensors``, ``monitor``).
+- `QuietWorker`: the root logger is left at the worker's level, not DEBUG.
+- `consumer_report`: what the SIGUSR1 report reads of the consumer (diagnostics.py).
+
+Each is pinned by tests/stream/test_faust_compat.py, which fails when an override stops
+doing its job. They were written against, and are tested with, the versions in
+`SUPPORTED`; importing this module with any other installed version fails at once with
+`FaustVersionError`, before a worker could run with an override that silently does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterable
+from importlib.metadata import version
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as kafka_driver
+from faust.types import TP, AppT, Message
+
+from .positions import Positions
+
+SUPPORTED = ((0, 15, 3), (0, 15, 4))
+"""faust-streaming versions the overrides hold for: from the first, up to (excluding) the
+second. The same range as pyproject.toml's: 0.15.3, the locked version, is the one the
+overrides were read and tested against. Widening it means re-reading every override
+against the new version's source and running test_faust_compat.py."""
+
+
+class FaustVersionError(RuntimeError):
+    """The installed faust-streaming is one the overrides here were not written for."""
+
+
+def _release(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text.split("+")[0])[:3])
+
+
+def check_version(installed: str) -> None:
+    """Raise `FaustVersionError` unless ``installed`` is within `SUPPORTED`."""
+    low, high = SUPPORTED
+    if not low <= _release(installed) < high:
+        span = f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
+        raise FaustVersionError(
+            f"faust-streaming {installed} is installed, but engine/stream/faust_compat.py "
+            f"overrides Faust's private API as it is in faust-streaming{span}: install a "
+            "version in that range (make setup installs the locked one)"
+        )
+
+
+check_version(version("faust-streaming"))
+
+
+class RawSchema(faust.Schema):
+    """Records as bytes: the event gets the record's key and value as they are, without
+    the serializer registry's lookups per record (the engine's codec reads the bytes)."""
+
+    def __init__(self) -> None:
+        super().__init__(key_serializer="raw", value_serializer="raw")
+
+    def compile(self, app: AppT, **kwargs: Any) -> Any:
+        create_event = app.create_event
+
+        async def decode(message: Message, *, propagate: bool = False) -> Any:
+            return create_event(message.key, message.value, message.headers, message)
+
+        return decode
+
+
+class CommittedConsumerThread(kafka_driver.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer, reading ``read_committed``: a record a fenced worker sent
+    in a transaction (a split-billing charge on ``wallet.commands``) is aborted and must not
+    be decided (fencing.py). Transaction markers leave gaps in the offsets, which
+    `Positions` reads back and finds empty."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+
+class ExactConsumer(kafka_driver.Consumer):
+    """Faust's consumer, committing for each partition the offset the engine's `Positions`
+    says is durable, instead of one worked out from the events acknowledged."""
+
+    def _new_consumer_thread(self) -> kafka_driver.AIOKafkaConsumerThread:
+        return CommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        # Acknowledgements still drive Faust's waiting for streams to finish at a
+        # rebalance; for the offset they are not used, so they need not pile up.
+        self._acked[tp].clear()
+        self._acked_index[tp].clear()
+        positions: Positions | None = getattr(self.app, "positions", None)
+        return None if positions is None else positions.commit_offset(tp.topic, tp.partition)
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Hand each fetched record to the streams, one after the other.
+
+        Faust's own loop awaits each hand-off through ``wait_first`` (four asyncio tasks per
+        record, the largest part of Faust's cost per record), so that a suspended flow can
+        interrupt it, and keeps the offsets it handed off to spot gaps. This loop needs
+        neither: `Positions` recognises records delivered again and reads back any never
+        delivered. A hand-off still waiting on a stream's full queue when a rebalance
+        clears that queue is dropped: its record comes again from the committed offset, or
+        is read back when the next one arrives.
+        """
+        callback = self.callback
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        suspended = self.suspend_flow.is_set
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                handed = 0
+                async for _tp, message in self.getmany(timeout=1.0):
+                    if suspended():
+                        continue
+                    try:
+                        await callback(message)
+                    except asyncio.CancelledError:
+                        task = asyncio.current_task()
+                        if task is not None and task.cancelling():
+                            raise  # the fetcher itself is being stopped
+                    handed += 1
+                    if handed % 100 == 0:
+                        await asyncio.sleep(0)  # let the streams run during a large fetch
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+
+
+class ExactTransport(kafka_driver.Transport):
+    Consumer = ExactConsumer
+
+
+class RatingApp(faust.App):
+    """A Faust app without the ``Monitor`` sensor, whose consumer commits the engine's
+    positions."""
+
+    positions: Positions | None = None
+
+    def _new_transport(self) -> Any:
+        return ExactTransport(self.conf.broker_consumer, self)
+
+    def on_init_dependencies(self) -> Iterable[Any]:
+        services = super().on_init_dependencies()
+        # The Monitor keeps statistics for Faust's web views (disabled here) and is called
+        # several times per record; the worker's metrics are its own (metrics.py).
+        self.sensors.remove(self.monitor)
+        return services
+
+
+class QuietWorker(faust.Worker):
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        # The logging setup leaves the root logger at DEBUG (its handler filters), so every
+        # debug call in aiokafka would still build a log record: about a tenth of the CPU.
+        logger.setLevel(level or logging.WARNING)
+        for handler in logger.handlers:
+            handler.setLevel(level or logging.WARNING)
+
+
+def consumer_report(consumer: Any) -> list[str]:
+    """What the consumer holds, paused and still owes acks for, and each assigned
+    partition's fetch position against its end: none of it is public."""
+    lines = [
+        f"paused={tps_text(consumer._paused_partitions)}",
+        f"active={tps_text(consumer._active_partitions or set())}",
+        f"unacked messages={len(consumer._unacked_messages)}",
+    ]
+    inner = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+    subscription = inner._subscription.subscription if inner is not None else None
+    assignment = subscription.assignment if subscription else None
+    if assignment is not None:
+        for tp in sorted(assignment.tps, key=lambda t: (t.topic, t.partition)):
+            state = assignment.state_value(tp)
+            lines.append(
+                f"{tp.topic}/{tp.partition}: position={state._position} "
+                f"paused={state.paused} highwater={state.highwater}"
+            )
+    return lines
+
+
+def tps_text(tps: Any) -> str:
+    """Topic partitions as ``topic/partition``, sorted, or ``-`` for none."""
+    return ", ".join(sorted(f"{tp.topic}/{tp.partition}" for tp in tps)) or "-"

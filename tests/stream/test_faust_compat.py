@@ -1,0 +1,181 @@
+"""One test per override of Faust's private API (faust_compat.py): each fails when the
+installed Faust no longer takes the override the way the worker relies on."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import tomllib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from faust.transport.consumer import Fetcher
+from faust.types import TP, Message
+
+from engine.stream import faust_compat
+from engine.stream.faust_compat import (
+    CommittedConsumerThread,
+    ExactConsumer,
+    ExactTransport,
+    FaustVersionError,
+    QuietWorker,
+    RatingApp,
+    RawSchema,
+    check_version,
+    consumer_report,
+)
+from engine.stream.positions import Positions
+
+from .harness import REPO, in_loop
+
+
+def _message(offset: int) -> Message:
+    return Message("t", 0, offset, 1.0, 0, [], b"key", f"value-{offset}".encode(), None)
+
+
+@pytest.mark.parametrize("installed", ["0.15.3", "0.15.3+local"])
+def test_the_supported_versions_pass(installed: str) -> None:
+    check_version(installed)
+
+
+@pytest.mark.parametrize("installed", ["0.13.2", "0.15.2", "0.15.4", "0.16.0", "1.0.0"])
+def test_any_other_version_is_refused_with_what_to_install(installed: str) -> None:
+    with pytest.raises(FaustVersionError, match=r"faust-streaming>=0\.15\.3,<0\.15\.4"):
+        check_version(installed)
+
+
+def test_the_range_is_pyprojects() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    [spec] = [d for d in project["dependencies"] if d.startswith("faust-streaming")]
+    low, high = (".".join(map(str, v)) for v in faust_compat.SUPPORTED)
+    assert spec.endswith(f">={low},<{high}"), spec
+
+
+def test_the_installed_version_is_the_one_checked() -> None:
+    # The module checked it on import; this pins that the check is there at all.
+    assert "check_version(version(" in inspect.getsource(faust_compat)
+
+
+def test_raw_schema_hands_the_record_bytes_to_the_event(tmp_path: Path) -> None:
+    async def scenario(app: RatingApp) -> None:
+        message = _message(5)
+        event = await RawSchema().compile(app)(message)
+        assert (event.key, event.value, event.message) == (b"key", b"value-5", message)
+
+    in_loop(scenario, tmp_path)
+
+
+def test_the_app_builds_the_exact_transport_and_consumer(tmp_path: Path) -> None:
+    async def scenario(app: RatingApp) -> None:
+        assert isinstance(app.transport, ExactTransport)
+        assert isinstance(app.consumer, ExactConsumer)
+
+    in_loop(scenario, tmp_path)
+
+
+def test_the_consumer_reads_read_committed(tmp_path: Path) -> None:
+    async def scenario(app: RatingApp) -> None:
+        thread = app.consumer._thread
+        assert isinstance(thread, CommittedConsumerThread)
+        inner = thread._create_worker_consumer(app.transport)
+        try:
+            assert inner._isolation_level == "read_committed"
+        finally:
+            await inner.stop()
+
+    in_loop(scenario, tmp_path)
+
+
+def test_the_offsets_committed_are_the_engines_positions(tmp_path: Path) -> None:
+    async def scenario(app: RatingApp) -> None:
+        positions = app.positions = Positions(_never_start, _never_fetch)
+        positions.durable[("t", 0)] = 42
+        consumer = app.consumer
+        consumer._acked[TP("t", 1)].extend([7, 8])  # acks Faust would commit from
+        # What Faust's commit path asks before each commit:
+        offsets = consumer._filter_committable_offsets([TP("t", 0), TP("t", 1)])
+        assert offsets == {TP("t", 0): 42}
+        assert not consumer._acked[TP("t", 1)]  # and the acks do not pile up
+
+    in_loop(scenario, tmp_path)
+
+
+def test_fetched_records_are_handed_over_in_order_unless_the_flow_is_suspended(
+    tmp_path: Path,
+) -> None:
+    # Faust's fetcher runs the consumer's _drain_messages: the override is what it runs.
+    assert "consumer._drain_messages(self)" in inspect.getsource(Fetcher)
+
+    async def scenario(app: RatingApp) -> None:
+        consumer: Any = app.consumer
+        handed: list[int] = []
+        fetches = [[_message(0), _message(1)], [_message(2)], [_message(3)]]
+
+        async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+            batch = fetches.pop(0)
+            if batch[0].offset == 2:
+                consumer.suspend_flow.set()  # a rebalance begins: drop what is fetched
+            elif batch[0].offset == 3:
+                consumer.suspend_flow.clear()
+                consumer._stopped.set()  # the last fetch, then the consumer stops
+            for message in batch:
+                yield message.tp, message
+
+        async def callback(message: Message) -> None:
+            handed.append(message.offset)
+
+        consumer.getmany, consumer.callback = getmany, callback
+        await consumer._drain_messages(SimpleNamespace(_stopped=asyncio.Event()))
+        assert handed == [0, 1, 3]
+
+    in_loop(scenario, tmp_path)
+
+
+def test_the_monitor_sensor_is_not_installed(tmp_path: Path) -> None:
+    async def scenario(app: RatingApp) -> None:
+        list(app.on_init_dependencies())
+        assert app.monitor not in app.sensors
+
+    in_loop(scenario, tmp_path)
+
+
+def test_the_worker_leaves_the_root_logger_at_its_level(tmp_path: Path) -> None:
+    async def scenario(app: RatingApp) -> None:
+        worker = QuietWorker(app, loglevel="WARNING", quiet=True)
+        logger = logging.Logger("root-under-test", logging.DEBUG)
+        logger.addHandler(logging.NullHandler())
+        worker.on_setup_root_logger(logger, logging.WARNING)
+        assert logger.level == logging.WARNING
+        assert all(h.level == logging.WARNING for h in logger.handlers)
+
+    in_loop(scenario, tmp_path)
+
+
+def test_the_report_reads_the_consumers_partitions_and_positions(tmp_path: Path) -> None:
+    async def scenario(app: RatingApp) -> None:
+        consumer: Any = app.consumer
+        assert consumer_report(consumer) == ["paused=-", "active=-", "unacked messages=0"]
+        inner = consumer._thread._create_worker_consumer(app.transport)
+        try:
+            inner._subscription.assign_from_user({TopicPartition("t", 1)})
+            consumer._thread._consumer = inner
+            assert consumer_report(consumer)[3:] == [
+                "t/1: position=None paused=False highwater=None"
+            ]
+        finally:
+            await inner.stop()
+
+    in_loop(scenario, tmp_path)
+
+
+async def _never_start(topic: str, partition: int) -> int:
+    raise AssertionError("not started")
+
+
+async def _never_fetch(topic: str, partition: int, start: int, end: int) -> list[Any]:
+    raise AssertionError("not fetched")

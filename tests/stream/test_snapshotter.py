@@ -1,0 +1,100 @@
+"""Snapshot scheduling and placement: due at most every ``snapshot_every`` seconds, only when
+something was decided since, never larger than the limit, and always on the snapshot
+partition numbered like its wallet partition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.catalog import load_catalog
+from engine.stream.metrics import Metrics
+from engine.stream.processor import PartitionState, RatingProcessor
+from engine.stream.settings import WorkerSettings
+from engine.stream.snapshots import decode_partition
+from engine.stream.snapshotter import Snapshotter, placement
+
+from .harness import CATALOG
+
+TOPIC = "wallet.snapshots"
+
+
+class Writer:
+    """A partition writer that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes | None, bytes, int | None]] = []
+
+    def produce(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> None:
+        self.records.append((topic, key, value, partition))
+
+
+def _snapshotter(every: float = 30.0, max_bytes: int = 900_000) -> Snapshotter:
+    settings = WorkerSettings(
+        catalog=CATALOG, snapshot_every=every, snapshot_max_bytes=max_bytes, data_dir=Path()
+    )
+    processor = RatingProcessor(load_catalog(CATALOG))
+    processor.install(3, PartitionState(events_offset=41, last_decision="d-41"))
+    return Snapshotter(settings, TOPIC, processor, Metrics())
+
+
+def _count(snapshots: Snapshotter, name: str) -> float | None:
+    return snapshots.metrics.registry.get_sample_value(name)
+
+
+@pytest.mark.parametrize("partition", [0, 3, 11])
+def test_a_snapshot_goes_to_the_partition_numbered_like_its_wallet_partition(
+    partition: int,
+) -> None:
+    assert placement(partition) == (f"partition-{partition}".encode(), partition)
+
+
+def test_a_snapshot_written_names_its_partition_and_offset() -> None:
+    snapshots, writer = _snapshotter(), Writer()
+    snapshots.write(3, writer)
+    [(topic, key, value, partition)] = writer.records
+    assert (topic, key, partition) == (TOPIC, b"partition-3", 3)
+    number, state = decode_partition(value)
+    assert (number, state.events_offset, state.last_decision) == (3, 41, "d-41")
+    assert _count(snapshots, "rating_snapshots_total") == 1
+
+
+def test_a_snapshot_is_due_only_after_the_interval_and_new_decisions() -> None:
+    snapshots, writer = _snapshotter(), Writer()
+    snapshots.write_if_due(3, writer)
+    assert not writer.records  # the interval starts with the partition's first batch
+    snapshots.snapshot_at[3] -= 31
+    snapshots.write_if_due(3, writer)
+    assert len(writer.records) == 1
+    snapshots.snapshot_at[3] -= 31
+    snapshots.write_if_due(3, writer)
+    assert len(writer.records) == 1  # nothing decided since the last one
+    snapshots.processor.partitions[3].events_offset = 42
+    snapshots.write_if_due(3, writer)
+    assert len(writer.records) == 2
+
+
+def test_a_recovered_partition_needs_no_snapshot_of_what_it_read() -> None:
+    snapshots, writer = _snapshotter(), Writer()
+    snapshots.recovered(3, 41)
+    snapshots.snapshot_at[3] = 0.0
+    snapshots.write_if_due(3, writer)
+    assert not writer.records
+
+
+def test_no_snapshots_when_the_interval_is_zero() -> None:
+    snapshots, writer = _snapshotter(every=0), Writer()
+    snapshots.snapshot_at[3] = 0.0
+    snapshots.write_if_due(3, writer)
+    assert not writer.records
+
+
+def test_a_snapshot_over_the_limit_is_skipped_and_counted() -> None:
+    snapshots, writer = _snapshotter(max_bytes=1), Writer()
+    snapshots.write(3, writer)
+    assert not writer.records
+    assert _count(snapshots, "rating_snapshots_skipped_total") == 1
+    assert 3 not in snapshots.snapshotted

@@ -1,0 +1,85 @@
+"""What a worker reports: counts of a batch, lag per input partition, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+
+from engine.catalog import load_catalog
+from engine.stream.processor import PartitionState, RatingProcessor
+from engine.stream.vitals import Vitals
+
+from .harness import CATALOG
+
+
+class Consumer:
+    def __init__(self, highwater: dict[TP, int]) -> None:
+        self._highwater = highwater
+
+    def highwater(self, tp: TP) -> int | None:
+        return self._highwater.get(tp)
+
+
+def _vitals(**app: Any) -> Vitals:
+    fields = {"rebalancing": False, "in_recovery": False, "consumer": Consumer({}), **app}
+    return Vitals(SimpleNamespace(**fields), RatingProcessor(load_catalog(CATALOG)), list)
+
+
+def _beat(vitals: Vitals, assigned: set[int]) -> None:
+    """One heartbeat, from within a running loop (as the worker's timer runs it)."""
+
+    async def beat() -> None:
+        vitals.heartbeat(lambda: assigned)
+
+    asyncio.run(beat())
+
+
+def _sample(vitals: Vitals, name: str, **labels: str) -> float | None:
+    return vitals.metrics.registry.get_sample_value(name, labels)
+
+
+def test_a_batchs_counts_reach_their_metrics() -> None:
+    vitals = _vitals()
+    counts = collections.Counter(
+        {"skipped": 2, "decisions": 3, "rejected:unknown_sim": 1, "UsageRated": 4, "TopUp": 1}
+    )
+    vitals.count(counts)
+    assert _sample(vitals, "rating_redeliveries_skipped_total") == 2
+    assert _sample(vitals, "rating_decisions_total") == 3
+    assert _sample(vitals, "rating_cdrs_rejected_total", reason="unknown_sim") == 1
+    assert _sample(vitals, "rating_events_total", type="UsageRated") == 4
+    assert _sample(vitals, "rating_cdrs_rated_total") == 4
+    assert _sample(vitals, "rating_events_total", type="TopUp") == 1
+
+
+def test_lag_is_the_distance_to_the_partitions_end_until_it_is_revoked() -> None:
+    vitals = _vitals(consumer=Consumer({TP("in", 0): 10, TP("in", 1): 3}))
+    vitals.observe_lag({("in", 0): 7, ("in", 1): 5, ("in", 2): 0})
+    assert _sample(vitals, "rating_consumer_lag", topic="in", partition="0") == 3
+    assert _sample(vitals, "rating_consumer_lag", topic="in", partition="1") == 0
+    assert _sample(vitals, "rating_consumer_lag", topic="in", partition="2") is None
+    vitals.forget_lag([TP("in", 0)])
+    assert _sample(vitals, "rating_consumer_lag", topic="in", partition="0") is None
+
+
+def test_ready_once_every_assigned_partition_is_recovered() -> None:
+    vitals = _vitals()
+    _beat(vitals, {0, 1})
+    ready, body = vitals.health.readiness()
+    assert not ready and "recovering wallet partitions 0, 1" in str(body)
+    vitals.processor.install(0, PartitionState())
+    vitals.processor.install(1, PartitionState())
+    _beat(vitals, {0, 1})
+    assert vitals.health.readiness()[0]
+    assert vitals.health.liveness()[0]
+
+
+def test_not_ready_while_rebalancing() -> None:
+    vitals = _vitals(rebalancing=True)
+    _beat(vitals, {0})
+    ready, body = vitals.health.readiness()
+    assert not ready and "rebalancing" in str(body)
