@@ -104,4 +104,8 @@ def test_the_old_store_folds_to_the_same_balances(store: SqliteStore) -> None:
 def test_the_old_store_projects_the_same_rows(
     store: SqliteStore, chdb_path: Path, direct: bool
 ) -> None:
-    assert projected(store, chdb_path, direct) == expected()["projections"]
+    """Tables added since (``pool_cycles``) get no rows from events that predate them."""
+    rows = projected(store, chdb_path, direct)
+    then = expected()["projections"]
+    assert {table: rows[table] for table in then} == then
+    assert all(rows[table][0] == 0 for table in rows.keys() - then.keys())
