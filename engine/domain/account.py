@@ -21,6 +21,7 @@ from .commands import (
     WriteOffDebt,
 )
 from .cycles import cycle_of
+from .dedup import answered
 from .draft import Draft, Refused
 from .events import (
     DebtWrittenOff,
@@ -38,7 +39,7 @@ from .sims import active_at, sim
 
 
 def decide_command(d: Draft, cmd: Command) -> None:
-    if d.key in d.state.commands:
+    if answered(d.state, d.key):
         return  # a retried command that already moved money: a no-op, so retries are safe
     ts = int(cmd.at.timestamp())
     match cmd:
@@ -128,12 +129,10 @@ def adjust(d: Draft, cmd: AdjustRating, ts: int) -> None:
         )
     at = cmd.at
     begin(d, at, ts)
-    debits: tuple = ()
-    overdraft = uncollected = repaid = 0
+    paid = settle(d.state, max(cmd.amount, 0), ts)
+    repaid = 0
     refund = None
-    if cmd.amount > 0:
-        debits, overdraft, uncollected, _ = settle(d.state, cmd.amount, ts)
-    elif cmd.amount < 0:
+    if cmd.amount < 0:
         refunded = -cmd.amount
         refund = GrantInfo(d.next_id(), "refund", refunded, DEFAULT_PRIORITY["refund"])
         repaid = min(d.state.debt, refunded)
@@ -152,9 +151,9 @@ def adjust(d: Draft, cmd: AdjustRating, ts: int) -> None:
             cmd.plan_version,
             tuple([SplitLine(provider, amount) for provider, amount in cmd.splits if amount]),
             cmd.source_wallet,
-            debits,
-            overdraft,
-            uncollected,
+            paid.debits,
+            paid.overdraft,
+            paid.uncollected,
             refund,
             repaid,
         )

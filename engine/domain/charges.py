@@ -24,7 +24,6 @@ from .events import (
     WalletResumed,
     WalletSuspended,
 )
-from .evolve import charged
 from .grants import expired, settle
 from .ids import opening_grant_id, opening_id
 from .sims import active_iccids, plan_at, sim
@@ -86,7 +85,7 @@ def charge(
     source_wallet: str | None = None,
     cdr_id: str | None = None,
 ) -> None:
-    debits, overdraft, uncollected, grants = settle(d.state, amount, ts)
+    paid = settle(d.state, amount, ts)
     event = Charged(
         d.next_id(),
         d.wallet.id,
@@ -95,14 +94,14 @@ def charge(
         ref,
         amount,
         cycle,
-        debits,
-        overdraft,
-        uncollected,
+        paid.debits,
+        paid.overdraft,
+        paid.uncollected,
         splits(shares, amount),
         source_wallet,
         cdr_id,
     )
-    d.emit_applied(event, charged(d.state, event, grants))
+    d.emit(event, paid.grants)
     after_debit(d, at, ts)
 
 

@@ -8,13 +8,11 @@ is by construction ``fold(evolve, events)``. A rule that refuses the input raise
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from .catalog import Catalog, Share, Wallet
 from .cdr import Cdr
 from .commands import Command
 from .events import CdrRejected, CommandRejected, Event, SplitLine
-from .evolve import evolve
+from .evolve import Grants, evolve
 from .ids import event_id, rejection_id
 from .money import allocate
 from .state import WalletState
@@ -47,15 +45,11 @@ class Draft:
     def next_id(self) -> str:
         return event_id(self.key, len(self.events))
 
-    def emit(self, event: Event) -> None:
+    def emit(self, event: Event, grants: Grants = None) -> None:
+        """Add ``event`` and apply it; ``grants``: those its debits leave, when the rule
+        that emits it has just settled them (see ``evolve``)."""
         self.events.append(event)
-        self.state = evolve(self.state, event)
-
-    def emit_applied(self, event: Event, state: WalletState) -> None:
-        """Emit ``event`` whose resulting state the caller already computed (equal to
-        ``evolve(self.state, event)``, only cheaper to get where the caller knows more)."""
-        self.events.append(event)
-        self.state = state
+        self.state = evolve(self.state, event, grants)
 
 
 def rejection(wallet_id: str, item: Input, reason: str, detail: str) -> Event:
@@ -71,15 +65,11 @@ def rejection(wallet_id: str, item: Input, reason: str, detail: str) -> Event:
     )
 
 
-@lru_cache(maxsize=4096)
 def splits(shares: tuple[Share, ...], amount: int) -> tuple[SplitLine, ...]:
-    """Revenue lines for a charge; they sum exactly to it (largest remainder).
-
-    Cached: a handful of splits meet the same amounts over and over (a message, a minute, a
-    fee), and allocating is a good part of rating a record. The lines are frozen, so events
-    may share them.
-    """
+    """Revenue lines for a charge; they sum exactly to it (largest remainder)."""
     if not amount or not shares:
         return ()
+    if len(shares) == 1 and shares[0].weight > 0:
+        return (SplitLine(shares[0].provider, amount),)  # what allocate gives, without it
     parts = allocate(amount, tuple([s.weight for s in shares]))
     return tuple([SplitLine(s.provider, p) for s, p in zip(shares, parts, strict=True) if p])

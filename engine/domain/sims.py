@@ -6,6 +6,7 @@ import msgspec
 
 from .catalog import Catalog, Pool, Subscription
 from .cycles import Cycle
+from .index import catalog_members
 from .state import WalletState
 
 
@@ -66,19 +67,10 @@ def active_iccids(state: WalletState, catalog: Catalog, ts: int) -> tuple[str, .
 def pool_sims(state: WalletState, catalog: Catalog, pool: Pool, cycle: Cycle) -> int:
     """SIMs in ``pool`` that are active at any time in ``cycle`` (a flexible pool's size).
 
-    The catalog's part is counted once per catalog and cycle; SIMs touched by commands are
+    The catalog's part is counted from the catalog's index; SIMs touched by commands are
     then counted one by one, so a busy pool costs a lookup, not a scan.
     """
-    key = ("pool_sims", pool.id, cycle.id)
-    base = catalog.memo.get(key)
-    if base is None:
-        base = sum(
-            1
-            for i in catalog.sims_by_wallet.get(pool.wallet, ())
-            if catalog.subscriptions[i].pool == pool.id
-            and active_in(catalog.subscriptions[i], cycle)
-        )
-        catalog.memo[key] = base
+    base = catalog_members(catalog, pool, cycle)
     if not state.attached and not state.detached:
         return base
     count = base

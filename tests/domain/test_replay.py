@@ -313,7 +313,7 @@ def repriced(draw: st.DrawFn, cat: Catalog) -> Catalog:
         "basic": Plan(basic.id, basic.name, (version, *basic.versions[1:])),
     }
     assert isinstance(version, PlanVersion)
-    return msgspec.structs.replace(cat, plans=plans, memo={})
+    return msgspec.structs.replace(cat, plans=plans)
 
 
 class Replayed:

@@ -1,0 +1,117 @@
+"""The catalog's index: tables worked out once from a catalog, read by every decision.
+
+Built with the catalog (``catalog.build_catalog``) and immutable after: nothing in the
+domain fills a cache while deciding, so two catalogs in one process never see each other's
+tables, and a decision depends on its catalog alone. The index remembers the dicts it was
+built from; a catalog derived with ``msgspec.structs.replace`` that swaps one of them is
+read without the stale table (worked out on the spot), so it still rates by its own data.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from .catalog import Plan, PlanVersion, Pool, Subscription, Zone
+from .cycles import Cycle
+from .rating import RateTable
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+
+
+def _active_in(sub: Subscription, cycle: Cycle) -> bool:
+    return sub.active_from < cycle.end and (sub.active_to is None or sub.active_to > cycle.start)
+
+
+class PoolMembers(msgspec.Struct, frozen=True, gc=False):
+    """A pool's catalog subscriptions as sorted instants, so counting those active in a
+    cycle is two binary searches, not a scan of the pool."""
+
+    starts: tuple[int, ...]
+    """``active_from`` of each member, sorted."""
+    ends: tuple[int, ...]
+    """``active_to`` of each member that has one, sorted."""
+    odd: tuple[Subscription, ...] = ()
+    """Members that end at or before they start: counted one by one (the searches assume
+    a member ends after it starts)."""
+
+    def active_in(self, cycle: Cycle) -> int:
+        # Active in the cycle: started before its end and not ended by its start. A member
+        # that ended by the start also started before the end, so it is in the first count.
+        count = bisect_left(self.starts, cycle.end) - bisect_right(self.ends, cycle.start)
+        return count + sum(1 for s in self.odd if _active_in(s, cycle))
+
+
+def pool_members(pool: Pool, subs: list[Subscription]) -> PoolMembers:
+    members = [s for s in subs if s.wallet == pool.wallet and s.pool == pool.id]
+    regular = [s for s in members if s.active_to is None or s.active_to > s.active_from]
+    odd = tuple(s for s in members if s.active_to is not None and s.active_to <= s.active_from)
+    return PoolMembers(
+        tuple(sorted(s.active_from for s in regular)),
+        tuple(sorted(s.active_to for s in regular if s.active_to is not None)),
+        odd,
+    )
+
+
+class CatalogIndex(msgspec.Struct, frozen=True, gc=False):
+    plans: Mapping[str, Plan]
+    """The catalog's plans the rate tables were built from."""
+    subscriptions: Mapping[str, Subscription]
+    """The catalog's subscriptions the pool members were built from."""
+    pools: Mapping[str, Pool]
+    rate_tables: Mapping[tuple[str, int], RateTable]
+    """(plan id, version number) -> its rate table (version numbers are unique per plan)."""
+    members: Mapping[str, PoolMembers]
+    """Pool id -> its catalog subscriptions."""
+
+
+def build_index(
+    plans: dict[str, Plan],
+    zones: dict[str, Zone],
+    pools: dict[str, Pool],
+    subscriptions: dict[str, Subscription],
+) -> CatalogIndex:
+    zone_ids = tuple(zones)
+    tables = {
+        (plan.id, version.version): RateTable(version, zone_ids)
+        for plan in plans.values()
+        for version in plan.versions
+    }
+    subs = list(subscriptions.values())
+    members = {pool.id: pool_members(pool, subs) for pool in pools.values()}
+    return CatalogIndex(
+        plans, subscriptions, pools, MappingProxyType(tables), MappingProxyType(members)
+    )
+
+
+def rate_table(catalog: Catalog, plan_id: str, version: PlanVersion) -> RateTable:
+    """The version's rate table: from the index, or worked out for a catalog without one."""
+    index = catalog.index
+    if index is not None and index.plans is catalog.plans:
+        table = index.rate_tables.get((plan_id, version.version))
+        if table is not None and table.version is version:
+            return table
+    return RateTable(version, ())  # no zone up front: each select works its choice out
+
+
+def catalog_members(catalog: Catalog, pool: Pool, cycle: Cycle) -> int:
+    """How many of the catalog's subscriptions in ``pool`` are active in ``cycle``."""
+    index = catalog.index
+    if (
+        index is not None
+        and index.subscriptions is catalog.subscriptions
+        and index.pools is catalog.pools
+    ):
+        found = index.members.get(pool.id)
+        if found is not None:
+            return found.active_in(cycle)
+    return sum(
+        1
+        for i in catalog.sims_by_wallet.get(pool.wallet, ())
+        if catalog.subscriptions[i].pool == pool.id and _active_in(catalog.subscriptions[i], cycle)
+    )
