@@ -22,7 +22,7 @@ from .commands import (
 )
 from .cycles import cycle_of
 from .dedup import answered
-from .draft import Draft, Refused
+from .draft import Draft
 from .events import (
     DebtWrittenOff,
     GrantInfo,
@@ -35,6 +35,7 @@ from .events import (
 from .grants import settle
 from .money import MoneyError, parse_money
 from .recurring import tick
+from .refusal import Refused
 from .sims import active_at, sim
 
 

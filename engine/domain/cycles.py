@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from datetime import UTC, date, datetime
 
 DAY = 86400
 
@@ -25,28 +26,8 @@ class Cycle(tuple[str, int, int]):
         return self[2]
 
 
-def _days(year: int, month: int, day: int) -> int:
-    """Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's
-    ``days_from_civil``): integer arithmetic, fast enough for every record without a cache."""
-    y = year - (month <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
-def _civil(days: int) -> tuple[int, int, int]:
-    """The (year, month, day) ``days`` after 1970-01-01 (``civil_from_days``)."""
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    return yoe + era * 400 + (month <= 2), month, day
+def _epoch(d: date) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
 
 
 def _add_months(year: int, month: int, n: int) -> tuple[int, int]:
@@ -57,35 +38,37 @@ def _add_months(year: int, month: int, n: int) -> tuple[int, int]:
 FIRST_YEAR = 1970
 LAST_YEAR = 2300
 MONTHS: tuple[int, ...] = tuple(
-    _days(FIRST_YEAR + i // 12, i % 12 + 1, 1) for i in range((LAST_YEAR - FIRST_YEAR) * 12 + 1)
+    _epoch(date(FIRST_YEAR + i // 12, i % 12 + 1, 1)) // DAY
+    for i in range((LAST_YEAR - FIRST_YEAR) * 12 + 1)
 )
 """Epoch day of the 1st of every month from 1970 to 2300 (past the latest instant a catalog
 may accept): a constant calendar, so finding a record's cycle is one binary search."""
 MONTH_IDS: tuple[str, ...] = tuple(
     f"{FIRST_YEAR + i // 12:04d}-{i % 12 + 1:02d}-" for i in range(len(MONTHS))
 )
-DAY_IDS: tuple[str, ...] = tuple(f"{d:02d}" for d in range(32))
+DAY_IDS: tuple[str, ...] = tuple(f"{d:02d}" for d in range(29))
 
 
 def cycle_of(ts: int, anchor_day: int) -> Cycle:
     """The cycle holding the instant ``ts`` for a wallet whose cycles start on ``anchor_day``."""
     day = ts // DAY
-    i = bisect_right(MONTHS, day - anchor_day + 1) - 1
-    if 0 <= i < len(MONTHS) - 1:
-        offset = anchor_day - 1
-        return Cycle(
-            (
-                MONTH_IDS[i] + DAY_IDS[anchor_day],
-                (MONTHS[i] + offset) * DAY,
-                (MONTHS[i + 1] + offset) * DAY,
+    if 1 <= anchor_day <= 28:  # a day every month has (the catalog allows no other)
+        i = bisect_right(MONTHS, day - anchor_day + 1) - 1
+        if 0 <= i < len(MONTHS) - 1:
+            offset = anchor_day - 1
+            return Cycle(
+                (
+                    MONTH_IDS[i] + DAY_IDS[anchor_day],
+                    (MONTHS[i] + offset) * DAY,
+                    (MONTHS[i + 1] + offset) * DAY,
+                )
             )
-        )
-    year, month, dom = _civil(day)
-    if dom < anchor_day:
-        year, month = _add_months(year, month, -1)
+    # Outside the table: by the calendar (which raises past the year 9999).
+    d = date.fromordinal(date(1970, 1, 1).toordinal() + day)
+    year, month = (d.year, d.month) if d.day >= anchor_day else _add_months(d.year, d.month, -1)
+    start = date(year, month, anchor_day)
     ny, nm = _add_months(year, month, 1)
-    start, end = _days(year, month, anchor_day), _days(ny, nm, anchor_day)
-    return Cycle((f"{year:04d}-{month:02d}-{anchor_day:02d}", start * DAY, end * DAY))
+    return Cycle((start.isoformat(), _epoch(start), _epoch(date(ny, nm, anchor_day))))
 
 
 def next_cycle(cycle: Cycle, anchor_day: int) -> Cycle:

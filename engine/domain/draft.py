@@ -2,32 +2,19 @@
 
 Each event is applied to a working copy of the state as it is emitted, so later rules
 (thresholds, suspension) see the effect of earlier ones, and the state a decision ends in
-is by construction ``fold(evolve, events)``. A rule that refuses the input raises `Refused`;
-`wallet.step` turns it into the input's one rejection event, and nothing else is decided.
+is by construction ``fold(evolve, events)``. A rule that refuses the input raises
+`refusal.Refused`; `wallet.step` turns it into the input's one rejection event, and nothing
+else is decided.
 """
 
 from __future__ import annotations
 
 from .catalog import Catalog, Share, Wallet
-from .cdr import Cdr
-from .commands import Command
-from .events import CdrRejected, CommandRejected, Event, SplitLine
+from .events import Event, SplitLine
 from .evolve import Grants, evolve
-from .ids import event_id, rejection_id
+from .ids import event_id
 from .money import allocate
 from .state import WalletState
-
-Input = Cdr | Command
-
-
-class Refused(Exception):
-    """Why an input is rejected: the reason and detail of its ``CdrRejected`` or
-    ``CommandRejected``."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(reason, detail)
-        self.reason = reason
-        self.detail = detail
 
 
 class Draft:
@@ -50,19 +37,6 @@ class Draft:
         that emits it has just settled them (see ``evolve``)."""
         self.events.append(event)
         self.state = evolve(self.state, event, grants)
-
-
-def rejection(wallet_id: str, item: Input, reason: str, detail: str) -> Event:
-    """The one event of a rejected input, named by its reason: a later, accepted retry of
-    the same input can never reuse its id."""
-    eid = rejection_id(item.key, reason)
-    if isinstance(item, Cdr):
-        return CdrRejected(
-            eid, wallet_id, item.started_at, item.cdr_id, item.iccid, reason, detail, item.source
-        )
-    return CommandRejected(
-        eid, wallet_id, item.at, item.command_id, type(item).__name__, reason, detail
-    )
 
 
 def splits(shares: tuple[Share, ...], amount: int) -> tuple[SplitLine, ...]:

@@ -8,11 +8,12 @@ from .cdr import Cdr
 from .charges import after_debit, charge, expire, open_wallet
 from .cycles import Cycle, cycle_of
 from .dedup import duplicate, late
-from .draft import Draft, Refused, splits
+from .draft import Draft, splits
 from .events import PoolStepped, UsageRated
 from .grants import Settlement, settle
 from .index import rate_table
 from .limits import volume_problem
+from .refusal import Refused
 from .sims import active_at, plan_at, pool_sims, sim
 from .zones import zone_of
 
