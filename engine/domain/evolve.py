@@ -69,26 +69,18 @@ def _ts(at: datetime) -> int:
     return int(at.timestamp())
 
 
-def _paid(
-    state: WalletState,
-    event: UsageRated | Charged | RatingAdjusted,
-    grants: Grants,
-    **changes: Any,
-) -> WalletState:
-    """The state after an event's debits and overdraft, with ``changes`` besides."""
+Paid = tuple[tuple[Grant, ...], int, int, int]
+"""``grants``, ``credit``, ``debt``, ``uncollected`` after an event's debits and overdraft."""
+
+
+def _paid(state: WalletState, event: UsageRated | Charged | RatingAdjusted, grants: Grants) -> Paid:
+    """The money fields after an event's debits and overdraft (the one place they change)."""
     if grants is None:
         grants = apply_debits(state.grants, event.debits)
     credit = state.credit
     for debit in event.debits:
         credit -= debit.amount
-    return replace(
-        state,
-        grants=grants,
-        credit=credit,
-        debt=state.debt + event.overdraft,
-        uncollected=state.uncollected + event.uncollected,
-        **changes,
-    )
+    return grants, credit, state.debt + event.overdraft, state.uncollected + event.uncollected
 
 
 def _usage_rated(state: WalletState, event: UsageRated, grants: Grants) -> WalletState:
@@ -104,10 +96,13 @@ def _usage_rated(state: WalletState, event: UsageRated, grants: Grants) -> Walle
         zone = event.zone if event.tiers_per_zone else None
         counter = tier_counter(event.iccid, event.service, event.cycle, zone)
         tier_used = tier_used.set(counter, tier_used.get(counter, 0) + event.charged_volume)
-    return _paid(
+    grants, credit, debt, uncollected = _paid(state, event, grants)
+    return replace(
         state,
-        event,
-        grants,
+        grants=grants,
+        credit=credit,
+        debt=debt,
+        uncollected=uncollected,
         pool_used=pool_used,
         tier_used=tier_used,
         seen=seen,
@@ -125,7 +120,16 @@ def _charged(state: WalletState, event: Charged, grants: Grants) -> WalletState:
         recurring = recurring.set(event.ref, event.cycle)
     elif event.kind == "routed_usage":
         commands = commands.set(input_key(event.id), _ts(event.at))
-    return _paid(state, event, grants, recurring=recurring, commands=commands)
+    grants, credit, debt, uncollected = _paid(state, event, grants)
+    return replace(
+        state,
+        grants=grants,
+        credit=credit,
+        debt=debt,
+        uncollected=uncollected,
+        recurring=recurring,
+        commands=commands,
+    )
 
 
 def _with_grant(state: WalletState, info: GrantInfo, remaining: int, **changes: Any) -> WalletState:
@@ -146,7 +150,8 @@ def _with_grant(state: WalletState, info: GrantInfo, remaining: int, **changes: 
 
 
 def _rating_adjusted(state: WalletState, event: RatingAdjusted, grants: Grants) -> WalletState:
-    s = _paid(state, event, grants)
+    grants, credit, debt, uncollected = _paid(state, event, grants)
+    s = replace(state, grants=grants, credit=credit, debt=debt, uncollected=uncollected)
     commands = with_command(s, event.id, _ts(event.at))
     if event.credit is None:
         return replace(s, commands=commands)
