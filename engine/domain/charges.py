@@ -25,7 +25,7 @@ from .events import (
     WalletSuspended,
 )
 from .grants import expired, settle
-from .ids import opening_grant_id, opening_id
+from .ids import opening_grant_id, opening_id, plan_ref
 from .sims import active_iccids, plan_at, sim
 
 
@@ -180,7 +180,7 @@ def restart_fees(d: Draft, iccids: tuple[str, ...], ts: int) -> list[RestartFee]
             fees.append((iccid, version.restart_fee, shares))
         elif plan_id not in once:
             once.add(plan_id)
-            fees.append((f"plan:{plan_id}", version.restart_fee, shares))
+            fees.append((plan_ref(plan_id), version.restart_fee, shares))
     return fees
 
 

@@ -8,6 +8,7 @@ from .catalog import PlanVersion, Subscription
 from .charges import charge
 from .cycles import Cycle, cycle_of, cycles_between, next_cycle
 from .draft import Draft
+from .ids import addon_ref, pool_ref
 from .sims import active_in, plan_at, wallet_sims
 
 MAX_CATCH_UP = 24
@@ -33,7 +34,7 @@ def tick(d: Draft, at: datetime, ts: int) -> None:
             if version is not None and version.mrc:
                 charge(d, at, ts, "mrc", sub.iccid, version.mrc, version.mrc_splits, cycle.id)
         for addon_id in sub.addons:
-            ref = f"{sub.iccid}/{addon_id}"
+            ref = addon_ref(sub.iccid, addon_id)
             for cycle in due(ref):
                 version = version_in(d, sub, cycle)
                 addon = version.addons.get(addon_id) if version is not None else None
@@ -44,8 +45,9 @@ def tick(d: Draft, at: datetime, ts: int) -> None:
         fee = pool.tiers[0].price if pool.kind == "adaptive" and pool.tiers else pool.price
         if not fee:
             continue
-        for cycle in due(f"pool:{pool.id}"):
-            charge(d, at, ts, "pool_fee", f"pool:{pool.id}", fee, pool.splits, cycle.id)
+        ref = pool_ref(pool.id)
+        for cycle in due(ref):
+            charge(d, at, ts, "pool_fee", ref, fee, pool.splits, cycle.id)
 
 
 def _parse_day(day: str) -> int:
