@@ -36,7 +36,7 @@ from .grants import settle
 from .money import MoneyError, parse_money
 from .recurring import tick
 from .refusal import Refused
-from .sims import active_at, sim
+from .sims import sim, sim_at
 
 
 def decide_command(d: Draft, cmd: Command) -> None:
@@ -187,8 +187,7 @@ def change_plan(d: Draft, cmd: ChangePlan, ts: int) -> None:
 
 
 def attach(d: Draft, cmd: AttachSim, ts: int) -> None:
-    current = sim(d.state, d.catalog, cmd.iccid)
-    if current is not None and active_at(current, ts):
+    if sim_at(d.state, d.catalog, cmd.iccid, ts) is not None:
         raise Refused(
             "sim_already_attached", f"ICCID {cmd.iccid} is already in wallet {d.wallet.id}"
         )
@@ -202,8 +201,7 @@ def attach(d: Draft, cmd: AttachSim, ts: int) -> None:
 
 
 def detach(d: Draft, cmd: DetachSim, ts: int) -> None:
-    sub = sim(d.state, d.catalog, cmd.iccid)
-    if sub is None or not active_at(sub, ts):
+    if sim_at(d.state, d.catalog, cmd.iccid, ts) is None:
         raise Refused("unknown_sim", f"ICCID {cmd.iccid} is not active in wallet {d.wallet.id}")
     begin(d, cmd.at, ts)
     d.emit(SimDetached(d.next_id(), d.wallet.id, cmd.at, cmd.iccid))
