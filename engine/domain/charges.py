@@ -97,7 +97,7 @@ def charge(
         paid.debits,
         paid.overdraft,
         paid.uncollected,
-        splits(shares, amount),
+        splits(d.catalog, shares, amount),
         source_wallet,
         cdr_id,
     )

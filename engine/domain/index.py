@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
+from math import gcd
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from .catalog import Plan, PlanVersion, Pool, Subscription, Zone
+from .catalog import Plan, PlanVersion, Pool, Share, Subscription, Zone
 from .cycles import Cycle
+from .events import SplitLine
+from .money import allocate
 from .rating import RateTable
 
 if TYPE_CHECKING:
@@ -58,6 +61,59 @@ def pool_members(pool: Pool, subs: list[Subscription]) -> PoolMembers:
     )
 
 
+MAX_SPLIT_TOTAL = 10_000
+"""Largest total of a split's weights worked out for every remainder (percentages are 100)."""
+
+
+class Splitter(msgspec.Struct, frozen=True, gc=False):
+    """A revenue split (``money.allocate`` by its shares' weights) worked out for every
+    remainder. The largest-remainder method is linear in whole multiples of the weights'
+    total: the parts of ``q * total + r`` are ``q`` times each weight plus the parts of
+    ``r`` (the remainders, and so the order the leftover goes in, are the same). Weights
+    are divided by their greatest common divisor first, which changes no part."""
+
+    providers: tuple[str, ...]
+    weights: tuple[int, ...]
+    total: int
+    parts: tuple[tuple[int, ...], ...]
+    """``allocate(r, weights)`` for every ``r`` below ``total``."""
+
+    def lines(self, amount: int) -> tuple[SplitLine, ...]:
+        """The lines of a positive ``amount``, as ``draft.splits`` gives them."""
+        q, r = divmod(amount, self.total)
+        return tuple(
+            [
+                SplitLine(p, part)
+                for p, w, e in zip(self.providers, self.weights, self.parts[r], strict=True)
+                if (part := q * w + e)
+            ]
+        )
+
+
+def splitter(shares: tuple[Share, ...]) -> Splitter | None:
+    """The splitter of ``shares``, or ``None`` where allocating as it goes is the way (no
+    weight, a negative one, or a total too large to tabulate)."""
+    weights = tuple([s.weight for s in shares])
+    if not weights or sum(weights) <= 0 or min(weights) < 0:
+        return None
+    common = gcd(*weights)
+    weights = tuple([w // common for w in weights])
+    total = sum(weights)
+    if total > MAX_SPLIT_TOTAL:
+        return None
+    parts = tuple(allocate(r, weights) for r in range(total))
+    return Splitter(tuple([s.provider for s in shares]), weights, total, parts)
+
+
+def _all_shares(plans: dict[str, Plan], pools: dict[str, Pool]) -> set[tuple[Share, ...]]:
+    found: set[tuple[Share, ...]] = {pool.splits for pool in pools.values()}
+    for plan in plans.values():
+        for v in plan.versions:
+            found.update((v.usage_splits, v.mrc_splits, v.fee_splits))
+            found.update(a.splits for a in v.addons.values())
+    return found
+
+
 class CatalogIndex(msgspec.Struct, frozen=True, gc=False):
     plans: Mapping[str, Plan]
     """The catalog's plans the rate tables were built from."""
@@ -68,6 +124,8 @@ class CatalogIndex(msgspec.Struct, frozen=True, gc=False):
     """(plan id, version number) -> its rate table (version numbers are unique per plan)."""
     members: Mapping[str, PoolMembers]
     """Pool id -> its catalog subscriptions."""
+    splitters: Mapping[tuple[Share, ...], Splitter]
+    """The catalog's revenue splits (by value: the same shares split the same anywhere)."""
 
 
 def build_index(
@@ -84,8 +142,18 @@ def build_index(
     }
     subs = list(subscriptions.values())
     members = {pool.id: pool_members(pool, subs) for pool in pools.values()}
+    splitters = {}
+    for shares in _all_shares(plans, pools):
+        found = splitter(shares)
+        if found is not None:
+            splitters[shares] = found
     return CatalogIndex(
-        plans, subscriptions, pools, MappingProxyType(tables), MappingProxyType(members)
+        plans,
+        subscriptions,
+        pools,
+        MappingProxyType(tables),
+        MappingProxyType(members),
+        MappingProxyType(splitters),
     )
 
 

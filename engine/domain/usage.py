@@ -98,7 +98,7 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
             f"charge {amount} is over the limit of {d.catalog.limits.max_charge} per input",
         )
     payer = matched.payer if matched is not None and matched.payer else wallet.id
-    lines = splits(version.usage_splits, amount)
+    lines = splits(d.catalog, version.usage_splits, amount)
     # Routed usage is debited in the payer's wallet (``routing.routed_charges``), not here.
     paid = settle(state, amount, ts) if payer == wallet.id else Settlement((), 0, 0, state.grants)
     event = UsageRated(

@@ -3,13 +3,26 @@ catalogs (nothing in the domain caches at module level)."""
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.domain import UsageRated
-from engine.domain.catalog import Subscription
+from engine.domain.catalog import Share, Subscription
 from engine.domain.cycles import cycle_of
-from engine.domain.index import PoolMembers, catalog_members, pool_members, rate_table
+from engine.domain.draft import splits
+from engine.domain.index import (
+    MAX_SPLIT_TOTAL,
+    PoolMembers,
+    catalog_members,
+    pool_members,
+    rate_table,
+    splitter,
+)
+from engine.domain.money import allocate
 
 from .builders import (
     MB,
@@ -97,3 +110,27 @@ def test_odd_members_end_before_they_start() -> None:
     members = pool_members(cat.pools["p1"], [odd])
     assert members.odd == (odd,)
     assert members.active_in(cycle_of(T0, 1)) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([0, 1, 3, 7, 10, 33, 60, 300_000, 600_000]), min_size=1, max_size=5),
+    st.integers(min_value=1, max_value=10**12),
+)
+def test_a_splitter_splits_as_allocate_does(weights: list[int], amount: int) -> None:
+    shares = tuple(Share(f"p{i}", w) for i, w in enumerate(weights))
+    found = splitter(shares)
+    if found is None:  # nothing to split by, or too many remainders to tabulate
+        assert sum(weights) == 0 or sum(weights) // math.gcd(*weights) > MAX_SPLIT_TOTAL
+        return
+    expected = tuple(p for p in allocate(amount, tuple(weights)) if p)
+    assert tuple(line.amount for line in found.lines(amount)) == expected
+
+
+def test_the_catalogs_splits_are_tabulated_and_split_as_without_the_index() -> None:
+    cat = _priced("0.01")
+    shares = cat.plans["basic"].versions[0].usage_splits
+    assert shares in cat.index.splitters  # type: ignore[union-attr]
+    bare = msgspec.structs.replace(cat, index=None)
+    for amount in (1, 99, 12_345_678):
+        assert splits(cat, shares, amount) == splits(bare, shares, amount)
