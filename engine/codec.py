@@ -15,17 +15,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Mapping
 from typing import Any, TypedDict, TypeVar
 
 import msgspec
 
-from .domain.catalog import Catalog
 from .domain.cdr import Cdr
 from .domain.commands import Command
+from .domain.decision import Decision
 from .domain.events import FORMER_NAMES, Event
 from .domain.ids import is_cdr
-from .domain.routing import wallet_of
 
 encoder = msgspec.json.Encoder()
 T = TypeVar("T")
@@ -101,30 +99,6 @@ class Rejected(msgspec.Struct, frozen=True, omit_defaults=True):
     """Set when ``raw`` / ``raw_base64`` keep only a prefix: the length of the whole record."""
     raw_sha256: str | None = None
     """Set with ``raw_length``: the sha256 (hex) of the whole record, to match it later."""
-
-
-class Decision(msgspec.Struct, frozen=True, gc=False):
-    """One record on ``wallet.events``: every event decided from one input, together.
-
-    A decision travels whole, so a crash can never leave half of it behind; ``origin`` names
-    the input it answers (``topic``, ``partition``, ``offset`` of the record as it first
-    entered Kafka), which is how a restarted worker knows what it has already decided. The
-    input itself rides along (``cdr`` or ``command``) so the event store keeps it for replay.
-    """
-
-    wallet_id: str
-    input: str
-    origin_topic: str
-    origin_partition: int
-    origin_offset: int
-    events: tuple[Event, ...]
-    cdr: Cdr | None = None
-    command: Command | None = None
-
-    @property
-    def item(self) -> Cdr | Command | None:
-        """The input decided on, carried so that replay can re-rate it from the store."""
-        return self.cdr if self.cdr is not None else self.command
 
 
 _decision_decoder = msgspec.json.Decoder(Decision)
@@ -279,24 +253,6 @@ def decode_cdr(raw: bytes, origin: str = "") -> Cdr | Rejected:
             **raw_fields(raw),
         )
     return cdr
-
-
-def route_cdr(
-    catalog: Catalog, moves: Mapping[str, str], cdr: Cdr, origin: str = "", raw: bytes | None = None
-) -> str | Rejected:
-    """The wallet that rates ``cdr``, or its ``unknown_sim`` rejection (with ``raw`` if known)."""
-    wallet = wallet_of(catalog, moves, cdr.iccid)
-    if wallet is not None:
-        return wallet
-    fields = raw_fields(raw) if raw is not None else {}
-    return Rejected(
-        "unknown_sim",
-        f"no subscription for ICCID {cdr.iccid}",
-        origin,
-        cdr_id=cdr.cdr_id,
-        iccid=cdr.iccid,
-        **fields,
-    )
 
 
 def decode_command(raw: bytes) -> Command:

@@ -13,8 +13,8 @@ from pathlib import Path
 from ..codec import Rejected, encode, read_command
 from ..domain import ChangePlan, Command, RedeemVoucher, Tick, TopUp, WriteOffDebt
 from ..domain.account import positive_amount
-from ..domain.draft import Refused
 from ..domain.limits import DEFAULT_LIMITS, time_problem
+from ..domain.refusal import Refused
 from ..offline.inputs import InputError, read_commands
 from ..stream.publisher import derived_command_id, publish_commands
 from ..stream.topics import load_topics

@@ -20,11 +20,12 @@ from .commands import (
     TopUp,
     WriteOffDebt,
 )
+from .decision import Decision, Input, Origin
 from .events import EVENT_TYPES, NETWORK_ACTIONS, Event, RatingAdjusted, UsageRated
 from .evolve import evolve, fold
 from .money import allocate, format_money, parse_money, parse_price
 from .state import WalletState, initial_state
-from .wallet import Input, decide, step
+from .wallet import decide, step
 
 __all__ = [
     "COMMAND_TYPES",
@@ -37,9 +38,11 @@ __all__ = [
     "Cdr",
     "ChangePlan",
     "Command",
+    "Decision",
     "DetachSim",
     "Event",
     "Input",
+    "Origin",
     "RatingAdjusted",
     "RedeemVoucher",
     "Tick",

@@ -22,7 +22,8 @@ from .commands import (
     WriteOffDebt,
 )
 from .cycles import cycle_of
-from .draft import Draft, Refused
+from .dedup import answered
+from .draft import Draft
 from .events import (
     DebtWrittenOff,
     GrantInfo,
@@ -35,11 +36,12 @@ from .events import (
 from .grants import settle
 from .money import MoneyError, parse_money
 from .recurring import tick
-from .sims import active_at, sim
+from .refusal import Refused
+from .sims import sim, sim_at
 
 
 def decide_command(d: Draft, cmd: Command) -> None:
-    if d.key in d.state.commands:
+    if answered(d.state, d.key):
         return  # a retried command that already moved money: a no-op, so retries are safe
     ts = int(cmd.at.timestamp())
     match cmd:
@@ -130,12 +132,10 @@ def adjust(d: Draft, cmd: AdjustRating, ts: int) -> None:
         )
     at = cmd.at
     begin(d, at, ts)
-    debits: tuple = ()
-    overdraft = uncollected = repaid = 0
+    paid = settle(d.state, max(cmd.amount, 0), ts)
+    repaid = 0
     refund = None
-    if cmd.amount > 0:
-        debits, overdraft, uncollected, _ = settle(d.state, cmd.amount, ts)
-    elif cmd.amount < 0:
+    if cmd.amount < 0:
         refunded = -cmd.amount
         refund = GrantInfo(d.next_id(), "refund", refunded, DEFAULT_PRIORITY["refund"])
         repaid = min(d.state.debt, refunded)
@@ -154,9 +154,9 @@ def adjust(d: Draft, cmd: AdjustRating, ts: int) -> None:
             cmd.plan_version,
             tuple([SplitLine(provider, amount) for provider, amount in cmd.splits if amount]),
             cmd.source_wallet,
-            debits,
-            overdraft,
-            uncollected,
+            paid.debits,
+            paid.overdraft,
+            paid.uncollected,
             refund,
             repaid,
         )
@@ -189,8 +189,7 @@ def change_plan(d: Draft, cmd: ChangePlan, ts: int) -> None:
 
 
 def attach(d: Draft, cmd: AttachSim, ts: int) -> None:
-    current = sim(d.state, d.catalog, cmd.iccid)
-    if current is not None and active_at(current, ts):
+    if sim_at(d.state, d.catalog, cmd.iccid, ts) is not None:
         raise Refused(
             "sim_already_attached", f"ICCID {cmd.iccid} is already in wallet {d.wallet.id}"
         )
@@ -204,8 +203,7 @@ def attach(d: Draft, cmd: AttachSim, ts: int) -> None:
 
 
 def detach(d: Draft, cmd: DetachSim, ts: int) -> None:
-    sub = sim(d.state, d.catalog, cmd.iccid)
-    if sub is None or not active_at(sub, ts):
+    if sim_at(d.state, d.catalog, cmd.iccid, ts) is None:
         raise Refused("unknown_sim", f"ICCID {cmd.iccid} is not active in wallet {d.wallet.id}")
     begin(d, cmd.at, ts)
     d.emit(SimDetached(d.next_id(), d.wallet.id, cmd.at, cmd.iccid))

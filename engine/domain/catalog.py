@@ -7,12 +7,15 @@ validation live in ``engine.catalog``; the domain only sees this shape.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
 from .limits import Limits
 from .units import Service
+
+if TYPE_CHECKING:
+    from .index import CatalogIndex
 
 PoolKind = Literal["static", "flexible", "stacked", "adaptive"]
 Prorate = Literal["none", "daily"]
@@ -245,12 +248,9 @@ class Catalog(msgspec.Struct, frozen=True, gc=False):
     """Derived: wallet id -> ICCIDs of its catalog subscriptions, in catalog order."""
     pools_by_wallet: dict[str, tuple[str, ...]] = {}
     """Derived: wallet id -> pool ids."""
-    memo: dict[object, Any] = {}
-    """Results of pure lookups over this (immutable) catalog, computed once on demand.
-
-    Keys name what they depend on by value (plan id and version number, pool and cycle id),
-    so a catalog derived from this one with ``msgspec.structs.replace`` needs a fresh memo.
-    """
+    index: CatalogIndex | None = None
+    """Derived: tables worked out once from the rest (index.py); ``None`` for a catalog
+    not made by ``build_catalog``, which is then read without them."""
 
 
 def build_catalog(
@@ -265,6 +265,8 @@ def build_catalog(
     limits: Limits | None = None,
 ) -> Catalog:
     """Assemble a catalog and its lookup indexes (the inputs are assumed validated)."""
+    from .index import build_index  # the index reads catalog Structs: imported once built
+
     networks: dict[str, str] = {}
     for zone in zones.values():
         for net in zone.networks:
@@ -288,4 +290,5 @@ def build_catalog(
         networks=networks,
         sims_by_wallet={w: tuple(v) for w, v in sims.items()},
         pools_by_wallet={w: tuple(v) for w, v in pools_of.items()},
+        index=build_index(plans, zones, pools, subscriptions),
     )

@@ -24,9 +24,8 @@ from .events import (
     WalletResumed,
     WalletSuspended,
 )
-from .evolve import charged
 from .grants import expired, settle
-from .ids import opening_grant_id, opening_id
+from .ids import opening_grant_id, opening_id, plan_ref
 from .sims import active_iccids, plan_at, sim
 
 
@@ -86,7 +85,7 @@ def charge(
     source_wallet: str | None = None,
     cdr_id: str | None = None,
 ) -> None:
-    debits, overdraft, uncollected, grants = settle(d.state, amount, ts)
+    paid = settle(d.state, amount, ts)
     event = Charged(
         d.next_id(),
         d.wallet.id,
@@ -95,14 +94,14 @@ def charge(
         ref,
         amount,
         cycle,
-        debits,
-        overdraft,
-        uncollected,
-        splits(shares, amount),
+        paid.debits,
+        paid.overdraft,
+        paid.uncollected,
+        splits(d.catalog, shares, amount),
         source_wallet,
         cdr_id,
     )
-    d.emit_applied(event, charged(d.state, event, grants))
+    d.emit(event, paid.grants)
     after_debit(d, at, ts)
 
 
@@ -181,7 +180,7 @@ def restart_fees(d: Draft, iccids: tuple[str, ...], ts: int) -> list[RestartFee]
             fees.append((iccid, version.restart_fee, shares))
         elif plan_id not in once:
             once.add(plan_id)
-            fees.append((f"plan:{plan_id}", version.restart_fee, shares))
+            fees.append((plan_ref(plan_id), version.restart_fee, shares))
     return fees
 
 

@@ -18,7 +18,7 @@ from .charges import resume
 from .cycles import Cycle, cycle_of, cycles_between, next_cycle
 from .draft import Draft
 from .events import GrantInfo, PoolCycleClosed, SimsBarred, SplitLine
-from .evolve import closing_ref
+from .ids import closing_ref
 from .membership import pool_allowance
 from .money import allocate, div_round_half_up
 from .recurring import MAX_CATCH_UP

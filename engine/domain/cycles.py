@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import UTC, date, datetime
-from functools import lru_cache
 
 DAY = 86400
 
@@ -35,18 +35,40 @@ def _add_months(year: int, month: int, n: int) -> tuple[int, int]:
     return index // 12, index % 12 + 1
 
 
-@lru_cache(maxsize=4096)
-def _cycle_of_day(day: int, anchor: int) -> Cycle:
-    d = date.fromordinal(date(1970, 1, 1).toordinal() + day)
-    year, month = (d.year, d.month) if d.day >= anchor else _add_months(d.year, d.month, -1)
-    start = date(year, month, anchor)
-    ny, nm = _add_months(year, month, 1)
-    return Cycle((start.isoformat(), _epoch(start), _epoch(date(ny, nm, anchor))))
+FIRST_YEAR = 1970
+LAST_YEAR = 2300
+MONTHS: tuple[int, ...] = tuple(
+    _epoch(date(FIRST_YEAR + i // 12, i % 12 + 1, 1)) // DAY
+    for i in range((LAST_YEAR - FIRST_YEAR) * 12 + 1)
+)
+"""Epoch day of the 1st of every month from 1970 to 2300 (past the latest instant a catalog
+may accept): a constant calendar, so finding a record's cycle is one binary search."""
+MONTH_IDS: tuple[str, ...] = tuple(
+    f"{FIRST_YEAR + i // 12:04d}-{i % 12 + 1:02d}-" for i in range(len(MONTHS))
+)
+DAY_IDS: tuple[str, ...] = tuple(f"{d:02d}" for d in range(29))
 
 
 def cycle_of(ts: int, anchor_day: int) -> Cycle:
     """The cycle holding the instant ``ts`` for a wallet whose cycles start on ``anchor_day``."""
-    return _cycle_of_day(ts // DAY, anchor_day)
+    day = ts // DAY
+    if 1 <= anchor_day <= 28:  # a day every month has (the catalog allows no other)
+        i = bisect_right(MONTHS, day - anchor_day + 1) - 1
+        if 0 <= i < len(MONTHS) - 1:
+            offset = anchor_day - 1
+            return Cycle(
+                (
+                    MONTH_IDS[i] + DAY_IDS[anchor_day],
+                    (MONTHS[i] + offset) * DAY,
+                    (MONTHS[i + 1] + offset) * DAY,
+                )
+            )
+    # Outside the table: by the calendar (which raises past the year 9999).
+    d = date.fromordinal(date(1970, 1, 1).toordinal() + day)
+    year, month = (d.year, d.month) if d.day >= anchor_day else _add_months(d.year, d.month, -1)
+    start = date(year, month, anchor_day)
+    ny, nm = _add_months(year, month, 1)
+    return Cycle((start.isoformat(), _epoch(start), _epoch(date(ny, nm, anchor_day))))
 
 
 def next_cycle(cycle: Cycle, anchor_day: int) -> Cycle:

@@ -2,34 +2,19 @@
 
 Each event is applied to a working copy of the state as it is emitted, so later rules
 (thresholds, suspension) see the effect of earlier ones, and the state a decision ends in
-is by construction ``fold(evolve, events)``. A rule that refuses the input raises `Refused`;
-`wallet.step` turns it into the input's one rejection event, and nothing else is decided.
+is by construction ``fold(evolve, events)``. A rule that refuses the input raises
+`refusal.Refused`; `wallet.step` turns it into the input's one rejection event, and nothing
+else is decided.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from .catalog import Catalog, Share, Wallet
-from .cdr import Cdr
-from .commands import Command
-from .events import CdrRejected, CommandRejected, Event, SplitLine
-from .evolve import evolve
-from .ids import event_id, rejection_id
+from .events import Event, SplitLine
+from .evolve import Grants, evolve
+from .ids import event_id
 from .money import allocate
 from .state import WalletState
-
-Input = Cdr | Command
-
-
-class Refused(Exception):
-    """Why an input is rejected: the reason and detail of its ``CdrRejected`` or
-    ``CommandRejected``."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(reason, detail)
-        self.reason = reason
-        self.detail = detail
 
 
 class Draft:
@@ -47,39 +32,23 @@ class Draft:
     def next_id(self) -> str:
         return event_id(self.key, len(self.events))
 
-    def emit(self, event: Event) -> None:
+    def emit(self, event: Event, grants: Grants = None) -> None:
+        """Add ``event`` and apply it; ``grants``: those its debits leave, when the rule
+        that emits it has just settled them (see ``evolve``)."""
         self.events.append(event)
-        self.state = evolve(self.state, event)
-
-    def emit_applied(self, event: Event, state: WalletState) -> None:
-        """Emit ``event`` whose resulting state the caller already computed (equal to
-        ``evolve(self.state, event)``, only cheaper to get where the caller knows more)."""
-        self.events.append(event)
-        self.state = state
+        self.state = evolve(self.state, event, grants)
 
 
-def rejection(wallet_id: str, item: Input, reason: str, detail: str) -> Event:
-    """The one event of a rejected input, named by its reason: a later, accepted retry of
-    the same input can never reuse its id."""
-    eid = rejection_id(item.key, reason)
-    if isinstance(item, Cdr):
-        return CdrRejected(
-            eid, wallet_id, item.started_at, item.cdr_id, item.iccid, reason, detail, item.source
-        )
-    return CommandRejected(
-        eid, wallet_id, item.at, item.command_id, type(item).__name__, reason, detail
-    )
-
-
-@lru_cache(maxsize=4096)
-def splits(shares: tuple[Share, ...], amount: int) -> tuple[SplitLine, ...]:
-    """Revenue lines for a charge; they sum exactly to it (largest remainder).
-
-    Cached: a handful of splits meet the same amounts over and over (a message, a minute, a
-    fee), and allocating is a good part of rating a record. The lines are frozen, so events
-    may share them.
-    """
+def splits(catalog: Catalog, shares: tuple[Share, ...], amount: int) -> tuple[SplitLine, ...]:
+    """Revenue lines for a charge; they sum exactly to it (largest remainder)."""
     if not amount or not shares:
         return ()
+    if len(shares) == 1 and shares[0].weight > 0:
+        return (SplitLine(shares[0].provider, amount),)  # what allocate gives, without it
+    index = catalog.index
+    if amount > 0 and index is not None:
+        found = index.splitters.get(shares)
+        if found is not None:
+            return found.lines(amount)
     parts = allocate(amount, tuple([s.weight for s in shares]))
     return tuple([SplitLine(s.provider, p) for s, p in zip(shares, parts, strict=True) if p])

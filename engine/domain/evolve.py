@@ -1,22 +1,25 @@
 """evolve(state, event) -> state: apply one event. Total, and never validates.
 
 Every rule was checked when the event was decided; applying it again on replay must give
-the same state whatever the catalog says today.
+the same state whatever the catalog says today. Each event type has its one function here,
+and every change of state is one ``msgspec.structs.replace``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import msgspec
 from immutables import Map
+from msgspec.structs import replace
 
 from .catalog import Subscription
+from .dedup import remember, with_command
 from .events import (
     AutoTopUpRequested,
     Charged,
-    Debit,
     DebtWrittenOff,
     Event,
     GrantAdded,
@@ -35,93 +38,56 @@ from .events import (
     WalletSuspended,
 )
 from .grants import apply_debits, insert_grant
-from .ids import input_key, is_command
+from .ids import closing_ref, input_key
 from .rating import tier_counter
-from .state import EMPTY, Grant, WalletState
+from .state import Grant, WalletState
 
 RECURRING = frozenset({"mrc", "addon_mrc", "pool_fee"})
+
+Grants = tuple[Grant, ...] | None
+"""The grants after an event's debits, when the caller already holds them."""
+
+
+def evolve(state: WalletState, event: Event, grants: Grants = None) -> WalletState:
+    """The state after ``event``.
+
+    ``grants`` is for the decider, which has just settled the event's charge
+    (``grants.settle``) and so holds the grants its debits leave: given, they are not
+    burned a second time. Left out (replay, recovery), they are worked out from the event's
+    debits by the same ``apply_debits``. Either way the state is the same, as the property
+    "live state == fold(evolve, events)" checks.
+    """
+    apply = _APPLY.get(type(event))
+    return state if apply is None else apply(state, event, grants)
+
+
+def fold(state: WalletState, events: list[Event]) -> WalletState:
+    for event in events:
+        state = evolve(state, event)
+    return state
 
 
 def _ts(at: datetime) -> int:
     return int(at.timestamp())
 
 
-def _with_grant(state: WalletState, info: GrantInfo, remaining: int) -> WalletState:
-    seq = state.grant_seq + 1
-    if remaining <= 0:
-        return _replace(state, grant_seq=seq)
-    expires = None if info.expires_at is None else _ts(info.expires_at)
-    grant = Grant(info.grant_id, info.kind, remaining, info.priority, expires, seq)
-    return _replace(
-        state,
-        grants=insert_grant(state.grants, grant),
-        credit=state.credit + remaining,
-        grant_seq=seq,
-    )
+Paid = tuple[tuple[Grant, ...], int, int, int]
+"""``grants``, ``credit``, ``debt``, ``uncollected`` after an event's debits and overdraft."""
 
 
-def _replace(state: WalletState, **changes: object) -> WalletState:
-    return msgspec.structs.replace(state, **changes)
+def _paid(state: WalletState, event: UsageRated | Charged | RatingAdjusted, grants: Grants) -> Paid:
+    """The money fields after an event's debits and overdraft (the one place they change)."""
+    if grants is None:
+        grants = apply_debits(state.grants, event.debits)
+    credit = state.credit
+    for debit in event.debits:
+        credit -= debit.amount
+    return grants, credit, state.debt + event.overdraft, state.uncollected + event.uncollected
 
 
-def _pay(
-    state: WalletState, debits: tuple[Debit, ...], overdraft: int, uncollected: int
-) -> dict[str, object]:
-    return {
-        "grants": apply_debits(state.grants, debits),
-        "credit": state.credit - sum(d.amount for d in debits),
-        "debt": state.debt + overdraft,
-        "uncollected": state.uncollected + uncollected,
-    }
-
-
-_Generations = tuple[Map[str, int], Map[str, int], int, int, int, int]
-"""The dedup fields of ``WalletState`` after remembering one key, in field order:
-``seen``, ``seen_before``, ``generation_start``, ``before_start``, ``retained_since``,
-``watermark``."""
-
-
-def _remember(state: WalletState, key: str, ts: int) -> _Generations:
-    """Add a CDR key to the dedup generations, rotating them as the watermark moves.
-
-    A generation holds the keys rated while the watermark was in ``[start, next start)`` and
-    lasts at least one window. Two are kept; when one is dropped, ``retained_since`` becomes
-    the start of the oldest one kept. A record's original (if any) was rated when the
-    watermark was already at or past the record's own time, so for a record whose time is
-    at or after ``retained_since`` the original is still on hand; an older record is
-    rejected as late. Pruning therefore never lets a duplicate through.
-    """
-    window = state.dedup_window
-    watermark = state.watermark if state.watermark >= ts else ts
-    seen, before, start = state.seen, state.seen_before, state.generation_start
-    before_start, retained = state.before_start, state.retained_since
-    if start == 0:
-        start = watermark
-    elif watermark >= start + window:
-        if watermark < start + 2 * window:
-            if before_start:  # the previous generation is dropped now
-                retained = start
-            before, before_start = seen, start
-        else:  # a jump of two windows: both generations go; every key they held was
-            # rated at or before the previous watermark, so only older records are at risk
-            before, before_start, retained = EMPTY, 0, state.watermark + 1
-        seen = EMPTY
-        start = watermark
-    return seen.set(key, ts), before, start, before_start, retained, watermark
-
-
-def usage_rated(
-    state: WalletState, event: UsageRated, key: str, ts: int, grants: tuple[Grant, ...]
-) -> WalletState:
-    """The state after ``event``, given what it takes to apply it.
-
-    ``key`` is the CDR's input key, ``ts`` its instant and ``grants`` the grants after the
-    event's debits. ``evolve`` derives them from the event; the decider already holds them
-    (it just computed them), and this being the one CDR path worth its speed, it passes them
-    in rather than have them worked out again. Either way the state is the same.
-    """
-    seen, seen_before, generation_start, before_start, retained_since, watermark = _remember(
-        state, key, ts
+def _usage_rated(state: WalletState, event: UsageRated, grants: Grants) -> WalletState:
+    seen, before, start, before_start, retained, watermark = remember(
+        state, input_key(event.id), _ts(event.at)
     )
     pool_used = state.pool_used
     for d in event.draws:
@@ -135,28 +101,27 @@ def usage_rated(
         zone = event.zone if event.tiers_per_zone else None
         counter = tier_counter(event.iccid, event.service, event.cycle, zone)
         tier_used = tier_used.set(counter, tier_used.get(counter, 0) + event.charged_volume)
-    credit = state.credit
-    for debit in event.debits:
-        credit -= debit.amount
-    return msgspec.structs.replace(
+    grants, credit, debt, uncollected = _paid(state, event, grants)
+    return replace(
         state,
         grants=grants,
         credit=credit,
-        debt=state.debt + event.overdraft,
-        uncollected=state.uncollected + event.uncollected,
+        debt=debt,
+        uncollected=uncollected,
         pool_used=pool_used,
         pool_overage=pool_overage,
         tier_used=tier_used,
         seen=seen,
-        seen_before=seen_before,
-        generation_start=generation_start,
+        seen_before=before,
+        generation_start=start,
         before_start=before_start,
-        retained_since=retained_since,
+        retained_since=retained,
         watermark=watermark,
     )
 
 
 Overage = tuple[int, int, tuple[tuple[str, int], ...]]
+"""A pool's overage in a cycle: volume, amount charged, and revenue per provider."""
 
 
 def _add_overage(
@@ -171,16 +136,94 @@ def _add_overage(
     return overage.set(key, merged)
 
 
-def pool_cycle_closed(state: WalletState, event: PoolCycleClosed) -> WalletState:
+def _charged(state: WalletState, event: Charged, grants: Grants) -> WalletState:
+    recurring, commands = state.recurring, state.commands
+    if event.kind in RECURRING and event.cycle is not None:
+        recurring = recurring.set(event.ref, event.cycle)
+    elif event.kind == "routed_usage":
+        commands = commands.set(input_key(event.id), _ts(event.at))
+    grants, credit, debt, uncollected = _paid(state, event, grants)
+    return replace(
+        state,
+        grants=grants,
+        credit=credit,
+        debt=debt,
+        uncollected=uncollected,
+        recurring=recurring,
+        commands=commands,
+    )
+
+
+def _with_grant(state: WalletState, info: GrantInfo, remaining: int, **changes: Any) -> WalletState:
+    """The state with a grant of ``remaining`` added (none when nothing remains: its amount
+    went to the debt), and ``changes`` besides."""
+    seq = state.grant_seq + 1
+    if remaining <= 0:
+        return replace(state, grant_seq=seq, **changes)
+    expires = None if info.expires_at is None else _ts(info.expires_at)
+    grant = Grant(info.grant_id, info.kind, remaining, info.priority, expires, seq)
+    return replace(
+        state,
+        grants=insert_grant(state.grants, grant),
+        credit=state.credit + remaining,
+        grant_seq=seq,
+        **changes,
+    )
+
+
+def _rating_adjusted(state: WalletState, event: RatingAdjusted, grants: Grants) -> WalletState:
+    grants, credit, debt, uncollected = _paid(state, event, grants)
+    s = replace(state, grants=grants, credit=credit, debt=debt, uncollected=uncollected)
+    commands = with_command(s, event.id, _ts(event.at))
+    if event.credit is None:
+        return replace(s, commands=commands)
+    repaid = event.debt_repaid
+    return _with_grant(
+        s, event.credit, event.credit.amount - repaid, debt=s.debt - repaid, commands=commands
+    )
+
+
+def _grant_added(state: WalletState, event: GrantAdded, _: Grants) -> WalletState:
+    repaid = event.debt_repaid
+    return _with_grant(
+        state,
+        event.grant,
+        event.grant.amount - repaid,
+        debt=state.debt - repaid,
+        fired=state.fired - frozenset(event.rearmed),
+        auto_top_up_fired=state.auto_top_up_fired and not event.auto_top_up_rearmed,
+        commands=with_command(state, event.id, _ts(event.at)),
+        vouchers=state.vouchers if event.voucher is None else state.vouchers | {event.voucher},
+    )
+
+
+def _debt_written_off(state: WalletState, event: DebtWrittenOff, _: Grants) -> WalletState:
+    commands = with_command(state, event.id, _ts(event.at))
+    return replace(state, debt=state.debt - event.amount, commands=commands)
+
+
+def _grant_expired(state: WalletState, event: GrantExpired, _: Grants) -> WalletState:
+    grants = tuple(g for g in state.grants if g.id != event.grant_id)
+    return replace(state, grants=grants, credit=state.credit - event.amount)
+
+
+def _wallet_opened(state: WalletState, event: WalletOpened, _: Grants) -> WalletState:
+    s = replace(state, opened=True, dedup_window=event.dedup_window)
+    for info in event.grants:
+        s = _with_grant(s, info, info.amount)
+    return s
+
+
+def _pool_cycle_closed(state: WalletState, event: PoolCycleClosed, _: Grants) -> WalletState:
     key = (event.pool_id, event.cycle)
     s = state
     if event.credit is not None:
-        s = _with_grant(s, event.credit, event.credit.amount - event.debt_repaid)
-        s = _replace(s, debt=s.debt - event.debt_repaid)
+        repaid = event.debt_repaid
+        s = _with_grant(s, event.credit, event.credit.amount - repaid, debt=s.debt - repaid)
     pool_used = s.pool_used
     if event.credited_volume:
         pool_used = pool_used.set(key, pool_used.get(key, 0) + event.credited_volume)
-    return _replace(
+    return replace(
         s,
         pool_used=pool_used,
         pool_overage=s.pool_overage.delete(key) if key in s.pool_overage else s.pool_overage,
@@ -188,120 +231,45 @@ def pool_cycle_closed(state: WalletState, event: PoolCycleClosed) -> WalletState
     )
 
 
-def closing_ref(pool_id: str) -> str:
-    """The ``recurring`` entry naming the last cycle of a pool that closed."""
-    return f"close:{pool_id}"
+def _pool_stepped(state: WalletState, event: PoolStepped, _: Grants) -> WalletState:
+    return replace(state, pool_tier=state.pool_tier.set((event.pool_id, event.cycle), event.tier))
 
 
-def charged(state: WalletState, event: Charged, grants: tuple[Grant, ...]) -> WalletState:
-    """The state after ``event``, ``grants`` being the grants after its debits (as for
-    ``usage_rated``: the decider passes the ones it computed when settling the charge)."""
-    recurring, commands = state.recurring, state.commands
-    if event.kind in RECURRING and event.cycle is not None:
-        recurring = recurring.set(event.ref, event.cycle)
-    elif event.kind == "routed_usage":
-        commands = commands.set(input_key(event.id), _ts(event.at))
-    credit = state.credit
-    for debit in event.debits:
-        credit -= debit.amount
-    return msgspec.structs.replace(
-        state,
-        grants=grants,
-        credit=credit,
-        debt=state.debt + event.overdraft,
-        uncollected=state.uncollected + event.uncollected,
-        recurring=recurring,
-        commands=commands,
+def _threshold_crossed(state: WalletState, event: ThresholdCrossed, _: Grants) -> WalletState:
+    return replace(state, fired=state.fired | {event.level})
+
+
+def _auto_top_up_requested(state: WalletState, _e: AutoTopUpRequested, _: Grants) -> WalletState:
+    return replace(state, auto_top_up_fired=True)
+
+
+def _wallet_suspended(state: WalletState, _e: WalletSuspended, _: Grants) -> WalletState:
+    return replace(state, suspended=True)
+
+
+def _wallet_resumed(state: WalletState, _e: WalletResumed, _: Grants) -> WalletState:
+    return replace(state, suspended=False)
+
+
+def _sim_attached(state: WalletState, event: SimAttached, _: Grants) -> WalletState:
+    past, catalog_until = _close_stint(state, event.iccid, _ts(event.at))
+    sub = Subscription(
+        iccid=event.iccid,
+        wallet=event.wallet_id,
+        plan=event.plan,
+        pool=event.pool,
+        active_from=_ts(event.at),
+        addons=event.addons,
     )
-
-
-def evolve(state: WalletState, event: Event) -> WalletState:
-    """The state after ``event``."""
-    match event:
-        case UsageRated():
-            grants = apply_debits(state.grants, event.debits)
-            return usage_rated(state, event, input_key(event.id), _ts(event.at), grants)
-        case Charged():
-            return charged(state, event, apply_debits(state.grants, event.debits))
-        case RatingAdjusted():
-            s = _replace(state, **_pay(state, event.debits, event.overdraft, event.uncollected))
-            if event.credit is not None:
-                s = _with_grant(s, event.credit, event.credit.amount - event.debt_repaid)
-                s = _replace(s, debt=s.debt - event.debt_repaid)
-            return _replace(s, commands=_done(s, event))
-        case DebtWrittenOff():
-            return _replace(state, debt=state.debt - event.amount, commands=_done(state, event))
-        case GrantExpired():
-            grants = tuple(g for g in state.grants if g.id != event.grant_id)
-            return _replace(state, grants=grants, credit=state.credit - event.amount)
-        case GrantAdded():
-            s = _with_grant(state, event.grant, event.grant.amount - event.debt_repaid)
-            changes = {
-                "debt": s.debt - event.debt_repaid,
-                "fired": s.fired - frozenset(event.rearmed),
-                "auto_top_up_fired": s.auto_top_up_fired and not event.auto_top_up_rearmed,
-            }
-            if is_command(event.id):
-                changes["commands"] = s.commands.set(input_key(event.id), _ts(event.at))
-            if event.voucher is not None:
-                changes["vouchers"] = s.vouchers | {event.voucher}
-            return _replace(s, **changes)
-        case WalletOpened():
-            s = _replace(state, opened=True, dedup_window=event.dedup_window)
-            for info in event.grants:
-                s = _with_grant(s, info, info.amount)
-            return s
-        case PoolCycleClosed():
-            return pool_cycle_closed(state, event)
-        case PoolStepped():
-            return _replace(
-                state, pool_tier=state.pool_tier.set((event.pool_id, event.cycle), event.tier)
-            )
-        case ThresholdCrossed():
-            return _replace(state, fired=state.fired | {event.level})
-        case AutoTopUpRequested():
-            return _replace(state, auto_top_up_fired=True)
-        case WalletSuspended():
-            return _replace(state, suspended=True)
-        case WalletResumed():
-            return _replace(state, suspended=False)
-        case SimAttached():
-            past, catalog_until = _close_stint(state, event.iccid, _ts(event.at))
-            sub = Subscription(
-                iccid=event.iccid,
-                wallet=event.wallet_id,
-                plan=event.plan,
-                pool=event.pool,
-                active_from=_ts(event.at),
-                addons=event.addons,
-            )
-            return _replace(
-                state,
-                attached=state.attached.set(event.iccid, sub),
-                past=past,
-                catalog_until=catalog_until,
-                detached=_without(state.detached, event.iccid),
-                plan_changes=_without(state.plan_changes, event.iccid),
-                commands=_done(state, event),
-            )
-        case SimDetached():
-            return _replace(
-                state,
-                detached=state.detached.set(event.iccid, _ts(event.at)),
-                commands=_done(state, event),
-            )
-        case PlanChanged():
-            ts = _ts(event.at)
-            changes_of = state.plan_changes.get(event.iccid, ())
-            merged = tuple(sorted((*changes_of, (ts, event.plan)), key=lambda c: c[0]))
-            return _replace(
-                state,
-                plan_changes=state.plan_changes.set(event.iccid, merged),
-                commands=_done(state, event),
-            )
-        case _:
-            # Rejections and network actions record facts but change nothing here.
-            return state
+    return replace(
+        state,
+        attached=state.attached.set(event.iccid, sub),
+        past=past,
+        catalog_until=catalog_until,
+        detached=_without(state.detached, event.iccid),
+        plan_changes=_without(state.plan_changes, event.iccid),
+        commands=with_command(state, event.id, _ts(event.at)),
+    )
 
 
 def _close_stint(
@@ -319,18 +287,46 @@ def _close_stint(
     return state.past.set(iccid, (*state.past.get(iccid, ()), before)), state.catalog_until
 
 
-def _done(state: WalletState, event: Event) -> Map[str, int]:
-    """Remember the command an event answers, so a retry of it is a no-op."""
-    if not is_command(event.id):
-        return state.commands
-    return state.commands.set(input_key(event.id), _ts(event.at))
+def _sim_detached(state: WalletState, event: SimDetached, _: Grants) -> WalletState:
+    ts = _ts(event.at)
+    return replace(
+        state,
+        detached=state.detached.set(event.iccid, ts),
+        commands=with_command(state, event.id, ts),
+    )
+
+
+def _plan_changed(state: WalletState, event: PlanChanged, _: Grants) -> WalletState:
+    ts = _ts(event.at)
+    changes_of = state.plan_changes.get(event.iccid, ())
+    merged = tuple(sorted((*changes_of, (ts, event.plan)), key=lambda c: c[0]))
+    return replace(
+        state,
+        plan_changes=state.plan_changes.set(event.iccid, merged),
+        commands=with_command(state, event.id, ts),
+    )
 
 
 def _without(m: Map[str, Any], key: str) -> Map[str, Any]:
     return m.delete(key) if key in m else m
 
 
-def fold(state: WalletState, events: list[Event]) -> WalletState:
-    for event in events:
-        state = evolve(state, event)
-    return state
+# Rejections and network actions record facts but change nothing here: they have no entry.
+_APPLY: dict[type, Callable[[WalletState, Any, Grants], WalletState]] = {
+    UsageRated: _usage_rated,
+    Charged: _charged,
+    RatingAdjusted: _rating_adjusted,
+    DebtWrittenOff: _debt_written_off,
+    GrantExpired: _grant_expired,
+    GrantAdded: _grant_added,
+    WalletOpened: _wallet_opened,
+    PoolCycleClosed: _pool_cycle_closed,
+    PoolStepped: _pool_stepped,
+    ThresholdCrossed: _threshold_crossed,
+    AutoTopUpRequested: _auto_top_up_requested,
+    WalletSuspended: _wallet_suspended,
+    WalletResumed: _wallet_resumed,
+    SimAttached: _sim_attached,
+    SimDetached: _sim_detached,
+    PlanChanged: _plan_changed,
+}

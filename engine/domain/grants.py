@@ -7,10 +7,19 @@ import msgspec
 from .events import Debit
 from .state import Grant, WalletState
 
-Settlement = tuple[tuple[Debit, ...], int, int, tuple[Grant, ...]]
-"""``(debits, overdraft, uncollected, grants)`` for one charge: what it takes from the
-grants, then from the overdraft, what is left uncollected, and the grants after the debits
-(exactly what ``apply_debits`` makes of them, so the decider need not burn them twice)."""
+
+class Settlement(msgspec.Struct, frozen=True, gc=False):
+    """What one charge takes: from the grants in burn order, then from the overdraft.
+
+    ``grants`` are the grants after ``debits`` (``apply_debits``), carried so that the event
+    the charge becomes can be applied without burning them a second time.
+    """
+
+    debits: tuple[Debit, ...]
+    overdraft: int
+    uncollected: int
+    """Always 0 now: debt has no floor. Events stored before keep their old meaning."""
+    grants: tuple[Grant, ...]
 
 
 def settle(state: WalletState, amount: int, ts: int) -> Settlement:
@@ -18,39 +27,31 @@ def settle(state: WalletState, amount: int, ts: int) -> Settlement:
 
     A grant expired at ``ts`` is not drawn (its expiry is decided separately). What the
     grants do not cover is owed, however far below the overdraft limit it goes: the limit is
-    where the wallet is suspended, not where debt stops (``uncollected`` is always 0 now; it
-    remains in the result, and in events stored before, where it keeps its old meaning).
+    where the wallet is suspended, not where debt stops.
     """
     grants = state.grants
-    if not amount:
-        return (), 0, 0, grants
-    if grants:
-        first = grants[0]
-        if first.remaining > amount > 0 and (first.expires_at is None or first.expires_at > ts):
-            # The usual charge: the first grant in burn order covers it and stays alive.
-            rest = msgspec.structs.replace(first, remaining=first.remaining - amount)
-            return (Debit(first.id, amount),), 0, 0, (rest, *grants[1:])
+    if amount <= 0:
+        return Settlement((), amount if amount < 0 else 0, 0, grants)
     debits: list[Debit] = []
-    kept: list[Grant] = []
     left = amount
     for grant in grants:
-        if left > 0 and grant.remaining > 0 and (grant.expires_at is None or grant.expires_at > ts):
-            take = min(left, grant.remaining)
+        if grant.remaining > 0 and (grant.expires_at is None or grant.expires_at > ts):
+            take = left if left < grant.remaining else grant.remaining
             debits.append(Debit(grant.id, take))
             left -= take
-            if take < grant.remaining:
-                kept.append(msgspec.structs.replace(grant, remaining=grant.remaining - take))
-        else:
-            kept.append(grant)
-    return tuple(debits), left, 0, tuple(kept) if debits else grants
+            if not left:
+                break
+    taken = tuple(debits)
+    return Settlement(taken, left, 0, apply_debits(grants, taken))
 
 
 def apply_debits(grants: tuple[Grant, ...], debits: tuple[Debit, ...]) -> tuple[Grant, ...]:
-    """Grants after ``debits``; an exhausted grant leaves the list."""
+    """Grants after ``debits``; an exhausted grant leaves the list. The one place debits
+    change grants: the decider (through ``settle``) and ``evolve`` both come here."""
     if not debits:
         return grants
     if len(debits) == 1 and grants and grants[0].id == debits[0].grant_id:
-        # the usual debit, from the first grant in burn order (as ``settle`` takes it)
+        # The usual charge: one debit, from the first grant in burn order.
         first = grants[0]
         left = first.remaining - debits[0].amount
         rest = grants[1:]
@@ -62,7 +63,7 @@ def apply_debits(grants: tuple[Grant, ...], debits: tuple[Debit, ...]) -> tuple[
         if amount is None:
             out.append(g)
         elif g.remaining - amount > 0:
-            out.append(Grant(g.id, g.kind, g.remaining - amount, g.priority, g.expires_at, g.seq))
+            out.append(msgspec.structs.replace(g, remaining=g.remaining - amount))
     return tuple(out)
 
 

@@ -10,6 +10,9 @@ or a repeated event by them, so the same input must always give the same ids.
 - A wallet's opening: ``open:<wallet>#0``, its opening grants ``open:<wallet>/<i>``.
 - Commands the engine sends itself: ``adj:<CDR key>:<k>`` (a replay's ``k``-th correction of
   a CDR) and ``route:<event id>`` (the payer's debit of a split-billing ``UsageRated``).
+- What a ``Charged`` is for (its ``ref``, also the key of a recurring charge's last cycle):
+  an ICCID (a SIM's MRC or restart fee), ``<ICCID>/<add-on>``, ``pool:<pool>`` (a pool's
+  fee), ``plan:<plan>`` (a restart fee charged once per wallet).
 """
 
 from __future__ import annotations
@@ -75,3 +78,20 @@ def routed_command_id(event_id: str) -> str:
     """The id of the payer's debit for a split-billing ``UsageRated``: sent twice, debited
     once."""
     return f"{ROUTED}{event_id}"
+
+
+def addon_ref(iccid: str, addon_id: str) -> str:
+    return f"{iccid}/{addon_id}"
+
+
+def pool_ref(pool_id: str) -> str:
+    return f"pool:{pool_id}"
+
+
+def plan_ref(plan_id: str) -> str:
+    return f"plan:{plan_id}"
+
+
+def closing_ref(pool_id: str) -> str:
+    """The ``recurring`` entry naming the last cycle of a pool that closed."""
+    return f"close:{pool_id}"

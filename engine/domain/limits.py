@@ -18,6 +18,7 @@ import msgspec
 
 from .cdr import Cdr
 from .commands import Command
+from .refusal import Refused
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -93,17 +94,16 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def admission(catalog: Catalog, wallet_id: str, item: Cdr | Command) -> tuple[str, str] | None:
-    """Why ``item`` may not reach wallet ``wallet_id`` at all (``unknown_wallet``,
-    ``invalid_time``), or ``None``.
+def admit(catalog: Catalog, wallet_id: str, item: Cdr | Command) -> None:
+    """Raise `Refused` when ``item`` may not reach wallet ``wallet_id`` at all
+    (``unknown_wallet``, ``invalid_time``).
 
     An input refused here decides nothing and touches no wallet: the stream and the offline
     run write it as a rejection record, never as an event, so it leaves no stream behind.
     """
     if wallet_id not in catalog.wallets:
-        return "unknown_wallet", f"no wallet {wallet_id}"
+        raise Refused("unknown_wallet", f"no wallet {wallet_id}")
     at = item.started_at if isinstance(item, Cdr) else item.at
     problem = time_problem(catalog.limits, at)
     if problem is not None:
-        return "invalid_time", problem
-    return None
+        raise Refused("invalid_time", problem)

@@ -15,13 +15,11 @@ is then pro-rated by the days of the cycle on which it had at least one SIM.
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from itertools import accumulate
-
 import msgspec
 
 from .catalog import Catalog, Pool, Subscription
 from .cycles import DAY, Cycle
+from .index import members_of
 from .money import div_round_half_up
 from .sims import active_in, sim
 from .state import WalletState
@@ -90,35 +88,29 @@ def _touched(state: WalletState) -> set[str]:
 
 def _catalog_members(catalog: Catalog, pool: Pool, cycle: Cycle) -> list[Subscription]:
     """The catalog's subscriptions in the pool active in the cycle, by ``active_from``."""
-    return sorted(
-        (
-            catalog.subscriptions[i]
-            for i in catalog.sims_by_wallet.get(pool.wallet, ())
-            if catalog.subscriptions[i].pool == pool.id
-            and active_in(catalog.subscriptions[i], cycle)
-        ),
-        key=lambda s: s.active_from,
+    return [s for s in members_of(catalog, pool).subscriptions if active_in(s, cycle)]
+
+
+def _catalog_units(catalog: Catalog, pool: Pool, cycle: Cycle, ts: int, daily: bool) -> int:
+    """The catalog's SIMs (or SIM-days) of a flexible pool in ``cycle`` begun by ``ts``: two
+    binary searches in the index per SIM count; the days of each member per day count."""
+    members = members_of(catalog, pool)
+    if not daily:
+        return members.begun_in(cycle, ts)
+    return sum(
+        days_in(s, cycle)
+        for s in members.subscriptions
+        if s.active_from <= ts and active_in(s, cycle)
     )
 
 
 def _flexible_units(
     state: WalletState, catalog: Catalog, pool: Pool, cycle: Cycle, ts: int, daily: bool
 ) -> int:
-    """SIMs (or SIM-days) of a flexible pool in ``cycle``, counting stints begun by ``ts``.
-
-    The catalog's part is computed once per catalog, pool and cycle (as running sums by
-    arrival), then the SIMs commands touched are counted one by one, so a busy pool costs a
-    lookup, not a scan.
-    """
-    key = ("pool_members", pool.id, cycle.id, daily)
-    memo = catalog.memo.get(key)
-    if memo is None:
-        members = _catalog_members(catalog, pool, cycle)
-        froms = [s.active_from for s in members]
-        sums = [0, *accumulate(_weight([s], pool, cycle, daily) for s in members)]
-        memo = catalog.memo[key] = (froms, sums)
-    froms, sums = memo
-    units = sums[bisect_right(froms, ts)]
+    """SIMs (or SIM-days) of a flexible pool in ``cycle``, counting stints begun by ``ts``:
+    the catalog's part from the index, then the SIMs commands touched one by one, so a busy
+    pool costs a lookup, not a scan."""
+    units = _catalog_units(catalog, pool, cycle, ts, daily)
     for iccid in _touched(state):
         listed = catalog.subscriptions.get(iccid)
         if (

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from .catalog import Filter, PlanVersion, Rate, Rounding, TimeWindow
 from .money import PRICE_PER_MICRO, div_round_half_up
+from .units import SERVICES
 
 
 def rounded(volume: int, rounding: Rounding) -> int:
@@ -85,19 +87,29 @@ def select_rate(
 
 
 class RateTable:
-    """One plan version's ``rate_choice`` per (service, zone, APN, RAT), worked out once.
+    """One plan version's ``rate_choice`` per (service, zone, APN, RAT), worked out up front.
 
     The keys stay few whatever the input holds: services and RATs are closed sets, zones
-    come from the catalog, and an APN that no filter names matches exactly as no APN does,
-    so it is looked up as ``None``.
+    come from the catalog, and an APN or RAT that no filter names matches exactly as none
+    does, so it is looked up as ``None``. Built whole and never written after, so a table
+    can be shared by every wallet and worker that holds its catalog.
     """
 
-    __slots__ = ("apns", "choices", "version")
+    __slots__ = ("apns", "choices", "rats", "version")
 
-    def __init__(self, version: PlanVersion) -> None:
+    def __init__(self, version: PlanVersion, zones: Iterable[str]) -> None:
         self.version = version
         self.apns = frozenset(apn for f in version.filters for apn in f.apns)
-        self.choices: dict[tuple[str, str, str | None, str | None], RateChoice] = {}
+        self.rats = frozenset(rat for f in version.filters for rat in f.rats)
+        apns: tuple[str | None, ...] = (None, *sorted(self.apns))
+        rats: tuple[str | None, ...] = (None, *sorted(self.rats))
+        self.choices: Mapping[tuple[str, str, str | None, str | None], RateChoice] = {
+            (service, zone, apn, rat): rate_choice(version, service, zone, apn, rat)
+            for service in SERVICES
+            for zone in zones
+            for apn in apns
+            for rat in rats
+        }
 
     def select(
         self, service: str, zone: str, apn: str | None, rat: str | None, local: datetime
@@ -105,10 +117,11 @@ class RateTable:
         """Exactly ``select_rate(self.version, ...)``."""
         if apn not in self.apns:
             apn = None
-        key = (service, zone, apn, rat)
-        choice = self.choices.get(key)
-        if choice is None:
-            choice = self.choices[key] = rate_choice(self.version, service, zone, apn, rat)
+        if rat not in self.rats:
+            rat = None
+        choice = self.choices.get((service, zone, apn, rat))
+        if choice is None:  # a zone the table was not built for: worked out, not kept
+            choice = rate_choice(self.version, service, zone, apn, rat)
         return choose(choice, local)
 
 

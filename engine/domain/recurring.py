@@ -9,6 +9,7 @@ from .catalog import PlanVersion, Subscription
 from .charges import charge
 from .cycles import Cycle, cycle_of, cycles_between, next_cycle
 from .draft import Draft
+from .ids import addon_ref, pool_ref
 from .prorating import pool_amount, sim_amount
 from .sims import active_in, plan_at, wallet_sims
 
@@ -46,7 +47,7 @@ def tick(d: Draft, at: datetime, ts: int) -> None:
                 charge(d, at, ts, "mrc", sub.iccid, amount, version.mrc_splits, cycle.id)
         daily = latest is not None and latest.prorate_addons == "daily"
         for addon_id in sub.addons:
-            ref = f"{sub.iccid}/{addon_id}"
+            ref = addon_ref(sub.iccid, addon_id)
             for cycle in due(ref, daily):
                 version = version_in(d, sub, cycle)
                 addon = version.addons.get(addon_id) if version is not None else None
@@ -61,10 +62,11 @@ def tick(d: Draft, at: datetime, ts: int) -> None:
         if not fee:
             continue
         daily = pool.prorate_fee == "daily"
-        for cycle in due(f"pool:{pool.id}", daily):
+        ref = pool_ref(pool.id)
+        for cycle in due(ref, daily):
             amount = pool_amount(d, pool, cycle, fee) if daily else fee
             if amount:
-                charge(d, at, ts, "pool_fee", f"pool:{pool.id}", amount, pool.splits, cycle.id)
+                charge(d, at, ts, "pool_fee", ref, amount, pool.splits, cycle.id)
 
 
 def _mrc(version: PlanVersion) -> int:

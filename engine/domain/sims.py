@@ -22,6 +22,12 @@ def sim(state: WalletState, catalog: Catalog, iccid: str) -> Subscription | None
     return sub
 
 
+def sim_at(state: WalletState, catalog: Catalog, iccid: str, ts: int) -> Subscription | None:
+    """The SIM's subscription when it is in this wallet and active at ``ts``."""
+    found = sim(state, catalog, iccid)
+    return found if found is not None and active_at(found, ts) else None
+
+
 def plan_at(state: WalletState, sub: Subscription, ts: int) -> str:
     """The plan the SIM is on at ``ts``, after any plan changes."""
     plan = sub.plan

@@ -95,9 +95,6 @@ class WalletState(msgspec.Struct, frozen=True, gc=False):
     def balance(self) -> int:
         return self.credit - self.debt
 
-    def has_seen(self, key: str) -> bool:
-        return key in self.seen or key in self.seen_before
-
 
 def initial_state(wallet_id: str) -> WalletState:
     return WalletState(wallet_id=wallet_id)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from . import pools, rating
-from .catalog import Catalog, Filter, PlanVersion, Rate, Subscription
+from .catalog import Filter, PlanVersion, Rate, Subscription
 from .cdr import Cdr
 from .charges import after_debit, charge, expire, open_wallet
 from .cycles import Cycle, cycle_of
-from .draft import Draft, Refused, splits
+from .dedup import duplicate, late
+from .draft import Draft, splits
 from .events import PoolStepped, UsageRated
-from .evolve import usage_rated
-from .grants import settle
+from .grants import Settlement, settle
+from .index import rate_table
 from .limits import volume_problem
 from .membership import pool_allowance
+from .refusal import Refused
 from .sims import active_at, plan_at, sim
 from .zones import zone_of
 
@@ -24,10 +26,10 @@ that chose the rate (a plain tuple: one is built for every record)."""
 def decide_cdr(d: Draft, cdr: Cdr) -> None:
     state = d.state
     at = cdr.started_at
-    if state.has_seen(d.key):
+    if duplicate(state, d.key):
         raise Refused("duplicate", "CDR already rated")
     ts = int(at.timestamp())
-    if ts < state.retained_since:
+    if late(state, ts):
         raise Refused("late", "older than the duplicate-detection window")
     found = resolve(d, cdr, ts)
     open_wallet(d, at)
@@ -73,16 +75,6 @@ def resolve(d: Draft, cdr: Cdr, ts: int) -> Resolved:
     return sub, plan_id, version, zone, found, matched
 
 
-def rate_table(catalog: Catalog, plan_id: str, version: PlanVersion) -> rating.RateTable:
-    """The version's rate table, kept in the catalog's memo (a plan's version numbers are
-    unique, so plan id and number name it)."""
-    key = ("rates", plan_id, version.version)
-    table = catalog.memo.get(key)
-    if table is None:
-        table = catalog.memo[key] = rating.RateTable(version)
-    return table
-
-
 def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
     sub, plan_id, version, zone, chosen, matched = found
     wallet = d.wallet
@@ -107,14 +99,12 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
             f"charge {amount} is over the limit of {d.catalog.limits.max_charge} per input",
         )
     payer = matched.payer if matched is not None and matched.payer else wallet.id
-    lines = splits(version.usage_splits, amount)
+    lines = splits(d.catalog, version.usage_splits, amount)
     overage_pool = None
     if charged_volume and payer == wallet.id and sub.pool is not None:
         overage_pool = _per_cycle_pool(d, sub.pool, service, zone)
-    if payer == wallet.id:
-        debits, overdraft, uncollected, grants = settle(state, amount, ts)
-    else:
-        debits, overdraft, uncollected, grants = (), 0, 0, state.grants
+    # Routed usage is debited in the payer's wallet (``routing.routed_charges``), not here.
+    paid = settle(state, amount, ts) if payer == wallet.id else Settlement((), 0, 0, state.grants)
     event = UsageRated(
         d.next_id(),
         wallet.id,
@@ -135,14 +125,14 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
         cdr.source,
         matched.name if matched is not None else None,
         drawn.draws,
-        debits,
-        overdraft,
-        uncollected,
+        paid.debits,
+        paid.overdraft,
+        paid.uncollected,
         lines,
         per_zone,
         overage_pool,
     )
-    d.emit_applied(event, usage_rated(state, event, d.key, ts, grants))
+    d.emit(event, paid.grants)
     if payer == wallet.id and amount:
         after_debit(d, cdr.started_at, ts)
 

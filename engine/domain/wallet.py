@@ -13,13 +13,15 @@ from __future__ import annotations
 from .account import decide_command
 from .catalog import Catalog
 from .cdr import Cdr
-from .draft import Draft, Input, Refused, rejection
+from .decision import Input
+from .draft import Draft
 from .events import Event
-from .limits import admission
+from .limits import admit
+from .refusal import Refused, rejection
 from .state import WalletState
 from .usage import decide_cdr
 
-__all__ = ["Input", "decide", "step"]
+__all__ = ["decide", "step"]
 
 
 def step(state: WalletState, item: Input, catalog: Catalog) -> tuple[list[Event], WalletState]:
@@ -28,9 +30,7 @@ def step(state: WalletState, item: Input, catalog: Catalog) -> tuple[list[Event]
     try:
         if wallet is None:
             raise Refused("unknown_wallet", state.wallet_id)
-        refused = admission(catalog, state.wallet_id, item)
-        if refused is not None:
-            raise Refused(*refused)
+        admit(catalog, state.wallet_id, item)
         d = Draft(state, item.key, catalog, wallet)
         if isinstance(item, Cdr):
             decide_cdr(d, item)

@@ -29,12 +29,14 @@ import msgspec
 from tqdm import tqdm
 
 from ..codec import decode_event
-from ..domain import AdjustRating, Catalog, Cdr, Command, Event, WalletState, initial_state, step
+from ..domain import AdjustRating, Catalog, Event, WalletState, initial_state
+from ..domain.decision import Decision
 from ..domain.events import CommandRejected, RatingAdjusted, UsageRated
 from ..domain.evolve import evolve
 from ..domain.money import format_money
 from ..domain.replay import Comparison, compare
-from ..store.base import EventStore
+from ..flow import decide
+from ..store.base import EventStore, append_decisions
 
 
 class WalletImpact(msgspec.Struct, frozen=True):
@@ -171,8 +173,8 @@ class _Replay:
             n += 1
             if isinstance(stored.item, AdjustRating):
                 continue  # corrections are not usage: the new rating starts from scratch
-            events, state = step(state, stored.item, self.catalog)
-            out.extend(e for e in events if isinstance(e, UsageRated))
+            made, state = decide(state, wallet_id, stored.item, self.catalog)
+            out.extend(e for e in made.events if isinstance(e, UsageRated))
             if n % 4096 == 0:
                 self.bar.update(4096)
         self.bar.update(n % 4096)
@@ -182,8 +184,7 @@ class _Replay:
         stored = [decode_event(r.payload) for r in self.store.read_stream(wallet_id)]
         rated = [*stored, *self.foreign.get(wallet_id, ())]
         comparisons = compare(wallet_id, rated, self.rerate(wallet_id), self.label, start, end)
-        events: list[Event] = []
-        inputs: list[tuple[str, Cdr | Command]] = []
+        decisions: list[Decision] = []
         outgoing: list[AdjustRating] = []
         for c in comparisons:
             self.tally.count(c)
@@ -196,19 +197,18 @@ class _Replay:
                     # What the owner will move, unless it rejects the command.
                     self.tally.wallet(cmd.wallet_id)[3] += cmd.amount
                     continue
-                decided, payer.state = step(payer.state, cmd, self.catalog)
-                payer.last = max([at, *(e.at for e in decided)])
+                made, payer.state = decide(payer.state, cmd.wallet_id, cmd, self.catalog)
+                payer.last = max([at, *(e.at for e in made.events)])
                 self.commands += 1
                 paid = self.tally.wallet(cmd.wallet_id)
-                for e in decided:
+                for e in made.events:
                     if isinstance(e, CommandRejected):
                         self.rejected += 1
                     elif isinstance(e, RatingAdjusted):
                         paid[3] += e.amount
-                events.extend(decided)
-                inputs.append((cmd.wallet_id, cmd))
-        if events and not self.dry_run:
-            self.appended += self.store.append(events, inputs)
+                decisions.append(made)
+        if any(d.events for d in decisions) and not self.dry_run:
+            self.appended += append_decisions(self.store, decisions)
         if outgoing:
             self.commands += len(outgoing)
             if not self.dry_run and self.send is not None:

@@ -10,8 +10,8 @@ from typing import IO
 from tqdm import tqdm
 
 from ..codec import Rejected, encode
-from ..domain import Catalog, Event
-from ..store.base import EventStore
+from ..domain import Catalog
+from ..store.base import EventStore, append_decisions
 from .inputs import merged_with_origins
 from .pipeline import Pipeline
 from .summary import Summary, Totals, render, summarize
@@ -32,7 +32,7 @@ def rate_all(
     items, bad, origins = merged_with_origins(cdrs, commands)
     pipeline = Pipeline(catalog, record_inputs=store is not None)
     totals = Totals()
-    pending: list[Event] = []
+    pending = 0  # events decided since the last append
     for rejection in bad:
         pipeline.reject(rejection)
         if rejected_out is not None:
@@ -51,14 +51,15 @@ def rate_all(
                 if events_out is not None:
                     events_out.write(encode(event) + b"\n")
             if store is not None:
-                pending.extend(result)
-                if len(pending) >= STORE_BATCH:
-                    _flush(store, pipeline, pending)
+                pending += len(result)
+                if pending >= STORE_BATCH:
+                    _flush(store, pipeline)
+                    pending = 0
             if n % 4096 == 0:
                 bar.update(4096)
         bar.update(len(items) % 4096)
     if store is not None:
-        _flush(store, pipeline, pending)
+        _flush(store, pipeline)
     return summarize(
         catalog, pipeline.states, totals, len(items) + len(bad), pipeline.rated, pipeline.rejected
     )
@@ -68,9 +69,8 @@ STORE_BATCH = 5000
 """Events per event-store transaction."""
 
 
-def _flush(store: EventStore, pipeline: Pipeline, pending: list[Event]) -> None:
-    store.append(pending, pipeline.decided)
-    pending.clear()
+def _flush(store: EventStore, pipeline: Pipeline) -> None:
+    append_decisions(store, pipeline.decided)
     pipeline.decided.clear()
 
 

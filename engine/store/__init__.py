@@ -16,6 +16,7 @@ from .base import (
     StoreError,
     StoreStats,
     StoreUnavailable,
+    append_decisions,
     safe_url,
 )
 from .chain import chain_key as chain_key_from_env
@@ -48,5 +49,6 @@ __all__ = [
     "StoreUnavailable",
     "StoredEvent",
     "StoredInput",
+    "append_decisions",
     "open_store",
 ]

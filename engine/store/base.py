@@ -10,7 +10,7 @@ keyed like the events' ids, so that replay can re-rate history.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from ..domain import Cdr, Command, Event
+from ..domain.decision import Decision
 
 
 class StoredEvent(msgspec.Struct, frozen=True, gc=False):
@@ -131,3 +132,17 @@ class EventStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def append_decisions(store: EventStore, decisions: Iterable[Decision]) -> int:
+    """The one way the store is fed (the sink, offline ``rate``, replay): each decision's
+    events, and the input it was decided from (kept for replay), in one transaction.
+    Returns how many events were new."""
+    events: list[Event] = []
+    inputs: list[tuple[str, Cdr | Command]] = []
+    for decision in decisions:
+        events.extend(decision.events)
+        item = decision.item
+        if item is not None:
+            inputs.append((decision.wallet_id, item))
+    return store.append(events, inputs)

@@ -34,7 +34,6 @@ from typing import Any
 
 import faust
 import msgspec
-from aiokafka.partitioner import murmur2
 
 from ..codec import (
     REJECTION_MAX_BYTES,
@@ -45,33 +44,26 @@ from ..codec import (
     internal_error,
     raw_fields,
     read_command,
-    route_cdr,
 )
 from ..domain import Catalog, Cdr, Command, Tick
-from ..domain.events import CdrRejected, SimsBarred, SimsUnbarred, UsageRated
-from ..domain.limits import admission
-from ..domain.routing import routed_charges
+from ..domain.decision import Origin
+from ..domain.events import CdrRejected
+from ..flow import CATALOG_ROUTES, Refused, admit, follow_ups, refused, route
 from .app import RatingApp, RawSchema, create_app
 from .exits import stop_process_on_error
 from .fencing import Fenced, PartitionWriter
 from .health import HEARTBEAT_EVERY
 from .ownership import Ownership
-from .positions import Batch, Input
+from .positions import Batch, Record
 from .processor import RatingProcessor, decision_id
 from .producer import BatchProducer, wait_durable
-from .routed import RoutedGroup, decode_routed
+from .routed import RoutedGroup, decode_routed, partition_of
 from .settings import WorkerSettings
 from .snapshotter import Snapshotter
 from .topics import Topics
 from .vitals import Vitals
 
 log = logging.getLogger("rating-engine")
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2, as in every producer here) gives
-    ``key``."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class Topology:
@@ -182,8 +174,11 @@ class Topology:
                 raw = msg.value
                 try:
                     cdr = decode_cdr(raw)
+                    # No SIM moves here: see flow.CATALOG_ROUTES.
                     wallet = (
-                        cdr if isinstance(cdr, Rejected) else route_cdr(catalog, {}, cdr, "", raw)
+                        cdr
+                        if isinstance(cdr, Rejected)
+                        else route(catalog, CATALOG_ROUTES, cdr, "", raw)
                     )
                 except Exception as exc:
                     where = f"{raw_topic}/{msg.partition}@{msg.offset}"
@@ -258,7 +253,7 @@ class Topology:
     def _answer(
         self,
         out: PartitionWriter,
-        msg: Input,
+        msg: Record,
         counts: collections.Counter[str],
         timings: list[tuple[int, Cdr]],
     ) -> None:
@@ -279,7 +274,7 @@ class Topology:
             if isinstance(command, Rejected):
                 self._reject(out, command, msg.key)
                 return
-            origin = (commands_topic, partition, msg.offset)
+            origin = Origin(commands_topic, partition, msg.offset)
             self._decide(out, partition, command.wallet_id, command, origin, counts, value)
             return
         try:
@@ -295,7 +290,7 @@ class Topology:
             routed.wallets, routed.offsets, routed.ingested, routed.cdrs, strict=True
         ):
             timings.append((ingested, cdr))
-            origin = (raw_topic, raw_partition, offset)
+            origin = Origin(raw_topic, raw_partition, offset)
             if self._home(wallet) != partition:
                 where = f"{raw_topic}/{raw_partition}@{offset}"
                 self._reject(out, wrong_partition(msg.key, wallet, where, encode(cdr)), msg.key)
@@ -317,14 +312,14 @@ class Topology:
         partition: int,
         wallet: str,
         item: Cdr | Command,
-        origin: tuple[str, int, int],
+        origin: Origin,
         counts: collections.Counter[str],
         raw: bytes | None = None,
     ) -> None:
-        """Decide one input and produce its decision and follow-ups in the partition's
-        transaction (not yet committed).
+        """Admit and decide one input (engine.flow), and produce its decision and follow-ups
+        in the partition's transaction (not yet committed).
 
-        An input no wallet may take (``admission``: unknown wallet, instant out of bounds) and
+        An input no wallet may take (admission: unknown wallet, instant out of bounds) and
         one whose decision raised are rejected on ``cdr.rejected``: no event, no state, and the
         partition goes on."""
         processor = self.processor
@@ -333,15 +328,14 @@ class Topology:
             return
         where = "{}/{}@{}".format(*origin)
         try:
-            refused = admission(self.catalog, wallet, item)
-            decision = None if refused else processor.decide(partition, wallet, item, origin)
+            admit(self.catalog, wallet, item)
+            decision = processor.decide(partition, wallet, item, origin)
+        except Refused as refusal:
+            self._reject(out, refused(refusal, where, wallet, item), _key(item))
+            return
         except Exception as exc:
             bad = self._failed("decide", exc, where, raw if raw is not None else encode(item))
             self._reject(out, msgspec.structs.replace(bad, wallet_id=wallet), _key(item))
-            return
-        if refused is not None:
-            bad = _refused(refused, where, wallet, item)
-            self._reject(out, bad, _key(item))
             return
         if decision is None:
             return
@@ -349,22 +343,17 @@ class Topology:
         out.produce(self.names.wallet_events.name, key, encode(decision), partition)
         out.last_decision = decision_id(decision)
         counts["decisions"] += 1
-        split = False
         for e in decision.events:
             counts[type(e).__name__] += 1
-            if isinstance(e, UsageRated):
-                split = split or e.payer != e.wallet_id
-            elif isinstance(e, CdrRejected):
+            if isinstance(e, CdrRejected):
                 counts["rejected:" + e.reason] += 1
-            elif isinstance(e, SimsBarred | SimsUnbarred):
-                # In the decision's transaction: the action exists exactly when the decision
-                # does (a consumer reading read_uncommitted may still see an aborted one).
-                out.produce(self.names.network_actions.name, key, encode(e))
-        if split:
-            for charge in routed_charges(decision.events):
-                out.produce(
-                    self.names.wallet_commands.name, charge.wallet_id.encode(), encode(charge)
-                )
+        actions, charges = follow_ups(decision)
+        for action in actions:
+            # In the decision's transaction: the action exists exactly when the decision
+            # does (a consumer reading read_uncommitted may still see an aborted one).
+            out.produce(self.names.network_actions.name, key, encode(action))
+        for charge in charges:
+            out.produce(self.names.wallet_commands.name, charge.wallet_id.encode(), encode(charge))
 
     # -- clock and heartbeat ---------------------------------------------------------------
 
@@ -399,13 +388,6 @@ def wrong_partition(key: bytes | None, wallet: str, where: str, raw: bytes) -> R
 def _key(item: Cdr | Command) -> bytes | None:
     """The key of a rejection on ``cdr.rejected``: the ICCID, when there is one."""
     return item.iccid.encode() if isinstance(item, Cdr) else None
-
-
-def _refused(refused: tuple[str, str], where: str, wallet: str, item: Cdr | Command) -> Rejected:
-    cdr_id, iccid = (item.cdr_id, item.iccid) if isinstance(item, Cdr) else (None, None)
-    reason, detail = refused
-    fields = raw_fields(encode(item))
-    return Rejected(reason, detail, where, cdr_id=cdr_id, iccid=iccid, wallet_id=wallet, **fields)
 
 
 def build(settings: WorkerSettings, catalog: Catalog, topics: Topics) -> tuple[faust.App, Topology]:

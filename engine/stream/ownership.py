@@ -25,8 +25,7 @@ import msgspec
 
 from .exits import stop_before_commit
 from .fencing import Fenced, PartitionWriter
-from .positions import TP as TPKey
-from .positions import Positions
+from .positions import Positions, TopicPartition
 from .processor import RatingProcessor, Recovered, recover
 from .recovery import committed_offsets, read_decision_at, read_decisions, read_inputs, read_latest
 from .settings import WorkerSettings
@@ -110,7 +109,7 @@ class Ownership:
         self.fenced: dict[int, float] = {}
         """Partitions whose producer was fenced, with when: not this worker's for a while
         (`FENCE_HOLD`), or until assigned again."""
-        self.starts: dict[TPKey, asyncio.Future[dict[TPKey, int]]] = {}
+        self.starts: dict[TopicPartition, asyncio.Future[dict[TopicPartition, int]]] = {}
         self.positions = Positions(self.committed, self.read_back)
         self.commits = ThreadPoolExecutor(
             topics.wallet_events.partitions, thread_name_prefix="commit"
@@ -129,7 +128,9 @@ class Ownership:
             starts = self.look_up_starts([(topic, partition)])
         return (await starts)[(topic, partition)]
 
-    def look_up_starts(self, tps: list[tuple[str, int]]) -> asyncio.Future[dict[TPKey, int]]:
+    def look_up_starts(
+        self, tps: list[tuple[str, int]]
+    ) -> asyncio.Future[dict[TopicPartition, int]]:
         loop = asyncio.get_running_loop()
         group, bootstrap = self.settings.app_id, self.settings.bootstrap
         future = loop.run_in_executor(None, committed_offsets, bootstrap, group, tps)
@@ -144,7 +145,7 @@ class Ownership:
             None, read_inputs, bootstrap, topic, partition, start, end
         )
 
-    def restart(self, tps: list[TPKey]) -> None:
+    def restart(self, tps: list[TopicPartition]) -> None:
         """Input partitions whose inputs were not decided here: if they come back, they start
         again from the group's committed offset, looked up afresh."""
         self.positions.forget(tps)

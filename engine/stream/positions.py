@@ -19,12 +19,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, NamedTuple
 
-TP = tuple[str, int]
+TopicPartition = tuple[str, int]
 """(topic, partition)."""
 
 
-class Input(NamedTuple):
-    """One input record, in the order it is to be decided."""
+class Record(NamedTuple):
+    """One input record, in the order it is to be decided (its content is a CDR group or a
+    command: the domain's ``Input``)."""
 
     topic: str
     partition: int
@@ -39,13 +40,13 @@ class Input(NamedTuple):
 
 Start = Callable[[str, int], Awaitable[int]]
 """The offset a partition starts at: the group's committed offset, or the log's start."""
-Fetch = Callable[[str, int, int, int], Awaitable[list[Input]]]
+Fetch = Callable[[str, int, int, int], Awaitable[list[Record]]]
 """The records of ``topic``/``partition`` from ``start`` up to (excluding) ``end``."""
 
 
 class Batch(NamedTuple):
-    inputs: list[Input]
-    ends: dict[TP, int]
+    inputs: list[Record]
+    ends: dict[TopicPartition, int]
     """Per partition, the next offset once this batch is decided."""
 
 
@@ -56,8 +57,8 @@ class Positions:
     def __init__(self, start: Start, fetch: Fetch) -> None:
         self._start = start
         self._fetch = fetch
-        self.next: dict[TP, int] = {}
-        self.durable: dict[TP, int] = {}
+        self.next: dict[TopicPartition, int] = {}
+        self.durable: dict[TopicPartition, int] = {}
         self.read_back = 0
         """Records read back from Kafka because the consumer skipped them."""
         self.repeated = 0
@@ -66,8 +67,8 @@ class Positions:
     async def inputs(self, events: Iterable[Any]) -> Batch:
         """The records of a batch of Faust events, each offset once and in order, with any
         record the consumer skipped read back in its place."""
-        out: list[Input] = []
-        ends: dict[TP, int] = {}
+        out: list[Record] = []
+        ends: dict[TopicPartition, int] = {}
         following = self.next
         for event in events:
             msg = event.message
@@ -83,7 +84,9 @@ class Positions:
                 missing = await self._fetch(tp[0], tp[1], expected, offset)
                 self.read_back += len(missing)
                 out.extend(missing)
-            out.append(Input(tp[0], tp[1], offset, msg.key, msg.value or b"", msg.timestamp, event))
+            out.append(
+                Record(tp[0], tp[1], offset, msg.key, msg.value or b"", msg.timestamp, event)
+            )
             following[tp] = ends[tp] = offset + 1
         return Batch(out, ends)
 
@@ -94,7 +97,7 @@ class Positions:
     def commit_offset(self, topic: str, partition: int) -> int | None:
         return self.durable.get((topic, partition))
 
-    def forget(self, tps: Iterable[TP]) -> None:
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
         """Partitions no longer ours: whoever owns them next starts from the commit."""
         for tp in tps:
             self.next.pop(tp, None)

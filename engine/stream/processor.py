@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from ..codec import Decision
-from ..domain import Catalog, Cdr, Command, WalletState, evolve, initial_state, step
-
-OriginKey = tuple[str, int]
-"""(origin topic, origin partition)."""
+from ..domain import Catalog, Cdr, Command, WalletState, evolve, initial_state
+from ..domain.decision import Decision, Origin
+from ..flow import decide
+from .positions import TopicPartition
 
 REORDER_WINDOW = 20_000
 """How far below the highest decided offset of an origin partition inputs may still arrive.
@@ -42,15 +41,15 @@ class PartitionState:
     def __init__(
         self,
         wallets: dict[str, WalletState] | None = None,
-        decided: dict[OriginKey, int] | None = None,
+        decided: dict[TopicPartition, int] | None = None,
         events_offset: int = -1,
-        recent: dict[OriginKey, set[int]] | None = None,
+        recent: dict[TopicPartition, set[int]] | None = None,
         last_decision: str = "",
     ) -> None:
         self.wallets: dict[str, WalletState] = wallets or {}
-        self.decided: dict[OriginKey, int] = decided or {}
+        self.decided: dict[TopicPartition, int] = decided or {}
         """The highest offset decided per origin partition."""
-        self.recent: dict[OriginKey, set[int]] = recent or {}
+        self.recent: dict[TopicPartition, set[int]] = recent or {}
         """The offsets decided within ``REORDER_WINDOW`` of the highest, per origin partition."""
         self.events_offset = events_offset
         """The last ``wallet.events`` offset this state includes."""
@@ -178,7 +177,7 @@ class RatingProcessor:
         for p in partitions:
             self.partitions.pop(p, None)
 
-    def already_decided(self, partition: int, origin: tuple[str, int, int]) -> bool:
+    def already_decided(self, partition: int, origin: Origin) -> bool:
         """True for an input delivered again after a restart: its decision is on record."""
         return self.partitions[partition].seen(*origin)
 
@@ -192,7 +191,7 @@ class RatingProcessor:
         partition: int,
         wallet_id: str,
         item: Cdr | Command,
-        origin: tuple[str, int, int],
+        origin: Origin,
     ) -> Decision | None:
         """The decision for one input, or ``None`` when it was already decided (a redelivery)
         or decided nothing (a tick with nothing due)."""
@@ -201,11 +200,6 @@ class RatingProcessor:
         if part.seen(topic, origin_partition, offset):
             return None
         state = part.wallets.get(wallet_id) or initial_state(wallet_id)
-        events, part.wallets[wallet_id] = step(state, item, self.catalog)
+        made, part.wallets[wallet_id] = decide(state, wallet_id, item, self.catalog, origin)
         part.mark(topic, origin_partition, offset)
-        if not events:
-            return None
-        cdr, command = (item, None) if isinstance(item, Cdr) else (None, item)
-        return Decision(
-            wallet_id, item.key, topic, origin_partition, offset, tuple(events), cdr, command
-        )
+        return made if made.events else None

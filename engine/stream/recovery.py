@@ -13,9 +13,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from ..codec import Decision, decode_decision
+from ..codec import decode_decision
+from ..domain.decision import Decision
 from .kafka_security import client_config
-from .positions import Input
+from .positions import Record
 from .topics import StreamError
 
 TIMEOUT = 30.0
@@ -155,10 +156,10 @@ def read_latest(bootstrap: str, topic: str, partition: int) -> bytes | None:
     return None
 
 
-def read_inputs(bootstrap: str, topic: str, partition: int, start: int, end: int) -> list[Input]:
+def read_inputs(bootstrap: str, topic: str, partition: int, start: int, end: int) -> list[Record]:
     """The records of one partition from ``start`` up to ``end`` (excluded), as inputs."""
     return [
-        Input(
+        Record(
             topic,
             partition,
             message.offset() or 0,

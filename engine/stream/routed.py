@@ -14,12 +14,19 @@ and are decoded straight into the domain's ``Cdr`` on the rating side.
 from __future__ import annotations
 
 import msgspec
+from aiokafka.partitioner import murmur2
 
 from ..domain import Cdr
 
 MAX_RECORD_BYTES = 512 * 1024
 """A group of CDRs larger than this is split over several records (Kafka's default limit
 for one record is about 1 MiB)."""
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as in every producer here) gives
+    ``key``: where a wallet's records go."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class RoutedCdrs(msgspec.Struct, array_like=True, gc=False):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Protocol, TypeVar
@@ -26,8 +26,7 @@ from typing import Any, Protocol, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from ..codec import decode_decision
-from ..domain import Cdr, Command, Event
-from ..store.base import EventStore
+from ..store.base import EventStore, append_decisions
 from .health import Health
 from .kafka_security import client_config
 from .metrics import SinkMetrics
@@ -86,21 +85,6 @@ class SinkProgress:
     duplicates: int = 0
     position: int = 0
     lag: dict[int, int] = field(default_factory=dict)
-
-
-def decisions_to_batch(
-    values: Sequence[bytes],
-) -> tuple[list[Event], list[tuple[str, Cdr | Command]]]:
-    """The events and the ``(wallet_id, input)`` pairs of a run of decision records."""
-    events: list[Event] = []
-    inputs: list[tuple[str, Cdr | Command]] = []
-    for value in values:
-        decision = decode_decision(value)
-        events.extend(decision.events)
-        item = decision.item
-        if item is not None:
-            inputs.append((decision.wallet_id, item))
-    return events, inputs
 
 
 class Sink:
@@ -249,9 +233,10 @@ class Sink:
         return self._stop
 
     def _write(self, messages: list[Any]) -> None:
-        events, inputs = decisions_to_batch([m.value() for m in messages])
+        decisions = [decode_decision(m.value()) for m in messages]
+        events = sum(len(d.events) for d in decisions)
         # Durable when it returns; after a lost connection the retry skips what was stored.
-        stored = self._retry_store(lambda: self.store.append(events, inputs))
+        stored = self._retry_store(lambda: append_decisions(self.store, decisions))
         for tp in _next_offsets(messages):  # only now: the write is on disk
             key = (tp.topic, tp.partition)
             self._pending[key] = max(self._pending.get(key, -1), tp.offset)
@@ -260,12 +245,12 @@ class Sink:
         p = self.progress
         p.records += len(messages)
         p.stored += stored
-        p.duplicates += len(events) - stored
+        p.duplicates += events - stored
         p.position = position
         m = self.metrics
         m.records.inc(len(messages))
         m.stored.inc(stored)
-        m.duplicates.inc(len(events) - stored)
+        m.duplicates.inc(events - stored)
         m.store_position.set(p.position)
 
     def _commit_pending(self) -> None:

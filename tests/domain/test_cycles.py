@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,3 +55,16 @@ def test_every_instant_is_in_exactly_one_cycle(instant: int, anchor: int) -> Non
     n = next_cycle(c, anchor)
     assert n.start == c.end
     assert 28 * 86400 <= c.end - c.start <= 31 * 86400
+
+
+def test_the_calendar_table_agrees_with_the_calendar() -> None:
+    # the first and last cycles the table holds, and the first it does not
+    for when, anchor in [(0, 1), (ts("2299-12-31T23:59:59Z"), 28), (ts("2300-01-05T00:00:00Z"), 3)]:
+        c = cycle_of(when, anchor)
+        start = datetime.fromisoformat(c.id).replace(tzinfo=UTC)
+        assert c.start == int(start.timestamp()) <= when < c.end
+
+
+def test_past_the_year_9999_a_cycle_cannot_be_named() -> None:
+    with pytest.raises(ValueError):
+        cycle_of(ts("9999-12-31T00:00:00Z"), 1)

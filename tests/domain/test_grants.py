@@ -17,7 +17,7 @@ from engine.domain.events import (
     UsageRated,
     WalletOpened,
 )
-from engine.domain.grants import expired, settle
+from engine.domain.grants import Settlement, apply_debits, expired, settle
 from engine.domain.state import Grant, initial_state
 
 from .builders import (
@@ -195,8 +195,8 @@ def test_settle_skips_a_grant_expired_at_the_charge_instant() -> None:
         Grant("b", "top_up", 5, 40, None, 2),
     )
     state = state.__class__(wallet_id="w1", grants=grants, credit=10)
-    assert settle(state, 3, T0 - 1)[0][0].grant_id == "a"
-    assert [d.grant_id for d in settle(state, 3, T0)[0]] == ["b"]
+    assert settle(state, 3, T0 - 1).debits[0].grant_id == "a"
+    assert [d.grant_id for d in settle(state, 3, T0).debits] == ["b"]
     assert [g.id for g in expired(state, T0)] == ["a"]
     assert expired(state, T0 - 1) == []
 
@@ -264,3 +264,17 @@ def test_a_cdr_started_after_an_expiry_never_burns_it_whatever_order_cdrs_arrive
         for e in of(run.when(record), UsageRated):
             if e.at >= dt(expiry):
                 assert "open:w1/0" not in [grant for grant, _ in debits(e)]
+
+
+def test_a_settlement_is_named_and_its_grants_are_what_its_debits_leave() -> None:
+    state = Wallets(catalog()).given(top_up("t1", "0.000003"), top_up("t2", "0.000004")).state
+    both = settle(state, 5, T0)
+    assert isinstance(both, Settlement)
+    assert both.grants == apply_debits(state.grants, both.debits)
+    assert sum(d.amount for d in both.debits) + both.overdraft == 5
+    first = settle(state, 1, T0)
+    assert len(first.debits) == 1
+    assert first.grants == apply_debits(state.grants, first.debits)
+    assert settle(state, 0, T0) == Settlement((), 0, 0, state.grants)
+    over = settle(state, state.credit + 3, T0)
+    assert (over.overdraft, over.grants) == (3, ())

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from engine.domain import decide, initial_state
 from engine.domain.events import CdrRejected, CommandRejected, GrantAdded, UsageRated
-from engine.domain.limits import DEFAULT_MAX_VOLUME, Limits, admission
+from engine.domain.limits import DEFAULT_MAX_VOLUME, Limits, admit
+from engine.domain.refusal import Refused
 
 from .builders import (
     GB,
@@ -104,9 +105,13 @@ def test_limits_come_from_the_catalog() -> None:
 
 def test_admission_names_unknown_wallets_and_bad_times() -> None:
     cat = catalog()
-    assert admission(cat, "ghost", top_up("t1", "5", wallet="ghost"))[0] == "unknown_wallet"  # type: ignore[index]
-    assert admission(cat, "w1", tick("k", FAR))[0] == "invalid_time"  # type: ignore[index]
-    assert admission(cat, "w1", tick("k", T0)) is None
+    with pytest.raises(Refused) as ghost:
+        admit(cat, "ghost", top_up("t1", "5", wallet="ghost"))
+    assert ghost.value.reason == "unknown_wallet"
+    with pytest.raises(Refused) as far:
+        admit(cat, "w1", tick("k", FAR))
+    assert far.value.reason == "invalid_time"
+    admit(cat, "w1", tick("k", T0))
 
 
 @given(

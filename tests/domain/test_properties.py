@@ -21,6 +21,7 @@ from engine.domain import Catalog, Event, fold, initial_state, step
 from engine.domain.catalog import Bundle, Pool
 from engine.domain.cdr import Cdr
 from engine.domain.cycles import cycle_of
+from engine.domain.dedup import duplicate
 from engine.domain.events import (
     AutoTopUpRequested,
     CdrRejected,
@@ -273,8 +274,8 @@ def test_state_is_the_fold_of_all_events_so_far(cat: Catalog, items: list[Input]
 @given(cat=catalogs(), items=inputs())
 def test_same_inputs_give_byte_identical_events(cat: Catalog, items: list[Input]) -> None:
     first, _ = run(cat, items)
-    # a fresh catalog object, so nothing memoised in the first run can help the second
-    again, _ = run(msgspec.structs.replace(cat, memo={}), items)
+    # the same catalog without its index: the tables it holds change no event
+    again, _ = run(msgspec.structs.replace(cat, index=None), items)
     assert encode(e for d in first for e in d) == encode(e for d in again for e in d)
     # an id names one event, so a store may ignore a second write of an id. The one
     # exception: an input rejected again for the same reason is rejected under the same id
@@ -419,12 +420,12 @@ def test_after_generations_rotate_an_old_cdr_is_duplicate_or_late(
                 assert e.reason in ("duplicate", "late")
                 if e.reason == "late":
                     assert instant(item) < before.watermark - window
-        if before.has_seen(item.key):
+        if duplicate(before, item.key):
             assert not any(isinstance(e, UsageRated) for e in events)
         # every key the decider would still accept a record for stays remembered
         for key, seen_at in (*before.seen.items(), *before.seen_before.items()):
             if seen_at >= state.watermark - window:
-                assert state.has_seen(key)
+                assert duplicate(state, key)
     assert all(count == 1 for count in rated.values())
     assert set(rated) <= {r.cdr_id for r in records}
 

@@ -29,6 +29,7 @@ from engine.domain.events import (
 from engine.domain.replay import compare, corrected_key
 from engine.domain.routing import routed_charges
 from engine.domain.state import WalletState
+from engine.flow import route
 from engine.offline.pipeline import Pipeline
 
 from .builders import (
@@ -212,7 +213,7 @@ def _rated(
     history: dict[str, list[Event]] = {}
     inputs: dict[str, list[Input]] = {}
     for item in items:
-        target = item.wallet_id if not isinstance(item, Cdr) else pipeline.route(item)
+        target = item.wallet_id if not isinstance(item, Cdr) else route(cat, pipeline.moves, item)
         out = pipeline.feed(item)
         if not isinstance(out, list):
             continue
@@ -313,7 +314,7 @@ def repriced(draw: st.DrawFn, cat: Catalog) -> Catalog:
         "basic": Plan(basic.id, basic.name, (version, *basic.versions[1:])),
     }
     assert isinstance(version, PlanVersion)
-    return msgspec.structs.replace(cat, plans=plans, memo={})
+    return msgspec.structs.replace(cat, plans=plans)
 
 
 class Replayed:

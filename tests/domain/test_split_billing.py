@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 from engine.domain.catalog import Filter
 from engine.domain.events import CdrRejected, Charged, UsageRated
 from engine.domain.evolve import fold
+from engine.domain.routing import routed_charges
 from engine.domain.state import initial_state
-from engine.offline.pipeline import Pipeline, routed_charges
+from engine.offline.pipeline import Pipeline
 
 from .builders import MB, T0, catalog, cdr, of, one, opening, plan, rate, types, wallet
 

@@ -136,7 +136,7 @@ def test_a_decision_that_raises_is_rejected_as_internal_error_and_changes_nothin
 ) -> None:
     # A catalog built in code can set limits no YAML may (past the year 9999): the cycle
     # arithmetic then raises, which must end in a rejection, never a traceback.
-    reckless = msgspec.structs.replace(catalog, limits=Limits(latest=1 << 40), memo={})
+    reckless = msgspec.structs.replace(catalog, limits=Limits(latest=1 << 40))
     pipeline = Pipeline(reckless)
     first = pipeline.feed(decode_cdr(cdr()))  # type: ignore[arg-type]
     assert not isinstance(first, Rejected)

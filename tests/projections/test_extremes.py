@@ -42,7 +42,7 @@ AMOUNTS = st.one_of(
 def widest(catalog: Catalog) -> Catalog:
     everything = dict.fromkeys(("data", "sms", "voice", "event"), MAX_VOLUME_CEILING)
     limits = Limits(max_volume=everything, max_amount=HIGHEST_AMOUNT, max_charge=HIGHEST_AMOUNT)
-    return msgspec.structs.replace(catalog, limits=limits, memo={})
+    return msgspec.structs.replace(catalog, limits=limits)
 
 
 @settings(

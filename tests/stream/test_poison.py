@@ -22,7 +22,7 @@ import pytest
 from confluent_kafka import Producer
 
 from engine.local import free_ports
-from engine.stream.agents import partition_of
+from engine.stream.routed import partition_of
 
 from .harness import Stack, read_topic, samples
 

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.stream.positions import Input, Positions
+from engine.stream.positions import Positions, Record
 
 TOPIC = "cdr.raw"
 LOG = 60  # records 0..59 in partition 0, starting from a committed offset
@@ -34,10 +34,10 @@ def _positions(committed: int, log: range = range(LOG)) -> tuple[Positions, list
     async def start(topic: str, partition: int) -> int:
         return committed
 
-    async def fetch(topic: str, partition: int, begin: int, end: int) -> list[Input]:
+    async def fetch(topic: str, partition: int, begin: int, end: int) -> list[Record]:
         fetched.append((begin, end))
         return [
-            Input(topic, partition, o, b"k", f"v{o}".encode(), 1.0, None)
+            Record(topic, partition, o, b"k", f"v{o}".encode(), 1.0, None)
             for o in log
             if begin <= o < end
         ]

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from confluent_kafka import Producer
 from support.postgres import fresh_schema
@@ -46,21 +47,9 @@ def offline_decisions(cdrs: int) -> list[Decision]:
         if isinstance(result, Rejected):
             continue
         decided, pipeline.decided = pipeline.decided, []
-        decisions.extend(_split(result, decided, n))
+        origin = {"origin_topic": "cdr.by-wallet", "origin_offset": n}
+        decisions.extend(msgspec.structs.replace(d, **origin) for d in decided)
     return decisions
-
-
-def _split(
-    events: list[Event], decided: list[tuple[str, Cdr | Command]], offset: int
-) -> list[Decision]:
-    out = []
-    for wallet_id, item in decided:
-        mine = tuple(
-            e for e in events if e.wallet_id == wallet_id and e.id.rsplit("#", 1)[0] == item.key
-        )
-        cdr, command = (item, None) if isinstance(item, Cdr) else (None, item)
-        out.append(Decision(wallet_id, item.key, "cdr.by-wallet", 0, offset, mine, cdr, command))
-    return out
 
 
 def publish(bootstrap: str, topic: str, decisions: list[Decision]) -> None:

@@ -1,0 +1,200 @@
+"""The catalog's index: tables worked out once from a catalog, read by every decision.
+
+Built with the catalog (``catalog.build_catalog``) and immutable after: nothing in the
+domain fills a cache while deciding, so two catalogs in one process never see each other's
+tables, and a decision depends on its catalog alone. The index remembers the dicts it was
+built from; a catalog derived with ``msgspec.structs.replace`` that swaps one of them is
+read without the stale table (worked out on the spot), so it still rates by its own data.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping
+from math import gcd
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from .catalog import Plan, PlanVersion, Pool, Share, Subscription, Zone
+from .cycles import Cycle
+from .events import SplitLine
+from .money import allocate
+from .rating import RateTable
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+
+
+def _active_in(sub: Subscription, cycle: Cycle) -> bool:
+    return sub.active_from < cycle.end and (sub.active_to is None or sub.active_to > cycle.start)
+
+
+class PoolMembers(msgspec.Struct, frozen=True, gc=False):
+    """A pool's catalog subscriptions as sorted instants, so counting those active in a
+    cycle is two binary searches, not a scan of the pool."""
+
+    starts: tuple[int, ...]
+    """``active_from`` of each member, sorted."""
+    ends: tuple[int, ...]
+    """``active_to`` of each member that has one, sorted."""
+    odd: tuple[Subscription, ...] = ()
+    """Members that end at or before they start: counted one by one (the searches assume
+    a member ends after it starts)."""
+    subscriptions: tuple[Subscription, ...] = ()
+    """Every member, by ``active_from``: what a per-day count walks."""
+
+    def active_in(self, cycle: Cycle) -> int:
+        return self.begun_in(cycle, cycle.end - 1)
+
+    def begun_in(self, cycle: Cycle, ts: int) -> int:
+        """Members active in ``cycle`` that had started by ``ts`` (at or after the cycle's
+        start): those started by then, less those that ended by the cycle's start (each of
+        which started before it, so is in the first count)."""
+        last = min(ts, cycle.end - 1)
+        if last < cycle.start:
+            return sum(
+                1 for s in self.subscriptions if s.active_from <= ts and _active_in(s, cycle)
+            )
+        count = bisect_right(self.starts, last) - bisect_right(self.ends, cycle.start)
+        return count + sum(1 for s in self.odd if s.active_from <= ts and _active_in(s, cycle))
+
+
+def pool_members(pool: Pool, subs: list[Subscription]) -> PoolMembers:
+    members = [s for s in subs if s.wallet == pool.wallet and s.pool == pool.id]
+    regular = [s for s in members if s.active_to is None or s.active_to > s.active_from]
+    odd = tuple(s for s in members if s.active_to is not None and s.active_to <= s.active_from)
+    return PoolMembers(
+        tuple(sorted(s.active_from for s in regular)),
+        tuple(sorted(s.active_to for s in regular if s.active_to is not None)),
+        odd,
+        tuple(sorted(members, key=lambda s: s.active_from)),
+    )
+
+
+MAX_SPLIT_TOTAL = 10_000
+"""Largest total of a split's weights worked out for every remainder (percentages are 100)."""
+
+
+class Splitter(msgspec.Struct, frozen=True, gc=False):
+    """A revenue split (``money.allocate`` by its shares' weights) worked out for every
+    remainder. The largest-remainder method is linear in whole multiples of the weights'
+    total: the parts of ``q * total + r`` are ``q`` times each weight plus the parts of
+    ``r`` (the remainders, and so the order the leftover goes in, are the same). Weights
+    are divided by their greatest common divisor first, which changes no part."""
+
+    providers: tuple[str, ...]
+    weights: tuple[int, ...]
+    total: int
+    parts: tuple[tuple[int, ...], ...]
+    """``allocate(r, weights)`` for every ``r`` below ``total``."""
+
+    def lines(self, amount: int) -> tuple[SplitLine, ...]:
+        """The lines of a positive ``amount``, as ``draft.splits`` gives them."""
+        q, r = divmod(amount, self.total)
+        return tuple(
+            [
+                SplitLine(p, part)
+                for p, w, e in zip(self.providers, self.weights, self.parts[r], strict=True)
+                if (part := q * w + e)
+            ]
+        )
+
+
+def splitter(shares: tuple[Share, ...]) -> Splitter | None:
+    """The splitter of ``shares``, or ``None`` where allocating as it goes is the way (no
+    weight, a negative one, or a total too large to tabulate)."""
+    weights = tuple([s.weight for s in shares])
+    if not weights or sum(weights) <= 0 or min(weights) < 0:
+        return None
+    common = gcd(*weights)
+    weights = tuple([w // common for w in weights])
+    total = sum(weights)
+    if total > MAX_SPLIT_TOTAL:
+        return None
+    parts = tuple(allocate(r, weights) for r in range(total))
+    return Splitter(tuple([s.provider for s in shares]), weights, total, parts)
+
+
+def _all_shares(plans: dict[str, Plan], pools: dict[str, Pool]) -> set[tuple[Share, ...]]:
+    found: set[tuple[Share, ...]] = {pool.splits for pool in pools.values()}
+    for plan in plans.values():
+        for v in plan.versions:
+            found.update((v.usage_splits, v.mrc_splits, v.fee_splits))
+            found.update(a.splits for a in v.addons.values())
+    return found
+
+
+class CatalogIndex(msgspec.Struct, frozen=True, gc=False):
+    plans: Mapping[str, Plan]
+    """The catalog's plans the rate tables were built from."""
+    subscriptions: Mapping[str, Subscription]
+    """The catalog's subscriptions the pool members were built from."""
+    pools: Mapping[str, Pool]
+    rate_tables: Mapping[tuple[str, int], RateTable]
+    """(plan id, version number) -> its rate table (version numbers are unique per plan)."""
+    members: Mapping[str, PoolMembers]
+    """Pool id -> its catalog subscriptions."""
+    splitters: Mapping[tuple[Share, ...], Splitter]
+    """The catalog's revenue splits (by value: the same shares split the same anywhere)."""
+
+
+def build_index(
+    plans: dict[str, Plan],
+    zones: dict[str, Zone],
+    pools: dict[str, Pool],
+    subscriptions: dict[str, Subscription],
+) -> CatalogIndex:
+    zone_ids = tuple(zones)
+    tables = {
+        (plan.id, version.version): RateTable(version, zone_ids)
+        for plan in plans.values()
+        for version in plan.versions
+    }
+    subs = list(subscriptions.values())
+    members = {pool.id: pool_members(pool, subs) for pool in pools.values()}
+    splitters = {}
+    for shares in _all_shares(plans, pools):
+        found = splitter(shares)
+        if found is not None:
+            splitters[shares] = found
+    return CatalogIndex(
+        plans,
+        subscriptions,
+        pools,
+        MappingProxyType(tables),
+        MappingProxyType(members),
+        MappingProxyType(splitters),
+    )
+
+
+def rate_table(catalog: Catalog, plan_id: str, version: PlanVersion) -> RateTable:
+    """The version's rate table: from the index, or worked out for a catalog without one."""
+    index = catalog.index
+    if index is not None and index.plans is catalog.plans:
+        table = index.rate_tables.get((plan_id, version.version))
+        if table is not None and table.version is version:
+            return table
+    return RateTable(version, ())  # no zone up front: each select works its choice out
+
+
+def members_of(catalog: Catalog, pool: Pool) -> PoolMembers:
+    """The pool's catalog subscriptions: from the index, or worked out for a catalog
+    without one (or whose subscriptions or pools were swapped since it was built)."""
+    index = catalog.index
+    if (
+        index is not None
+        and index.subscriptions is catalog.subscriptions
+        and index.pools is catalog.pools
+    ):
+        found = index.members.get(pool.id)
+        if found is not None:
+            return found
+    listed = catalog.sims_by_wallet.get(pool.wallet, ())
+    return pool_members(pool, [catalog.subscriptions[i] for i in listed])
+
+
+def catalog_members(catalog: Catalog, pool: Pool, cycle: Cycle) -> int:
+    """How many of the catalog's subscriptions in ``pool`` are active in ``cycle``."""
+    return members_of(catalog, pool).active_in(cycle)

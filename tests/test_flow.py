@@ -1,0 +1,156 @@
+"""The flow, written once: route → admit → decide → follow-ups. The offline pipeline, the
+stream's processor and agents, and replay all call these functions."""
+
+from __future__ import annotations
+
+from domain.builders import (
+    MB,
+    SIM1,
+    SIM2,
+    T0,
+    attach,
+    catalog,
+    cdr,
+    opening,
+    plan,
+    rate,
+    sub,
+    top_up,
+    wallet,
+)
+
+import engine.offline.pipeline
+import engine.offline.replay
+import engine.stream.agents
+import engine.stream.processor
+from engine import flow
+from engine.codec import Rejected, decode_decision, encode
+from engine.domain import Origin, initial_state
+from engine.domain.catalog import Filter
+from engine.domain.commands import ApplyCharge
+from engine.domain.decision import NOWHERE
+from engine.domain.events import SimsBarred, UsageRated
+from engine.domain.refusal import Refused
+from engine.offline.pipeline import Pipeline
+from engine.stream.processor import RatingProcessor
+
+CORP = Filter("corp-apn", apns=("corp.apn",), payer="corp")
+
+
+def _split_catalog():  # type: ignore[no-untyped-def]
+    return catalog(
+        plans=[plan(rates={"data": {"EU": rate("0.5", MB)}}, filters=[CORP])],
+        wallets=[
+            wallet("w1", opening=[opening("10")]),
+            wallet("corp", opening=[opening("3")], overdraft="1"),
+        ],
+    )
+
+
+def test_every_caller_runs_the_one_flow() -> None:
+    assert engine.offline.pipeline.run is flow.run
+    assert engine.stream.processor.decide is flow.decide
+    assert engine.offline.replay.decide is flow.decide
+    agents = engine.stream.agents
+    assert (agents.route, agents.admit, agents.follow_ups, agents.refused) == (
+        flow.route,
+        flow.admit,
+        flow.follow_ups,
+        flow.refused,
+    )
+
+
+def test_offline_and_stream_make_the_same_decisions() -> None:
+    cat = _split_catalog()
+    inputs = [
+        cdr("c1", 2 * MB),
+        cdr("c2", 3 * MB, apn="corp.apn", at=T0 + 1),
+        top_up("t1", "5", at=T0 + 2),
+        cdr("c3", MB, at=T0 + 3),
+    ]
+    pipeline = Pipeline(cat, record_inputs=True)
+    processor = RatingProcessor(cat)
+    processor.recover(0, [])
+    for offset, item in enumerate(inputs):
+        assert not isinstance(pipeline.feed(item), Rejected)
+        target = item.wallet_id if not isinstance(item, type(inputs[0])) else "w1"
+        streamed = processor.decide(0, target, item, Origin("cdr.raw", 0, offset))
+        assert streamed is not None
+        offline = pipeline.decided[0]
+        assert offline.origin == NOWHERE and streamed.origin == ("cdr.raw", 0, offset)
+        assert (streamed.wallet_id, streamed.input, streamed.events, streamed.item) == (
+            offline.wallet_id,
+            offline.input,
+            offline.events,
+            offline.item,
+        )
+        # the routed charge: decided at once offline, sent to the payer by the stream
+        charges = flow.follow_ups(streamed).charges
+        assert [d.item for d in pipeline.decided[1:]] == list(charges)
+        pipeline.decided.clear()
+    assert pipeline.states["w1"] == processor.partitions[0].wallets["w1"]
+
+
+def test_a_decision_travels_whole_through_the_codec() -> None:
+    made, after = flow.decide(initial_state("w1"), "w1", cdr("c1", MB), catalog())
+    assert decode_decision(encode(made)) == made
+    assert made.cdr is not None and made.command is None and made.input == "cdr:c1"
+    assert after.watermark == T0
+
+
+def test_routes_are_a_parameter_the_stream_passes_empty() -> None:
+    cat = catalog(subs=[sub(SIM1), sub(SIM2)], wallets=[wallet("w1"), wallet("w2")])
+    record = cdr("c1", MB, iccid=SIM2)
+    assert flow.route(cat, flow.CATALOG_ROUTES, record) == "w1"
+    assert flow.route(cat, {SIM2: "w2"}, record) == "w2"
+    unknown = flow.route(cat, {}, cdr("c2", MB, iccid="89000"), "f:1", b"{}")
+    assert isinstance(unknown, Rejected)
+    assert (unknown.reason, unknown.origin, unknown.raw) == ("unknown_sim", "f:1", "{}")
+
+
+def test_the_pipeline_routes_by_the_moves_it_saw() -> None:
+    cat = catalog(subs=[sub(SIM1)], wallets=[wallet("w1"), wallet("w2")])
+    pipeline = Pipeline(cat)
+    pipeline.feed(attach("a1", SIM1, at=T0, wallet="w2"))
+    events = pipeline.feed(cdr("c1", MB, at=T0 + 1))
+    assert isinstance(events, list)
+    assert [e.wallet_id for e in events if isinstance(e, UsageRated)] == ["w2"]
+
+
+def test_follow_ups_are_network_actions_and_routed_charges() -> None:
+    cat = catalog(
+        plans=[plan(rates={"data": {"EU": rate("1", MB)}})],
+        wallets=[wallet("w1", opening=[opening("1")], suspend_at=0)],
+    )
+    made, _ = flow.decide(initial_state("w1"), "w1", cdr("c1", 10 * MB), cat)
+    actions, charges = flow.follow_ups(made)
+    assert [type(a) for a in actions] == [SimsBarred] and charges == ()
+    routed, _ = flow.decide(
+        initial_state("w1"), "w1", cdr("c2", 2 * MB, apn="corp.apn"), _split_catalog()
+    )
+    actions, charges = flow.follow_ups(routed)
+    assert actions == ()
+    assert [(c.wallet_id, c.amount) for c in charges] == [("corp", 1_000_000)]
+    assert all(isinstance(c, ApplyCharge) for c in charges)
+
+
+def test_run_refuses_before_any_wallet_and_keeps_nothing() -> None:
+    cat = catalog()
+    ghost = flow.run(cat, {}, initial_state, top_up("t1", "5", wallet="ghost"))
+    assert isinstance(ghost, Rejected)
+    assert (ghost.reason, ghost.wallet_id, ghost.cdr_id) == ("unknown_wallet", "ghost", None)
+    refusal = Refused("invalid_time", "too late")
+    record = flow.refused(refusal, "cdr.raw/0@7", "w1", cdr("c1", MB))
+    assert (record.reason, record.origin, record.iccid, record.wallet_id) == (
+        "invalid_time",
+        "cdr.raw/0@7",
+        SIM1,
+        "w1",
+    )
+
+
+def test_run_decides_a_routed_charge_in_the_payer_wallet() -> None:
+    outcome = flow.run(_split_catalog(), {}, initial_state, cdr("c1", 2 * MB, apn="corp.apn"))
+    assert isinstance(outcome, flow.Outcome)
+    assert [d.wallet_id for d in outcome.decisions] == ["w1", "corp"]
+    assert set(outcome.states) == {"w1", "corp"}
