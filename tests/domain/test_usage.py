@@ -1,11 +1,13 @@
-"""A wallet rating usage: event ids, idempotency, rejections, thresholds and suspension."""
+"""A wallet rating usage: what rates a CDR (``resolve``), event ids, idempotency, rejections,
+thresholds and suspension."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.domain import decide
+from engine.domain import Catalog, Cdr, decide
 from engine.domain.catalog import Filter
+from engine.domain.draft import Draft
 from engine.domain.events import (
     AutoTopUpRequested,
     CdrRejected,
@@ -22,7 +24,9 @@ from engine.domain.events import (
     WalletResumed,
     WalletSuspended,
 )
+from engine.domain.refusal import Refused
 from engine.domain.state import initial_state
+from engine.domain.usage import resolve
 
 from .builders import (
     DAY,
@@ -420,3 +424,41 @@ def test_a_restart_fee_per_wallet_is_charged_once_per_resume() -> None:
     fee = one(events, Charged)
     assert (fee.kind, fee.ref, fee.amount) == ("restart_fee", "plan:basic", 1_000_000)
     assert run.balance == 1_000_000
+
+
+# -- resolve: what rates a CDR, or why none can ---------------------------------------------
+
+
+def resolving(record: Cdr, cat: Catalog | None = None) -> Draft:
+    cat = catalog() if cat is None else cat
+    return Draft(initial_state("w1"), "k", cat, cat.wallets["w1"])
+
+
+def test_a_cdr_resolves_to_its_sim_plan_zone_and_rate() -> None:
+    record = cdr("c1", MB)
+    sub_, plan_id, version_, zone, chosen, matched = resolve(resolving(record), record, T0)
+    assert (sub_.iccid, plan_id, version_.version, zone, matched) == (SIM1, "basic", 1, "EU", None)
+    assert chosen == version_.rates["data"]["EU"]
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (cdr("c1", -1), "negative_volume"),
+        (cdr("c1", MB, iccid="8900000000000000999"), "unknown_sim"),
+        (cdr("c1", MB, network="999-01"), "unknown_zone"),
+        (cdr("c1", MB, network="262-07"), "no_rate"),
+    ],
+)
+def test_a_cdr_that_nothing_rates_is_refused_with_why(record: Cdr, reason: str) -> None:
+    with pytest.raises(Refused) as caught:
+        resolve(resolving(record), record, T0)
+    assert caught.value.reason == reason
+
+
+def test_a_plan_in_another_currency_than_the_wallet_is_refused() -> None:
+    record = cdr("c1", MB)
+    usd = catalog(wallets=[wallet(currency="USD")])
+    with pytest.raises(Refused) as caught:
+        resolve(resolving(record, usd), record, T0)
+    assert caught.value.reason == "currency_mismatch"

@@ -7,6 +7,9 @@ from __future__ import annotations
 import msgspec
 
 from engine.domain import Event, fold, initial_state
+from engine.domain.catalog import Bundle
+from engine.domain.closing import close_pools
+from engine.domain.draft import Draft
 from engine.domain.events import (
     GrantAdded,
     PoolCycleClosed,
@@ -15,6 +18,7 @@ from engine.domain.events import (
     UsageRated,
     WalletResumed,
 )
+from engine.domain.recurring import MAX_CATCH_UP
 
 from .builders import (
     MB,
@@ -26,12 +30,14 @@ from .builders import (
     catalog,
     cdr,
     detach,
+    dt,
     flexible_pool,
     of,
     one,
     opening,
     plan,
     rate,
+    stacked_pool,
     static_pool,
     sub,
     tick,
@@ -270,3 +276,31 @@ def test_a_tick_that_bars_does_not_unbar_for_its_true_up() -> None:
     assert (run.balance, run.state.suspended) == (10_000_000, True)
     # the next credit resumes it (all or nothing, no fees here)
     assert "WalletResumed" in types(run.when(top_up("u1", "1", at=FEB1 + 60)))
+
+
+# -- close_pools on its own ----------------------------------------------------------------
+
+
+def _closing(run: Wallets) -> Draft:
+    return Draft(run.state, "k", run.catalog, run.catalog.wallets["w1"])
+
+
+def test_after_a_long_silence_only_the_last_cycles_close() -> None:
+    run = _attached_by_command()
+    run.given(cdr("c1", MB, at=T0))
+    d = _closing(run)
+    later = ts("2030-01-15T00:00:00Z")
+    close_pools(d, dt(later), later)
+    closed = of(d.events, PoolCycleClosed)
+    # The window of MAX_CATCH_UP cycles ends with the one still open, which does not close.
+    assert len(closed) == MAX_CATCH_UP - 1
+    assert (closed[0].cycle, closed[-1].cycle) == ("2028-02-01", "2029-12-01")
+
+
+def test_a_pool_never_drawn_from_and_a_stacked_pool_never_close() -> None:
+    stacked = stacked_pool("s1", bundles=[Bundle("b1", 10 * MB, 0)])
+    cat = catalog(plans=[EUR_PER_MB], pools=[static_pool(), stacked], subs=[sub(pool="s1")])
+    run = Wallets(cat).given(cdr("c1", MB, at=T0))
+    d = _closing(run)
+    close_pools(d, dt(FEB1), FEB1)
+    assert d.events == []

@@ -1,11 +1,11 @@
-"""Commands: top-ups, vouchers, the clock's recurring charges, plan changes and SIM moves."""
+"""Commands decided on a wallet (``account``): top-ups, vouchers, plan changes and SIM moves.
+(The clock's recurring charges: test_recurring.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pytest
 
+from engine.domain.account import positive_amount
 from engine.domain.commands import Command
 from engine.domain.events import (
     CdrRejected,
@@ -18,6 +18,7 @@ from engine.domain.events import (
     SimDetached,
     UsageRated,
 )
+from engine.domain.refusal import Refused
 from engine.domain.state import initial_state
 
 from .builders import (
@@ -27,7 +28,6 @@ from .builders import (
     SIM2,
     T0,
     Wallets,
-    addon,
     apply_charge,
     attach,
     catalog,
@@ -40,7 +40,6 @@ from .builders import (
     plan,
     rate,
     redeem,
-    sub,
     tick,
     top_up,
     ts,
@@ -191,87 +190,6 @@ def test_voucher_rejections(code: str, reason: str) -> None:
 def test_voucher_valid_until_is_inclusive() -> None:
     run = Wallets(catalog(vouchers=[voucher("V", "5", valid_until=T0)]))
     assert one(run.when(redeem("r1", "V", at=T0)), GrantAdded)
-
-
-# -- the clock: recurring charges ------------------------------------------------------
-
-
-MRC_PLAN = plan(mrc="2", addons=[addon("gps", "0.5"), addon("sms-pack", "1")])
-
-
-def mrc_wallet(**kw: object) -> Wallets:
-    subs = [sub(SIM1, addons=("gps",)), sub(SIM2, addons=("gps", "sms-pack"))]
-    return Wallets(catalog(plans=[MRC_PLAN], subs=subs, wallets=[wallet(**kw)]))  # type: ignore[arg-type]
-
-
-def charges(events: Iterable[object]) -> list[tuple[str, str, int, str]]:
-    """(kind, ref, amount, cycle) of each recurring charge."""
-    return [(c.kind, c.ref, c.amount, c.cycle or "") for c in of(events, Charged)]
-
-
-def test_tick_charges_each_mrc_once_per_cycle() -> None:
-    run = mrc_wallet()
-    events = run.when(tick("t1", T0))
-    assert charges(events) == [
-        ("mrc", SIM1, 2_000_000, "2026-01-01"),
-        ("addon_mrc", f"{SIM1}/gps", 500_000, "2026-01-01"),
-        ("mrc", SIM2, 2_000_000, "2026-01-01"),
-        ("addon_mrc", f"{SIM2}/gps", 500_000, "2026-01-01"),
-        ("addon_mrc", f"{SIM2}/sms-pack", 1_000_000, "2026-01-01"),
-    ]
-    assert all(sum(s.amount for s in c.splits) == c.amount for c in of(events, Charged))
-    # ticks later in the same cycle (another command id or the same) charge nothing
-    assert run.when(tick("t2", T0 + 10 * DAY)) == []
-    assert run.when(tick("t1", T0 + 20 * DAY)) == []
-    # the next cycle charges once more
-    assert len(charges(run.when(tick("t3", ts("2026-02-01T00:00:00Z"))))) == 5
-    assert run.balance == 100_000_000 - 2 * 6_000_000
-
-
-def test_tick_catches_up_missed_cycles() -> None:
-    run = mrc_wallet()
-    run.given(tick("t1", T0))
-    events = run.when(tick("t2", ts("2026-04-15T00:00:00Z")))
-    assert sorted({c[3] for c in charges(events)}) == ["2026-02-01", "2026-03-01", "2026-04-01"]
-    assert len(charges(events)) == 15
-
-
-def test_cycles_follow_the_wallet_anchor_day() -> None:
-    run = mrc_wallet(anchor=15)
-    assert {c[3] for c in charges(run.when(tick("t1", ts("2026-01-14T23:59:59Z"))))} == {
-        "2025-12-15"
-    }
-    assert {c[3] for c in charges(run.when(tick("t2", ts("2026-01-15T00:00:00Z"))))} == {
-        "2026-01-15"
-    }
-
-
-def test_tick_takes_the_mrc_of_the_version_in_force_at_the_cycle_start() -> None:
-    march = ts("2026-03-01T00:00:00Z")
-    versions = plan(
-        "basic", version(version=1, mrc="2"), version(version=2, effective_from=march, mrc="3")
-    )
-    run = Wallets(catalog(plans=[versions]))
-    run.given(tick("t1", T0))
-    events = run.when(tick("t2", march + DAY))
-    assert [(c[2], c[3]) for c in charges(events)] == [
-        (2_000_000, "2026-02-01"),
-        (3_000_000, "2026-03-01"),
-    ]
-
-
-def test_tick_skips_sims_not_active_in_the_cycle() -> None:
-    feb = ts("2026-02-01T00:00:00Z")
-    subs = [sub(SIM1), sub(SIM2, active_from=feb + 5 * DAY)]
-    run = Wallets(catalog(plans=[plan(mrc="2")], subs=subs))
-    assert [c[1] for c in charges(run.when(tick("t1", T0)))] == [SIM1]
-    assert [c[1] for c in charges(run.when(tick("t2", feb)))] == [SIM1, SIM2]
-
-
-def test_a_tick_with_nothing_due_is_a_no_op() -> None:
-    run = Wallets(catalog())
-    assert types(run.when(tick("t1", T0))) == ["WalletOpened"]
-    assert run.when(tick("t2", T0 + 1)) == []
 
 
 # -- plan changes ----------------------------------------------------------------------
@@ -436,3 +354,19 @@ def test_a_rejected_command_decides_nothing_else(command: Command, reason: str) 
     assert run.state == before and run.balance == 5_000_000
     # the next accepted input expires it
     assert one(run.when(tick("k1", T0)), GrantExpired).amount == 5_000_000
+
+
+# -- the amount rule a client shares -------------------------------------------------------
+
+
+def test_an_amount_is_read_in_micro_units() -> None:
+    assert positive_amount("5") == 5_000_000
+    assert positive_amount("0.000001") == 1
+
+
+@pytest.mark.parametrize("text", ["0", "-1.50", "five", "0.0000001"])
+def test_an_amount_not_above_zero_or_not_money_is_refused(text: str) -> None:
+    """The CLI refuses such a command before sending it, by this same rule."""
+    with pytest.raises(Refused) as caught:
+        positive_amount(text)
+    assert caught.value.reason == "invalid_amount"
