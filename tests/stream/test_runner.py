@@ -1,0 +1,56 @@
+"""The worker process: its data directory made, the topology built from the settings, and
+Faust's worker loop run around it at the level asked for. No broker: the loop is a stand-in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import engine.stream.runner
+from engine.catalog import load_catalog
+from engine.domain import Catalog
+from engine.stream.runner import run_worker
+from engine.stream.settings import WorkerSettings
+from engine.stream.topics import Topics, load_topics
+
+
+@dataclass
+class Loop:
+    """Faust's worker, as far as run_worker uses it: made around the app, then run."""
+
+    app: object
+    loglevel: str
+    quiet: bool
+    ran: bool = False
+
+    def execute_from_commandline(self) -> None:
+        self.ran = True
+
+
+def test_the_loop_runs_around_the_app_built_from_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[tuple[WorkerSettings, Catalog, Topics]] = []
+    loops: list[Loop] = []
+
+    def build(settings: WorkerSettings, rules: Catalog, topics: Topics) -> tuple[str, None]:
+        built.append((settings, rules, topics))
+        return "the app", None
+
+    def worker(app: object, loglevel: str, quiet: bool) -> Loop:
+        loops.append(Loop(app, loglevel, quiet))
+        return loops[-1]
+
+    monkeypatch.setattr(engine.stream.runner, "build", build)
+    monkeypatch.setattr(engine.stream.runner, "QuietWorker", worker)
+    settings = WorkerSettings(catalog=tmp_path / "c.yaml", data_dir=tmp_path / "a" / "b")
+    rules = load_catalog(Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml")
+    topics = load_topics()
+
+    assert run_worker(settings, rules, topics, loglevel="info") == 0
+    assert settings.data_dir.is_dir()
+    assert built == [(settings, rules, topics)]
+    [loop] = loops
+    assert (loop.app, loop.loglevel, loop.quiet, loop.ran) == ("the app", "INFO", True, True)
