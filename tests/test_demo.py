@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engine.demo import fresh_folder
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -35,3 +37,13 @@ def test_demo_runs_end_to_end_and_again(tmp_path: Path) -> None:
     # What it started, it stopped: no worker or sink of this run is left behind.
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(out) not in ps
+
+
+def test_each_run_starts_in_an_emptied_folder(tmp_path: Path) -> None:
+    """What lets the demo run twice in one folder: an earlier run's files are gone first."""
+    out = tmp_path / "demo" / "run"
+    assert fresh_folder(out) == out and out.is_dir()
+    (out / "events.db").write_text("an earlier run")
+    (out / "logs").mkdir()
+    fresh_folder(out)
+    assert list(out.iterdir()) == []

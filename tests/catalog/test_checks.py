@@ -5,10 +5,14 @@ Plans have their own module, ``test_plan_checks.py``.
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from engine.catalog import load_catalog
-from engine.domain.catalog import Rounding
+from engine.catalog.checks import check_subscription
+from engine.catalog.reader import Ctx
+from engine.catalog.yaml_source import Source
+from engine.domain.catalog import Rounding, Wallet
 
 from .conftest import (
     DELETE,
@@ -309,3 +313,36 @@ def test_defaults_fill_what_the_file_leaves_out(write: Write, base: Data) -> Non
     assert catalog.vouchers["V1"].priority == 20
     assert catalog.pools["pool1"].service == "data"
     assert catalog.subscriptions["894410000000000001"].active_from == 0
+
+
+# -- check_subscription on its own: ids that exist, and still do not fit ---------------
+
+
+def test_a_subscription_whose_parts_do_not_fit_gets_one_issue_each(
+    write: Write, base: Data
+) -> None:
+    loaded = load_catalog(write(base))
+    plan, pool = loaded.plans["p1"], loaded.pools["pool1"]
+    ctx = Ctx(Source("catalog.yaml", None))
+    f = ctx.mapping("subscriptions[0]", {"plan": "p1", "pool": "pool1"}, ("plan", "pool"))
+    assert f is not None
+    usd = Wallet(id="w2", name="w2", currency="USD")
+    sms_pool = msgspec.structs.replace(pool, service="sms")
+    addons = [("subscriptions[0].addons[0]", "pi")]
+    check_subscription(ctx, f, "w2", usd, plan, sms_pool, addons)
+    assert [(i.path, i.message) for i in ctx.issues] == [
+        ("subscriptions[0].plan", "plan 'p1' version 1 is in EUR, but wallet 'w2' is in USD"),
+        ("subscriptions[0].pool", "pool 'pool1' belongs to wallet 'w1', not to 'w2'"),
+        ("subscriptions[0].pool", "pool 'pool1' covers sms, which plan 'p1' has no rates for"),
+        ("subscriptions[0].addons[0]", "plan 'p1' has no addon 'pi' (known: ip)"),
+    ]
+
+
+def test_a_subscription_that_fits_has_no_issue(write: Write, base: Data) -> None:
+    loaded = load_catalog(write(base))
+    ctx = Ctx(Source("catalog.yaml", None))
+    f = ctx.mapping("subscriptions[0]", {}, ())
+    assert f is not None
+    wallet, plan, pool = loaded.wallets["w1"], loaded.plans["p1"], loaded.pools["pool1"]
+    check_subscription(ctx, f, "w1", wallet, plan, pool, [("addons[0]", "ip")])
+    assert ctx.issues == []

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from engine.catalog.prorate import PLAN_KINDS, prorate
+from engine.catalog.reader import Ctx, Fields
+from engine.catalog.yaml_source import Source
+
 from .conftest import Case, Data, Write, assert_issues, case_id, change, load
 
 V = "plans[0].versions[0]"
@@ -62,3 +66,29 @@ def test_prorate_is_read_and_defaults_to_none(write: Write, base: Data) -> None:
         "daily",
         "daily",
     )
+
+
+# -- prorate on its own ------------------------------------------------------------------
+
+
+def fields(value: object) -> tuple[Ctx, Fields]:
+    ctx = Ctx(Source("catalog.yaml", None))
+    f = ctx.mapping("v", {"prorate": value} if value is not None else {}, ("prorate",))
+    assert f is not None
+    return ctx, f
+
+
+def test_each_kind_is_none_unless_given() -> None:
+    ctx, f = fields(None)
+    assert prorate(f, PLAN_KINDS) == {"mrc": "none", "addons": "none"}
+    ctx, f = fields({"addons": "daily"})
+    assert prorate(f, PLAN_KINDS) == {"mrc": "none", "addons": "daily"}
+    assert ctx.issues == []
+
+
+def test_a_kind_that_does_not_apply_is_named_at_its_path() -> None:
+    ctx, f = fields({"mrc": "daily", "addons": "daily"})
+    assert prorate(f, PLAN_KINDS, takes=("addons",)) == {"mrc": "none", "addons": "daily"}
+    assert [(i.path, i.message) for i in ctx.issues] == [
+        ("v.prorate.mrc", "'mrc' pro-rating does not apply here (it takes: addons)")
+    ]

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from engine.domain.catalog import Bundle
-from engine.domain.events import Charged, PoolStepped, UsageRated
+from engine.domain.cycles import cycle_of
+from engine.domain.events import Charged, PoolDraw, PoolStepped, UsageRated
+from engine.domain.pools import NO_DRAW, Step, covers, draw
+from engine.domain.state import initial_state
 
 from .builders import (
     MB,
@@ -185,3 +190,29 @@ def test_pool_fee_per_cycle_on_tick() -> None:
         ("pool_fee", "pool:p1", 20_000_000),
         ("pool_fee", "pool:p2", 5_000_000),  # an adaptive pool's fee is its first tier's
     ]
+
+
+# -- draw on its own: what a pool covers of one record -----------------------------------
+
+
+def test_a_pool_covers_its_service_in_its_zones_only() -> None:
+    pool = static_pool()
+    assert covers(pool, "data", "EU")
+    assert not covers(pool, "sms", "EU") and not covers(pool, "data", "US")
+
+
+def test_a_draw_never_takes_more_than_is_left() -> None:
+    pool, cycle = static_pool(allowance=10 * MB), cycle_of(T0, 1)
+    state = initial_state("w1")
+    assert draw(state, pool, cycle, T0, 4 * MB, granted=10 * MB).volume == 4 * MB
+    used = msgspec.structs.replace(state, pool_used={(pool.id, cycle.id): 8 * MB})
+    taken = draw(used, pool, cycle, T0, 4 * MB, granted=10 * MB)
+    assert taken.draws == (PoolDraw(pool.id, cycle.id, 2 * MB),)
+    assert draw(used, pool, cycle, T0, 0, granted=10 * MB) is NO_DRAW
+
+
+def test_an_adaptive_pool_steps_to_the_first_tier_that_fits() -> None:
+    pool = adaptive_pool(tiers=[(MB, "1"), (5 * MB, "3"), (20 * MB, "8")])
+    taken = draw(initial_state("w1"), pool, cycle_of(T0, 1), T0, 4 * MB, granted=0)
+    assert taken.step == Step(1, 5 * MB, 2_000_000)
+    assert taken.volume == 4 * MB

@@ -6,7 +6,11 @@ arrived (counted) to the day it left or changed plan (not counted)."""
 
 from __future__ import annotations
 
+from engine.domain.cycles import cycle_of
+from engine.domain.draft import Draft
 from engine.domain.events import Charged
+from engine.domain.prorating import pool_amount, segments, sim_amount
+from engine.domain.state import initial_state
 
 from .builders import (
     SIM1,
@@ -107,3 +111,25 @@ def test_a_pool_fee_pro_rates_by_the_days_it_had_a_sim() -> None:
     run = Wallets(catalog(pools=[pool], subs=subs))
     # a SIM from the 11th: 21 days of 31.00 a month
     assert _charges(run, "t1", FEB1) == [("pool_fee", "pool:p1", 21_000_000, "2026-01-01")]
+
+
+# -- on a Draft: the pieces of a cycle and what they cost --------------------------------
+
+
+def test_a_sim_that_changed_plan_is_charged_by_the_days_on_each() -> None:
+    """3.10 a month (0.10 a day) until the 11th, 6.20 (0.20 a day) from then: 10 days at
+    0.10 and 21 at 0.20."""
+    cat = catalog(plans=[plan("a", mrc="3.10"), plan("b", mrc="6.20")], subs=[sub(SIM1, plan="a")])
+    jan11 = ts("2026-01-11T00:00:00Z")
+    run = Wallets(cat).given(change_plan("cp1", SIM1, "b", at=jan11))
+    d = Draft(run.state, "k", cat, cat.wallets["w1"])
+    jan = cycle_of(JAN1, 1)
+    assert [plan_id for _, plan_id in segments(d, cat.subscriptions[SIM1], jan)] == ["a", "b"]
+    assert sim_amount(d, cat.subscriptions[SIM1], jan, lambda v: v.mrc) == 1_000_000 + 4_200_000
+
+
+def test_a_pool_fee_counts_the_days_it_had_a_sim() -> None:
+    pool = static_pool()
+    cat = catalog(subs=[sub(SIM1, pool="p1", active_from=ts("2026-01-22T00:00:00Z"))], pools=[pool])
+    d = Draft(initial_state("w1"), "k", cat, cat.wallets["w1"])
+    assert pool_amount(d, pool, cycle_of(JAN1, 1), fee=3_100_000) == 1_000_000  # 10 days

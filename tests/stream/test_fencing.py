@@ -13,8 +13,10 @@ from typing import Any
 
 import msgspec
 import pytest
+from confluent_kafka import KafkaError
 
 from engine.cli import main
+from engine.stream.fencing import is_fenced, transactional_id
 
 from .harness import (
     CATALOG,
@@ -168,3 +170,23 @@ def test_split_billing_charges_reach_the_payer_once_through_the_transactions(
     assert routed, "the dataset has no split-billing CDR"
     assert set(applied) == {(payer, cdr) for cdr, payer in routed.items()}
     assert set(applied.values()) == {1}
+
+
+# -- without a broker: the ids that fence, and the errors that mean fenced ---------------
+
+
+def test_each_wallet_partition_has_a_transactional_id_of_its_own() -> None:
+    """The id a new owner takes over (and so fences the old one with) is the app's and the
+    partition's: the same for every worker of the group, different per partition."""
+    ids = {transactional_id("rating-engine", p) for p in range(8)}
+    assert len(ids) == 8
+    assert transactional_id("rating-engine", 3) == transactional_id("rating-engine", 3)
+    assert transactional_id("other-app", 3) not in ids
+
+
+def test_a_fenced_producer_is_recognised_by_its_error() -> None:
+    assert is_fenced(KafkaError(KafkaError._FENCED))
+    assert is_fenced(KafkaError(KafkaError.PRODUCER_FENCED))
+    assert not is_fenced(KafkaError(KafkaError._TIMED_OUT))
+    # any fatal error: the producer can never commit again
+    assert is_fenced(KafkaError(KafkaError._TIMED_OUT, fatal=True))

@@ -16,6 +16,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from engine.codec import Rejected
+from engine.stream.rejected import RejectedRecord, Tally, as_line, select
+
 from .harness import CATALOG, Stack, read_topic
 
 NEW_SIM = "89441000000000990001"
@@ -126,3 +129,41 @@ def test_rejected_without_a_broker_is_a_clear_error(stack: Stack) -> None:
     assert result.returncode == 1
     assert "no Kafka broker answered" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- without a broker: what a rejected record says, tallied and selected -----------------
+
+
+def record(
+    reason: str, origin: str, raw: str | None = None, b64: str | None = None
+) -> RejectedRecord:
+    return RejectedRecord(0, 0, Rejected(reason, "why", origin, raw=raw, raw_base64=b64))
+
+
+def test_a_record_keeps_its_original_bytes_and_its_topic() -> None:
+    from_stream = record("unknown_sim", "cdr.raw/3@1200", raw='{"cdr_id": "c1"}')
+    assert from_stream.original == b'{"cdr_id": "c1"}'
+    assert from_stream.origin_topic == "cdr.raw"
+    binary = record("not_json", "cdr.raw/0@7", b64="AAEC")
+    assert binary.original == b"\x00\x01\x02"
+    offline = record("unknown_sim", "cdrs.jsonl:12")
+    assert (offline.original, offline.origin_topic) == (None, None)
+
+
+def test_records_are_tallied_by_reason_and_origin_and_selected_by_reason() -> None:
+    records = [
+        record("unknown_sim", "cdr.raw/0@1"),
+        record("unknown_zone", "cdr.raw/1@2"),
+        record("unknown_sim", "cdrs.jsonl:3"),
+    ]
+    tally = Tally.of(records)
+    assert tally.records == 3
+    assert tally.by_reason == {"unknown_sim": 2, "unknown_zone": 1}
+    assert tally.by_origin == {"cdr.raw": 2, "(offline)": 1}
+    assert list(select(records, ["unknown_zone"])) == [records[1]]
+    assert list(select(records)) == records
+
+
+def test_a_pretty_printed_record_becomes_one_line_and_binary_none() -> None:
+    assert as_line(b'{\r\n  "a": 1\n}') == b'{   "a": 1 }'
+    assert as_line(b"\xff\xfe") is None
