@@ -6,6 +6,8 @@
   inside functions included.
 - A module stays under ``MAX_MODULE_LINES`` and a function under ``MAX_FUNCTION_LINES``,
   so that each one can be read whole.
+- Tests mirror the package: each module with logic has its test module, the mirror or the
+  ones ``TESTED_BY`` names, and that test module imports it (see below).
 """
 
 from __future__ import annotations
