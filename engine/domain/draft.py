@@ -41,14 +41,12 @@ class Draft:
 
 def splits(catalog: Catalog, shares: tuple[Share, ...], amount: int) -> tuple[SplitLine, ...]:
     """Revenue lines for a charge; they sum exactly to it (largest remainder)."""
-    if not amount or not shares:
-        return ()
-    if len(shares) == 1 and shares[0].weight > 0:
-        return (SplitLine(shares[0].provider, amount),)  # what allocate gives, without it
     index = catalog.index
-    if amount > 0 and index is not None:
+    if index is not None:
         found = index.splitters.get(shares)
         if found is not None:
             return found.lines(amount)
+    if not amount or not shares:
+        return ()
     parts = allocate(amount, tuple([s.weight for s in shares]))
     return tuple([SplitLine(s.provider, p) for s, p in zip(shares, parts, strict=True) if p])

@@ -14,13 +14,15 @@ from .grants import Settlement, settle
 from .index import rate_table
 from .limits import volume_problem
 from .membership import pool_allowance
+from .rating import RateTable
 from .refusal import Refused
 from .sims import active_at, plan_at, sim
 from .zones import zone_of
 
-Resolved = tuple[Subscription, str, PlanVersion, str, Rate, Filter | None]
-"""What a CDR is rated by: subscription, plan id, plan version, zone, rate, and the filter
-that chose the rate (a plain tuple: one is built for every record)."""
+Resolved = tuple[Subscription, str, PlanVersion, str, Rate, Filter | None, RateTable]
+"""What a CDR is rated by: subscription, plan id, plan version, zone, rate, the filter
+that chose the rate, and the version's rate table (a plain tuple: one is built for every
+record)."""
 
 
 def decide_cdr(d: Draft, cdr: Cdr) -> None:
@@ -72,11 +74,11 @@ def resolve(d: Draft, cdr: Cdr, ts: int) -> Resolved:
         )
     if version.currency != d.wallet.currency:
         raise Refused("currency_mismatch", f"plan {plan_id} is in {version.currency}")
-    return sub, plan_id, version, zone, found, matched
+    return sub, plan_id, version, zone, found, matched, table
 
 
 def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
-    sub, plan_id, version, zone, chosen, matched = found
+    sub, plan_id, version, zone, chosen, matched, table = found
     wallet = d.wallet
     service = cdr.service
     rounding = version.rounding.get(service)
@@ -99,7 +101,11 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
             f"charge {amount} is over the limit of {d.catalog.limits.max_charge} per input",
         )
     payer = matched.payer if matched is not None and matched.payer else wallet.id
-    lines = splits(d.catalog, version.usage_splits, amount)
+    usage = table.usage
+    if usage is not None:
+        lines = usage.lines(amount)
+    else:
+        lines = splits(d.catalog, version.usage_splits, amount)
     overage_pool = None
     if charged_volume and payer == wallet.id and sub.pool is not None:
         overage_pool = _per_cycle_pool(d, sub.pool, service, zone)

@@ -112,19 +112,43 @@ def test_odd_members_end_before_they_start() -> None:
     assert members.active_in(cycle_of(T0, 1)) == 1
 
 
-@settings(max_examples=200, deadline=None)
+WEIGHTS = [0, 1, 3, 7, 10, 33, 60, 116_667, 300_000, 333_333, 550_000, 600_000]
+"""Small ones (tabulated), and four-decimal percentages whose totals are not (55/33.3333/…)."""
+
+
+@settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.sampled_from([0, 1, 3, 7, 10, 33, 60, 300_000, 600_000]), min_size=1, max_size=5),
-    st.integers(min_value=1, max_value=10**12),
+    st.lists(st.sampled_from(WEIGHTS), min_size=1, max_size=5),
+    st.integers(min_value=-(10**12), max_value=10**12),
 )
 def test_a_splitter_splits_as_allocate_does(weights: list[int], amount: int) -> None:
     shares = tuple(Share(f"p{i}", w) for i, w in enumerate(weights))
     found = splitter(shares)
-    if found is None:  # nothing to split by, or too many remainders to tabulate
-        assert sum(weights) == 0 or sum(weights) // math.gcd(*weights) > MAX_SPLIT_TOTAL
+    if found is None:  # nothing to split by: allocate refuses it
+        assert sum(weights) == 0
         return
-    expected = tuple(p for p in allocate(amount, tuple(weights)) if p)
+    tabulated = sum(weights) // math.gcd(*weights) <= MAX_SPLIT_TOTAL
+    assert bool(found.parts) == tabulated
+    expected = tuple(p for p in allocate(amount, tuple(weights)) if p) if amount else ()
     assert tuple(line.amount for line in found.lines(amount)) == expected
+
+
+@pytest.mark.parametrize("amount", [1, 2, 3, 999_999, 1_000_000, 1_000_001, 620_000, 7_910_156])
+def test_a_split_too_large_to_tabulate_gives_the_leftover_as_allocate_does(amount: int) -> None:
+    weights = (550_000, 333_333, 116_667)  # 55 / 33.3333 / 11.6667 %: a total of 10^6
+    found = splitter(tuple(Share(f"p{i}", w) for i, w in enumerate(weights)))
+    assert found is not None and not found.parts
+    expected = tuple(p for p in allocate(amount, weights) if p)
+    assert tuple(line.amount for line in found.lines(amount)) == expected
+
+
+def test_a_plan_versions_rate_table_carries_its_usage_split() -> None:
+    cat = _priced("0.01")
+    version = cat.plans["basic"].versions[0]
+    table = rate_table(cat, "basic", version)
+    assert table.usage is cat.index.splitters[version.usage_splits]  # type: ignore[union-attr]
+    bare = msgspec.structs.replace(cat, index=None)
+    assert rate_table(bare, "basic", version).usage is None
 
 
 def test_the_catalogs_splits_are_tabulated_and_split_as_without_the_index() -> None:
