@@ -5,6 +5,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from datetime import UTC, date, datetime
 
+import msgspec
+
 DAY = 86400
 
 
@@ -83,3 +85,29 @@ def cycles_between(first: Cycle, last: Cycle, anchor_day: int) -> list[Cycle]:
         out.append(c)
         c = next_cycle(c, anchor_day)
     return out
+
+
+class Calendar(msgspec.Struct, frozen=True, gc=False):
+    """One anchor day's cycles over a span of years, built up front (by the catalog's index):
+    a record's cycle is then one binary search, and no ``Cycle`` is built per record."""
+
+    anchor_day: int
+    bounds: tuple[int, ...]
+    """Each cycle's start, then the last one's end."""
+    cycles: tuple[Cycle, ...]
+
+    def cycle_at(self, ts: int) -> Cycle:
+        """Exactly ``cycle_of(ts, anchor_day)``."""
+        i = bisect_right(self.bounds, ts) - 1
+        if 0 <= i < len(self.cycles):
+            return self.cycles[i]
+        return cycle_of(ts, self.anchor_day)
+
+
+def calendar(anchor_day: int, first: int, months: int) -> Calendar:
+    """The ``months`` cycles of ``anchor_day`` from the one holding the instant ``first``."""
+    cycles = [cycle_of(first, anchor_day)]
+    while len(cycles) < months:
+        cycles.append(next_cycle(cycles[-1], anchor_day))
+    bounds = (*(c.start for c in cycles), cycles[-1].end)
+    return Calendar(anchor_day, bounds, tuple(cycles))

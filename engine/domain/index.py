@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .catalog import Plan, PlanVersion, Pool, Share, Subscription, Zone
-from .cycles import Cycle
+from .catalog import Plan, PlanVersion, Pool, Share, Subscription, Wallet, Zone
+from .cycles import Calendar, Cycle, calendar, cycle_of
 from .events import SplitLine
 from .money import allocate
 from .rating import RateTable
@@ -176,6 +176,23 @@ class CatalogIndex(msgspec.Struct, frozen=True, gc=False):
     """Pool id -> its catalog subscriptions."""
     splitters: Mapping[tuple[Share, ...], Splitter]
     """The catalog's revenue splits (by value: the same shares split the same anywhere)."""
+    calendars: Mapping[int, Calendar]
+    """Anchor day -> its cycles, for the anchor days of the catalog's wallets (a cycle
+    depends on the anchor day alone, so another wallet with the same day reads it too)."""
+
+
+CALENDAR_MONTHS = 50 * 12
+"""How many cycles a calendar holds, from the earliest plan version's: no record before it
+is rated (no plan version), and a record past the span finds its cycle by the calendar."""
+
+
+def _calendars(plans: dict[str, Plan], wallets: dict[str, Wallet]) -> dict[int, Calendar]:
+    starts = [v.effective_from for plan in plans.values() for v in plan.versions]
+    if not starts:
+        return {}
+    first = min(starts)
+    days = {w.cycle_anchor_day for w in wallets.values() if 1 <= w.cycle_anchor_day <= 28}
+    return {day: calendar(day, first, CALENDAR_MONTHS) for day in sorted(days)}
 
 
 def build_index(
@@ -183,6 +200,7 @@ def build_index(
     zones: dict[str, Zone],
     pools: dict[str, Pool],
     subscriptions: dict[str, Subscription],
+    wallets: dict[str, Wallet],
 ) -> CatalogIndex:
     splitters = {}
     for shares in _all_shares(plans, pools):
@@ -206,6 +224,7 @@ def build_index(
         MappingProxyType(tables),
         MappingProxyType(members),
         MappingProxyType(splitters),
+        MappingProxyType(_calendars(plans, wallets)),
     )
 
 
@@ -217,6 +236,16 @@ def rate_table(catalog: Catalog, plan_id: str, version: PlanVersion) -> RateTabl
         if table is not None and table.version is version:
             return table
     return RateTable(version, ())  # no zone up front: each select works its choice out
+
+
+def cycle_at(catalog: Catalog, ts: int, anchor_day: int) -> Cycle:
+    """``cycles.cycle_of``, from the index's calendar of ``anchor_day`` when it has one."""
+    index = catalog.index
+    if index is not None:
+        found = index.calendars.get(anchor_day)
+        if found is not None:
+            return found.cycle_at(ts)
+    return cycle_of(ts, anchor_day)
 
 
 def members_of(catalog: Catalog, pool: Pool) -> PoolMembers:

@@ -6,12 +6,12 @@ from . import pools, rating
 from .catalog import Filter, PlanVersion, Rate, Subscription
 from .cdr import Cdr
 from .charges import after_debit, charge, expire, open_wallet
-from .cycles import Cycle, cycle_of
+from .cycles import Cycle
 from .dedup import duplicate, late
 from .draft import Draft, splits
 from .events import PoolStepped, UsageRated
 from .grants import Settlement, settle
-from .index import rate_table
+from .index import cycle_at, rate_table
 from .limits import volume_problem
 from .membership import pool_allowance
 from .rating import RateTable
@@ -83,7 +83,7 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
     service = cdr.service
     rounding = version.rounding.get(service)
     rated_volume = rating.rounded(cdr.volume, rounding) if rounding else cdr.volume
-    cycle = cycle_of(ts, wallet.cycle_anchor_day)
+    cycle = cycle_at(d.catalog, ts, wallet.cycle_anchor_day)
     if sub.pool is None:
         drawn = pools.NO_DRAW
     else:

@@ -18,6 +18,7 @@ from engine.domain.index import (
     MAX_SPLIT_TOTAL,
     PoolMembers,
     catalog_members,
+    cycle_at,
     pool_members,
     rate_table,
     splitter,
@@ -158,3 +159,13 @@ def test_the_catalogs_splits_are_tabulated_and_split_as_without_the_index() -> N
     bare = msgspec.structs.replace(cat, index=None)
     for amount in (1, 99, 12_345_678):
         assert splits(cat, shares, amount) == splits(bare, shares, amount)
+
+
+def test_the_index_holds_a_calendar_per_anchor_day_of_its_wallets() -> None:
+    cat = _priced("0.01")
+    days = {w.cycle_anchor_day for w in cat.wallets.values()}
+    assert set(cat.index.calendars) == days  # type: ignore[union-attr]
+    bare = msgspec.structs.replace(cat, index=None)
+    for when in (T0, T0 + 40 * 86400, 0, 2**33):
+        for day in (*days, 27):  # 27: no wallet's, so no calendar: by the calendar itself
+            assert cycle_at(cat, when, day) == cycle_at(bare, when, day) == cycle_of(when, day)
