@@ -32,11 +32,13 @@ class Draft:
     def next_id(self) -> str:
         return event_id(self.key, len(self.events))
 
-    def emit(self, event: Event, grants: Grants = None) -> None:
-        """Add ``event`` and apply it; ``grants``: those its debits leave, when the rule
-        that emits it has just settled them (see ``evolve``)."""
+    def emit(
+        self, event: Event, grants: Grants = None, ts: int | None = None, key: str | None = None
+    ) -> None:
+        """Add ``event`` and apply it; ``grants``, ``ts`` and ``key``: what the rule that
+        emits it already holds of it, so ``evolve`` need not work it out again (see there)."""
         self.events.append(event)
-        self.state = evolve(self.state, event, grants)
+        self.state = evolve(self.state, event, grants, ts, key)
 
 
 def splits(catalog: Catalog, shares: tuple[Share, ...], amount: int) -> tuple[SplitLine, ...]:

@@ -138,7 +138,7 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
         per_zone,
         overage_pool,
     )
-    d.emit(event, paid.grants)
+    d.emit(event, paid.grants, ts, d.key)
     if payer == wallet.id and amount:
         after_debit(d, cdr.started_at, ts)
 
