@@ -128,8 +128,16 @@ def _allocated(amount: int, weights: tuple[int, ...], total: int) -> list[int]:
         floors.append(floor)
         remainders.append(remainder)
         left -= floor
-    if left == 1:  # the usual leftover: to the largest remainder, the earliest of equals
+    # Leftover units go by largest remainder, the earliest of equals first; the two usual
+    # cases take no sort: one unit left, or one short of a unit for every share.
+    if left == 1:
         floors[remainders.index(max(remainders))] += 1
+    elif left and left == len(weights) - 1:
+        remainders.reverse()
+        skip = left - remainders.index(min(remainders))  # the smallest, the latest of equals
+        for i in range(len(floors)):
+            if i != skip:
+                floors[i] += 1
     elif left:
         order = sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)
         for i in order[:left]:

@@ -17,6 +17,7 @@ from engine.domain.draft import splits
 from engine.domain.index import (
     MAX_SPLIT_TOTAL,
     PoolMembers,
+    _allocated,
     catalog_members,
     cycle_at,
     pool_members,
@@ -169,3 +170,16 @@ def test_the_index_holds_a_calendar_per_anchor_day_of_its_wallets() -> None:
     for when in (T0, T0 + 40 * 86400, 0, 2**33):
         for day in (*days, 27):  # 27: no wallet's, so no calendar: by the calendar itself
             assert cycle_at(cat, when, day) == cycle_at(bare, when, day) == cycle_of(when, day)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=7), min_size=1, max_size=6).filter(any),
+    st.integers(min_value=1, max_value=10**6),
+)
+def test_the_leftover_goes_as_allocate_gives_it_whatever_is_left(
+    weights: list[int], amount: int
+) -> None:
+    # small equal weights leave every count of leftover units, ties included
+    total = sum(weights)
+    assert _allocated(amount, tuple(weights), total) == list(allocate(amount, tuple(weights)))
