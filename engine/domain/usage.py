@@ -25,12 +25,12 @@ that chose the rate, and the version's rate table (a plain tuple: one is built f
 record)."""
 
 
-def decide_cdr(d: Draft, cdr: Cdr) -> None:
+def decide_cdr(d: Draft, cdr: Cdr, ts: int) -> None:
+    """``ts``: the record's instant in epoch seconds (``limits.admit``)."""
     state = d.state
     at = cdr.started_at
     if duplicate(state, d.key):
         raise Refused("duplicate", "CDR already rated")
-    ts = int(at.timestamp())
     if late(state, ts):
         raise Refused("late", "older than the duplicate-detection window")
     found = resolve(d, cdr, ts)
