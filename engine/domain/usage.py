@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import pools, rating
-from .catalog import Filter, PlanVersion, Rate, Subscription
+from .catalog import Filter, PlanVersion, Pool, Rate, Subscription
 from .cdr import Cdr
 from .charges import after_debit, charge, expire, open_wallet
 from .cycles import Cycle
@@ -84,10 +84,8 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
     rounding = version.rounding.get(service)
     rated_volume = rating.rounded(cdr.volume, rounding) if rounding else cdr.volume
     cycle = cycle_at(d.catalog, ts, wallet.cycle_anchor_day)
-    if sub.pool is None:
-        drawn = pools.NO_DRAW
-    else:
-        drawn = draw_pool(d, sub.pool, cdr, zone, cycle, ts, rated_volume)
+    pool = _pool_of(d, sub.pool, service, zone)
+    drawn = pools.NO_DRAW if pool is None else draw_pool(d, pool, cdr, cycle, ts, rated_volume)
     charged_volume = rated_volume - drawn.volume
     state = d.state  # after any pool step-up and its charge
     # the cycle's volume so far only matters to graduated tiers
@@ -107,8 +105,10 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
     else:
         lines = splits(d.catalog, version.usage_splits, amount)
     overage_pool = None
-    if charged_volume and payer == wallet.id and sub.pool is not None:
-        overage_pool = _per_cycle_pool(d, sub.pool, service, zone)
+    # What a per-cycle pool's record rated beyond it counts as the pool's overage (a stacked
+    # pool's bundles outlive cycles, so it has none).
+    if charged_volume and payer == wallet.id and pool is not None and pool.kind != "stacked":
+        overage_pool = pool.id
     # Routed usage is debited in the payer's wallet (``routing.routed_charges``), not here.
     paid = settle(state, amount, ts) if payer == wallet.id else Settlement((), 0, 0, state.grants)
     event = UsageRated(
@@ -143,23 +143,18 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
         after_debit(d, cdr.started_at, ts)
 
 
-def _per_cycle_pool(d: Draft, pool_id: str, service: str, zone: str) -> str | None:
-    """The pool (not stacked: its bundles outlive cycles) whose zones and service a record
-    fell in, to count what it rated beyond the pool as the pool's overage."""
-    pool = d.catalog.pools.get(pool_id)
-    if pool is None or pool.kind == "stacked" or not pools.covers(pool, service, zone):
-        return None
-    return pool.id
-
-
-def draw_pool(
-    d: Draft, pool_id: str | None, cdr: Cdr, zone: str, cycle: Cycle, ts: int, volume: int
-) -> pools.Draw:
+def _pool_of(d: Draft, pool_id: str | None, service: str, zone: str) -> Pool | None:
+    """The SIM's pool, if it covers the record's service and zone."""
     pool = d.catalog.pools.get(pool_id) if pool_id else None
-    if pool is None or not pools.covers(pool, cdr.service, zone):
-        return pools.NO_DRAW
+    if pool is None or not pools.covers(pool, service, zone):
+        return None
+    return pool
+
+
+def draw_pool(d: Draft, pool: Pool, cdr: Cdr, cycle: Cycle, ts: int, volume: int) -> pools.Draw:
+    """What ``pool`` (covering the record) takes of ``volume``, stepping it up if it must."""
     granted = 0
-    if pool.kind in ("static", "flexible"):
+    if volume > 0 and pool.kind in ("static", "flexible"):  # no volume: nothing is drawn
         granted = pool_allowance(d.state, d.catalog, pool, cycle, ts)
     drawn = pools.draw(d.state, pool, cycle, ts, volume, granted)
     if drawn.step is not None:
