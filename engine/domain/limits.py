@@ -108,7 +108,7 @@ def admit(catalog: Catalog, wallet_id: str, item: Cdr | Command) -> int:
         raise Refused("unknown_wallet", f"no wallet {wallet_id}")
     at = item.started_at if isinstance(item, Cdr) else item.at
     ts = at.timestamp()
-    problem = time_problem(catalog.limits, at, ts)
-    if problem is not None:
-        raise Refused("invalid_time", problem)
+    limits = catalog.limits
+    if not limits.earliest <= ts < limits.latest:  # time_problem's bounds, asked inline
+        raise Refused("invalid_time", time_problem(limits, at, ts) or "")
     return int(ts)
