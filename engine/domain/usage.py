@@ -93,22 +93,17 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
     counter = rating.tier_counter(cdr.iccid, service, cycle.id, zone if per_zone else None)
     used = state.tier_used.get(counter, 0) if len(chosen.tiers) > 1 else 0
     amount = rating.price(chosen, used, charged_volume)
-    if amount > d.catalog.limits.max_charge:
+    if amount > (limit := d.catalog.limits.max_charge):
         raise Refused(
-            "amount_over_limit",
-            f"charge {amount} is over the limit of {d.catalog.limits.max_charge} per input",
+            "amount_over_limit", f"charge {amount} is over the limit of {limit} per input"
         )
     payer = matched.payer if matched is not None and matched.payer else wallet.id
-    usage = table.usage
-    if usage is not None:
-        lines = usage.lines(amount)
-    else:
-        lines = splits(d.catalog, version.usage_splits, amount)
-    overage_pool = None
-    # What a per-cycle pool's record rated beyond it counts as the pool's overage (a stacked
-    # pool's bundles outlive cycles, so it has none).
-    if charged_volume and payer == wallet.id and pool is not None and pool.kind != "stacked":
-        overage_pool = pool.id
+    split = table.usage
+    lines = splits(d.catalog, version.usage_splits, amount) if not split else split.lines(amount)
+    # What a record rated beyond its per-cycle pool (a stacked pool's bundles outlive cycles)
+    # counts as the pool's overage.
+    per_cycle = pool is not None and pool.kind != "stacked"
+    overage_pool = pool.id if per_cycle and pool and charged_volume and payer == wallet.id else None
     # Routed usage is debited in the payer's wallet (``routing.routed_charges``), not here.
     paid = settle(state, amount, ts) if payer == wallet.id else Settlement((), 0, 0, state.grants)
     event = UsageRated(
