@@ -40,10 +40,10 @@ from .refusal import Refused
 from .sims import sim, sim_at
 
 
-def decide_command(d: Draft, cmd: Command) -> None:
+def decide_command(d: Draft, cmd: Command, ts: int) -> None:
+    """``ts``: the command's instant in epoch seconds (``limits.admit``)."""
     if answered(d.state, d.key):
         return  # a retried command that already moved money: a no-op, so retries are safe
-    ts = int(cmd.at.timestamp())
     match cmd:
         case Tick():
             begin(d, cmd.at, ts)

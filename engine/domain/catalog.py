@@ -290,5 +290,5 @@ def build_catalog(
         networks=networks,
         sims_by_wallet={w: tuple(v) for w, v in sims.items()},
         pools_by_wallet={w: tuple(v) for w, v in pools_of.items()},
-        index=build_index(plans, zones, pools, subscriptions),
+        index=build_index(plans, zones, pools, subscriptions, wallets),
     )

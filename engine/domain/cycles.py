@@ -5,25 +5,18 @@ from __future__ import annotations
 from bisect import bisect_right
 from datetime import UTC, date, datetime
 
+import msgspec
+
 DAY = 86400
 
 
-class Cycle(tuple[str, int, int]):
-    """``(id, start, end)``: id is the start date (``"2026-11-01"``), bounds in epoch seconds."""
+class Cycle(msgspec.Struct, frozen=True, gc=False):
+    """One billing cycle: ``id`` is its start date (``"2026-11-01"``), bounds in epoch
+    seconds, the end exclusive. A Struct: its fields are read on every rated record."""
 
-    __slots__ = ()
-
-    @property
-    def id(self) -> str:
-        return self[0]
-
-    @property
-    def start(self) -> int:
-        return self[1]
-
-    @property
-    def end(self) -> int:
-        return self[2]
+    id: str
+    start: int
+    end: int
 
 
 def _epoch(d: date) -> int:
@@ -57,18 +50,16 @@ def cycle_of(ts: int, anchor_day: int) -> Cycle:
         if 0 <= i < len(MONTHS) - 1:
             offset = anchor_day - 1
             return Cycle(
-                (
-                    MONTH_IDS[i] + DAY_IDS[anchor_day],
-                    (MONTHS[i] + offset) * DAY,
-                    (MONTHS[i + 1] + offset) * DAY,
-                )
+                MONTH_IDS[i] + DAY_IDS[anchor_day],
+                (MONTHS[i] + offset) * DAY,
+                (MONTHS[i + 1] + offset) * DAY,
             )
     # Outside the table: by the calendar (which raises past the year 9999).
     d = date.fromordinal(date(1970, 1, 1).toordinal() + day)
     year, month = (d.year, d.month) if d.day >= anchor_day else _add_months(d.year, d.month, -1)
     start = date(year, month, anchor_day)
     ny, nm = _add_months(year, month, 1)
-    return Cycle((start.isoformat(), _epoch(start), _epoch(date(ny, nm, anchor_day))))
+    return Cycle(start.isoformat(), _epoch(start), _epoch(date(ny, nm, anchor_day)))
 
 
 def next_cycle(cycle: Cycle, anchor_day: int) -> Cycle:
@@ -83,3 +74,29 @@ def cycles_between(first: Cycle, last: Cycle, anchor_day: int) -> list[Cycle]:
         out.append(c)
         c = next_cycle(c, anchor_day)
     return out
+
+
+class Calendar(msgspec.Struct, frozen=True, gc=False):
+    """One anchor day's cycles over a span of years, built up front (by the catalog's index):
+    a record's cycle is then one binary search, and no ``Cycle`` is built per record."""
+
+    anchor_day: int
+    bounds: tuple[int, ...]
+    """Each cycle's start, then the last one's end."""
+    cycles: tuple[Cycle, ...]
+
+    def cycle_at(self, ts: int) -> Cycle:
+        """Exactly ``cycle_of(ts, anchor_day)``."""
+        i = bisect_right(self.bounds, ts) - 1
+        if 0 <= i < len(self.cycles):
+            return self.cycles[i]
+        return cycle_of(ts, self.anchor_day)
+
+
+def calendar(anchor_day: int, first: int, months: int) -> Calendar:
+    """The ``months`` cycles of ``anchor_day`` from the one holding the instant ``first``."""
+    cycles = [cycle_of(first, anchor_day)]
+    while len(cycles) < months:
+        cycles.append(next_cycle(cycles[-1], anchor_day))
+    bounds = (*(c.start for c in cycles), cycles[-1].end)
+    return Calendar(anchor_day, bounds, tuple(cycles))

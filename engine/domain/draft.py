@@ -32,23 +32,23 @@ class Draft:
     def next_id(self) -> str:
         return event_id(self.key, len(self.events))
 
-    def emit(self, event: Event, grants: Grants = None) -> None:
-        """Add ``event`` and apply it; ``grants``: those its debits leave, when the rule
-        that emits it has just settled them (see ``evolve``)."""
+    def emit(
+        self, event: Event, grants: Grants = None, ts: int | None = None, key: str | None = None
+    ) -> None:
+        """Add ``event`` and apply it; ``grants``, ``ts`` and ``key``: what the rule that
+        emits it already holds of it, so ``evolve`` need not work it out again (see there)."""
         self.events.append(event)
-        self.state = evolve(self.state, event, grants)
+        self.state = evolve(self.state, event, grants, ts, key)
 
 
 def splits(catalog: Catalog, shares: tuple[Share, ...], amount: int) -> tuple[SplitLine, ...]:
     """Revenue lines for a charge; they sum exactly to it (largest remainder)."""
-    if not amount or not shares:
-        return ()
-    if len(shares) == 1 and shares[0].weight > 0:
-        return (SplitLine(shares[0].provider, amount),)  # what allocate gives, without it
     index = catalog.index
-    if amount > 0 and index is not None:
+    if index is not None:
         found = index.splitters.get(shares)
         if found is not None:
             return found.lines(amount)
+    if not amount or not shares:
+        return ()
     parts = allocate(amount, tuple([s.weight for s in shares]))
     return tuple([SplitLine(s.provider, p) for s, p in zip(shares, parts, strict=True) if p])

@@ -48,17 +48,25 @@ Grants = tuple[Grant, ...] | None
 """The grants after an event's debits, when the caller already holds them."""
 
 
-def evolve(state: WalletState, event: Event, grants: Grants = None) -> WalletState:
+def evolve(
+    state: WalletState,
+    event: Event,
+    grants: Grants = None,
+    ts: int | None = None,
+    key: str | None = None,
+) -> WalletState:
     """The state after ``event``.
 
-    ``grants`` is for the decider, which has just settled the event's charge
-    (``grants.settle``) and so holds the grants its debits leave: given, they are not
-    burned a second time. Left out (replay, recovery), they are worked out from the event's
-    debits by the same ``apply_debits``. Either way the state is the same, as the property
-    "live state == fold(evolve, events)" checks.
+    The rest is for the decider, which holds them already when it emits a rated record:
+    ``grants``, those the event's debits leave (it has just settled the charge,
+    ``grants.settle``), so they are not burned a second time; ``ts``, the event's instant
+    in epoch seconds; ``key``, the key of the input it was decided from. Left out (replay,
+    recovery), each is worked out from the event itself (``apply_debits``, its ``at``, its
+    id). Either way the state is the same, as the property "live state == fold(evolve,
+    events)" checks.
     """
     apply = _APPLY.get(type(event))
-    return state if apply is None else apply(state, event, grants)
+    return state if apply is None else apply(state, event, grants, ts, key)
 
 
 def fold(state: WalletState, events: list[Event]) -> WalletState:
@@ -85,9 +93,13 @@ def _paid(state: WalletState, event: UsageRated | Charged | RatingAdjusted, gran
     return grants, credit, state.debt + event.overdraft, state.uncollected + event.uncollected
 
 
-def _usage_rated(state: WalletState, event: UsageRated, grants: Grants) -> WalletState:
+def _usage_rated(
+    state: WalletState, event: UsageRated, grants: Grants, ts: int | None, key: str | None
+) -> WalletState:
     seen, before, start, before_start, retained, watermark = remember(
-        state, input_key(event.id), _ts(event.at)
+        state,
+        input_key(event.id) if key is None else key,
+        _ts(event.at) if ts is None else ts,
     )
     pool_used = state.pool_used
     for d in event.draws:
@@ -136,7 +148,7 @@ def _add_overage(
     return overage.set(key, merged)
 
 
-def _charged(state: WalletState, event: Charged, grants: Grants) -> WalletState:
+def _charged(state: WalletState, event: Charged, grants: Grants, *_: object) -> WalletState:
     recurring, commands = state.recurring, state.commands
     if event.kind in RECURRING and event.cycle is not None:
         recurring = recurring.set(event.ref, event.cycle)
@@ -171,7 +183,9 @@ def _with_grant(state: WalletState, info: GrantInfo, remaining: int, **changes: 
     )
 
 
-def _rating_adjusted(state: WalletState, event: RatingAdjusted, grants: Grants) -> WalletState:
+def _rating_adjusted(
+    state: WalletState, event: RatingAdjusted, grants: Grants, *_: object
+) -> WalletState:
     grants, credit, debt, uncollected = _paid(state, event, grants)
     s = replace(state, grants=grants, credit=credit, debt=debt, uncollected=uncollected)
     commands = with_command(s, event.id, _ts(event.at))
@@ -183,7 +197,7 @@ def _rating_adjusted(state: WalletState, event: RatingAdjusted, grants: Grants) 
     )
 
 
-def _grant_added(state: WalletState, event: GrantAdded, _: Grants) -> WalletState:
+def _grant_added(state: WalletState, event: GrantAdded, *_: object) -> WalletState:
     repaid = event.debt_repaid
     return _with_grant(
         state,
@@ -197,24 +211,24 @@ def _grant_added(state: WalletState, event: GrantAdded, _: Grants) -> WalletStat
     )
 
 
-def _debt_written_off(state: WalletState, event: DebtWrittenOff, _: Grants) -> WalletState:
+def _debt_written_off(state: WalletState, event: DebtWrittenOff, *_: object) -> WalletState:
     commands = with_command(state, event.id, _ts(event.at))
     return replace(state, debt=state.debt - event.amount, commands=commands)
 
 
-def _grant_expired(state: WalletState, event: GrantExpired, _: Grants) -> WalletState:
+def _grant_expired(state: WalletState, event: GrantExpired, *_: object) -> WalletState:
     grants = tuple(g for g in state.grants if g.id != event.grant_id)
     return replace(state, grants=grants, credit=state.credit - event.amount)
 
 
-def _wallet_opened(state: WalletState, event: WalletOpened, _: Grants) -> WalletState:
+def _wallet_opened(state: WalletState, event: WalletOpened, *_: object) -> WalletState:
     s = replace(state, opened=True, dedup_window=event.dedup_window)
     for info in event.grants:
         s = _with_grant(s, info, info.amount)
     return s
 
 
-def _pool_cycle_closed(state: WalletState, event: PoolCycleClosed, _: Grants) -> WalletState:
+def _pool_cycle_closed(state: WalletState, event: PoolCycleClosed, *_: object) -> WalletState:
     key = (event.pool_id, event.cycle)
     s = state
     if event.credit is not None:
@@ -231,27 +245,27 @@ def _pool_cycle_closed(state: WalletState, event: PoolCycleClosed, _: Grants) ->
     )
 
 
-def _pool_stepped(state: WalletState, event: PoolStepped, _: Grants) -> WalletState:
+def _pool_stepped(state: WalletState, event: PoolStepped, *_: object) -> WalletState:
     return replace(state, pool_tier=state.pool_tier.set((event.pool_id, event.cycle), event.tier))
 
 
-def _threshold_crossed(state: WalletState, event: ThresholdCrossed, _: Grants) -> WalletState:
+def _threshold_crossed(state: WalletState, event: ThresholdCrossed, *_: object) -> WalletState:
     return replace(state, fired=state.fired | {event.level})
 
 
-def _auto_top_up_requested(state: WalletState, _e: AutoTopUpRequested, _: Grants) -> WalletState:
+def _auto_top_up_requested(state: WalletState, _e: AutoTopUpRequested, *_: object) -> WalletState:
     return replace(state, auto_top_up_fired=True)
 
 
-def _wallet_suspended(state: WalletState, _e: WalletSuspended, _: Grants) -> WalletState:
+def _wallet_suspended(state: WalletState, _e: WalletSuspended, *_: object) -> WalletState:
     return replace(state, suspended=True)
 
 
-def _wallet_resumed(state: WalletState, _e: WalletResumed, _: Grants) -> WalletState:
+def _wallet_resumed(state: WalletState, _e: WalletResumed, *_: object) -> WalletState:
     return replace(state, suspended=False)
 
 
-def _sim_attached(state: WalletState, event: SimAttached, _: Grants) -> WalletState:
+def _sim_attached(state: WalletState, event: SimAttached, *_: object) -> WalletState:
     past, catalog_until = _close_stint(state, event.iccid, _ts(event.at))
     sub = Subscription(
         iccid=event.iccid,
@@ -287,7 +301,7 @@ def _close_stint(
     return state.past.set(iccid, (*state.past.get(iccid, ()), before)), state.catalog_until
 
 
-def _sim_detached(state: WalletState, event: SimDetached, _: Grants) -> WalletState:
+def _sim_detached(state: WalletState, event: SimDetached, *_: object) -> WalletState:
     ts = _ts(event.at)
     return replace(
         state,
@@ -296,7 +310,7 @@ def _sim_detached(state: WalletState, event: SimDetached, _: Grants) -> WalletSt
     )
 
 
-def _plan_changed(state: WalletState, event: PlanChanged, _: Grants) -> WalletState:
+def _plan_changed(state: WalletState, event: PlanChanged, *_: object) -> WalletState:
     ts = _ts(event.at)
     changes_of = state.plan_changes.get(event.iccid, ())
     merged = tuple(sorted((*changes_of, (ts, event.plan)), key=lambda c: c[0]))
@@ -312,7 +326,9 @@ def _without(m: Map[str, Any], key: str) -> Map[str, Any]:
 
 
 # Rejections and network actions record facts but change nothing here: they have no entry.
-_APPLY: dict[type, Callable[[WalletState, Any, Grants], WalletState]] = {
+# Only a rated record is applied from what the decider holds (it is the per-record path);
+# the others take the grants at most, and read the rest from the event.
+_APPLY: dict[type, Callable[[WalletState, Any, Grants, int | None, str | None], WalletState]] = {
     UsageRated: _usage_rated,
     Charged: _charged,
     RatingAdjusted: _rating_adjusted,

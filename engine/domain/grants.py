@@ -73,7 +73,10 @@ def insert_grant(grants: tuple[Grant, ...], grant: Grant) -> tuple[Grant, ...]:
 
 def expired(state: WalletState, ts: int) -> list[Grant]:
     """Live grants whose expiry is at or before ``ts``, oldest expiry first."""
-    due = [g for g in state.grants if g.expires_at is not None and g.expires_at <= ts]
+    due = []
+    for g in state.grants:  # a loop, not a comprehension: asked once per rated record
+        if g.expires_at is not None and g.expires_at <= ts:
+            due.append(g)
     if len(due) > 1:
         due.sort(key=lambda g: (g.expires_at, g.seq))
     return due

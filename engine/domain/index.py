@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .catalog import Plan, PlanVersion, Pool, Share, Subscription, Zone
-from .cycles import Cycle
+from .catalog import Plan, PlanVersion, Pool, Share, Subscription, Wallet, Zone
+from .cycles import Calendar, Cycle, calendar, cycle_of
 from .events import SplitLine
 from .money import allocate
 from .rating import RateTable
@@ -74,47 +74,93 @@ def pool_members(pool: Pool, subs: list[Subscription]) -> PoolMembers:
 
 
 MAX_SPLIT_TOTAL = 10_000
-"""Largest total of a split's weights worked out for every remainder (percentages are 100)."""
+"""Largest total of a split's weights worked out for every remainder (percentages are 100);
+a split with a larger total (shares with four decimals of a percent) is computed per amount."""
 
 
 class Splitter(msgspec.Struct, frozen=True, gc=False):
-    """A revenue split (``money.allocate`` by its shares' weights) worked out for every
-    remainder. The largest-remainder method is linear in whole multiples of the weights'
-    total: the parts of ``q * total + r`` are ``q`` times each weight plus the parts of
-    ``r`` (the remainders, and so the order the leftover goes in, are the same). Weights
-    are divided by their greatest common divisor first, which changes no part."""
+    """A revenue split (``money.allocate`` by its shares' weights) worked out up front.
+
+    The largest-remainder method is linear in whole multiples of the weights' total: the
+    parts of ``q * total + r`` are ``q`` times each weight plus the parts of ``r`` (the
+    remainders, and so the order the leftover goes in, are the same). Weights are divided by
+    their greatest common divisor first, which changes no part. Where the total is small
+    every remainder's parts are tabulated; otherwise they are computed per amount, by plain
+    loops (no comprehension frames: this runs once per rated record).
+    """
 
     providers: tuple[str, ...]
     weights: tuple[int, ...]
     total: int
-    parts: tuple[tuple[int, ...], ...]
-    """``allocate(r, weights)`` for every ``r`` below ``total``."""
+    parts: tuple[tuple[tuple[str, int, int], ...], ...]
+    """Per remainder ``r`` below ``total`` (when tabulated): (provider, weight, part of
+    ``r``) for each share, in order; empty when the total is too large to tabulate."""
 
     def lines(self, amount: int) -> tuple[SplitLine, ...]:
-        """The lines of a positive ``amount``, as ``draft.splits`` gives them."""
-        q, r = divmod(amount, self.total)
-        return tuple(
-            [
-                SplitLine(p, part)
-                for p, w, e in zip(self.providers, self.weights, self.parts[r], strict=True)
-                if (part := q * w + e)
-            ]
-        )
+        """The lines of ``amount``, exactly as ``draft.splits`` gives them (zero parts left
+        out; a negative amount is split as its mirror image)."""
+        if amount <= 0:
+            if not amount:
+                return ()
+            return tuple([SplitLine(line.provider, -line.amount) for line in self.lines(-amount)])
+        out = []
+        if self.parts:
+            q, r = divmod(amount, self.total)
+            for provider, weight, extra in self.parts[r]:
+                part = q * weight + extra
+                if part:
+                    out.append(SplitLine(provider, part))
+            return tuple(out)
+        parts = _allocated(amount, self.weights, self.total)
+        for provider, part in zip(self.providers, parts, strict=True):
+            if part:
+                out.append(SplitLine(provider, part))
+        return tuple(out)
+
+
+def _allocated(amount: int, weights: tuple[int, ...], total: int) -> list[int]:
+    """``allocate(amount, weights)`` for a positive amount and valid weights of ``total``."""
+    floors = []
+    remainders = []
+    left = amount
+    for weight in weights:
+        floor, remainder = divmod(amount * weight, total)
+        floors.append(floor)
+        remainders.append(remainder)
+        left -= floor
+    # Leftover units go by largest remainder, the earliest of equals first; the two usual
+    # cases take no sort: one unit left, or one short of a unit for every share.
+    if left == 1:
+        floors[remainders.index(max(remainders))] += 1
+    elif left and left == len(weights) - 1:
+        remainders.reverse()
+        skip = left - remainders.index(min(remainders))  # the smallest, the latest of equals
+        for i in range(len(floors)):
+            if i != skip:
+                floors[i] += 1
+    elif left:
+        order = sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)
+        for i in order[:left]:
+            floors[i] += 1
+    return floors
 
 
 def splitter(shares: tuple[Share, ...]) -> Splitter | None:
-    """The splitter of ``shares``, or ``None`` where allocating as it goes is the way (no
-    weight, a negative one, or a total too large to tabulate)."""
+    """The splitter of ``shares``, or ``None`` where there is nothing to split by (no
+    weight, a negative one, or none above zero: ``allocate`` refuses them)."""
     weights = tuple([s.weight for s in shares])
     if not weights or sum(weights) <= 0 or min(weights) < 0:
         return None
     common = gcd(*weights)
     weights = tuple([w // common for w in weights])
     total = sum(weights)
-    if total > MAX_SPLIT_TOTAL:
-        return None
-    parts = tuple(allocate(r, weights) for r in range(total))
-    return Splitter(tuple([s.provider for s in shares]), weights, total, parts)
+    providers = tuple([s.provider for s in shares])
+    parts: tuple[tuple[tuple[str, int, int], ...], ...] = ()
+    if total <= MAX_SPLIT_TOTAL:
+        parts = tuple(
+            tuple(zip(providers, weights, allocate(r, weights), strict=True)) for r in range(total)
+        )
+    return Splitter(providers, weights, total, parts)
 
 
 def _all_shares(plans: dict[str, Plan], pools: dict[str, Pool]) -> set[tuple[Share, ...]]:
@@ -138,6 +184,23 @@ class CatalogIndex(msgspec.Struct, frozen=True, gc=False):
     """Pool id -> its catalog subscriptions."""
     splitters: Mapping[tuple[Share, ...], Splitter]
     """The catalog's revenue splits (by value: the same shares split the same anywhere)."""
+    calendars: Mapping[int, Calendar]
+    """Anchor day -> its cycles, for the anchor days of the catalog's wallets (a cycle
+    depends on the anchor day alone, so another wallet with the same day reads it too)."""
+
+
+CALENDAR_MONTHS = 50 * 12
+"""How many cycles a calendar holds, from the earliest plan version's: no record before it
+is rated (no plan version), and a record past the span finds its cycle by the calendar."""
+
+
+def _calendars(plans: dict[str, Plan], wallets: dict[str, Wallet]) -> dict[int, Calendar]:
+    starts = [v.effective_from for plan in plans.values() for v in plan.versions]
+    if not starts:
+        return {}
+    first = min(starts)
+    days = {w.cycle_anchor_day for w in wallets.values() if 1 <= w.cycle_anchor_day <= 28}
+    return {day: calendar(day, first, CALENDAR_MONTHS) for day in sorted(days)}
 
 
 def build_index(
@@ -145,20 +208,23 @@ def build_index(
     zones: dict[str, Zone],
     pools: dict[str, Pool],
     subscriptions: dict[str, Subscription],
+    wallets: dict[str, Wallet],
 ) -> CatalogIndex:
-    zone_ids = tuple(zones)
-    tables = {
-        (plan.id, version.version): RateTable(version, zone_ids)
-        for plan in plans.values()
-        for version in plan.versions
-    }
-    subs = list(subscriptions.values())
-    members = {pool.id: pool_members(pool, subs) for pool in pools.values()}
     splitters = {}
     for shares in _all_shares(plans, pools):
         found = splitter(shares)
         if found is not None:
             splitters[shares] = found
+    zone_ids = tuple(zones)
+    tables = {
+        (plan.id, version.version): RateTable(
+            version, zone_ids, splitters.get(version.usage_splits)
+        )
+        for plan in plans.values()
+        for version in plan.versions
+    }
+    subs = list(subscriptions.values())
+    members = {pool.id: pool_members(pool, subs) for pool in pools.values()}
     return CatalogIndex(
         plans,
         subscriptions,
@@ -166,6 +232,7 @@ def build_index(
         MappingProxyType(tables),
         MappingProxyType(members),
         MappingProxyType(splitters),
+        MappingProxyType(_calendars(plans, wallets)),
     )
 
 
@@ -177,6 +244,18 @@ def rate_table(catalog: Catalog, plan_id: str, version: PlanVersion) -> RateTabl
         if table is not None and table.version is version:
             return table
     return RateTable(version, ())  # no zone up front: each select works its choice out
+
+
+def cycle_at(catalog: Catalog, ts: int, anchor_day: int) -> Cycle:
+    """``cycles.cycle_of``, from the index's calendar of ``anchor_day`` when it has one."""
+    index = catalog.index
+    if index is not None:
+        found = index.calendars.get(anchor_day)
+        if found is not None:  # Calendar.cycle_at, one call less on the per-record path
+            i = bisect_right(found.bounds, ts) - 1
+            if 0 <= i < len(found.cycles):
+                return found.cycles[i]
+    return cycle_of(ts, anchor_day)
 
 
 def members_of(catalog: Catalog, pool: Pool) -> PoolMembers:

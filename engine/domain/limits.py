@@ -72,9 +72,11 @@ class Limits(msgspec.Struct, frozen=True, gc=False):
 DEFAULT_LIMITS = Limits()
 
 
-def time_problem(limits: Limits, at: datetime) -> str | None:
-    """Why the instant ``at`` is out of bounds, or ``None``."""
-    ts = at.timestamp()
+def time_problem(limits: Limits, at: datetime, ts: float | None = None) -> str | None:
+    """Why the instant ``at`` is out of bounds, or ``None``; ``ts``: ``at.timestamp()``
+    when the caller has it already."""
+    if ts is None:
+        ts = at.timestamp()
     if ts < limits.earliest or ts >= limits.latest:
         return (
             f"{at.isoformat()} is outside the accepted range "
@@ -94,9 +96,10 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def admit(catalog: Catalog, wallet_id: str, item: Cdr | Command) -> None:
+def admit(catalog: Catalog, wallet_id: str, item: Cdr | Command) -> int:
     """Raise `Refused` when ``item`` may not reach wallet ``wallet_id`` at all
-    (``unknown_wallet``, ``invalid_time``).
+    (``unknown_wallet``, ``invalid_time``); else return its instant in epoch seconds, which
+    the decider then takes as it is (one conversion per input).
 
     An input refused here decides nothing and touches no wallet: the stream and the offline
     run write it as a rejection record, never as an event, so it leaves no stream behind.
@@ -104,6 +107,8 @@ def admit(catalog: Catalog, wallet_id: str, item: Cdr | Command) -> None:
     if wallet_id not in catalog.wallets:
         raise Refused("unknown_wallet", f"no wallet {wallet_id}")
     at = item.started_at if isinstance(item, Cdr) else item.at
-    problem = time_problem(catalog.limits, at)
-    if problem is not None:
-        raise Refused("invalid_time", problem)
+    ts = at.timestamp()
+    limits = catalog.limits
+    if not limits.earliest <= ts < limits.latest:  # time_problem's bounds, asked inline
+        raise Refused("invalid_time", time_problem(limits, at, ts) or "")
+    return int(ts)

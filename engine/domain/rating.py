@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from .catalog import Filter, PlanVersion, Rate, Rounding, TimeWindow
 from .money import PRICE_PER_MICRO, div_round_half_up
 from .units import SERVICES
+
+if TYPE_CHECKING:
+    from .index import Splitter
 
 
 def rounded(volume: int, rounding: Rounding) -> int:
@@ -95,10 +99,13 @@ class RateTable:
     can be shared by every wallet and worker that holds its catalog.
     """
 
-    __slots__ = ("apns", "choices", "rats", "version")
+    __slots__ = ("apns", "choices", "rats", "usage", "version")
 
-    def __init__(self, version: PlanVersion, zones: Iterable[str]) -> None:
+    def __init__(
+        self, version: PlanVersion, zones: Iterable[str], usage: Splitter | None = None
+    ) -> None:
         self.version = version
+        self.usage = usage  # the index's splitter of the usage split: rated records are split by it
         self.apns = frozenset(apn for f in version.filters for apn in f.apns)
         self.rats = frozenset(rat for f in version.filters for rat in f.rats)
         apns: tuple[str | None, ...] = (None, *sorted(self.apns))

@@ -3,32 +3,34 @@
 from __future__ import annotations
 
 from . import pools, rating
-from .catalog import Filter, PlanVersion, Rate, Subscription
+from .catalog import Filter, PlanVersion, Pool, Rate, Subscription
 from .cdr import Cdr
 from .charges import after_debit, charge, expire, open_wallet
-from .cycles import Cycle, cycle_of
+from .cycles import Cycle
 from .dedup import duplicate, late
 from .draft import Draft, splits
 from .events import PoolStepped, UsageRated
 from .grants import Settlement, settle
-from .index import rate_table
+from .index import cycle_at, rate_table
 from .limits import volume_problem
 from .membership import pool_allowance
+from .rating import RateTable
 from .refusal import Refused
 from .sims import active_at, plan_at, sim
 from .zones import zone_of
 
-Resolved = tuple[Subscription, str, PlanVersion, str, Rate, Filter | None]
-"""What a CDR is rated by: subscription, plan id, plan version, zone, rate, and the filter
-that chose the rate (a plain tuple: one is built for every record)."""
+Resolved = tuple[Subscription, str, PlanVersion, str, Rate, Filter | None, RateTable]
+"""What a CDR is rated by: subscription, plan id, plan version, zone, rate, the filter
+that chose the rate, and the version's rate table (a plain tuple: one is built for every
+record)."""
 
 
-def decide_cdr(d: Draft, cdr: Cdr) -> None:
+def decide_cdr(d: Draft, cdr: Cdr, ts: int) -> None:
+    """``ts``: the record's instant in epoch seconds (``limits.admit``)."""
     state = d.state
     at = cdr.started_at
     if duplicate(state, d.key):
         raise Refused("duplicate", "CDR already rated")
-    ts = int(at.timestamp())
     if late(state, ts):
         raise Refused("late", "older than the duplicate-detection window")
     found = resolve(d, cdr, ts)
@@ -72,20 +74,18 @@ def resolve(d: Draft, cdr: Cdr, ts: int) -> Resolved:
         )
     if version.currency != d.wallet.currency:
         raise Refused("currency_mismatch", f"plan {plan_id} is in {version.currency}")
-    return sub, plan_id, version, zone, found, matched
+    return sub, plan_id, version, zone, found, matched, table
 
 
 def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
-    sub, plan_id, version, zone, chosen, matched = found
+    sub, plan_id, version, zone, chosen, matched, table = found
     wallet = d.wallet
     service = cdr.service
     rounding = version.rounding.get(service)
     rated_volume = rating.rounded(cdr.volume, rounding) if rounding else cdr.volume
-    cycle = cycle_of(ts, wallet.cycle_anchor_day)
-    if sub.pool is None:
-        drawn = pools.NO_DRAW
-    else:
-        drawn = draw_pool(d, sub.pool, cdr, zone, cycle, ts, rated_volume)
+    cycle = cycle_at(d.catalog, ts, wallet.cycle_anchor_day)
+    pool = _pool_of(d, sub.pool, service, zone)
+    drawn = pools.NO_DRAW if pool is None else draw_pool(d, pool, cdr, cycle, ts, rated_volume)
     charged_volume = rated_volume - drawn.volume
     state = d.state  # after any pool step-up and its charge
     # the cycle's volume so far only matters to graduated tiers
@@ -93,16 +93,17 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
     counter = rating.tier_counter(cdr.iccid, service, cycle.id, zone if per_zone else None)
     used = state.tier_used.get(counter, 0) if len(chosen.tiers) > 1 else 0
     amount = rating.price(chosen, used, charged_volume)
-    if amount > d.catalog.limits.max_charge:
+    if amount > (limit := d.catalog.limits.max_charge):
         raise Refused(
-            "amount_over_limit",
-            f"charge {amount} is over the limit of {d.catalog.limits.max_charge} per input",
+            "amount_over_limit", f"charge {amount} is over the limit of {limit} per input"
         )
     payer = matched.payer if matched is not None and matched.payer else wallet.id
-    lines = splits(d.catalog, version.usage_splits, amount)
-    overage_pool = None
-    if charged_volume and payer == wallet.id and sub.pool is not None:
-        overage_pool = _per_cycle_pool(d, sub.pool, service, zone)
+    split = table.usage
+    lines = splits(d.catalog, version.usage_splits, amount) if not split else split.lines(amount)
+    # What a record rated beyond its per-cycle pool (a stacked pool's bundles outlive cycles)
+    # counts as the pool's overage.
+    per_cycle = pool is not None and pool.kind != "stacked"
+    overage_pool = pool.id if per_cycle and pool and charged_volume and payer == wallet.id else None
     # Routed usage is debited in the payer's wallet (``routing.routed_charges``), not here.
     paid = settle(state, amount, ts) if payer == wallet.id else Settlement((), 0, 0, state.grants)
     event = UsageRated(
@@ -132,28 +133,23 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
         per_zone,
         overage_pool,
     )
-    d.emit(event, paid.grants)
+    d.emit(event, paid.grants, ts, d.key)
     if payer == wallet.id and amount:
         after_debit(d, cdr.started_at, ts)
 
 
-def _per_cycle_pool(d: Draft, pool_id: str, service: str, zone: str) -> str | None:
-    """The pool (not stacked: its bundles outlive cycles) whose zones and service a record
-    fell in, to count what it rated beyond the pool as the pool's overage."""
-    pool = d.catalog.pools.get(pool_id)
-    if pool is None or pool.kind == "stacked" or not pools.covers(pool, service, zone):
-        return None
-    return pool.id
-
-
-def draw_pool(
-    d: Draft, pool_id: str | None, cdr: Cdr, zone: str, cycle: Cycle, ts: int, volume: int
-) -> pools.Draw:
+def _pool_of(d: Draft, pool_id: str | None, service: str, zone: str) -> Pool | None:
+    """The SIM's pool, if it covers the record's service and zone."""
     pool = d.catalog.pools.get(pool_id) if pool_id else None
-    if pool is None or not pools.covers(pool, cdr.service, zone):
-        return pools.NO_DRAW
+    if pool is None or not pools.covers(pool, service, zone):
+        return None
+    return pool
+
+
+def draw_pool(d: Draft, pool: Pool, cdr: Cdr, cycle: Cycle, ts: int, volume: int) -> pools.Draw:
+    """What ``pool`` (covering the record) takes of ``volume``, stepping it up if it must."""
     granted = 0
-    if pool.kind in ("static", "flexible"):
+    if volume > 0 and pool.kind in ("static", "flexible"):  # no volume: nothing is drawn
         granted = pool_allowance(d.state, d.catalog, pool, cycle, ts)
     drawn = pools.draw(d.state, pool, cycle, ts, volume, granted)
     if drawn.step is not None:

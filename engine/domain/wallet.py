@@ -30,12 +30,12 @@ def step(state: WalletState, item: Input, catalog: Catalog) -> tuple[list[Event]
     try:
         if wallet is None:
             raise Refused("unknown_wallet", state.wallet_id)
-        admit(catalog, state.wallet_id, item)
+        ts = admit(catalog, state.wallet_id, item)
         d = Draft(state, item.key, catalog, wallet)
         if isinstance(item, Cdr):
-            decide_cdr(d, item)
+            decide_cdr(d, item, ts)
         else:
-            decide_command(d, item)
+            decide_command(d, item, ts)
     except Refused as refusal:
         # Rejections change no state: the wallet stands as it was before the input.
         return [rejection(state.wallet_id, item, refusal.reason, refusal.detail)], state

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.domain.cycles import cycle_of, cycles_between, next_cycle
+from engine.domain.cycles import calendar, cycle_of, cycles_between, next_cycle
 
 from .builders import ts
 
@@ -68,3 +68,20 @@ def test_the_calendar_table_agrees_with_the_calendar() -> None:
 def test_past_the_year_9999_a_cycle_cannot_be_named() -> None:
     with pytest.raises(ValueError):
         cycle_of(ts("9999-12-31T00:00:00Z"), 1)
+
+
+SPAN = calendar(15, ts("2026-01-20T00:00:00Z"), 24)
+
+
+@settings(max_examples=200, deadline=None)
+@given(instant=st.integers(0, 4_000_000_000))
+def test_a_calendar_gives_the_cycle_of_any_instant_inside_its_span_or_not(instant: int) -> None:
+    assert SPAN.cycle_at(instant) == cycle_of(instant, 15)
+
+
+def test_a_calendar_spans_its_months_from_the_cycle_of_its_first_instant() -> None:
+    assert SPAN.cycles[0].id == "2026-01-15"
+    assert SPAN.cycles[-1].id == "2027-12-15"
+    assert SPAN.bounds[-1] == ts("2028-01-15T00:00:00Z")
+    for edge in (SPAN.bounds[0] - 1, SPAN.bounds[0], SPAN.bounds[-1] - 1, SPAN.bounds[-1]):
+        assert SPAN.cycle_at(edge) == cycle_of(edge, 15)

@@ -17,7 +17,9 @@ from engine.domain.draft import splits
 from engine.domain.index import (
     MAX_SPLIT_TOTAL,
     PoolMembers,
+    _allocated,
     catalog_members,
+    cycle_at,
     pool_members,
     rate_table,
     splitter,
@@ -112,19 +114,43 @@ def test_odd_members_end_before_they_start() -> None:
     assert members.active_in(cycle_of(T0, 1)) == 1
 
 
-@settings(max_examples=200, deadline=None)
+WEIGHTS = [0, 1, 3, 7, 10, 33, 60, 116_667, 300_000, 333_333, 550_000, 600_000]
+"""Small ones (tabulated), and four-decimal percentages whose totals are not (55/33.3333/…)."""
+
+
+@settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.sampled_from([0, 1, 3, 7, 10, 33, 60, 300_000, 600_000]), min_size=1, max_size=5),
-    st.integers(min_value=1, max_value=10**12),
+    st.lists(st.sampled_from(WEIGHTS), min_size=1, max_size=5),
+    st.integers(min_value=-(10**12), max_value=10**12),
 )
 def test_a_splitter_splits_as_allocate_does(weights: list[int], amount: int) -> None:
     shares = tuple(Share(f"p{i}", w) for i, w in enumerate(weights))
     found = splitter(shares)
-    if found is None:  # nothing to split by, or too many remainders to tabulate
-        assert sum(weights) == 0 or sum(weights) // math.gcd(*weights) > MAX_SPLIT_TOTAL
+    if found is None:  # nothing to split by: allocate refuses it
+        assert sum(weights) == 0
         return
-    expected = tuple(p for p in allocate(amount, tuple(weights)) if p)
+    tabulated = sum(weights) // math.gcd(*weights) <= MAX_SPLIT_TOTAL
+    assert bool(found.parts) == tabulated
+    expected = tuple(p for p in allocate(amount, tuple(weights)) if p) if amount else ()
     assert tuple(line.amount for line in found.lines(amount)) == expected
+
+
+@pytest.mark.parametrize("amount", [1, 2, 3, 999_999, 1_000_000, 1_000_001, 620_000, 7_910_156])
+def test_a_split_too_large_to_tabulate_gives_the_leftover_as_allocate_does(amount: int) -> None:
+    weights = (550_000, 333_333, 116_667)  # 55 / 33.3333 / 11.6667 %: a total of 10^6
+    found = splitter(tuple(Share(f"p{i}", w) for i, w in enumerate(weights)))
+    assert found is not None and not found.parts
+    expected = tuple(p for p in allocate(amount, weights) if p)
+    assert tuple(line.amount for line in found.lines(amount)) == expected
+
+
+def test_a_plan_versions_rate_table_carries_its_usage_split() -> None:
+    cat = _priced("0.01")
+    version = cat.plans["basic"].versions[0]
+    table = rate_table(cat, "basic", version)
+    assert table.usage is cat.index.splitters[version.usage_splits]  # type: ignore[union-attr]
+    bare = msgspec.structs.replace(cat, index=None)
+    assert rate_table(bare, "basic", version).usage is None
 
 
 def test_the_catalogs_splits_are_tabulated_and_split_as_without_the_index() -> None:
@@ -134,3 +160,26 @@ def test_the_catalogs_splits_are_tabulated_and_split_as_without_the_index() -> N
     bare = msgspec.structs.replace(cat, index=None)
     for amount in (1, 99, 12_345_678):
         assert splits(cat, shares, amount) == splits(bare, shares, amount)
+
+
+def test_the_index_holds_a_calendar_per_anchor_day_of_its_wallets() -> None:
+    cat = _priced("0.01")
+    days = {w.cycle_anchor_day for w in cat.wallets.values()}
+    assert set(cat.index.calendars) == days  # type: ignore[union-attr]
+    bare = msgspec.structs.replace(cat, index=None)
+    for when in (T0, T0 + 40 * 86400, 0, 2**33):
+        for day in (*days, 27):  # 27: no wallet's, so no calendar: by the calendar itself
+            assert cycle_at(cat, when, day) == cycle_at(bare, when, day) == cycle_of(when, day)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=7), min_size=1, max_size=6).filter(any),
+    st.integers(min_value=1, max_value=10**6),
+)
+def test_the_leftover_goes_as_allocate_gives_it_whatever_is_left(
+    weights: list[int], amount: int
+) -> None:
+    # small equal weights leave every count of leftover units, ties included
+    total = sum(weights)
+    assert _allocated(amount, tuple(weights), total) == list(allocate(amount, tuple(weights)))

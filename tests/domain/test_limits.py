@@ -111,7 +111,13 @@ def test_admission_names_unknown_wallets_and_bad_times() -> None:
     with pytest.raises(Refused) as far:
         admit(cat, "w1", tick("k", FAR))
     assert far.value.reason == "invalid_time"
-    admit(cat, "w1", tick("k", T0))
+    assert admit(cat, "w1", tick("k", T0)) == T0  # the instant the decider then takes
+
+
+def test_an_admitted_records_instant_is_its_own_whatever_its_offset() -> None:
+    cat = catalog()
+    for offset in (0, 330, -480):
+        assert admit(cat, "w1", cdr("c1", 1, at=T0 + 7, offset=offset)) == T0 + 7
 
 
 @given(
