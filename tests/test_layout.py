@@ -156,8 +156,6 @@ TESTED_BY: dict[str, tuple[str, ...]] = {
     "engine/domain/commands.py": ("tests/domain/test_account.py",),
     # the Draft each rule is applied to; splits through the index's tables
     "engine/domain/draft.py": ("tests/domain/test_charges.py", "tests/domain/test_index.py"),
-    # fold(evolve) is the state step ends in, over random inputs; replay folds histories
-    "engine/domain/evolve.py": ("tests/domain/test_properties.py", "tests/domain/test_replay.py"),
     # routed charges of split billing, end to end
     "engine/domain/routing.py": ("tests/domain/test_split_billing.py",),
     # the grants' burn order and the balance
