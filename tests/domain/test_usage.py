@@ -436,9 +436,11 @@ def resolving(record: Cdr, cat: Catalog | None = None) -> Draft:
 
 def test_a_cdr_resolves_to_its_sim_plan_zone_and_rate() -> None:
     record = cdr("c1", MB)
-    sub_, plan_id, version_, zone, chosen, matched = resolve(resolving(record), record, T0)
+    found = resolve(resolving(record), record, T0)
+    sub_, plan_id, version_, zone, chosen, matched, table = found
     assert (sub_.iccid, plan_id, version_.version, zone, matched) == (SIM1, "basic", 1, "EU", None)
     assert chosen == version_.rates["data"]["EU"]
+    assert table.version is version_  # the version's own rate table, from the index
 
 
 @pytest.mark.parametrize(
