@@ -26,6 +26,7 @@ from .harness import (
     offline_events_by_wallet,
     read_topic,
     samples,
+    snapshot_committed,
 )
 
 TOP_UPS = [
@@ -344,10 +345,11 @@ def test_sigkill_and_restart_loses_nothing_and_charges_nothing_twice(
         stderr=subprocess.DEVNULL,
     )
     try:
-        # Kill twice, at different points of the run. First once the worker has written
-        # snapshots (the first of them committed with the batch after it), so that its
-        # successor recovers from one; then once that one has too, or the input has ended.
-        _kill_and_restart_when(stack, lambda w: _snapshots_written(w) >= 2, *snapshots)
+        # Kill twice, at different points of the run. First once a snapshot is committed on
+        # wallet.snapshots (one merely written may still be in an open transaction, which
+        # the kill aborts), so that its successor recovers from one; then once that one has
+        # written a snapshot too, or the input has ended.
+        _kill_and_restart_when(stack, lambda _w: snapshot_committed(stack), *snapshots)
         ended = lambda w: _snapshots_written(w) >= 1 or publisher.poll() is not None  # noqa: E731
         _kill_and_restart_when(stack, ended, *snapshots)
     finally:
