@@ -26,13 +26,15 @@ $(STAMP): requirements.txt pyproject.toml deploy/local/kafka/pom.xml
 
 ## lock: re-resolve uv.lock from pyproject.toml (a deliberate, reviewed change); keeps
 ## today's pins where they still fit; `make lock UPGRADE=--upgrade` moves them all. Then
-## export it as requirements.txt (what pip installs here, hashes included) and
-## requirements-runtime.txt (the image's: the runtime part, the same versions).
+## export it as requirements.txt (what pip installs here, hashes included),
+## requirements-runtime.txt (the image's: the runtime part, the same versions) and
+## requirements-build.txt (what builds the engine in the image: setuptools, wheel).
 lock:
 	test -x $(BIN)/uv || $(MAKE) setup
 	$(BIN)/uv lock --python 3.11 $(UPGRADE)
 	$(BIN)/uv export --frozen --no-emit-project --all-extras --all-groups -q -o requirements.txt
 	$(BIN)/uv export --frozen --no-emit-project --no-dev -q -o requirements-runtime.txt
+	$(BIN)/uv export --frozen --no-emit-project --only-group build -q -o requirements-build.txt
 
 ## lint: ruff, formatting, mypy and schema freshness
 lint: setup

@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements.txt"
 RUNTIME_LOCK = ROOT / "requirements-runtime.txt"
+BUILD_LOCK = ROOT / "requirements-build.txt"
 UV = Path(sys.executable).parent / "uv"
 
 
@@ -48,6 +49,7 @@ def test_the_exports_are_exactly_the_lock() -> None:
     for path, args in (
         (LOCK, ("--all-extras", "--all-groups")),
         (RUNTIME_LOCK, ("--no-dev",)),
+        (BUILD_LOCK, ("--only-group", "build")),
     ):
         result = _uv("export", "--frozen", "--no-emit-project", *args)
         assert result.returncode == 0, result.stderr
@@ -75,9 +77,11 @@ def _direct_requirements() -> list[Requirement]:
     texts = [
         *project["project"]["dependencies"],
         *project["project"]["optional-dependencies"]["dev"],
+        *project["dependency-groups"]["build"],
         *project["dependency-groups"]["tools"],
     ]
-    return [Requirement(text) for text in texts]
+    # A group's ``{include-group = ...}`` entries are listed above under their own group.
+    return [Requirement(text) for text in texts if isinstance(text, str)]
 
 
 def _applies(marker: str) -> bool:
@@ -148,3 +152,17 @@ def test_installed_versions_are_the_locked_ones() -> None:
         if installed not in wanted:
             drift.append(f"{name}: {installed} installed, the lock says {wanted}")
     assert drift == [], "run make setup: " + "; ".join(drift)
+
+
+def test_the_build_backend_is_locked_within_the_build_systems_ranges() -> None:
+    """The image builds the engine with the backend of requirements-build.txt (no build
+    isolation): each build-system requirement must be pinned there, inside its range."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    build = _pins(BUILD_LOCK)
+    for text in pyproject["build-system"]["requires"]:
+        requirement = Requirement(text)
+        assert str(requirement.specifier), f"{text}: no range"
+        versions = build.get(canonicalize_name(requirement.name), [])
+        assert versions, f"{requirement.name} is not in {BUILD_LOCK.name}"
+        for version, _marker, hashes in versions:
+            assert version in requirement.specifier and hashes, f"{text}: {version}"

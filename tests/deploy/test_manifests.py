@@ -265,8 +265,10 @@ def test_configmaps_hold_the_repository_files_where_the_code_looks() -> None:
 
 def test_the_image_installs_exactly_the_runtime_lock() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
-    assert "COPY pyproject.toml README.md requirements-runtime.txt" in text
-    assert "--require-hashes --no-deps -r requirements-runtime.txt" in text
+    assert "COPY pyproject.toml README.md requirements-runtime.txt requirements-build.txt" in text
+    assert "-r requirements-runtime.txt -r requirements-build.txt" in text
+    # The engine is built by the locked backend, never one resolved at build time.
+    assert "pip install --no-cache-dir --no-deps --no-build-isolation ." in text
     # The engine itself must not pull in anything the lock did not name.
     installs = re.findall(r"pip install [^\\\n]*", text)
     assert installs and all("--no-deps" in line for line in installs), installs
