@@ -272,8 +272,3 @@ def members_of(catalog: Catalog, pool: Pool) -> PoolMembers:
             return found
     listed = catalog.sims_by_wallet.get(pool.wallet, ())
     return pool_members(pool, [catalog.subscriptions[i] for i in listed])
-
-
-def catalog_members(catalog: Catalog, pool: Pool, cycle: Cycle) -> int:
-    """How many of the catalog's subscriptions in ``pool`` are active in ``cycle``."""
-    return members_of(catalog, pool).active_in(cycle)

@@ -18,8 +18,8 @@ from engine.domain.index import (
     MAX_SPLIT_TOTAL,
     PoolMembers,
     _allocated,
-    catalog_members,
     cycle_at,
+    members_of,
     pool_members,
     rate_table,
     splitter,
@@ -101,9 +101,9 @@ def test_pool_members_count_the_subscriptions_active_in_a_cycle() -> None:
         and (s.active_to is None or s.active_to > cycle.start)
     )
     assert members.active_in(cycle) == expected == 3
-    assert catalog_members(cat, cat.pools["p1"], cycle) == expected
+    assert members_of(cat, cat.pools["p1"]).active_in(cycle) == expected
     bare = msgspec.structs.replace(cat, index=None)
-    assert catalog_members(bare, bare.pools["p1"], cycle) == expected
+    assert members_of(bare, bare.pools["p1"]).active_in(cycle) == expected
 
 
 def test_odd_members_end_before_they_start() -> None:
