@@ -103,6 +103,53 @@ class WriteOffDebt(_Command, tag=True, frozen=True, gc=False):
     amount: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=PRINTABLE)]
+Amount = Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class OpenWallet(_Command, tag=True, frozen=True, gc=False):
+    """Open a wallet that is not in the catalog, on these terms. Amounts are decimal strings
+    in ``currency``, as in a catalog; ``revision`` is the catalog revision it starts on
+    (0: the first), stamped by whoever sends it so every owner starts it alike."""
+
+    currency: Name
+    name: Name = ""
+    overdraft_limit: Amount = "0"
+    suspend_at: Amount = "0"
+    resume_at: Amount = "0"
+    thresholds: tuple[Amount, ...] = ()
+    cycle_anchor_day: Annotated[int, msgspec.Meta(ge=1, le=28)] = 1
+    revision: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class CloseWallet(_Command, tag=True, frozen=True, gc=False):
+    """Close the wallet from ``at`` on: nothing is decided for it afterwards. Refused while
+    a SIM is still in it."""
+
+    reason: Reason
+
+
+class SuspendWallet(_Command, tag=True, frozen=True, gc=False):
+    """Suspend the wallet by hand (bar its SIMs), whatever its balance, until a
+    ``ResumeWallet``; a top-up does not lift it."""
+
+    reason: Reason
+
+
+class ResumeWallet(_Command, tag=True, frozen=True, gc=False):
+    """Lift a suspension by hand; the wallet resumes if its balance allows."""
+
+    reason: Reason
+
+
+class AdoptCatalog(_Command, tag=True, frozen=True, gc=False):
+    """Decide this wallet's inputs from now on with catalog revision ``revision`` (whose
+    source has sha256 ``digest``), sent to every wallet by ``catalog publish``."""
+
+    revision: Annotated[int, msgspec.Meta(ge=1)]
+    digest: Id
+
+
 Command = (
     TopUp
     | RedeemVoucher
@@ -113,6 +160,11 @@ Command = (
     | ApplyCharge
     | AdjustRating
     | WriteOffDebt
+    | OpenWallet
+    | CloseWallet
+    | SuspendWallet
+    | ResumeWallet
+    | AdoptCatalog
 )
 COMMAND_TYPES: tuple[type, ...] = (
     TopUp,
@@ -124,4 +176,9 @@ COMMAND_TYPES: tuple[type, ...] = (
     ApplyCharge,
     AdjustRating,
     WriteOffDebt,
+    OpenWallet,
+    CloseWallet,
+    SuspendWallet,
+    ResumeWallet,
+    AdoptCatalog,
 )

@@ -45,6 +45,8 @@ class Decision(msgspec.Struct, frozen=True, gc=False):
     events: tuple[Event, ...]
     cdr: Cdr | None = None
     command: Command | None = None
+    revision: int = 0
+    """The catalog revision the input was decided with (0: the first)."""
 
     @property
     def item(self) -> Cdr | Command | None:
@@ -57,7 +59,11 @@ class Decision(msgspec.Struct, frozen=True, gc=False):
 
 
 def decision(
-    wallet_id: str, item: Cdr | Command, events: list[Event], origin: Origin = NOWHERE
+    wallet_id: str,
+    item: Cdr | Command,
+    events: list[Event],
+    origin: Origin = NOWHERE,
+    revision: int = 0,
 ) -> Decision:
     cdr, command = (item, None) if isinstance(item, Cdr) else (None, item)
-    return Decision(wallet_id, item.key, *origin, tuple(events), cdr, command)
+    return Decision(wallet_id, item.key, *origin, tuple(events), cdr, command, revision)

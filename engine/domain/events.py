@@ -56,12 +56,55 @@ class _Event(msgspec.Struct, frozen=True, gc=False, tag_field="type", omit_defau
     at: datetime
 
 
+class WalletTerms(msgspec.Struct, frozen=True, gc=False):
+    """A wallet's terms when it was opened by command rather than by the catalog; amounts
+    in micro-units of ``currency`` (the catalog's ``Wallet`` fields)."""
+
+    name: str
+    currency: str
+    overdraft_limit: int = 0
+    suspend_at: int = 0
+    resume_at: int = 0
+    thresholds: tuple[int, ...] = ()
+    cycle_anchor_day: int = 1
+
+
 class WalletOpened(_Event, tag=True, frozen=True, gc=False):
-    """The wallet's first decision: its opening grants from the catalog."""
+    """The wallet's first decision: its opening grants from the catalog. ``terms`` is set
+    when an ``OpenWallet`` command opened it (the catalog does not know it), ``revision``
+    is the catalog revision it started on (0: the first)."""
 
     currency: str
     dedup_window: int
     grants: tuple[GrantInfo, ...] = ()
+    terms: WalletTerms | None = None
+    revision: int = 0
+
+
+class WalletClosed(_Event, tag=True, frozen=True, gc=False):
+    """Nothing more is decided for the wallet; what it holds stays as it is."""
+
+    reason: str
+
+
+class WalletHeld(_Event, tag=True, frozen=True, gc=False):
+    """Suspended by hand (``SuspendWallet``): no top-up resumes it until it is released."""
+
+    reason: str
+
+
+class WalletReleased(_Event, tag=True, frozen=True, gc=False):
+    """A suspension by hand lifted (``ResumeWallet``); whether the wallet resumes is then
+    its balance's business, as after a top-up."""
+
+    reason: str
+
+
+class CatalogAdopted(_Event, tag=True, frozen=True, gc=False):
+    """From this decision on, the wallet is decided with catalog revision ``revision``."""
+
+    revision: int
+    digest: str
 
 
 class UsageRated(_Event, tag=True, frozen=True, gc=False):
@@ -298,6 +341,10 @@ Event = (
     | CdrRejected
     | CommandRejected
     | DebtWrittenOff
+    | WalletClosed
+    | WalletHeld
+    | WalletReleased
+    | CatalogAdopted
 )
 
 EVENT_TYPES: tuple[type, ...] = typing.get_args(Event)

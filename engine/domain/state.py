@@ -13,6 +13,7 @@ import msgspec
 from immutables import Map
 
 from .catalog import Subscription
+from .events import WalletTerms
 
 NEVER = 2**62
 """Sorts after every real instant: the expiry of a grant that never expires."""
@@ -90,6 +91,13 @@ class WalletState(msgspec.Struct, frozen=True, gc=False):
     """CDRs older than this may have had their ids forgotten: they are rejected as late."""
     watermark: int = 0
     """Latest input instant seen."""
+    terms: WalletTerms | None = None
+    """Set when an ``OpenWallet`` command opened the wallet (it is not the catalog's)."""
+    closed: bool = False
+    held: bool = False
+    """Suspended by hand: a top-up does not resume it (``WalletHeld`` / ``WalletReleased``)."""
+    revision: int = 0
+    """The catalog revision the wallet is decided with (0: the first)."""
 
     @property
     def balance(self) -> int:

@@ -40,4 +40,5 @@ def test_the_wire_form_keeps_its_flat_fields() -> None:
         "events": [],
         "cdr": None,
         "command": None,
+        "revision": 0,
     }
