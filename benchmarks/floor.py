@@ -66,7 +66,7 @@ def wallets_by_iccid(catalog: Catalog, lines: list[bytes]) -> dict[str, str]:
     for line in lines:
         iccid = decoder.decode(line).iccid
         if iccid not in found:
-            wallet = wallet_of(catalog, {}, iccid)
+            wallet = wallet_of(catalog, {}, iccid, 0)
             if wallet is not None:
                 found[iccid] = wallet
     return found

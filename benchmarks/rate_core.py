@@ -42,7 +42,7 @@ def main() -> None:
 
     cdrs = [c for c in decoded if isinstance(c, Cdr)]
     t0 = time.perf_counter()
-    routes = [wallet_of(catalog, {}, c.iccid) for c in cdrs]
+    routes = [wallet_of(catalog, {}, c.iccid, 0) for c in cdrs]
     t_route = time.perf_counter() - t0
 
     states = {}
@@ -73,7 +73,7 @@ def main() -> None:
         cdr = decode_cdr(line)
         if isinstance(cdr, Rejected):
             continue
-        wallet = wallet_of(catalog, {}, cdr.iccid)
+        wallet = wallet_of(catalog, {}, cdr.iccid, 0)
         if wallet is None:
             continue
         state = states.get(wallet) or initial_state(wallet)

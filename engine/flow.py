@@ -61,7 +61,7 @@ def route(
     catalog: Catalog, routes: Routes, cdr: Cdr, origin: str = "", raw: bytes | None = None
 ) -> str | Rejected:
     """The wallet that rates ``cdr``, or its ``unknown_sim`` rejection (with ``raw`` if known)."""
-    wallet = wallet_of(catalog, routes, cdr.iccid)
+    wallet = wallet_of(catalog, routes, cdr.iccid, int(cdr.started_at.timestamp()))
     if wallet is not None:
         return wallet
     fields = raw_fields(raw) if raw is not None else {}

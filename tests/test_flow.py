@@ -31,6 +31,7 @@ from engine.domain.commands import ApplyCharge
 from engine.domain.decision import NOWHERE
 from engine.domain.events import SimsBarred, UsageRated
 from engine.domain.refusal import Refused
+from engine.domain.routing import SimRoute
 from engine.offline.pipeline import Pipeline
 from engine.stream.processor import RatingProcessor
 
@@ -102,7 +103,8 @@ def test_routes_are_a_parameter_the_stream_passes_empty() -> None:
     cat = catalog(subs=[sub(SIM1), sub(SIM2)], wallets=[wallet("w1"), wallet("w2")])
     record = cdr("c1", MB, iccid=SIM2)
     assert flow.route(cat, flow.CATALOG_ROUTES, record) == "w1"
-    assert flow.route(cat, {SIM2: "w2"}, record) == "w2"
+    moved = {SIM2: {"w2": SimRoute(SIM2, "w2", ((0, None),), "p1")}}
+    assert flow.route(cat, moved, record) == "w2"
     unknown = flow.route(cat, {}, cdr("c2", MB, iccid="89000"), "f:1", b"{}")
     assert isinstance(unknown, Rejected)
     assert (unknown.reason, unknown.origin, unknown.raw) == ("unknown_sim", "f:1", "{}")

@@ -67,3 +67,19 @@ def wallet_sims(state: WalletState, catalog: Catalog) -> list[Subscription]:
 
 def active_iccids(state: WalletState, catalog: Catalog, ts: int) -> tuple[str, ...]:
     return tuple(s.iccid for s in wallet_sims(state, catalog) if active_at(s, ts))
+
+
+def stints(state: WalletState, catalog: Catalog, iccid: str) -> tuple[tuple[int, int | None], ...]:
+    """Every stint of ``iccid`` in this wallet, ascending: the catalog's (up to where an
+    attachment took over), earlier ones by command, and the current one."""
+    found: list[tuple[int, int | None]] = []
+    listed = catalog.subscriptions.get(iccid)
+    if listed is not None and listed.wallet == state.wallet_id and iccid in state.attached:
+        end = state.catalog_until.get(iccid, listed.active_to)
+        if end is None or end > listed.active_from:
+            found.append((listed.active_from, end))
+    found.extend((p.active_from, p.active_to) for p in state.past.get(iccid, ()))
+    now = sim(state, catalog, iccid)
+    if now is not None and (now.active_to is None or now.active_to > now.active_from):
+        found.append((now.active_from, now.active_to))
+    return tuple(sorted(set(found), key=lambda s: s[0]))

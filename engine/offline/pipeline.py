@@ -12,7 +12,8 @@ from collections import Counter
 from ..codec import Rejected, encode, internal_error
 from ..domain import Catalog, Cdr, Command, Event, WalletState, initial_state
 from ..domain.decision import Decision
-from ..domain.events import CdrRejected, SimAttached, UsageRated
+from ..domain.events import CdrRejected, UsageRated
+from ..domain.routing import MOVES, SimRoute, routes_after, with_routes
 from ..flow import run
 
 
@@ -22,7 +23,8 @@ class Pipeline:
     def __init__(self, catalog: Catalog, record_inputs: bool = False) -> None:
         self.catalog = catalog
         self.states: dict[str, WalletState] = {}
-        self.moves: dict[str, str] = {}
+        self.routes: dict[str, dict[str, SimRoute]] = {}
+        """The SIM-route table as the stream's would be: what each decision moved."""
         self.rejected: Counter[str] = Counter()
         self.rated = 0
         self.record_inputs = record_inputs
@@ -40,7 +42,7 @@ class Pipeline:
         that id, an instant out of bounds, or a failure deciding it (``internal_error``), as
         the stream does. A rejected input leaves every wallet as it was."""
         try:
-            result = run(self.catalog, self.moves, self.state, item)
+            result = run(self.catalog, self.routes, self.state, item)
         except Exception as exc:
             ids = (item.cdr_id, item.iccid) if isinstance(item, Cdr) else (None, None)
             result = internal_error(exc, "", encode(item), *ids)
@@ -53,14 +55,18 @@ class Pipeline:
             if decision.events and self.record_inputs:
                 self.decided.append(decision)
             events.extend(decision.events)
+            if any(isinstance(e, MOVES) for e in decision.events):
+                self._route(decision.wallet_id, decision.events)
         for e in events:
             if isinstance(e, UsageRated):
                 self.rated += 1
             elif isinstance(e, CdrRejected):
                 self.rejected[e.reason] += 1
-            elif isinstance(e, SimAttached):
-                self.moves[e.iccid] = e.wallet_id
         return events
+
+    def _route(self, wallet_id: str, events: tuple[Event, ...]) -> None:
+        ts = int(events[0].at.timestamp())
+        with_routes(self.routes, routes_after(self.states[wallet_id], self.catalog, events, ts))
 
     def reject(self, rejection: Rejected) -> None:
         self.rejected[rejection.reason] += 1

@@ -213,7 +213,7 @@ def _rated(
     history: dict[str, list[Event]] = {}
     inputs: dict[str, list[Input]] = {}
     for item in items:
-        target = item.wallet_id if not isinstance(item, Cdr) else route(cat, pipeline.moves, item)
+        target = item.wallet_id if not isinstance(item, Cdr) else route(cat, pipeline.routes, item)
         out = pipeline.feed(item)
         if not isinstance(out, list):
             continue

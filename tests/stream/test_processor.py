@@ -39,7 +39,7 @@ def run() -> tuple[RatingProcessor, list[tuple[int, Decision]], list[tuple[Cdr, 
     cdrs = []
     for offset, line in enumerate(generate_cdrs(catalog, 300, 3000, seed=9, faults=0.0)):
         cdr = msgspec.json.decode(line, type=Cdr)
-        wallet = wallet_of(catalog, {}, cdr.iccid)
+        wallet = wallet_of(catalog, {}, cdr.iccid, 0)
         assert wallet is not None
         cdrs.append((cdr, wallet, offset))
     processor = RatingProcessor(catalog)

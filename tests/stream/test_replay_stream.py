@@ -161,7 +161,7 @@ def test_a_streaming_replay_settles_through_the_owners(
     for line in later.read_bytes().splitlines():
         cdr = decode_cdr(line)
         assert isinstance(cdr, Cdr)
-        wallet = wallet_of(catalog, {}, cdr.iccid)
+        wallet = wallet_of(catalog, {}, cdr.iccid, 0)
         if wallet is None:
             continue
         events, states[wallet] = step(states.get(wallet) or initial_state(wallet), cdr, catalog)

@@ -40,7 +40,7 @@ def _decided() -> tuple[RatingProcessor, Log]:
     written: Log = []
     for offset, line in enumerate(generate_cdrs(catalog, 200, 1000, seed=5, faults=0.0)):
         cdr = msgspec.json.decode(line, type=Cdr)
-        wallet = wallet_of(catalog, {}, cdr.iccid)
+        wallet = wallet_of(catalog, {}, cdr.iccid, 0)
         assert wallet is not None
         decision = processor.decide(0, wallet, cdr, (RAW, 0, offset))
         if decision is not None:
