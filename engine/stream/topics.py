@@ -39,8 +39,10 @@ Role = Literal[
     "wallet_events",
     "network_actions",
     "wallet_snapshots",
+    "wallet_directory",
+    "catalog_revisions",
 ]
-Key = Literal["iccid", "wallet_id", "partition"]
+Key = Literal["iccid", "wallet_id", "partition", "entry", "revision"]
 Cleanup = Literal["delete", "compact"]
 
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -55,21 +57,15 @@ ROLE_KEYS: dict[str, Key] = {
     "wallet_events": "wallet_id",
     "network_actions": "wallet_id",
     "wallet_snapshots": "partition",
+    "wallet_directory": "entry",
+    "catalog_revisions": "revision",
 }
 
 # Kafka's own rule for topic names (kafka.common.internals.Topic).
 _LEGAL_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
-_TOPIC_FIELDS = (
-    "role",
-    "name",
-    "key",
-    "key_optional",
-    "partitions",
-    "retention_ms",
-    "cleanup",
-    "description",
-    "max_message_bytes",
+_TOPIC_FIELDS = tuple(
+    "role name key key_optional partitions retention_ms cleanup description max_message_bytes".split()
 )
 
 
@@ -137,6 +133,9 @@ class Topics(msgspec.Struct, frozen=True):
     wallet_snapshots: TopicSpec
     """A snapshot per wallet partition, on that partition number, written in the partition's
     transactions (fencing.py)."""
+    wallet_directory: TopicSpec
+    """The SIM-route table and the wallets opened by command, read by every worker."""
+    catalog_revisions: TopicSpec
     changelogs: Changelogs
 
     @property

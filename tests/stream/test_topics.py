@@ -238,7 +238,7 @@ def test_apply_creates_every_topic_then_changes_nothing(
     code, report = _apply(kafka_bootstrap, capsys)
     assert code == 0
     assert report["ok"] and report["changed"]
-    assert [t["status"] for t in report["topics"]] == ["created"] * 7  # type: ignore[attr-defined]
+    assert [t["status"] for t in report["topics"]] == ["created"] * 9  # type: ignore[attr-defined]
 
     client = AdminClient({"bootstrap.servers": kafka_bootstrap})
     metadata = client.list_topics(timeout=10)
