@@ -36,6 +36,7 @@ from confluent_kafka.admin import (
 )
 
 from .admin import admin_client
+from .directory import DIRECTORY_GROUP
 from .topics import StreamError, Topics
 
 ROLES = ("publisher", "operator", "worker", "sink")
@@ -109,6 +110,12 @@ def acl_set(
     topic("worker", f"{app_id}-", "ALL", prefixed=True)  # Faust's changelog topics
     # Each wallet partition's transactional producer (fencing.py) and its snapshots.
     topic("worker", topics.wallet_snapshots.name, "READ", "WRITE", "DESCRIBE")
+    # The shared SIM-route table: each owner writes its wallets' entries, every worker reads
+    # it whole; `catalog publish` reads it to refuse a stranding revision.
+    topic("worker", topics.wallet_directory.name, "READ", "WRITE", "DESCRIBE")
+    topic("operator", topics.wallet_directory.name, "READ", "DESCRIBE")
+    group("worker", DIRECTORY_GROUP)
+    group("operator", DIRECTORY_GROUP)
     for op in ("WRITE", "DESCRIBE"):
         grants.append(Grant(p["worker"], "transactional_id", f"{app_id}-wallet-", op, True))
     group("worker", app_id)

@@ -30,6 +30,9 @@ from .topics import StreamError, Topics
 
 log = logging.getLogger("rating-engine")
 
+DIRECTORY_GROUP = "rating-engine-directory"
+"""Names the directory's readers (their ACLs); they never join or commit."""
+
 
 class WalletEntry(msgspec.Struct, frozen=True):
     """A wallet opened by command, as its owner last decided it."""
@@ -136,7 +139,7 @@ class Directory(Table):
     def _follow(self) -> None:
         consumer: Any = None
         try:
-            consumer = reader(self.bootstrap, "rating-engine-directory")
+            consumer = reader(self.bootstrap, DIRECTORY_GROUP)
             _, end = watermarks(consumer, TopicPartition(self.topic, 0))
             consumer.assign([TopicPartition(self.topic, 0, 0)])
             if end == 0:
@@ -164,6 +167,8 @@ class Directory(Table):
 def read_directory(bootstrap: str, topics: Topics) -> Table:
     """The directory as it stands now, read once to its end (for the CLI)."""
     table = Table()
-    for message in read_partition(bootstrap, topics.wallet_directory.name, 0):
+    for message in read_partition(
+        bootstrap, topics.wallet_directory.name, 0, group=DIRECTORY_GROUP
+    ):
         table.apply(message.key(), message.value())
     return table
