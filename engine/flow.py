@@ -142,12 +142,13 @@ def run(
             return target
     else:
         target = item.wallet_id
+    before = state_of(target)
     try:
-        admit(catalog, target, item)
+        admit(catalog, target, item, opened=before.terms is not None)
     except Refused as refusal:
         return refused(refusal, "", target, item)
     states: dict[str, WalletState] = {}
-    first, states[target] = decide(state_of(target), target, item, catalog)
+    first, states[target] = decide(before, target, item, catalog)
     decisions = [first]
     for charge in follow_ups(first).charges:
         payer = charge.wallet_id
