@@ -182,7 +182,7 @@ def run(
     state = state_of(target)
     revision, catalog = pick(revisions, state, item)
     try:
-        admit(catalog, target, item)
+        admit(catalog, target, item, opened=state.terms is not None)
     except Refused as refusal:
         return refused(refusal, "", target, item)
     first, states[target] = decide(state, target, item, catalog, NOWHERE, revision)

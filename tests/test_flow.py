@@ -11,6 +11,7 @@ from domain.builders import (
     attach,
     catalog,
     cdr,
+    open_wallet,
     opening,
     plan,
     rate,
@@ -147,6 +148,22 @@ def test_run_refuses_before_any_wallet_and_keeps_nothing() -> None:
         SIM1,
         "w1",
     )
+
+
+def test_run_takes_a_wallet_opened_by_command() -> None:
+    cat = catalog()
+    states = {}
+    outcome = flow.run(cat, {}, initial_state, open_wallet("o1", wallet="w9"))
+    assert isinstance(outcome, flow.Outcome)
+    states.update(outcome.states)
+    later = flow.run(
+        cat, {}, lambda w: states.get(w) or initial_state(w), top_up("t1", "5", wallet="w9")
+    )
+    assert isinstance(later, flow.Outcome)
+    assert later.states["w9"].balance == 5_000_000
+    # without the opening, the same top-up is refused before any wallet
+    refused = flow.run(cat, {}, initial_state, top_up("t1", "5", wallet="w9"))
+    assert isinstance(refused, Rejected) and refused.reason == "unknown_wallet"
 
 
 def test_run_decides_a_routed_charge_in_the_payer_wallet() -> None:

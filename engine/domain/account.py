@@ -11,12 +11,17 @@ from .charges import after_debit, begin, charge, credit
 from .closing import close_pools
 from .commands import (
     AdjustRating,
+    AdoptCatalog,
     ApplyCharge,
     AttachSim,
     ChangePlan,
+    CloseWallet,
     Command,
     DetachSim,
+    OpenWallet,
     RedeemVoucher,
+    ResumeWallet,
+    SuspendWallet,
     Tick,
     TopUp,
     WriteOffDebt,
@@ -35,6 +40,7 @@ from .events import (
 )
 from .grants import settle
 from .money import MoneyError, parse_money
+from .provisioning import adopt, close, hold, open_by_command, release
 from .recurring import tick
 from .refusal import Refused
 from .sims import sim, sim_at
@@ -65,6 +71,16 @@ def decide_command(d: Draft, cmd: Command, ts: int) -> None:
             adjust(d, cmd, ts)
         case WriteOffDebt():
             write_off(d, cmd, ts)
+        case OpenWallet():
+            open_by_command(d, cmd, ts)
+        case CloseWallet():
+            close(d, cmd, ts)
+        case SuspendWallet():
+            hold(d, cmd, ts)
+        case ResumeWallet():
+            release(d, cmd, ts)
+        case AdoptCatalog():
+            adopt(d, cmd, ts)
 
 
 def top_up(d: Draft, cmd: TopUp, ts: int) -> None:

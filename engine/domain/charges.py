@@ -23,20 +23,33 @@ from .events import (
     WalletOpened,
     WalletResumed,
     WalletSuspended,
+    WalletTerms,
 )
 from .grants import expired, settle
 from .ids import opening_grant_id, opening_id, plan_ref
 from .sims import active_iccids, plan_at, sim
 
 
-def begin(d: Draft, at: datetime, ts: int, check: bool = True) -> None:
+def begin(
+    d: Draft,
+    at: datetime,
+    ts: int,
+    check: bool = True,
+    terms: WalletTerms | None = None,
+    revision: int = 0,
+) -> None:
     """What every accepted input starts with: open the wallet, expire what is due (and,
-    unless the caller checks the levels itself later, check them on what that leaves)."""
-    open_wallet(d, at)
+    unless the caller checks the levels itself later, check them on what that leaves).
+    ``terms`` and ``revision``: an ``OpenWallet``'s (see `open_wallet`)."""
+    open_wallet(d, at, terms, revision)
     expire(d, at, ts, check)
 
 
-def open_wallet(d: Draft, at: datetime) -> None:
+def open_wallet(
+    d: Draft, at: datetime, terms: WalletTerms | None = None, revision: int = 0
+) -> None:
+    """The wallet's first event: its opening grants from the catalog, or, opened by an
+    ``OpenWallet``, the ``terms`` it is decided on from then on (and no grant)."""
     if d.state.opened:
         return
     grants = tuple(
@@ -57,6 +70,8 @@ def open_wallet(d: Draft, at: datetime) -> None:
             d.wallet.currency,
             d.catalog.dedup_window,
             grants,
+            terms,
+            revision,
         )
     )
 
@@ -116,8 +131,13 @@ def after_debit(d: Draft, at: datetime, ts: int) -> None:
     if auto is not None and balance < auto.below and not d.state.auto_top_up_fired:
         d.emit(AutoTopUpRequested(d.next_id(), d.wallet.id, at, auto.amount, balance))
     if not d.state.suspended and balance <= d.wallet.suspend_at:
-        d.emit(WalletSuspended(d.next_id(), d.wallet.id, at, balance))
-        d.emit(SimsBarred(d.next_id(), d.wallet.id, at, active_iccids(d.state, d.catalog, ts)))
+        suspend(d, at, ts)
+
+
+def suspend(d: Draft, at: datetime, ts: int) -> None:
+    """Suspend the wallet and bar its active SIMs (at the suspension level, or by hand)."""
+    d.emit(WalletSuspended(d.next_id(), d.wallet.id, at, d.state.balance))
+    d.emit(SimsBarred(d.next_id(), d.wallet.id, at, active_iccids(d.state, d.catalog, ts)))
 
 
 def credit(
@@ -187,7 +207,10 @@ def restart_fees(d: Draft, iccids: tuple[str, ...], ts: int) -> list[RestartFee]
 def resume(d: Draft, at: datetime, ts: int) -> None:
     """Resume a suspended wallet, all or nothing: only when the balance after its restart
     fees stays above ``resume_at``. Otherwise it stays suspended, keeps the credit, and no
-    SIM is unbarred, so no decision ever both unbars and bars a SIM."""
+    SIM is unbarred, so no decision ever both unbars and bars a SIM. A wallet held by hand
+    (``SuspendWallet``) never resumes here: only its ``ResumeWallet`` releases it."""
+    if d.state.held:
+        return
     iccids = active_iccids(d.state, d.catalog, ts)
     fees = restart_fees(d, iccids, ts)
     if d.state.balance - sum(amount for _, amount, _ in fees) <= d.wallet.resume_at:

@@ -19,6 +19,7 @@ from .catalog import Subscription
 from .dedup import remember, with_command
 from .events import (
     AutoTopUpRequested,
+    CatalogAdopted,
     Charged,
     DebtWrittenOff,
     Event,
@@ -33,7 +34,10 @@ from .events import (
     SimDetached,
     ThresholdCrossed,
     UsageRated,
+    WalletClosed,
+    WalletHeld,
     WalletOpened,
+    WalletReleased,
     WalletResumed,
     WalletSuspended,
 )
@@ -223,6 +227,8 @@ def _grant_expired(state: WalletState, event: GrantExpired, *_: object) -> Walle
 
 def _wallet_opened(state: WalletState, event: WalletOpened, *_: object) -> WalletState:
     s = replace(state, opened=True, dedup_window=event.dedup_window)
+    if event.terms is not None or event.revision:
+        s = replace(s, terms=event.terms, revision=event.revision)
     for info in event.grants:
         s = _with_grant(s, info, info.amount)
     return s
@@ -263,6 +269,22 @@ def _wallet_suspended(state: WalletState, _e: WalletSuspended, *_: object) -> Wa
 
 def _wallet_resumed(state: WalletState, _e: WalletResumed, *_: object) -> WalletState:
     return replace(state, suspended=False)
+
+
+def _wallet_closed(state: WalletState, _e: WalletClosed, *_: object) -> WalletState:
+    return replace(state, closed=True)
+
+
+def _wallet_held(state: WalletState, _e: WalletHeld, *_: object) -> WalletState:
+    return replace(state, held=True)
+
+
+def _wallet_released(state: WalletState, _e: WalletReleased, *_: object) -> WalletState:
+    return replace(state, held=False)
+
+
+def _catalog_adopted(state: WalletState, event: CatalogAdopted, *_: object) -> WalletState:
+    return replace(state, revision=event.revision)
 
 
 def _sim_attached(state: WalletState, event: SimAttached, *_: object) -> WalletState:
@@ -345,4 +367,8 @@ _APPLY: dict[type, Callable[[WalletState, Any, Grants, int | None, str | None], 
     SimAttached: _sim_attached,
     SimDetached: _sim_detached,
     PlanChanged: _plan_changed,
+    WalletClosed: _wallet_closed,
+    WalletHeld: _wallet_held,
+    WalletReleased: _wallet_released,
+    CatalogAdopted: _catalog_adopted,
 }

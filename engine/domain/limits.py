@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from .cdr import Cdr
-from .commands import Command
+from .commands import AdoptCatalog, Command, OpenWallet
 from .refusal import Refused
 
 if TYPE_CHECKING:
@@ -96,15 +96,23 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def admit(catalog: Catalog, wallet_id: str, item: Cdr | Command) -> int:
+_OPENING = (OpenWallet, AdoptCatalog)
+"""Commands a wallet the catalog does not list takes before it is opened."""
+
+
+def admit(catalog: Catalog, wallet_id: str, item: Cdr | Command, opened: bool = False) -> int:
     """Raise `Refused` when ``item`` may not reach wallet ``wallet_id`` at all
     (``unknown_wallet``, ``invalid_time``); else return its instant in epoch seconds, which
     the decider then takes as it is (one conversion per input).
 
+    A wallet the catalog does not list may still take it: when an ``OpenWallet`` opened it
+    (``opened``: its state has ``terms``), and an ``OpenWallet`` or an ``AdoptCatalog``
+    always reach it (the wallet decides: it opens, or refuses ``unknown_wallet``).
+
     An input refused here decides nothing and touches no wallet: the stream and the offline
     run write it as a rejection record, never as an event, so it leaves no stream behind.
     """
-    if wallet_id not in catalog.wallets:
+    if wallet_id not in catalog.wallets and not opened and not isinstance(item, _OPENING):
         raise Refused("unknown_wallet", f"no wallet {wallet_id}")
     at = item.started_at if isinstance(item, Cdr) else item.at
     ts = at.timestamp()

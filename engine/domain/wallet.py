@@ -6,17 +6,24 @@ The rules live by job: ``usage`` (a CDR resolved, drawn from its pool, priced, s
 A decision is drafted (``draft.Draft``): each event applied as it is emitted. A refused input
 ends in its one rejection event and decides nothing else (no opening, no expiry, no pool
 step), whichever rule refused it.
+
+A wallet the catalog does not list is decided with the terms an ``OpenWallet`` gave it
+(``provisioning.terms_wallet``); before that, only an ``OpenWallet`` reaches it. A closed
+wallet refuses every input (``wallet_closed``), but a ``CloseWallet`` (it is closed
+already) and a clock ``Tick`` (nothing is due), which decide nothing.
 """
 
 from __future__ import annotations
 
 from .account import decide_command
-from .catalog import Catalog
+from .catalog import Catalog, Wallet
 from .cdr import Cdr
+from .commands import CloseWallet, OpenWallet, Tick
 from .decision import Input
 from .draft import Draft
 from .events import Event
 from .limits import admit
+from .provisioning import open_terms, terms_wallet
 from .refusal import Refused, rejection
 from .state import WalletState
 from .usage import decide_cdr
@@ -29,8 +36,12 @@ def step(state: WalletState, item: Input, catalog: Catalog) -> tuple[list[Event]
     wallet = catalog.wallets.get(state.wallet_id)
     try:
         if wallet is None:
-            raise Refused("unknown_wallet", state.wallet_id)
-        ts = admit(catalog, state.wallet_id, item)
+            wallet = _unlisted(state, item)
+        ts = admit(catalog, state.wallet_id, item, opened=True)
+        if state.closed:
+            if isinstance(item, CloseWallet | Tick):
+                return [], state
+            raise Refused("wallet_closed", f"wallet {state.wallet_id} is closed")
         d = Draft(state, item.key, catalog, wallet)
         if isinstance(item, Cdr):
             decide_cdr(d, item, ts)
@@ -40,6 +51,16 @@ def step(state: WalletState, item: Input, catalog: Catalog) -> tuple[list[Event]
         # Rejections change no state: the wallet stands as it was before the input.
         return [rejection(state.wallet_id, item, refusal.reason, refusal.detail)], state
     return d.events, d.state
+
+
+def _unlisted(state: WalletState, item: Input) -> Wallet:
+    """The wallet the catalog does not list: as opened by command, or as this
+    ``OpenWallet`` would open it."""
+    if state.terms is not None:
+        return terms_wallet(state.wallet_id, state.terms)
+    if isinstance(item, OpenWallet) and not state.opened:
+        return terms_wallet(state.wallet_id, open_terms(item))
+    raise Refused("unknown_wallet", state.wallet_id)
 
 
 def decide(state: WalletState, item: Input, catalog: Catalog) -> list[Event]:

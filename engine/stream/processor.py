@@ -204,7 +204,7 @@ class RatingProcessor:
             return None
         state = part.wallets.get(wallet_id) or initial_state(wallet_id)
         revision, catalog = pick(self.revisions, state, item)
-        admit(catalog, wallet_id, item)
+        admit(catalog, wallet_id, item, opened=state.terms is not None)
         made, part.wallets[wallet_id] = decide(state, wallet_id, item, catalog, origin, revision)
         part.mark(topic, origin_partition, offset)
         return made if made.events else None

@@ -37,12 +37,17 @@ from engine.domain.catalog import (
     build_catalog,
 )
 from engine.domain.commands import (
+    AdoptCatalog,
     ApplyCharge,
     AttachSim,
     ChangePlan,
+    CloseWallet,
     Command,
     DetachSim,
+    OpenWallet,
     RedeemVoucher,
+    ResumeWallet,
+    SuspendWallet,
     Tick,
     TopUp,
     WriteOffDebt,
@@ -402,6 +407,52 @@ def apply_charge(
         source_wallet=source,
         cdr_id=cdr_id,
         amount=amount,
+    )
+
+
+def open_wallet(
+    command_id: str,
+    *,
+    at: int = T0,
+    wallet: str = "w9",
+    currency: str = "EUR",
+    revision: int = 0,
+    **terms: Any,
+) -> OpenWallet:
+    """An ``OpenWallet`` for a wallet the catalog does not list (``w9`` by default)."""
+    return OpenWallet(
+        command_id=command_id,
+        wallet_id=wallet,
+        at=dt(at),
+        currency=currency,
+        revision=revision,
+        **terms,
+    )
+
+
+def close_wallet(
+    command_id: str, *, at: int = T0, wallet: str = "w1", reason: str = "contract ended"
+) -> CloseWallet:
+    return CloseWallet(command_id=command_id, wallet_id=wallet, at=dt(at), reason=reason)
+
+
+def suspend_wallet(
+    command_id: str, *, at: int = T0, wallet: str = "w1", reason: str = "fraud check"
+) -> SuspendWallet:
+    return SuspendWallet(command_id=command_id, wallet_id=wallet, at=dt(at), reason=reason)
+
+
+def resume_wallet(
+    command_id: str, *, at: int = T0, wallet: str = "w1", reason: str = "cleared"
+) -> ResumeWallet:
+    return ResumeWallet(command_id=command_id, wallet_id=wallet, at=dt(at), reason=reason)
+
+
+def adopt_catalog(
+    command_id: str, revision: int, *, at: int = T0, wallet: str = "w1", digest: str = "d" * 64
+) -> AdoptCatalog:
+    return AdoptCatalog(
+        command_id=command_id, wallet_id=wallet, at=dt(at), revision=revision, digest=digest
     )
 
 

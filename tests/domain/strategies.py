@@ -7,7 +7,10 @@ from typing import Any
 from hypothesis import strategies as st
 
 from engine.domain import Catalog, Cdr, WriteOffDebt
-from engine.domain.catalog import Bundle, Filter, Rounding, Share, TimeWindow
+from engine.domain.catalog import Bundle, Filter, Rounding, Share, TimeWindow, Wallet, build_catalog
+from engine.domain.commands import OpenWallet
+from engine.domain.money import format_money
+from engine.domain.provisioning import open_terms, terms_wallet
 
 from .builders import (
     DAY,
@@ -21,10 +24,12 @@ from .builders import (
     Input,
     adaptive_pool,
     addon,
+    adopt_catalog,
     attach,
     catalog,
     cdr,
     change_plan,
+    close_wallet,
     detach,
     dt,
     flexible_pool,
@@ -32,9 +37,11 @@ from .builders import (
     plan,
     rate,
     redeem,
+    resume_wallet,
     stacked_pool,
     static_pool,
     sub,
+    suspend_wallet,
     tick,
     tiered,
     top_up,
@@ -194,13 +201,18 @@ def catalogs(draw: st.DrawFn, payer: bool = True) -> Catalog:
 
 
 @st.composite
-def inputs(draw: st.DrawFn, max_size: int = 25, commands: bool = True) -> list[Input]:
-    """Inputs in roughly increasing time, some out of order, some re-sent."""
+def inputs(
+    draw: st.DrawFn, max_size: int = 25, commands: bool = True, closing: bool = True
+) -> list[Input]:
+    """Inputs in roughly increasing time, some out of order, some re-sent; ``closing``: a
+    ``CloseWallet`` among them now and then."""
     n = draw(st.integers(1, max_size))
     clock = T0 - DAY
     out: list[Input] = []
     sent: list[Cdr] = []
-    kinds = ["cdr"] * 6 + (["top_up", "tick", "redeem", "sim", "write_off"] if commands else [])
+    kinds = ["cdr"] * 6
+    if commands:
+        kinds += ["top_up", "tick", "redeem", "sim", "write_off", "provision", "provision"]
     for i in range(n):
         clock += draw(st.sampled_from([0, 60, 3600, DAY, 5 * DAY]))
         at = clock - draw(st.sampled_from([0, 0, 0, 3600, 2 * DAY, 40 * DAY]))
@@ -246,6 +258,8 @@ def inputs(draw: st.DrawFn, max_size: int = 25, commands: bool = True) -> list[I
                     command_id=f"w{i}", wallet_id="w1", at=dt(at), reason="bad debt", amount=amount
                 )
             )
+        elif kind == "provision":
+            out.extend(draw(provisioning(f"v{i}", at, closing)))
         else:
             iccid = draw(st.sampled_from(SIMS))
             move = draw(st.sampled_from(["attach", "detach", "change_plan"]))
@@ -257,3 +271,77 @@ def inputs(draw: st.DrawFn, max_size: int = 25, commands: bool = True) -> list[I
             else:
                 out.append(change_plan(f"s{i}", iccid, "other", at=at))
     return out
+
+
+@st.composite
+def provisioning(draw: st.DrawFn, command_id: str, at: int, closing: bool = True) -> list[Input]:
+    """A suspension or resumption by hand, a catalog revision, now and then a closing, half
+    of the time after detaching every SIM (else most often refused: a SIM is in use)."""
+    what = draw(
+        st.sampled_from(
+            ["hold", "hold", "release", "release", "adopt", "close"][: 6 if closing else 5]
+        )
+    )
+    if what == "hold":
+        return [suspend_wallet(command_id, at=at)]
+    if what == "release":
+        return [resume_wallet(command_id, at=at)]
+    if what == "adopt":
+        return [adopt_catalog(command_id, draw(st.integers(1, 3)), at=at)]
+    detached: list[Input] = []
+    if draw(st.booleans()):
+        detached = [detach(f"{command_id}-{sim}", sim, at=at) for sim in SIMS]
+    return [*detached, close_wallet(command_id, at=at)]
+
+
+def by_command(cat: Catalog, items: list[Input], position: int) -> tuple[Catalog, list[Input]]:
+    """The same scenario with ``w1`` opened by an ``OpenWallet`` (inserted at ``position``)
+    instead of listed in the catalog: its terms, without opening grants or auto top-up
+    (which a command does not give). The overdraft limit is raised to what the suspension
+    level needs, as the terms require; the decider reads no overdraft limit."""
+    w = cat.wallets["w1"]
+    command = OpenWallet(
+        command_id="open-w1",
+        wallet_id="w1",
+        at=dt(T0 - 2 * DAY),
+        currency=w.currency,
+        name=w.name,
+        overdraft_limit=format_money(max(w.overdraft_limit, -w.suspend_at)),
+        suspend_at=format_money(w.suspend_at),
+        resume_at=format_money(w.resume_at),
+        thresholds=tuple(format_money(t) for t in w.thresholds),
+        cycle_anchor_day=w.cycle_anchor_day,
+    )
+    unlisted = build_catalog(
+        cat.providers,
+        cat.zones,
+        cat.plans,
+        cat.pools,
+        {k: v for k, v in cat.wallets.items() if k != "w1"},
+        cat.subscriptions,
+        cat.vouchers,
+        cat.dedup_window,
+        cat.limits,
+    )
+    return unlisted, [*items[:position], command, *items[position:]]
+
+
+def wallet_in(cat: Catalog, items: list[Input]) -> Wallet:
+    """The wallet ``w1`` is decided with: the catalog's, or its ``OpenWallet``'s terms."""
+    listed = cat.wallets.get("w1")
+    if listed is not None:
+        return listed
+    command = next(i for i in items if isinstance(i, OpenWallet))
+    return terms_wallet("w1", open_terms(command))
+
+
+@st.composite
+def scenarios(
+    draw: st.DrawFn, payer: bool = True, max_size: int = 25
+) -> tuple[Catalog, list[Input]]:
+    """A random catalog and inputs; in half of them ``w1`` is opened by command."""
+    cat = draw(catalogs(payer=payer))
+    items = draw(inputs(max_size=max_size))
+    if draw(st.booleans()):
+        return by_command(cat, items, draw(st.integers(0, len(items))))
+    return cat, items

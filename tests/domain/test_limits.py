@@ -19,10 +19,12 @@ from .builders import (
     MB,
     T0,
     Wallets,
+    adopt_catalog,
     apply_charge,
     catalog,
     cdr,
     one,
+    open_wallet,
     plan,
     rate,
     tick,
@@ -112,6 +114,20 @@ def test_admission_names_unknown_wallets_and_bad_times() -> None:
         admit(cat, "w1", tick("k", FAR))
     assert far.value.reason == "invalid_time"
     assert admit(cat, "w1", tick("k", T0)) == T0  # the instant the decider then takes
+
+
+def test_admission_lets_a_wallet_opened_by_command_and_its_opening_through() -> None:
+    cat = catalog()
+    # an opening or a catalog revision may reach a wallet the catalog does not list
+    assert admit(cat, "w9", open_wallet("o1", at=T0)) == T0
+    assert admit(cat, "w9", adopt_catalog("r2", 2, wallet="w9")) == T0
+    # anything else only once opened (the caller knows it from the wallet's state)
+    with pytest.raises(Refused):
+        admit(cat, "w9", top_up("t1", "5", wallet="w9"))
+    assert admit(cat, "w9", top_up("t1", "5", wallet="w9"), opened=True) == T0
+    with pytest.raises(Refused) as far:
+        admit(cat, "w9", open_wallet("o1", at=FAR))
+    assert far.value.reason == "invalid_time"
 
 
 def test_an_admitted_records_instant_is_its_own_whatever_its_offset() -> None:

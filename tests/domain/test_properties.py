@@ -36,7 +36,9 @@ from engine.domain.events import (
     SimsUnbarred,
     ThresholdCrossed,
     UsageRated,
+    WalletHeld,
     WalletOpened,
+    WalletReleased,
     WalletResumed,
     WalletSuspended,
 )
@@ -65,7 +67,9 @@ from .builders import (
     ts,
     wallet,
 )
-from .strategies import catalogs, inputs
+from .strategies import scenarios, wallet_in
+
+Scenario = tuple[Catalog, list[Input]]
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -216,18 +220,22 @@ class Ledger:
                 pass
 
 
-def opening_total(cat: Catalog) -> int:
-    return sum(g.amount for g in cat.wallets["w1"].opening)
+def opening_total(decisions: list[list[Event]]) -> int:
+    """The opening grants (a catalog wallet's; none for one opened by command)."""
+    return sum(
+        g.amount for d in decisions for e in d if isinstance(e, WalletOpened) for g in e.grants
+    )
 
 
 # -- 1. money is conserved; 3. state is the fold of the events; 6. burn order ----------
 
 
 @FAST
-@given(cat=catalogs(), items=inputs())
-def test_money_is_conserved_and_burn_order_holds(cat: Catalog, items: list[Input]) -> None:
+@given(scenario=scenarios())
+def test_money_is_conserved_and_burn_order_holds(scenario: Scenario) -> None:
+    cat, items = scenario
     decisions, state = run(cat, items)
-    ledger = Ledger(cat.wallets["w1"].overdraft_limit)
+    ledger = Ledger(wallet_in(cat, items).overdraft_limit)
     for item, events in zip(items, decisions, strict=True):
         for e in events:
             ledger.apply(e)
@@ -237,7 +245,7 @@ def test_money_is_conserved_and_burn_order_holds(cat: Catalog, items: list[Input
             when = instant(item)
             assert all(g.expires_at is None or g.expires_at > when for g in ledger.grants.values())
     opened = any(isinstance(e, WalletOpened) for d in decisions for e in d)
-    start = opening_total(cat) if opened else 0
+    start = opening_total(decisions) if opened else 0
     assert state.balance == (
         start + ledger.credited - ledger.debited - ledger.expired + ledger.written_off
     )
@@ -254,8 +262,9 @@ def test_money_is_conserved_and_burn_order_holds(cat: Catalog, items: list[Input
 
 
 @FAST
-@given(cat=catalogs(), items=inputs())
-def test_state_is_the_fold_of_all_events_so_far(cat: Catalog, items: list[Input]) -> None:
+@given(scenario=scenarios())
+def test_state_is_the_fold_of_all_events_so_far(scenario: Scenario) -> None:
+    cat, items = scenario
     state = initial_state("w1")
     history: list[Event] = []
     for item in items:
@@ -271,8 +280,9 @@ def test_state_is_the_fold_of_all_events_so_far(cat: Catalog, items: list[Input]
 
 
 @FAST
-@given(cat=catalogs(), items=inputs())
-def test_same_inputs_give_byte_identical_events(cat: Catalog, items: list[Input]) -> None:
+@given(scenario=scenarios())
+def test_same_inputs_give_byte_identical_events(scenario: Scenario) -> None:
+    cat, items = scenario
     first, _ = run(cat, items)
     # the same catalog without its index: the tables it holds change no event
     again, _ = run(msgspec.structs.replace(cat, index=None), items)
@@ -538,14 +548,16 @@ def limit(pool: Pool, cat: Catalog, bucket: str, tier: dict[str, int]) -> int:
 
 
 @FAST
-@given(cat=catalogs(payer=False), items=inputs())
-def test_thresholds_fire_once_between_rearming_top_ups(cat: Catalog, items: list[Input]) -> None:
+@given(scenario=scenarios(payer=False))
+def test_thresholds_fire_once_between_rearming_top_ups(scenario: Scenario) -> None:
+    cat, items = scenario
     decisions, _ = run(cat, items)
-    levels = cat.wallets["w1"].thresholds
-    auto = cat.wallets["w1"].auto_top_up
+    w = wallet_in(cat, items)
+    levels = w.thresholds
+    auto = w.auto_top_up
     armed = set(levels)
     auto_armed = True
-    ledger = Ledger(cat.wallets["w1"].overdraft_limit)
+    ledger = Ledger(w.overdraft_limit)
     for events in decisions:
         for e in events:
             ledger.apply(e)
@@ -572,22 +584,33 @@ def test_thresholds_fire_once_between_rearming_top_ups(cat: Catalog, items: list
 
 
 @FAST
-@given(cat=catalogs(payer=False), items=inputs())
-def test_suspension_and_resumption_follow_the_balance(cat: Catalog, items: list[Input]) -> None:
-    w = cat.wallets["w1"]
+@given(scenario=scenarios(payer=False))
+def test_suspension_and_resumption_follow_the_balance(scenario: Scenario) -> None:
+    cat, items = scenario
+    w = wallet_in(cat, items)
     decisions, state = run(cat, items)
     ledger = Ledger(w.overdraft_limit)
-    suspended = False
+    suspended = held = False
     for events in decisions:
         for i, e in enumerate(events):
             ledger.apply(e)
-            if isinstance(e, WalletSuspended):
-                assert not suspended and e.balance == ledger.balance <= w.suspend_at
+            if isinstance(e, WalletHeld):
+                assert not held
+                held = True
+            elif isinstance(e, WalletReleased):
+                assert held and suspended
+                held = False
+            elif isinstance(e, WalletSuspended):
+                # at the suspension level, or by hand whatever the balance
+                assert not suspended and e.balance == ledger.balance
+                assert e.balance <= w.suspend_at or isinstance(events[i - 1], WalletHeld)
                 assert isinstance(events[i + 1], SimsBarred)
                 suspended = True
             elif isinstance(e, WalletResumed):
-                # after a credit: a top-up, or a pool's true-up at a cycle's close
-                assert suspended and isinstance(events[i - 1], GrantAdded | PoolCycleClosed)
+                # after a credit (a top-up, or a pool's true-up at a cycle's close), or a
+                # release by hand; never while held
+                assert suspended and not held
+                assert isinstance(events[i - 1], GrantAdded | PoolCycleClosed | WalletReleased)
                 assert e.balance == ledger.balance > w.resume_at
                 assert isinstance(events[i + 1], SimsUnbarred)
                 suspended = False
@@ -619,10 +642,11 @@ def test_suspension_and_resumption_follow_the_balance(cat: Catalog, items: list[
             elif isinstance(e, GrantAdded) and suspended and ledger.balance > w.resume_at:
                 resumes = i + 1 < len(events) and isinstance(events[i + 1], WalletResumed)
                 if not cat.plans["basic"].versions[0].restart_fee:
-                    assert resumes, "a top-up above resume_at resumes when no fee is due"
+                    assert resumes != held, "a top-up above resume_at resumes unless held"
         if any(isinstance(e, UsageRated | Charged) and e.amount for e in events):
             assert suspended or ledger.balance > w.suspend_at
-    assert state.suspended == suspended
+        assert suspended or not held, "a wallet held by hand stays suspended"
+    assert (state.suspended, state.held) == (suspended, held)
 
 
 # -- 8. recurring charges once per cycle -----------------------------------------------
@@ -664,8 +688,9 @@ def test_ticks_charge_each_mrc_once_per_cycle(
 
 
 @FAST
-@given(cat=catalogs(), items=inputs())
-def test_every_decision_is_well_formed(cat: Catalog, items: list[Input]) -> None:
+@given(scenario=scenarios())
+def test_every_decision_is_well_formed(scenario: Scenario) -> None:
+    cat, items = scenario
     decisions, _ = run(cat, items)
     opened = False
     openings = 0
@@ -706,8 +731,9 @@ def test_every_decision_is_well_formed(cat: Catalog, items: list[Input]) -> None
 
 
 @FAST
-@given(cat=catalogs(payer=False), items=inputs())
-def test_no_decision_both_unbars_and_bars(cat: Catalog, items: list[Input]) -> None:
+@given(scenario=scenarios(payer=False))
+def test_no_decision_both_unbars_and_bars(scenario: Scenario) -> None:
+    cat, items = scenario
     decisions, _ = run(cat, items)
     suspended = False
     for events in decisions:
