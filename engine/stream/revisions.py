@@ -39,6 +39,7 @@ from confluent_kafka import (
 
 from ..catalog import CatalogError, CatalogIssue, load_catalog_text
 from ..domain import Catalog
+from .acls import CATALOG_GROUP
 from .admin import admin_client, cluster_metadata
 from .kafka_security import client_config
 from .outage import kafka_transient
@@ -48,9 +49,6 @@ from .topics import StreamError, Topics
 
 log = logging.getLogger(__name__)
 
-CATALOG_GROUP = "rating-engine-catalog"
-"""The group id readers of ``catalog.revisions`` name (granted in acls.py); they only
-assign the partition, and never join the group or commit."""
 
 ACK_TIMEOUT = 60.0
 """Seconds ``publish_revision`` waits for the broker's acknowledgement."""
