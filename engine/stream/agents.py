@@ -390,6 +390,8 @@ def _key(item: Cdr | Command) -> bytes | None:
     return item.iccid.encode() if isinstance(item, Cdr) else None
 
 
-def build(settings: WorkerSettings, catalog: Catalog, topics: Topics) -> tuple[faust.App, Topology]:
+def build(
+    settings: WorkerSettings, catalog: Catalog, topics: Topics, revisions: Any = None
+) -> tuple[faust.App, Topology]:
     app = create_app(settings)
     return app, Topology(app, settings, catalog, topics)
