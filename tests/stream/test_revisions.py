@@ -163,3 +163,18 @@ def test_the_live_table_starts_on_an_empty_topic(kafka_bootstrap: str, topics: T
         assert asyncio.run(revisions.wait_for(1, timeout=0.1)) is None
     finally:
         revisions.stop()
+
+
+def test_the_worker_command_refuses_a_foreign_file_before_it_runs(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine import cli
+
+    publish_revision(kafka_bootstrap, topics, revision_of(EXAMPLE, 1))
+    foreign = _variant(tmp_path, "foreign.yaml", "Acme Foreign")
+    argv = ["worker", "--catalog", str(foreign), "--bootstrap", kafka_bootstrap]
+    assert cli.main([*argv, "--data-dir", str(tmp_path / "data")]) == 1
+    err = capsys.readouterr().err
+    assert f"{foreign} is not a published revision" in err
+    assert "publish it with `rating-engine catalog publish" in err and "Traceback" not in err
+    assert not (tmp_path / "data").exists()  # refused before the worker made anything
