@@ -6,14 +6,19 @@ here. A principal stands for a role:
 
 - ``publisher`` (operators' CDR feeds): write ``cdr.raw``.
 - ``operator`` (top-ups, vouchers, plan changes: ``rating-engine command``; re-rating:
-  ``replay --mode stream``; ``rating-engine rejected``): write ``wallet.commands`` and
-  ``cdr.raw``, read ``cdr.rejected``, see whether the workers' group runs.
+  ``replay --mode stream``; ``rating-engine rejected``; ``catalog publish``): write
+  ``wallet.commands``, ``cdr.raw`` and ``catalog.revisions``, read ``cdr.rejected`` and
+  ``catalog.revisions``, see whether the workers' group runs.
 - ``worker``: read ``cdr.raw``, ``cdr.by-wallet``, ``wallet.commands``, ``wallet.events``;
   write ``cdr.by-wallet``, ``cdr.rejected``, ``wallet.commands``, ``wallet.events``,
   ``network.actions``, ``wallet.snapshots``; its consumer groups; its wallet partitions'
   transactional ids (``<app id>-wallet-<n>``); everything on its own ``<app id>-`` topics
-  (the changelogs Faust creates).
-- ``sink``: read ``wallet.events``; its consumer group.
+  (the changelogs Faust creates); read ``catalog.revisions`` (the catalogs it decides with;
+  it writes revision 1 when it starts on an empty topic).
+- ``sink``: read ``wallet.events`` and ``catalog.revisions``; its consumer group.
+
+Readers of ``catalog.revisions`` only assign its one partition; the group they name
+(``rating-engine-catalog``) is granted so that naming it is never refused.
 
 Nobody else writes ``wallet.commands`` or ``wallet.events``: a stolen publisher password
 can send CDRs, which are rated at the catalog's prices, but cannot forge a charge, a top-up
@@ -38,6 +43,9 @@ from confluent_kafka.admin import (
 from .admin import admin_client
 from .directory import DIRECTORY_GROUP
 from .topics import StreamError, Topics
+
+CATALOG_GROUP = "rating-engine-catalog"
+"""The group id the readers of ``catalog.revisions`` name (revisions.py); never joined."""
 
 ROLES = ("publisher", "operator", "worker", "sink")
 DEFAULT_PRINCIPALS: dict[str, str] = {role: f"User:rating-{role}" for role in ROLES}
@@ -95,6 +103,10 @@ def acl_set(
     topic("operator", topics.cdr_rejected.name, "READ", "DESCRIBE")
     topic("operator", topics.cdr_raw.name, "WRITE", "DESCRIBE")
     group("operator", REJECTED_GROUP)
+    # `catalog publish`: the latest revision, then the next one.
+    topic("operator", topics.catalog_revisions.name, "READ", "WRITE", "DESCRIBE")
+    for role in ("operator", "worker", "sink"):
+        group(role, CATALOG_GROUP)
     grants.append(Grant(p["operator"], "group", app_id, "DESCRIBE"))
     for spec in (topics.cdr_raw, topics.cdr_by_wallet, topics.wallet_commands):
         topic("worker", spec.name, "READ", "DESCRIBE")
@@ -116,11 +128,14 @@ def acl_set(
     topic("operator", topics.wallet_directory.name, "READ", "DESCRIBE")
     group("worker", DIRECTORY_GROUP)
     group("operator", DIRECTORY_GROUP)
+    # The catalogs it decides with; revision 1 is its --catalog when none was published.
+    topic("worker", topics.catalog_revisions.name, "READ", "WRITE", "DESCRIBE")
     for op in ("WRITE", "DESCRIBE"):
         grants.append(Grant(p["worker"], "transactional_id", f"{app_id}-wallet-", op, True))
     group("worker", app_id)
     group("worker", RECOVERY_GROUP)
     topic("sink", topics.wallet_events.name, "READ", "DESCRIBE")
+    topic("sink", topics.catalog_revisions.name, "READ", "DESCRIBE")
     group("sink", sink_group)
     for role in ("publisher", "operator", "worker"):  # idempotent producers
         grants.append(Grant(p[role], "cluster", "kafka-cluster", "IDEMPOTENT_WRITE"))
