@@ -42,6 +42,12 @@ def register(commands: Subparsers) -> None:
         type=float,
         help="seconds between partition snapshots on wallet.snapshots (default 30; 0: never)",
     )
+    parser.add_argument(
+        "--hold-unknown",
+        type=float,
+        help="seconds a CDR no SIM-route covers yet is held for its provisioning (default 10; "
+        "0: never held)",
+    )
     parser.add_argument("--store", help="Faust table store: rocksdb:// (default) or memory://")
     parser.add_argument("--loglevel", default="warning", help="log level (default warning)")
     parser.set_defaults(func=run)
@@ -64,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         snapshot_every=args.snapshot_every,
         store=args.store,
+        hold_unknown=args.hold_unknown,
     )
     loaded = catalog(args.catalog)  # a file that does not load is refused before anything
     topics = load_topics()

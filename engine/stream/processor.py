@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from ..domain import Catalog, Cdr, Command, WalletState, evolve, initial_state
 from ..domain.decision import Decision, Origin
-from ..flow import Revisions, admit, decide, pick
+from ..flow import MissingRevision, Revisions, admit, decide, pick
 from .positions import TopicPartition
 
 REORDER_WINDOW = 20_000
@@ -154,6 +154,9 @@ class RatingProcessor:
         self.catalog = catalog
         self.revisions: Revisions = revisions if revisions is not None else {1: catalog}
         """Every catalog revision known here (a wallet is decided with its own)."""
+        self._known: dict[int, Catalog] = dict(self.revisions)
+        """A plain copy of ``revisions`` (which may be a locked, growing mapping), taken
+        again when a wallet names a revision it lacks."""
         self.partitions: dict[int, PartitionState] = {}
 
     def recovered(self, partition: int) -> bool:
@@ -203,7 +206,11 @@ class RatingProcessor:
         if part.seen(topic, origin_partition, offset):
             return None
         state = part.wallets.get(wallet_id) or initial_state(wallet_id)
-        revision, catalog = pick(self.revisions, state, item)
+        try:
+            revision, catalog = pick(self._known, state, item)
+        except MissingRevision:
+            self._known = dict(self.revisions)
+            revision, catalog = pick(self._known, state, item)
         admit(catalog, wallet_id, item, opened=state.terms is not None)
         made, part.wallets[wallet_id] = decide(state, wallet_id, item, catalog, origin, revision)
         part.mark(topic, origin_partition, offset)
