@@ -4,7 +4,6 @@ catalog revision and tell every wallet to adopt it."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from collections.abc import Mapping
@@ -124,16 +123,11 @@ def run_publish(args: argparse.Namespace) -> int:
 
 
 def read_directory(bootstrap: str, topics: Topics) -> tuple[Routes, Mapping[str, CommandWallet]]:
-    """The shared SIM-route table and the wallets opened by command, read to their end
-    (engine/stream/directory.py); none while a deployment has no such table yet."""
-    try:
-        directory = importlib.import_module("engine.stream.directory")
-    except ModuleNotFoundError:
-        return {}, {}
-    found = directory.read_directory(bootstrap, topics)
-    if isinstance(found, tuple):
-        return found[0], found[1]
-    return found.routes, found.wallets
+    """The shared SIM-route table and the wallets opened by command, read to their end."""
+    from ..stream.directory import read_directory as read_table
+
+    table = read_table(bootstrap, topics)
+    return table.routes, table.wallets
 
 
 def _tell(result: Published, wallets: list[str], topics: Topics, servers: str, show: bool) -> None:

@@ -103,10 +103,6 @@ def acl_set(
     topic("operator", topics.cdr_rejected.name, "READ", "DESCRIBE")
     topic("operator", topics.cdr_raw.name, "WRITE", "DESCRIBE")
     group("operator", REJECTED_GROUP)
-    # `catalog publish`: the latest revision, then the next one.
-    topic("operator", topics.catalog_revisions.name, "READ", "WRITE", "DESCRIBE")
-    for role in ("operator", "worker", "sink"):
-        group(role, CATALOG_GROUP)
     grants.append(Grant(p["operator"], "group", app_id, "DESCRIBE"))
     for spec in (topics.cdr_raw, topics.cdr_by_wallet, topics.wallet_commands):
         topic("worker", spec.name, "READ", "DESCRIBE")
@@ -128,18 +124,28 @@ def acl_set(
     topic("operator", topics.wallet_directory.name, "READ", "DESCRIBE")
     group("worker", DIRECTORY_GROUP)
     group("operator", DIRECTORY_GROUP)
-    # The catalogs it decides with; revision 1 is its --catalog when none was published.
-    topic("worker", topics.catalog_revisions.name, "READ", "WRITE", "DESCRIBE")
     for op in ("WRITE", "DESCRIBE"):
         grants.append(Grant(p["worker"], "transactional_id", f"{app_id}-wallet-", op, True))
     group("worker", app_id)
     group("worker", RECOVERY_GROUP)
     topic("sink", topics.wallet_events.name, "READ", "DESCRIBE")
-    topic("sink", topics.catalog_revisions.name, "READ", "DESCRIBE")
     group("sink", sink_group)
+    grants += _catalog_revisions(topics.catalog_revisions.name, p)
     for role in ("publisher", "operator", "worker"):  # idempotent producers
         grants.append(Grant(p[role], "cluster", "kafka-cluster", "IDEMPOTENT_WRITE"))
     return sorted(set(grants))
+
+
+def _catalog_revisions(name: str, p: Mapping[str, str]) -> list[Grant]:
+    """``catalog.revisions``: the operator's ``catalog publish`` reads the latest revision and
+    writes the next; a worker reads the catalogs it decides with and writes revision 1 (its
+    ``--catalog``) when none was published; the sink reads them into the store."""
+    operations = {"operator": ("READ", "WRITE"), "worker": ("READ", "WRITE"), "sink": ("READ",)}
+    grants = []
+    for role, allowed in operations.items():
+        grants += [Grant(p[role], "topic", name, op) for op in (*allowed, "DESCRIBE")]
+        grants += [Grant(p[role], "group", CATALOG_GROUP, op) for op in ("READ", "DESCRIBE")]
+    return grants
 
 
 def _binding(grant: Grant) -> AclBinding:

@@ -4,15 +4,19 @@ stranding change refused with nothing sent."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from confluent_kafka import Producer
 
 from engine import cli
 from engine.codec import decode_command
 from engine.domain.commands import AdoptCatalog
+from engine.domain.routing import SimRoute
+from engine.stream.directory import WalletEntry, entry_key, entry_value
 from engine.stream.recovery import read_partition
 from engine.stream.revisions import read_revisions
 from engine.stream.topics import Topics
@@ -86,3 +90,43 @@ def test_a_stranding_change_is_refused_and_nothing_is_sent(
     assert f"pool '{pool}' (wallet " in err and "is removed mid-cycle, but" in err
     assert list(read_revisions(kafka_bootstrap, topics)) == [1]
     assert len(adopted(kafka_bootstrap, topics)) == 4  # revision 1's only
+
+
+def _directory(bootstrap: str, topics: Topics, *entries: SimRoute | WalletEntry) -> None:
+    """Entries on wallet.directory, as wallets' owners write them."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for entry in entries:
+        producer.produce(topics.wallet_directory.name, entry_value(entry), entry_key(entry))
+    assert producer.flush(30) == 0
+
+
+def test_the_shared_route_table_is_consulted_and_its_wallets_told(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    moved = SimRoute("89440000000000000777", "globex", ((1_780_000_000, None),), "iot-eu")
+    _directory(kafka_bootstrap, topics, moved, WalletEntry("opened", "EUR", True, 1))
+    publish = ["catalog", "publish", "--bootstrap", kafka_bootstrap, "--no-progress"]
+    assert cli.main([*publish, str(EXAMPLE)]) == 0
+    assert "AdoptCatalog sent to 5 of 5 wallets" in capsys.readouterr().out
+    assert "adopt:1:opened" in {c.command_id for _, c in adopted(kafka_bootstrap, topics)}
+
+    # A wallet opened by command in EUR, listed by the new file in USD: refused.
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["wallets"].append({"id": "opened", "currency": "USD"})
+    usd = tmp_path / "usd.yaml"
+    usd.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert cli.main([*publish, str(usd)]) == 1
+    err = capsys.readouterr().err
+    assert "wallet 'opened' changes currency from EUR to USD" in err
+    # The plan a SIM moved by command is on, removed with the file's own SIMs on it: the
+    # moved SIM is named among its dependents.
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["plans"] = [p for p in data["plans"] if p["id"] != "iot-eu"]
+    data["subscriptions"] = [s for s in data["subscriptions"] if s["plan"] != "iot-eu"]
+    fewer = tmp_path / "fewer.yaml"
+    fewer.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert cli.main([*publish, str(fewer), "--json"]) == 1
+    answer = json.loads(capsys.readouterr().out)
+    [plan] = [p for p in answer["problems"] if p["kind"] == "plan_removed"]
+    assert f"{moved.iccid} (wallet globex)" in plan["dependents"]
+    assert list(read_revisions(kafka_bootstrap, topics)) == [1]
