@@ -31,6 +31,7 @@ from . import (
     sink,
     store,
     topics,
+    wallet,
     worker,
 )
 from .args import UsageError
@@ -44,6 +45,7 @@ COMMANDS = (
     topics,
     publish,
     command,
+    wallet,
     worker,
     sink,
     demo,
