@@ -120,8 +120,8 @@ def send(
     if args.dry_run:
         return show(commands, args.json)
     topic = load_topics().wallet_commands
-    shown = bulk and getattr(args, "progress", None) is not None and progress(args)
-    result = publish_commands(commands, topic, bootstrap(args), source, progress=shown)
+    bar = bulk and hasattr(args, "progress") and progress(args)  # default: on a terminal
+    result = publish_commands(commands, topic, bootstrap(args), source, progress=bar)
     if args.json or bulk:
         return report(result, args.json)
     for d in result.deliveries:

@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from engine.cli import sending
 from engine.cli.args import UsageError
-from engine.cli.sending import moment, refuse_file, refuse_what_any_wallet_would, show
+from engine.cli.sending import moment, refuse_file, refuse_what_any_wallet_would, send, show
 from engine.domain import Tick
 from engine.domain.commands import OpenWallet, SuspendWallet
 from engine.offline.inputs import InputError
+from engine.stream.publisher import PublishResult
 
 AT = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -68,3 +70,20 @@ def test_a_dry_run_shows_what_would_be_sent(capsys: pytest.CaptureFixture[str]) 
     assert err.strip() == "dry run: 2 Tick for 2 wallet(s); nothing was sent"
     assert show(commands, as_json=True) == 0
     assert json.loads(capsys.readouterr().out)["count"] == 2
+
+
+def test_a_bulk_send_shows_a_bar_on_a_terminal_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    shown: list[bool] = []
+
+    def publish(*_args: object, progress: bool) -> PublishResult:
+        shown.append(progress)
+        return PublishResult("f", "t", "b")
+
+    monkeypatch.setattr(sending, "publish_commands", publish)
+    monkeypatch.setattr(sending.sys.stderr, "isatty", lambda: True)
+    args = argparse.Namespace(dry_run=False, json=True, bootstrap="b", progress=None)
+    for flag in (None, False, True):
+        args.progress = flag
+        assert send(args, [Tick("t-1", "w", AT)], "f", bulk=True) == 0
+    assert send(args, [Tick("t-1", "w", AT)], "f") == 0  # one command: no bar
+    assert shown == [True, False, True, False]
