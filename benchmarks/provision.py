@@ -292,6 +292,12 @@ def main() -> None:
     wallets = f"{len(found['wallets'])} {args.wallets} wallets"
     title = f"provision: {args.sims:,} SIMs x 2 (file, range), {wallets}, 1 worker"
     print(table(rows, title))
+    refused = found["outcomes"].get("refused at admission", 0)
+    if refused:
+        print(
+            f"NOTE: {refused:,} commands were refused at admission (no such wallet?): the "
+            "figures time refusals, not attachments"
+        )
     env = environment()
     env["broker"] = "KAFKA_BOOTSTRAP" if external() else "LocalJarBroker"
     env["revision"] = revision
