@@ -193,3 +193,19 @@ def test_sims_land_on_wallet_commands_keyed_by_wallet_and_a_retry_repeats_their_
         if isinstance(c, AttachSim | DetachSim) and c.iccid == "8931001"
     }
     assert by_wallet == {("AttachSim", "acme"), ("DetachSim", "acme"), ("AttachSim", "initech")}
+
+
+def test_the_same_sim_asked_by_iccid_range_or_file_is_the_same_command(tmp_path: Path) -> None:
+    path = tmp_path / "sims.csv"
+    path.write_text("iccid,plan\n8931,iot-eu\n")
+    flags = ("--wallet", "acme", *AT)
+    ids = {
+        c.command_id
+        for source in (
+            ["--iccid", "8931", "--plan", "iot-eu"],
+            ["--range", "8931-8931", "--plan", "iot-eu"],
+            ["--input", str(path)],
+        )
+        for c in _commands("attach", *source, *flags)
+    }
+    assert len(ids) == 1
