@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
+import pytest
 from confluent_kafka import Producer
 
 from engine.stream.producer import PRODUCER_CONFIG
 from engine.stream.revisions import latest_revision
-from engine.stream.topics import Topics
+from engine.stream.topics import StreamError, Topics
 
 
 def test_none_published_is_zero_then_the_greatest_number(
@@ -18,3 +20,10 @@ def test_none_published_is_zero_then_the_greatest_number(
         producer.produce(fresh_topics.catalog_revisions.name, key=revision, value=b"{}")
     assert producer.flush(30) == 0
     assert latest_revision(kafka_bootstrap, fresh_topics) == 10
+
+
+def test_a_missing_topic_is_a_clear_error(kafka_bootstrap: str, fresh_topics: Topics) -> None:
+    spec = msgspec.structs.replace(fresh_topics.catalog_revisions, name="absent.revisions")
+    topics = msgspec.structs.replace(fresh_topics, catalog_revisions=spec)
+    with pytest.raises(StreamError, match=r"absent\.revisions does not exist .* topics apply"):
+        latest_revision(kafka_bootstrap, topics)
