@@ -72,6 +72,7 @@ bench: setup
 	$(BIN)/python benchmarks/floor.py
 	$(BIN)/python benchmarks/rate_core.py
 	$(BIN)/python benchmarks/stream.py
+	$(BIN)/python benchmarks/provision.py
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/projections.py
 	$(BIN)/python benchmarks/replay.py

@@ -1,25 +1,21 @@
 """``rating-engine command``: send one wallet command, or a file of them, to wallet.commands.
 
-What a wallet would refuse from the command alone is refused here, before anything is sent,
-by the wallet's own rules (`positive_amount`, the time limits, the command decoder): a
-refusal found later would only be a ``CommandRejected`` event the caller never sees."""
+What a wallet would refuse from the command alone is refused before anything is sent
+(`sending.refuse_what_any_wallet_would`)."""
 
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from ..codec import Rejected, encode, read_command
+from ..codec import Rejected
 from ..domain import ChangePlan, Command, RedeemVoucher, Tick, TopUp, WriteOffDebt
-from ..domain.account import positive_amount
 from ..domain.limits import DEFAULT_LIMITS, time_problem
-from ..domain.refusal import Refused
-from ..offline.inputs import InputError, read_commands
-from ..stream.publisher import derived_command_id, publish_commands
-from ..stream.topics import load_topics
-from .args import Subparsers, UsageError, add_bootstrap, bootstrap, instant
-from .publish import report
+from ..offline.inputs import read_commands
+from ..stream.publisher import derived_command_id
+from .args import Subparsers, UsageError, add_bootstrap, add_progress
+from .sending import moment, refuse_file, refuse_what_any_wallet_would, send
 
 _DESCRIPTION = (
     "Send one wallet command, or every command of --input, keyed by wallet. --id defaults to "
@@ -37,6 +33,8 @@ def register(commands: Subparsers) -> None:
     add_bootstrap(parser)
     parser.add_argument("--input", help="commands, one JSON object per line (instead of ACTION)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--dry-run", action="store_true", help="check and print, send nothing")
+    add_progress(parser)
     parser.set_defaults(func=run)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
 
@@ -47,6 +45,7 @@ def register(commands: Subparsers) -> None:
         sub.add_argument("--at", help="when it applies, RFC 3339 with offset (default: now)")
         add_bootstrap(sub, keep_earlier=True)
         sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+        sub.add_argument("--dry-run", action="store_true", default=argparse.SUPPRESS)
         return sub
 
     topup = action("top-up", "credit a wallet")
@@ -68,26 +67,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"give either --input or {args.action}, not both")
     if not args.input and not args.action:
         raise UsageError("give a command (top-up, redeem-voucher, change-plan, tick) or --input")
-    topics = load_topics()
     if args.input:
-        commands, source = commands_file(Path(args.input)), args.input
-    else:
-        commands, source = [command_from_args(args)], "command line"
-    result = publish_commands(commands, topics.wallet_commands, bootstrap(args), source)
-    if args.json or args.input:
-        return report(result, args.json)
-    for d in result.deliveries:
-        where = f"partition {d.partition} offset {d.offset}" if d.error is None else d.error
-        print(f"{d.type} {d.command_id} for wallet {d.wallet_id} -> {result.topic}: {where}")
-    return 0 if result.ok else 1
+        return send(args, commands_file(Path(args.input)), args.input, bulk=True)
+    return send(args, [command_from_args(args)], "command line")
 
 
 def command_from_args(args: argparse.Namespace) -> Command:
     """The command the arguments describe, refused (`UsageError`) if the wallet would
     refuse it whatever its state."""
-    given_at = instant("--at", args.at, named="RFC 3339", limits=DEFAULT_LIMITS)
-    # The CLI may read the clock (the domain never does); a second is fine enough.
-    at = given_at or datetime.now(UTC).replace(microsecond=0)
+    at = moment(args)
     command_id = args.id or derived_command_id(args.action, _identity(args, at))
     common = {"command_id": command_id, "wallet_id": args.wallet, "at": at}
     command: Command
@@ -102,7 +90,7 @@ def command_from_args(args: argparse.Namespace) -> Command:
             command = WriteOffDebt(**common, reason=args.reason, amount=args.amount)
         case _:
             command = Tick(**common)
-    _refuse_what_the_wallet_would(command)
+    refuse_what_any_wallet_would(command)
     return command
 
 
@@ -124,34 +112,6 @@ def _identity(args: argparse.Namespace, at: datetime) -> dict[str, str | None]:
             return fields | {"at": at.isoformat()}
 
 
-def _refuse_what_the_wallet_would(command: Command) -> None:
-    if isinstance(command, TopUp | WriteOffDebt) and command.amount is not None:
-        _amount(command.amount)
-    if isinstance(command, TopUp) and not _currency_code(command.currency):
-        # The wallet only compares it with its own currency; a code that cannot be any
-        # wallet's is a typing mistake, better caught before it costs a rejection.
-        raise UsageError(f"--currency {command.currency!r} must be an ISO 4217 code such as EUR")
-    if isinstance(command, WriteOffDebt) and not command.reason.strip():
-        raise UsageError("--reason must say why the debt is written off")
-    checked = read_command(encode(command))  # the worker's own check of ids and lengths
-    if isinstance(checked, Rejected):
-        raise UsageError(f"not a valid command: {checked.detail}")
-
-
-def _amount(text: str) -> None:
-    try:
-        positive_amount(text)
-    except Refused as refused:
-        raise UsageError(
-            f"--amount {text}: the wallet would refuse it, {refused.reason}: {refused.detail} "
-            "(an amount must be positive, e.g. 20.00)"
-        ) from None
-
-
-def _currency_code(text: str) -> bool:
-    return len(text) == 3 and text.isascii() and text.isupper()
-
-
 def commands_file(path: Path) -> list[Command]:
     """Every command of a JSON-lines file; any bad line stops the run before anything is sent
     (commands move money: a half-sent file is harder to fix than a rejected one)."""
@@ -164,7 +124,5 @@ def commands_file(path: Path) -> list[Command]:
             bad.append(f"{path}: command {item.command_id}: {problem}")
         else:
             commands.append(item)
-    if bad:
-        more = f"\n... and {len(bad) - 10} more" if len(bad) > 10 else ""
-        raise InputError("\n".join(bad[:10]) + more + "\nnothing was sent")
+    refuse_file(bad)
     return commands

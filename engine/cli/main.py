@@ -28,9 +28,11 @@ from . import (
     rejected,
     replay,
     schemas,
+    sim,
     sink,
     store,
     topics,
+    wallet,
     worker,
 )
 from .args import UsageError
@@ -44,6 +46,8 @@ COMMANDS = (
     topics,
     publish,
     command,
+    wallet,
+    sim,
     worker,
     sink,
     demo,

@@ -298,9 +298,16 @@ def publish_cdrs(
 
 
 def publish_commands(
-    commands: Sequence[Command], topic: TopicSpec, bootstrap: str, source: str
+    commands: Sequence[Command],
+    topic: TopicSpec,
+    bootstrap: str,
+    source: str,
+    progress: bool = False,
 ) -> PublishResult:
-    """Send ``commands`` to ``topic``, each encoded by the codec and keyed by its wallet."""
+    """Send ``commands`` to ``topic``, each encoded by the codec and keyed by its wallet.
+
+    Records are handed to librdkafka, which batches them (``linger.ms``); delivery reports
+    are served every `POLL_EVERY` records and once at the end, never waited for one by one."""
     result = PublishResult(source, topic.name, bootstrap)
     sender = _Sender(bootstrap, topic, result)
     placed: list[Delivery | None] = [None] * len(commands)
@@ -319,15 +326,27 @@ def publish_commands(
 
         return on_delivery
 
+    bar = tqdm(
+        total=len(commands),
+        unit=" commands",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     started = time.monotonic()
-    for index, cmd in enumerate(commands):
-        if sender.stopped():
-            break
-        sender.send(cmd.wallet_id.encode(), encode(cmd), recorder(index, cmd))
-        if index % POLL_EVERY == 0:
-            sender.wait(0)
-    sender.drain(None, _drain_timeout())
-    sender.stopped()
+    with bar:
+        try:
+            for index, cmd in enumerate(commands):
+                sender.send(cmd.wallet_id.encode(), encode(cmd), recorder(index, cmd))
+                if index % POLL_EVERY == 0:
+                    sender.wait(0)
+                    bar.update(result.delivered + result.failed - bar.n)
+                    if sender.stopped():
+                        break
+        except KeyboardInterrupt:
+            result.interrupted = True  # what was handed over is still waited for
+        sender.drain(bar, _drain_timeout())
+        sender.stopped()
     result.seconds = time.monotonic() - started
     result.deliveries = [d for d in placed if d is not None]
     return result

@@ -5,7 +5,6 @@ stranding change refused with nothing sent."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,12 @@ from engine.stream.recovery import read_partition
 from engine.stream.revisions import read_revisions
 from engine.stream.topics import Topics
 
-from .fresh_topics import fresh_topics
-
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 
 
 @pytest.fixture
-def topics(
-    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Topics]:
-    with fresh_topics(kafka_bootstrap, tmp_path, monkeypatch) as loaded:
-        yield loaded
+def topics(fresh_topics: Topics) -> Topics:
+    return fresh_topics
 
 
 def adopted(bootstrap: str, topics: Topics) -> list[tuple[bytes | None, AdoptCatalog]]:

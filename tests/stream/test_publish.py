@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from support.topics import read_all
 
 from engine import cli
 from engine.codec import decode_command, encode
 from engine.domain import TopUp
-from engine.stream.admin import apply_topics
 from engine.stream.publisher import TokenBucket, derived_command_id, iccid_key
-from engine.stream.topics import REPO_TOPICS, Topics, load_topics
+from engine.stream.topics import REPO_TOPICS, Topics
 
 # ---- pieces that need no broker ------------------------------------------------------------
 
@@ -122,74 +118,8 @@ def test_usage_mistakes_exit_2_before_any_broker_is_asked(
 
 
 @pytest.fixture
-def topics(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str
-) -> Iterator[Topics]:
-    """Every topic, created under names unique to this test (RATING_TOPICS points at a copy
-    of topics.yaml); deleted afterwards."""
-    prefix = f"p{uuid.uuid4().hex[:10]}."
-    data = yaml.safe_load(REPO_TOPICS.read_text())
-    for item in data["topics"]:
-        item["name"] = prefix + item["name"]
-    path = tmp_path / "topics.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    monkeypatch.setenv("RATING_TOPICS", str(path))
-    monkeypatch.delenv("RATING_TOPICS_REPLICATION", raising=False)
-    loaded = load_topics(path)
-    assert apply_topics(loaded, kafka_bootstrap).ok
-    yield loaded
-    client = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for future in client.delete_topics([s.name for s in loaded.all], operation_timeout=30).values():
-        future.result(timeout=30)
-
-
-def _high_watermark(consumer: Consumer, partition: TopicPartition) -> int:
-    """The partition's end offset; retried while a just-created topic elects its leaders."""
-    for _ in range(50):
-        try:
-            return consumer.get_watermark_offsets(partition, timeout=10)[1]
-        except KafkaException as exc:
-            if not exc.args[0].retriable() and exc.args[0].code() not in (
-                KafkaError.NOT_LEADER_FOR_PARTITION,
-                KafkaError.LEADER_NOT_AVAILABLE,
-            ):
-                raise
-            time.sleep(0.2)
-    raise AssertionError(f"no leader for {partition}")
-
-
-def _read_all(bootstrap: str, topic: str, partitions: int) -> list[tuple[bytes | None, bytes, int]]:
-    """Every record of ``topic`` as (key, value, partition): each partition read from the
-    start up to its high watermark, so no consumer group (and no rebalance wait) is needed."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
-    )
-    try:
-        ends = {p: _high_watermark(consumer, TopicPartition(topic, p)) for p in range(partitions)}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-        records: list[tuple[bytes | None, bytes, int]] = []
-        positions = dict.fromkeys(range(partitions), 0)
-        for _ in range(600):
-            if all(positions[p] >= ends[p] for p in ends):
-                break
-            msg = consumer.poll(0.1)
-            if msg is None:
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(error)
-            partition, offset = msg.partition(), msg.offset()
-            assert partition is not None and offset is not None
-            positions[partition] = offset + 1
-            value = msg.value()
-            assert isinstance(value, bytes)
-            records.append((msg.key(), value, partition))
-        assert all(positions[p] >= ends[p] for p in ends), "timed out reading back"
-        return records
-    finally:
-        consumer.close()
+def topics(fresh_topics: Topics) -> Topics:
+    return fresh_topics
 
 
 def _cdr_lines(count: int) -> list[bytes]:
@@ -231,7 +161,7 @@ def test_publish_sends_every_line_keyed_by_iccid_on_the_murmur2_partition(
     assert (summary["failed"], summary["unkeyed"], summary["blank"]) == (0, 2, 2)
 
     spec = topics.cdr_raw
-    records = _read_all(kafka_bootstrap, spec.name, spec.partitions)
+    records = read_all(kafka_bootstrap, spec.name, spec.partitions)
     assert sorted(value for _, value, _ in records) == sorted(sent)  # byte for byte, no drops
     every = list(range(spec.partitions))
     for key, value, partition in records:
@@ -283,7 +213,7 @@ def test_command_top_up_lands_one_top_up_keyed_by_wallet(
     assert out.startswith("TopUp cli-top-up-") and f"-> {topics.wallet_commands.name}" in out
 
     spec = topics.wallet_commands
-    records = _read_all(kafka_bootstrap, spec.name, spec.partitions)
+    records = read_all(kafka_bootstrap, spec.name, spec.partitions)
     assert len(records) == 1
     key, value, partition = records[0]
     assert key == b"acme"
@@ -328,7 +258,7 @@ def test_command_file_and_the_other_commands(
     assert "nothing was sent" in capsys.readouterr().err
 
     spec = topics.wallet_commands
-    records = _read_all(kafka_bootstrap, spec.name, spec.partitions)
+    records = read_all(kafka_bootstrap, spec.name, spec.partitions)
     found = {
         c.command_id: (type(c).__name__, key)
         for key, value, _ in records

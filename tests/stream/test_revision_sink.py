@@ -4,7 +4,7 @@ published before it started and those published while it runs, each once."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -18,17 +18,12 @@ from engine.stream.revision_sink import RevisionKeeper
 from engine.stream.revisions import publish_revision, revision_of
 from engine.stream.topics import Topics
 
-from .fresh_topics import fresh_topics
-
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 
 
 @pytest.fixture
-def topics(
-    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Topics]:
-    with fresh_topics(kafka_bootstrap, tmp_path, monkeypatch) as loaded:
-        yield loaded
+def topics(fresh_topics: Topics) -> Topics:
+    return fresh_topics
 
 
 def _until(check: Callable[[], bool], timeout: float = 30.0) -> None:

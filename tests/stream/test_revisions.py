@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,12 @@ from engine.stream.revisions import (
 )
 from engine.stream.topics import StreamError, Topics
 
-from .fresh_topics import fresh_topics
-
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 
 
 @pytest.fixture
-def topics(
-    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Topics]:
-    with fresh_topics(kafka_bootstrap, tmp_path, monkeypatch) as loaded:
-        yield loaded
+def topics(fresh_topics: Topics) -> Topics:
+    return fresh_topics
 
 
 def _variant(tmp_path: Path, name: str, wallet_name: str) -> Path:
