@@ -14,12 +14,15 @@ topics: `route` in the enrich agent, `admit`, `decide` and `follow_ups` in the r
 whose routed charges reach their payers' owners through ``wallet.commands``. Replay decides
 its adjustments with `decide`. A refusal becomes a rejection record with `refused`.
 
-**Routes.** Which wallet an ICCID's usage goes to is the catalog's subscription, unless a
-command moved the SIM (``routes``: ICCID -> wallet). The offline pipeline sees every
-decision, so it passes the moves it has seen; a stream worker's enrich does not (the moves
-are decided on other partitions), so it passes `CATALOG_ROUTES` and a moved SIM's usage
-still reaches the wallet of its catalog subscription. A SIM-route table shared by every
-worker will close that gap; until then the difference is this one parameter.
+**Routes.** Which wallet an ICCID's usage goes to is the stint of its SIM that covers the
+CDR's start (domain/routing.py): the SIM-route table (``routes``: what commands moved) over
+the catalog's subscriptions. The offline pipeline keeps that table from the decisions it
+makes; a stream worker reads the one every owner writes (stream/directory.py), and holds a
+CDR no route covers yet for a while (stream/holding.py).
+
+**Revisions.** A wallet is decided with the catalog revision it adopted (``revisions``:
+revision -> catalog; a wallet that adopted none is on the first, revision 1), and an
+``AdoptCatalog`` with the revision it adopts (`pick`). Each decision records it.
 """
 
 from __future__ import annotations
@@ -30,31 +33,62 @@ from typing import NamedTuple
 
 from .codec import Rejected, encode, raw_fields
 from .domain import ApplyCharge, Catalog, Cdr, Command, Event, WalletState, step
+from .domain.commands import AdoptCatalog
 from .domain.decision import NOWHERE, Decision, Origin, decision
 from .domain.events import NETWORK_ACTIONS
 from .domain.limits import admit
 from .domain.refusal import Refused
-from .domain.routing import routed_charges, wallet_of
+from .domain.routing import Routes, routed_charges, wallet_of
 
 __all__ = [
     "CATALOG_ROUTES",
     "FollowUps",
+    "MissingRevision",
     "Outcome",
     "Refused",
+    "Revisions",
     "Routes",
     "admit",
+    "catalog_at",
     "decide",
     "follow_ups",
+    "latest",
+    "pick",
     "refused",
     "route",
     "run",
 ]
 
-Routes = Mapping[str, str]
-"""ICCID -> the wallet a command moved the SIM to."""
 
 CATALOG_ROUTES: Routes = MappingProxyType({})
-"""No moves: every ICCID goes to its catalog subscription's wallet (the stream's routes)."""
+"""No moves: every ICCID goes to its catalog subscription's wallet."""
+
+Revisions = Mapping[int, Catalog]
+"""Catalog revision -> the catalog; 1 is the first."""
+
+
+class MissingRevision(LookupError):
+    """A wallet is on a catalog revision this process does not have."""
+
+
+def pick(revisions: Revisions, state: WalletState, item: Cdr | Command) -> tuple[int, Catalog]:
+    """The revision ``item`` is decided with in ``state`` (0 stands for the first) and its
+    catalog: the wallet's own, or for an ``AdoptCatalog`` the one it adopts."""
+    revision = item.revision if isinstance(item, AdoptCatalog) else state.revision
+    return revision, catalog_at(revisions, revision)
+
+
+def catalog_at(revisions: Revisions, revision: int) -> Catalog:
+    """The catalog of ``revision`` (0 stands for the first)."""
+    catalog = revisions.get(max(revision, 1))
+    if catalog is None:
+        raise MissingRevision(f"catalog revision {revision} is not known here")
+    return catalog
+
+
+def latest(revisions: Revisions) -> Catalog:
+    """The newest revision: what routes a CDR (a SIM new in it is routed by it)."""
+    return revisions[max(revisions)]
 
 
 def route(
@@ -81,11 +115,13 @@ def decide(
     item: Cdr | Command,
     catalog: Catalog,
     origin: Origin = NOWHERE,
+    revision: int = 0,
 ) -> tuple[Decision, WalletState]:
-    """The decision of ``wallet_id`` (in ``state``) on an admitted input, and the state it
-    leads to. A decision may hold no event (a retried command, a tick with nothing due)."""
+    """The decision of ``wallet_id`` (in ``state``) on an admitted input with ``catalog``
+    (revision ``revision``), and the state it leads to. A decision may hold no event (a
+    retried command, a tick with nothing due)."""
     events, after = step(state, item, catalog)
-    return decision(wallet_id, item, events, origin), after
+    return decision(wallet_id, item, events, origin, revision), after
 
 
 class FollowUps(NamedTuple):
@@ -127,7 +163,7 @@ class Outcome(NamedTuple):
 
 
 def run(
-    catalog: Catalog,
+    revisions: Revisions,
     routes: Routes,
     state_of: Callable[[str], WalletState],
     item: Cdr | Command,
@@ -137,24 +173,25 @@ def run(
     ``states`` only once all of it is decided, so a routed charge failing after its cause
     leaves the cause's wallet as it was."""
     if isinstance(item, Cdr):
-        target = route(catalog, routes, item)
+        target = route(latest(revisions), routes, item)
         if isinstance(target, Rejected):
             return target
     else:
         target = item.wallet_id
-    before = state_of(target)
+    states: dict[str, WalletState] = {}
+    state = state_of(target)
+    revision, catalog = pick(revisions, state, item)
     try:
-        admit(catalog, target, item, opened=before.terms is not None)
+        admit(catalog, target, item, opened=state.terms is not None)
     except Refused as refusal:
         return refused(refusal, "", target, item)
-    states: dict[str, WalletState] = {}
-    first, states[target] = decide(before, target, item, catalog)
+    first, states[target] = decide(state, target, item, catalog, NOWHERE, revision)
     decisions = [first]
     for charge in follow_ups(first).charges:
         payer = charge.wallet_id
-        state = states.get(payer)
-        made, states[payer] = decide(
-            state if state is not None else state_of(payer), payer, charge, catalog
-        )
+        before = states.get(payer)
+        before = before if before is not None else state_of(payer)
+        revision, catalog = pick(revisions, before, charge)
+        made, states[payer] = decide(before, payer, charge, catalog, NOWHERE, revision)
         decisions.append(made)
     return Outcome(decisions, states)

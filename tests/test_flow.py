@@ -22,8 +22,9 @@ from domain.builders import (
 
 import engine.offline.pipeline
 import engine.offline.replay
-import engine.stream.agents
+import engine.stream.enricher
 import engine.stream.processor
+import engine.stream.rater
 from engine import flow
 from engine.codec import Rejected, decode_decision, encode
 from engine.domain import Origin, initial_state
@@ -53,13 +54,10 @@ def test_every_caller_runs_the_one_flow() -> None:
     assert engine.offline.pipeline.run is flow.run
     assert engine.stream.processor.decide is flow.decide
     assert engine.offline.replay.decide is flow.decide
-    agents = engine.stream.agents
-    assert (agents.route, agents.admit, agents.follow_ups, agents.refused) == (
-        flow.route,
-        flow.admit,
-        flow.follow_ups,
-        flow.refused,
-    )
+    assert engine.stream.processor.admit is flow.admit
+    assert engine.stream.enricher.route is flow.route
+    rater = engine.stream.rater
+    assert (rater.follow_ups, rater.refused) == (flow.follow_ups, flow.refused)
 
 
 def test_offline_and_stream_make_the_same_decisions() -> None:
@@ -139,7 +137,7 @@ def test_follow_ups_are_network_actions_and_routed_charges() -> None:
 
 def test_run_refuses_before_any_wallet_and_keeps_nothing() -> None:
     cat = catalog()
-    ghost = flow.run(cat, {}, initial_state, top_up("t1", "5", wallet="ghost"))
+    ghost = flow.run({1: cat}, {}, initial_state, top_up("t1", "5", wallet="ghost"))
     assert isinstance(ghost, Rejected)
     assert (ghost.reason, ghost.wallet_id, ghost.cdr_id) == ("unknown_wallet", "ghost", None)
     refusal = Refused("invalid_time", "too late")
@@ -169,7 +167,7 @@ def test_run_takes_a_wallet_opened_by_command() -> None:
 
 
 def test_run_decides_a_routed_charge_in_the_payer_wallet() -> None:
-    outcome = flow.run(_split_catalog(), {}, initial_state, cdr("c1", 2 * MB, apn="corp.apn"))
+    outcome = flow.run({1: _split_catalog()}, {}, initial_state, cdr("c1", 2 * MB, apn="corp.apn"))
     assert isinstance(outcome, flow.Outcome)
     assert [d.wallet_id for d in outcome.decisions] == ["w1", "corp"]
     assert set(outcome.states) == {"w1", "corp"}

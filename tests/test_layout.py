@@ -156,8 +156,6 @@ TESTED_BY: dict[str, tuple[str, ...]] = {
     "engine/domain/commands.py": ("tests/domain/test_account.py",),
     # the Draft each rule is applied to; splits through the index's tables
     "engine/domain/draft.py": ("tests/domain/test_charges.py", "tests/domain/test_index.py"),
-    # routed charges of split billing, end to end
-    "engine/domain/routing.py": ("tests/domain/test_split_billing.py",),
     # the grants' burn order and the balance
     "engine/domain/state.py": ("tests/domain/test_grants.py",),
     # decide/step, the domain's door: every rule is tested through them
@@ -198,7 +196,9 @@ TESTED_BY: dict[str, tuple[str, ...]] = {
     "engine/stream/acls.py": ("tests/stream/test_kafka_security.py",),
     "engine/stream/admin.py": ("tests/stream/test_topics.py",),
     # the agents built as the worker builds them; the flow they call
-    "engine/stream/agents.py": ("tests/stream/test_fenced_worker.py", "tests/test_flow.py"),
+    "engine/stream/agents.py": ("tests/stream/test_fenced_worker.py",),
+    # the rate stage's one-input path: the one flow's callers, and a fenced worker deciding
+    "engine/stream/rater.py": ("tests/test_flow.py",),
     # the metrics scraped with the health probes; the dashboard names only exported ones
     "engine/stream/metrics.py": ("tests/stream/test_health.py", "tests/deploy/test_dashboard.py"),
     "engine/stream/publisher.py": ("tests/stream/test_publish.py",),

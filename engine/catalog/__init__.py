@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from .errors import CatalogError, CatalogIssue
-from .loader import load_catalog
+from .loader import load_catalog, load_catalog_text
 from .summary import summarize
 
-__all__ = ["CatalogError", "CatalogIssue", "load_catalog", "summarize"]
+__all__ = ["CatalogError", "CatalogIssue", "load_catalog", "load_catalog_text", "summarize"]

@@ -19,7 +19,7 @@ from .sections import (
     read_zones,
 )
 from .subscriptions import read_subscriptions
-from .yaml_source import read_yaml
+from .yaml_source import Source, parse_yaml, read_yaml
 
 TOP_KEYS = (
     "settings",
@@ -40,7 +40,16 @@ def load_catalog(path: str | Path) -> Catalog:
     Raises ``CatalogError`` listing every issue found (file, path, line, message); an
     unreadable file and a YAML syntax error are ``CatalogError`` too.
     """
-    source = read_yaml(path)
+    return _load(read_yaml(path))
+
+
+def load_catalog_text(text: str, name: str) -> Catalog:
+    """Validate and build the catalog whose YAML is ``text`` (a published revision's
+    source); ``name`` stands for the file in every issue, as ``load_catalog``'s path does."""
+    return _load(parse_yaml(text, name))
+
+
+def _load(source: Source) -> Catalog:
     ctx = Ctx(source)
     if source.data is None:
         ctx.issue("", f"the file is empty: a catalog needs {', '.join(REQUIRED)}", 1)

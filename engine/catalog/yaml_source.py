@@ -89,6 +89,18 @@ def read_yaml(path: str | Path) -> Source:
         raise CatalogError(
             [CatalogIssue(file, "", None, f"not UTF-8 text: {exc.reason}")]
         ) from None
+    return parse_yaml(text, file)
+
+
+def parse_yaml(text: str, file: str) -> Source:
+    """Parse the YAML ``text`` of a document named ``file`` (in every issue): a catalog
+    revision's source, read from the stream rather than from a file. A YAML syntax error
+    is a ``CatalogError``."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        problem = f"the text is {size:,} bytes, over the limit of {MAX_BYTES:,}"
+        raise CatalogError([CatalogIssue(file, "", None, problem)])
+    text = text.removeprefix("\ufeff")  # a leading BOM is not content
     loader = _Loader(text)
     try:
         node = loader.get_single_node()

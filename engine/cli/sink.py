@@ -9,9 +9,9 @@ from .resources import opened_store, projector
 
 _DESCRIPTION = (
     "Consume wallet.events, append every event to the event store and commit the offsets only "
-    "after the write is durable; with --clickhouse, keep the projections up to date with the "
-    "store. Several sinks in one --group share the partitions. Stops cleanly on SIGTERM / "
-    "Ctrl-C."
+    "after the write is durable; keep every catalog revision of catalog.revisions in the "
+    "store too; with --clickhouse, keep the projections up to date with the store. Several "
+    "sinks in one --group share the partitions. Stops cleanly on SIGTERM / Ctrl-C."
 )
 
 
@@ -44,6 +44,7 @@ def register(commands: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..stream.health import Health
     from ..stream.metrics import SinkMetrics
+    from ..stream.revision_sink import RevisionKeeper
     from ..stream.sink import Sink, SinkSettings, install_signal_handlers, open_store_waiting
     from ..stream.topics import load_topics
 
@@ -63,9 +64,14 @@ def run(args: argparse.Namespace) -> int:
         projection = projector(args.clickhouse, args.catalog) if args.clickhouse else None
         sink = Sink(settings, topics, store, projection, metrics, health)
         install_signal_handlers(sink)
-        progress = sink.run()
+        keeper = RevisionKeeper(settings.bootstrap, topics, store).start()
+        try:
+            progress = sink.run()
+        finally:
+            keeper.stop()
     print(
         f"{progress.records:,} decision records read, {progress.stored:,} events stored, "
-        f"{progress.duplicates:,} already stored; store position {progress.position:,}"
+        f"{progress.duplicates:,} already stored; store position {progress.position:,}; "
+        f"{keeper.stored:,} catalog revisions stored"
     )
     return 0

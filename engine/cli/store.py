@@ -1,5 +1,5 @@
-"""``rating-engine store verify|stats|anchor``: the event store's hash chains, counts and
-heads, read without changing anything."""
+"""``rating-engine store verify|stats|anchor|revisions``: the event store's hash chains,
+counts, heads and catalog revisions, read without changing anything."""
 
 from __future__ import annotations
 
@@ -54,6 +54,16 @@ def register(commands: Subparsers) -> None:
     add_store(heads)
     heads.add_argument("--out", help="write the anchor to this file (default: print it)")
     heads.set_defaults(func=run_anchor)
+    kept = actions.add_parser(
+        "revisions",
+        help="list the catalog revisions kept in the store (or print one's source)",
+        description="List every catalog revision the sink kept: number, when it was "
+        "published, its file name and sha256. --source N prints revision N's YAML as published.",
+    )
+    add_store(kept)
+    add_json(kept, "print JSON (the sources too)")
+    kept.add_argument("--source", type=int, metavar="N", help="print revision N's catalog YAML")
+    kept.set_defaults(func=run_revisions)
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -109,4 +119,23 @@ def run_stats(args: argparse.Namespace) -> int:
     else:
         for name in ("events", "streams", "inputs", "position"):
             print(f"{name:<9} {getattr(stats, name):>14,}")
+    return 0
+
+
+def run_revisions(args: argparse.Namespace) -> int:
+    with opened_store(args.store) as store:
+        kept = store.revisions()
+    if args.source is not None:
+        found = [r for r in kept if r.revision == args.source]
+        if not found:
+            raise UsageError(f"--source {args.source}: no such revision in the store")
+        print(found[0].source, end="")
+        return 0
+    if args.json:
+        print(encode(kept).decode())
+        return 0
+    if not kept:
+        print("no catalog revisions stored")
+    for r in kept:
+        print(f"{r.revision:>6}  {r.published_at}  {r.digest[:12]}  {r.name}")
     return 0

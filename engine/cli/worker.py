@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
 
 from .args import Subparsers, add_bootstrap, add_catalog, catalog
 
 _DESCRIPTION = (
     "Consume cdr.raw and wallet.commands, rate with the pure core, write wallet.events, "
-    "network.actions and cdr.rejected. Stops cleanly on SIGTERM / Ctrl-C."
+    "network.actions and cdr.rejected. --catalog must be a published catalog revision (the "
+    "same bytes); on an empty catalog.revisions it is published as revision 1. Stops "
+    "cleanly on SIGTERM / Ctrl-C."
 )
+
+log = logging.getLogger(__name__)
 
 
 def register(commands: Subparsers) -> None:
@@ -18,7 +24,11 @@ def register(commands: Subparsers) -> None:
         help="run the streaming worker (Faust): enrich, rate, clock",
         description=_DESCRIPTION,
     )
-    add_catalog(parser, required=True)
+    add_catalog(
+        parser,
+        required=True,
+        help="catalog YAML file: a published revision, or revision 1 when none was published",
+    )
     add_bootstrap(parser)
     parser.add_argument("--app-id", help="Faust app id = consumer group (default rating-engine)")
     parser.add_argument("--data-dir", help="worker data directory (default .rating-engine)")
@@ -32,6 +42,12 @@ def register(commands: Subparsers) -> None:
         type=float,
         help="seconds between partition snapshots on wallet.snapshots (default 30; 0: never)",
     )
+    parser.add_argument(
+        "--hold-unknown",
+        type=float,
+        help="seconds a CDR no SIM-route covers yet is held for its provisioning (default 10; "
+        "0: never held)",
+    )
     parser.add_argument("--store", help="Faust table store: rocksdb:// (default) or memory://")
     parser.add_argument("--loglevel", default="warning", help="log level (default warning)")
     parser.set_defaults(func=run)
@@ -39,6 +55,7 @@ def register(commands: Subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Faust loads only for the commands that run it.
+    from ..stream import revisions as catalog_revisions
     from ..stream.runner import run_worker
     from ..stream.settings import WorkerSettings
     from ..stream.topics import load_topics
@@ -53,5 +70,15 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         snapshot_every=args.snapshot_every,
         store=args.store,
+        hold_unknown=args.hold_unknown,
     )
-    return run_worker(settings, catalog(args.catalog), load_topics(), loglevel=args.loglevel)
+    loaded = catalog(args.catalog)  # a file that does not load is refused before anything
+    topics = load_topics()
+    # The base-revision rule: refuses to start on a file that is not a published revision.
+    base = catalog_revisions.base_revision(settings.bootstrap, topics, Path(args.catalog))
+    log.info("%s is catalog revision %d", args.catalog, base)
+    revisions = catalog_revisions.CatalogRevisions(settings.bootstrap, topics).start()
+    try:
+        return run_worker(settings, loaded, topics, loglevel=args.loglevel, revisions=revisions)
+    finally:
+        revisions.stop()

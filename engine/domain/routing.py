@@ -63,6 +63,11 @@ def _stints(catalog: Catalog, routes: Routes, iccid: str) -> list[tuple[int, int
 def covering_wallet(catalog: Catalog, routes: Routes, iccid: str, ts: int) -> str | None:
     """The wallet whose stint of ``iccid`` covers ``ts`` (the latest to begin, should two
     overlap); ``None`` when none does."""
+    if iccid not in routes:  # the common case: the catalog's subscription alone
+        sub = catalog.subscriptions.get(iccid)
+        if sub is None or ts < sub.active_from:
+            return None
+        return sub.wallet if sub.active_to is None or ts < sub.active_to else None
     best: tuple[int, str] | None = None
     for start, end, wallet in _stints(catalog, routes, iccid):
         if start <= ts and (end is None or ts < end) and (best is None or (start, wallet) > best):
@@ -108,6 +113,8 @@ def routes_after(
     out = []
     for iccid in iccids:
         now = sim(state, catalog, iccid)
+        if now is not None and now.active_to is not None and now.active_to <= ts:
+            now = None  # it left
         plan = plan_at(state, now, ts) if now is not None else ""
         pool = now.pool if now is not None else None
         out.append(SimRoute(iccid, state.wallet_id, stints(state, catalog, iccid), plan, pool))

@@ -14,14 +14,18 @@ from ..domain import Catalog, Cdr, Command, Event, WalletState, initial_state
 from ..domain.decision import Decision
 from ..domain.events import CdrRejected, UsageRated
 from ..domain.routing import MOVES, SimRoute, routes_after, with_routes
-from ..flow import run
+from ..flow import Revisions, catalog_at, run
 
 
 class Pipeline:
     """Wallet states plus the SIM directory, fed one input at a time."""
 
-    def __init__(self, catalog: Catalog, record_inputs: bool = False) -> None:
+    def __init__(
+        self, catalog: Catalog, record_inputs: bool = False, revisions: Revisions | None = None
+    ) -> None:
         self.catalog = catalog
+        self.revisions: Revisions = revisions if revisions is not None else {1: catalog}
+        """Every catalog revision a wallet may adopt (``AdoptCatalog``); 1 is the first."""
         self.states: dict[str, WalletState] = {}
         self.routes: dict[str, dict[str, SimRoute]] = {}
         """The SIM-route table as the stream's would be: what each decision moved."""
@@ -42,7 +46,7 @@ class Pipeline:
         that id, an instant out of bounds, or a failure deciding it (``internal_error``), as
         the stream does. A rejected input leaves every wallet as it was."""
         try:
-            result = run(self.catalog, self.routes, self.state, item)
+            result = run(self.revisions, self.routes, self.state, item)
         except Exception as exc:
             ids = (item.cdr_id, item.iccid) if isinstance(item, Cdr) else (None, None)
             result = internal_error(exc, "", encode(item), *ids)
@@ -66,7 +70,9 @@ class Pipeline:
 
     def _route(self, wallet_id: str, events: tuple[Event, ...]) -> None:
         ts = int(events[0].at.timestamp())
-        with_routes(self.routes, routes_after(self.states[wallet_id], self.catalog, events, ts))
+        state = self.states[wallet_id]
+        catalog = catalog_at(self.revisions, state.revision)
+        with_routes(self.routes, routes_after(state, catalog, events, ts))
 
     def reject(self, rejection: Rejected) -> None:
         self.rejected[rejection.reason] += 1

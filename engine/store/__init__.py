@@ -13,6 +13,7 @@ from .base import (
     Problem,
     StoredEvent,
     StoredInput,
+    StoredRevision,
     StoreError,
     StoreStats,
     StoreUnavailable,
@@ -49,6 +50,7 @@ __all__ = [
     "StoreUnavailable",
     "StoredEvent",
     "StoredInput",
+    "StoredRevision",
     "append_decisions",
     "open_store",
 ]

@@ -64,6 +64,17 @@ class StoreStats(msgspec.Struct, frozen=True):
     position: int
 
 
+class StoredRevision(msgspec.Struct, frozen=True):
+    """A published catalog revision as the store keeps it (the fields of the record on
+    ``catalog.revisions``): ``digest`` is the sha256 hex of ``source`` as UTF-8."""
+
+    revision: int
+    digest: str
+    name: str
+    source: str
+    published_at: str
+
+
 class StoreError(Exception):
     """The store cannot be opened or used: an unknown URL, a server out of reach."""
 
@@ -131,7 +142,24 @@ class EventStore(Protocol):
         """Counts of stored events, streams and inputs, and the last position."""
         ...
 
+    def put_revision(self, revision: StoredRevision) -> bool:
+        """Keep a catalog revision; ``True`` when it was new. Idempotent: the same revision
+        again stores nothing; the same number with another digest is a ``StoreError`` (a
+        revision number never names two catalogs)."""
+        ...
+
+    def revisions(self) -> list[StoredRevision]:
+        """Every kept catalog revision, by number."""
+        ...
+
     def close(self) -> None: ...
+
+
+def revision_conflict(kept: StoredRevision, offered: StoredRevision) -> StoreError:
+    return StoreError(
+        f"catalog revision {kept.revision} is stored as {kept.name} (sha256 "
+        f"{kept.digest[:12]}), not as {offered.name} (sha256 {offered.digest[:12]})"
+    )
 
 
 def append_decisions(store: EventStore, decisions: Iterable[Decision]) -> int:

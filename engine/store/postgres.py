@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
+import msgspec
 import psycopg
 import psycopg.errors
 
@@ -27,9 +28,11 @@ from .base import (
     Problem,
     StoredEvent,
     StoredInput,
+    StoredRevision,
     StoreError,
     StoreStats,
     StoreUnavailable,
+    revision_conflict,
     safe_url,
 )
 from .chain import ChainRow, Head
@@ -38,6 +41,7 @@ from .rows import EventRow, chain_events, first_of_each, input_rows
 SCHEMES = ("postgresql://", "postgres://")
 
 _EVENT_COLUMNS = "position, wallet_id, version, event_id, type, at, payload, hash"
+_REVISION_COLUMNS = "revision, digest, name, source, published_at"
 _COPY_TYPES = ["int8", "text", "text", "int8", "text", "timestamptz", "bytea", "text", "text"]
 
 
@@ -264,6 +268,31 @@ class PostgresStore:
                 )
                 rows = (ChainRow(*r) for r in cur)
                 return chain.verify(rows, heads, self._key, unkeyed_until)
+
+    def put_revision(self, revision: StoredRevision) -> bool:
+        with self._session() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO catalog_revisions (revision, digest, name, source, published_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (revision) DO NOTHING",
+                msgspec.structs.astuple(revision),
+            )
+            if cur.rowcount == 1:
+                return True
+            cur.execute(
+                f"SELECT {_REVISION_COLUMNS} FROM catalog_revisions WHERE revision = %s",
+                (revision.revision,),
+            )
+            row = cur.fetchone()
+        if row is None:  # a conflict, then no row: cannot happen
+            raise StoreError(f"catalog revision {revision.revision}: neither stored nor found")
+        kept = StoredRevision(*row)
+        if kept.digest != revision.digest:
+            raise revision_conflict(kept, revision)
+        return False
+
+    def revisions(self) -> list[StoredRevision]:
+        rows = self._fetch(f"SELECT {_REVISION_COLUMNS} FROM catalog_revisions ORDER BY revision")
+        return [StoredRevision(*row) for row in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -6,7 +6,12 @@ within a wallet's stream, ``prev_hash``/``hash`` chain each stream (see ``chain.
 their transaction, and ``verify`` compares it with the last event, which is how a deleted
 newest event is still found. ``inputs`` keeps the CDRs and commands that were decided on,
 in the order they were first stored. Triggers refuse UPDATE and DELETE (and TRUNCATE) on
-``events``: nothing ever changes a stored event.
+``events``: nothing ever changes a stored event. ``catalog_revisions`` keeps every published
+catalog whole (its number, the sha256 of its source, its file name, the source and when it
+was published, as published), so a decision's revision can be decided again from the store.
+
+Every statement is idempotent and runs at each open: a store written before a table existed
+gains it, empty, the first time a newer engine opens it (tests/store/test_stored_v1.py).
 """
 
 from __future__ import annotations
@@ -41,6 +46,15 @@ SQLITE: tuple[str, ...] = (
         at        TEXT    NOT NULL,
         payload   BLOB    NOT NULL,
         UNIQUE (wallet_id, key)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS catalog_revisions (
+        revision     INTEGER PRIMARY KEY,
+        digest       TEXT    NOT NULL,
+        name         TEXT    NOT NULL,
+        source       TEXT    NOT NULL,
+        published_at TEXT    NOT NULL
     )
     """,
     """
@@ -97,6 +111,16 @@ POSTGRES: tuple[str, ...] = (
         at        TIMESTAMPTZ NOT NULL,
         payload   BYTEA       NOT NULL,
         UNIQUE (wallet_id, key)
+    )
+    """,
+    # published_at stays the RFC 3339 text of the record, as published.
+    """
+    CREATE TABLE IF NOT EXISTS catalog_revisions (
+        revision     BIGINT PRIMARY KEY,
+        digest       TEXT   NOT NULL,
+        name         TEXT   NOT NULL,
+        source       TEXT   NOT NULL,
+        published_at TEXT   NOT NULL
     )
     """,
     """

@@ -18,10 +18,20 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+import msgspec
+
 from ..codec import current_type, decode_input
 from ..domain import Cdr, Command, Event
 from . import chain, schema
-from .base import Problem, StoredEvent, StoredInput, StoreError, StoreStats
+from .base import (
+    Problem,
+    StoredEvent,
+    StoredInput,
+    StoredRevision,
+    StoreError,
+    StoreStats,
+    revision_conflict,
+)
 from .chain import ChainRow, Head
 from .rows import chain_events, first_of_each, input_rows
 
@@ -31,6 +41,8 @@ _CHUNK = 500
 
 # CAST: a payload an administrator rewrote as TEXT still reads (and verifies) as bytes.
 _EVENT_COLUMNS = "position, wallet_id, version, event_id, type, at, CAST(payload AS BLOB), hash"
+
+_REVISION_COLUMNS = "revision, digest, name, source, published_at"
 
 
 def sqlite_path(url: str) -> str:
@@ -230,6 +242,34 @@ class SqliteStore:
                 )
             )
             return chain.verify(rows, heads, self._key, unkeyed_until)
+
+    def put_revision(self, revision: StoredRevision) -> bool:
+        with self._lock, self._transaction() as db:
+            kept = self._revision(db, revision.revision)
+            if kept is None:
+                db.execute(
+                    "INSERT INTO catalog_revisions (revision, digest, name, source, published_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    msgspec.structs.astuple(revision),
+                )
+                return True
+        if kept.digest != revision.digest:
+            raise revision_conflict(kept, revision)
+        return False
+
+    @staticmethod
+    def _revision(db: sqlite3.Connection, number: int) -> StoredRevision | None:
+        row = db.execute(
+            f"SELECT {_REVISION_COLUMNS} FROM catalog_revisions WHERE revision = ?", (number,)
+        ).fetchone()
+        return None if row is None else StoredRevision(*row)
+
+    def revisions(self) -> list[StoredRevision]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_REVISION_COLUMNS} FROM catalog_revisions ORDER BY revision"
+            ).fetchall()
+        return [StoredRevision(*row) for row in rows]
 
     def close(self) -> None:
         self._db.close()

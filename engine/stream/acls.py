@@ -6,14 +6,19 @@ here. A principal stands for a role:
 
 - ``publisher`` (operators' CDR feeds): write ``cdr.raw``.
 - ``operator`` (top-ups, vouchers, plan changes: ``rating-engine command``; re-rating:
-  ``replay --mode stream``; ``rating-engine rejected``): write ``wallet.commands`` and
-  ``cdr.raw``, read ``cdr.rejected``, see whether the workers' group runs.
+  ``replay --mode stream``; ``rating-engine rejected``; ``catalog publish``): write
+  ``wallet.commands``, ``cdr.raw`` and ``catalog.revisions``, read ``cdr.rejected`` and
+  ``catalog.revisions``, see whether the workers' group runs.
 - ``worker``: read ``cdr.raw``, ``cdr.by-wallet``, ``wallet.commands``, ``wallet.events``;
   write ``cdr.by-wallet``, ``cdr.rejected``, ``wallet.commands``, ``wallet.events``,
   ``network.actions``, ``wallet.snapshots``; its consumer groups; its wallet partitions'
   transactional ids (``<app id>-wallet-<n>``); everything on its own ``<app id>-`` topics
-  (the changelogs Faust creates).
-- ``sink``: read ``wallet.events``; its consumer group.
+  (the changelogs Faust creates); read ``catalog.revisions`` (the catalogs it decides with;
+  it writes revision 1 when it starts on an empty topic).
+- ``sink``: read ``wallet.events`` and ``catalog.revisions``; its consumer group.
+
+Readers of ``catalog.revisions`` only assign its one partition; the group they name
+(``rating-engine-catalog``) is granted so that naming it is never refused.
 
 Nobody else writes ``wallet.commands`` or ``wallet.events``: a stolen publisher password
 can send CDRs, which are rated at the catalog's prices, but cannot forge a charge, a top-up
@@ -36,7 +41,11 @@ from confluent_kafka.admin import (
 )
 
 from .admin import admin_client
+from .directory import DIRECTORY_GROUP
 from .topics import StreamError, Topics
+
+CATALOG_GROUP = "rating-engine-catalog"
+"""The group id the readers of ``catalog.revisions`` name (revisions.py); never joined."""
 
 ROLES = ("publisher", "operator", "worker", "sink")
 DEFAULT_PRINCIPALS: dict[str, str] = {role: f"User:rating-{role}" for role in ROLES}
@@ -109,15 +118,34 @@ def acl_set(
     topic("worker", f"{app_id}-", "ALL", prefixed=True)  # Faust's changelog topics
     # Each wallet partition's transactional producer (fencing.py) and its snapshots.
     topic("worker", topics.wallet_snapshots.name, "READ", "WRITE", "DESCRIBE")
+    # The shared SIM-route table: each owner writes its wallets' entries, every worker reads
+    # it whole; `catalog publish` reads it to refuse a stranding revision.
+    topic("worker", topics.wallet_directory.name, "READ", "WRITE", "DESCRIBE")
+    topic("operator", topics.wallet_directory.name, "READ", "DESCRIBE")
+    group("worker", DIRECTORY_GROUP)
+    group("operator", DIRECTORY_GROUP)
     for op in ("WRITE", "DESCRIBE"):
         grants.append(Grant(p["worker"], "transactional_id", f"{app_id}-wallet-", op, True))
     group("worker", app_id)
     group("worker", RECOVERY_GROUP)
     topic("sink", topics.wallet_events.name, "READ", "DESCRIBE")
     group("sink", sink_group)
+    grants += _catalog_revisions(topics.catalog_revisions.name, p)
     for role in ("publisher", "operator", "worker"):  # idempotent producers
         grants.append(Grant(p[role], "cluster", "kafka-cluster", "IDEMPOTENT_WRITE"))
     return sorted(set(grants))
+
+
+def _catalog_revisions(name: str, p: Mapping[str, str]) -> list[Grant]:
+    """``catalog.revisions``: the operator's ``catalog publish`` reads the latest revision and
+    writes the next; a worker reads the catalogs it decides with and writes revision 1 (its
+    ``--catalog``) when none was published; the sink reads them into the store."""
+    operations = {"operator": ("READ", "WRITE"), "worker": ("READ", "WRITE"), "sink": ("READ",)}
+    grants = []
+    for role, allowed in operations.items():
+        grants += [Grant(p[role], "topic", name, op) for op in (*allowed, "DESCRIBE")]
+        grants += [Grant(p[role], "group", CATALOG_GROUP, op) for op in ("READ", "DESCRIBE")]
+    return grants
 
 
 def _binding(grant: Grant) -> AclBinding:

@@ -33,31 +33,29 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-import msgspec
 
 from ..codec import (
     REJECTION_MAX_BYTES,
     Rejected,
-    decode_cdr,
     encode,
     fit,
     internal_error,
-    raw_fields,
-    read_command,
 )
-from ..domain import Catalog, Cdr, Command, Tick
-from ..domain.decision import Origin
-from ..domain.events import CdrRejected
-from ..flow import CATALOG_ROUTES, Refused, admit, follow_ups, refused, route
+from ..domain import Catalog, Cdr, Tick
+from ..flow import Revisions, latest
 from .app import RatingApp, RawSchema, create_app
+from .directory import Directory, Table
+from .enricher import Enricher
 from .exits import stop_process_on_error
 from .fencing import Fenced, PartitionWriter
 from .health import HEARTBEAT_EVERY
+from .holding import Holding
 from .ownership import Ownership
-from .positions import Batch, Record
-from .processor import RatingProcessor, decision_id
+from .positions import Batch
+from .processor import REORDER_WINDOW, RatingProcessor
 from .producer import BatchProducer, wait_durable
-from .routed import RoutedGroup, decode_routed, partition_of
+from .rater import Rater
+from .routed import partition_of
 from .settings import WorkerSettings
 from .snapshotter import Snapshotter
 from .topics import Topics
@@ -65,18 +63,27 @@ from .vitals import Vitals
 
 log = logging.getLogger("rating-engine")
 
+HOLD_CHECK_EVERY = 0.5
+"""Seconds between looks at the held CDRs (holding.py) when no batch comes."""
+
 
 class Topology:
     """The agents of one worker and the state they share (none of it module-level)."""
 
     def __init__(
-        self, app: RatingApp, settings: WorkerSettings, catalog: Catalog, topics: Topics
+        self,
+        app: RatingApp,
+        settings: WorkerSettings,
+        catalog: Catalog,
+        topics: Topics,
+        revisions: Revisions | None = None,
+        directory: Table | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
-        self.catalog = catalog
         self.names = topics
-        self.processor = RatingProcessor(catalog)
+        self.processor = RatingProcessor(catalog, revisions)
+        self.directory = directory if directory is not None else Table()
         self.vitals = Vitals(app, self.processor, self._probe)
         self.metrics, self.kafka = self.vitals.metrics, self.vitals.kafka
         snapshots = Snapshotter(
@@ -94,6 +101,21 @@ class Topology:
         )
         self.homes: dict[str, int] = {}
         """Wallet -> its partition (murmur2), computed once per wallet."""
+        holding = Holding(settings.hold_unknown, REORDER_WINDOW // 2, settings.hold_max)
+        self.enricher = Enricher(
+            topics,
+            self.enrich_out,
+            self.metrics,
+            holding,
+            lambda: latest(self.processor.revisions),
+            self.directory.routes,
+            self._home,
+            self._reject,
+            self._failed,
+        )
+        self.rater = Rater(
+            topics, self.processor, self.metrics, self._home, self._reject, self._failed
+        )
         self._wire(app, settings, topics)
 
     def _wire(self, app: RatingApp, settings: WorkerSettings, topics: Topics) -> None:
@@ -110,6 +132,9 @@ class Topology:
             app.timer(settings.tick_interval, name="clock")(self.clock)
         owner = self.ownership
         app.on_partitions_revoked.connect(owner.on_revoked)  # type: ignore[arg-type]
+        app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]
+        if settings.hold_unknown > 0:
+            app.timer(HOLD_CHECK_EVERY, name="held")(self.release_held)
         app.on_rebalance_complete.connect(owner.on_rebalanced)  # type: ignore[arg-type]
         app.timer(HEARTBEAT_EVERY, name="heartbeat")(self.heartbeat)
         app.task(self._diagnostics)
@@ -160,50 +185,32 @@ class Topology:
     # -- enrich ----------------------------------------------------------------------------
 
     async def enrich(self, stream: faust.StreamT) -> AsyncIterator[None]:
-        raw_topic = self.names.cdr_raw.name
-        by_wallet = self.names.cdr_by_wallet.name
-        out = self.enrich_out
-        catalog = self.catalog
-        replace = msgspec.structs.replace
+        """``cdr.raw`` → ``cdr.by-wallet`` (enricher.py)."""
         async for events in self._batches(stream):
             batch = await self._inputs(events)
             self.metrics.received.inc(len(batch.inputs))
-            # (wallet partition, raw partition) -> the CDRs of one record, in offset order
-            groups: dict[tuple[int, int], RoutedGroup] = {}
-            for msg in batch.inputs:
-                raw = msg.value
-                try:
-                    cdr = decode_cdr(raw)
-                    # No SIM moves here: see flow.CATALOG_ROUTES.
-                    wallet = (
-                        cdr
-                        if isinstance(cdr, Rejected)
-                        else route(catalog, CATALOG_ROUTES, cdr, "", raw)
-                    )
-                except Exception as exc:
-                    where = f"{raw_topic}/{msg.partition}@{msg.offset}"
-                    self._reject(out, self._failed("enrich", exc, where, raw), msg.key)
-                    continue
-                if not isinstance(cdr, Rejected):
-                    if not isinstance(wallet, Rejected):
-                        target = self._home(wallet)
-                        group = groups.get((target, msg.partition))
-                        if group is None:
-                            group = groups[(target, msg.partition)] = RoutedGroup(msg.partition)
-                        group.add(wallet, msg.offset, round(msg.timestamp * 1000), raw)
-                        if group.full():
-                            del groups[(target, msg.partition)]
-                            out.produce(by_wallet, wallet.encode(), group.encode(), target)
-                        continue
-                    cdr = wallet
-                origin = f"{raw_topic}/{msg.partition}@{msg.offset}"
-                self._reject(out, replace(cdr, origin=origin), msg.key)
-            for (target, _), group in groups.items():
-                # Keyed by its first wallet: every wallet of the record has this partition.
-                out.produce(by_wallet, group.wallets[0].encode(), group.encode(), target)
-            await self._durable(out)
-            self.positions.made_durable(batch)
+            async with self.enricher.lock:
+                floors = await self.enricher.batch(batch)
+                # The floor first: a commit may run between the two, and must not pass a
+                # record still held.
+                self._hold_floors(floors)
+                self.positions.made_durable(batch)
             yield None
+
+    async def release_held(self) -> None:
+        """Route the held CDRs a route now covers, or whose hold ran out (holding.py)."""
+        async with self.enricher.lock:
+            self._hold_floors(await self.enricher.release())
+
+    def _hold_floors(self, floors: dict[int, int | None]) -> None:
+        raw = self.names.cdr_raw.name
+        for partition, floor in floors.items():
+            self.positions.hold((raw, partition), floor)
+
+    async def on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
+        raw = self.names.cdr_raw.name
+        self.enricher.holding.forget(tp.partition for tp in revoked if tp.topic == raw)
 
     # -- rate ------------------------------------------------------------------------------
 
@@ -215,6 +222,7 @@ class Topology:
             batch = await self._inputs(events)
             counts: collections.Counter[str] = collections.Counter()
             timings: list[tuple[int, Cdr]] = []  # (ingested ms, CDR) per CDR received
+            await self.rater.await_revisions(batch)
             # Recoveries first, so no transaction stays open while one runs.
             for partition in {msg.partition for msg in batch.inputs}:
                 if owner.needs_recovery(partition):
@@ -229,7 +237,7 @@ class Topology:
                 if out is None:
                     continue  # not ours: nothing is decided, and its offsets stay as they are
                 try:
-                    self._answer(out, msg, counts, timings)
+                    self.rater.answer(out, msg, counts, timings)
                 except Fenced as exc:
                     owner.fenced_out(partition, out, exc)
                     open_[partition] = None
@@ -250,53 +258,6 @@ class Topology:
             metrics.suspended.set(processor.suspended())
             yield None
 
-    def _answer(
-        self,
-        out: PartitionWriter,
-        msg: Record,
-        counts: collections.Counter[str],
-        timings: list[tuple[int, Cdr]],
-    ) -> None:
-        """Decide one input record (a command, or a group of routed CDRs) into ``out``."""
-        commands_topic = self.names.wallet_commands.name
-        partition, value = msg.partition, msg.value
-        if msg.topic == commands_topic:
-            self.metrics.commands.inc()
-            where = f"{commands_topic}/{partition}@{msg.offset}"
-            try:
-                command = read_command(value, where)
-            except Exception as exc:
-                command = self._failed("decode", exc, where, value)
-            if not isinstance(command, Rejected):
-                wallet = command.wallet_id
-                if msg.key != wallet.encode() or self._home(wallet) != partition:
-                    command = wrong_partition(msg.key, wallet, where, value)
-            if isinstance(command, Rejected):
-                self._reject(out, command, msg.key)
-                return
-            origin = Origin(commands_topic, partition, msg.offset)
-            self._decide(out, partition, command.wallet_id, command, origin, counts, value)
-            return
-        try:
-            routed = decode_routed(value)
-        except Exception as exc:  # enrich wrote it: only a foreign record fails here
-            where = f"{self.names.cdr_by_wallet.name}/{partition}@{msg.offset}"
-            detail = f"{type(exc).__name__}: {exc}"[:1000]
-            bad = Rejected("malformed", detail, where, **raw_fields(value))
-            self._reject(out, bad, msg.key)
-            return
-        raw_topic, raw_partition = self.names.cdr_raw.name, routed.partition
-        for wallet, offset, ingested, cdr in zip(
-            routed.wallets, routed.offsets, routed.ingested, routed.cdrs, strict=True
-        ):
-            timings.append((ingested, cdr))
-            origin = Origin(raw_topic, raw_partition, offset)
-            if self._home(wallet) != partition:
-                where = f"{raw_topic}/{raw_partition}@{offset}"
-                self._reject(out, wrong_partition(msg.key, wallet, where, encode(cdr)), msg.key)
-                continue
-            self._decide(out, partition, wallet, cdr, origin, counts)
-
     def _home(self, wallet: str) -> int:
         """The wallet partition every producer here places ``wallet`` on (murmur2)."""
         home = self.homes.get(wallet)
@@ -306,60 +267,10 @@ class Topology:
             )
         return home
 
-    def _decide(
-        self,
-        out: PartitionWriter,
-        partition: int,
-        wallet: str,
-        item: Cdr | Command,
-        origin: Origin,
-        counts: collections.Counter[str],
-        raw: bytes | None = None,
-    ) -> None:
-        """Admit and decide one input (engine.flow), and produce its decision and follow-ups
-        in the partition's transaction (not yet committed).
-
-        An input no wallet may take (admission: unknown wallet, instant out of bounds) and
-        one whose decision raised are rejected on ``cdr.rejected``: no event, no state, and the
-        partition goes on."""
-        processor = self.processor
-        if processor.already_decided(partition, origin):
-            counts["skipped"] += 1
-            return
-        where = "{}/{}@{}".format(*origin)
-        try:
-            admit(self.catalog, wallet, item)
-            decision = processor.decide(partition, wallet, item, origin)
-        except Refused as refusal:
-            self._reject(out, refused(refusal, where, wallet, item), _key(item))
-            return
-        except Exception as exc:
-            bad = self._failed("decide", exc, where, raw if raw is not None else encode(item))
-            self._reject(out, msgspec.structs.replace(bad, wallet_id=wallet), _key(item))
-            return
-        if decision is None:
-            return
-        key = wallet.encode()
-        out.produce(self.names.wallet_events.name, key, encode(decision), partition)
-        out.last_decision = decision_id(decision)
-        counts["decisions"] += 1
-        for e in decision.events:
-            counts[type(e).__name__] += 1
-            if isinstance(e, CdrRejected):
-                counts["rejected:" + e.reason] += 1
-        actions, charges = follow_ups(decision)
-        for action in actions:
-            # In the decision's transaction: the action exists exactly when the decision
-            # does (a consumer reading read_uncommitted may still see an aborted one).
-            out.produce(self.names.network_actions.name, key, encode(action))
-        for charge in charges:
-            out.produce(self.names.wallet_commands.name, charge.wallet_id.encode(), encode(charge))
-
-    # -- clock and heartbeat ---------------------------------------------------------------
-
     async def clock(self) -> None:
         now = datetime.now(UTC).replace(microsecond=0)
-        for wallet_id in self.catalog.wallets:
+        opened = (w for w, entry in self.directory.wallets.items() if entry.open)
+        for wallet_id in dict.fromkeys((*latest(self.processor.revisions).wallets, *opened)):
             tick = Tick(
                 command_id=f"tick:{wallet_id}:{now.isoformat()}", wallet_id=wallet_id, at=now
             )
@@ -377,19 +288,14 @@ class Topology:
         self.vitals.install_report(self.ownership.recovering)
 
 
-def wrong_partition(key: bytes | None, wallet: str, where: str, raw: bytes) -> Rejected:
-    """The rejection of a wallet input keyed or placed for another wallet (or placed by a
-    partitioner other than murmur2): deciding it would fork the wallet's history on a
-    partition that does not own it."""
-    detail = f"record keyed {key!r} is not on the partition that owns wallet {wallet!r}"
-    return Rejected("wrong_partition", detail, where, wallet_id=wallet, **raw_fields(raw))
-
-
-def _key(item: Cdr | Command) -> bytes | None:
-    """The key of a rejection on ``cdr.rejected``: the ICCID, when there is one."""
-    return item.iccid.encode() if isinstance(item, Cdr) else None
-
-
-def build(settings: WorkerSettings, catalog: Catalog, topics: Topics) -> tuple[faust.App, Topology]:
+def build(
+    settings: WorkerSettings,
+    catalog: Catalog,
+    topics: Topics,
+    revisions: Revisions | None = None,
+) -> tuple[faust.App, Topology]:
+    """The worker's app and topology; reads the shared directory to its end first."""
+    directory = Directory(settings.bootstrap, topics.wallet_directory.name)
+    directory.start()
     app = create_app(settings)
-    return app, Topology(app, settings, catalog, topics)
+    return app, Topology(app, settings, catalog, topics, revisions, directory)

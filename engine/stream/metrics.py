@@ -45,6 +45,17 @@ class Metrics:
             "decided in their place.",
             registry=r,
         )
+        self.held = Gauge(
+            "rating_cdrs_held",
+            "CDRs enrich holds back because no SIM-route covers them yet (holding.py).",
+            registry=r,
+        )
+        self.hold_expired = Counter(
+            "rating_cdrs_hold_expired",
+            "Held CDRs whose hold ran out before a route covered them (then routed by the "
+            "fallback rule or rejected as unknown_sim).",
+            registry=r,
+        )
         self.lag = Gauge(
             "rating_consumer_lag",
             "Records behind the end of an input partition.",

@@ -59,6 +59,8 @@ class Positions:
         self._fetch = fetch
         self.next: dict[TopicPartition, int] = {}
         self.durable: dict[TopicPartition, int] = {}
+        self.floors: dict[TopicPartition, int] = {}
+        """Per partition, the lowest offset still held back (holding.py): not committed past."""
         self.read_back = 0
         """Records read back from Kafka because the consumer skipped them."""
         self.repeated = 0
@@ -94,11 +96,21 @@ class Positions:
         """The batch's output is acknowledged: its offsets may be committed."""
         self.durable.update(batch.ends)
 
+    def hold(self, tp: TopicPartition, floor: int | None) -> None:
+        """The lowest offset of ``tp`` held back (``None``: none is): never committed past."""
+        if floor is None:
+            self.floors.pop(tp, None)
+        else:
+            self.floors[tp] = floor
+
     def commit_offset(self, topic: str, partition: int) -> int | None:
-        return self.durable.get((topic, partition))
+        durable = self.durable.get((topic, partition))
+        floor = self.floors.get((topic, partition))
+        return durable if floor is None or durable is None else min(durable, floor)
 
     def forget(self, tps: Iterable[TopicPartition]) -> None:
         """Partitions no longer ours: whoever owns them next starts from the commit."""
         for tp in tps:
             self.next.pop(tp, None)
             self.durable.pop(tp, None)
+            self.floors.pop(tp, None)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from ..domain import Catalog, Cdr, Command, WalletState, evolve, initial_state
 from ..domain.decision import Decision, Origin
-from ..flow import decide
+from ..flow import MissingRevision, Revisions, admit, decide, pick
 from .positions import TopicPartition
 
 REORDER_WINDOW = 20_000
@@ -150,8 +150,13 @@ def recover(
 class RatingProcessor:
     """Decides inputs for the wallet partitions this worker owns."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, revisions: Revisions | None = None) -> None:
         self.catalog = catalog
+        self.revisions: Revisions = revisions if revisions is not None else {1: catalog}
+        """Every catalog revision known here (a wallet is decided with its own)."""
+        self._known: dict[int, Catalog] = dict(self.revisions)
+        """A plain copy of ``revisions`` (which may be a locked, growing mapping), taken
+        again when a wallet names a revision it lacks."""
         self.partitions: dict[int, PartitionState] = {}
 
     def recovered(self, partition: int) -> bool:
@@ -194,12 +199,19 @@ class RatingProcessor:
         origin: Origin,
     ) -> Decision | None:
         """The decision for one input, or ``None`` when it was already decided (a redelivery)
-        or decided nothing (a tick with nothing due)."""
+        or decided nothing (a tick with nothing due). Raises `Refused` for an input no wallet
+        may take (admission), and `MissingRevision` for a revision not known here."""
         part = self.partitions[partition]
         topic, origin_partition, offset = origin
         if part.seen(topic, origin_partition, offset):
             return None
         state = part.wallets.get(wallet_id) or initial_state(wallet_id)
-        made, part.wallets[wallet_id] = decide(state, wallet_id, item, self.catalog, origin)
+        try:
+            revision, catalog = pick(self._known, state, item)
+        except MissingRevision:
+            self._known = dict(self.revisions)
+            revision, catalog = pick(self._known, state, item)
+        admit(catalog, wallet_id, item, opened=state.terms is not None)
+        made, part.wallets[wallet_id] = decide(state, wallet_id, item, catalog, origin, revision)
         part.mark(topic, origin_partition, offset)
         return made if made.events else None

@@ -24,7 +24,7 @@ POLL = 0.2
 POLL_BATCH = 500
 
 
-def _consumer(bootstrap: str, group: str = "rating-engine-recovery") -> Any:
+def reader(bootstrap: str, group: str = "rating-engine-recovery") -> Any:
     return Consumer(
         {
             **client_config(bootstrap),
@@ -79,7 +79,7 @@ def read_partition(
     """The committed records of one partition from offset ``start`` up to ``stop``
     (excluded), or to the end as it is now. ``group`` only names the reader (its ACLs): it
     never joins or commits."""
-    consumer = _consumer(bootstrap, group)
+    consumer = reader(bootstrap, group)
     try:
         low, high = watermarks(consumer, TopicPartition(topic, partition))
         start = max(low, start)
@@ -139,7 +139,7 @@ def read_latest(bootstrap: str, topic: str, partition: int) -> bytes | None:
     """The value of the last committed record of one partition (the partition's latest
     snapshot), or ``None`` when it has none. Reads from the end, not the whole compacted
     log: compaction keeps one record per key, but only in closed segments."""
-    consumer = _consumer(bootstrap)
+    consumer = reader(bootstrap)
     try:
         low, high = watermarks(consumer, TopicPartition(topic, partition))
     finally:
@@ -177,7 +177,7 @@ def committed_offsets(
 ) -> dict[tuple[str, int], int]:
     """Where ``group`` goes on in each ``(topic, partition)``: its committed offset, or where
     the log starts when it has none (the workers read from the earliest offset)."""
-    consumer = _consumer(bootstrap, group)
+    consumer = reader(bootstrap, group)
     try:
         tps = [TopicPartition(topic, partition) for topic, partition in partitions]
         out = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..domain import Catalog
 from .agents import build
 from .faust_compat import QuietWorker
@@ -10,10 +12,16 @@ from .topics import Topics
 
 
 def run_worker(
-    settings: WorkerSettings, catalog: Catalog, topics: Topics, loglevel: str = "warning"
+    settings: WorkerSettings,
+    catalog: Catalog,
+    topics: Topics,
+    loglevel: str = "warning",
+    revisions: Mapping[int, Catalog] | None = None,
 ) -> int:
+    """``revisions``: the live catalogs by revision (``revisions.CatalogRevisions``,
+    started), which the topology decides with."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app, _topology = build(settings, catalog, topics)
+    app, _topology = build(settings, catalog, topics, revisions=revisions)
     worker = QuietWorker(app, loglevel=loglevel.upper(), quiet=True)
     worker.execute_from_commandline()  # returns when the worker stops (signal or crash)
     return 0

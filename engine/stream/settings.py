@@ -30,6 +30,11 @@ class WorkerSettings(msgspec.Struct, frozen=True):
     """A larger snapshot is skipped: Kafka's default record limit is about 1 MiB."""
     session_timeout: float = 10.0
     """Seconds of silence after which the group gives a worker's partitions to another."""
+    hold_unknown: float = 10.0
+    """Seconds a CDR no SIM-route covers is held for a provisioning command on its way
+    (counted from the record's Kafka timestamp; 0: never held). See holding.py."""
+    hold_max: int = 100_000
+    """At most this many CDRs held at once; beyond it one is routed by the fallback rule."""
 
     @classmethod
     def from_env(
@@ -48,6 +53,8 @@ class WorkerSettings(msgspec.Struct, frozen=True):
             "snapshot_every": env.get("RATING_SNAPSHOT_EVERY"),
             "snapshot_max_bytes": env.get("RATING_SNAPSHOT_MAX_BYTES"),
             "session_timeout": env.get("RATING_SESSION_TIMEOUT"),
+            "hold_unknown": env.get("RATING_HOLD_UNKNOWN"),
+            "hold_max": env.get("RATING_HOLD_MAX"),
         }
         for name, value in from_env.items():
             if value:

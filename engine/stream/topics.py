@@ -64,9 +64,8 @@ ROLE_KEYS: dict[str, Key] = {
 # Kafka's own rule for topic names (kafka.common.internals.Topic).
 _LEGAL_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
-_TOPIC_FIELDS = tuple(
-    "role name key key_optional partitions retention_ms cleanup description max_message_bytes".split()
-)
+_FIELDS = "role name key key_optional partitions retention_ms cleanup description"
+_TOPIC_FIELDS = (*_FIELDS.split(), "max_message_bytes")
 
 
 class StreamError(Exception):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.catalog import CatalogError, CatalogIssue, load_catalog, summarize
+from engine.catalog import CatalogError, CatalogIssue, load_catalog, load_catalog_text, summarize
 from engine.domain.catalog import Share, Tier
 from engine.domain.units import unit_size
 
@@ -151,6 +151,26 @@ def test_invalid_yaml_is_a_catalog_error_with_its_line(write: Write) -> None:
     assert len(issues) == 1
     assert issues[0].message.startswith("invalid YAML")
     assert issues[0].line == 4
+
+
+def test_a_revisions_text_loads_as_its_file_does() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    expected = load_catalog(EXAMPLE)
+    for loaded in (load_catalog_text(text, "c.yaml"), load_catalog_text("\ufeff" + text, "c.yaml")):
+        assert (loaded.plans, loaded.wallets, loaded.pools) == (
+            expected.plans,
+            expected.wallets,
+            expected.pools,
+        )
+        assert loaded.subscriptions == expected.subscriptions
+
+
+def test_a_revisions_text_names_the_revision_in_its_issues() -> None:
+    with pytest.raises(CatalogError) as raised:
+        load_catalog_text("providers:\n  - id: a\nzones: [EU, NA\n", "revision 3 (prices.yaml)")
+    [issue] = raised.value.issues
+    assert (issue.file, issue.line) == ("revision 3 (prices.yaml)", 4)
+    assert issue.message.startswith("invalid YAML")
 
 
 def test_a_tab_in_indentation_is_a_catalog_error(write: Write) -> None:

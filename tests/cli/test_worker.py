@@ -1,30 +1,72 @@
-"""``rating-engine worker``: flags over ``RATING_*`` variables, handed to the worker loop.
-(The worker running: tests/stream/test_worker.py.)"""
+"""``rating-engine worker``: flags over ``RATING_*`` variables, the base-revision rule applied
+before the worker loop, and the live catalog revisions handed to it. (The worker running:
+tests/stream/test_worker.py; the rule on a real broker: tests/stream/test_revisions.py.)"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+import engine.stream.revisions
 import engine.stream.runner
+from engine import cli
 from engine.cli import worker
 from engine.domain import Catalog
 from engine.stream.settings import WorkerSettings
-from engine.stream.topics import Topics
+from engine.stream.topics import StreamError, Topics
 
 from .parsing import run
 
 EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml")
 
 
-def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    ran: list[tuple[WorkerSettings, str]] = []
+class FakeRevisions(dict[int, Catalog]):
+    """``CatalogRevisions`` as the command uses it: started, handed over, stopped."""
+
+    started = stopped = 0
+
+    def __init__(self, bootstrap: str, topics: Topics) -> None:
+        super().__init__()
+        self.bootstrap = bootstrap
+
+    def start(self) -> FakeRevisions:
+        FakeRevisions.started += 1
+        return self
+
+    def stop(self) -> None:
+        FakeRevisions.stopped += 1
+
+
+@pytest.fixture
+def revisions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
+    """The base-revision rule and the live table, without a broker: what they were asked."""
+    asked: list[tuple[str, Path]] = []
+
+    def base_revision(bootstrap: str, topics: Topics, path: Path) -> int:
+        asked.append((bootstrap, path))
+        return 1
+
+    monkeypatch.setattr(engine.stream.revisions, "base_revision", base_revision)
+    monkeypatch.setattr(engine.stream.revisions, "CatalogRevisions", FakeRevisions)
+    FakeRevisions.started = FakeRevisions.stopped = 0
+    return asked
+
+
+def test_flags_win_over_the_environment(
+    monkeypatch: pytest.MonkeyPatch, revisions: list[tuple[str, Path]]
+) -> None:
+    ran: list[tuple[WorkerSettings, str, Mapping[int, Catalog] | None]] = []
 
     def run_worker(
-        settings: WorkerSettings, catalog: Catalog, topics: Topics, loglevel: str = ""
+        settings: WorkerSettings,
+        catalog: Catalog,
+        topics: Topics,
+        loglevel: str = "",
+        revisions: Mapping[int, Catalog] | None = None,
     ) -> int:
-        ran.append((settings, loglevel))
+        ran.append((settings, loglevel, revisions))
         return 0
 
     monkeypatch.setattr(engine.stream.runner, "run_worker", run_worker)
@@ -32,10 +74,30 @@ def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("RATING_TICK_INTERVAL", "5")
     argv = ("worker", "--catalog", EXAMPLE, "--bootstrap", "b:9092", "--tick-interval", "0")
     assert run(worker, *argv, "--loglevel", "info") == 0
-    [(settings, loglevel)] = ran
+    [(settings, loglevel, live)] = ran
     assert (settings.app_id, settings.tick_interval, settings.bootstrap) == (
         "from-env",
         0,
         "b:9092",
     )
     assert settings.catalog == Path(EXAMPLE) and loglevel == "info"
+    # The rule was applied to the file, and the started live table handed to the loop.
+    assert revisions == [("b:9092", Path(EXAMPLE))]
+    assert isinstance(live, FakeRevisions) and live.bootstrap == "b:9092"
+    assert (FakeRevisions.started, FakeRevisions.stopped) == (1, 1)
+
+
+def test_a_file_that_is_not_a_published_revision_stops_the_worker_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def base_revision(bootstrap: str, topics: Topics, path: Path) -> int:
+        raise StreamError(f"{path} is not a published revision; publish it with ...")
+
+    def run_worker(*args: object, **kwargs: object) -> int:
+        raise AssertionError("the worker must not run")
+
+    monkeypatch.setattr(engine.stream.revisions, "base_revision", base_revision)
+    monkeypatch.setattr(engine.stream.runner, "run_worker", run_worker)
+    assert cli.main(["worker", "--catalog", EXAMPLE, "--bootstrap", "b:9092"]) == 1
+    err = capsys.readouterr().err
+    assert f"{EXAMPLE} is not a published revision" in err and "Traceback" not in err

@@ -10,7 +10,7 @@ import pytest
 
 from engine.codec import decode_event, encode
 from engine.domain.events import SimsBarred
-from engine.store import EventStore, StoredEvent, open_store
+from engine.store import EventStore, StoredEvent, StoredRevision, StoreError, open_store
 from engine.store.chain import GENESIS, link
 
 from .helpers import Rated, raw_execute, tamper
@@ -135,6 +135,29 @@ def test_a_reopened_store_continues_the_log(store_url: str, rated: Rated) -> Non
         assert again.append(rated.events[:150]) == 50
         assert again.position() == 150
         assert again.verify() == []
+
+
+def _revision(number: int, digest: str = "ab" * 32, name: str = "catalog.yaml") -> StoredRevision:
+    source = f"# revision {number}\nproviders: []\n"
+    return StoredRevision(number, digest, name, source, "2026-11-30T12:00:00Z")
+
+
+def test_catalog_revisions_are_kept_once_each(store_url: str) -> None:
+    with closing(open_store(store_url)) as store:
+        assert store.revisions() == []
+        assert store.put_revision(_revision(2)) is True
+        assert store.put_revision(_revision(1, "cd" * 32, "first.yaml")) is True
+        assert store.put_revision(_revision(2)) is False  # the sink reading it again
+        assert [r.revision for r in store.revisions()] == [1, 2]
+    with closing(open_store(store_url)) as again:
+        assert again.revisions() == [_revision(1, "cd" * 32, "first.yaml"), _revision(2)]
+
+
+def test_a_revision_number_never_names_two_catalogs(store: EventStore) -> None:
+    store.put_revision(_revision(1))
+    with pytest.raises(StoreError, match=r"catalog revision 1 is stored as catalog\.yaml"):
+        store.put_revision(_revision(1, "ef" * 32, "other.yaml"))
+    assert store.revisions() == [_revision(1)]
 
 
 @pytest.mark.parametrize("statement", ["UPDATE events SET type = 'x'", "DELETE FROM events"])

@@ -22,6 +22,7 @@ from engine.domain import fold, initial_state
 from engine.domain.events import SimsBarred, SimsUnbarred
 from engine.projections import Projector, connect
 from engine.projections.schema import FACT_TABLES
+from engine.store import StoredRevision
 from engine.store.sqlite import SqliteStore
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "store_v1"
@@ -69,6 +70,17 @@ def projected(store: SqliteStore, chdb_path: Path, direct: bool) -> dict[str, An
         return out
     finally:
         client.close()
+
+
+def test_the_old_store_gains_an_empty_table_of_catalog_revisions(store: SqliteStore) -> None:
+    """Written before catalog revisions were kept: opening it adds the table, empty."""
+    assert store.revisions() == []
+    revision = StoredRevision(
+        1, "ab" * 32, "catalog.yaml", "providers: []\n", "2026-11-30T12:00:00Z"
+    )
+    assert store.put_revision(revision) is True
+    assert store.revisions() == [revision]
+    assert store.verify() == [] and store.stats().events == expected()["events"]
 
 
 def test_the_old_store_verifies_its_hash_chain(store: SqliteStore) -> None:

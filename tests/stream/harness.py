@@ -207,10 +207,13 @@ def snapshot_committed(stack: Stack) -> bool:
     return any(read_latest(stack.bootstrap, spec.name, p) for p in range(spec.partitions))
 
 
-def all_decided(stack: Stack) -> bool:
+def all_decided(stack: Stack, commands: bool = False) -> bool:
     """Whether the group's committed offsets have reached the end of ``cdr.raw`` and
-    ``cdr.by-wallet``: every CDR published so far is decided and its output committed."""
+    ``cdr.by-wallet`` (and ``wallet.commands`` with ``commands``): every CDR (and command)
+    published so far is decided and its output committed."""
     topics = (stack.topics.cdr_raw, stack.topics.cdr_by_wallet)
+    if commands:
+        topics = (*topics, stack.topics.wallet_commands)
     tps = [(spec.name, p) for spec in topics for p in range(spec.partitions)]
     committed = committed_offsets(stack.bootstrap, stack.env["RATING_APP_ID"], tps)
     consumer = Consumer({"bootstrap.servers": stack.bootstrap, "group.id": "ends", "log_level": 0})

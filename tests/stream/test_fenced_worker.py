@@ -58,14 +58,14 @@ async def _scenario(topology: Topology, stack: Stack) -> None:
     # A batch committed while the worker owns the partition.
     out = await topology.ownership.writer(PARTITION)
     assert out is not None
-    topology._decide(out, PARTITION, "initech", _top_up(0), (commands, PARTITION, 0), counts)
+    topology.rater._decide(out, PARTITION, "initech", _top_up(0), (commands, PARTITION, 0), counts)
     assert await topology.ownership.commit({PARTITION: out}) == {PARTITION}
     assert topology.processor.partitions[PARTITION].events_offset >= 0
 
     # The next batch is open when another worker takes the partition over.
     out = await topology.ownership.writer(PARTITION)
     assert out is not None
-    topology._decide(out, PARTITION, "initech", _top_up(1), (commands, PARTITION, 1), counts)
+    topology.rater._decide(out, PARTITION, "initech", _top_up(1), (commands, PARTITION, 1), counts)
     PartitionWriter(stack.bootstrap, topology.settings.app_id, PARTITION).init()
     assert await topology.ownership.commit({PARTITION: out}) == set()  # its inputs stay uncommitted
 

@@ -243,3 +243,16 @@ def test_topics_apply_acls_refuses_a_bad_principal(
     code = main(["topics", "apply", "--bootstrap", "127.0.0.1:1", "--acls", "--principal", "x"])
     assert code == 1
     assert "ROLE=User:NAME" in capsys.readouterr().err
+
+
+def test_catalog_revisions_are_read_by_worker_and_sink_and_written_by_the_operator() -> None:
+    topics = load_topics()
+    name = topics.catalog_revisions.name
+    grants = acl_set(topics, DEFAULT_PRINCIPALS)
+    on_topic = {(g.principal, g.operation) for g in grants if g.name == name}
+    for role in ("worker", "sink", "operator"):
+        assert (DEFAULT_PRINCIPALS[role], "READ") in on_topic
+    # The operator publishes; a worker writes revision 1 when none was published yet.
+    writers = {p for p, op in on_topic if op == "WRITE"}
+    assert writers == {DEFAULT_PRINCIPALS["operator"], DEFAULT_PRINCIPALS["worker"]}
+    assert not any(p == DEFAULT_PRINCIPALS["publisher"] for p, _ in on_topic)

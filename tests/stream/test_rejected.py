@@ -99,6 +99,8 @@ def test_a_rejected_cdr_is_sent_again_after_its_sim_is_provisioned(
             1,
         )
     )
+    # A worker starts only on a published catalog revision: publish it first.
+    stack.cli("catalog", "publish", str(provisioned), "--no-progress")
     stack.start_worker("--catalog", str(provisioned))
 
     dry = stack.cli("rejected", "republish", "--reason", "unknown_sim", "--dry-run")

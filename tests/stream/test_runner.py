@@ -32,11 +32,13 @@ class Loop:
 def test_the_loop_runs_around_the_app_built_from_the_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    built: list[tuple[WorkerSettings, Catalog, Topics]] = []
+    built: list[tuple[WorkerSettings, Catalog, Topics, object]] = []
     loops: list[Loop] = []
 
-    def build(settings: WorkerSettings, rules: Catalog, topics: Topics) -> tuple[str, None]:
-        built.append((settings, rules, topics))
+    def build(
+        settings: WorkerSettings, rules: Catalog, topics: Topics, revisions: object = None
+    ) -> tuple[str, None]:
+        built.append((settings, rules, topics, revisions))
         return "the app", None
 
     def worker(app: object, loglevel: str, quiet: bool) -> Loop:
@@ -49,8 +51,9 @@ def test_the_loop_runs_around_the_app_built_from_the_settings(
     rules = load_catalog(Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml")
     topics = load_topics()
 
-    assert run_worker(settings, rules, topics, loglevel="info") == 0
+    revisions = {1: rules}  # what the worker command passes: the live CatalogRevisions
+    assert run_worker(settings, rules, topics, loglevel="info", revisions=revisions) == 0
     assert settings.data_dir.is_dir()
-    assert built == [(settings, rules, topics)]
+    assert built == [(settings, rules, topics, revisions)]
     [loop] = loops
     assert (loop.app, loop.loglevel, loop.quiet, loop.ran) == ("the app", "INFO", True, True)

@@ -1,0 +1,185 @@
+"""The rate stage, one input at a time: a command from ``wallet.commands`` or a record of
+routed CDRs from ``cdr.by-wallet`` → admitted and decided by the partition's processor
+(processor.py) → its decision on ``wallet.events`` and its follow-ups (bar / unbar actions,
+routed charges, the directory entries it changed), all in the partition's open transaction
+(fencing.PartitionWriter). The agent around it (agents.py) opens and commits the
+transactions and the offsets.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+
+import msgspec
+
+from ..codec import Rejected, encode, raw_fields, read_command
+from ..domain import Cdr, Command
+from ..domain.commands import AdoptCatalog
+from ..domain.decision import Decision, Origin
+from ..domain.events import CdrRejected
+from ..flow import MissingRevision, Refused, catalog_at, follow_ups, refused
+from .directory import entries_after, entry_key, entry_value
+from .fencing import PartitionWriter
+from .metrics import Metrics
+from .positions import Batch, Record
+from .processor import RatingProcessor, decision_id
+from .routed import decode_routed
+from .topics import Topics
+
+REVISION_WAIT = 30.0
+"""Seconds an ``AdoptCatalog`` waits for its revision to reach this worker."""
+
+Reject = Callable[[PartitionWriter, Rejected, bytes | None], None]
+Failed = Callable[[str, Exception, str, bytes], Rejected]
+
+
+class Rater:
+    def __init__(
+        self,
+        names: Topics,
+        processor: RatingProcessor,
+        metrics: Metrics,
+        home: Callable[[str], int],
+        reject: Reject,
+        failed: Failed,
+    ) -> None:
+        self.names, self.processor, self.metrics = names, processor, metrics
+        self._home, self._reject, self._failed = home, reject, failed
+
+    async def await_revisions(self, batch: Batch) -> None:
+        """Wait (bounded) for the catalog revision of an ``AdoptCatalog`` that reached this
+        worker before the revision itself did; one still missing is then rejected."""
+        revisions = self.processor.revisions
+        wait = getattr(revisions, "wait_for", None)
+        if wait is None:
+            return
+        commands = self.names.wallet_commands.name
+        for msg in batch.inputs:
+            if msg.topic == commands and b"AdoptCatalog" in msg.value:
+                command = read_command(msg.value, "")
+                if isinstance(command, AdoptCatalog) and command.revision not in revisions:
+                    await wait(command.revision, REVISION_WAIT)
+
+    def answer(
+        self,
+        out: PartitionWriter,
+        msg: Record,
+        counts: collections.Counter[str],
+        timings: list[tuple[int, Cdr]],
+    ) -> None:
+        """Decide one input record (a command, or a group of routed CDRs) into ``out``."""
+        commands_topic = self.names.wallet_commands.name
+        partition, value = msg.partition, msg.value
+        if msg.topic == commands_topic:
+            self.metrics.commands.inc()
+            where = f"{commands_topic}/{partition}@{msg.offset}"
+            try:
+                command = read_command(value, where)
+            except Exception as exc:
+                command = self._failed("decode", exc, where, value)
+            if not isinstance(command, Rejected):
+                wallet = command.wallet_id
+                if msg.key != wallet.encode() or self._home(wallet) != partition:
+                    command = wrong_partition(msg.key, wallet, where, value)
+            if isinstance(command, Rejected):
+                self._reject(out, command, msg.key)
+                return
+            origin = Origin(commands_topic, partition, msg.offset)
+            self._decide(out, partition, command.wallet_id, command, origin, counts, value)
+            return
+        try:
+            routed = decode_routed(value)
+        except Exception as exc:  # enrich wrote it: only a foreign record fails here
+            where = f"{self.names.cdr_by_wallet.name}/{partition}@{msg.offset}"
+            detail = f"{type(exc).__name__}: {exc}"[:1000]
+            bad = Rejected("malformed", detail, where, **raw_fields(value))
+            self._reject(out, bad, msg.key)
+            return
+        raw_topic, raw_partition = self.names.cdr_raw.name, routed.partition
+        for wallet, offset, ingested, cdr in zip(
+            routed.wallets, routed.offsets, routed.ingested, routed.cdrs, strict=True
+        ):
+            timings.append((ingested, cdr))
+            origin = Origin(raw_topic, raw_partition, offset)
+            if self._home(wallet) != partition:
+                where = f"{raw_topic}/{raw_partition}@{offset}"
+                self._reject(out, wrong_partition(msg.key, wallet, where, encode(cdr)), msg.key)
+                continue
+            self._decide(out, partition, wallet, cdr, origin, counts)
+
+    def _decide(
+        self,
+        out: PartitionWriter,
+        partition: int,
+        wallet: str,
+        item: Cdr | Command,
+        origin: Origin,
+        counts: collections.Counter[str],
+        raw: bytes | None = None,
+    ) -> None:
+        """Admit and decide one input (engine.flow), and produce its decision and follow-ups
+        in the partition's transaction (not yet committed).
+
+        An input no wallet may take (admission: unknown wallet, instant out of bounds) and
+        one whose decision raised are rejected on ``cdr.rejected``: no event, no state, and the
+        partition goes on."""
+        processor = self.processor
+        if processor.already_decided(partition, origin):
+            counts["skipped"] += 1
+            return
+        where = "{}/{}@{}".format(*origin)
+        try:
+            decision = processor.decide(partition, wallet, item, origin)
+        except Refused as refusal:
+            self._reject(out, refused(refusal, where, wallet, item), _key(item))
+            return
+        except MissingRevision as exc:
+            missing = Refused("unknown_revision", str(exc))
+            self._reject(out, refused(missing, where, wallet, item), _key(item))
+            return
+        except Exception as exc:
+            bad = self._failed("decide", exc, where, raw if raw is not None else encode(item))
+            self._reject(out, msgspec.structs.replace(bad, wallet_id=wallet), _key(item))
+            return
+        if decision is None:
+            return
+        key = wallet.encode()
+        out.produce(self.names.wallet_events.name, key, encode(decision), partition)
+        out.last_decision = decision_id(decision)
+        counts["decisions"] += 1
+        for e in decision.events:
+            counts[type(e).__name__] += 1
+            if isinstance(e, CdrRejected):
+                counts["rejected:" + e.reason] += 1
+        actions, charges = follow_ups(decision)
+        for action in actions:
+            # In the decision's transaction: the action exists exactly when the decision
+            # does (a consumer reading read_uncommitted may still see an aborted one).
+            out.produce(self.names.network_actions.name, key, encode(action))
+        for charge in charges:
+            out.produce(self.names.wallet_commands.name, charge.wallet_id.encode(), encode(charge))
+        self._directory(out, partition, decision)
+
+    def _directory(self, out: PartitionWriter, partition: int, decision: Decision) -> None:
+        """The directory entries the decision changed, in its transaction (directory.py)."""
+        state = self.processor.partitions[partition].wallets[decision.wallet_id]
+        catalog = catalog_at(self.processor.revisions, state.revision)
+        ts = int(decision.events[0].at.timestamp())
+        for entry in entries_after(state, catalog, decision.events, ts):
+            out.produce(self.names.wallet_directory.name, entry_key(entry), entry_value(entry), 0)
+
+    # -- clock and heartbeat ---------------------------------------------------------------
+
+
+def wrong_partition(key: bytes | None, wallet: str, where: str, raw: bytes) -> Rejected:
+    """The rejection of a wallet input keyed or placed for another wallet (or placed by a
+    partitioner other than murmur2): deciding it would fork the wallet's history on a
+    partition that does not own it."""
+    detail = f"record keyed {key!r} is not on the partition that owns wallet {wallet!r}"
+    return Rejected("wrong_partition", detail, where, wallet_id=wallet, **raw_fields(raw))
+
+
+def _key(item: Cdr | Command) -> bytes | None:
+    """The key of a rejection on ``cdr.rejected``: the ICCID, when there is one."""
+    return item.iccid.encode() if isinstance(item, Cdr) else None

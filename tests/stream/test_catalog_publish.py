@@ -1,0 +1,132 @@
+"""``rating-engine catalog publish`` on a real broker: the next revision published, every
+wallet told by an AdoptCatalog keyed by wallet, the same file twice published once, a
+stranding change refused with nothing sent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from confluent_kafka import Producer
+
+from engine import cli
+from engine.codec import decode_command
+from engine.domain.commands import AdoptCatalog
+from engine.domain.routing import SimRoute
+from engine.stream.directory import WalletEntry, entry_key, entry_value
+from engine.stream.recovery import read_partition
+from engine.stream.revisions import read_revisions
+from engine.stream.topics import Topics
+
+from .fresh_topics import fresh_topics
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
+
+
+@pytest.fixture
+def topics(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Topics]:
+    with fresh_topics(kafka_bootstrap, tmp_path, monkeypatch) as loaded:
+        yield loaded
+
+
+def adopted(bootstrap: str, topics: Topics) -> list[tuple[bytes | None, AdoptCatalog]]:
+    """Every AdoptCatalog on wallet.commands, with its key."""
+    spec = topics.wallet_commands
+    found = []
+    for partition in range(spec.partitions):
+        for message in read_partition(bootstrap, spec.name, partition):
+            command = decode_command(message.value() or b"")
+            assert isinstance(command, AdoptCatalog)
+            found.append((message.key(), command))
+    return sorted(found, key=lambda pair: pair[1].command_id)
+
+
+def test_publish_tells_every_wallet_and_publishes_a_file_once(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish = ["catalog", "publish", "--bootstrap", kafka_bootstrap, "--no-progress"]
+    assert cli.main([*publish, str(EXAMPLE)]) == 0
+    assert "published as revision 1" in capsys.readouterr().out
+    assert cli.main([*publish, str(EXAMPLE)]) == 0
+    assert "unchanged: already revision 1" in capsys.readouterr().out
+
+    changed = tmp_path / "prices.yaml"
+    changed.write_text(EXAMPLE.read_text().replace("ACME Logistics", "ACME Two", 1))
+    assert cli.main([*publish, str(changed)]) == 0
+    assert "published as revision 2" in capsys.readouterr().out
+
+    kept = read_revisions(kafka_bootstrap, topics)
+    assert [(n, r.name) for n, r in kept.items()] == [(1, "catalog.yaml"), (2, "prices.yaml")]
+    told = adopted(kafka_bootstrap, topics)
+    wallets = ["acme", "globex", "initech", "umbrella"]
+    expected = [f"adopt:{n}:{w}" for n in (1, 2) for w in wallets]
+    assert [c.command_id for _, c in told] == expected
+    assert all(key == c.wallet_id.encode() for key, c in told)
+    assert {(c.revision, c.digest) for _, c in told} == {(n, kept[n].digest) for n in (1, 2)}
+
+
+def test_a_stranding_change_is_refused_and_nothing_is_sent(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish = ["catalog", "publish", "--bootstrap", kafka_bootstrap, "--no-progress"]
+    assert cli.main([*publish, str(EXAMPLE)]) == 0
+    capsys.readouterr()
+    data = yaml.safe_load(EXAMPLE.read_text())
+    pool = data["pools"].pop(0)["id"]  # and no subscription of the file names it any more
+    for sub in data["subscriptions"]:
+        if sub.get("pool") == pool:
+            del sub["pool"]
+    smaller = tmp_path / "smaller.yaml"
+    smaller.write_text(yaml.safe_dump(data, sort_keys=False))
+    code = cli.main([*publish, str(smaller)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert f"{smaller} would strand live state; nothing was published" in err
+    assert f"pool '{pool}' (wallet " in err and "is removed mid-cycle, but" in err
+    assert list(read_revisions(kafka_bootstrap, topics)) == [1]
+    assert len(adopted(kafka_bootstrap, topics)) == 4  # revision 1's only
+
+
+def _directory(bootstrap: str, topics: Topics, *entries: SimRoute | WalletEntry) -> None:
+    """Entries on wallet.directory, as wallets' owners write them."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for entry in entries:
+        producer.produce(topics.wallet_directory.name, entry_value(entry), entry_key(entry))
+    assert producer.flush(30) == 0
+
+
+def test_the_shared_route_table_is_consulted_and_its_wallets_told(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    moved = SimRoute("89440000000000000777", "globex", ((1_780_000_000, None),), "iot-eu")
+    _directory(kafka_bootstrap, topics, moved, WalletEntry("opened", "EUR", True, 1))
+    publish = ["catalog", "publish", "--bootstrap", kafka_bootstrap, "--no-progress"]
+    assert cli.main([*publish, str(EXAMPLE)]) == 0
+    assert "AdoptCatalog sent to 5 of 5 wallets" in capsys.readouterr().out
+    assert "adopt:1:opened" in {c.command_id for _, c in adopted(kafka_bootstrap, topics)}
+
+    # A wallet opened by command in EUR, listed by the new file in USD: refused.
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["wallets"].append({"id": "opened", "currency": "USD"})
+    usd = tmp_path / "usd.yaml"
+    usd.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert cli.main([*publish, str(usd)]) == 1
+    err = capsys.readouterr().err
+    assert "wallet 'opened' changes currency from EUR to USD" in err
+    # The plan a SIM moved by command is on, removed with the file's own SIMs on it: the
+    # moved SIM is named among its dependents.
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["plans"] = [p for p in data["plans"] if p["id"] != "iot-eu"]
+    data["subscriptions"] = [s for s in data["subscriptions"] if s["plan"] != "iot-eu"]
+    fewer = tmp_path / "fewer.yaml"
+    fewer.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert cli.main([*publish, str(fewer), "--json"]) == 1
+    answer = json.loads(capsys.readouterr().out)
+    [plan] = [p for p in answer["problems"] if p["kind"] == "plan_removed"]
+    assert f"{moved.iccid} (wallet globex)" in plan["dependents"]
+    assert list(read_revisions(kafka_bootstrap, topics)) == [1]

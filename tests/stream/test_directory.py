@@ -1,0 +1,101 @@
+"""The shared directory: entries written per SIM and wallet, read whole by every worker (and
+followed as it grows), and read once by the CLI."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from engine.catalog import load_catalog
+from engine.domain import WalletState
+from engine.domain.events import SimAttached, WalletClosed, WalletOpened, WalletTerms
+from engine.domain.routing import SimRoute
+from engine.stream.directory import (
+    Directory,
+    Table,
+    WalletEntry,
+    entries_after,
+    entry_key,
+    entry_value,
+    read_directory,
+)
+from engine.stream.kafka_security import client_config
+
+from .harness import CATALOG, Stack, wait_until
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+ROUTE = SimRoute("8901", "acme", ((10, None),), "basic", "pool-1")
+MOVED = SimRoute("8901", "globex", ((20, None),), "basic")
+OPENED = WalletEntry("shop", "EUR", True)
+
+
+def test_a_table_keeps_one_route_per_sim_and_wallet_and_forgets_on_a_tombstone() -> None:
+    table = Table()
+    for entry in (ROUTE, MOVED, OPENED):
+        table.apply(entry_key(entry), entry_value(entry))
+    assert table.routes == {"8901": {"acme": ROUTE, "globex": MOVED}}
+    assert table.wallets == {"shop": OPENED}
+    ended = SimRoute("8901", "acme", ((10, 20),), "")
+    table.apply(entry_key(ended), entry_value(ended))
+    assert table.routes["8901"]["acme"] == ended
+    table.apply(entry_key(MOVED), None)
+    table.apply(entry_key(OPENED), None)
+    assert table.routes == {"8901": {"acme": ended}} and table.wallets == {}
+    assert table.changes == 6
+
+
+def test_an_unreadable_entry_is_skipped_not_fatal() -> None:
+    table = Table()
+    table.apply(b'["sim","x"]', b"{}")
+    table.apply(b"not json", b"{}")
+    table.apply(entry_key(ROUTE), b'{"iccid": 5}')
+    assert table.routes == {} and table.changes == 0
+
+
+def test_entries_after_name_moved_sims_and_a_wallet_opened_by_command() -> None:
+    cat = load_catalog(CATALOG)
+    terms = WalletTerms("Shop", "EUR")
+    state = WalletState("shop", opened=True, terms=terms)
+    opened = WalletOpened("e1", "shop", AT, "EUR", 86400, (), terms)
+    assert entries_after(state, cat, [opened], 0) == [WalletEntry("shop", "EUR", True)]
+    closed = WalletClosed("e2", "shop", AT, "done")
+    gone = WalletState("shop", opened=True, terms=terms, closed=True)
+    assert entries_after(gone, cat, [closed], 0) == [WalletEntry("shop", "EUR", False)]
+    catalog_wallet = WalletState("acme", opened=True)
+    assert entries_after(catalog_wallet, cat, [opened], 0) == []  # the catalog's: no entry
+    attached = SimAttached("e3", "acme", AT, "8901", "basic")
+    assert entries_after(catalog_wallet, cat, [attached], 0) == [
+        SimRoute("8901", "acme", (), "", None)  # state not evolved: the SIM is not there
+    ]
+
+
+def _produce(bootstrap: str, topic: str, *entries: SimRoute | WalletEntry) -> None:
+    producer = Producer(client_config(bootstrap))
+    for entry in entries:
+        producer.produce(topic, entry_value(entry), entry_key(entry), partition=0)
+    assert producer.flush(30) == 0
+
+
+def test_a_directory_reads_to_the_end_then_follows(kafka_bootstrap: str, tmp_path: Path) -> None:
+    stack = Stack(kafka_bootstrap, tmp_path)
+    topic = stack.topics.wallet_directory.name
+    empty = Directory(kafka_bootstrap, topic)
+    empty.start()  # an empty topic is read at once
+    assert empty.routes == {}
+    empty.stop()
+
+    _produce(kafka_bootstrap, topic, ROUTE, OPENED)
+    directory = Directory(kafka_bootstrap, topic)
+    directory.start()
+    try:
+        assert directory.routes == {"8901": {"acme": ROUTE}}  # read before start returns
+        assert directory.wallets == {"shop": OPENED}
+        _produce(kafka_bootstrap, topic, MOVED)
+        wait_until(lambda: "globex" in directory.routes["8901"], "the directory to follow")
+    finally:
+        directory.stop()
+    once = read_directory(kafka_bootstrap, stack.topics)
+    assert once.routes == {"8901": {"acme": ROUTE, "globex": MOVED}}
+    assert once.wallets == {"shop": OPENED}
