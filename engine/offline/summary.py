@@ -151,7 +151,7 @@ def summarize(
 
 def _wallet_row(catalog: Catalog, wallet_id: str, s: WalletState, totals: Totals) -> WalletRow:
     """The wallet's state, and whether its balance is what its money movements add up to."""
-    w = catalog.wallets.get(wallet_id)
+    w = catalog.wallets.get(wallet_id) or s.terms  # a wallet opened by command: its terms
     expected = (
         totals.credited[wallet_id]
         - totals.debited[wallet_id]
@@ -169,7 +169,7 @@ def _wallet_row(catalog: Catalog, wallet_id: str, s: WalletState, totals: Totals
         w.currency if w else "?",
         s.balance,
         format_money(s.balance),
-        "suspended" if s.suspended else "active",
+        "closed" if s.closed else "suspended" if s.suspended else "active",
         s.debt,
         s.uncollected,
         grants,
@@ -179,7 +179,8 @@ def _wallet_row(catalog: Catalog, wallet_id: str, s: WalletState, totals: Totals
 
 def _pool_rows(catalog: Catalog, wallet_id: str, s: WalletState) -> list[PoolRow]:
     """Each pool bucket the wallet used: a cycle's allowance, or a stacked bundle's size."""
-    anchor = catalog.wallets[wallet_id].cycle_anchor_day if wallet_id in catalog.wallets else 1
+    w = catalog.wallets.get(wallet_id) or s.terms
+    anchor = w.cycle_anchor_day if w is not None else 1
     rows = []
     for (pool_id, bucket), used in sorted(s.pool_used.items()):
         pool = catalog.pools.get(pool_id)

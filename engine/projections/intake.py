@@ -81,6 +81,15 @@ INTAKE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("overage", "Int64"),
     ("overage_amount", "Int64"),
     ("credited_volume", "Int64"),
+    ("currency", "String"),
+    (
+        "terms",
+        "Tuple(name String, overdraft_limit Int64, suspend_at Int64, resume_at Int64, "
+        "thresholds Array(Int64), cycle_anchor_day UInt8)",
+    ),
+    ("revision", "UInt32"),
+    ("digest", "String"),
+    ("reason", "String"),
 )
 
 INTAKE_TABLE = (
@@ -151,10 +160,7 @@ UNPROJECTED_EVENTS: dict[type, str] = {
 """Events that give no rows at all, and why."""
 
 UNPROJECTED_FIELDS: dict[type, dict[str, str]] = {
-    WalletOpened: {
-        "currency": "the wallets table has it, from the catalog",
-        "dedup_window": "the decider's, not money",
-    },
+    WalletOpened: {"dedup_window": "the decider's, not money"},
     UsageRated: {
         "source": "which operator sent the CDR: kept in the store with the CDR",
         "tiers_per_zone": "how tiers were counted, already in the amount",

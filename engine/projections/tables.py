@@ -26,6 +26,10 @@ are filled only when a catalog is given to the projector. Which events give whic
   pool draw of the volume it moved into the pool, a balance change (credit) and revenue
   lines of kind ``pool_true_up`` (negative: usage charged, then given back).
 - ``PoolStepped``: a pool step. ``WalletSuspended`` / ``WalletResumed``: a suspension row.
+- ``WalletOpened`` (its currency, and the terms of a wallet opened by command),
+  ``WalletClosed``, ``WalletHeld`` / ``WalletReleased`` (a suspension by hand and its end),
+  ``CatalogAdopted`` (the catalog revision the wallet is decided with from then on): a
+  wallet lifecycle row.
 - The others give no rows (``intake.UNPROJECTED_EVENTS`` says why).
 
 Every row carries its event's id, so a row delivered twice is recognised.
@@ -34,6 +38,7 @@ Every row carries its event's id, so a row delivered twice is recognised.
 from __future__ import annotations
 
 from ..domain.events import (
+    CatalogAdopted,
     Charged,
     DebtWrittenOff,
     GrantAdded,
@@ -42,7 +47,10 @@ from ..domain.events import (
     PoolStepped,
     RatingAdjusted,
     UsageRated,
+    WalletClosed,
+    WalletHeld,
     WalletOpened,
+    WalletReleased,
     WalletResumed,
     WalletSuspended,
 )
@@ -279,6 +287,34 @@ FACTS: tuple[Table, ...] = (
         ),
         "event_id",
         events=(WalletSuspended, WalletResumed),
+    ),
+    Table(
+        "wallet_lifecycle",
+        (
+            _EVENT_ID,
+            _c("at", _TIME, _AT),
+            _WALLET,
+            _c(
+                "action",
+                _LC,
+                f"multiIf({types(WalletOpened)}, 'opened', {types(WalletClosed)}, 'closed', "
+                f"{types(WalletHeld)}, 'held', {types(WalletReleased)}, 'released', 'adopted')",
+                "opened | closed | held | released | adopted",
+            ),
+            _c("currency", _LC, "currency", "opened only"),
+            _c("by_command", "UInt8", "terms.name != ''", "opened by OpenWallet: the terms below"),
+            _c("name", "String", "terms.name"),
+            _c("overdraft_limit", "Int64", "terms.overdraft_limit"),
+            _c("suspend_at", "Int64", "terms.suspend_at"),
+            _c("resume_at", "Int64", "terms.resume_at"),
+            _c("thresholds", "Array(Int64)", "terms.thresholds"),
+            _c("cycle_anchor_day", "UInt8", "terms.cycle_anchor_day"),
+            _c("revision", "UInt32", "revision", "the catalog revision (0: the first)"),
+            _c("digest", "String", "digest", "sha256 of the adopted revision's source"),
+            _c("reason", "String", "reason", "closed, held, released: the operator's words"),
+        ),
+        "event_id",
+        events=(WalletOpened, WalletClosed, WalletHeld, WalletReleased, CatalogAdopted),
     ),
 )
 

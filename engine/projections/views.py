@@ -88,6 +88,20 @@ VIEWS: dict[str, str] = {
         FROM suspensions FINAL
         GROUP BY wallet
     """,
+    # Opened, closed, held by hand, and on which catalog revision: the last word of each.
+    "wallet_lifecycle_status": """
+        CREATE VIEW IF NOT EXISTS wallet_lifecycle_status AS
+        SELECT wallet,
+               anyIf(currency, action = 'opened')      AS currency,
+               maxIf(by_command, action = 'opened')    AS by_command,
+               minIf(at, action = 'opened')            AS opened_at,
+               countIf(action = 'closed') > 0          AS closed,
+               argMaxIf(action, (at, event_id), action IN ('held', 'released')) = 'held'
+                                                       AS held,
+               max(revision)                           AS revision
+        FROM wallet_lifecycle FINAL
+        GROUP BY wallet
+    """,
 }
 """Views in creation order (a view may read an earlier one)."""
 

@@ -4,11 +4,13 @@ and a verdict that money balances to the micro-unit, which a single stray line u
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.catalog import load_catalog
 from engine.codec import Rejected, decode_cdr, read_command
-from engine.domain import Cdr, Command
+from engine.domain import Cdr, Command, TopUp
+from engine.domain.commands import CloseWallet, OpenWallet
 from engine.offline.generate import generate_cdrs, generate_commands
 from engine.offline.pipeline import Pipeline
 from engine.offline.summary import Summary, Totals, render, summarize
@@ -69,3 +71,25 @@ def test_the_report_counts_inputs_and_each_rejection_reason() -> None:
     total = sum(rejected.values())
     assert lines[0] == f"inputs {inputs:,}   rated CDRs {summary.rated:,}   rejected {total:,}"
     assert [line.split()[1] for line in lines[1 : 1 + len(rejected)]] == sorted(rejected)
+
+
+def test_a_wallet_opened_by_command_reports_its_own_currency_and_closing() -> None:
+    at = datetime(2026, 9, 1, tzinfo=UTC)
+    pipeline, totals = Pipeline(CATALOG), Totals()
+    for item in (
+        OpenWallet(command_id="o1", wallet_id="new", at=at, currency="USD"),
+        TopUp(command_id="t1", wallet_id="new", at=at, amount="5", currency="USD"),
+        CloseWallet(command_id="x1", wallet_id="new", at=at, reason="done"),
+    ):
+        result = pipeline.feed(item)
+        assert not isinstance(result, Rejected)
+        for event in result:
+            totals.observe(event)
+    summary = summarize(CATALOG, pipeline.states, totals, 3, 0, Counter())
+    row = next(w for w in summary.wallets if w.wallet_id == "new")
+    assert (row.currency, row.status, row.balance, row.reconciled) == (
+        "USD",
+        "closed",
+        5_000_000,
+        True,
+    )

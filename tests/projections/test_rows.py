@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.domain import Event
 from engine.domain.events import (
+    CatalogAdopted,
     Charged,
     Debit,
     GrantAdded,
@@ -19,9 +20,13 @@ from engine.domain.events import (
     SplitLine,
     ThresholdCrossed,
     UsageRated,
+    WalletClosed,
+    WalletHeld,
     WalletOpened,
+    WalletReleased,
     WalletResumed,
     WalletSuspended,
+    WalletTerms,
 )
 from engine.projections import Client, Projector
 from engine.projections.rows import allowance_rows, catalog_rows
@@ -263,6 +268,51 @@ def test_steps_and_suspensions(client: Client) -> None:
     assert [(r["action"], r["balance"]) for r in rows.rows("suspensions")] == [
         ("suspended", -100),
         ("resumed", 900),
+    ]
+
+
+def test_wallet_lifecycle_opening_terms_hold_and_revision(client: Client) -> None:
+    terms = WalletTerms("Nine", "USD", 5, -2, 1, (10, 1), 15)
+    later = AT + timedelta(seconds=1)
+    rows = rows_of(
+        client,
+        WalletOpened("open:w9#0", "w9", AT, "USD", 60, (), terms, 3),
+        WalletOpened("open:acme#0", "acme", AT, "EUR", 60),
+        WalletHeld("s#1", "w9", AT, "fraud check"),
+        WalletReleased("r#1", "w9", later, "cleared"),
+        WalletHeld("s#2", "acme", AT, "dispute"),
+        CatalogAdopted("a#1", "w9", later, 4, "d" * 64),
+        WalletClosed("x#1", "acme", later, "contract ended"),
+    )
+    found = rows.rows("wallet_lifecycle")
+    assert [(r["wallet"], r["action"]) for r in found] == [
+        ("w9", "opened"),
+        ("acme", "opened"),
+        ("w9", "held"),
+        ("w9", "released"),
+        ("acme", "held"),
+        ("w9", "adopted"),
+        ("acme", "closed"),
+    ]
+    nine, acme = found[0], found[1]
+    assert (nine["currency"], nine["by_command"], nine["name"], nine["revision"]) == (
+        "USD",
+        1,
+        "Nine",
+        3,
+    )
+    assert (nine["overdraft_limit"], nine["suspend_at"], nine["resume_at"]) == (5, -2, 1)
+    assert (nine["thresholds"], nine["cycle_anchor_day"]) == ([10, 1], 15)
+    assert (acme["currency"], acme["by_command"], acme["name"]) == ("EUR", 0, "")
+    assert (found[5]["revision"], found[5]["digest"]) == (4, "d" * 64)
+    assert found[6]["reason"] == "contract ended"
+    status = client.query(
+        "SELECT wallet, currency, by_command, closed, held, revision "
+        "FROM wallet_lifecycle_status ORDER BY wallet"
+    ).result_rows
+    assert [tuple(r) for r in status] == [
+        ("acme", "EUR", 0, True, True, 0),
+        ("w9", "USD", 1, False, False, 4),
     ]
 
 
