@@ -167,11 +167,14 @@ def replay(
 
 
 def _append(store: EventStore, decided: list[tuple[int, int, Decision]]) -> int:
-    """Append the decisions in run order, one transaction per rating wallet."""
+    """Append the decisions in run order, one transaction per rating wallet that decided
+    anything (its no-op decisions' inputs with it)."""
     appended = 0
     decided.sort(key=lambda d: (d[0], d[1]))
     for _, group in groupby(decided, key=lambda d: d[0]):
-        appended += append_decisions(store, [d for _, _, d in group])
+        decisions = [d for _, _, d in group]
+        if any(d.events for d in decisions):
+            appended += append_decisions(store, decisions)
     return appended
 
 

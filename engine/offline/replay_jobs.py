@@ -60,6 +60,8 @@ class Plan:
 def shards(wallets: Sequence[str], jobs: int, partitions: int | None = None) -> Plan:
     """At most ``jobs`` jobs, no more than the wallets' partitions; the partitions in
     order, dealt out in turn."""
+    if jobs <= 1 or len(wallets) <= 1:
+        return Plan((tuple(enumerate(wallets)),), {}, 1)
     count = partitions or load_topics().wallet_commands.partitions
     used = sorted({partition_of(w.encode(), count) for w in wallets})
     n = max(1, min(jobs, len(used)))

@@ -173,7 +173,7 @@ class ShardReplay:
                     self.rejected += 1
                 elif isinstance(e, RatingAdjusted):
                     paid[3] += e.amount
-            if made.events and not self.dry_run:
+            if not self.dry_run:
                 self.decided.append((index, position, made))
         if outgoing:
             self.commands += len(outgoing)
