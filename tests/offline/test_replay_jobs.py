@@ -178,3 +178,23 @@ def test_a_failed_job_fails_the_replay_and_nothing_is_appended(
         assert store.position() == position
     finally:
         store.close()
+
+
+def test_one_progress_bar_counts_the_inputs_of_every_job(
+    rated: Rated, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _copy(rated, tmp_path / "events.db")
+    store = open_store(url)
+    try:
+        total = store.stats().inputs
+        replay(
+            store,
+            rated.new_catalog,
+            dry_run=True,
+            progress=True,
+            jobs=2,
+            opener=lambda: open_store(url),
+        )
+    finally:
+        store.close()
+    assert f"{total:,}/{total:,}".replace(",", "") in capsys.readouterr().err.replace(",", "")
