@@ -76,6 +76,7 @@ bench: setup
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/projections.py
 	$(BIN)/python benchmarks/replay.py
+	$(BIN)/python benchmarks/replay_stream.py
 	$(BIN)/python benchmarks/wallet_memory.py
 
 ## schemas: regenerate schemas/ from the code

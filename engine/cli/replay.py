@@ -62,13 +62,33 @@ def register(commands: Subparsers) -> None:
         default=os.environ.get("RATING_APP_ID", "rating-engine"),
         help="the workers' group id (default: RATING_APP_ID, else rating-engine)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=os.cpu_count() or 1,
+        help="processes re-rating wallets side by side, the wallets shared out by their "
+        "wallet.commands partition; at most one per partition in use; the result is the same "
+        "whatever the number (default: the number of CPUs)",
+    )
     add_json(parser, "print the report as JSON")
     add_progress(parser)
     parser.set_defaults(func=run)
 
 
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, 1 or more: {text!r}")
+    return n
+
+
 def run(args: argparse.Namespace) -> int:
     from ..offline.replay import ReplayError, render, replay
+    from ..offline.replay_jobs import ReplayJobError
+    from ..store import open_store
 
     start, end = instant("--from", args.start), instant("--to", args.end)
     rules = catalog(args.catalog)
@@ -89,9 +109,14 @@ def run(args: argparse.Namespace) -> int:
                 progress=progress(args),
                 label=label,
                 send=send,
+                jobs=args.jobs,
+                opener=lambda: open_store(args.store),
             )
         except ReplayError as exc:
             raise UsageError(str(exc)) from None
+        except ReplayJobError as exc:
+            print(f"rating-engine: error: {exc}", file=sys.stderr)
+            return 1
     print(encode(report).decode() if args.json else render(report))
     return 0 if not report.rejected else 1
 

@@ -24,19 +24,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from itertools import groupby
 
 import msgspec
 from tqdm import tqdm
 
-from ..codec import decode_event
-from ..domain import AdjustRating, Catalog, Event, WalletState, initial_state
+from ..domain import Catalog
 from ..domain.decision import Decision
-from ..domain.events import CommandRejected, RatingAdjusted, UsageRated
-from ..domain.evolve import evolve
 from ..domain.money import format_money
-from ..domain.replay import Comparison, compare
-from ..flow import decide
 from ..store.base import EventStore, append_decisions
+from .replay_shard import Part, Send, ShardReplay, combine, index_foreign
 
 
 class WalletImpact(msgspec.Struct, frozen=True):
@@ -81,161 +78,32 @@ class ReplayReport(msgspec.Struct, frozen=True):
     """Adjustments sent to their owners through ``wallet.commands`` (streaming deployments)."""
 
 
-class _Payer:
-    """A paying wallet's current state and its latest instant, kept across the run."""
-
-    __slots__ = ("last", "state")
-
-    def __init__(self, state: WalletState, last: datetime | None) -> None:
-        self.state = state
-        self.last = last
-
-
-class _Tally:
-    def __init__(self) -> None:
-        self.wallets: dict[str, list[int]] = {}
-        self.providers: dict[str, list[int]] = {}
-
-    def wallet(self, wallet_id: str) -> list[int]:
-        return self.wallets.setdefault(wallet_id, [0, 0, 0, 0])
-
-    def count(self, c: Comparison) -> None:
-        row = self.wallet(c.wallet_id)
-        row[0] += 1
-        if c.changed:
-            row[1] += 1
-            row[2] += c.amount
-        old = {line.provider: line.amount for line in c.old}
-        new = {line.provider: line.amount for line in c.new}
-        for provider in list(new) + [p for p in old if p not in new]:
-            p = self.providers.setdefault(provider, [0, 0, 0])
-            p[0] += 1
-            diff = new.get(provider, 0) - old.get(provider, 0)
-            if diff:
-                p[1] += 1
-                p[2] += diff
-
-
-Send = Callable[[Sequence[AdjustRating]], int]
-"""Publishes adjustments to their paying wallets' owners; returns how many were delivered."""
-
-
-class _Replay:
-    def __init__(
-        self,
-        store: EventStore,
-        catalog: Catalog,
-        label: str,
-        dry_run: bool,
-        bar: tqdm,
-        send: Send | None = None,
-    ) -> None:
-        self.send = send
-        self.store = store
-        self.catalog = catalog
-        self.label = label
-        self.dry_run = dry_run
-        self.bar = bar
-        self.payers: dict[str, _Payer] = {}
-        self.foreign: dict[str, list[Event]] = {}
-        self.tally = _Tally()
-        self.commands = self.rejected = self.appended = self.published = 0
-
-    def index_foreign(self) -> None:
-        """Adjustments paid in one wallet for another wallet's CDRs (split billing)."""
-        for rows in self.store.read_all():
-            for r in rows:
-                if r.type == "RatingAdjusted":
-                    e = decode_event(r.payload)
-                    if isinstance(e, RatingAdjusted) and e.source_wallet is not None:
-                        self.foreign.setdefault(e.source_wallet, []).append(e)
-
-    def payer(self, wallet_id: str, stored: list[Event] | None = None) -> _Payer:
-        """The paying wallet as it stands, folded from its stored events once per run (only
-        its latest instant when its owner decides: the owner has the state)."""
-        found = self.payers.get(wallet_id)
-        if found is None:
-            if stored is None:
-                stored = [decode_event(r.payload) for r in self.store.read_stream(wallet_id)]
-            state = initial_state(wallet_id)
-            if self.send is None:
-                for e in stored:
-                    state = evolve(state, e)
-            last = max((e.at for e in stored), default=None)
-            found = self.payers[wallet_id] = _Payer(state, last)
-        return found
-
-    def rerate(self, wallet_id: str) -> list[Event]:
-        state = initial_state(wallet_id)
-        out: list[Event] = []
-        n = 0
-        for stored in self.store.read_inputs(wallet_id):
-            n += 1
-            if isinstance(stored.item, AdjustRating):
-                continue  # corrections are not usage: the new rating starts from scratch
-            made, state = decide(state, wallet_id, stored.item, self.catalog)
-            out.extend(e for e in made.events if isinstance(e, UsageRated))
-            if n % 4096 == 0:
-                self.bar.update(4096)
-        self.bar.update(n % 4096)
-        return out
-
-    def wallet(self, wallet_id: str, start: datetime | None, end: datetime | None) -> None:
-        stored = [decode_event(r.payload) for r in self.store.read_stream(wallet_id)]
-        rated = [*stored, *self.foreign.get(wallet_id, ())]
-        comparisons = compare(wallet_id, rated, self.rerate(wallet_id), self.label, start, end)
-        decisions: list[Decision] = []
-        outgoing: list[AdjustRating] = []
-        for c in comparisons:
-            self.tally.count(c)
-            for cmd in c.commands:
-                payer = self.payer(cmd.wallet_id, stored if cmd.wallet_id == wallet_id else None)
-                at = cmd.at if payer.last is None else max(payer.last, cmd.at)
-                cmd = msgspec.structs.replace(cmd, at=at)
-                if self.send is not None:
-                    outgoing.append(cmd)
-                    # What the owner will move, unless it rejects the command.
-                    self.tally.wallet(cmd.wallet_id)[3] += cmd.amount
-                    continue
-                made, payer.state = decide(payer.state, cmd.wallet_id, cmd, self.catalog)
-                payer.last = max([at, *(e.at for e in made.events)])
-                self.commands += 1
-                paid = self.tally.wallet(cmd.wallet_id)
-                for e in made.events:
-                    if isinstance(e, CommandRejected):
-                        self.rejected += 1
-                    elif isinstance(e, RatingAdjusted):
-                        paid[3] += e.amount
-                decisions.append(made)
-        if any(d.events for d in decisions) and not self.dry_run:
-            self.appended += append_decisions(self.store, decisions)
-        if outgoing:
-            self.commands += len(outgoing)
-            if not self.dry_run and self.send is not None:
-                self.published += self.send(outgoing)
-
-    def report(self, start: datetime | None, end: datetime | None) -> ReplayReport:
-        wallets = tuple(
-            WalletImpact(w, *row) for w, row in sorted(self.tally.wallets.items()) if any(row)
-        )
-        providers = tuple(
-            ProviderImpact(p, *row) for p, row in sorted(self.tally.providers.items())
-        )
-        return ReplayReport(
-            replay=self.label,
-            dry_run=self.dry_run,
-            start=start,
-            end=end,
-            wallets=wallets,
-            providers=providers,
-            rerated=sum(w.rerated for w in wallets),
-            changed=sum(w.changed for w in wallets),
-            amount=sum(w.amount for w in wallets),
-            commands=self.commands,
-            rejected=self.rejected,
-            appended=self.appended,
-            published=self.published,
-        )
+def _report(
+    label: str,
+    dry_run: bool,
+    start: datetime | None,
+    end: datetime | None,
+    parts: Sequence[Part],
+    appended: int,
+) -> ReplayReport:
+    tally = combine(parts)
+    wallets = tuple(WalletImpact(w, *row) for w, row in sorted(tally.wallets.items()) if any(row))
+    providers = tuple(ProviderImpact(p, *row) for p, row in sorted(tally.providers.items()))
+    return ReplayReport(
+        replay=label,
+        dry_run=dry_run,
+        start=start,
+        end=end,
+        wallets=wallets,
+        providers=providers,
+        rerated=sum(w.rerated for w in wallets),
+        changed=sum(w.changed for w in wallets),
+        amount=sum(w.amount for w in wallets),
+        commands=sum(p.commands for p in parts),
+        rejected=sum(p.rejected for p in parts),
+        appended=appended,
+        published=sum(p.published for p in parts),
+    )
 
 
 class ReplayError(ValueError):
@@ -252,11 +120,19 @@ def replay(
     progress: bool = False,
     label: str = "replay",
     send: Send | None = None,
+    jobs: int = 1,
+    opener: Callable[[], EventStore] | None = None,
 ) -> ReplayReport:
     """Re-rate the CDRs started in ``[start, end)`` (of ``wallet``, or of every wallet) with
     ``new_catalog`` and append the adjustments, or, given ``send``, publish them to their
     owners; ``dry_run`` does neither and reports the same impact. Running it again finds
-    nothing more to adjust (once the owners' decisions are stored)."""
+    nothing more to adjust (once the owners' decisions are stored).
+
+    With ``jobs`` above 1 and an ``opener`` (each job opens its own store with it), the
+    wallets are shared out by partition among that many processes (see ``replay_jobs``);
+    the adjustments, their ids and the report are the same whatever ``jobs``."""
+    from .replay_jobs import run_jobs, shards
+
     if start is not None and end is not None and start >= end:
         raise ReplayError(
             f"the window is empty: {start.isoformat()} is not before {end.isoformat()}"
@@ -268,12 +144,38 @@ def replay(
         wallets = [wallet]
     total = store.stats().inputs if wallet is None else None
     bar = tqdm(total=total, unit=" inputs", disable=not progress, file=sys.stderr)
+    foreign = index_foreign(store)
+
+    def job(s: EventStore, tick: Callable[[int], object]) -> ShardReplay:
+        return ShardReplay(s, new_catalog, label, dry_run, tick, send, foreign)
+
     with bar:
-        run = _Replay(store, new_catalog, label, dry_run, bar, send)
-        run.index_foreign()
-        for wallet_id in wallets:
-            run.wallet(wallet_id, start, end)
-    return run.report(start, end)
+        plan = shards(wallets, jobs if opener is not None else 1)
+        if plan.jobs == 1:
+            run = job(store, bar.update)
+            for index, wallet_id in enumerate(wallets):
+                run.compare_wallet(index, wallet_id, start, end)
+            run.settle(run.pending)
+            parts = [run.part()]
+        else:
+            assert opener is not None
+            parts = run_jobs(plan, opener, job, start, end, bar.update)
+    appended = 0
+    if not dry_run:
+        appended = _append(store, [d for part in parts for d in part.decided])
+    return _report(label, dry_run, start, end, parts, appended)
+
+
+def _append(store: EventStore, decided: list[tuple[int, int, Decision]]) -> int:
+    """Append the decisions in run order, one transaction per rating wallet that decided
+    anything (its no-op decisions' inputs with it)."""
+    appended = 0
+    decided.sort(key=lambda d: (d[0], d[1]))
+    for _, group in groupby(decided, key=lambda d: d[0]):
+        decisions = [d for _, _, d in group]
+        if any(d.events for d in decisions):
+            appended += append_decisions(store, decisions)
+    return appended
 
 
 def render(report: ReplayReport) -> str:

@@ -4,6 +4,7 @@ tests/offline/test_replay.py, tests/stream/test_replay_stream.py.)"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,11 @@ def test_the_group_defaults_to_rating_app_id(monkeypatch: pytest.MonkeyPatch) ->
 def test_a_window_that_is_not_an_instant_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
         run(replay, *args("--from", "last tuesday"))
+
+
+def test_jobs_default_to_the_cpus_and_must_be_one_or_more() -> None:
+    assert parse(replay, *args()).jobs == (os.cpu_count() or 1)
+    assert parse(replay, *args("--jobs", "3")).jobs == 3
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit):
+            parse(replay, *args("--jobs", bad))

@@ -9,6 +9,7 @@ with a changed catalog and sends the differences as ``AdjustRating`` commands. A
 - the live projections equal a rebuild of the store;
 - a second replay finds nothing to adjust, and an offline replay behind the running worker
   group is refused.
+The replay runs as two jobs (``--jobs 2``): its report equals the offline one-process replay's.
 """
 
 from __future__ import annotations
@@ -134,12 +135,13 @@ def test_a_streaming_replay_settles_through_the_owners(
     assert "running member" in refused.stderr and "--mode stream" in refused.stderr
     assert store.position() == expected_first
 
-    sent = stack.cli(
-        "replay", "--store", url, "--catalog", str(new_catalog), "--mode", "stream", "--json"
-    )
+    # Two jobs re-rate the wallets side by side, each sending to its wallets' owners.
+    replay_args = ["replay", "--store", url, "--catalog", str(new_catalog), "--mode", "stream"]
+    sent = stack.cli(*replay_args, "--json", "--jobs", "2")
     report = msgspec.json.decode(sent.stdout, type=ReplayReport)
     assert report.published == report.commands == offline.commands > 0
     assert report.appended == 0
+    assert (report.wallets, report.providers) == (offline.wallets, offline.providers)
     _sink_until(sink(), store, lambda: len(_adjustments(store)) >= len(expected_adjustments))
 
     # The owners decided exactly what the offline replay decided, byte for byte (the
@@ -147,9 +149,7 @@ def test_a_streaming_replay_settles_through_the_owners(
     assert sorted(_adjustments(store)) == sorted(expected_adjustments)
 
     # Again: nothing left to adjust (the store has what the owners decided).
-    again = stack.cli(
-        "replay", "--store", url, "--catalog", str(new_catalog), "--mode", "stream", "--json"
-    )
+    again = stack.cli(*replay_args, "--json", "--jobs", "1")
     assert msgspec.json.decode(again.stdout, type=ReplayReport).commands == 0
 
     # The worker's live state has the adjustments: later CDRs are decided on it exactly as

@@ -1,0 +1,216 @@
+"""One job's share of a replay: re-rate some wallets, then settle the adjustments paid by
+some wallets (``engine.offline.replay`` runs one share in process, ``replay_jobs`` several in
+processes). The state a share keeps (paying wallets folded once, the tallies) is its own, so
+shares run side by side and their ``Part``s add up to what one process would report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import msgspec
+
+from ..codec import decode_event
+from ..domain import AdjustRating, Catalog, Event, WalletState, initial_state
+from ..domain.decision import Decision
+from ..domain.events import CommandRejected, RatingAdjusted, UsageRated
+from ..domain.evolve import evolve
+from ..domain.replay import Comparison, compare
+from ..flow import decide
+from ..store.base import EventStore
+
+
+class _Payer:
+    """A paying wallet's current state and its latest instant, kept across the run."""
+
+    __slots__ = ("last", "state")
+
+    def __init__(self, state: WalletState, last: datetime | None) -> None:
+        self.state = state
+        self.last = last
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.wallets: dict[str, list[int]] = {}
+        self.providers: dict[str, list[int]] = {}
+
+    def wallet(self, wallet_id: str) -> list[int]:
+        return self.wallets.setdefault(wallet_id, [0, 0, 0, 0])
+
+    def count(self, c: Comparison) -> None:
+        row = self.wallet(c.wallet_id)
+        row[0] += 1
+        if c.changed:
+            row[1] += 1
+            row[2] += c.amount
+        old = {line.provider: line.amount for line in c.old}
+        new = {line.provider: line.amount for line in c.new}
+        for provider in list(new) + [p for p in old if p not in new]:
+            p = self.providers.setdefault(provider, [0, 0, 0])
+            p[0] += 1
+            diff = new.get(provider, 0) - old.get(provider, 0)
+            if diff:
+                p[1] += 1
+                p[2] += diff
+
+
+Send = Callable[[Sequence[AdjustRating]], int]
+"""Publishes adjustments to their paying wallets' owners; returns how many were delivered."""
+
+Tagged = tuple[int, int, AdjustRating]
+"""An adjustment with its place in a one-process run: the rating wallet's position in the
+run and the command's position among that wallet's adjustments. Settling in this order is
+what makes a replay's result the same however many jobs share it."""
+
+
+def index_foreign(store: EventStore) -> dict[str, list[Event]]:
+    """Adjustments paid in one wallet for another wallet's CDRs (split billing), by the
+    wallet that rated the CDR."""
+    foreign: dict[str, list[Event]] = {}
+    for rows in store.read_all():
+        for r in rows:
+            if r.type == "RatingAdjusted":
+                e = decode_event(r.payload)
+                if isinstance(e, RatingAdjusted) and e.source_wallet is not None:
+                    foreign.setdefault(e.source_wallet, []).append(e)
+    return foreign
+
+
+class ShardReplay:
+    """One job's share of a replay, in two steps: ``compare_wallet`` re-rates the wallets
+    it was given and collects their adjustments (``pending``); ``settle`` decides (offline)
+    or publishes (stream) the adjustments whose paying wallet is this job's, in run order."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        catalog: Catalog,
+        label: str,
+        dry_run: bool,
+        tick: Callable[[int], object],
+        send: Send | None = None,
+        foreign: dict[str, list[Event]] | None = None,
+    ) -> None:
+        self.send = send
+        self.store = store
+        self.catalog = catalog
+        self.label = label
+        self.dry_run = dry_run
+        self.tick = tick
+        self.payers: dict[str, _Payer] = {}
+        self.foreign = foreign if foreign is not None else {}
+        self.tally = Tally()
+        self.pending: list[Tagged] = []
+        self.decided: list[tuple[int, int, Decision]] = []
+        self.commands = self.rejected = self.published = 0
+
+    def payer(self, wallet_id: str, stored: list[Event] | None = None) -> _Payer:
+        """The paying wallet as it stands, folded from its stored events once per run (only
+        its latest instant when its owner decides: the owner has the state)."""
+        found = self.payers.get(wallet_id)
+        if found is None:
+            if stored is None:
+                stored = [decode_event(r.payload) for r in self.store.read_stream(wallet_id)]
+            state = initial_state(wallet_id)
+            if self.send is None:
+                for e in stored:
+                    state = evolve(state, e)
+            last = max((e.at for e in stored), default=None)
+            found = self.payers[wallet_id] = _Payer(state, last)
+        return found
+
+    def rerate(self, wallet_id: str) -> list[Event]:
+        state = initial_state(wallet_id)
+        out: list[Event] = []
+        n = 0
+        for stored in self.store.read_inputs(wallet_id):
+            n += 1
+            if isinstance(stored.item, AdjustRating):
+                continue  # corrections are not usage: the new rating starts from scratch
+            made, state = decide(state, wallet_id, stored.item, self.catalog)
+            out.extend(e for e in made.events if isinstance(e, UsageRated))
+            if n % 4096 == 0:
+                self.tick(4096)
+        self.tick(n % 4096)
+        return out
+
+    def compare_wallet(
+        self, index: int, wallet_id: str, start: datetime | None, end: datetime | None
+    ) -> None:
+        """Re-rate the wallet that is ``index``-th in the run and keep its adjustments."""
+        stored = [decode_event(r.payload) for r in self.store.read_stream(wallet_id)]
+        rated = [*stored, *self.foreign.get(wallet_id, ())]
+        comparisons = compare(wallet_id, rated, self.rerate(wallet_id), self.label, start, end)
+        position = 0
+        for c in comparisons:
+            self.tally.count(c)
+            for cmd in c.commands:
+                self.pending.append((index, position, cmd))
+                position += 1
+                if cmd.wallet_id == wallet_id:
+                    self.payer(wallet_id, stored)  # folded now, while its events are at hand
+
+    def settle(self, commands: Sequence[Tagged]) -> None:
+        """Decide (offline) or send (stream) ``commands``, all paid by this job's wallets, in
+        run order, each at its paying wallet's present."""
+        outgoing: list[AdjustRating] = []
+        for index, position, cmd in sorted(commands, key=lambda t: (t[0], t[1])):
+            payer = self.payer(cmd.wallet_id)
+            at = cmd.at if payer.last is None else max(payer.last, cmd.at)
+            cmd = msgspec.structs.replace(cmd, at=at)
+            if self.send is not None:
+                outgoing.append(cmd)
+                # What the owner will move, unless it rejects the command.
+                self.tally.wallet(cmd.wallet_id)[3] += cmd.amount
+                continue
+            made, payer.state = decide(payer.state, cmd.wallet_id, cmd, self.catalog)
+            payer.last = max([at, *(e.at for e in made.events)])
+            self.commands += 1
+            paid = self.tally.wallet(cmd.wallet_id)
+            for e in made.events:
+                if isinstance(e, CommandRejected):
+                    self.rejected += 1
+                elif isinstance(e, RatingAdjusted):
+                    paid[3] += e.amount
+            if not self.dry_run:
+                self.decided.append((index, position, made))
+        if outgoing:
+            self.commands += len(outgoing)
+            if not self.dry_run and self.send is not None:
+                self.published += self.send(outgoing)
+
+    def part(self) -> Part:
+        """What the parent needs of this job once it has settled."""
+        return Part(
+            self.tally.wallets,
+            self.tally.providers,
+            self.commands,
+            self.rejected,
+            self.published,
+            self.decided,
+        )
+
+
+class Part(msgspec.Struct):
+    """One job's result: its tallies and counts, and its decisions tagged with their run
+    order (appended by the parent, so the store gets them in the one-process order)."""
+
+    wallets: dict[str, list[int]]
+    providers: dict[str, list[int]]
+    commands: int
+    rejected: int
+    published: int
+    decided: list[tuple[int, int, Decision]]
+
+
+def combine(parts: Sequence[Part]) -> Tally:
+    tally = Tally()
+    for part in parts:
+        for key, row in part.wallets.items():
+            mine = tally.wallet(key)
+            mine[:] = [a + b for a, b in zip(mine, row, strict=True)]
+        for key, row in part.providers.items():
+            mine = tally.providers.setdefault(key, [0, 0, 0])
+            mine[:] = [a + b for a, b in zip(mine, row, strict=True)]
+    return tally
