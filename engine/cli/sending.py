@@ -20,7 +20,7 @@ from ..domain import Command, TopUp, WriteOffDebt
 from ..domain.account import positive_amount
 from ..domain.commands import CloseWallet, OpenWallet, ResumeWallet, SuspendWallet
 from ..domain.limits import DEFAULT_LIMITS
-from ..domain.money import MoneyError, parse_money
+from ..domain.provisioning import open_terms
 from ..domain.refusal import Refused
 from ..offline.inputs import InputError
 from ..stream.publisher import publish_commands
@@ -88,20 +88,11 @@ def _currency_code(text: str) -> bool:
 
 
 def _terms(command: OpenWallet) -> None:
-    """A wallet's terms as the catalog states them: amounts that parse, no negative limit."""
-    amounts = {
-        "--overdraft-limit": command.overdraft_limit,
-        "--suspend-at": command.suspend_at,
-        "--resume-at": command.resume_at,
-        **{f"--threshold {text}": text for text in command.thresholds},
-    }
-    for flag, text in amounts.items():
-        try:
-            micros = parse_money(text)
-        except MoneyError as exc:
-            raise UsageError(f"{flag}: {exc}") from None
-        if flag == "--overdraft-limit" and micros < 0:
-            raise UsageError(f"--overdraft-limit {text} cannot be negative")
+    """The terms checked by the wallet's own rule (`open_terms`), before anything is sent."""
+    try:
+        open_terms(command)
+    except Refused as refused:
+        raise UsageError(f"the wallet would refuse these terms: {refused.detail}") from None
 
 
 def refuse_file(bad: Sequence[str]) -> None:

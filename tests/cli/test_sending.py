@@ -33,10 +33,11 @@ def test_the_instant_is_at_or_now_to_the_second() -> None:
     ("terms", "message"),
     [
         ({"currency": "eur"}, "ISO 4217"),
-        ({"currency": "EUR", "overdraft_limit": "-5"}, "--overdraft-limit -5 cannot be negative"),
-        ({"currency": "EUR", "suspend_at": "1,5"}, "--suspend-at"),
-        ({"currency": "EUR", "thresholds": ("10", "ten")}, "--threshold ten"),
-        ({"currency": "EUR", "cycle_anchor_day": 29}, "not a valid command"),
+        ({"currency": "EUR", "overdraft_limit": "-5"}, "overdraft_limit: cannot be negative"),
+        ({"currency": "EUR", "suspend_at": "1,5"}, "suspend_at: not a decimal number"),
+        ({"currency": "EUR", "thresholds": ("10", "ten")}, r"thresholds\[1\]: not a decimal"),
+        ({"currency": "EUR", "resume_at": "-10"}, "resume_at: must be at or above suspend_at"),
+        ({"currency": "EUR", "cycle_anchor_day": 29}, "cycle_anchor_day: must be 1..28"),
     ],
 )
 def test_terms_no_wallet_could_open_on_are_refused(terms: dict[str, object], message: str) -> None:

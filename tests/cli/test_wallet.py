@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import Producer
 from support.topics import read_all
 
 from engine import cli
@@ -17,11 +17,12 @@ from engine.cli.wallet import command_from_args
 from engine.codec import decode_command
 from engine.domain import Command
 from engine.domain.commands import CloseWallet, OpenWallet, ResumeWallet, SuspendWallet
-from engine.stream.producer import PRODUCER_CONFIG
+from engine.stream.revisions import publish_revision, revision_of
 from engine.stream.topics import Topics
 
 AT = ["--at", "2026-10-01T00:00:00Z"]
 OPEN = ["open", "--wallet", "w9", "--currency", "EUR"]
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 
 
 def _command(*argv: str) -> Command:
@@ -79,8 +80,8 @@ def test_close_suspend_resume_with_their_reason(revision: list[int]) -> None:
     [
         (["open", "--wallet", "w", "--currency", "euro"], "ISO 4217"),
         ([*OPEN, "--overdraft-limit", "-1"], "cannot be negative"),
-        ([*OPEN, "--threshold", "lots"], "--threshold lots"),
-        ([*OPEN, "--cycle-anchor-day", "31"], "not a valid command"),
+        ([*OPEN, "--threshold", "lots"], "not a decimal number: 'lots'"),
+        ([*OPEN, "--cycle-anchor-day", "31"], "cycle_anchor_day: must be 1..28"),
         (["suspend", "--wallet", "w", "--reason", " "], "--reason must say why"),
         (["close", "--wallet", "w", "--reason", "x", "--at", "2999-01-01T00:00:00Z"], "range"),
     ],
@@ -107,9 +108,7 @@ def test_a_dry_run_of_open_prints_the_command(
 def test_open_lands_keyed_by_wallet_with_the_published_revision(
     kafka_bootstrap: str, fresh_topics: Topics, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    producer = Producer({**PRODUCER_CONFIG, "bootstrap.servers": kafka_bootstrap})
-    producer.produce(fresh_topics.catalog_revisions.name, key="4", value=b"{}")
-    assert producer.flush(30) == 0
+    assert publish_revision(kafka_bootstrap, fresh_topics, revision_of(EXAMPLE, 4))
     flags = ["--bootstrap", kafka_bootstrap, *AT]
     assert cli.main(["wallet", *OPEN, *flags]) == 0
     assert capsys.readouterr().out.startswith("OpenWallet cli-open-wallet-")
