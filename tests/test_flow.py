@@ -151,18 +151,18 @@ def test_run_refuses_before_any_wallet_and_keeps_nothing() -> None:
 
 
 def test_run_takes_a_wallet_opened_by_command() -> None:
-    cat = catalog()
+    revisions = {1: catalog()}
     states = {}
-    outcome = flow.run(cat, {}, initial_state, open_wallet("o1", wallet="w9"))
+    outcome = flow.run(revisions, {}, initial_state, open_wallet("o1", wallet="w9"))
     assert isinstance(outcome, flow.Outcome)
     states.update(outcome.states)
     later = flow.run(
-        cat, {}, lambda w: states.get(w) or initial_state(w), top_up("t1", "5", wallet="w9")
+        revisions, {}, lambda w: states.get(w) or initial_state(w), top_up("t1", "5", wallet="w9")
     )
     assert isinstance(later, flow.Outcome)
     assert later.states["w9"].balance == 5_000_000
     # without the opening, the same top-up is refused before any wallet
-    refused = flow.run(cat, {}, initial_state, top_up("t1", "5", wallet="w9"))
+    refused = flow.run(revisions, {}, initial_state, top_up("t1", "5", wallet="w9"))
     assert isinstance(refused, Rejected) and refused.reason == "unknown_wallet"
 
 
