@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 from .codec import Rejected, encode, raw_fields
 from .domain import ApplyCharge, Catalog, Cdr, Command, Event, WalletState, step
-from .domain.commands import AdoptCatalog
+from .domain.commands import AdoptCatalog, OpenWallet
 from .domain.decision import NOWHERE, Decision, Origin, decision
 from .domain.events import NETWORK_ACTIONS
 from .domain.limits import admit
@@ -73,8 +73,9 @@ class MissingRevision(LookupError):
 
 def pick(revisions: Revisions, state: WalletState, item: Cdr | Command) -> tuple[int, Catalog]:
     """The revision ``item`` is decided with in ``state`` (0 stands for the first) and its
-    catalog: the wallet's own, or for an ``AdoptCatalog`` the one it adopts."""
-    revision = item.revision if isinstance(item, AdoptCatalog) else state.revision
+    catalog: the wallet's own, or for an ``AdoptCatalog`` the one it adopts (for an
+    ``OpenWallet``, the one the wallet opens on)."""
+    revision = item.revision if isinstance(item, AdoptCatalog | OpenWallet) else state.revision
     return revision, catalog_at(revisions, revision)
 
 

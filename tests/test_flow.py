@@ -3,7 +3,10 @@ stream's processor and agents, and replay all call these functions."""
 
 from __future__ import annotations
 
+import msgspec
+import pytest
 from domain.builders import (
+    DAY,
     MB,
     SIM1,
     SIM2,
@@ -11,6 +14,7 @@ from domain.builders import (
     attach,
     catalog,
     cdr,
+    dt,
     open_wallet,
     opening,
     plan,
@@ -21,7 +25,7 @@ from domain.builders import (
 )
 
 import engine.offline.pipeline
-import engine.offline.replay
+import engine.offline.replay_shard
 import engine.stream.enricher
 import engine.stream.processor
 import engine.stream.rater
@@ -29,9 +33,9 @@ from engine import flow
 from engine.codec import Rejected, decode_decision, encode
 from engine.domain import Origin, initial_state
 from engine.domain.catalog import Filter
-from engine.domain.commands import ApplyCharge
+from engine.domain.commands import AdoptCatalog, ApplyCharge, OpenWallet
 from engine.domain.decision import NOWHERE
-from engine.domain.events import SimsBarred, UsageRated
+from engine.domain.events import SimsBarred, UsageRated, WalletOpened
 from engine.domain.refusal import Refused
 from engine.domain.routing import SimRoute
 from engine.offline.pipeline import Pipeline
@@ -53,7 +57,7 @@ def _split_catalog():  # type: ignore[no-untyped-def]
 def test_every_caller_runs_the_one_flow() -> None:
     assert engine.offline.pipeline.run is flow.run
     assert engine.stream.processor.decide is flow.decide
-    assert engine.offline.replay.decide is flow.decide
+    assert engine.offline.replay_shard.decide is flow.decide
     assert engine.stream.processor.admit is flow.admit
     assert engine.stream.enricher.route is flow.route
     rater = engine.stream.rater
@@ -171,3 +175,23 @@ def test_run_decides_a_routed_charge_in_the_payer_wallet() -> None:
     assert isinstance(outcome, flow.Outcome)
     assert [d.wallet_id for d in outcome.decisions] == ["w1", "corp"]
     assert set(outcome.states) == {"w1", "corp"}
+
+
+def test_each_input_is_decided_with_its_wallets_revision_and_says_which() -> None:
+    first, second = catalog(dedup_window=DAY), catalog(dedup_window=2 * DAY)
+    revisions = {1: first, 2: second}
+    opened = OpenWallet(command_id="o1", wallet_id="shop", at=dt(T0), currency="EUR", revision=2)
+    outcome = flow.run(revisions, {}, initial_state, opened)
+    assert isinstance(outcome, flow.Outcome)
+    (made,) = outcome.decisions
+    assert made.revision == 2 and outcome.states["shop"].revision == 2
+    assert isinstance(made.events[0], WalletOpened) and made.events[0].dedup_window == 2 * DAY
+    # A catalog wallet adopts revision 2 with it; before, it is on the first (recorded 0).
+    before, state = flow.decide(initial_state("w1"), "w1", top_up("t1", "5"), first)
+    assert before.revision == 0
+    adopt = AdoptCatalog(command_id="a2", wallet_id="w1", at=dt(T0), revision=2, digest="d")
+    assert flow.pick(revisions, state, adopt) == (2, second)
+    with pytest.raises(flow.MissingRevision):
+        flow.pick(
+            revisions, state, AdoptCatalog(**{**msgspec.structs.asdict(adopt), "revision": 3})
+        )

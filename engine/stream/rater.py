@@ -15,7 +15,7 @@ import msgspec
 
 from ..codec import Rejected, encode, raw_fields, read_command
 from ..domain import Cdr, Command
-from ..domain.commands import AdoptCatalog
+from ..domain.commands import AdoptCatalog, OpenWallet
 from ..domain.decision import Decision, Origin
 from ..domain.events import CdrRejected
 from ..flow import MissingRevision, Refused, catalog_at, follow_ups, refused
@@ -48,17 +48,24 @@ class Rater:
         self._home, self._reject, self._failed = home, reject, failed
 
     async def await_revisions(self, batch: Batch) -> None:
-        """Wait (bounded) for the catalog revision of an ``AdoptCatalog`` that reached this
-        worker before the revision itself did; one still missing is then rejected."""
+        """Wait (bounded) for the catalog revision an ``AdoptCatalog`` or ``OpenWallet``
+        names when it reached this worker before the revision itself did; one still missing
+        is then rejected (``unknown_revision``)."""
         revisions = self.processor.revisions
         wait = getattr(revisions, "wait_for", None)
         if wait is None:
             return
         commands = self.names.wallet_commands.name
         for msg in batch.inputs:
-            if msg.topic == commands and b"AdoptCatalog" in msg.value:
+            if msg.topic == commands and (
+                b"AdoptCatalog" in msg.value or b"OpenWallet" in msg.value
+            ):
                 command = read_command(msg.value, "")
-                if isinstance(command, AdoptCatalog) and command.revision not in revisions:
+                if (
+                    isinstance(command, AdoptCatalog | OpenWallet)
+                    and command.revision > 1
+                    and command.revision not in revisions
+                ):
                     await wait(command.revision, REVISION_WAIT)
 
     def answer(
