@@ -16,7 +16,7 @@ from engine.cli import build_parser, main
 from engine.cli.main import COMMANDS
 
 # The package's modules that are not commands.
-_SHARED = {"__main__", "args", "main", "resources"}
+_SHARED = {"__main__", "args", "main", "resources", "sending", "sim_rows"}
 
 
 def _children(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

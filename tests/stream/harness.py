@@ -30,6 +30,26 @@ REPO = Path(__file__).resolve().parents[2]
 CATALOG = REPO / "examples" / "catalog.yaml"
 
 
+PRICE_CHANGE = ('EU: {price: "0.05"}', 'EU: {price: "0.06"}')
+"""The SMS price of iot-eu v1 in the EU, raised."""
+SPLIT_CHANGE = (
+    'usage: {telco-a: 55, platform: "33.3333", reseller: "11.6667"}',
+    'usage: {telco-a: 50, platform: "38.3333", reseller: "11.6667"}',
+)
+"""The usage revenue split of iot-global, changed."""
+
+
+def changed_catalog(tmp_path: Path, name: str, *changes: tuple[str, str]) -> Path:
+    """The example catalog with each ``(before, after)`` text replaced once."""
+    text = CATALOG.read_text()
+    for before, after in changes:
+        assert before in text
+        text = text.replace(before, after, 1)
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
 def private_topics(tmp_path: Path, raw_partitions: int = 1, wallet_partitions: int = 4) -> Path:
     """A copy of topics.yaml with unique names, so tests never share a topic.
 
@@ -211,9 +231,9 @@ def all_decided(stack: Stack, commands: bool = False) -> bool:
     """Whether the group's committed offsets have reached the end of ``cdr.raw`` and
     ``cdr.by-wallet`` (and ``wallet.commands`` with ``commands``): every CDR (and command)
     published so far is decided and its output committed."""
-    topics = (stack.topics.cdr_raw, stack.topics.cdr_by_wallet)
+    topics = [stack.topics.cdr_raw, stack.topics.cdr_by_wallet]
     if commands:
-        topics = (*topics, stack.topics.wallet_commands)
+        topics.append(stack.topics.wallet_commands)
     tps = [(spec.name, p) for spec in topics for p in range(spec.partitions)]
     committed = committed_offsets(stack.bootstrap, stack.env["RATING_APP_ID"], tps)
     consumer = Consumer({"bootstrap.servers": stack.bootstrap, "group.id": "ends", "log_level": 0})

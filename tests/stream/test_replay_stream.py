@@ -37,15 +37,9 @@ from engine.projections import Projector, connect
 from engine.store import EventStore, open_store
 from engine.stream.sink import Sink, SinkProgress, SinkSettings
 
-from .harness import CATALOG, Stack
+from .harness import CATALOG, PRICE_CHANGE, SPLIT_CHANGE, Stack, changed_catalog
 
-CHANGES = (
-    ('EU: {price: "0.05"}', 'EU: {price: "0.06"}'),
-    (
-        'usage: {telco-a: 55, platform: "33.3333", reseller: "11.6667"}',
-        'usage: {telco-a: 50, platform: "38.3333", reseller: "11.6667"}',
-    ),
-)
+CHANGES = (PRICE_CHANGE, SPLIT_CHANGE)
 """An SMS price of iot-eu v1 and the revenue split of iot-global (tests/offline/test_replay)."""
 
 
@@ -64,16 +58,6 @@ def _cdrs(tmp_path: Path, name: str, seed: int, count: int) -> Path:
     # expectation below cannot know: leave it out.
     path = tmp_path / f"{name}.jsonl"
     path.write_bytes(raw.read_bytes().replace(b'"apn":"partner.acme"', b'"apn":"iot.telco"'))
-    return path
-
-
-def _new_catalog(tmp_path: Path) -> Path:
-    text = CATALOG.read_text()
-    for before, after in CHANGES:
-        assert before in text
-        text = text.replace(before, after, 1)
-    path = tmp_path / "new.yaml"
-    path.write_text(text)
     return path
 
 
@@ -100,7 +84,7 @@ def test_a_streaming_replay_settles_through_the_owners(
 ) -> None:
     catalog = load_catalog(CATALOG)
     first, later = _cdrs(tmp_path, "first", 41, 1500), _cdrs(tmp_path, "later", 42, 400)
-    new_catalog = _new_catalog(tmp_path)
+    new_catalog = changed_catalog(tmp_path, "new.yaml", *CHANGES)
     label = f"new.yaml@{hashlib.sha256(new_catalog.read_bytes()).hexdigest()[:12]}"
     expected_first = sum(rate_all(catalog, first, None, events_out=io.BytesIO()).events.values())
 

@@ -34,6 +34,7 @@ from engine.domain.commands import (
     OpenWallet,
     TopUp,
 )
+from engine.domain.events import UsageRated
 from engine.domain.evolve import evolve
 from engine.offline.pipeline import Pipeline
 from engine.offline.replay import ReplayReport, replay
@@ -43,17 +44,21 @@ from engine.stream.recovery import read_latest
 from engine.stream.sink import Sink, SinkProgress, SinkSettings
 from engine.stream.snapshots import decode_partition
 
-from .harness import CATALOG, Stack, all_decided, read_topic, wait_until
+from .harness import (
+    CATALOG,
+    PRICE_CHANGE,
+    SPLIT_CHANGE,
+    Stack,
+    all_decided,
+    changed_catalog,
+    read_topic,
+    wait_until,
+)
 
 NEW1, NEW2 = "89441000000000999101", "89441000000000999102"
 CHANGED = "89441000000000100007"  # an acme SIM of the catalog, moved to another plan
 T0 = datetime(2026, 9, 2, tzinfo=UTC)
 MOVE = T0 + timedelta(days=5)
-PRICE = ('EU: {price: "0.05"}', 'EU: {price: "0.06"}')  # iot-eu v1's SMS in the EU
-SPLIT = (
-    'usage: {telco-a: 55, platform: "33.3333", reseller: "11.6667"}',
-    'usage: {telco-a: 50, platform: "38.3333", reseller: "11.6667"}',
-)
 
 
 @pytest.fixture
@@ -61,16 +66,6 @@ def stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
     s = Stack(kafka_bootstrap, tmp_path, raw_partitions=1)
     yield s
     s.stop_worker()
-
-
-def _changed(tmp_path: Path, name: str, *changes: tuple[str, str]) -> Path:
-    text = CATALOG.read_text()
-    for before, after in changes:
-        assert before in text
-        text = text.replace(before, after, 1)
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 def _provisioning() -> list[Command]:
@@ -134,6 +129,16 @@ def _sink_until(sink: Sink, done: object, seconds: float = 240) -> None:
             sink.stop()
 
     sink.run(check)
+
+
+def _price(store: EventStore, cdr_id: str) -> int:
+    for rows in store.read_all():
+        for r in rows:
+            if r.type == "UsageRated":
+                event = decode_event(r.payload)
+                if isinstance(event, UsageRated) and event.cdr_id == cdr_id:
+                    return event.amount
+    raise AssertionError(f"{cdr_id} was not rated")
 
 
 def _settled(stack: Stack, store: EventStore) -> Callable[[], bool]:
@@ -223,8 +228,8 @@ def test_provisioning_a_revision_and_a_replay_leave_every_view_equal(
     stack: Stack, tmp_path: Path, chdb_path: Path
 ) -> None:
     c1 = load_catalog(CATALOG)
-    c2_path = _changed(tmp_path, "revision-2.yaml", PRICE)
-    c3_path = _changed(tmp_path, "replay.yaml", PRICE, SPLIT)
+    c2_path = changed_catalog(tmp_path, "revision-2.yaml", PRICE_CHANGE)
+    c3_path = changed_catalog(tmp_path, "replay.yaml", PRICE_CHANGE, SPLIT_CHANGE)
     first = _usage(tmp_path, "first", 61, T0, [NEW1, NEW2, CHANGED])
     second = _usage(tmp_path, "second", 62, MOVE, [NEW1, NEW2, CHANGED])
 
@@ -261,6 +266,9 @@ def test_provisioning_a_revision_and_a_replay_leave_every_view_equal(
     expected = _offline(revisions, phases)
     assert _by_wallet(store) == expected
     assert expected["shop"] and any(b"UsageRated" in e for e in expected["globex"])
+    # The revision took effect without a restart: the same SIM's SMS, on iot-eu in the EU,
+    # at revision 1's price before it and at revision 2's after.
+    assert (_price(store, "first-1"), _price(store, "second-1")) == (50_000, 60_000)
 
     # A replay through the owners: what an offline replay of the same store appends.
     _replay_through_owners(stack, tmp_path, store, url, c3_path, sink_until)
