@@ -60,6 +60,10 @@ def entry_value(entry: Entry) -> bytes:
     return _encode(entry)
 
 
+DIRECTORY_EVENTS = (*MOVES, WalletOpened, WalletClosed)
+"""The events after which a decision may change the directory (`entries_after`)."""
+
+
 def entries_after(
     state: WalletState, catalog: Catalog, events: Iterable[Event], ts: int
 ) -> list[Entry]:

@@ -19,7 +19,7 @@ from ..domain.commands import AdoptCatalog, OpenWallet
 from ..domain.decision import Decision, Origin
 from ..domain.events import CdrRejected
 from ..flow import MissingRevision, Refused, catalog_at, follow_ups, refused
-from .directory import entries_after, entry_key, entry_value
+from .directory import DIRECTORY_EVENTS, entries_after, entry_key, entry_value
 from .fencing import PartitionWriter
 from .metrics import Metrics
 from .positions import Batch, Record
@@ -170,6 +170,8 @@ class Rater:
 
     def _directory(self, out: PartitionWriter, partition: int, decision: Decision) -> None:
         """The directory entries the decision changed, in its transaction (directory.py)."""
+        if not any(isinstance(e, DIRECTORY_EVENTS) for e in decision.events):
+            return  # most decisions: usage rated, money moved
         state = self.processor.partitions[partition].wallets[decision.wallet_id]
         catalog = catalog_at(self.processor.revisions, state.revision)
         ts = int(decision.events[0].at.timestamp())
