@@ -270,6 +270,11 @@ def test_provisioning_a_revision_and_a_replay_leave_every_view_equal(
     # at revision 1's price before it and at revision 2's after.
     assert (_price(store, "first-1"), _price(store, "second-1")) == (50_000, 60_000)
 
+    # A restart (on the first revision's file) undoes none of it: each wallet's revision is
+    # part of its state, recovered from its snapshot and wallet.events.
+    stack.stop_worker()
+    stack.start_worker("--snapshot-every", "0.001")
+
     # A replay through the owners: what an offline replay of the same store appends.
     _replay_through_owners(stack, tmp_path, store, url, c3_path, sink_until)
 
