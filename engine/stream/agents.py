@@ -44,7 +44,7 @@ from ..codec import (
 from ..domain import Catalog, Cdr, Tick
 from ..flow import Revisions, latest
 from .app import RatingApp, RawSchema, create_app
-from .directory import Directory, Table
+from .directory import Directory, Table, not_following
 from .enricher import Enricher
 from .exits import stop_process_on_error
 from .fencing import Fenced, PartitionWriter
@@ -283,6 +283,8 @@ class Topology:
         """Liveness and readiness for /healthz and /readyz, from the event loop itself."""
         owner, consumer = self.ownership, self.app.consumer
         self.vitals.heartbeat(lambda: owner.wallet_partitions(set(consumer.assignment())))
+        stale = not_following(self.directory, self.processor.revisions)
+        self.vitals.health.not_ready_for("shared tables", stale)
 
     async def _diagnostics(self) -> None:
         self.vitals.install_report(self.ownership.recovering)

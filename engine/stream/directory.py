@@ -89,6 +89,8 @@ class Table:
         self.wallets: dict[str, WalletEntry] = {}
         self.changes = 0
         """Entries applied so far: a reader that waits for a route watches it grow."""
+        self.failure: Exception | None = None
+        """What stopped the follower, if anything did (the table then goes stale)."""
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         """One record of the topic; one this version cannot read is logged and skipped."""
@@ -123,16 +125,15 @@ class Directory(Table):
         self.bootstrap, self.topic = bootstrap, topic
         self._stopping = threading.Event()
         self._caught_up = threading.Event()
-        self._failure: Exception | None = None
         self._thread = threading.Thread(target=self._follow, name="directory", daemon=True)
 
     def start(self, timeout: float = TIMEOUT) -> None:
         """Read the directory to its present end (raises `StreamError` if it cannot)."""
         self._thread.start()
-        if not self._caught_up.wait(timeout) or self._failure is not None:
+        if not self._caught_up.wait(timeout) or self.failure is not None:
             self.stop()
             raise StreamError(
-                f"could not read {self.topic} from {self.bootstrap}: {self._failure or 'timed out'}"
+                f"could not read {self.topic} from {self.bootstrap}: {self.failure or 'timed out'}"
             )
 
     def stop(self) -> None:
@@ -160,7 +161,7 @@ class Directory(Table):
                     if (message.offset() or 0) >= end - 1:
                         self._caught_up.set()
         except Exception as exc:  # reported by start(), or logged once running
-            self._failure = exc
+            self.failure = exc
             log.error("wallet directory: stopped following %s: %s", self.topic, exc)
             self._caught_up.set()
         finally:
@@ -176,3 +177,16 @@ def read_directory(bootstrap: str, topics: Topics) -> Table:
     ):
         table.apply(message.key(), message.value())
     return table
+
+
+def not_following(directory: Table, revisions: object) -> str | None:
+    """Why this worker's shared tables may be stale (``None``: both are followed): its
+    directory's or its catalog revisions' follower stopped. A worker in that state routes
+    or decides with what it last read, so it reports itself not ready (`/readyz`)."""
+    problems = []
+    if directory.failure is not None:
+        problems.append(f"wallet.directory is not followed: {directory.failure}")
+    error = getattr(revisions, "error", None)
+    if error is not None:
+        problems.append(f"catalog.revisions is not followed: {error}")
+    return "; ".join(problems) or None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Producer
 
 from engine.catalog import load_catalog
@@ -19,9 +20,11 @@ from engine.stream.directory import (
     entries_after,
     entry_key,
     entry_value,
+    not_following,
     read_directory,
 )
 from engine.stream.kafka_security import client_config
+from engine.stream.topics import StreamError
 
 from .harness import CATALOG, Stack, wait_until
 
@@ -99,3 +102,20 @@ def test_a_directory_reads_to_the_end_then_follows(kafka_bootstrap: str, tmp_pat
     once = read_directory(kafka_bootstrap, stack.topics)
     assert once.routes == {"8901": {"acme": ROUTE, "globex": MOVED}}
     assert once.wallets == {"shop": OPENED}
+
+
+def test_a_stopped_follower_makes_the_worker_not_ready() -> None:
+    table = Table()
+    assert not_following(table, object()) is None
+    table.failure = RuntimeError("broker gone")
+    revisions = type("Revisions", (), {"error": ValueError("bad record")})()
+    reason = not_following(table, revisions)
+    assert reason is not None
+    assert "wallet.directory is not followed: broker gone" in reason
+    assert "catalog.revisions is not followed: bad record" in reason
+
+
+def test_a_directory_that_cannot_be_read_stops_the_start(tmp_path: Path) -> None:
+    directory = Directory("127.0.0.1:1", "absent.directory")
+    with pytest.raises(StreamError, match=r"could not read absent\.directory"):
+        directory.start(timeout=3)
