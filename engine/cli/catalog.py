@@ -103,12 +103,17 @@ def run_publish(args: argparse.Namespace) -> int:
     servers, topics = bootstrap(args), load_topics()
     published = revs.read_revisions(servers, topics)
     latest = max(published, default=0)
-    if latest and published[latest].digest == digest:
-        return _report(Published(args.file, latest, digest, "unchanged"), args.json)
-    current = published[latest].catalog() if latest else new
     routes, opened = read_directory(servers, topics)
-    problems = stranding(current, new, routes, opened, int(time.time()))
     wallets = sorted(set(new.wallets) | set(opened))
+    if latest and published[latest].digest == digest:
+        # Every wallet is told again, so a fan-out cut short before is completed by a
+        # retry; a wallet told twice decides nothing (the ids are derived).
+        again = Published(args.file, latest, digest, "unchanged", [], len(wallets))
+        if not args.dry_run:
+            _tell(again, wallets, topics, servers, progress(args))
+        return _report(again, args.json)
+    current = published[latest].catalog() if latest else new
+    problems = stranding(current, new, routes, opened, int(time.time()))
     result = Published(args.file, latest + 1, digest, "refused", problems, len(wallets))
     if problems:
         return _report(result, args.json)
@@ -173,7 +178,10 @@ def _report(result: Published, as_json: bool) -> int:
         return code
     short = result.digest[:12]
     if result.status == "unchanged":
-        print(f"{result.file}: unchanged: already revision {result.revision} (sha256 {short})")
+        print(
+            f"{result.file}: unchanged: already revision {result.revision} (sha256 {short}); "
+            f"{result.told:,} of {result.wallets:,} wallets told again to adopt it"
+        )
     elif result.status == "refused":
         print(
             f"rating-engine: {result.file} would strand live state; nothing was published:",

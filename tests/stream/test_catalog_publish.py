@@ -58,8 +58,9 @@ def test_publish_tells_every_wallet_and_publishes_a_file_once(
     assert [(n, r.name) for n, r in kept.items()] == [(1, "catalog.yaml"), (2, "prices.yaml")]
     told = adopted(kafka_bootstrap, topics)
     wallets = ["acme", "globex", "initech", "umbrella"]
-    expected = [f"adopt:{n}:{w}" for n in (1, 2) for w in wallets]
-    assert [c.command_id for _, c in told] == expected
+    # The unchanged file told every wallet again (a retry completes a fan-out cut short).
+    expected = [f"adopt:{n}:{w}" for n in (1, 1, 2) for w in wallets]
+    assert sorted(c.command_id for _, c in told) == sorted(expected)
     assert all(key == c.wallet_id.encode() for key, c in told)
     assert {(c.revision, c.digest) for _, c in told} == {(n, kept[n].digest) for n in (1, 2)}
 
@@ -124,3 +125,50 @@ def test_the_shared_route_table_is_consulted_and_its_wallets_told(
     [plan] = [p for p in answer["problems"] if p["kind"] == "plan_removed"]
     assert f"{moved.iccid} (wallet globex)" in plan["dependents"]
     assert list(read_revisions(kafka_bootstrap, topics)) == [1]
+
+
+def test_a_dry_run_checks_and_sends_nothing(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish = ["catalog", "publish", "--bootstrap", kafka_bootstrap, "--no-progress"]
+    assert cli.main([*publish, str(EXAMPLE)]) == 0
+    capsys.readouterr()
+    changed = tmp_path / "renamed.yaml"
+    changed.write_text(EXAMPLE.read_text().replace("ACME Logistics", "ACME Two", 1))
+    assert cli.main([*publish, str(changed), "--dry-run", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert (answer["status"], answer["revision"], answer["wallets"]) == ("dry-run", 2, 4)
+    assert list(read_revisions(kafka_bootstrap, topics)) == [1]
+    assert len(adopted(kafka_bootstrap, topics)) == 4  # revision 1's only
+
+
+def test_a_refusal_as_json_names_each_problem_and_its_dependents(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish = ["catalog", "publish", "--bootstrap", kafka_bootstrap, "--no-progress"]
+    assert cli.main([*publish, str(EXAMPLE)]) == 0
+    capsys.readouterr()
+    data = yaml.safe_load(EXAMPLE.read_text())
+    pool = data["pools"].pop(0)["id"]
+    for sub in data["subscriptions"]:
+        if sub.get("pool") == pool:
+            del sub["pool"]
+    smaller = tmp_path / "smaller.yaml"
+    smaller.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert cli.main([*publish, str(smaller), "--json"]) == 1
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["ok"] is False and answer["status"] == "refused"
+    assert [(p["kind"], p["subject"]) for p in answer["problems"]] == [("pool_removed", pool)]
+    assert all(p["dependents"] for p in answer["problems"])
+    assert list(read_revisions(kafka_bootstrap, topics)) == [1]
+
+
+def test_a_bad_catalog_is_refused_before_the_broker_is_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("zones: 1\n")
+    # No broker answers there: the file is refused before one is asked.
+    assert cli.main(["catalog", "publish", "--bootstrap", "127.0.0.1:1", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "Traceback" not in err
