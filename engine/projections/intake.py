@@ -16,6 +16,8 @@ holds the two to the ``Event`` union, so a new field cannot be dropped without s
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from ..codec import RENAMED, tag
 from ..domain.events import (
     AutoTopUpRequested,
@@ -116,17 +118,28 @@ _PARSED = (
 )
 
 
-def intake_from(source: str, after: int, until: int) -> str:
+def intake_from(
+    source: str, after: int, until: int, streams: int = 1, payload: str = "payload"
+) -> str:
     """``INSERT INTO event_intake`` of the events at positions ``(after, until]`` read by
     ClickHouse itself from the table function ``source`` (e.g. ``sqlite('events.db',
     'events')``): each stored JSON payload parsed by ``JSONExtract`` into the intake's
-    columns, as the ``JSONEachRow`` insert parses it (absent fields read as defaults)."""
+    columns, as the ``JSONEachRow`` insert parses it (absent fields read as defaults).
+    ``payload`` is SQL giving a payload's JSON as a ``String`` (``direct.Source``).
+
+    The range is cut into ``streams`` equal slices, one ``SELECT`` each under ``UNION ALL``:
+    each slice is its own reader of the store (the position bounds go to the store), so
+    reading, parsing and the mappings run on as many threads. Order is not kept, and need
+    not be: every row is keyed by its event's id."""
     parsed = _PARSED.replace("'", "\\'")
-    return (
-        f"INSERT INTO {INTAKE} SELECT untuple(JSONExtract(toString(payload), '{parsed}')) "
-        f"FROM {source} WHERE position > {int(after)} AND position <= {int(until)} "
-        "ORDER BY position"
+    count = max(1, min(int(streams), int(until) - int(after)))
+    cuts = [int(after) + (int(until) - int(after)) * i // count for i in range(count + 1)]
+    slices = " UNION ALL ".join(
+        f"SELECT untuple(JSONExtract(toString({payload}), '{parsed}')) "
+        f"FROM {source} WHERE position > {low} AND position <= {high}"
+        for low, high in pairwise(cuts)
     )
+    return f"INSERT INTO {INTAKE} SELECT * FROM ({slices})"
 
 
 def names(*events: type) -> tuple[str, ...]:

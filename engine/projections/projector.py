@@ -6,19 +6,20 @@ idempotent on event ids (the tables are ReplacingMergeTrees read ``FINAL``), so 
 delivered twice changes no figure. ``project`` continues after the last position applied;
 ``rebuild`` starts again from nothing and gives the same rows.
 
-A rebuild of a SQLite store into embedded chDB lets ClickHouse read the store itself (its
-``sqlite()`` table function) and parse the payloads with ``JSONExtract``: one
-``INSERT … SELECT`` per range of positions, run on all of ClickHouse's threads, with no
-Python between the two databases. Any other pair (a PostgreSQL store, a ClickHouse server
-that cannot see the store's file) takes the path above; both give the same rows.
+A rebuild into embedded chDB lets ClickHouse read the store itself (its ``sqlite()`` or
+``postgresql()`` table function, ``direct.py``) and parse the payloads with ``JSONExtract``:
+one ``INSERT … SELECT`` per range of positions, the range cut into one slice per thread, each
+slice read, parsed and mapped on its own thread, with no Python between the two databases.
+Any other pair (a ClickHouse server, which cannot see the store's file or should not hold
+its credentials) takes the path above; both give the same rows.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from tqdm import tqdm
@@ -26,8 +27,7 @@ from tqdm import tqdm
 from ..codec import encode
 from ..domain import Catalog, Event
 from ..store.base import EventStore, StoredEvent
-from ..store.sqlite import SqliteStore, sqlite_path
-from . import schema
+from . import direct, schema
 from .clickhouse import Client, ProjectionError
 from .rows import allowance_rows, catalog_rows
 
@@ -35,9 +35,17 @@ STATE_NAME = "events"
 
 DIRECT_RANGE = 1_000_000
 """Positions per ``INSERT … SELECT`` of a direct rebuild."""
+DIRECT_STREAMS = max(2, os.cpu_count() or 1)
+"""Readers of the store in a direct rebuild, each a slice of the range with its own thread."""
 DIRECT_SETTINGS: dict[str, str | int] = {
     # The mappings of one block run side by side, and a block is large.
     "parallel_view_processing": 1,
+    # Each slice of the store is read, parsed and mapped on its own thread, to the end.
+    "max_threads": DIRECT_STREAMS,
+    "max_insert_threads": DIRECT_STREAMS,
+    # A rebuild starts from empty tables and the store's event ids are unique, so a block
+    # has no duplicate key to merge away at insert time (``FINAL`` still would).
+    "optimize_on_insert": 0,
     "max_insert_block_size": 200_000,
     "min_insert_block_size_rows": 200_000,
 }
@@ -120,8 +128,8 @@ class Projector:
         source = self.direct_source(store)
         if direct and source is None:
             raise ProjectionError(
-                "ClickHouse cannot read this store directly (only a SQLite store with "
-                "embedded chDB); rebuild without --direct"
+                "ClickHouse cannot read this store directly (only a SQLite file or a "
+                "PostgreSQL server over TCP, with embedded chDB); rebuild without --direct"
             )
         self.drop()
         self.create()
@@ -129,14 +137,11 @@ class Projector:
             return self._direct(store, source, progress)
         return self._from(store, 0, progress)
 
-    def direct_source(self, store: EventStore) -> str | None:
-        """The table function through which ClickHouse reads ``store``'s events, if it can."""
-        if not isinstance(store, SqliteStore) or type(self.client).__name__ != "ChdbClient":
-            return None
-        path = str(Path(sqlite_path(store.url)).resolve()).replace("\\", "\\\\")
-        return "sqlite('{}', 'events')".format(path.replace("'", "\\'"))
+    def direct_source(self, store: EventStore) -> direct.Source | None:
+        """How ClickHouse reads ``store``'s events itself, if it can (``direct.source``)."""
+        return direct.source(store, self.client)
 
-    def _direct(self, store: EventStore, source: str, progress: bool) -> int:
+    def _direct(self, store: EventStore, source: direct.Source, progress: bool) -> int:
         """Every stored event into the intake by ClickHouse alone, a range of positions
         at a time (``DIRECT_RANGE``) so progress shows and a range is saved when it is in."""
         end = store.position()
@@ -145,12 +150,13 @@ class Projector:
             after = 0
             while after < end:
                 until = min(end, after + DIRECT_RANGE)
+                sql = schema.intake_from(source.table, after, until, DIRECT_STREAMS, source.payload)
                 try:
-                    self.client.command(
-                        schema.intake_from(source, after, until), settings=DIRECT_SETTINGS
-                    )
+                    self.client.command(sql, settings=DIRECT_SETTINGS)
                 except ClickHouseError as exc:
                     cause = str(exc).strip().splitlines()[0] if str(exc).strip() else "failed"
+                    if source.secret:
+                        cause = cause.replace(source.secret, "***")
                     raise ProjectionError(f"ClickHouse could not read the store: {cause}") from None
                 self._save(until)
                 bar.update(until - after)

@@ -22,7 +22,13 @@ import psycopg.errors
 
 from ..codec import current_type, decode_input
 from ..domain import Cdr, Command, Event
-from ..secrets import EVENT_STORE_PASSWORD, SecretError, password_in_url, secret
+from ..secrets import (
+    EVENT_STORE_PASSWORD,
+    SecretError,
+    password_in_url,
+    secret,
+    with_password,
+)
 from . import chain, schema
 from .base import (
     Problem,
@@ -83,6 +89,12 @@ class PostgresStore:
         except psycopg.Error as exc:
             self._drop()
             raise self._error(exc, "cannot create the event store's tables at") from exc
+
+    def reader_url(self) -> str:
+        """The URL this store connects with, its password included, for another reader of
+        the same database in this process (a direct rebuild's ``postgresql()``). Never
+        print it or pass it to another process: ``url`` is the one for messages."""
+        return with_password(self._dsn, self._password.get("password"))
 
     def _connect(self) -> psycopg.Connection[Any]:
         """A new connection (the caller holds the lock, or no other thread has the store)."""

@@ -249,9 +249,9 @@ def test_a_direct_rebuild_gives_the_rows_of_the_python_path(
 
 
 def test_a_direct_rebuild_is_refused_where_clickhouse_cannot_read_the_store(
-    client: Client, run: Run, postgres_url: str
+    client: Client, run: Run
 ) -> None:
-    store = open_store(postgres_url)
+    store = open_store("sqlite:///:memory:")
     try:
         projector = Projector(client, run.catalog)
         assert projector.direct_source(store) is None
