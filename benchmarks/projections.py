@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import shutil
 import statistics
 import tempfile
@@ -86,6 +87,7 @@ def main() -> None:
     args = parser.parse_args()
 
     url = events_store(args.events, args.seed)
+    load_before = os.getloadavg()[0]
     catalog = load_catalog(CATALOG)
     store = open_store(url)
     n = store.position()
@@ -135,6 +137,9 @@ def main() -> None:
         store.close()
         shutil.rmtree(work)
 
+    # The machine may be shared: the figures are only as good as the load beside them.
+    load_after = os.getloadavg()[0]
+
     def best(runs: list[tuple[float, float]]) -> float:
         return min(w for w, _ in runs)
 
@@ -155,6 +160,7 @@ def main() -> None:
         ("direct rebuild, median (events/s)", f"{n / median(t_direct):,.0f}"),
         ("direct rebuild CPU, all threads (µs/event)", f"{min(t_direct)[1] / n * 1e6:.2f}"),
         ("3 views queried (s)", f"{t_views:.2f}"),
+        ("load average (1 min), before / after", f"{load_before:.1f} / {load_after:.1f}"),
     ]
     figures += [(f"rows in {t}", f"{c:,}") for t, c in counts.items()]
     print(table(figures, f"projections: {n:,} events into embedded ClickHouse (chDB)"))
@@ -188,6 +194,7 @@ def main() -> None:
             "rebuild_seconds": round(best(t_rebuild), 3),
             "rebuild_cpu_us_per_event": round(rebuild_cpu / n * 1e6, 2),
             "rows": counts,
+            "load_average": {"before": round(load_before, 2), "after": round(load_after, 2)},
             "environment": env,
         },
     )
