@@ -27,8 +27,9 @@ def register(commands: Subparsers) -> None:
                 "--direct",
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help="let ClickHouse read the store itself (a SQLite store with embedded "
-                "chDB; default: whenever it can), or insert the events from Python",
+                help="let ClickHouse read the store itself (a SQLite file through sqlite(), "
+                "PostgreSQL over TCP through postgresql(); default: whenever it can), or "
+                "insert the events from Python",
             )
         parser.set_defaults(func=func)
 
