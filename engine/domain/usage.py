@@ -7,7 +7,6 @@ from .catalog import Filter, PlanVersion, Pool, Rate, Subscription
 from .cdr import Cdr
 from .charges import after_debit, charge, expire, open_wallet
 from .cycles import Cycle
-from .dedup import duplicate, late
 from .draft import Draft, splits
 from .events import PoolStepped, UsageRated
 from .grants import Settlement, settle
@@ -29,9 +28,11 @@ def decide_cdr(d: Draft, cdr: Cdr, ts: int) -> None:
     """``ts``: the record's instant in epoch seconds (``limits.admit``)."""
     state = d.state
     at = cdr.started_at
-    if duplicate(state, d.key):
+    key = d.key
+    # dedup.duplicate and dedup.late, asked inline (once per record)
+    if key in state.seen or key in state.seen_before:
         raise Refused("duplicate", "CDR already rated")
-    if late(state, ts):
+    if ts < state.retained_since:
         raise Refused("late", "older than the duplicate-detection window")
     found = resolve(d, cdr, ts)
     open_wallet(d, at)
