@@ -35,7 +35,8 @@ def decide_cdr(d: Draft, cdr: Cdr, ts: int) -> None:
     if ts < state.retained_since:
         raise Refused("late", "older than the duplicate-detection window")
     found = resolve(d, cdr, ts)
-    open_wallet(d, at)
+    if not state.opened:
+        open_wallet(d, at)
     if d.state.grants:
         expire(d, at, ts)
     rate(d, cdr, ts, found)
@@ -85,14 +86,15 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
     rounding = version.rounding.get(service)
     rated_volume = rating.rounded(cdr.volume, rounding) if rounding else cdr.volume
     cycle = cycle_at(d.catalog, ts, wallet.cycle_anchor_day)
-    pool = _pool_of(d, sub.pool, service, zone)
+    pool = _pool_of(d, sub.pool, service, zone) if sub.pool else None
     drawn = pools.NO_DRAW if pool is None else draw_pool(d, pool, cdr, cycle, ts, rated_volume)
     charged_volume = rated_volume - drawn.volume
     state = d.state  # after any pool step-up and its charge
-    # the cycle's volume so far only matters to graduated tiers
     per_zone = version.tier_scope == "zone"
-    counter = rating.tier_counter(cdr.iccid, service, cycle.id, zone if per_zone else None)
-    used = state.tier_used.get(counter, 0) if len(chosen.tiers) > 1 else 0
+    used = 0
+    if len(chosen.tiers) > 1:  # the cycle's volume so far only matters to graduated tiers
+        counter = rating.tier_counter(cdr.iccid, service, cycle.id, zone if per_zone else None)
+        used = state.tier_used.get(counter, 0)
     amount = rating.price(chosen, used, charged_volume)
     if amount > (limit := d.catalog.limits.max_charge):
         raise Refused(
