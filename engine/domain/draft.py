@@ -9,6 +9,8 @@ else is decided.
 
 from __future__ import annotations
 
+import msgspec
+
 from .catalog import Catalog, Share, Wallet
 from .events import Event, SplitLine
 from .evolve import Grants, evolve
@@ -17,17 +19,18 @@ from .money import allocate
 from .state import WalletState
 
 
-class Draft:
-    """The events of one decision so far, and the state they lead to."""
+class Draft(msgspec.Struct, gc=False):
+    """The events of one decision so far, and the state they lead to.
 
-    __slots__ = ("catalog", "events", "key", "state", "wallet")
+    A mutable Struct, built in C once per input (a class's ``__init__`` is a Python call),
+    and untracked by the collector: nothing it holds refers back to it.
+    """
 
-    def __init__(self, state: WalletState, key: str, catalog: Catalog, wallet: Wallet) -> None:
-        self.state = state
-        self.key = key
-        self.catalog = catalog
-        self.wallet = wallet
-        self.events: list[Event] = []
+    state: WalletState
+    key: str
+    catalog: Catalog
+    wallet: Wallet
+    events: list[Event] = msgspec.field(default_factory=list)
 
     def next_id(self) -> str:
         return event_id(self.key, len(self.events))

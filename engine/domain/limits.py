@@ -86,7 +86,9 @@ def time_problem(limits: Limits, at: datetime, ts: float | None = None) -> str |
 
 
 def volume_problem(limits: Limits, service: str, volume: int) -> str | None:
-    limit = limits.max_volume.get(service, DEFAULT_MAX_VOLUME.get(service, INT64_MAX))
+    limit = limits.max_volume.get(service)
+    if limit is None:
+        limit = DEFAULT_MAX_VOLUME.get(service, INT64_MAX)
     if volume > limit:
         return f"volume {volume} is over the {service} limit of {limit} per record"
     return None

@@ -7,7 +7,6 @@ from .catalog import Filter, PlanVersion, Pool, Rate, Subscription
 from .cdr import Cdr
 from .charges import after_debit, charge, expire, open_wallet
 from .cycles import Cycle
-from .dedup import duplicate, late
 from .draft import Draft, splits
 from .events import PoolStepped, UsageRated
 from .grants import Settlement, settle
@@ -29,12 +28,15 @@ def decide_cdr(d: Draft, cdr: Cdr, ts: int) -> None:
     """``ts``: the record's instant in epoch seconds (``limits.admit``)."""
     state = d.state
     at = cdr.started_at
-    if duplicate(state, d.key):
+    key = d.key
+    # dedup.duplicate and dedup.late, asked inline (once per record)
+    if key in state.seen or key in state.seen_before:
         raise Refused("duplicate", "CDR already rated")
-    if late(state, ts):
+    if ts < state.retained_since:
         raise Refused("late", "older than the duplicate-detection window")
     found = resolve(d, cdr, ts)
-    open_wallet(d, at)
+    if not state.opened:
+        open_wallet(d, at)
     if d.state.grants:
         expire(d, at, ts)
     rate(d, cdr, ts, found)
@@ -84,14 +86,15 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
     rounding = version.rounding.get(service)
     rated_volume = rating.rounded(cdr.volume, rounding) if rounding else cdr.volume
     cycle = cycle_at(d.catalog, ts, wallet.cycle_anchor_day)
-    pool = _pool_of(d, sub.pool, service, zone)
+    pool = _pool_of(d, sub.pool, service, zone) if sub.pool else None
     drawn = pools.NO_DRAW if pool is None else draw_pool(d, pool, cdr, cycle, ts, rated_volume)
     charged_volume = rated_volume - drawn.volume
     state = d.state  # after any pool step-up and its charge
-    # the cycle's volume so far only matters to graduated tiers
     per_zone = version.tier_scope == "zone"
-    counter = rating.tier_counter(cdr.iccid, service, cycle.id, zone if per_zone else None)
-    used = state.tier_used.get(counter, 0) if len(chosen.tiers) > 1 else 0
+    used = 0
+    if len(chosen.tiers) > 1:  # the cycle's volume so far only matters to graduated tiers
+        counter = rating.tier_counter(cdr.iccid, service, cycle.id, zone if per_zone else None)
+        used = state.tier_used.get(counter, 0)
     amount = rating.price(chosen, used, charged_volume)
     if amount > (limit := d.catalog.limits.max_charge):
         raise Refused(
