@@ -483,8 +483,8 @@ def sum_gc(scrapes: list[GcScrape]) -> GcScrape:
 def gc_summary(before: GcScrape, after: GcScrape, seconds: float) -> dict[str, Any]:
     """Per generation, the pauses between two scrapes: how many, their total (and its share
     of ``seconds``), the p99 (interpolated within its bucket, as Prometheus'
-    ``histogram_quantile``) and the bound of the bucket of the longest; with the longest
-    since the worker started (its gauge)."""
+    ``histogram_quantile``) and the bound of the longest one's bucket, each capped by the
+    longest pause since the worker started (its gauge), which is also given."""
     out: dict[str, Any] = {}
     for generation, gen in sorted(after.items()):
         old = before.get(generation, {"buckets": {}, "sum": 0.0})
@@ -492,13 +492,16 @@ def gc_summary(before: GcScrape, after: GcScrape, seconds: float) -> dict[str, A
         counts = [gen["buckets"][b] - old["buckets"].get(b, 0.0) for b in bounds]
         count = int(counts[-1]) if counts else 0
         total = gen["sum"] - old["sum"]
+        longest = round(gen["max"] * 1000, 1)
+        p99, top = _quantile(0.99, bounds, counts), _quantile(1.0, bounds, counts)
         out[generation] = {
             "count": count,
             "total_ms": round(total * 1000, 1),
             "share_of_run": round(total / seconds, 4) if seconds > 0 else None,
-            "p99_ms": _quantile(0.99, bounds, counts),
-            "max_bucket_ms": _quantile(1.0, bounds, counts),
-            "max_since_start_ms": round(gen["max"] * 1000, 1),
+            # Upper bounds both: no pause is longer than the longest since the start.
+            "p99_ms": None if p99 is None else min(p99, longest),
+            "max_ms": None if top is None else min(top, longest),
+            "max_since_start_ms": longest,
         }
     return out
 
@@ -809,7 +812,7 @@ def gc_rows(run: str, pauses: dict[str, Any]) -> list[tuple[str, str]]:
     """A table row per generation: count, p99 and the longest pause's bucket."""
     rows = []
     for generation, gen in pauses.items():
-        p99, top = gen["p99_ms"], gen["max_bucket_ms"]
+        p99, top = gen["p99_ms"], gen["max_ms"]
         text = f"{gen['count']:,}, total {gen['total_ms']:,.0f} ms"
         if p99 is not None:
             text += f", p99 {p99:g} ms, max <= {top:g} ms"
