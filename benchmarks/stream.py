@@ -40,6 +40,7 @@ from typing import Any
 import msgspec
 from _common import environment, save, table
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 from support.catalogs import spread_catalog
 
 from engine.catalog import load_catalog
@@ -64,6 +65,9 @@ CATALOG = REPO / "examples" / "catalog.yaml"
 
 JOIN_TIMEOUT = 180.0
 """Seconds a fresh worker may take to join its group and decide the warm-up CDR."""
+SETTLE_SECONDS = 2.5
+"""Seconds between the warm-up decision and the run: the workers' heartbeat freezes the
+heap once they are ready, with a full collection that is start-up, not the run."""
 STALL_TIMEOUT = 180.0
 """Seconds without a new decision before a run is declared stuck."""
 
@@ -180,6 +184,10 @@ class Stack:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"workers own {owned} of {partitions} partitions")
             time.sleep(0.5)
+
+    def gc_pauses(self) -> GcScrape:
+        """The workers' ``rating_gc_pause_seconds`` buckets and longest pauses, summed."""
+        return sum_gc([gc_scrape(worker.get("/metrics")[1]) for worker in self.workers])
 
     def check_worker(self) -> None:
         for worker in self.workers:
@@ -438,6 +446,83 @@ def percentile(values: list[float], q: float) -> float:
     return values[rank - 1]
 
 
+GcScrape = dict[str, dict[str, Any]]
+"""generation -> {"buckets": {le: cumulative count}, "sum": seconds, "max": seconds}."""
+
+
+def gc_scrape(text: str) -> GcScrape:
+    """A worker's garbage collection pauses, from its ``/metrics`` text."""
+    out: GcScrape = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            generation = sample.labels.get("generation")
+            if generation is None:
+                continue
+            gen = out.setdefault(generation, {"buckets": {}, "sum": 0.0, "max": 0.0})
+            if sample.name == "rating_gc_pause_seconds_bucket":
+                gen["buckets"][float(sample.labels["le"])] = sample.value
+            elif sample.name == "rating_gc_pause_seconds_sum":
+                gen["sum"] = sample.value
+            elif sample.name == "rating_gc_pause_max_seconds":
+                gen["max"] = sample.value
+    return out
+
+
+def sum_gc(scrapes: list[GcScrape]) -> GcScrape:
+    out: GcScrape = {}
+    for scrape in scrapes:
+        for generation, gen in scrape.items():
+            total = out.setdefault(generation, {"buckets": {}, "sum": 0.0, "max": 0.0})
+            for le, count in gen["buckets"].items():
+                total["buckets"][le] = total["buckets"].get(le, 0.0) + count
+            total["sum"] += gen["sum"]
+            total["max"] = max(total["max"], gen["max"])
+    return out
+
+
+def gc_summary(before: GcScrape, after: GcScrape, seconds: float) -> dict[str, Any]:
+    """Per generation, the pauses between two scrapes: how many, their total (and its share
+    of ``seconds``), the p99 (interpolated within its bucket, as Prometheus'
+    ``histogram_quantile``) and the bound of the longest one's bucket, each capped by the
+    longest pause since the worker started (its gauge), which is also given."""
+    out: dict[str, Any] = {}
+    for generation, gen in sorted(after.items()):
+        old = before.get(generation, {"buckets": {}, "sum": 0.0})
+        bounds = sorted(gen["buckets"])
+        counts = [gen["buckets"][b] - old["buckets"].get(b, 0.0) for b in bounds]
+        count = int(counts[-1]) if counts else 0
+        total = gen["sum"] - old["sum"]
+        longest = round(gen["max"] * 1000, 1)
+        p99, top = _quantile(0.99, bounds, counts), _quantile(1.0, bounds, counts)
+        out[generation] = {
+            "count": count,
+            "total_ms": round(total * 1000, 1),
+            "share_of_run": round(total / seconds, 4) if seconds > 0 else None,
+            # Upper bounds both: no pause is longer than the longest since the start.
+            "p99_ms": None if p99 is None else min(p99, longest),
+            "max_ms": None if top is None else min(top, longest),
+            "max_since_start_ms": longest,
+        }
+    return out
+
+
+def _quantile(q: float, bounds: list[float], cumulative: list[float]) -> float | None:
+    """``histogram_quantile``: the bucket where the rank falls, linearly within it (ms)."""
+    if not cumulative or cumulative[-1] <= 0:
+        return None
+    rank = q * cumulative[-1]
+    lower, below = 0.0, 0.0
+    for bound, count in zip(bounds, cumulative, strict=True):
+        if count >= rank:
+            if math.isinf(bound):
+                return round(lower * 1000, 1)
+            inside = count - below
+            share = (rank - below) / inside if inside else 1.0
+            return round((lower + (bound - lower) * share) * 1000, 1)
+        lower, below = bound, count
+    return None
+
+
 # -- the two runs ------------------------------------------------------------------------
 
 
@@ -479,6 +564,9 @@ def start(
     reader.wait_warmup(key, stack)
     reader.at.pop(key, None)
     log(f"workers joined and decided the warm-up CDR in {time.monotonic() - t0:.1f} s")
+    # A heartbeat (1 s) after it is ready, a worker freezes its heap (engine/stream/
+    # garbage.py) with one full collection: not part of the run's pauses.
+    time.sleep(SETTLE_SECONDS)
     return reader
 
 
@@ -491,6 +579,7 @@ def throughput_run(setup: Setup, cdrs: Path, n: int, profile: Path | None) -> di
         try:
             starts = high_watermarks(bootstrap, raw.name, raw.partitions)  # after the warm-up
             log(f"throughput: publishing {n:,} CDRs")
+            gc0 = stack.gc_pauses()
             cpu0 = stack.worker_cpu()
             wall0 = time.time()
             published = stack.publish(cdrs)
@@ -503,6 +592,7 @@ def throughput_run(setup: Setup, cdrs: Path, n: int, profile: Path | None) -> di
             reader.wait_for(n, stack, "throughput")
             wall1 = time.time()
             cpu1 = stack.worker_cpu()
+            gc1 = stack.gc_pauses()
         finally:
             reader.stop()
         ends = high_watermarks(bootstrap, raw.name, raw.partitions)
@@ -522,6 +612,7 @@ def throughput_run(setup: Setup, cdrs: Path, n: int, profile: Path | None) -> di
             "worker_cpu_seconds": None if cpu is None else round(cpu, 2),
             "worker_cpu_us_per_cdr": None if cpu is None else round(cpu / n * 1e6),
             "worker_cpu_share": None if cpu is None else round(cpu / (wall1 - wall0), 2),
+            "gc_pauses": gc_summary(gc0, gc1, wall1 - wall0),
         }
     finally:
         stack.close(delete_topics=external())
@@ -537,10 +628,12 @@ def latency_run(setup: Setup, rate: float, seconds: float) -> dict[str, Any]:
         reader = start(stack, cdrs, keep=True, workers=setup.workers)
         try:
             log(f"latency: offering {rate:,.0f} CDRs/s for {seconds:g} s ({n:,} CDRs)")
+            gc0, wall0 = stack.gc_pauses(), time.time()
             published = stack.publish(cdrs, rate=rate)
             if published["delivered"] != n:
                 raise RuntimeError(f"publish delivered {published['delivered']} of {n}")
             reader.wait_for(n, stack, "latency")
+            pauses = gc_summary(gc0, stack.gc_pauses(), time.time() - wall0)
         finally:
             reader.stop()
         raw = stack.topics.cdr_raw
@@ -561,6 +654,7 @@ def latency_run(setup: Setup, rate: float, seconds: float) -> dict[str, Any]:
                 "max": latencies[-1],
                 "mean": round(sum(latencies) / n, 1),
             },
+            "gc_pauses": pauses,
         }
     finally:
         stack.close(delete_topics=external())
@@ -675,6 +769,9 @@ def main() -> None:
         ms = latency["ms"]
         rows.append(("latency: offered (CDRs/s)", f"{latency['offered_cdrs_per_second']:,}"))
         rows += [(f"latency {k} (ms)", f"{ms[k]:,.0f}") for k in ("p50", "p90", "p99", "max")]
+    rows += gc_rows("throughput", run["gc_pauses"])
+    if latency is not None:
+        rows += gc_rows("latency", latency["gc_pauses"])
     wallets = 4 * args.wallet_copies
     title = (
         f"stream: {n:,} CDRs, {args.sims:,} SIMs, {wallets} wallets, {partitions} partitions, "
@@ -709,6 +806,18 @@ def main() -> None:
         },
     )
     print(f"wrote {path}")
+
+
+def gc_rows(run: str, pauses: dict[str, Any]) -> list[tuple[str, str]]:
+    """A table row per generation: count, p99 and the longest pause's bucket."""
+    rows = []
+    for generation, gen in pauses.items():
+        p99, top = gen["p99_ms"], gen["max_ms"]
+        text = f"{gen['count']:,}, total {gen['total_ms']:,.0f} ms"
+        if p99 is not None:
+            text += f", p99 {p99:g} ms, max <= {top:g} ms"
+        rows.append((f"{run}: GC gen {generation} pauses", text))
+    return rows
 
 
 def _revision() -> str:

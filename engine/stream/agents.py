@@ -84,7 +84,9 @@ class Topology:
         self.names = topics
         self.processor = RatingProcessor(catalog, revisions)
         self.directory = directory if directory is not None else Table()
-        self.vitals = Vitals(app, self.processor, self._probe)
+        self.vitals = Vitals(
+            app, self.processor, self._probe, settings.gc_freeze, settings.gc_threshold
+        )
         self.metrics, self.kafka = self.vitals.metrics, self.vitals.kafka
         snapshots = Snapshotter(
             settings, topics.wallet_snapshots.name, self.processor, self.metrics

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from .garbage import GcPauses
 from .health import Health, HealthServer, serve
 from .outage import RetryMetrics
 
@@ -26,6 +27,10 @@ class Metrics:
         self._decisions(r)
         self._partitions(r)
         self.retry = RetryMetrics(r)
+        self.gc = GcPauses()
+        """``rating_gc_pause_seconds{generation}``, ``rating_gc_pause_max_seconds`` and
+        ``rating_gc_frozen_objects``: what the garbage collector costs (garbage.py)."""
+        r.register(self.gc)
 
     def _inputs(self, r: CollectorRegistry) -> None:
         self.received = Counter(

@@ -21,7 +21,12 @@ def run_worker(
     """``revisions``: the live catalogs by revision (``revisions.CatalogRevisions``,
     started), which the topology decides with."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app, _topology = build(settings, catalog, topics, revisions=revisions)
+    app, topology = build(settings, catalog, topics, revisions=revisions)
     worker = QuietWorker(app, loglevel=loglevel.upper(), quiet=True)
-    worker.execute_from_commandline()  # returns when the worker stops (signal or crash)
+    garbage = topology.vitals.garbage
+    garbage.start()  # this process is the worker's: its collector is tuned and timed
+    try:
+        worker.execute_from_commandline()  # returns when the worker stops (signal or crash)
+    finally:
+        garbage.stop()
     return 0

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import msgspec
 
+from .garbage import parse_threshold
+
+GC_THRESHOLD = "50000,20,10"
+
 
 class WorkerSettings(msgspec.Struct, frozen=True):
     catalog: Path
@@ -35,6 +39,13 @@ class WorkerSettings(msgspec.Struct, frozen=True):
     (counted from the record's Kafka timestamp; 0: never held). See holding.py."""
     hold_max: int = 100_000
     """At most this many CDRs held at once; beyond it one is routed by the fallback rule."""
+    gc_freeze: bool = True
+    """Freeze the heap (``gc.freeze``) once the owned partitions are recovered (garbage.py)."""
+    gc_threshold: str = GC_THRESHOLD
+    """The collector's three thresholds, ``first,second,third`` (``""``: CPython's own)."""
+
+    def __post_init__(self) -> None:
+        parse_threshold(self.gc_threshold)  # refused at start-up, not at the first batch
 
     @classmethod
     def from_env(
@@ -55,6 +66,8 @@ class WorkerSettings(msgspec.Struct, frozen=True):
             "session_timeout": env.get("RATING_SESSION_TIMEOUT"),
             "hold_unknown": env.get("RATING_HOLD_UNKNOWN"),
             "hold_max": env.get("RATING_HOLD_MAX"),
+            "gc_freeze": env.get("RATING_GC_FREEZE"),
+            "gc_threshold": env.get("RATING_GC_THRESHOLD"),
         }
         for name, value in from_env.items():
             if value:

@@ -14,6 +14,7 @@ from typing import Any
 from faust.types import TP
 
 from . import diagnostics
+from .garbage import Garbage, parse_threshold
 from .health import Health, worker_readiness
 from .metrics import Metrics
 from .outage import KafkaWatch, Outage, quiet_client_logs
@@ -23,11 +24,21 @@ from .processor import RatingProcessor
 class Vitals:
     """One worker's metrics, health and Kafka watch, and what feeds them."""
 
-    def __init__(self, app: Any, processor: RatingProcessor, probe: Callable[[], Any]) -> None:
-        """``probe`` asks Kafka for metadata: what tells an outage's start and end."""
+    def __init__(
+        self,
+        app: Any,
+        processor: RatingProcessor,
+        probe: Callable[[], Any],
+        gc_freeze: bool = False,
+        gc_threshold: str = "",
+    ) -> None:
+        """``probe`` asks Kafka for metadata: what tells an outage's start and end;
+        ``gc_freeze`` and ``gc_threshold``: the collector's settings (garbage.py), applied
+        once the process calls ``garbage.start()``."""
         self.app = app
         self.processor = processor
         self.metrics = Metrics()
+        self.garbage = Garbage(self.metrics.gc, gc_freeze, parse_threshold(gc_threshold))
         self.health = Health()
         outage = Outage("kafka", "Kafka", self.health, self.metrics.retry)
         self.kafka = KafkaWatch(outage, probe)
@@ -70,7 +81,12 @@ class Vitals:
         self.health.beat()
         self.kafka.check()
         busy = self.app.rebalancing or self.app.in_recovery
-        self.health.ready(worker_readiness(busy, assigned(), self.processor.recovered))
+        owned = frozenset(assigned())
+        not_ready = worker_readiness(busy, owned, self.processor.recovered)
+        self.health.ready(not_ready)
+        if not_ready is None:
+            # Everything recovered is now long-lived: out of the collector's way.
+            self.garbage.settle(owned)
 
     def install_report(self, recovering: dict[int, Any]) -> None:
         """The SIGUSR1 report (diagnostics.py), from within the running loop."""

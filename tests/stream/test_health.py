@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -127,5 +128,14 @@ def test_a_worker_becomes_ready_once_its_partitions_are_recovered(
         partitions = stack.topics.wallet_events.partitions
         assert f"rating_partitions_owned {float(partitions)}" in metrics
         assert "rating_partitions_recovering 0.0" in metrics
+        # Ready: its heap is frozen (garbage.py) and every collection so far was timed.
+        deadline = time.monotonic() + 10
+        while "rating_gc_frozen_objects 0.0" in metrics and time.monotonic() < deadline:
+            time.sleep(0.2)
+            metrics = _get(port, "/metrics")[1].decode()
+        frozen = re.search(r"^rating_gc_frozen_objects (\S+)$", metrics, re.M)
+        assert frozen and float(frozen.group(1)) > 0, metrics
+        full = re.search(r'^rating_gc_pause_seconds_count\{generation="2"\} (\S+)$', metrics, re.M)
+        assert full and float(full.group(1)) >= 1  # the freeze's own collection at least
     finally:
         stack.stop_worker()

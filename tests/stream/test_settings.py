@@ -37,6 +37,16 @@ def test_variables_are_read_and_converted() -> None:
     assert s.session_timeout == 2.5
 
 
+def test_the_garbage_collectors_settings() -> None:
+    s = WorkerSettings.from_env(
+        "c.yaml", environ={"RATING_GC_FREEZE": "false", "RATING_GC_THRESHOLD": "700,10,10"}
+    )
+    assert (s.gc_freeze, s.gc_threshold) == (False, "700,10,10")
+    assert WorkerSettings.from_env("c.yaml", environ={"RATING_GC_FREEZE": "0"}).gc_freeze is False
+    with pytest.raises(msgspec.ValidationError, match="three positive integers"):
+        WorkerSettings.from_env("c.yaml", environ={"RATING_GC_THRESHOLD": "700"})
+
+
 def test_a_flag_wins_over_its_variable_and_an_empty_variable_is_unset() -> None:
     environ = {"RATING_APP_ID": "from-env", "RATING_STORE": ""}
     s = WorkerSettings.from_env("c.yaml", environ=environ, app_id="from-flag", batch_size=None)

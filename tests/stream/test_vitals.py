@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 from types import SimpleNamespace
 from typing import Any
 
@@ -83,3 +84,30 @@ def test_not_ready_while_rebalancing() -> None:
     _beat(vitals, {0})
     ready, body = vitals.health.readiness()
     assert not ready and "rebalancing" in str(body)
+
+
+def test_the_heap_is_frozen_once_the_owned_partitions_are_recovered() -> None:
+    """A started worker's heap (garbage.py) is frozen at the heartbeat that finds it ready,
+    not while it recovers, and again when a rebalance changed what it owns."""
+    vitals = Vitals(
+        SimpleNamespace(rebalancing=False, in_recovery=False, consumer=Consumer({})),
+        RatingProcessor(load_catalog(CATALOG)),
+        list,
+        gc_freeze=True,
+        gc_threshold="",
+    )
+    garbage = vitals.garbage
+    garbage.start()
+    try:
+        _beat(vitals, {0})
+        assert garbage.settled_for is None  # still recovering
+        vitals.processor.install(0, PartitionState())
+        _beat(vitals, {0})
+        assert garbage.settled_for == {0}
+        assert gc.get_freeze_count() > 0
+        vitals.processor.install(1, PartitionState())
+        _beat(vitals, {0, 1})
+        assert garbage.settled_for == {0, 1}
+    finally:
+        garbage.stop()
+        gc.unfreeze()
