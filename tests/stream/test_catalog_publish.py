@@ -65,19 +65,26 @@ def test_publish_tells_every_wallet_and_publishes_a_file_once(
     assert {(c.revision, c.digest) for _, c in told} == {(n, kept[n].digest) for n in (1, 2)}
 
 
+def _without_first_pool(tmp_path: Path) -> tuple[str, Path]:
+    """The example catalog without its first pool (no subscription of it names the pool any
+    more): a file that loads, but strands the SIMs live in that pool."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    pool = data["pools"].pop(0)["id"]
+    for sub in data["subscriptions"]:
+        if sub.get("pool") == pool:
+            del sub["pool"]
+    smaller = tmp_path / "smaller.yaml"
+    smaller.write_text(yaml.safe_dump(data, sort_keys=False))
+    return pool, smaller
+
+
 def test_a_stranding_change_is_refused_and_nothing_is_sent(
     kafka_bootstrap: str, topics: Topics, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     publish = ["catalog", "publish", "--bootstrap", kafka_bootstrap, "--no-progress"]
     assert cli.main([*publish, str(EXAMPLE)]) == 0
     capsys.readouterr()
-    data = yaml.safe_load(EXAMPLE.read_text())
-    pool = data["pools"].pop(0)["id"]  # and no subscription of the file names it any more
-    for sub in data["subscriptions"]:
-        if sub.get("pool") == pool:
-            del sub["pool"]
-    smaller = tmp_path / "smaller.yaml"
-    smaller.write_text(yaml.safe_dump(data, sort_keys=False))
+    pool, smaller = _without_first_pool(tmp_path)
     code = cli.main([*publish, str(smaller)])
     err = capsys.readouterr().err
     assert code == 1, err
@@ -148,13 +155,7 @@ def test_a_refusal_as_json_names_each_problem_and_its_dependents(
     publish = ["catalog", "publish", "--bootstrap", kafka_bootstrap, "--no-progress"]
     assert cli.main([*publish, str(EXAMPLE)]) == 0
     capsys.readouterr()
-    data = yaml.safe_load(EXAMPLE.read_text())
-    pool = data["pools"].pop(0)["id"]
-    for sub in data["subscriptions"]:
-        if sub.get("pool") == pool:
-            del sub["pool"]
-    smaller = tmp_path / "smaller.yaml"
-    smaller.write_text(yaml.safe_dump(data, sort_keys=False))
+    pool, smaller = _without_first_pool(tmp_path)
     assert cli.main([*publish, str(smaller), "--json"]) == 1
     answer = json.loads(capsys.readouterr().out)
     assert answer["ok"] is False and answer["status"] == "refused"
