@@ -212,13 +212,29 @@ class _Sender:
     def wait(self, seconds: float) -> None:
         """Sleep up to ``seconds`` while serving delivery reports (it returns early when
         some arrive: a caller that needs the full wait asks again)."""
-        self.producer.poll(seconds)
+        try:
+            self.producer.poll(seconds)
+        except KafkaException as exc:
+            self._fatal(exc)
+
+    def _fatal(self, exc: KafkaException) -> None:
+        """A fatal error librdkafka raised while serving reports (an idempotent producer
+        refused by the cluster's ACLs, say): recorded as `stopped` says, not a traceback."""
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is None or not error.fatal():
+            raise exc
+        self.on_error(error)
 
     def drain(self, bar: tqdm[Any] | None, timeout: float) -> None:
         """Wait for every queued record's delivery report."""
         deadline = time.monotonic() + timeout
         while True:
-            remaining = self.producer.flush(0.5)
+            try:
+                remaining = self.producer.flush(0.5)
+            except KafkaException as exc:
+                self._fatal(exc)  # nothing more can be delivered
+                self.failed("the producer stopped before it was delivered", len(self.producer))
+                return
             if bar is not None:
                 bar.update(self.result.delivered + self.result.failed - bar.n)
             if remaining == 0:

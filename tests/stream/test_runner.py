@@ -3,14 +3,17 @@ Faust's worker loop run around it at the level asked for. No broker: the loop is
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 import engine.stream.runner
 from engine.catalog import load_catalog
 from engine.domain import Catalog
+from engine.stream.garbage import Garbage, GcPauses
 from engine.stream.runner import run_worker
 from engine.stream.settings import WorkerSettings
 from engine.stream.topics import Topics, load_topics
@@ -24,9 +27,15 @@ class Loop:
     loglevel: str
     quiet: bool
     ran: bool = False
+    timed: bool = False
+    """Whether the collector's pauses were timed while the loop ran."""
 
     def execute_from_commandline(self) -> None:
         self.ran = True
+        self.timed = PAUSES in gc.callbacks
+
+
+PAUSES = GcPauses()
 
 
 def test_the_loop_runs_around_the_app_built_from_the_settings(
@@ -35,11 +44,14 @@ def test_the_loop_runs_around_the_app_built_from_the_settings(
     built: list[tuple[WorkerSettings, Catalog, Topics, object]] = []
     loops: list[Loop] = []
 
+    garbage = Garbage(PAUSES, freeze=True, threshold=None)
+    topology = SimpleNamespace(vitals=SimpleNamespace(garbage=garbage))
+
     def build(
         settings: WorkerSettings, rules: Catalog, topics: Topics, revisions: object = None
-    ) -> tuple[str, None]:
+    ) -> tuple[str, SimpleNamespace]:
         built.append((settings, rules, topics, revisions))
-        return "the app", None
+        return "the app", topology
 
     def worker(app: object, loglevel: str, quiet: bool) -> Loop:
         loops.append(Loop(app, loglevel, quiet))
@@ -57,3 +69,5 @@ def test_the_loop_runs_around_the_app_built_from_the_settings(
     assert built == [(settings, rules, topics, revisions)]
     [loop] = loops
     assert (loop.app, loop.loglevel, loop.quiet, loop.ran) == ("the app", "INFO", True, True)
+    # The collector is timed while the worker's loop runs, and no longer once it stopped.
+    assert loop.timed and not garbage.started and PAUSES not in gc.callbacks
