@@ -16,66 +16,34 @@ from __future__ import annotations
 import shutil
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 import pytest
+from support.replay import EXAMPLE, Rated, rated_store
 
 from engine.catalog import load_catalog
 from engine.cli import main
 from engine.codec import decode_event
-from engine.domain import AdjustRating, Catalog, Event, fold, initial_state
+from engine.domain import AdjustRating, Event, fold, initial_state
 from engine.domain.events import Charged, RatingAdjusted, UsageRated
 from engine.domain.ids import input_key
-from engine.offline.generate import generate_cdrs, generate_commands, write_lines
 from engine.offline.replay import ReplayError, ReplayReport, replay
 from engine.offline.run import rate_all
 from engine.offline.summary import Summary
 from engine.store import EventStore, open_store
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
-
-CHANGES = (
-    ('EU: {price: "0.05"}', 'EU: {price: "0.06"}'),
-    ('APAC: {price: "0.15", per: MB}', 'APAC: {price: "0.17", per: MB}'),
-    (
-        'usage: {telco-a: 55, platform: "33.3333", reseller: "11.6667"}',
-        'usage: {telco-a: 50, platform: "38.3333", reseller: "11.6667"}',
-    ),
-)
-"""Each first occurrence: iot-eu v1 prices (v2 from October keeps its own), iot-global split."""
-
-
-@dataclass(frozen=True)
-class Rated:
-    cdrs: Path
-    commands: Path
-    store: Path
-    new_catalog_path: Path
-    new_catalog: Catalog
-    fresh: Summary
-
 
 @pytest.fixture(scope="module")
 def rated(tmp_path_factory: pytest.TempPathFactory) -> Rated:
-    root = tmp_path_factory.mktemp("replay")
-    old = load_catalog(EXAMPLE)
-    cdrs, commands = root / "cdrs.jsonl", root / "commands.jsonl"
-    write_lines(cdrs, generate_cdrs(old, 400, 8000, seed=11))
-    write_lines(commands, generate_commands(old, seed=11))
-    store = open_store(f"sqlite:///{root / 'rated.db'}")
-    rate_all(old, cdrs, commands, store=store)
-    store.close()
-    text = EXAMPLE.read_text()
-    for before, after in CHANGES:
-        assert before in text
-        text = text.replace(before, after, 1)
-    new_path = root / "new.yaml"
-    new_path.write_text(text)
-    new = load_catalog(new_path)
-    return Rated(cdrs, commands, root / "rated.db", new_path, new, rate_all(new, cdrs, commands))
+    return rated_store(tmp_path_factory.mktemp("replay"), 400, 8000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def fresh(rated: Rated) -> Summary:
+    """The same CDRs and commands rated afresh under the changed catalog."""
+    return rate_all(rated.new_catalog, rated.cdrs, rated.commands)
 
 
 @pytest.fixture
@@ -128,15 +96,15 @@ def impact(report: ReplayReport) -> tuple[object, ...]:
 
 
 def test_after_a_replay_the_store_agrees_with_a_fresh_rate_under_the_new_catalog(
-    rated: Rated, store: EventStore
+    rated: Rated, fresh: Summary, store: EventStore
 ) -> None:
     report = replay(store, rated.new_catalog)
     assert report.changed > 1000 and report.rejected == 0
     # one command per changed CDR and paying wallet; thresholds may add events
     assert report.appended >= report.commands >= report.changed
-    fresh = {w.wallet_id: (w.balance, w.uncollected) for w in rated.fresh.wallets}
-    assert balances(store) == fresh
-    assert revenue(store) == {p: a for p, a in rated.fresh.revenue.items() if a}
+    expected = {w.wallet_id: (w.balance, w.uncollected) for w in fresh.wallets}
+    assert balances(store) == expected
+    assert revenue(store) == {p: a for p, a in fresh.revenue.items() if a}
     # split billing: Initech's sponsored usage is adjusted in ACME, which pays for it
     routed = [a for a in adjustments(store) if a.source_wallet is not None]
     assert routed and {(a.wallet_id, a.source_wallet) for a in routed} == {("acme", "initech")}
@@ -193,7 +161,9 @@ def test_a_concurrent_replay_of_the_same_history_is_recognised_by_id(
     assert store.verify() == []
 
 
-def test_only_the_wallet_asked_for_is_re_rated(rated: Rated, store: EventStore) -> None:
+def test_only_the_wallet_asked_for_is_re_rated(
+    rated: Rated, fresh: Summary, store: EventStore
+) -> None:
     report = replay(store, rated.new_catalog, wallet="initech")
     assert {w.wallet_id for w in report.wallets} == {"initech", "acme"}
     rated_in = {w.wallet_id: w.rerated for w in report.wallets}
@@ -202,8 +172,8 @@ def test_only_the_wallet_asked_for_is_re_rated(rated: Rated, store: EventStore) 
     # the rest is adjusted by a later replay of everything; Initech has nothing more
     rest = replay(store, rated.new_catalog)
     assert {w.wallet_id: w.changed for w in rest.wallets}.get("initech", 0) == 0
-    fresh = {w.wallet_id: (w.balance, w.uncollected) for w in rated.fresh.wallets}
-    assert balances(store) == fresh
+    expected = {w.wallet_id: (w.balance, w.uncollected) for w in fresh.wallets}
+    assert balances(store) == expected
 
 
 def test_only_cdrs_started_in_the_window_are_adjusted(rated: Rated, store: EventStore) -> None:

@@ -7,54 +7,23 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 import pytest
+from support.replay import Rated, rated_store
 
-from engine.catalog import load_catalog
 from engine.codec import encode
-from engine.domain import AdjustRating, Catalog
-from engine.offline.generate import generate_cdrs, generate_commands, write_lines
+from engine.domain import AdjustRating
 from engine.offline.replay import ReplayReport, replay
 from engine.offline.replay_jobs import ReplayJobError, shards
-from engine.offline.run import rate_all
 from engine.store import EventStore, StoreError, open_store
 from engine.stream.routed import partition_of
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
-CHANGES = (
-    ('EU: {price: "0.05"}', 'EU: {price: "0.06"}'),
-    ('APAC: {price: "0.15", per: MB}', 'APAC: {price: "0.17", per: MB}'),
-    (
-        'usage: {telco-a: 55, platform: "33.3333", reseller: "11.6667"}',
-        'usage: {telco-a: 50, platform: "38.3333", reseller: "11.6667"}',
-    ),
-)
-
-
-@dataclass(frozen=True)
-class Rated:
-    store: Path
-    new_catalog: Catalog
 
 
 @pytest.fixture(scope="module")
 def rated(tmp_path_factory: pytest.TempPathFactory) -> Rated:
-    root = tmp_path_factory.mktemp("replay-jobs")
-    old = load_catalog(EXAMPLE)
-    cdrs, commands = root / "cdrs.jsonl", root / "commands.jsonl"
-    write_lines(cdrs, generate_cdrs(old, 300, 4000, seed=5))
-    write_lines(commands, generate_commands(old, seed=5))
-    store = open_store(f"sqlite:///{root / 'rated.db'}")
-    rate_all(old, cdrs, commands, store=store)
-    store.close()
-    text = EXAMPLE.read_text()
-    for before, after in CHANGES:
-        text = text.replace(before, after, 1)
-    (root / "new.yaml").write_text(text)
-    return Rated(root / "rated.db", load_catalog(root / "new.yaml"))
+    return rated_store(tmp_path_factory.mktemp("replay-jobs"), 300, 4000, seed=5)
 
 
 def _copy(rated: Rated, path: Path) -> str:
