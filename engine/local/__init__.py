@@ -4,7 +4,7 @@
 from .base import BrokerError, BrokerProvider, free_ports
 from .broker import ExternalBroker, is_external, provider_from_env, running_broker
 from .jar_broker import LocalJarBroker
-from .process import Process, Scrape, StackError
+from .process import Process, Scrape, StackError, run_command
 from .stack import LocalStack, private_topics, sink_argv, worker_argv
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "is_external",
     "private_topics",
     "provider_from_env",
+    "run_command",
     "running_broker",
     "sink_argv",
     "worker_argv",

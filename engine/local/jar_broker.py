@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import BrokerError, free_ports, wait_until_answers
+from .process import run_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO_ROOT / "deploy" / "local" / "kafka.sh"
@@ -106,18 +107,10 @@ class LocalJarBroker:
                 f"{self._java!r} not found: LocalJarBroker needs Java 11+ "
                 "(or set KAFKA_BOOTSTRAP to use a running broker)"
             )
-        result = subprocess.run(
-            ["bash", str(self._kafka_sh), "fetch"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
+        out = run_command(
+            ["bash", str(self._kafka_sh), "fetch"], f"{self._kafka_sh} fetch", error=BrokerError
         )
-        if result.returncode != 0:
-            raise BrokerError(
-                f"{self._kafka_sh} fetch failed (exit {result.returncode}):\n{result.stderr}"
-            )
-        lib = Path(result.stdout.strip().splitlines()[-1])
+        lib = Path(out.strip().splitlines()[-1])
         if not any(lib.glob("kafka_2.13-*.jar")):
             raise BrokerError(f"{self._kafka_sh} fetch named {lib}, which has no Kafka jars")
         return lib
@@ -181,27 +174,14 @@ class LocalJarBroker:
 
     def _format_storage(self, base: list[str], data_dir: Path) -> None:
         """KRaft needs its storage formatted with a cluster id before the first start."""
-        fmt = subprocess.run(
-            [
-                *base,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                random_cluster_id(),
-                "-c",
-                str(data_dir / "server.properties"),
-                *self._format_args(),
-            ],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
+        tool = [*base, "kafka.tools.StorageTool", "format", "-t", random_cluster_id()]
+        run_command(
+            [*tool, "-c", str(data_dir / "server.properties"), *self._format_args()],
+            "formatting KRaft storage",
+            error=lambda message: BrokerError(
+                f"{message}\n{log_tail(data_dir / 'log' / 'server.log')}"
+            ),
         )
-        if fmt.returncode != 0:
-            raise BrokerError(
-                f"formatting KRaft storage failed (exit {fmt.returncode}):\n"
-                f"{fmt.stdout}{fmt.stderr}\n{log_tail(data_dir / 'log' / 'server.log')}"
-            )
 
     def _await_first_answer(self, bootstrap: str) -> None:
         proc = self._proc

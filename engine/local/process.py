@@ -1,4 +1,5 @@
-"""A child process of the local stack: its log, its HTTP probes, and a clean stop.
+"""A child process of the local stack: its log, its HTTP probes, and a clean stop; and
+`run_command`, for a command that is run to its end.
 
 Readiness is read from what the process shows (its ``/metrics`` and ``/readyz``), never
 guessed with a fixed sleep: a loaded machine only makes the wait longer, not wrong.
@@ -11,7 +12,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -24,6 +25,41 @@ from ..stream.topics import StreamError
 class StackError(StreamError):
     """A part of the local stack failed or never got ready; the message says which and shows
     its log."""
+
+
+def run_command(
+    argv: Sequence[str],
+    what: str,
+    *,
+    error: Callable[[str], Exception] = StackError,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+    keep: int = 4000,
+) -> str:
+    """Run ``argv`` to its end (no stdin, its output captured) and return its standard
+    output. If it exits non-zero, or is still running after ``timeout`` seconds (then it is
+    killed), raise ``error`` with a message that names ``what``, the exit code and the last
+    ``keep`` characters of its standard output and error.
+    """
+    try:
+        done = subprocess.run(
+            list(argv),
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise error(f"{what} did not finish within {timeout:g}s") from None
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr)[-keep:]
+        raise error(f"{what} failed (exit {done.returncode}):\n{output}")
+    return done.stdout
 
 
 @dataclass

@@ -56,3 +56,23 @@ def test_log_tail_leaves_out_stack_frames(tmp_path: Path) -> None:
     tail = log_tail(log, tmp_path / "absent.log")
     assert "ERROR boom" in tail and "Foo.scala" not in tail
     assert log_tail(tmp_path / "absent.log") == "(no broker log was written)"
+
+
+def test_a_failed_fetch_is_reported_with_what_kafka_sh_said(tmp_path: Path) -> None:
+    script = tmp_path / "kafka.sh"
+    script.write_text("echo 'no route to Maven Central' >&2\nexit 3\n")
+    with pytest.raises(BrokerError, match=r"(?s)kafka\.sh fetch failed \(exit 3\):.*no route"):
+        LocalJarBroker(kafka_sh=script).fetch()
+
+
+def test_a_failed_storage_format_is_reported_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "kafka_2.13-0.0.0.jar").touch()
+    script = tmp_path / "kafka.sh"
+    script.write_text(f"echo '{lib}'\n")
+    broker = LocalJarBroker(kafka_sh=script, java="false")  # a "JVM" that exits 1 at once
+    assert broker.fetch() == lib
+    with pytest.raises(BrokerError, match=r"(?s)formatting KRaft storage failed \(exit 1\):"):
+        broker.start()
+    assert broker.data_dir is None

@@ -1,4 +1,5 @@
-"""A child process of the local stack: exit seen, log read, readiness waited on, stopped."""
+"""A child process of the local stack: exit seen, log read, readiness waited on, stopped; a
+command run to its end: its output, or an error that shows why it failed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.local import Process, StackError, free_ports
+from engine.local import BrokerError, Process, StackError, free_ports, run_command
 from engine.local.process import parse_metrics
 
 SERVER = """
@@ -65,3 +66,29 @@ def test_waiting_has_a_deadline(tmp_path: Path) -> None:
     finally:
         process.kill()
     assert process.proc.returncode == -9
+
+
+def test_a_command_run_to_its_end_gives_its_output() -> None:
+    code = "import sys; print('lib'); print('noise', file=sys.stderr)"
+    assert run_command([sys.executable, "-c", code], "probe") == "lib\n"
+
+
+def test_a_failed_command_names_itself_its_exit_code_and_the_end_of_its_output() -> None:
+    code = "import sys; print('x' * 50 + 'out'); print('the reason', file=sys.stderr); exit(4)"
+    with pytest.raises(StackError) as caught:
+        run_command([sys.executable, "-c", code], "probing", keep=30)
+    message = str(caught.value)
+    assert message.startswith("probing failed (exit 4):\n")
+    assert message.endswith("out\nthe reason\n") and "x" * 20 not in message
+
+
+def test_a_failed_command_raises_the_error_its_caller_asks_for() -> None:
+    argv = [sys.executable, "-c", "exit(2)"]
+    with pytest.raises(BrokerError, match=r"(?s)probe failed \(exit 2\):.*see the log"):
+        run_command(argv, "probe", error=lambda message: BrokerError(f"{message}\nsee the log"))
+
+
+def test_a_command_that_outlives_its_timeout_is_stopped_and_reported() -> None:
+    argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+    with pytest.raises(StackError, match=r"probe did not finish within 0\.5s"):
+        run_command(argv, "probe", timeout=0.5)
