@@ -1,4 +1,5 @@
-"""What every benchmark prints beside its figures: machine, versions, and where JSON goes."""
+"""What every benchmark prints beside its figures: machine, versions, and where JSON goes;
+its progress lines; and the fields of a decision record the Kafka benchmarks read."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -58,3 +62,35 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def logger(name: str) -> Callable[[str], None]:
+    """A ``log(message)`` that shows progress as ``[name] message`` on stderr, at once, apart
+    from the table on stdout."""
+
+    def log(message: str) -> None:
+        print(f"[{name}] {message}", file=sys.stderr, flush=True)
+
+    return log
+
+
+class DecisionInput(msgspec.Struct):
+    """The one field of a decision record on ``wallet.events`` most benchmarks read: its
+    ``input`` (``cdr:...`` for a CDR, ``cmd:...`` for a command, ``cmd:adj:...`` for a
+    replay's adjustment)."""
+
+    input: str
+
+
+class EventType(msgspec.Struct):
+    type: str
+
+
+class Decision(DecisionInput):
+    """A decision record's ``input`` and the type of each of its events."""
+
+    events: list[EventType] = []
+
+
+input_decoder = msgspec.json.Decoder(DecisionInput)
+decision_decoder = msgspec.json.Decoder(Decision)

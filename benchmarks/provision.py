@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from _common import environment, save, table
+from _common import decision_decoder, environment, logger, save, table
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from stream import JOIN_TIMEOUT, STALL_TIMEOUT, _interrupt, _revision, broker, external
 
-from engine.local import LocalStack, StackError, private_topics
+from engine.local import LocalStack, StackError, private_topics, run_command
 from engine.stream.admin import admin_client
 from engine.stream.kafka_security import client_config
 
@@ -47,20 +46,7 @@ PLAN = "iot-eu"
 AT = "2026-10-01T00:00:00Z"
 
 
-def log(message: str) -> None:
-    print(f"[provision] {message}", file=sys.stderr, flush=True)
-
-
-class _Event(msgspec.Struct):
-    type: str
-
-
-class _Decision(msgspec.Struct):
-    input: str
-    events: list[_Event] = []
-
-
-_decision = msgspec.json.Decoder(_Decision)
+log = logger("provision")
 
 
 class Outcomes(threading.Thread):
@@ -99,7 +85,7 @@ class Outcomes(threading.Thread):
                     if msg.topic() == self.rejected_topic:
                         kind = "refused at admission"
                     else:
-                        decision = _decision.decode(value)
+                        decision = decision_decoder.decode(value)
                         if not decision.input.startswith("cmd:"):
                             continue
                         kind = decision.events[0].type if decision.events else "no event"
@@ -131,19 +117,15 @@ class Outcomes(threading.Thread):
 def cli(env: dict[str, str], *argv: str) -> tuple[dict[str, Any], float]:
     """``rating-engine ARGV --json``: its JSON summary and its wall time."""
     t0 = time.monotonic()
-    done = subprocess.run(
+    out = run_command(
         [sys.executable, "-m", "engine.cli", *argv, "--json"],
+        f"rating-engine {' '.join(argv[:3])}",
+        error=RuntimeError,
         env=env,
         cwd=REPO,
-        capture_output=True,
-        check=False,
+        keep=2000,
     )
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"rating-engine {' '.join(argv[:3])} exited {done.returncode}:\n"
-            f"{done.stderr.decode()[-2000:]}"
-        )
-    return msgspec.json.decode(done.stdout), time.monotonic() - t0
+    return msgspec.json.decode(out), time.monotonic() - t0
 
 
 def iccids(first: int, count: int) -> list[str]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,13 +34,14 @@ from typing import Any
 
 import msgspec
 import yaml
-from _common import environment, save, table
+from _common import environment, input_decoder, logger, save, table
 from confluent_kafka import TopicPartition
 from replay import CHANGES
-from stream import Stack, _consumer, broker, external, log, write_cdrs
+from stream import Stack, _consumer, broker, external, write_cdrs
 from support.catalogs import spread_catalog
 
 from engine.catalog import load_catalog
+from engine.local import run_command
 from engine.offline.replay import ReplayReport, replay
 from engine.offline.run import rate_all
 from engine.store import open_store
@@ -52,11 +52,7 @@ TIMEOUT = 600.0
 """Seconds a stage may take before the run is declared stuck."""
 
 
-class _Input(msgspec.Struct):
-    input: str
-
-
-_decoder = msgspec.json.Decoder(_Input)
+log = logger("replay_stream")
 
 
 class Decisions(threading.Thread):
@@ -79,7 +75,7 @@ class Decisions(threading.Thread):
                     value = msg.value()
                     if msg.error() is not None or value is None:
                         continue
-                    key = _decoder.decode(value).input
+                    key = input_decoder.decode(value).input
                     if key.startswith("cdr:"):
                         self.cdrs += 1
                     elif key.startswith("cmd:adj:"):
@@ -178,17 +174,16 @@ def streamed(
         argv += ["--mode", "stream", "--jobs", str(args.jobs), "--json"]
         workers_cpu, cpu0 = stack.worker_cpu() or 0.0, _cpu()
         t0 = time.time()
-        done = subprocess.run(
+        out = run_command(
             [sys.executable, "-m", "engine.cli", *argv],
+            "rating-engine replay",
+            error=RuntimeError,
             env=stack.env,
             cwd=REPO,
-            capture_output=True,
             timeout=TIMEOUT,
         )
         ran, command_cpu = time.time() - t0, _cpu() - cpu0
-        if done.returncode != 0:
-            raise RuntimeError(f"replay exited with {done.returncode}:\n{done.stderr.decode()}")
-        report = msgspec.json.decode(done.stdout, type=ReplayReport)
+        report = msgspec.json.decode(out, type=ReplayReport)
         reader.wait("adjustments", report.published, stack)
         reader.stop()
         cpu = {"command": command_cpu, "workers": (stack.worker_cpu() or 0.0) - workers_cpu}

@@ -38,7 +38,7 @@ from types import FrameType
 from typing import Any
 
 import msgspec
-from _common import environment, save, table
+from _common import environment, input_decoder, logger, save, table
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 from support.catalogs import spread_catalog
@@ -72,14 +72,7 @@ STALL_TIMEOUT = 180.0
 """Seconds without a new decision before a run is declared stuck."""
 
 
-def log(message: str) -> None:
-    print(f"[stream] {message}", file=sys.stderr, flush=True)
-
-
-class _Input(msgspec.Struct):
-    """The one field of a decision record the benchmark reads."""
-
-    input: str
+log = logger("stream")
 
 
 class _RawCdr(msgspec.Struct):
@@ -91,7 +84,6 @@ class _RawCdr(msgspec.Struct):
         return f"cdr:{self.source}/{self.cdr_id}" if self.source else f"cdr:{self.cdr_id}"
 
 
-_input_decoder = msgspec.json.Decoder(_Input)
 _raw_decoder = msgspec.json.Decoder(_RawCdr)
 
 
@@ -327,7 +319,7 @@ class DecisionReader(threading.Thread):
                     value = msg.value()
                     if msg.error() is not None or value is None:
                         continue
-                    key = _input_decoder.decode(value).input
+                    key = input_decoder.decode(value).input
                     if not key.startswith("cdr:"):
                         continue
                     ms = msg.timestamp()[1]
