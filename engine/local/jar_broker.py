@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import BrokerError, free_ports, wait_until_answers
-from .process import run_command
+from .process import run_command, wait_or_kill
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO_ROOT / "deploy" / "local" / "kafka.sh"
@@ -229,11 +229,7 @@ class LocalJarBroker:
             proc.kill()
         else:
             proc.terminate()
-        try:
-            proc.wait(timeout=self._stop_timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        wait_or_kill(proc, self._stop_timeout)
 
     def resume(self) -> str:
         """Start the halted broker again on the same ports and data; returns once it
@@ -262,11 +258,7 @@ class LocalJarBroker:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
-            try:
-                proc.wait(timeout=self._stop_timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            wait_or_kill(proc, self._stop_timeout)
         if self._data_dir is not None:
             shutil.rmtree(self._data_dir, ignore_errors=True)
             self._data_dir = None

@@ -62,6 +62,17 @@ def run_command(
     return done.stdout
 
 
+def wait_or_kill(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """``proc``'s exit code once it has exited; SIGKILL if that takes over ``timeout``
+    seconds."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return proc.returncode
+
+
 @dataclass
 class Scrape:
     """A process's metrics, each name summed over its label sets."""
@@ -177,13 +188,9 @@ class Process:
 
     def wait(self, timeout: float = 60.0) -> int:
         """Its exit code once it has exited; SIGKILL if that takes over ``timeout``."""
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        code = wait_or_kill(self.proc, timeout)
         self._close()
-        return self.proc.returncode
+        return code
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no flush, no commit, as in a crash."""

@@ -4,13 +4,14 @@ command run to its end: its output, or an error that shows why it failed."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from engine.local import BrokerError, Process, StackError, free_ports, run_command
-from engine.local.process import parse_metrics
+from engine.local.process import parse_metrics, wait_or_kill
 
 SERVER = """
 import http.server, sys
@@ -92,3 +93,13 @@ def test_a_command_that_outlives_its_timeout_is_stopped_and_reported() -> None:
     argv = [sys.executable, "-c", "import time; time.sleep(60)"]
     with pytest.raises(StackError, match=r"probe did not finish within 0\.5s"):
         run_command(argv, "probe", timeout=0.5)
+
+
+def test_a_process_that_ignores_sigterm_is_killed_once_its_time_is_up() -> None:
+    code = "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    code += "print('ready', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    proc.terminate()
+    assert wait_or_kill(proc, timeout=0.5) == -9
+    proc.stdout.close()
