@@ -68,12 +68,13 @@ what makes a replay's result the same however many jobs share it."""
 
 def index_foreign(store: EventStore) -> dict[str, list[Event]]:
     """Adjustments paid in one wallet for another wallet's CDRs (split billing), by the
-    wallet that rated the CDR."""
+    wallet that rated the CDR. Only the payloads naming the type are decoded (a stored
+    event's payload carries its type tag)."""
     foreign: dict[str, list[Event]] = {}
-    for rows in store.read_all():
-        for r in rows:
-            if r.type == "RatingAdjusted":
-                e = decode_event(r.payload)
+    for rows in store.read_payloads():
+        for _, payload in rows:
+            if b"RatingAdjusted" in payload:
+                e = decode_event(payload)
                 if isinstance(e, RatingAdjusted) and e.source_wallet is not None:
                     foreign.setdefault(e.source_wallet, []).append(e)
     return foreign
@@ -111,20 +112,29 @@ class ShardReplay:
         self.decided: list[tuple[int, int, Decision]] = []
         self.commands = self.rejected = self.published = 0
 
-    def payer(self, wallet_id: str, stored: list[Event] | None = None) -> _Payer:
-        """The paying wallet as it stands, once per run: folded from ``stored`` (its whole
-        stream, at hand), else from its latest store snapshot and the events after it (the
-        owner has the state when it decides, but the latest instant is needed)."""
+    def payer(
+        self,
+        wallet_id: str,
+        stored: list[Event] | None = None,
+        base: WalletSnapshot | None = None,
+    ) -> _Payer:
+        """The paying wallet as it stands, once per run: folded from ``stored`` (every event
+        after ``base``, or its whole stream, at hand), else from its latest store snapshot
+        and the events after it (the owner has the state when it decides, but the latest
+        instant is needed)."""
         found = self.payers.get(wallet_id)
         if found is None:
             if stored is None:
                 state, last, _ = wallet_state(self.store, wallet_id)
             else:
-                state = initial_state(wallet_id)
+                state = initial_state(wallet_id) if base is None else decode_state(base.state)
                 if self.send is None:
                     for e in stored:
                         state = evolve(state, e)
-                last = max((e.at for e in stored), default=None)
+                last = max(
+                    [e.at for e in stored] + ([base.last_at] if base and base.last_at else []),
+                    default=None,
+                )
             found = self.payers[wallet_id] = _Payer(state, last)
         return found
 
@@ -166,8 +176,9 @@ class ShardReplay:
             for cmd in c.commands:
                 self.pending.append((index, position, cmd))
                 position += 1
-                if cmd.wallet_id == wallet_id and base is None:
-                    self.payer(wallet_id, stored)  # folded now, while its events are at hand
+                if cmd.wallet_id == wallet_id:
+                    # folded now, while its events are at hand
+                    self.payer(wallet_id, stored, base)
 
     def settle(self, commands: Sequence[Tagged]) -> None:
         """Decide (offline) or send (stream) ``commands``, all paid by this job's wallets, in
