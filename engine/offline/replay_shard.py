@@ -124,8 +124,15 @@ class ShardReplay:
         instant is needed)."""
         found = self.payers.get(wallet_id)
         if found is None:
-            if stored is None:
+            if stored is None and self.send is None:
                 state, last, _ = wallet_state(self.store, wallet_id)
+            elif stored is None:  # only its latest instant: the rows say it, undecoded
+                state, base = initial_state(wallet_id), self.store.latest_snapshot(wallet_id)
+                rows = self.store.read_stream(wallet_id, 0 if base is None else base.position)
+                last = max(
+                    [r.at for r in rows] + ([base.last_at] if base and base.last_at else []),
+                    default=None,
+                )
             else:
                 state = initial_state(wallet_id) if base is None else decode_state(base.state)
                 if self.send is None:
