@@ -6,18 +6,28 @@ shares differ: a dry run, the real run (appending the adjustments), and a second
 finds nothing left to adjust, all in one process; then the real run again, on a copy of
 the store, in two jobs (``replay(..., jobs=2)``: the example's wallets are shared out by
 partition, acme in one job, the three others in the other). The parts are timed on their
-own too, to say where the time goes. Usage: ``python benchmarks/replay.py [--cdrs N] [--sims N]``.
+own too, to say where the time goes.
+
+While rating, the store takes wallet snapshots (``store.snapshots.take``) once, just before
+the last ``--window-days`` of CDRs; a replay of that window (dry run) is timed re-rating each
+wallet from its first input and from that snapshot (``from_snapshots``), counting the CDRs
+compared (those of the window). Usage:
+``python benchmarks/replay.py [--cdrs N] [--sims N] [--window-days N]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import shutil
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import msgspec
 from _common import environment, save, table
 
 from engine.catalog import load_catalog
@@ -26,7 +36,8 @@ from engine.domain import AdjustRating, evolve, initial_state, step
 from engine.offline.generate import generate_cdrs, generate_commands, write_lines
 from engine.offline.replay import replay
 from engine.offline.run import rate_all
-from engine.store import open_store
+from engine.store import EventStore, open_store
+from engine.store.snapshots import Taken, take
 
 CATALOG = Path(__file__).parent.parent / "examples" / "catalog.yaml"
 CHANGES = (
@@ -39,11 +50,43 @@ CHANGES = (
 )
 
 
+class SnapshotBefore:
+    """The store, taking wallet snapshots once, before the first append of an event at or
+    after ``cut`` (as a sink would now and then)."""
+
+    def __init__(self, store: EventStore, cut: datetime) -> None:
+        self.store = store
+        self.cut = cut
+        self.taken: Taken | None = None
+        self.seconds = 0.0
+
+    def append(self, events: Any, inputs: Any = ()) -> int:
+        if self.taken is None and any(e.at >= self.cut for e in events):
+            t0 = time.perf_counter()
+            self.taken = take(self.store)
+            self.seconds = time.perf_counter() - t0
+        return self.store.append(events, inputs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+class _Start(msgspec.Struct):
+    started_at: datetime
+
+
+def window_start(cdrs: Path, days: int) -> datetime:
+    """``days`` before the latest CDR start, to the day."""
+    latest = max(msgspec.json.decode(line, type=_Start).started_at for line in cdrs.open("rb"))
+    return (latest - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cdrs", type=int, default=200_000)
     parser.add_argument("--sims", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--window-days", type=int, default=14)
     args = parser.parse_args()
 
     old = load_catalog(CATALOG)
@@ -58,9 +101,12 @@ def main() -> None:
         write_lines(cdrs, generate_cdrs(old, args.sims, args.cdrs, args.seed, faults=0.0))
         write_lines(commands, generate_commands(old, args.seed))
         store = open_store(f"sqlite:///{root / 'events.db'}")
+        start = window_start(cdrs, args.window_days)
+        snapshotting = SnapshotBefore(store, start)
         t0 = time.perf_counter()
-        rate_all(old, cdrs, commands, store=store)
+        rate_all(old, cdrs, commands, store=snapshotting)  # type: ignore[arg-type]
         t_setup = time.perf_counter() - t0
+        assert snapshotting.taken is not None, "no CDR in the window"
         stats = store.stats()
         gc.collect()
 
@@ -95,7 +141,15 @@ def main() -> None:
         store = open_store(f"sqlite:///{root / 'events.db'}")
 
         runs = {}
+        window = {}
+        window_cpu = {}  # CPU seconds: steadier than the wall time on a shared machine
         for name, dry in (("dry run", True), ("replay", False), ("again (nothing left)", False)):
+            if name == "replay":
+                for label, snapped in (("from the first input", False), ("from snapshots", True)):
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    found = replay(store, new, start=start, dry_run=True, from_snapshots=snapped)
+                    window[label] = (time.perf_counter() - t0, found)
+                    window_cpu[label] = time.process_time() - c0
             t0 = time.perf_counter()
             report = replay(store, new, dry_run=dry)
             runs[name] = (time.perf_counter() - t0, report)
@@ -121,6 +175,17 @@ def main() -> None:
     ]
     for name, (elapsed, _) in runs.items():
         rows.append((f"{name}, CDRs/s", f"{compared / elapsed:,.0f}"))
+    in_window = window["from the first input"][1].rerated
+    rows.append((f"window: last {args.window_days} days, CDRs", f"{in_window:,}"))
+    changed = [found.changed for _, found in window.values()]
+    rows.append(("window CDRs changed (first input / snapshots)", f"{changed[0]} / {changed[1]}"))
+    for name, (elapsed, _) in window.items():
+        rows.append((f"window dry run {name}, CDRs/s", f"{in_window / elapsed:,.0f}"))
+        rows.append(("  CPU µs per window CDR", f"{window_cpu[name] / in_window * 1e6:,.0f}"))
+    taken = snapshotting.taken
+    rows.append(
+        ("store snapshot before it, wallets / s", f"{taken.written} / {snapshotting.seconds:.2f}")
+    )
     env = environment()
     print(table(rows, f"replay over a SQLite store ({env['cpu']}, Python {env['python']})"))
     print(f"(setup: rating into the store took {t_setup:.1f} s; aim 100,000 CDRs/s)")
@@ -140,6 +205,19 @@ def main() -> None:
                 "fold": t_fold / compared * 1e6,
             },
             "cdrs_per_second": {name: compared / elapsed for name, (elapsed, _) in runs.items()},
+            "window": {
+                "days": args.window_days,
+                "start": start.isoformat(),
+                "cdrs": in_window,
+                "changed": changed,
+                "cdrs_per_second": {
+                    name: in_window / elapsed for name, (elapsed, _) in window.items()
+                },
+                "cpu_us_per_cdr": {name: cpu / in_window * 1e6 for name, cpu in window_cpu.items()},
+                "snapshot_seconds": snapshotting.seconds,
+                "snapshot_wallets": taken.written,
+            },
+            "load_average": list(os.getloadavg()),
             "aim_cdrs_per_second": 100_000,
         },
     )

@@ -23,7 +23,7 @@ from engine.codec import decode_cdr
 from engine.domain import Cdr, WalletState
 from engine.offline.generate import generate_cdrs
 from engine.offline.pipeline import Pipeline
-from engine.stream.snapshots import StateRecord, from_record, to_record
+from engine.states import StateRecord, from_record, to_record
 
 CATALOG = Path(__file__).parent.parent / "examples" / "catalog.yaml"
 _encoder = msgspec.msgpack.Encoder()

@@ -70,6 +70,13 @@ def register(commands: Subparsers) -> None:
         "wallet.commands partition; at most one per partition in use; the result is the same "
         "whatever the number (default: the number of CPUs)",
     )
+    parser.add_argument(
+        "--from-snapshots",
+        action="store_true",
+        help="with --from: re-rate each wallet from its latest store snapshot before the "
+        "window (store snapshot), keeping the history before it as decided, instead of "
+        "from its first input",
+    )
     add_json(parser, "print the report as JSON")
     add_progress(parser)
     parser.set_defaults(func=run)
@@ -111,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
                 send=send,
                 jobs=args.jobs,
                 opener=lambda: open_store(args.store),
+                from_snapshots=args.from_snapshots,
             )
         except ReplayError as exc:
             raise UsageError(str(exc)) from None

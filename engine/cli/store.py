@@ -1,5 +1,6 @@
-"""``rating-engine store verify|stats|anchor|revisions``: the event store's hash chains,
-counts, heads and catalog revisions, read without changing anything."""
+"""``rating-engine store verify|stats|anchor|revisions|snapshot``: the event store's hash
+chains, counts, heads and catalog revisions, read without changing anything; and wallet
+snapshots (derived from the events), written so replay folds little."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import msgspec
 
 from ..codec import encode
-from ..store import Problem, StoreStats, anchor
+from ..store import Problem, StoreStats, anchor, snapshots
 from ..store.chain import chain_key
 from .args import Subparsers, UsageError, add_json, add_store
 from .resources import opened_store
@@ -64,6 +65,16 @@ def register(commands: Subparsers) -> None:
     add_json(kept, "print JSON (the sources too)")
     kept.add_argument("--source", type=int, metavar="N", help="print revision N's catalog YAML")
     kept.set_defaults(func=run_revisions)
+    snap = actions.add_parser(
+        "snapshot",
+        help="snapshot every wallet with events since its last snapshot (replay starts there)",
+        description="Write each wallet's state as of the store's current position (folded "
+        "from its previous snapshot and the events after it), so that replay and the payers' "
+        "states start there instead of folding the wallet's whole history.",
+    )
+    add_store(snap)
+    add_json(snap)
+    snap.set_defaults(func=run_snapshot)
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -138,4 +149,17 @@ def run_revisions(args: argparse.Namespace) -> int:
         print("no catalog revisions stored")
     for r in kept:
         print(f"{r.revision:>6}  {r.published_at}  {r.digest[:12]}  {r.name}")
+    return 0
+
+
+def run_snapshot(args: argparse.Namespace) -> int:
+    with opened_store(args.store) as store:
+        taken = snapshots.take(store)
+    if args.json:
+        print(encode(taken).decode())
+    else:
+        print(
+            f"{taken.written:,} wallet snapshots at position {taken.position:,} "
+            f"({taken.folded:,} events folded)"
+        )
     return 0

@@ -122,6 +122,7 @@ def replay(
     send: Send | None = None,
     jobs: int = 1,
     opener: Callable[[], EventStore] | None = None,
+    from_snapshots: bool = False,
 ) -> ReplayReport:
     """Re-rate the CDRs started in ``[start, end)`` (of ``wallet``, or of every wallet) with
     ``new_catalog`` and append the adjustments, or, given ``send``, publish them to their
@@ -130,7 +131,12 @@ def replay(
 
     With ``jobs`` above 1 and an ``opener`` (each job opens its own store with it), the
     wallets are shared out by partition among that many processes (see ``replay_jobs``);
-    the adjustments, their ids and the report are the same whatever ``jobs``."""
+    the adjustments, their ids and the report are the same whatever ``jobs``.
+
+    With ``from_snapshots`` and a ``start``, each wallet is re-rated from its latest store
+    snapshot taken before the window (``store snapshot``: the history before it stays as it
+    was decided, its pools and tiers included) instead of from its first input; a wallet
+    without one is re-rated from its first input as usual."""
     from .replay_jobs import run_jobs, shards
 
     if start is not None and end is not None and start >= end:
@@ -147,7 +153,7 @@ def replay(
     foreign = index_foreign(store)
 
     def job(s: EventStore, tick: Callable[[int], object]) -> ShardReplay:
-        return ShardReplay(s, new_catalog, label, dry_run, tick, send, foreign)
+        return ShardReplay(s, new_catalog, label, dry_run, tick, send, foreign, from_snapshots)
 
     with bar:
         plan = shards(wallets, jobs if opener is not None else 1)

@@ -17,7 +17,9 @@ from ..domain.events import CommandRejected, RatingAdjusted, UsageRated
 from ..domain.evolve import evolve
 from ..domain.replay import Comparison, compare
 from ..flow import decide
-from ..store.base import EventStore
+from ..states import decode_state
+from ..store.base import EventStore, WalletSnapshot
+from ..store.snapshots import wallet_state
 
 
 class _Payer:
@@ -66,12 +68,13 @@ what makes a replay's result the same however many jobs share it."""
 
 def index_foreign(store: EventStore) -> dict[str, list[Event]]:
     """Adjustments paid in one wallet for another wallet's CDRs (split billing), by the
-    wallet that rated the CDR."""
+    wallet that rated the CDR. Only the payloads naming the type are decoded (a stored
+    event's payload carries its type tag)."""
     foreign: dict[str, list[Event]] = {}
-    for rows in store.read_all():
-        for r in rows:
-            if r.type == "RatingAdjusted":
-                e = decode_event(r.payload)
+    for rows in store.read_payloads():
+        for _, payload in rows:
+            if b"RatingAdjusted" in payload:
+                e = decode_event(payload)
                 if isinstance(e, RatingAdjusted) and e.source_wallet is not None:
                     foreign.setdefault(e.source_wallet, []).append(e)
     return foreign
@@ -91,7 +94,11 @@ class ShardReplay:
         tick: Callable[[int], object],
         send: Send | None = None,
         foreign: dict[str, list[Event]] | None = None,
+        from_snapshots: bool = False,
     ) -> None:
+        self.from_snapshots = from_snapshots
+        """Re-rate each wallet from its latest store snapshot before the window (the history
+        before it as decided), not from its first input."""
         self.send = send
         self.store = store
         self.catalog = catalog
@@ -105,26 +112,47 @@ class ShardReplay:
         self.decided: list[tuple[int, int, Decision]] = []
         self.commands = self.rejected = self.published = 0
 
-    def payer(self, wallet_id: str, stored: list[Event] | None = None) -> _Payer:
-        """The paying wallet as it stands, folded from its stored events once per run (only
-        its latest instant when its owner decides: the owner has the state)."""
+    def payer(
+        self,
+        wallet_id: str,
+        stored: list[Event] | None = None,
+        base: WalletSnapshot | None = None,
+    ) -> _Payer:
+        """The paying wallet as it stands, once per run: folded from ``stored`` (every event
+        after ``base``, or its whole stream, at hand), else from its latest store snapshot
+        and the events after it (the owner has the state when it decides, but the latest
+        instant is needed)."""
         found = self.payers.get(wallet_id)
         if found is None:
-            if stored is None:
-                stored = [decode_event(r.payload) for r in self.store.read_stream(wallet_id)]
-            state = initial_state(wallet_id)
-            if self.send is None:
-                for e in stored:
-                    state = evolve(state, e)
-            last = max((e.at for e in stored), default=None)
+            if stored is None and self.send is None:
+                state, last, _ = wallet_state(self.store, wallet_id)
+            elif stored is None:  # only its latest instant: the rows say it, undecoded
+                state, base = initial_state(wallet_id), self.store.latest_snapshot(wallet_id)
+                rows = self.store.read_stream(wallet_id, 0 if base is None else base.position)
+                last = max(
+                    [r.at for r in rows] + ([base.last_at] if base and base.last_at else []),
+                    default=None,
+                )
+            else:
+                state = initial_state(wallet_id) if base is None else decode_state(base.state)
+                if self.send is None:
+                    for e in stored:
+                        state = evolve(state, e)
+                last = max(
+                    [e.at for e in stored] + ([base.last_at] if base and base.last_at else []),
+                    default=None,
+                )
             found = self.payers[wallet_id] = _Payer(state, last)
         return found
 
-    def rerate(self, wallet_id: str) -> list[Event]:
-        state = initial_state(wallet_id)
+    def rerate(self, wallet_id: str, base: WalletSnapshot | None = None) -> list[Event]:
+        """The ``UsageRated`` events of re-rating the wallet's inputs with the new catalog,
+        from its first input, or from a snapshot's state and the inputs after it."""
+        state = initial_state(wallet_id) if base is None else decode_state(base.state)
         out: list[Event] = []
         n = 0
-        for stored in self.store.read_inputs(wallet_id):
+        after = 0 if base is None else base.input_seq
+        for stored in self.store.read_inputs(wallet_id, after):
             n += 1
             if isinstance(stored.item, AdjustRating):
                 continue  # corrections are not usage: the new rating starts from scratch
@@ -138,10 +166,17 @@ class ShardReplay:
     def compare_wallet(
         self, index: int, wallet_id: str, start: datetime | None, end: datetime | None
     ) -> None:
-        """Re-rate the wallet that is ``index``-th in the run and keep its adjustments."""
-        stored = [decode_event(r.payload) for r in self.store.read_stream(wallet_id)]
+        """Re-rate the wallet that is ``index``-th in the run and keep its adjustments. From a
+        snapshot, the events it holds are not read: they answer inputs all before the window
+        (its latest instant is), so they rate no CDR compared."""
+        base = None
+        if self.from_snapshots and start is not None:
+            base = self.store.latest_snapshot(wallet_id, before=start)
+        after = 0 if base is None else base.position
+        stored = [decode_event(r.payload) for r in self.store.read_stream(wallet_id, after)]
         rated = [*stored, *self.foreign.get(wallet_id, ())]
-        comparisons = compare(wallet_id, rated, self.rerate(wallet_id), self.label, start, end)
+        rerated = self.rerate(wallet_id, base)
+        comparisons = compare(wallet_id, rated, rerated, self.label, start, end)
         position = 0
         for c in comparisons:
             self.tally.count(c)
@@ -149,7 +184,8 @@ class ShardReplay:
                 self.pending.append((index, position, cmd))
                 position += 1
                 if cmd.wallet_id == wallet_id:
-                    self.payer(wallet_id, stored)  # folded now, while its events are at hand
+                    # folded now, while its events are at hand
+                    self.payer(wallet_id, stored, base)
 
     def settle(self, commands: Sequence[Tagged]) -> None:
         """Decide (offline) or send (stream) ``commands``, all paid by this job's wallets, in

@@ -75,6 +75,21 @@ class StoredRevision(msgspec.Struct, frozen=True):
     published_at: str
 
 
+class WalletSnapshot(msgspec.Struct, frozen=True, gc=False):
+    """A wallet's state as of a cut of the store: folded from its events up to
+    ``position``, which answer exactly its inputs up to ``input_seq`` (an append stores
+    both in one transaction). Derived from the events, never a source of truth: a snapshot
+    lost costs a longer fold, never a different state."""
+
+    wallet_id: str
+    position: int
+    input_seq: int
+    last_at: datetime | None
+    """The latest instant among the events folded (``None``: none yet)."""
+    state: bytes
+    """``engine.states.encode_state``."""
+
+
 class StoreError(Exception):
     """The store cannot be opened or used: an unknown URL, a server out of reach."""
 
@@ -117,12 +132,29 @@ class EventStore(Protocol):
         order, ``batch`` at a time: what a reader that parses the JSON itself needs."""
         ...
 
-    def read_stream(self, wallet_id: str) -> list[StoredEvent]:
-        """One wallet's events in version order."""
+    def read_stream(self, wallet_id: str, after: int = 0) -> list[StoredEvent]:
+        """One wallet's events (those with ``position > after``) in version order."""
         ...
 
-    def read_inputs(self, wallet_id: str | None = None) -> Iterator[StoredInput]:
-        """Stored inputs (of one wallet, or all), in the order they were first stored."""
+    def read_inputs(self, wallet_id: str | None = None, after: int = 0) -> Iterator[StoredInput]:
+        """Stored inputs (of one wallet, or all; those stored after the ``after``-th), in the
+        order they were first stored."""
+        ...
+
+    def marks(self) -> tuple[int, int]:
+        """The last event position and the last input's sequence number, read together (a
+        cut: the events up to one answer exactly the inputs up to the other)."""
+        ...
+
+    def put_snapshots(self, snapshots: Sequence[WalletSnapshot]) -> int:
+        """Keep wallet snapshots; returns how many were new (one per wallet and position)."""
+        ...
+
+    def latest_snapshot(
+        self, wallet_id: str, position: int | None = None, before: datetime | None = None
+    ) -> WalletSnapshot | None:
+        """The wallet's snapshot with the highest position (at most ``position``; with
+        ``before``, only one whose ``last_at`` is earlier), or ``None``."""
         ...
 
     def wallets(self) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -38,6 +39,7 @@ from .base import (
     StoreError,
     StoreStats,
     StoreUnavailable,
+    WalletSnapshot,
     revision_conflict,
     safe_url,
 )
@@ -226,19 +228,19 @@ class PostgresStore:
             yield [(position, payload) for position, payload in rows]
             after = rows[-1][0]
 
-    def read_stream(self, wallet_id: str) -> list[StoredEvent]:
+    def read_stream(self, wallet_id: str, after: int = 0) -> list[StoredEvent]:
         rows = self._fetch(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE wallet_id = %s ORDER BY version",
-            (wallet_id,),
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE wallet_id = %s AND position > %s "
+            "ORDER BY version",
+            (wallet_id, after),
         )
         return [_stored_event(r) for r in rows]
 
     def read_inputs(
-        self, wallet_id: str | None = None, batch: int = 10_000
+        self, wallet_id: str | None = None, after: int = 0, batch: int = 10_000
     ) -> Iterator[StoredInput]:
         where = "" if wallet_id is None else "AND wallet_id = %s"
         args: tuple[str, ...] = () if wallet_id is None else (wallet_id,)
-        after = 0
         while True:
             rows = self._fetch(
                 f"SELECT seq, key, wallet_id, at, payload FROM inputs WHERE seq > %s {where} "
@@ -250,6 +252,42 @@ class PostgresStore:
             for _seq, key, wallet, at, payload in rows:
                 yield StoredInput(key, wallet, at, decode_input(key, payload))
             after = rows[-1][0]
+
+    def marks(self) -> tuple[int, int]:
+        # One statement, one snapshot of the database. Appends take inputs' numbers while
+        # they hold log_head, so the numbers visible are those of whole, earlier appends.
+        (row,) = self._fetch(
+            "SELECT (SELECT position FROM log_head WHERE id = 1), "
+            "(SELECT COALESCE(MAX(seq), 0) FROM inputs)"
+        )
+        return int(row[0]), int(row[1])
+
+    def put_snapshots(self, snapshots: Sequence[WalletSnapshot]) -> int:
+        if not snapshots:
+            return 0
+        with self._session() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO wallet_snapshots (wallet_id, position, input_seq, last_at, state) "
+                "SELECT * FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::timestamptz[], "
+                "%s::bytea[]) ON CONFLICT (wallet_id, position) DO NOTHING",
+                [
+                    list(column)
+                    for column in zip(*map(msgspec.structs.astuple, snapshots), strict=True)
+                ],
+            )
+            return cur.rowcount
+
+    def latest_snapshot(
+        self, wallet_id: str, position: int | None = None, before: datetime | None = None
+    ) -> WalletSnapshot | None:
+        rows = self._fetch(
+            "SELECT wallet_id, position, input_seq, last_at, state FROM wallet_snapshots "
+            "WHERE wallet_id = %s AND position <= %s "
+            "AND (%s::timestamptz IS NULL OR last_at IS NULL OR last_at < %s::timestamptz) "
+            "ORDER BY position DESC LIMIT 1",
+            (wallet_id, position if position is not None else 2**62, before, before),
+        )
+        return WalletSnapshot(*rows[0]) if rows else None
 
     def wallets(self) -> list[str]:
         return [r[0] for r in self._fetch("SELECT wallet_id FROM streams ORDER BY wallet_id")]

@@ -9,6 +9,10 @@ in the order they were first stored. Triggers refuse UPDATE and DELETE (and TRUN
 ``events``: nothing ever changes a stored event. ``catalog_revisions`` keeps every published
 catalog whole (its number, the sha256 of its source, its file name, the source and when it
 was published, as published), so a decision's revision can be decided again from the store.
+``wallet_snapshots`` keeps wallet states as of a cut (the wallet's events up to ``position``,
+its inputs up to ``input_seq``, the latest instant folded), so replay and the payers' states
+start there instead of folding a wallet's whole history (``engine/store/snapshots.py``);
+derived from the events, they may be deleted at any time.
 
 Every statement is idempotent and runs at each open: a store written before a table existed
 gains it, empty, the first time a newer engine opens it (tests/store/test_stored_v1.py).
@@ -55,6 +59,16 @@ SQLITE: tuple[str, ...] = (
         name         TEXT    NOT NULL,
         source       TEXT    NOT NULL,
         published_at TEXT    NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS wallet_snapshots (
+        wallet_id TEXT    NOT NULL,
+        position  INTEGER NOT NULL,
+        input_seq INTEGER NOT NULL,
+        last_at   TEXT,
+        state     BLOB    NOT NULL,
+        PRIMARY KEY (wallet_id, position)
     )
     """,
     """
@@ -121,6 +135,16 @@ POSTGRES: tuple[str, ...] = (
         name         TEXT   NOT NULL,
         source       TEXT   NOT NULL,
         published_at TEXT   NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS wallet_snapshots (
+        wallet_id TEXT        NOT NULL,
+        position  BIGINT      NOT NULL,
+        input_seq BIGINT      NOT NULL,
+        last_at   TIMESTAMPTZ,
+        state     BYTEA       NOT NULL,
+        PRIMARY KEY (wallet_id, position)
     )
     """,
     """

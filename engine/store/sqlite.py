@@ -30,6 +30,7 @@ from .base import (
     StoredRevision,
     StoreError,
     StoreStats,
+    WalletSnapshot,
     revision_conflict,
 )
 from .chain import ChainRow, Head
@@ -178,20 +179,20 @@ class SqliteStore:
             yield rows
             after = rows[-1][0]
 
-    def read_stream(self, wallet_id: str) -> list[StoredEvent]:
+    def read_stream(self, wallet_id: str, after: int = 0) -> list[StoredEvent]:
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE wallet_id = ? ORDER BY version",
-                (wallet_id,),
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE wallet_id = ? AND position > ? "
+                "ORDER BY version",
+                (wallet_id, after),
             ).fetchall()
         return [_stored_event(r) for r in rows]
 
     def read_inputs(
-        self, wallet_id: str | None = None, batch: int = 10_000
+        self, wallet_id: str | None = None, after: int = 0, batch: int = 10_000
     ) -> Iterator[StoredInput]:
         where = "" if wallet_id is None else "AND wallet_id = ?"
         args: tuple[str, ...] = () if wallet_id is None else (wallet_id,)
-        after = 0
         while True:
             with self._lock:
                 rows = self._db.execute(
@@ -206,6 +207,50 @@ class SqliteStore:
                     key, wallet, datetime.fromisoformat(at), decode_input(key, payload)
                 )
             after = rows[-1][0]
+
+    def marks(self) -> tuple[int, int]:
+        with self._lock:
+            (row,) = self._db.execute(
+                "SELECT (SELECT COALESCE(MAX(position), 0) FROM events), "
+                "(SELECT COALESCE(MAX(seq), 0) FROM inputs)"
+            ).fetchall()
+        return int(row[0]), int(row[1])
+
+    def put_snapshots(self, snapshots: Sequence[WalletSnapshot]) -> int:
+        with self._lock, self._transaction() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT INTO wallet_snapshots (wallet_id, position, input_seq, last_at, state) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (wallet_id, position) DO NOTHING",
+                [
+                    (
+                        s.wallet_id,
+                        s.position,
+                        s.input_seq,
+                        None if s.last_at is None else s.last_at.isoformat(),
+                        s.state,
+                    )
+                    for s in snapshots
+                ],
+            )
+            return db.total_changes - before
+
+    def latest_snapshot(
+        self, wallet_id: str, position: int | None = None, before: datetime | None = None
+    ) -> WalletSnapshot | None:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT wallet_id, position, input_seq, last_at, CAST(state AS BLOB) "
+                "FROM wallet_snapshots WHERE wallet_id = ? AND position <= ? "
+                "ORDER BY position DESC",
+                (wallet_id, position if position is not None else 2**62),
+            )
+            for w, p, seq, last_at, state in rows:
+                # Instants compared as instants, here (the text is not ordered across offsets).
+                at = None if last_at is None else datetime.fromisoformat(last_at)
+                if before is None or at is None or at < before:
+                    return WalletSnapshot(w, p, seq, at, state)
+        return None
 
     def wallets(self) -> list[str]:
         with self._lock:

@@ -21,15 +21,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import msgspec
-
 from .exits import stop_before_commit
 from .fencing import Fenced, PartitionWriter
 from .positions import Positions, TopicPartition
 from .processor import RatingProcessor, Recovered, recover
-from .recovery import committed_offsets, read_decision_at, read_decisions, read_inputs, read_latest
+from .recovery import (
+    committed_offsets,
+    read_decision_at,
+    read_decisions,
+    read_inputs,
+    read_records,
+)
 from .settings import WorkerSettings
-from .snapshots import decode_partition
+from .snapshots import restore
 from .snapshotter import Snapshotter, placement
 from .topics import Topics
 from .vitals import Vitals
@@ -61,16 +65,9 @@ def load_partition(
     # First fence, then read: what the previous owner may still send is aborted,
     # so the log read next is all that will ever be committed before us.
     writer.init()
-    snapshot, unreadable = None, False
-    raw = read_latest(bootstrap, topics.wallet_snapshots.name, placement(partition)[1])
-    if raw:
-        try:
-            number, snapshot = decode_partition(raw)
-        except msgspec.MsgspecError:
-            unreadable = True
-        else:
-            unreadable = number != partition
-            snapshot = None if unreadable else snapshot
+    snapshot, unreadable = restore(
+        read_records(bootstrap, topics.wallet_snapshots.name, placement(partition)[1]), partition
+    )
     recovered = recover(
         snapshot,
         lambda offset: read_decision_at(bootstrap, topic, partition, offset),

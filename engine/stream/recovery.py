@@ -1,5 +1,5 @@
 """Reading Kafka back directly: a partition of ``wallet.events`` (how a worker learns what
-it decided), its latest snapshot on ``wallet.snapshots``, a range of input records the
+it decided), its snapshot records on ``wallet.snapshots``, a range of input records the
 consumer skipped, and a group's committed offset (where a partition's next input is).
 
 Every read is ``read_committed``: what a fenced worker sent (fencing.py) is aborted, and
@@ -154,6 +154,15 @@ def read_latest(bootstrap: str, topic: str, partition: int) -> bytes | None:
         if start <= low:
             return None
     return None
+
+
+def read_records(
+    bootstrap: str, topic: str, partition: int
+) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """``(key, value)`` of every committed record of one partition, in order, to the end as
+    it is now (a partition's snapshot records: compaction keeps the latest of each key)."""
+    for message in read_partition(bootstrap, topic, partition):
+        yield message.key(), message.value()
 
 
 def read_inputs(bootstrap: str, topic: str, partition: int, start: int, end: int) -> list[Record]:

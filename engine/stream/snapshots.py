@@ -1,128 +1,209 @@
-"""Snapshots of a wallet partition, kept on ``wallet.snapshots`` so a restart replays little.
+"""Snapshots of a wallet partition on ``wallet.snapshots``, one record per wallet, so a
+restart replays little and no record grows with the partition.
 
-A snapshot is the partition's wallet states and decided-origin offsets as they stood after
-a given offset of ``wallet.events``, and the id of the decision at that offset. The owner
-writes it in the partition's transaction (fencing.py), so only the owner's ever lands.
-Recovery reads the latest committed one, checks that the decision it names is at its
-offset of the log (processor.recover), and folds only the decisions written after it. A
-missing or older snapshot is never wrong, only slower: everything after it is still read
-from ``wallet.events``; one that does not match the log is not used.
+A snapshot is the partition's state as it stood after a given offset of ``wallet.events``.
+It is written by the partition's owner in the partition's transaction (fencing.py), so only
+the owner's ever lands, and it is made of records on the snapshot partition numbered like
+the wallet partition, each under its own key (compaction keeps the latest of each):
+
+- ``wallet/<id>``: one wallet's state without its input ids (`WalletRecord`);
+- ``ids/<id>/<n>``: the wallet's input ids (dedup window, commands that moved money) in
+  chunks of at most `CHUNK_IDS` (`IdsChunk`), so a busy wallet's ids never make one
+  huge record;
+- ``partition-<n>``: the `Manifest`, written last: the ``wallet.events`` offset the
+  snapshot is as of, the decision at that offset, the decided origin offsets, and how many
+  wallet records make it up.
+
+Only the wallets that changed since the partition's previous snapshot are written: a
+wallet's latest record is its state as of the latest manifest, because a wallet not
+written since did not change since. That holds within one *epoch*: the records written
+since the partition's first snapshot by this owner (recovery starts a new epoch, whose first
+snapshot writes every wallet). Every record names its epoch and offset; recovery
+(`restore`) takes the latest manifest and the latest records of its epoch, and uses them
+only when they are whole (each wallet of the manifest, each chunk of each wallet, none
+newer than the manifest). Otherwise, or when the decision the manifest names is not at its
+offset of the log (processor.recover), the partition is replayed from ``wallet.events``. A
+missing or older snapshot is never wrong, only slower.
 """
 
 from __future__ import annotations
 
-import typing
-from typing import Any
+import os
+from collections.abc import Iterable
 
 import msgspec
-from immutables import Map
 
 from ..domain import WalletState
-from .processor import PartitionState
+from ..states import StateRecord, from_record, join_ids, split_ids, to_record
+from .processor import REORDER_WINDOW, PartitionState
+
+__all__ = ["StateRecord", "from_record", "to_record"]
+
+CHUNK_IDS = 4096
+"""Input ids per ``ids/`` record: at most a few hundred kB, whatever the wallet's traffic."""
 
 
-def _record_type(hint: Any) -> Any:
-    """The encodable form of a state field: a persistent map becomes a list of pairs."""
-    if typing.get_origin(hint) is Map:
-        key, value = typing.get_args(hint)
-        return list[tuple[key, value]]  # type: ignore[valid-type]
-    return hint
-
-
-_HINTS = typing.get_type_hints(WalletState)
-_MAPS = frozenset(name for name, hint in _HINTS.items() if typing.get_origin(hint) is Map)
-
-StateRecord = msgspec.defstruct(
-    "StateRecord",
-    [(name, _record_type(hint)) for name, hint in _HINTS.items()],
-    array_like=True,
-    gc=False,
-)
-"""WalletState with every ``Map`` as pairs: derived from WalletState, so it cannot drift."""
-
-
-class Snapshot(msgspec.Struct, array_like=True, gc=False):
+class Manifest(msgspec.Struct, tag="m", array_like=True, gc=False):
     partition: int
+    epoch: str
     events_offset: int
     """The last ``wallet.events`` offset (of this partition) the snapshot includes."""
+    last_decision: str
+    """The id of the decision at ``events_offset`` (processor.decision_id)."""
+    wallets: int
+    """How many wallet records of the epoch make up the snapshot."""
     decided: list[tuple[str, int, int]]
     """(origin topic, origin partition, last offset decided)."""
-    wallets: list[StateRecord]  # type: ignore[valid-type]
-    recent: list[tuple[str, int, list[int]]] = []
+    recent: list[tuple[str, int, list[int]]]
     """(origin topic, origin partition, the offsets decided within the reorder window)."""
-    last_decision: str = ""
-    """The id of the decision at ``events_offset`` (processor.decision_id)."""
 
+
+class WalletRecord(msgspec.Struct, tag="w", array_like=True, gc=False):
+    partition: int
+    epoch: str
+    events_offset: int
+    """The snapshot (manifest offset) this record was written with."""
+    state: StateRecord  # type: ignore[valid-type]
+    """The wallet's state without its input ids."""
+    chunks: int
+    """How many ``ids/`` records hold its input ids."""
+
+
+class IdsChunk(msgspec.Struct, tag="i", array_like=True, gc=False):
+    partition: int
+    epoch: str
+    events_offset: int
+    wallet_id: str
+    index: int
+    ids: list[tuple[int, str, int]]
+    """``(field, key, instant)`` (states.split_ids)."""
+
+
+SnapshotRecord = Manifest | WalletRecord | IdsChunk
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Snapshot)
+_decoder: msgspec.msgpack.Decoder[SnapshotRecord] = msgspec.msgpack.Decoder(SnapshotRecord)
 
 
-def to_record(state: WalletState) -> Any:
-    values = {
-        name: (list(getattr(state, name).items()) if name in _MAPS else getattr(state, name))
-        for name in _HINTS
-    }
-    return StateRecord(**values)
+def new_epoch() -> str:
+    return os.urandom(8).hex()
 
 
-def from_record(record: Any) -> WalletState:
-    values: dict[str, Any] = {
-        name: (Map(getattr(record, name)) if name in _MAPS else getattr(record, name))
-        for name in _HINTS
-    }
-    return WalletState(**values)
+def manifest_key(partition: int) -> bytes:
+    return f"partition-{partition}".encode()
 
 
-def encode_snapshot(
-    partition: int,
-    events_offset: int,
-    decided: dict[tuple[str, int], int],
-    wallets: dict[str, WalletState],
-    recent: dict[tuple[str, int], set[int]],
-    last_decision: str = "",
-) -> bytes:
-    snapshot = Snapshot(
+def wallet_records(
+    partition: int, epoch: str, events_offset: int, state: WalletState
+) -> list[tuple[bytes, bytes]]:
+    """``(key, value)`` of one wallet's records: its id chunks, then its state."""
+    bare, ids = split_ids(state)
+    w = state.wallet_id
+    out = []
+    chunks = [ids[i : i + CHUNK_IDS] for i in range(0, len(ids), CHUNK_IDS)]
+    for index, chunk in enumerate(chunks):
+        ids_chunk = IdsChunk(partition, epoch, events_offset, w, index, chunk)
+        out.append((f"ids/{w}/{index}".encode(), _encoder.encode(ids_chunk)))
+    record = WalletRecord(partition, epoch, events_offset, to_record(bare), len(chunks))
+    out.append((f"wallet/{w}".encode(), _encoder.encode(record)))
+    return out
+
+
+def manifest_record(partition: int, epoch: str, part: PartitionState) -> tuple[bytes, bytes]:
+    """The manifest of ``part`` as it stands now (written after its wallet records)."""
+    recent = []
+    for (topic, p), offsets in sorted(part.recent.items()):
+        # Below the window an offset is decided by `seen` without the set: not kept.
+        floor = part.decided.get((topic, p), -1) - REORDER_WINDOW
+        recent.append((topic, p, sorted(o for o in offsets if o > floor)))
+    manifest = Manifest(
         partition,
-        events_offset,
-        [(topic, p, offset) for (topic, p), offset in sorted(decided.items())],
-        [to_record(wallets[w]) for w in sorted(wallets)],
-        [(topic, p, sorted(offsets)) for (topic, p), offsets in sorted(recent.items())],
-        last_decision,
+        epoch,
+        part.events_offset,
+        part.last_decision,
+        len(part.wallets),
+        [(topic, p, offset) for (topic, p), offset in sorted(part.decided.items())],
+        recent,
     )
-    return _encoder.encode(snapshot)
+    return manifest_key(partition), _encoder.encode(manifest)
 
 
-def _unpack(
-    s: Snapshot,
-) -> tuple[dict[tuple[str, int], int], dict[str, WalletState], dict[tuple[str, int], set[int]]]:
-    wallets = {}
-    for record in s.wallets:
-        state = from_record(record)
-        wallets[state.wallet_id] = state
-    decided = {(t, p): o for t, p, o in s.decided}
-    return decided, wallets, {(t, p): set(o) for t, p, o in s.recent}
+def encode_partition(
+    partition: int, part: PartitionState, epoch: str | None = None
+) -> list[tuple[bytes, bytes]]:
+    """A whole snapshot of ``part``: every wallet's records, then the manifest."""
+    epoch = epoch or new_epoch()
+    out = []
+    for w in sorted(part.wallets):
+        out += wallet_records(partition, epoch, part.events_offset, part.wallets[w])
+    out.append(manifest_record(partition, epoch, part))
+    return out
 
 
-def decode_snapshot(
-    raw: bytes,
-) -> tuple[
-    int, int, dict[tuple[str, int], int], dict[str, WalletState], dict[tuple[str, int], set[int]]
-]:
-    s = _decoder.decode(raw)
-    decided, wallets, recent = _unpack(s)
-    return s.partition, s.events_offset, decided, wallets, recent
+class Torn(Exception):
+    """The records do not make up the snapshot their manifest names."""
 
 
-def encode_partition(partition: int, part: PartitionState) -> bytes:
-    """A snapshot of ``part`` as it stands now."""
-    return encode_snapshot(
-        partition, part.events_offset, part.decided, part.wallets, part.recent, part.last_decision
-    )
+def restore(
+    records: Iterable[tuple[bytes | None, bytes | None]], partition: int
+) -> tuple[PartitionState | None, bool]:
+    """The partition's state from its snapshot records (as read from the snapshot
+    partition, in order), or ``None``; and, when there is none, whether something there was
+    unusable (a record that does not decode or is another partition's, a snapshot that is
+    not whole): recovery then replays the partition from ``wallet.events``."""
+    latest: dict[bytes, bytes] = {}
+    for key, value in records:
+        if key is None or value is None:
+            continue
+        latest.pop(key, None)  # keep the log's order of the latest of each key
+        latest[key] = value
+    manifest: Manifest | None = None
+    unreadable = False
+    wallets: dict[str, WalletRecord] = {}
+    chunks: dict[tuple[str, int], IdsChunk] = {}
+    for value in latest.values():
+        try:
+            record = _decoder.decode(value)
+        except msgspec.MsgspecError:
+            unreadable = True
+            continue
+        if record.partition != partition:
+            unreadable = True
+        elif isinstance(record, Manifest):
+            manifest = record
+        elif isinstance(record, WalletRecord):
+            wallets[record.state.wallet_id] = record  # type: ignore[attr-defined]
+        else:
+            chunks[(record.wallet_id, record.index)] = record
+    if manifest is None:
+        return None, unreadable
+    try:
+        return _assemble(manifest, wallets, chunks), False
+    except Torn:
+        return None, True
 
 
-def decode_partition(raw: bytes) -> tuple[int, PartitionState]:
-    """The partition number and state a snapshot holds (with the decision it names)."""
-    s = _decoder.decode(raw)
-    decided, wallets, recent = _unpack(s)
-    return s.partition, PartitionState(wallets, decided, s.events_offset, recent, s.last_decision)
+def _assemble(
+    m: Manifest, wallets: dict[str, WalletRecord], chunks: dict[tuple[str, int], IdsChunk]
+) -> PartitionState:
+    states: dict[str, WalletState] = {}
+    for w, record in wallets.items():
+        if record.epoch != m.epoch:
+            continue  # an earlier epoch's record of a wallet this one does not hold
+        if record.events_offset > m.events_offset:
+            raise Torn(f"wallet {w} is newer than the manifest")
+        ids: list[tuple[int, str, int]] = []
+        for index in range(record.chunks):
+            chunk = chunks.get((w, index))
+            if chunk is None or (chunk.epoch, chunk.events_offset) != (
+                record.epoch,
+                record.events_offset,
+            ):
+                raise Torn(f"wallet {w} lacks its ids chunk {index}")
+            ids += chunk.ids
+        states[w] = join_ids(from_record(record.state), ids)
+    if len(states) != m.wallets:
+        raise Torn(f"{len(states)} wallet records, the manifest names {m.wallets}")
+    decided = {(t, p): o for t, p, o in m.decided}
+    recent = {(t, p): set(o) for t, p, o in m.recent}
+    return PartitionState(states, decided, m.events_offset, recent, m.last_decision)

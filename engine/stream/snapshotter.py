@@ -2,10 +2,12 @@
 
 A snapshot (snapshots.py) is written by the partition's owner in the partition's
 transaction (fencing.py), at most every ``snapshot_every`` seconds and only when something
-was decided since the last one. It goes to the partition of ``wallet.snapshots`` with the
-wallet partition's own number (`placement`): recovery reads the latest one there, so the
-writer and the reader place it the same way, through this one function, whatever the
-partitioner.
+was decided since the last one. It is the records of the wallets that changed since the
+partition's previous snapshot (every wallet, the first time after the partition was
+recovered: a new epoch), then the partition's manifest. They all go to the partition of
+``wallet.snapshots`` with the wallet partition's own number (`placement`): recovery reads
+them there, so the writer and the reader place them the same way, through this one
+function, whatever the partitioner.
 """
 
 from __future__ import annotations
@@ -13,20 +15,36 @@ from __future__ import annotations
 import logging
 import time
 
+from ..domain import WalletState
 from .fencing import PartitionWriter
 from .metrics import Metrics
-from .processor import RatingProcessor
+from .processor import PartitionState, RatingProcessor
 from .settings import WorkerSettings
-from .snapshots import encode_partition
+from .snapshots import manifest_key, manifest_record, new_epoch, wallet_records
 
 log = logging.getLogger("rating-engine")
 
 
 def placement(partition: int) -> tuple[bytes, int]:
-    """The key and the ``wallet.snapshots`` partition of wallet partition ``partition``'s
-    snapshots. The partition is given explicitly, never hashed from the key; the key names
-    the wallet partition, so compaction keeps its latest snapshot."""
-    return f"partition-{partition}".encode(), partition
+    """The manifest key and the ``wallet.snapshots`` partition of wallet partition
+    ``partition``'s snapshots. The partition is given explicitly, never hashed from a key;
+    each record's key names what it holds (the partition, a wallet, a chunk of its ids), so
+    compaction keeps the latest of each."""
+    return manifest_key(partition), partition
+
+
+class _Epoch:
+    """What the snapshots of one partition's epoch have written so far."""
+
+    __slots__ = ("id", "part", "written")
+
+    def __init__(self, part: PartitionState) -> None:
+        self.id = new_epoch()
+        self.part = part
+        """The partition state the epoch is of (a recovery installs a new one)."""
+        self.written: dict[str, WalletState] = {}
+        """Each wallet's state as last written (states are immutable: a wallet whose state is
+        another object changed since)."""
 
 
 class Snapshotter:
@@ -42,10 +60,13 @@ class Snapshotter:
         self.snapshot_at: dict[int, float] = {}
         self.snapshotted: dict[int, int] = {}
         """The ``wallet.events`` offset of each partition's last snapshot."""
+        self.epochs: dict[int, _Epoch] = {}
 
     def recovered(self, partition: int, events_offset: int) -> None:
-        """A partition rebuilt up to ``events_offset``: a snapshot of that is not news."""
+        """A partition rebuilt up to ``events_offset``: a snapshot of that is not news. Its
+        next snapshot starts a new epoch (writes every wallet)."""
         self.snapshotted[partition] = events_offset
+        self.epochs.pop(partition, None)
 
     def write_if_due(self, partition: int, writer: PartitionWriter) -> None:
         """Write the partition's snapshot in the transaction just opened when one is due:
@@ -62,22 +83,38 @@ class Snapshotter:
 
     def write(self, partition: int, writer: PartitionWriter) -> None:
         part = self.processor.partitions[partition]
-        raw = encode_partition(partition, part)
+        epoch = self.epochs.get(partition)
+        if epoch is None or epoch.part is not part:
+            epoch = self.epochs[partition] = _Epoch(part)
+        changed = [s for w, s in part.wallets.items() if epoch.written.get(w) is not s]
+        records = [
+            r for s in changed for r in wallet_records(partition, epoch.id, part.events_offset, s)
+        ]
+        records.append(manifest_record(partition, epoch.id, part))
         self.snapshot_at[partition] = time.monotonic()
-        if len(raw) > self.settings.snapshot_max_bytes:
+        largest = max(len(value) for _, value in records)
+        if largest > self.settings.snapshot_max_bytes:
             # A record this large would be refused by the broker and stop the worker; without
             # a fresh snapshot, recovery replays more of wallet.events, which is only slower.
             self.metrics.snapshots_skipped.inc()
             log.warning(
-                "partition %d snapshot skipped: %d bytes > %d (recovery will replay from the "
-                "previous snapshot)",
+                "partition %d snapshot skipped: a record of %d bytes > %d (recovery will "
+                "replay from the previous snapshot)",
                 partition,
-                len(raw),
+                largest,
                 self.settings.snapshot_max_bytes,
             )
             return
-        key, on = placement(partition)
-        writer.produce(self.topic, key, raw, on)
+        for key, value in records:
+            writer.produce(self.topic, key, value, partition)
+        for s in changed:
+            epoch.written[s.wallet_id] = s
         self.snapshotted[partition] = part.events_offset
         self.metrics.snapshots.inc()
-        log.info("partition %d snapshot at offset %d", partition, part.events_offset)
+        log.info(
+            "partition %d snapshot at offset %d (%d of %d wallets written)",
+            partition,
+            part.events_offset,
+            len(changed),
+            len(part.wallets),
+        )

@@ -130,8 +130,9 @@ class Topics(msgspec.Struct, frozen=True):
     wallet_events: TopicSpec
     network_actions: TopicSpec
     wallet_snapshots: TopicSpec
-    """A snapshot per wallet partition, on that partition number, written in the partition's
-    transactions (fencing.py)."""
+    """Each wallet partition's snapshot (a record per wallet, its ids in chunks, and a
+    manifest), on that partition number, written in the partition's transactions
+    (fencing.py)."""
     wallet_directory: TopicSpec
     """The SIM-route table and the wallets opened by command, read by every worker."""
     catalog_revisions: TopicSpec

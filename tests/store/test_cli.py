@@ -1,4 +1,4 @@
-"""`rating-engine store verify` and `store stats` as an operator runs them."""
+"""`rating-engine store verify`, `store stats` and `store snapshot` as an operator runs them."""
 
 from __future__ import annotations
 
@@ -88,3 +88,17 @@ def test_store_needs_an_action(capsys: pytest.CaptureFixture[str]) -> None:
         main(["store"])
     assert exit_.value.code == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_store_snapshot_writes_each_wallet_with_new_events_once(
+    store_url: str, rated: Rated, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _filled(store_url, rated)
+    streams = len({e.wallet_id for e in rated.events[:600]})
+    assert main(["store", "snapshot", "--store", store_url]) == 0
+    assert capsys.readouterr().out == (
+        f"{streams} wallet snapshots at position 600 (600 events folded)\n"
+    )
+    assert main(["store", "snapshot", "--store", store_url, "--json"]) == 0
+    taken = msgspec.json.decode(capsys.readouterr().out)
+    assert (taken["position"], taken["written"], taken["folded"]) == (600, 0, 0)

@@ -19,13 +19,7 @@ from engine.stream.processor import (
     decision_id,
     recover,
 )
-from engine.stream.snapshots import (
-    StateRecord,
-    decode_partition,
-    decode_snapshot,
-    encode_partition,
-    encode_snapshot,
-)
+from engine.stream.snapshots import StateRecord, encode_partition, restore
 
 from .harness import CATALOG
 
@@ -88,13 +82,19 @@ def test_snapshot_plus_tail_equals_live(run: tuple) -> None:  # type: ignore[typ
     partial = RatingProcessor(live.catalog)
     partial.recover(0, written[:half])
     part = partial.partitions[0]
-    raw = encode_snapshot(0, part.events_offset, part.decided, part.wallets, part.recent)
-    _, offset, decided, wallets, recent = decode_snapshot(raw)
-    assert offset == half - 1 and wallets == part.wallets and decided == part.decided
-    assert recent == part.recent
+    snapshot, _ = restore(encode_partition(0, part), 0)
+    assert snapshot is not None
+    assert snapshot.events_offset == half - 1 and snapshot.wallets == part.wallets
+    assert snapshot.decided == part.decided
+    # Offsets below the reorder window are decided without the set: only those above it
+    # are kept.
+    assert snapshot.recent == {
+        tp: {o for o in offsets if o > part.decided[tp] - REORDER_WINDOW}
+        for tp, offsets in part.recent.items()
+    }
     restored = RatingProcessor(live.catalog)
     # The whole log is offered: what the snapshot already holds is skipped by offset.
-    count = restored.recover(0, written, PartitionState(wallets, decided, offset, recent))
+    count = restored.recover(0, written, snapshot)
     assert count == len(written) - half
     assert restored.partitions[0].wallets == live.partitions[0].wallets
 
@@ -161,7 +161,7 @@ def test_recovery_reads_wallet_events_written_before_the_rename() -> None:
     assert old.partitions[0].wallets["initech"].suspended is False
     part = old.partitions[0]
     assert part.last_decision == decision_id(decode_decision(raw[-1]))
-    _, snapshot = decode_partition(encode_partition(0, part))
+    snapshot, _ = restore(encode_partition(0, part), 0)
     found = recover(
         snapshot,
         lambda offset: decode_decision(raw[offset]),

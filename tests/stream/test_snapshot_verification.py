@@ -1,10 +1,15 @@
 """Recovery checks a snapshot against the log before trusting it (processor.recover): a
 snapshot names the last decision it folded and that decision's offset on wallet.events;
-when the log holds another decision there (or none), the whole partition is replayed."""
+when the log holds another decision there (or none), the whole partition is replayed. A
+snapshot is a record per wallet (its ids in chunks) and a manifest: read back as compaction
+leaves them, they are the state of a full fold, and one that is not whole is not used."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -16,6 +21,8 @@ from engine.codec import Decision, decode_decision, encode
 from engine.domain import Cdr
 from engine.domain.routing import wallet_of
 from engine.offline.generate import generate_cdrs
+from engine.stream import snapshots
+from engine.stream.metrics import Metrics
 from engine.stream.processor import (
     PartitionState,
     RatingProcessor,
@@ -23,7 +30,9 @@ from engine.stream.processor import (
     rebuild,
     recover,
 )
-from engine.stream.snapshots import decode_partition, encode_partition
+from engine.stream.settings import WorkerSettings
+from engine.stream.snapshots import encode_partition, restore
+from engine.stream.snapshotter import Snapshotter
 
 from .harness import CATALOG
 
@@ -65,7 +74,8 @@ def _snapshot_after(written: Log, cut: int) -> PartitionState:
     """The snapshot an owner writes after folding the first ``cut`` decisions, through its
     encoding, as recovery reads it."""
     state, _ = rebuild(written[:cut])
-    _, decoded = decode_partition(encode_partition(0, state))
+    decoded, _ = restore(encode_partition(0, state), 0)
+    assert decoded is not None
     return decoded
 
 
@@ -135,3 +145,123 @@ def test_recovery_from_any_snapshot_true_or_stale_equals_the_live_state(
     assert state.wallets == live.partitions[0].wallets
     assert state.decided == live.partitions[0].decided
     assert state.events_offset == len(written) - 1
+
+
+# -- per-wallet snapshots: records written over time, read back as compaction leaves them --
+
+
+class _Writer:
+    """The snapshot partition: what each snapshot (transaction) added, in order."""
+
+    def __init__(self) -> None:
+        self.transactions: list[list[tuple[bytes, bytes]]] = []
+
+    def produce(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
+        self.transactions[-1].append((key, value))
+
+
+def _snapshots_while_deciding(written: Log, cuts: list[int], max_bytes: int = 900_000) -> _Writer:
+    """The records an owner writes when it snapshots after each of ``cuts`` decisions (one
+    epoch: the first snapshot writes every wallet, the later ones what changed)."""
+    processor = RatingProcessor(load_catalog(CATALOG))
+    processor.recover(0, [])
+    snapshotter = Snapshotter(
+        WorkerSettings(catalog=CATALOG, snapshot_max_bytes=max_bytes, data_dir=Path()),
+        "wallet.snapshots",
+        processor,
+        Metrics(),
+    )
+    writer = _Writer()
+    done = 0
+    for cut in sorted(set(cuts)):
+        processor.partitions[0], _ = rebuild(written[done:cut], processor.partitions[0])
+        done = cut
+        writer.transactions.append([])
+        snapshotter.write(0, writer)  # type: ignore[arg-type]
+    return writer
+
+
+def _recover_from(records: list[tuple[bytes, bytes]], written: Log):  # type: ignore[no-untyped-def]
+    snapshot, torn = restore(records, 0)
+    found = recover(snapshot, *_readers(written))
+    return found, torn
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    cuts=st.lists(st.integers(1, 999), min_size=1, max_size=6),
+    chunk=st.sampled_from([3, 50, 4096]),
+)
+def test_a_restart_from_per_wallet_snapshots_recovers_the_state_of_a_full_fold(
+    cuts: list[int], chunk: int
+) -> None:
+    live, written = _decided()
+    cuts = [min(c, len(written)) for c in cuts]
+    with _chunked(chunk):
+        writer = _snapshots_while_deciding(written, cuts)
+    records = [r for t in writer.transactions for r in t]
+    found, torn = _recover_from(records, written)
+    assert not torn and found.source == "snapshot"
+    assert found.decisions == len(written) - max(cuts)
+    assert found.state.wallets == live.partitions[0].wallets
+    assert found.state.decided == live.partitions[0].decided
+    # The last snapshot wrote the wallets that changed since the one before, and only
+    # wallets some decision in between was for.
+    ordered = sorted(set(cuts))
+    if len(ordered) > 1:
+        before, after = rebuild(written[: ordered[-2]])[0], rebuild(written[: ordered[-1]])[0]
+        changed = {w for w, s in after.wallets.items() if before.wallets.get(w) != s}
+        touched = {d.wallet_id for _, d in written[ordered[-2] : ordered[-1]]}
+        wallets = {k[7:].decode() for k, _ in writer.transactions[-1] if k[:7] == b"wallet/"}
+        assert changed <= wallets <= touched
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    cuts=st.lists(st.integers(1, 999), min_size=2, max_size=5, unique=True),
+    drop=st.integers(0, 10_000),
+)
+def test_a_torn_snapshot_is_never_used_and_recovery_stays_exact(cuts: list[int], drop: int) -> None:
+    """A record of the latest snapshot lost (a wallet, a chunk of its ids, or the manifest
+    itself): never trusted as a snapshot of another offset; recovery is exact anyway."""
+    live, written = _decided()
+    with _chunked(3):
+        writer = _snapshots_while_deciding(written, cuts)
+    last = writer.transactions[-1]
+    lost = last[drop % len(last)]
+    records = [r for t in writer.transactions for r in t if r is not lost]
+    found, _ = _recover_from(records, written)
+    assert found.state.wallets == live.partitions[0].wallets
+    assert found.state.decided == live.partitions[0].decided
+    if lost[0].startswith(b"partition-") and len(last) > 1:
+        # Its wallets are newer than the manifest left (the previous one): not used.
+        assert found.source == "mismatch"
+
+
+def test_an_earlier_epochs_records_and_another_partitions_are_not_used() -> None:
+    live, written = _decided()
+    old = _snapshots_while_deciding(written, [100, 200])
+    new = _snapshots_while_deciding(written, [300])
+    records = [r for t in old.transactions + new.transactions for r in t]
+    found, torn = _recover_from(records, written)
+    assert (found.source, torn) == ("snapshot", False)
+    assert found.state.wallets == live.partitions[0].wallets
+    assert restore(records, 1) == (None, True)  # written for partition 0
+
+
+def test_a_snapshot_in_the_former_single_record_format_is_replayed_over() -> None:
+    live, written = _decided()
+    former = msgspec.msgpack.encode([0, 10, [], [], [], "cdr.raw/0@10"])
+    found, torn = _recover_from([(b"partition-0", former)], written)
+    assert torn and found.source == "no snapshot"
+    assert found.state.wallets == live.partitions[0].wallets
+
+
+@contextlib.contextmanager
+def _chunked(size: int) -> Iterator[None]:
+    saved = snapshots.CHUNK_IDS
+    snapshots.CHUNK_IDS = size
+    try:
+        yield
+    finally:
+        snapshots.CHUNK_IDS = saved

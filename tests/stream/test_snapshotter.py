@@ -1,18 +1,21 @@
 """Snapshot scheduling and placement: due at most every ``snapshot_every`` seconds, only when
-something was decided since, never larger than the limit, and always on the snapshot
-partition numbered like its wallet partition."""
+something was decided since, no record larger than the limit, always on the snapshot
+partition numbered like its wallet partition; one record per wallet, and after the first
+only the wallets that changed."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from engine.catalog import load_catalog
+from engine.domain import initial_state
 from engine.stream.metrics import Metrics
 from engine.stream.processor import PartitionState, RatingProcessor
 from engine.stream.settings import WorkerSettings
-from engine.stream.snapshots import decode_partition
+from engine.stream.snapshots import restore
 from engine.stream.snapshotter import Snapshotter, placement
 
 from .harness import CATALOG
@@ -57,8 +60,9 @@ def test_a_snapshot_written_names_its_partition_and_offset() -> None:
     snapshots.write(3, writer)
     [(topic, key, value, partition)] = writer.records
     assert (topic, key, partition) == (TOPIC, b"partition-3", 3)
-    number, state = decode_partition(value)
-    assert (number, state.events_offset, state.last_decision) == (3, 41, "d-41")
+    state, _ = restore([(key, value)], 3)
+    assert state is not None
+    assert (state.events_offset, state.last_decision) == (41, "d-41")
     assert _count(snapshots, "rating_snapshots_total") == 1
 
 
@@ -98,3 +102,34 @@ def test_a_snapshot_over_the_limit_is_skipped_and_counted() -> None:
     assert not writer.records
     assert _count(snapshots, "rating_snapshots_skipped_total") == 1
     assert 3 not in snapshots.snapshotted
+
+
+def _keys(writer: Writer) -> list[bytes]:
+    return [key for _, key, _, _ in writer.records if key is not None]
+
+
+def test_a_snapshot_is_a_record_per_wallet_then_the_manifest_and_later_only_changes() -> None:
+    snapshots, writer = _snapshotter(), Writer()
+    part = snapshots.processor.partitions[3]
+    part.wallets = {w: initial_state(w) for w in ("a", "b", "c")}
+    snapshots.write(3, writer)
+    assert _keys(writer) == [b"wallet/a", b"wallet/b", b"wallet/c", b"partition-3"]
+    assert {p for _, _, _, p in writer.records} == {3}
+    part.wallets["b"] = msgspec.structs.replace(part.wallets["b"], credit=5)
+    part.events_offset, part.last_decision = 42, "d-42"
+    snapshots.write(3, writer)
+    assert _keys(writer)[4:] == [b"wallet/b", b"partition-3"]
+    # Read back as compaction leaves it (the latest of each key), it is the state now.
+    state, torn = restore([(k, v) for _, k, v, _ in writer.records], 3)
+    assert state is not None and not torn
+    assert state.wallets == part.wallets and state.events_offset == 42
+
+
+def test_a_recovered_partition_starts_a_new_epoch_that_writes_every_wallet() -> None:
+    snapshots, writer = _snapshotter(), Writer()
+    part = snapshots.processor.partitions[3]
+    part.wallets = {w: initial_state(w) for w in ("a", "b")}
+    snapshots.write(3, writer)
+    snapshots.recovered(3, 41)
+    snapshots.write(3, writer)
+    assert _keys(writer)[3:] == [b"wallet/a", b"wallet/b", b"partition-3"]

@@ -40,9 +40,9 @@ from engine.offline.pipeline import Pipeline
 from engine.offline.replay import ReplayReport, replay
 from engine.projections import Projector, connect
 from engine.store import EventStore, open_store
-from engine.stream.recovery import read_latest
+from engine.stream.recovery import read_records
 from engine.stream.sink import Sink, SinkProgress, SinkSettings
-from engine.stream.snapshots import decode_partition
+from engine.stream.snapshots import restore
 
 from .harness import (
     CATALOG,
@@ -190,9 +190,10 @@ def _live(stack: Stack) -> dict[str, WalletState]:
     spec = stack.topics.wallet_snapshots
     out: dict[str, WalletState] = {}
     for p in range(spec.partitions):
-        raw = read_latest(stack.bootstrap, spec.name, p)
-        if raw is not None:
-            out.update(decode_partition(raw)[1].wallets)
+        snapshot, torn = restore(read_records(stack.bootstrap, spec.name, p), p)
+        assert not torn, f"the snapshot of partition {p} is not whole"
+        if snapshot is not None:
+            out.update(snapshot.wallets)
     return out
 
 

@@ -1,0 +1,91 @@
+"""A wallet's state as bytes: the one encoding of a ``WalletState`` that is kept anywhere.
+
+Snapshots on ``wallet.snapshots`` (engine/stream/snapshots.py) and in the event store
+(engine/store, ``wallet_snapshots``) both write a state through ``to_record`` /
+``from_record``: ``StateRecord`` is ``WalletState`` with every persistent map as a list of
+pairs, derived from the type itself, so it cannot drift from it. msgpack, array-like: a
+field added at the end of ``WalletState`` with a default still reads an older record.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+import msgspec
+from immutables import Map
+
+from .domain import WalletState
+
+
+def _record_type(hint: Any) -> Any:
+    """The encodable form of a state field: a persistent map becomes a list of pairs."""
+    if typing.get_origin(hint) is Map:
+        key, value = typing.get_args(hint)
+        return list[tuple[key, value]]  # type: ignore[valid-type]
+    return hint
+
+
+_HINTS = typing.get_type_hints(WalletState)
+_MAPS = frozenset(name for name, hint in _HINTS.items() if typing.get_origin(hint) is Map)
+
+StateRecord = msgspec.defstruct(
+    "StateRecord",
+    [(name, _record_type(hint)) for name, hint in _HINTS.items()],
+    array_like=True,
+    gc=False,
+)
+"""WalletState with every ``Map`` as pairs: derived from WalletState, so it cannot drift."""
+
+DEDUP_FIELDS = ("seen", "seen_before", "commands")
+"""The fields holding input ids (the dedup window, the commands that moved money): the
+part of a state that grows with its traffic, which a snapshot may keep apart
+(`split_ids`)."""
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(StateRecord)
+
+
+def to_record(state: WalletState) -> Any:
+    values = {
+        name: (list(getattr(state, name).items()) if name in _MAPS else getattr(state, name))
+        for name in _HINTS
+    }
+    return StateRecord(**values)
+
+
+def from_record(record: Any) -> WalletState:
+    values: dict[str, Any] = {
+        name: (Map(getattr(record, name)) if name in _MAPS else getattr(record, name))
+        for name in _HINTS
+    }
+    return WalletState(**values)
+
+
+def encode_state(state: WalletState) -> bytes:
+    return _encoder.encode(to_record(state))
+
+
+def decode_state(raw: bytes) -> WalletState:
+    return from_record(_decoder.decode(raw))
+
+
+def split_ids(state: WalletState) -> tuple[WalletState, list[tuple[int, str, int]]]:
+    """The state without its input ids, and the ids as ``(field, key, instant)``, ``field``
+    indexing `DEDUP_FIELDS`."""
+    ids = [
+        (i, key, at)
+        for i, name in enumerate(DEDUP_FIELDS)
+        for key, at in getattr(state, name).items()
+    ]
+    empty: dict[str, Any] = {name: Map() for name in DEDUP_FIELDS}
+    return msgspec.structs.replace(state, **empty), ids
+
+
+def join_ids(state: WalletState, ids: typing.Iterable[tuple[int, str, int]]) -> WalletState:
+    """``state`` with the ids `split_ids` took out of it."""
+    maps: list[dict[str, int]] = [{} for _ in DEDUP_FIELDS]
+    for field, key, at in ids:
+        maps[field][key] = at
+    values: dict[str, Any] = {name: Map(m) for name, m in zip(DEDUP_FIELDS, maps, strict=True)}
+    return msgspec.structs.replace(state, **values)

@@ -1,0 +1,176 @@
+"""Wallet snapshots in the event store (SQLite and PostgreSQL): a wallet's state from its
+latest snapshot and the events after it is the fold of its whole stream; a snapshot is
+taken only of wallets with new events, folding only those; and replay gives the same
+result whether a wallet starts from a stored snapshot or from the full fold of its events
+to the same cut."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from engine.catalog import load_catalog
+from engine.codec import decode_event
+from engine.domain import WalletState, evolve, initial_state
+from engine.offline.replay import replay
+from engine.states import decode_state, encode_state
+from engine.store import EventStore
+from engine.store.base import WalletSnapshot
+from engine.store.snapshots import take, wallet_state
+
+from .helpers import CATALOG, Rated
+
+CHANGES = (
+    ('EU: {price: "0.05"}', 'EU: {price: "0.06"}'),
+    ('APAC: {price: "0.15", per: MB}', 'APAC: {price: "0.17", per: MB}'),
+    (
+        'usage: {telco-a: 55, platform: "33.3333", reseller: "11.6667"}',
+        'usage: {telco-a: 50, platform: "38.3333", reseller: "11.6667"}',
+    ),
+)
+
+
+def _full_fold(store: EventStore, wallet_id: str, position: int | None = None) -> WalletState:
+    state = initial_state(wallet_id)
+    for row in store.read_stream(wallet_id):
+        if position is None or row.position <= position:
+            state = evolve(state, decode_event(row.payload))
+    return state
+
+
+def _append(store: EventStore, rated: Rated, part: slice) -> None:
+    for events, inputs in rated.decisions[part]:
+        store.append(events, inputs)
+
+
+def test_a_wallets_state_from_its_snapshot_and_the_tail_is_its_full_fold(
+    store: EventStore, rated: Rated
+) -> None:
+    half = len(rated.decisions) // 2
+    _append(store, rated, slice(None, half))
+    first = take(store)
+    wallets = store.wallets()
+    assert first.written == len(wallets) and first.position == store.position()
+    assert take(store).written == 0  # nothing new since
+    _append(store, rated, slice(half, None))
+    second = take(store)
+    # Only the events after each wallet's snapshot were folded for the second one.
+    assert second.folded == store.position() - first.position
+    for w in store.wallets():
+        state, last_at, folded = wallet_state(store, w)
+        assert state == _full_fold(store, w)
+        assert folded == 0
+        assert last_at == max(e.at for e in store.read_stream(w))
+        # ... and as of the first cut, from the first snapshot.
+        if w in wallets:
+            assert wallet_state(store, w, first.position)[0] == _full_fold(store, w, first.position)
+            snap = store.latest_snapshot(w, first.position)
+            assert snap is not None and decode_state(snap.state) == _full_fold(
+                store, w, first.position
+            )
+
+
+def test_the_latest_snapshot_before_an_instant(store: EventStore, rated: Rated) -> None:
+    half = len(rated.decisions) // 2
+    _append(store, rated, slice(None, half))
+    take(store)
+    _append(store, rated, slice(half, None))
+    take(store)
+    for w in store.wallets():
+        newest = store.latest_snapshot(w)
+        assert newest is not None and newest.last_at is not None
+        assert newest.position == store.position() or w not in {
+            e.wallet_id for events, _ in rated.decisions[half:] for e in events
+        }
+        older = store.latest_snapshot(w, before=newest.last_at)
+        assert older is None or (
+            older.position < newest.position
+            and older.last_at is not None
+            and older.last_at < newest.last_at
+        )
+    assert store.latest_snapshot("no-such-wallet") is None
+
+
+class _FoldedBase:
+    """The store, but each snapshot's state is the full fold of the wallet's events to the
+    snapshot's cut (what replay would start from with no snapshot stored)."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.folded = 0
+
+    def latest_snapshot(self, wallet_id: str, *args: Any, **kwargs: Any) -> WalletSnapshot | None:
+        snap = self.store.latest_snapshot(wallet_id, *args, **kwargs)
+        if snap is None:
+            return None
+        self.folded += 1
+        state = _full_fold(self.store, wallet_id, snap.position)
+        return WalletSnapshot(
+            wallet_id, snap.position, snap.input_seq, snap.last_at, encode_state(state)
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+@pytest.fixture
+def catalogs(tmp_path: Any) -> Iterator[tuple[Any, Any]]:
+    text = CATALOG.read_text()
+    for before, after in CHANGES:
+        text = text.replace(before, after, 1)
+    (tmp_path / "new.yaml").write_text(text)
+    yield load_catalog(CATALOG), load_catalog(tmp_path / "new.yaml")
+
+
+def test_replay_from_a_snapshot_equals_replay_from_the_full_fold(
+    store: EventStore, rated: Rated, catalogs: tuple[Any, Any]
+) -> None:
+    _, new = catalogs
+    half = len(rated.decisions) // 2
+    _append(store, rated, slice(None, half))
+    take(store)
+    start = max(e.at for events, _ in rated.decisions[:half] for e in events)
+    start += timedelta(seconds=1)
+    _append(store, rated, slice(half, None))
+    assert all(store.latest_snapshot(w, before=start) for w in store.wallets())
+
+    def run(s: Any, **kwargs: Any) -> Any:
+        return replay(s, new, start=start, dry_run=True, **kwargs)
+
+    folded = _FoldedBase(store)
+    from_snapshot = run(store, from_snapshots=True)
+    from_fold = run(folded, from_snapshots=True)
+    assert folded.folded >= len(store.wallets())
+    assert from_snapshot == from_fold
+    assert from_snapshot.rerated > 0 and from_snapshot.changed > 0
+    # The payers' states from a snapshot and the events after it: the same report as from
+    # the whole stream, snapshots or not.
+    take(store)
+    assert run(store) == run(_NoSnapshots(store))
+
+
+class _NoSnapshots:
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    def latest_snapshot(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_an_instant_in_the_window_is_never_in_the_snapshot_used(
+    store: EventStore, rated: Rated
+) -> None:
+    _append(store, rated, slice(None, None))
+    take(store)
+    for w in store.wallets():
+        snap = store.latest_snapshot(w)
+        assert snap is not None and snap.last_at is not None
+        assert store.latest_snapshot(w, before=snap.last_at) is None
+        later: datetime = snap.last_at + timedelta(microseconds=1)
+        assert store.latest_snapshot(w, before=later) == snap

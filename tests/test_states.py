@@ -1,0 +1,52 @@
+"""The one encoding of a wallet state: every field survives it, the input ids can be kept
+apart and joined back."""
+
+from __future__ import annotations
+
+import msgspec
+from immutables import Map
+
+from engine.domain import WalletState, initial_state
+from engine.states import (
+    DEDUP_FIELDS,
+    StateRecord,
+    decode_state,
+    encode_state,
+    join_ids,
+    split_ids,
+)
+
+
+def _busy() -> WalletState:
+    return msgspec.structs.replace(
+        initial_state("w1"),
+        credit=5_000_000,
+        seen=Map({"cdr:a": 10, "cdr:b": 11}),
+        seen_before=Map({"cdr:z": 1}),
+        commands=Map({"cmd:top-up": 3}),
+        pool_used=Map({("pool", "2026-09"): 123}),
+        vouchers=frozenset({"v1"}),
+    )
+
+
+def test_state_record_mirrors_every_wallet_state_field() -> None:
+    assert list(StateRecord.__struct_fields__) == list(WalletState.__struct_fields__)
+
+
+def test_a_state_reads_back_as_it_was_written() -> None:
+    state = _busy()
+    assert decode_state(encode_state(state)) == state
+
+
+def test_the_input_ids_are_taken_out_and_joined_back() -> None:
+    state = _busy()
+    bare, ids = split_ids(state)
+    assert all(len(getattr(bare, name)) == 0 for name in DEDUP_FIELDS)
+    assert bare.pool_used == state.pool_used and bare.credit == state.credit
+    assert sorted(ids) == [
+        (0, "cdr:a", 10),
+        (0, "cdr:b", 11),
+        (1, "cdr:z", 1),
+        (2, "cmd:top-up", 3),
+    ]
+    assert join_ids(bare, reversed(ids)) == state
