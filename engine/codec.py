@@ -280,24 +280,29 @@ def _checked(c: _Unchecked) -> Cdr | None:
     return None
 
 
+def _typed_cdr(raw: bytes) -> Cdr:
+    """Exactly what ``Cdr``'s own decoder makes of ``raw``: the record, or its error raised.
+
+    The record is decoded without its string constraints first and tested by plain string
+    tests (``_checked``); one they do not clear (or that does not decode so) is decoded by
+    ``Cdr``'s decoder, whose answer is then the one given.
+    """
+    try:
+        found = _checked(_unchecked_decoder.decode(raw))
+    except msgspec.MsgspecError:
+        found = None
+    return _cdr_decoder.decode(raw) if found is None else found
+
+
 def decode_cdr(raw: bytes, origin: str = "") -> Cdr | Rejected:
     """A CDR, or a rejection (``malformed``, ``missing_field``, ``invalid_field``,
-    ``negative_volume``, ``too_large``, ``too_deep``) that keeps ``raw``.
-
-    A record is decoded without its string constraints first and tested by plain string
-    tests (``_checked``); one they do not clear (or that does not decode so) is decoded by
-    ``Cdr``'s own decoder, whose answer (the record, or its error) is then the one given.
-    """
+    ``negative_volume``, ``too_large``, ``too_deep``) that keeps ``raw``."""
     if len(raw) > MAX_INPUT_BYTES or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
         screened = screen(raw, origin)  # the counts are _nesting_exceeds's first test
         if screened is not None:
             return screened
     try:
-        found = _checked(_unchecked_decoder.decode(raw))
-    except msgspec.MsgspecError:
-        found = None
-    try:
-        cdr = _cdr_decoder.decode(raw) if found is None else found
+        cdr = _typed_cdr(raw)
     except msgspec.MsgspecError as exc:
         return Rejected(_reason(exc), str(exc), origin, **raw_fields(raw))
     if cdr.volume < 0:
@@ -335,7 +340,7 @@ def decode_event(raw: bytes) -> Event:
 
 def decode_input(key: str, raw: bytes) -> Cdr | Command:
     """An input as the event store keeps it: its key (``cdr:`` or ``cmd:``) says which."""
-    return _cdr_decoder.decode(raw) if is_cdr(key) else _command_decoder.decode(raw)
+    return _typed_cdr(raw) if is_cdr(key) else _command_decoder.decode(raw)
 
 
 def encode(obj: Any) -> bytes:
