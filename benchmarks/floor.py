@@ -93,13 +93,22 @@ def floor_loop(lines: list[bytes], wallets: dict[str, str]) -> int:
 
 def measure(lines: list[bytes], wallets: dict[str, str], rounds: int = 3) -> float:
     """The floor's best speed over ``rounds`` runs, in lines per second."""
-    best = float("inf")
+    return measure_both(lines, wallets, rounds)[0]
+
+
+def measure_both(
+    lines: list[bytes], wallets: dict[str, str], rounds: int = 3
+) -> tuple[float, float]:
+    """The floor's best speed over ``rounds`` runs, in lines per second: by the wall clock,
+    and by this process's CPU time (which other work on a shared machine moves less)."""
+    wall = cpu = float("inf")
     for _ in range(rounds):
         gc.collect()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         floor_loop(lines, wallets)
-        best = min(best, time.perf_counter() - t0)
-    return len(lines) / best
+        wall = min(wall, time.perf_counter() - t0)
+        cpu = min(cpu, time.process_time() - c0)
+    return len(lines) / wall, len(lines) / cpu
 
 
 def main() -> None:

@@ -2,7 +2,9 @@
 
 Seeded data from the example catalog (``rating-engine generate``), timed per stage so the
 figures say where the time goes, then the floor (floor.py) on the same lines: the ratio
-between the two is the figure to compare across machines.
+between the two is the figure to compare across machines. Both run with CPython's collector
+settings, then again with the worker's (``RATING_GC_THRESHOLD``'s default and a frozen heap);
+each by the wall clock and by CPU time (steadier when other work shares the machine).
 Usage: ``python benchmarks/rate_core.py [--cdrs N]``.
 """
 
@@ -14,13 +16,15 @@ import time
 from pathlib import Path
 
 from _common import environment, save, table
-from floor import measure, wallets_by_iccid
+from floor import measure_both, wallets_by_iccid
 
 from engine.catalog import load_catalog
 from engine.codec import Rejected, decode_cdr, encode
-from engine.domain import Cdr, initial_state, step
+from engine.domain import Catalog, Cdr, WalletState, initial_state, step
 from engine.domain.routing import wallet_of
 from engine.offline.generate import generate_cdrs
+from engine.stream.garbage import parse_threshold
+from engine.stream.settings import GC_THRESHOLD
 
 CATALOG = Path(__file__).parent.parent / "examples" / "catalog.yaml"
 
@@ -66,25 +70,24 @@ def main() -> None:
     # The whole path in one loop, as a worker runs it: the stages' lists are dropped first,
     # since a worker keeps no million-event backlog for the collector to walk again and again.
     del decoded, cdrs, routes, outputs
+    wallets = wallets_by_iccid(catalog, lines)
+    t_total, cpu_total = whole_path(catalog, lines)
+    floor, floor_cpu = measure_both(lines, wallets)
+    # Then both again with the collector as a worker sets it (stream/garbage.py): its
+    # thresholds, and what is alive before the loop frozen (the catalog, the lines).
+    threshold = gc.get_threshold()
+    gc.set_threshold(*(parse_threshold(GC_THRESHOLD) or threshold))
     gc.collect()
-    states = {}
-    t0 = time.perf_counter()
-    for line in lines:
-        cdr = decode_cdr(line)
-        if isinstance(cdr, Rejected):
-            continue
-        wallet = wallet_of(catalog, {}, cdr.iccid, 0)
-        if wallet is None:
-            continue
-        state = states.get(wallet) or initial_state(wallet)
-        events, states[wallet] = step(state, cdr, catalog)
-        for e in events:
-            encode(e)
-    t_total = time.perf_counter() - t0
-    del states
-    floor = measure(lines, wallets_by_iccid(catalog, lines))
+    gc.freeze()
+    try:
+        t_worker_gc, cpu_worker_gc = whole_path(catalog, lines)
+        floor_worker_gc, floor_cpu_worker_gc = measure_both(lines, wallets)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
 
     n = len(lines)
+    cpu_ratio_worker_gc = n / cpu_worker_gc / floor_cpu_worker_gc
     stages = {
         "decode": t_decode,
         "route": t_route,
@@ -96,6 +99,13 @@ def main() -> None:
     rows.append(("floor, same lines (lines/s)", f"{floor:,.0f}"))
     rows.append(("ratio to the floor", f"{n / t_total / floor:.3f}"))
     rows.append(("event bytes/CDR", f"{size / n:.0f}"))
+    rows.append(("by CPU time: end to end (CDRs/s)", f"{n / cpu_total:,.0f}"))
+    rows.append(("by CPU time: floor (lines/s)", f"{floor_cpu:,.0f}"))
+    rows.append(("by CPU time: ratio", f"{n / cpu_total / floor_cpu:.3f}"))
+    rows.append(("with the worker's GC: end to end (CDRs/s)", f"{n / t_worker_gc:,.0f}"))
+    rows.append(("with the worker's GC: floor (lines/s)", f"{floor_worker_gc:,.0f}"))
+    rows.append(("with the worker's GC: ratio", f"{n / t_worker_gc / floor_worker_gc:.3f}"))
+    rows.append(("with the worker's GC, by CPU time: ratio", f"{cpu_ratio_worker_gc:.3f}"))
     print(table(rows, f"rate_core: {n:,} CDRs, {args.sims:,} SIMs, one core"))
     env = environment()
     print("  ".join(f"{k}={v}" for k, v in env.items()))
@@ -108,10 +118,42 @@ def main() -> None:
             "cdrs_per_second": round(n / t_total),
             "floor_lines_per_second": round(floor),
             "ratio_to_floor": round(n / t_total / floor, 4),
+            "by_cpu_time": {
+                "cdrs_per_second": round(n / cpu_total),
+                "floor_lines_per_second": round(floor_cpu),
+                "ratio_to_floor": round(n / cpu_total / floor_cpu, 4),
+            },
+            "worker_gc": {
+                "threshold": GC_THRESHOLD,
+                "cdrs_per_second": round(n / t_worker_gc),
+                "floor_lines_per_second": round(floor_worker_gc),
+                "ratio_to_floor": round(n / t_worker_gc / floor_worker_gc, 4),
+                "ratio_to_floor_by_cpu_time": round(cpu_ratio_worker_gc, 4),
+            },
             "environment": env,
         },
     )
     print(f"wrote {path}")
+
+
+def whole_path(catalog: Catalog, lines: list[bytes]) -> tuple[float, float]:
+    """Seconds for every line through decode, route, decide+evolve and encode, in one loop:
+    by the wall clock, and in this process's CPU time."""
+    gc.collect()
+    states: dict[str, WalletState] = {}
+    t0, c0 = time.perf_counter(), time.process_time()
+    for line in lines:
+        cdr = decode_cdr(line)
+        if isinstance(cdr, Rejected):
+            continue
+        wallet = wallet_of(catalog, {}, cdr.iccid, 0)
+        if wallet is None:
+            continue
+        state = states.get(wallet) or initial_state(wallet)
+        events, states[wallet] = step(state, cdr, catalog)
+        for e in events:
+            encode(e)
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 if __name__ == "__main__":

@@ -101,6 +101,81 @@ def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
     read_command(raw)
 
 
+def typed_answer(raw: bytes) -> Cdr | str:
+    """What ``Cdr``'s own decoder makes of ``raw``: the record, or its error's text."""
+    try:
+        return msgspec.json.Decoder(Cdr).decode(raw)
+    except msgspec.MsgspecError as exc:
+        return str(exc)
+
+
+# Strings near every constraint of a CDR: control characters (a trailing newline too, which
+# the patterns' ``$`` lets through), other non-printable and non-ASCII characters, digits
+# that are not ASCII, lengths at and past the limits, and ordinary values.
+edgy = st.one_of(
+    st.text(max_size=40),
+    st.text(alphabet="0123456789\n\x00\x7f\x85\xa0\u2028\u0663\uff10²é", max_size=5),
+    st.sampled_from(["", "2", "262", "01", "2620", "26\n", "262\n", "x" * 32, "x" * 33]),
+    st.sampled_from(["x" * 256, "x" * 257, "a\u2028b", "a\tb", "c1"]),
+)
+instants = st.sampled_from(
+    ["2026-09-10T14:05:00+02:00", "2026-09-10T14:05:00Z", "2026-09-10T14:05:00", "nope"]
+)
+cdr_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "cdr_id": edgy,
+        "iccid": edgy,
+        "service": st.sampled_from(["data", "sms", "fax"]),
+        "started_at": instants,
+        "volume": st.one_of(st.integers(-5, 2**70), st.just("1")),
+        "mcc": edgy,
+        "mnc": edgy,
+        "apn": st.one_of(st.none(), edgy),
+        "rat": st.sampled_from([None, "4G", "6G"]),
+        "duration_s": st.one_of(st.none(), st.integers(0, 10)),
+        "source": st.one_of(st.none(), edgy),
+        "extra": st.integers(),
+    },
+)
+
+
+@settings(max_examples=1000)
+@given(st.just(GOOD), cdr_fields)
+def test_a_cdr_decodes_exactly_as_its_typed_decoder_says(base: dict, fields: dict) -> None:
+    """The fast path (fields decoded unchecked, then string tests) never answers otherwise
+    than ``Cdr``'s own decoder: the same record, or a rejection with its error."""
+    raw = json.dumps({**base, **fields}).encode()
+    answer, got = typed_answer(raw), decode_cdr(raw)
+    if isinstance(answer, str):
+        assert isinstance(got, Rejected) and got.detail == answer
+    elif answer.volume < 0:
+        assert isinstance(got, Rejected) and got.reason == "negative_volume"
+    else:
+        assert got == answer and type(got) is Cdr
+        assert got.started_at.utcoffset() == answer.started_at.utcoffset()
+
+
+EDGES = [
+    *[(f, v) for f in ("cdr_id", "iccid", "apn", "source") for v in ("", "a\nb", "ab\n", "\x85")],
+    *[(f, v) for f in ("cdr_id", "apn", "source") for v in ("x" * 256, "x" * 257, "é" * 256)],
+    ("iccid", "8" * 32),
+    ("iccid", "8" * 33),
+    *[(f, v) for f in ("mcc", "mnc") for v in ("1", "12", "123", "1234", "12\n", "١٢٣", "12a")],
+    ("started_at", "2026-09-10T14:05:00"),
+    ("started_at", "2026-09-10T14:05:00Z"),
+    ("apn", None),
+    ("source", None),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), EDGES)
+def test_each_constraint_of_a_cdr_at_its_edges(field: str, value: str | None) -> None:
+    raw = json.dumps({**GOOD, field: value}).encode()
+    answer, got = typed_answer(raw), decode_cdr(raw)
+    assert got == answer if isinstance(answer, Cdr) else getattr(got, "detail", None) == answer
+
+
 BARRED = (
     b'{"type":"BarSims","id":"cmd:t#5","wallet_id":"w","at":"2026-11-01T00:00:00Z",'
     b'"iccids":["8944"]}'
