@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from engine.domain.catalog import Plan, Pool, Subscription, Wallet
 
 from .checks import check_subscription
 from .reader import Ctx, Fields
-from .values import iccid, ident, instant, int_between
+from .values import _ICCID, iccid, ident, instant, int_between
 
 SUBSCRIPTION_KEYS = (
     "iccid",
@@ -30,7 +32,19 @@ def read_subscriptions(
 ) -> dict[str, Subscription]:
     out: dict[str, Subscription] = {}
     owner: dict[str, str] = {}  # ICCID -> path of the entry that holds it
+    # A catalog of a million SIMs written one by one repeats a few wallets, plans and pools:
+    # the fields an entry shares with an earlier one that had no issue are not read again,
+    # only its ICCID is (``_plain``).
+    fine: dict[tuple[object, ...], Subscription] = {}
     for path, item in ctx.items("subscriptions", value):
+        shared = _shared(item)
+        if shared is not None and (known := fine.get(shared)) is not None:
+            number = item["iccid"]  # type: ignore[index]
+            if isinstance(number, str) and _ICCID.fullmatch(number) and number not in owner:
+                owner[number] = f"{path}.iccid"
+                out[number] = msgspec.structs.replace(known, iccid=number)
+                continue
+        before = len(ctx.issues)
         f = ctx.mapping(path, item, SUBSCRIPTION_KEYS)
         if f is None:
             continue
@@ -71,7 +85,30 @@ def read_subscriptions(
                 active_to=active_to,
                 addons=tuple(addon for _, addon in addons),
             )
+        if shared is not None and fresh and len(ctx.issues) == before:
+            fine[shared] = out[fresh[0]]
     return out
+
+
+_PLAIN = frozenset(SUBSCRIPTION_KEYS) - {"iccids"}
+
+
+def _shared(item: object) -> tuple[object, ...] | None:
+    """What a one-SIM entry shares with others (all but its ICCID), as a key; ``None`` for
+    a range or an entry the full reading must see (an unknown key, a value not plain)."""
+    if not isinstance(item, dict) or "iccid" not in item or not item.keys() <= _PLAIN:
+        return None
+    addons = item.get("addons")
+    if addons is not None:
+        if not isinstance(addons, list) or not all(isinstance(a, str) for a in addons):
+            return None
+        addons = tuple(addons)
+    get = item.get
+    shared = (get("wallet"), get("plan"), get("pool"), get("active_from"), get("active_to"))
+    for v in shared:
+        if v is not None and type(v) is not str:
+            return None
+    return (*shared, addons)
 
 
 def _iccids(ctx: Ctx, f: Fields) -> tuple[list[str], str]:
