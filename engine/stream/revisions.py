@@ -189,13 +189,17 @@ def _produce(bootstrap: str, topics: Topics, revision: CatalogRevision) -> None:
         if error is not None:
             failures.append(error.str())
 
+    payload = msgspec.json.encode(revision)
+    # librdkafka checks a record's size before compression: a catalog of a million SIMs is
+    # about 80 MB of JSON and 12 MB once compressed, which is what the topic's limit is for.
+    local = min(max(4 * limit, len(payload) + 1_000_000), 1_000_000_000)
     try:
         producer = Producer(
-            {**PRODUCER_CONFIG, **client_config(bootstrap), "message.max.bytes": 4 * limit}
+            {**PRODUCER_CONFIG, **client_config(bootstrap), "message.max.bytes": local}
         )
         producer.produce(
             spec.name,
-            msgspec.json.encode(revision),
+            payload,
             str(revision.revision).encode(),
             on_delivery=on_delivery,
         )
