@@ -31,19 +31,23 @@ def read_subscriptions(
     pools: dict[str, Pool],
 ) -> dict[str, Subscription]:
     out: dict[str, Subscription] = {}
-    owner: dict[str, str] = {}  # ICCID -> path of the entry that holds it
+    # ICCID -> path of the entry that holds it, or the index of a single SIM's entry (its
+    # path is written only if an issue names it)
+    owner: dict[str, str | int] = {}
     # A catalog of a million SIMs written one by one repeats a few wallets, plans and pools:
     # the fields an entry shares with an earlier one that had no issue are not read again,
-    # only its ICCID is (``_plain``).
+    # only its ICCID is (``_shared``).
     fine: dict[tuple[object, ...], Subscription] = {}
-    for path, item in ctx.items("subscriptions", value):
+    items = enumerate(value) if isinstance(value, list) else ctx.items("subscriptions", value)
+    for index, item in items:
         shared = _shared(item)
         if shared is not None and (known := fine.get(shared)) is not None:
             number = item["iccid"]  # type: ignore[index]
             if isinstance(number, str) and _ICCID.fullmatch(number) and number not in owner:
-                owner[number] = f"{path}.iccid"
+                owner[number] = index
                 out[number] = msgspec.structs.replace(known, iccid=number)
                 continue
+        path = f"subscriptions[{index}]" if isinstance(index, int) else index
         before = len(ctx.issues)
         f = ctx.mapping(path, item, SUBSCRIPTION_KEYS)
         if f is None:
@@ -140,7 +144,11 @@ def _iccids(ctx: Ctx, f: Fields) -> tuple[list[str], str]:
     return [f"{n:0{width}d}" for n in range(start, last + 1)], path
 
 
-def _claim(ctx: Ctx, path: str, iccids: list[str], owner: dict[str, str]) -> list[str]:
+def _where(owner: str | int) -> str:
+    return f"subscriptions[{owner}].iccid" if isinstance(owner, int) else owner
+
+
+def _claim(ctx: Ctx, path: str, iccids: list[str], owner: dict[str, str | int]) -> list[str]:
     """The ICCIDs not taken by an earlier entry; one issue per entry for the rest."""
     fresh: list[str] = []
     taken: list[str] = []
@@ -151,11 +159,11 @@ def _claim(ctx: Ctx, path: str, iccids: list[str], owner: dict[str, str]) -> lis
             owner[number] = path
             fresh.append(number)
     if len(iccids) == 1 and taken:
-        ctx.issue(path, f"duplicate ICCID '{taken[0]}' (first at {owner[taken[0]]})")
+        ctx.issue(path, f"duplicate ICCID '{taken[0]}' (first at {_where(owner[taken[0]])})")
     elif taken:
         ctx.issue(
             path,
             f"{len(taken)} ICCIDs of this range are already listed, "
-            f"from '{taken[0]}' (first at {owner[taken[0]]})",
+            f"from '{taken[0]}' (first at {_where(owner[taken[0]])})",
         )
     return fresh

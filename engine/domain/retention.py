@@ -70,10 +70,10 @@ def _closed(
 def _without(m: Map[K, V], dead: list[K]) -> Map[K, V]:
     if not dead:
         return m
-    with m.mutate() as out:
-        for k in dead:
-            del out[k]
-        return out.finish()
+    out = m.mutate()
+    for k in dead:
+        del out[k]
+    return out.finish()
 
 
 def _ended(cycle_id: str, retained: int, ends: dict[str, int]) -> bool:

@@ -109,7 +109,9 @@ def test_sims_one_by_one_sharing_their_fields_read_as_each_alone() -> None:
         "subscriptions[4].iccid",
         "subscriptions[5].x",
     ]
-    assert "duplicate ICCID '894410000000000001'" in c.issues[0].message
+    assert c.issues[0].message == (
+        "duplicate ICCID '894410000000000001' (first at subscriptions[1].iccid)"
+    )
 
 
 def test_each_sim_with_a_bad_field_is_reported_though_others_share_it() -> None:
