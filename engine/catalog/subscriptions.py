@@ -30,23 +30,19 @@ def read_subscriptions(
     plans: dict[str, Plan],
     pools: dict[str, Pool],
 ) -> dict[str, Subscription]:
+    """Every SIM's subscription. A catalog of a million SIMs written one by one repeats a
+    few wallets, plans and pools: the fields an entry shares with an earlier one that had
+    no issue (``fine``) are not read again, only its ICCID is (``_again``). ``owner``: ICCID
+    -> path of its entry, or the index of a single SIM's (a path only if an issue names it).
+    """
     out: dict[str, Subscription] = {}
-    # ICCID -> path of the entry that holds it, or the index of a single SIM's entry (its
-    # path is written only if an issue names it)
     owner: dict[str, str | int] = {}
-    # A catalog of a million SIMs written one by one repeats a few wallets, plans and pools:
-    # the fields an entry shares with an earlier one that had no issue are not read again,
-    # only its ICCID is (``_shared``).
     fine: dict[tuple[object, ...], Subscription] = {}
     items = enumerate(value) if isinstance(value, list) else ctx.items("subscriptions", value)
     for index, item in items:
         shared = _shared(item)
-        if shared is not None and (known := fine.get(shared)) is not None:
-            number = item["iccid"]  # type: ignore[index]
-            if isinstance(number, str) and _ICCID.fullmatch(number) and number not in owner:
-                owner[number] = index
-                out[number] = msgspec.structs.replace(known, iccid=number)
-                continue
+        if shared is not None and _again(item, index, fine.get(shared), owner, out):
+            continue
         path = f"subscriptions[{index}]" if isinstance(index, int) else index
         before = len(ctx.issues)
         f = ctx.mapping(path, item, SUBSCRIPTION_KEYS)
@@ -67,15 +63,8 @@ def read_subscriptions(
         if active_to is not None and active_to <= active_from:
             ctx.issue(f.at("active_to"), "must be later than active_from")
         addons = f.each("addons", ident)
-        check_subscription(
-            ctx,
-            f,
-            wallet,
-            wallets.get(wallet or ""),
-            plans.get(plan or ""),
-            pools.get(pool or ""),
-            addons,
-        )
+        found = wallets.get(wallet or ""), plans.get(plan or ""), pools.get(pool or "")
+        check_subscription(ctx, f, wallet, *found, addons)
         fresh = _claim(ctx, iccid_path, iccids, owner)
         if wallet is None or plan is None:
             continue
@@ -92,6 +81,25 @@ def read_subscriptions(
         if shared is not None and fresh and len(ctx.issues) == before:
             fine[shared] = out[fresh[0]]
     return out
+
+
+def _again(
+    item: object,
+    index: int | str,
+    known: Subscription | None,
+    owner: dict[str, str | int],
+    out: dict[str, Subscription],
+) -> bool:
+    """Whether a single SIM's entry was taken as ``known`` (the subscription of an earlier
+    entry with the same fields and no issue): only its ICCID is new, and checked here."""
+    if known is None:
+        return False
+    number = item["iccid"]  # type: ignore[index]
+    if not isinstance(number, str) or not _ICCID.fullmatch(number) or number in owner:
+        return False
+    owner[number] = index
+    out[number] = msgspec.structs.replace(known, iccid=number)
+    return True
 
 
 _PLAIN = frozenset(SUBSCRIPTION_KEYS) - {"iccids"}
