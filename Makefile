@@ -78,6 +78,7 @@ bench: setup
 	$(BIN)/python benchmarks/replay.py
 	$(BIN)/python benchmarks/replay_stream.py
 	$(BIN)/python benchmarks/wallet_memory.py
+	$(BIN)/python benchmarks/million.py
 
 ## schemas: regenerate schemas/ from the code
 schemas: setup

@@ -19,7 +19,7 @@ from .sections import (
     read_zones,
 )
 from .subscriptions import read_subscriptions
-from .yaml_source import Source, parse_yaml, read_yaml
+from .yaml_source import Source, parse_json, parse_yaml, read_json, read_yaml
 
 TOP_KEYS = (
     "settings",
@@ -40,12 +40,24 @@ def load_catalog(path: str | Path) -> Catalog:
     Raises ``CatalogError`` listing every issue found (file, path, line, message); an
     unreadable file and a YAML syntax error are ``CatalogError`` too.
     """
+    source = read_json(path)
+    if source is not None:
+        try:
+            return _load(source)
+        except CatalogError:
+            pass  # read it again as YAML: each issue with its line
     return _load(read_yaml(path))
 
 
 def load_catalog_text(text: str, name: str) -> Catalog:
     """Validate and build the catalog whose YAML is ``text`` (a published revision's
     source); ``name`` stands for the file in every issue, as ``load_catalog``'s path does."""
+    source = parse_json(text, name)
+    if source is not None:
+        try:
+            return _load(source)
+        except CatalogError:
+            pass  # read it again as YAML: each issue with its line
     return _load(parse_yaml(text, name))
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from engine.domain.catalog import Plan, Pool, Subscription, Wallet
 
 from .checks import check_subscription
 from .reader import Ctx, Fields
-from .values import iccid, ident, instant, int_between
+from .values import _ICCID, iccid, ident, instant, int_between
 
 SUBSCRIPTION_KEYS = (
     "iccid",
@@ -28,9 +30,21 @@ def read_subscriptions(
     plans: dict[str, Plan],
     pools: dict[str, Pool],
 ) -> dict[str, Subscription]:
+    """Every SIM's subscription. A catalog of a million SIMs written one by one repeats a
+    few wallets, plans and pools: the fields an entry shares with an earlier one that had
+    no issue (``fine``) are not read again, only its ICCID is (``_again``). ``owner``: ICCID
+    -> path of its entry, or the index of a single SIM's (a path only if an issue names it).
+    """
     out: dict[str, Subscription] = {}
-    owner: dict[str, str] = {}  # ICCID -> path of the entry that holds it
-    for path, item in ctx.items("subscriptions", value):
+    owner: dict[str, str | int] = {}
+    fine: dict[tuple[object, ...], Subscription] = {}
+    items = enumerate(value) if isinstance(value, list) else ctx.items("subscriptions", value)
+    for index, item in items:
+        shared = _shared(item)
+        if shared is not None and _again(item, index, fine.get(shared), owner, out):
+            continue
+        path = f"subscriptions[{index}]" if isinstance(index, int) else index
+        before = len(ctx.issues)
         f = ctx.mapping(path, item, SUBSCRIPTION_KEYS)
         if f is None:
             continue
@@ -49,15 +63,8 @@ def read_subscriptions(
         if active_to is not None and active_to <= active_from:
             ctx.issue(f.at("active_to"), "must be later than active_from")
         addons = f.each("addons", ident)
-        check_subscription(
-            ctx,
-            f,
-            wallet,
-            wallets.get(wallet or ""),
-            plans.get(plan or ""),
-            pools.get(pool or ""),
-            addons,
-        )
+        found = wallets.get(wallet or ""), plans.get(plan or ""), pools.get(pool or "")
+        check_subscription(ctx, f, wallet, *found, addons)
         fresh = _claim(ctx, iccid_path, iccids, owner)
         if wallet is None or plan is None:
             continue
@@ -71,7 +78,49 @@ def read_subscriptions(
                 active_to=active_to,
                 addons=tuple(addon for _, addon in addons),
             )
+        if shared is not None and fresh and len(ctx.issues) == before:
+            fine[shared] = out[fresh[0]]
     return out
+
+
+def _again(
+    item: object,
+    index: int | str,
+    known: Subscription | None,
+    owner: dict[str, str | int],
+    out: dict[str, Subscription],
+) -> bool:
+    """Whether a single SIM's entry was taken as ``known`` (the subscription of an earlier
+    entry with the same fields and no issue): only its ICCID is new, and checked here."""
+    if known is None:
+        return False
+    number = item["iccid"]  # type: ignore[index]
+    if not isinstance(number, str) or not _ICCID.fullmatch(number) or number in owner:
+        return False
+    owner[number] = index
+    out[number] = msgspec.structs.replace(known, iccid=number)
+    return True
+
+
+_PLAIN = frozenset(SUBSCRIPTION_KEYS) - {"iccids"}
+
+
+def _shared(item: object) -> tuple[object, ...] | None:
+    """What a one-SIM entry shares with others (all but its ICCID), as a key; ``None`` for
+    a range or an entry the full reading must see (an unknown key, a value not plain)."""
+    if not isinstance(item, dict) or "iccid" not in item or not item.keys() <= _PLAIN:
+        return None
+    addons = item.get("addons")
+    if addons is not None:
+        if not isinstance(addons, list) or not all(isinstance(a, str) for a in addons):
+            return None
+        addons = tuple(addons)
+    get = item.get
+    shared = (get("wallet"), get("plan"), get("pool"), get("active_from"), get("active_to"))
+    for v in shared:
+        if v is not None and type(v) is not str:
+            return None
+    return (*shared, addons)
 
 
 def _iccids(ctx: Ctx, f: Fields) -> tuple[list[str], str]:
@@ -103,7 +152,11 @@ def _iccids(ctx: Ctx, f: Fields) -> tuple[list[str], str]:
     return [f"{n:0{width}d}" for n in range(start, last + 1)], path
 
 
-def _claim(ctx: Ctx, path: str, iccids: list[str], owner: dict[str, str]) -> list[str]:
+def _where(owner: str | int) -> str:
+    return f"subscriptions[{owner}].iccid" if isinstance(owner, int) else owner
+
+
+def _claim(ctx: Ctx, path: str, iccids: list[str], owner: dict[str, str | int]) -> list[str]:
     """The ICCIDs not taken by an earlier entry; one issue per entry for the rest."""
     fresh: list[str] = []
     taken: list[str] = []
@@ -114,11 +167,11 @@ def _claim(ctx: Ctx, path: str, iccids: list[str], owner: dict[str, str]) -> lis
             owner[number] = path
             fresh.append(number)
     if len(iccids) == 1 and taken:
-        ctx.issue(path, f"duplicate ICCID '{taken[0]}' (first at {owner[taken[0]]})")
+        ctx.issue(path, f"duplicate ICCID '{taken[0]}' (first at {_where(owner[taken[0]])})")
     elif taken:
         ctx.issue(
             path,
             f"{len(taken)} ICCIDs of this range are already listed, "
-            f"from '{taken[0]}' (first at {owner[taken[0]]})",
+            f"from '{taken[0]}' (first at {_where(owner[taken[0]])})",
         )
     return fresh

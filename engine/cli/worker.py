@@ -6,7 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from .args import Subparsers, add_bootstrap, add_catalog, catalog
+from ..catalog import load_catalog_text
+from .args import Subparsers, add_bootstrap, add_catalog
 
 _DESCRIPTION = (
     "Consume cdr.raw and wallet.commands, rate with the pure core, write wallet.events, "
@@ -72,12 +73,17 @@ def run(args: argparse.Namespace) -> int:
         store=args.store,
         hold_unknown=args.hold_unknown,
     )
-    loaded = catalog(args.catalog)  # a file that does not load is refused before anything
+    # A file that does not load is refused before anything; its catalog is built once, and
+    # stands for its revision too (the same bytes: the same digest).
+    text, digest = catalog_revisions.read_source(Path(args.catalog))
+    loaded = load_catalog_text(text, args.catalog)
     topics = load_topics()
     # The base-revision rule: refuses to start on a file that is not a published revision.
     base = catalog_revisions.base_revision(settings.bootstrap, topics, Path(args.catalog))
     log.info("%s is catalog revision %d", args.catalog, base)
-    revisions = catalog_revisions.CatalogRevisions(settings.bootstrap, topics).start()
+    known = {digest: loaded}
+    revisions = catalog_revisions.CatalogRevisions(settings.bootstrap, topics, built=known)
+    revisions = revisions.start()
     try:
         return run_worker(settings, loaded, topics, loglevel=args.loglevel, revisions=revisions)
     finally:

@@ -44,6 +44,7 @@ from .events import (
 from .grants import apply_debits, insert_grant
 from .ids import closing_ref, input_key
 from .rating import tier_counter
+from .retention import forget
 from .state import Grant, WalletState
 
 RECURRING = frozenset({"mrc", "addon_mrc", "pool_fee"})
@@ -118,7 +119,7 @@ def _usage_rated(
         counter = tier_counter(event.iccid, event.service, event.cycle, zone)
         tier_used = tier_used.set(counter, tier_used.get(counter, 0) + event.charged_volume)
     grants, credit, debt, uncollected = _paid(state, event, grants)
-    return replace(
+    after = replace(
         state,
         grants=grants,
         credit=credit,
@@ -134,6 +135,8 @@ def _usage_rated(
         retained_since=retained,
         watermark=watermark,
     )
+    # A dedup generation dropped: what only older records could read goes (``retention``).
+    return after if retained == state.retained_since else forget(after)
 
 
 Overage = tuple[int, int, tuple[tuple[str, int], ...]]

@@ -189,13 +189,17 @@ def _produce(bootstrap: str, topics: Topics, revision: CatalogRevision) -> None:
         if error is not None:
             failures.append(error.str())
 
+    payload = msgspec.json.encode(revision)
+    # librdkafka checks a record's size before compression: a catalog of a million SIMs is
+    # about 80 MB of JSON and 12 MB once compressed, which is what the topic's limit is for.
+    local = min(max(4 * limit, len(payload) + 1_000_000), 1_000_000_000)
     try:
         producer = Producer(
-            {**PRODUCER_CONFIG, **client_config(bootstrap), "message.max.bytes": 4 * limit}
+            {**PRODUCER_CONFIG, **client_config(bootstrap), "message.max.bytes": local}
         )
         producer.produce(
             spec.name,
-            msgspec.json.encode(revision),
+            payload,
             str(revision.revision).encode(),
             on_delivery=on_delivery,
         )
@@ -239,8 +243,18 @@ class CatalogRevisions(Mapping[int, Catalog]):
     A revision whose source no longer loads (it was checked when published, so only a
     loader that changed since could refuse it) is left out and kept in ``failed``."""
 
-    def __init__(self, bootstrap: str, topics: Topics, poll: float = POLL) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Topics,
+        poll: float = POLL,
+        built: Mapping[str, Catalog] | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
+        self._built = dict(built or {})
+        """Catalogs already built, by the digest of their source: the worker's own file is
+        loaded once, not a second time from its revision (a million SIMs take seconds and
+        hundreds of MB each time)."""
         self.topic = topics.catalog_revisions.name
         self.failed: dict[int, CatalogError] = {}
         self._poll = poll
@@ -340,7 +354,7 @@ class CatalogRevisions(Mapping[int, Catalog]):
     def add(self, revision: CatalogRevision) -> None:
         """Build ``revision``'s catalog and make it visible (the consumer calls this)."""
         try:
-            catalog = revision.catalog()
+            catalog = self._built.pop(revision.digest, None) or revision.catalog()
         except CatalogError as exc:
             log.error("catalog %s does not load: %s", revision.label, exc)
             self.failed[revision.revision] = exc

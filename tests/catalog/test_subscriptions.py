@@ -91,3 +91,33 @@ def test_an_end_before_the_start_is_refused() -> None:
     assert [(i.path, i.message) for i in c.issues] == [
         ("subscriptions[0].active_to", "must be later than active_from")
     ]
+
+
+def test_sims_one_by_one_sharing_their_fields_read_as_each_alone() -> None:
+    c = ctx()
+    entries: list[dict[str, object]] = [
+        {"iccid": f"89441000000000000{i}", "wallet": "w1", "plan": "p1"} for i in range(3)
+    ]
+    entries.append({"iccid": "894410000000000001", "wallet": "w1", "plan": "p1"})  # again
+    entries.append({"iccid": "12", "wallet": "w1", "plan": "p1"})  # not an ICCID
+    entries.append({"iccid": "894410000000000009", "wallet": "w1", "plan": "p1", "x": 1})
+    subs = read(c, entries)
+    assert sorted(subs) == [f"89441000000000000{i}" for i in (0, 1, 2, 9)]
+    assert subs["894410000000000002"] == Subscription("894410000000000002", "w1", "p1")
+    assert [i.path for i in c.issues] == [
+        "subscriptions[3].iccid",
+        "subscriptions[4].iccid",
+        "subscriptions[5].x",
+    ]
+    assert c.issues[0].message == (
+        "duplicate ICCID '894410000000000001' (first at subscriptions[1].iccid)"
+    )
+
+
+def test_each_sim_with_a_bad_field_is_reported_though_others_share_it() -> None:
+    c = ctx()
+    entries: list[dict[str, object]] = [
+        {"iccid": f"89441000000000000{i}", "wallet": "w9", "plan": "p1"} for i in range(2)
+    ]
+    assert read(c, entries) == {}
+    assert [i.path for i in c.issues] == ["subscriptions[0].wallet", "subscriptions[1].wallet"]

@@ -4,6 +4,7 @@ tests/stream/test_worker.py; the rule on a real broker: tests/stream/test_revisi
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,9 +28,12 @@ class FakeRevisions(dict[int, Catalog]):
 
     started = stopped = 0
 
-    def __init__(self, bootstrap: str, topics: Topics) -> None:
+    def __init__(
+        self, bootstrap: str, topics: Topics, built: Mapping[str, Catalog] | None = None
+    ) -> None:
         super().__init__()
         self.bootstrap = bootstrap
+        self.built = dict(built or {})
 
     def start(self) -> FakeRevisions:
         FakeRevisions.started += 1
@@ -58,6 +62,7 @@ def test_flags_win_over_the_environment(
     monkeypatch: pytest.MonkeyPatch, revisions: list[tuple[str, Path]]
 ) -> None:
     ran: list[tuple[WorkerSettings, str, Mapping[int, Catalog] | None]] = []
+    loaded: list[Catalog] = []
 
     def run_worker(
         settings: WorkerSettings,
@@ -67,6 +72,7 @@ def test_flags_win_over_the_environment(
         revisions: Mapping[int, Catalog] | None = None,
     ) -> int:
         ran.append((settings, loglevel, revisions))
+        loaded.append(catalog)
         return 0
 
     monkeypatch.setattr(engine.stream.runner, "run_worker", run_worker)
@@ -85,6 +91,9 @@ def test_flags_win_over_the_environment(
     assert revisions == [("b:9092", Path(EXAMPLE))]
     assert isinstance(live, FakeRevisions) and live.bootstrap == "b:9092"
     assert (FakeRevisions.started, FakeRevisions.stopped) == (1, 1)
+    # The file's catalog, loaded once, stands for its revision (by the file's digest).
+    digest = hashlib.sha256(Path(EXAMPLE).read_bytes()).hexdigest()
+    assert live.built == {digest: loaded[0]}
 
 
 def test_a_file_that_is_not_a_published_revision_stops_the_worker_with_the_reason(

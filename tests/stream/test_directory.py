@@ -49,6 +49,18 @@ def test_a_table_keeps_one_route_per_sim_and_wallet_and_forgets_on_a_tombstone()
     assert table.changes == 6
 
 
+def test_routes_of_many_sims_share_one_copy_of_their_wallet_plan_and_stints() -> None:
+    table = Table()
+    for iccid in ("8901", "8902"):
+        route = SimRoute(iccid, "acme", ((10, None),), "basic", "pool-1")
+        table.apply(entry_key(route), entry_value(route))
+    first, second = table.routes["8901"]["acme"], table.routes["8902"]["acme"]
+    assert first == ROUTE and second == SimRoute("8902", "acme", ((10, None),), "basic", "pool-1")
+    assert first.wallet is second.wallet and first.plan is second.plan
+    assert first.pool is second.pool and first.stints is second.stints
+    assert next(iter(table.routes)) is first.iccid  # the key's ICCID, not a second copy
+
+
 def test_an_unreadable_entry_is_skipped_not_fatal() -> None:
     table = Table()
     table.apply(b'["sim","x"]', b"{}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.catalog import CatalogError
+from engine.catalog import CatalogError, load_catalog
 from engine.stream.revisions import (
     CatalogRevision,
     CatalogRevisions,
@@ -19,7 +19,7 @@ from engine.stream.revisions import (
     read_revisions,
     revision_of,
 )
-from engine.stream.topics import StreamError, Topics
+from engine.stream.topics import StreamError, Topics, load_topics
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 
@@ -172,3 +172,15 @@ def test_the_worker_command_refuses_a_foreign_file_before_it_runs(
     assert f"{foreign} is not a published revision" in err
     assert "publish it with `rating-engine catalog publish" in err and "Traceback" not in err
     assert not (tmp_path / "data").exists()  # refused before the worker made anything
+
+
+def test_a_revision_whose_catalog_is_built_already_is_not_built_again(tmp_path: Path) -> None:
+    loaded = load_catalog(EXAMPLE)
+    first = revision_of(EXAMPLE, 1)
+    other = revision_of(_variant(tmp_path, "b.yaml", "Another name"), 2)
+    revisions = CatalogRevisions("127.0.0.1:1", load_topics(), built={first.digest: loaded})
+    revisions.add(first)
+    revisions.add(other)
+    assert revisions[1] is loaded  # the worker's own file: its catalog as it loaded it
+    assert revisions[2] is not loaded
+    assert revisions[2].wallets["acme"].name == "Another name"
