@@ -119,11 +119,7 @@ INTAKE_SETTINGS: dict[str, str | int] = {
 
 # Parsed as ``String`` (quicker than into ``LowCardinality`` elements); the insert into the
 # intake makes them ``LowCardinality``.
-_PARSED = (
-    "Tuple("
-    + ", ".join(f"{n} {k.replace(_LC, 'String')}" for n, k in INTAKE_COLUMNS)
-    + ")"
-)
+_PARSED = "Tuple(" + ", ".join(f"{n} {k.replace(_LC, 'String')}" for n, k in INTAKE_COLUMNS) + ")"
 
 
 def intake_from(
