@@ -42,30 +42,36 @@ from ..domain.events import (
 INTAKE = "event_intake"
 """Where the events' JSON is inserted; the materialized views of ``MAPPINGS`` read it."""
 
+_LC = "LowCardinality(String)"
+
 # The event fields any mapping reads, typed as in the events; every other field is skipped.
 # A field an event leaves out (``omit_defaults``) or sets to null reads as the type's default.
+# The strings of few values (``_LC``: wallets, zones, services, plans...) are made
+# ``LowCardinality`` once, here: the mappings then pass on dictionary indices to the tables'
+# ``LowCardinality`` columns (and repeat them for each line of an ``ARRAY JOIN``) instead of
+# hashing every string again in each table.
 INTAKE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("type", "LowCardinality(String)"),
+    ("type", _LC),
     ("id", "String"),
-    ("wallet_id", "String"),
+    ("wallet_id", _LC),
     ("at", "DateTime64(6, 'UTC')"),
     ("cdr_id", "String"),
     ("iccid", "String"),
-    ("service", "String"),
-    ("zone", "String"),
+    ("service", _LC),
+    ("zone", _LC),
     ("volume", "Int64"),
     ("rated_volume", "Int64"),
     ("pooled_volume", "Int64"),
     ("charged_volume", "Int64"),
     ("amount", "Int64"),
-    ("plan", "String"),
+    ("plan", _LC),
     ("plan_version", "UInt32"),
-    ("cycle", "String"),
-    ("payer", "String"),
-    ("filter", "String"),
-    ("replay", "String"),
-    ("source_wallet", "String"),
-    ("kind", "String"),
+    ("cycle", _LC),
+    ("payer", _LC),
+    ("filter", _LC),
+    ("replay", _LC),
+    ("source_wallet", _LC),
+    ("kind", _LC),
     ("draws", "Array(Tuple(String, String, Int64))"),  # [pool_id, bucket, volume]
     ("debits", "Array(Tuple(String, Int64))"),  # [grant_id, amount]
     ("overdraft", "Int64"),
@@ -74,7 +80,7 @@ INTAKE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("credit", "Tuple(amount Int64)"),
     ("grant", "Tuple(kind String, amount Int64)"),
     ("grants", "Array(Tuple(amount Int64))"),
-    ("pool_id", "String"),
+    ("pool_id", _LC),
     ("tier", "UInt16"),
     ("size", "Int64"),
     ("balance", "Int64"),
@@ -83,7 +89,7 @@ INTAKE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("overage", "Int64"),
     ("overage_amount", "Int64"),
     ("credited_volume", "Int64"),
-    ("currency", "String"),
+    ("currency", _LC),
     (
         "terms",
         "Tuple(name String, overdraft_limit Int64, suspend_at Int64, resume_at Int64, "
@@ -111,11 +117,9 @@ INTAKE_SETTINGS: dict[str, str | int] = {
 }
 """Settings of the ``INSERT INTO event_intake FORMAT JSONEachRow`` of stored events."""
 
-_PARSED = (
-    "Tuple("
-    + ", ".join(f"{n} {k.replace('LowCardinality(String)', 'String')}" for n, k in INTAKE_COLUMNS)
-    + ")"
-)
+# Parsed as ``String`` (quicker than into ``LowCardinality`` elements); the insert into the
+# intake makes them ``LowCardinality``.
+_PARSED = "Tuple(" + ", ".join(f"{n} {k.replace(_LC, 'String')}" for n, k in INTAKE_COLUMNS) + ")"
 
 
 def intake_from(
