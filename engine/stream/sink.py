@@ -104,8 +104,7 @@ class Sink:
         health: Health | None = None,
         store_url: str | None = None,
     ) -> None:
-        """``store_url``: the store's URL, for the wallet snapshots' own process (without
-        it they are taken on a thread over ``store``; see store_snapshots.py)."""
+        """``store_url``: for the store snapshots' own process (store_snapshots.py)."""
         self.settings = settings
         self.topic = topics.wallet_events.name
         self.store = store
