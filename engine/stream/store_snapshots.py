@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -77,7 +79,9 @@ class StoreSnapshots:
             try:
                 if self._pool is None:
                     context = multiprocessing.get_context("spawn")  # no fork under librdkafka
-                    self._pool = ProcessPoolExecutor(1, mp_context=context)
+                    self._pool = ProcessPoolExecutor(
+                        1, context, initializer=_watch_parent, initargs=(os.getpid(),)
+                    )
                 future = self._pool.submit(_take_in_child, self.url, now)
             except Exception as exc:  # a pool whose process died: a new one next round
                 self._pool = None
@@ -151,6 +155,18 @@ class StoreSnapshots:
             taken.position,
             taken.folded,
         )
+
+
+def _watch_parent(parent: int) -> None:
+    """In the snapshots' process: end it when the sink's process is gone (killed, say),
+    rather than keep its store connection open with nobody to serve."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 _child_store: EventStore | None = None
