@@ -22,6 +22,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterable
@@ -159,7 +160,9 @@ class StoreSnapshots:
 
 def _watch_parent(parent: int) -> None:
     """In the snapshots' process: end it when the sink's process is gone (killed, say),
-    rather than keep its store connection open with nobody to serve."""
+    rather than keep its store connection open with nobody to serve. Ctrl-C reaches the
+    whole process group: the sink stops and ends this process once its round is done."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:
