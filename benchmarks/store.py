@@ -3,7 +3,10 @@
 Events from a seeded rating run of the example catalog (``rating-engine generate`` through
 the in-process pipeline), appended with their inputs as the sink does, to SQLite (a file,
 ``synchronous=FULL``) and PostgreSQL (``POSTGRES_URL``, else a private server from Debian's
-binaries with fsync on). Usage: ``python benchmarks/store.py [--events N] [--batch N]``.
+binaries with fsync on). The appends are timed again on a fresh store with the sink's
+wallet snapshots taken as it goes (``engine/stream/store_snapshots.py``, every
+``--snapshot-every`` events, in their own process as the sink takes them). Usage:
+``python benchmarks/store.py [--events N] [--batch N] [--snapshot-every N]``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from engine.domain import Cdr, Command, Event
 from engine.offline.generate import generate_cdrs
 from engine.offline.pipeline import Pipeline
 from engine.store import open_store
+from engine.stream.metrics import SinkMetrics
+from engine.stream.store_snapshots import StoreSnapshots
 
 CATALOG = Path(__file__).parent.parent / "examples" / "catalog.yaml"
 
@@ -70,6 +75,29 @@ def postgres_url() -> Iterator[str]:
         yield schema_url
 
 
+def with_snapshots(url: str, work: list[Batch], every: int) -> dict[str, float]:
+    """Appends as the sink makes them, its store snapshots taken meanwhile: the appends'
+    rate, and the snapshots written (the last round waited for, outside the timing)."""
+    n = sum(len(events) for events, _ in work)
+    store = open_store(url)
+    try:
+        snapshots = StoreSnapshots(store, every, SinkMetrics(), url)
+        t0 = time.perf_counter()
+        for events, inputs in work:
+            stored = store.append(events, inputs)
+            snapshots.appended({e.wallet_id for e in events}, stored)
+        t_append = time.perf_counter() - t0
+        snapshots.close()
+        assert store.position() == n and snapshots.failures == 0
+    finally:
+        store.close()
+    return {
+        "append_with_snapshots_events_per_s": n / t_append,
+        "snapshot_rounds": snapshots.rounds,
+        "snapshots_written": snapshots.written,
+    }
+
+
 def measure(url: str, work: list[Batch], read_batch: int) -> dict[str, float]:
     n = sum(len(events) for events, _ in work)
     store = open_store(url)
@@ -96,6 +124,11 @@ def measure(url: str, work: list[Batch], read_batch: int) -> dict[str, float]:
     }
 
 
+def label(name: str) -> str:
+    words = name.removesuffix("_per_s").replace("_", " ")
+    return f"{words} /s" if name.endswith("_per_s") else words
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
@@ -103,6 +136,9 @@ def main() -> None:
     parser.add_argument("--read-batch", type=int, default=10_000)
     parser.add_argument("--sims", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--snapshot-every", type=int, default=20_000, help="events between snapshot rounds"
+    )
     args = parser.parse_args()
 
     work = batches(args.events, args.batch, args.sims, args.seed)
@@ -111,9 +147,11 @@ def main() -> None:
     for backend, make_url in (("sqlite", sqlite_url), ("postgres", postgres_url)):
         with make_url() as url:
             results[backend] = measure(url, work, args.read_batch)
+        with make_url() as url:
+            results[backend] |= with_snapshots(url, work, args.snapshot_every)
 
     rows = [
-        (f"{backend} {name.removesuffix('_per_s').replace('_', ' ')} /s", f"{value:,.0f}")
+        (f"{backend} {label(name)}", f"{value:,.0f}")
         for backend, figures in results.items()
         for name, value in figures.items()
     ]
@@ -128,6 +166,7 @@ def main() -> None:
             "appends": len(work),
             "batch": args.batch,
             "read_batch": args.read_batch,
+            "snapshot_every": args.snapshot_every,
             "results": {b: {k: round(v) for k, v in f.items()} for b, f in results.items()},
             "environment": env,
         },

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Mapping
 
 from .args import Subparsers, UsageError, add_bootstrap, add_catalog, add_store, bootstrap
 from .resources import opened_store, projector
@@ -37,6 +39,12 @@ def register(commands: Subparsers) -> None:
         default=0.0,
         help="stop after this many idle seconds (default: run until stopped)",
     )
+    parser.add_argument(
+        "--snapshot-every",
+        type=int,
+        help="write wallet snapshots to the store after this many events stored since the "
+        "last ones (default: $RATING_SINK_SNAPSHOT_EVERY, else 100000; 0: never)",
+    )
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     parser.set_defaults(func=run)
 
@@ -55,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         group=args.group,
         batch_size=args.batch_size or SinkSettings.batch_size,
         idle_exit=args.idle_exit,
+        snapshot_every=snapshot_every(args.snapshot_every, os.environ),
     )
     topics = load_topics()
     metrics, health = SinkMetrics(), Health()
@@ -62,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         metrics.serve(args.metrics_port, health)
     with opened_store(args.store, lambda url: open_store_waiting(url, health, metrics)) as store:
         projection = projector(args.clickhouse, args.catalog) if args.clickhouse else None
-        sink = Sink(settings, topics, store, projection, metrics, health)
+        sink = Sink(settings, topics, store, projection, metrics, health, args.store)
         install_signal_handlers(sink)
         keeper = RevisionKeeper(settings.bootstrap, topics, store).start()
         try:
@@ -72,6 +81,31 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{progress.records:,} decision records read, {progress.stored:,} events stored, "
         f"{progress.duplicates:,} already stored; store position {progress.position:,}; "
-        f"{keeper.stored:,} catalog revisions stored"
+        f"{keeper.stored:,} catalog revisions stored; "
+        f"{sink.snapshots.written:,} wallet snapshots written"
+        + (f" ({sink.snapshots.failures:,} rounds failed)" if sink.snapshots.failures else "")
     )
     return 0
+
+
+SNAPSHOT_EVERY = "RATING_SINK_SNAPSHOT_EVERY"
+
+
+def snapshot_every(flag: int | None, environ: Mapping[str, str]) -> int:
+    """Events stored between rounds of store snapshots: the flag, else the environment
+    variable, else ``SinkSettings``' default."""
+    from ..stream.sink import SinkSettings
+
+    if flag is not None:
+        value, source = flag, "--snapshot-every"
+    elif environ.get(SNAPSHOT_EVERY, "").strip():
+        source = SNAPSHOT_EVERY
+        try:
+            value = int(environ[SNAPSHOT_EVERY])
+        except ValueError:
+            raise UsageError(f"{source} must be a whole number of events") from None
+    else:
+        return SinkSettings.snapshot_every
+    if value < 0:
+        raise UsageError(f"{source} must be >= 0 (0: no snapshots)")
+    return value

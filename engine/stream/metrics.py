@@ -187,6 +187,21 @@ class SinkMetrics:
             "Position of the last stored event applied to the ClickHouse projections.",
             registry=r,
         )
+        self.snapshots = Counter(
+            "rating_sink_store_snapshots",
+            "Wallet snapshots the sink wrote to the event store.",
+            registry=r,
+        )
+        self.snapshot_failures = Counter(
+            "rating_sink_store_snapshot_failures",
+            "Rounds of store snapshots that failed (their wallets are taken in the next one).",
+            registry=r,
+        )
+        self.snapshot_position = Gauge(
+            "rating_sink_store_snapshot_position",
+            "Store position of the sink's latest round of wallet snapshots.",
+            registry=r,
+        )
         self.retry = RetryMetrics(r)
 
     def serve(self, port: int, health: Health | None = None) -> HealthServer:

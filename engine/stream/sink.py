@@ -39,6 +39,7 @@ from .outage import (
     kafka_transient,
     retry,
 )
+from .store_snapshots import StoreSnapshots
 from .topics import StreamError, Topics
 
 POLL_TIMEOUT = 0.5
@@ -76,6 +77,9 @@ class SinkSettings:
     """Stop after this many seconds without a record (0: run until signalled)."""
     backoff: Backoff = field(default_factory=Backoff)
     """Waits between retries of a transient Kafka or store error."""
+    snapshot_every: int = 100_000
+    """Take wallet snapshots in the store after this many events appended since the last
+    round, of the wallets they belong to (0: never). See store_snapshots.py."""
 
 
 @dataclass
@@ -98,7 +102,9 @@ class Sink:
         projection: Projection | None = None,
         metrics: SinkMetrics | None = None,
         health: Health | None = None,
+        store_url: str | None = None,
     ) -> None:
+        """``store_url``: for the store snapshots' own process (store_snapshots.py)."""
         self.settings = settings
         self.topic = topics.wallet_events.name
         self.store = store
@@ -109,6 +115,7 @@ class Sink:
         self.store_outage = Outage("store", "the event store", self.health, self.metrics.retry)
         self._stop = False
         self.progress = SinkProgress(position=self._retry_store(store.position))
+        self.snapshots = StoreSnapshots(store, settings.snapshot_every, self.metrics, store_url)
         self._refreshed = 0.0
         self._consumer = Consumer(
             {
@@ -194,6 +201,7 @@ class Sink:
             self._last_commit()
         finally:
             self._consumer.close()
+            self.snapshots.close()  # a round under way ends before the store is closed
         return self.progress
 
     def _ok(self, message: Any) -> bool:
@@ -247,6 +255,8 @@ class Sink:
         p.stored += stored
         p.duplicates += events - stored
         p.position = position
+        if stored:
+            self.snapshots.appended({d.wallet_id for d in decisions if d.events}, stored)
         m = self.metrics
         m.records.inc(len(messages))
         m.stored.inc(stored)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import msgspec
@@ -22,11 +24,12 @@ from support.postgres import fresh_schema
 
 from engine.catalog import load_catalog
 from engine.codec import Decision, Rejected, decode_cdr, encode
-from engine.domain import Cdr, Command, Event
+from engine.domain import Cdr, Command, Event, WalletState, initial_state
 from engine.offline.generate import generate_cdrs
 from engine.offline.pipeline import Pipeline
 from engine.store import open_store
 from engine.store.base import EventStore
+from engine.store.snapshots import fold, wallet_state
 from engine.stream.admin import apply_topics
 from engine.stream.sink import Sink, SinkProgress, SinkSettings
 from engine.stream.topics import Topics, load_topics
@@ -197,7 +200,7 @@ def test_sink_process_killed_and_restarted_stores_each_event_once(
     assert 0 < killed_at < len(expected_ids(decisions))
 
     done = subprocess.run(
-        [*argv, "--idle-exit", "3"],
+        [*argv, "--idle-exit", "3", "--snapshot-every", "100"],
         env={**os.environ, **env},
         cwd=REPO,
         capture_output=True,
@@ -206,7 +209,104 @@ def test_sink_process_killed_and_restarted_stores_each_event_once(
     )
     assert done.returncode == 0, done.stderr
     assert "events stored" in done.stdout
+    # It took wallet snapshots (in their own process) as it went.
+    written = re.search(r"([\d,]+) wallet snapshots written", done.stdout)
+    assert written is not None and int(written[1].replace(",", "")) > 0, done.stdout
+    assert any(store.latest_snapshot(w) is not None for w in store.wallets())
     ids = stored_ids(store)
     assert sorted(ids) == sorted(expected_ids(decisions))
     assert store.verify() == []
+    store.close()
+
+
+def full_fold(store: EventStore, wallet_id: str) -> tuple[WalletState, datetime | None]:
+    events = store.read_stream(wallet_id)
+    return fold(initial_state(wallet_id), events), max((e.at for e in events), default=None)
+
+
+@pytest.mark.parametrize("own_process", [True, False], ids=["own-process", "thread"])
+def test_sink_takes_wallet_snapshots_in_the_store_as_it_goes(
+    kafka_bootstrap: str,
+    topics: Topics,
+    decisions: list[Decision],
+    store_url: str,
+    own_process: bool,
+) -> None:
+    publish(kafka_bootstrap, topics.wallet_events.name, decisions)
+    store = open_store(store_url)
+    every = 300
+    sink_settings = settings(kafka_bootstrap, f"snap-{uuid.uuid4().hex[:6]}")
+    sink_settings.snapshot_every = every
+    sink = Sink(sink_settings, topics, store, store_url=store_url if own_process else None)
+    progress = sink.run()
+
+    # The events are all there, once each, whatever the snapshots did.
+    ids = stored_ids(store)
+    assert sorted(ids) == sorted(expected_ids(decisions))
+    assert store.verify() == []
+    # Rounds were taken (one at least every `every` events while none was under way), and
+    # each wallet's state from its latest snapshot and the events after it is the fold of
+    # its whole stream.
+    assert progress.stored >= every and sink.snapshots.rounds >= 1
+    assert sink.snapshots.failures == 0
+    snapshotted = 0
+    for wallet_id in store.wallets():
+        base = store.latest_snapshot(wallet_id)
+        snapshotted += base is not None
+        state, last_at, after = wallet_state(store, wallet_id)
+        assert (state, last_at) == full_fold(store, wallet_id)
+        if base is not None:
+            assert after == len(
+                [e for e in store.read_stream(wallet_id) if e.position > base.position]
+            )
+    assert snapshotted > 0
+    assert sink.snapshots.written >= snapshotted
+    assert sink.metrics.snapshots._value.get() == sink.snapshots.written
+    store.close()
+
+
+def test_no_store_snapshots_when_they_are_off(
+    kafka_bootstrap: str, topics: Topics, decisions: list[Decision], tmp_path: Path
+) -> None:
+    publish(kafka_bootstrap, topics.wallet_events.name, decisions)
+    store = open_store(f"sqlite:///{tmp_path / 'events.db'}")
+    sink_settings = settings(kafka_bootstrap, "no-snapshots")
+    sink_settings.snapshot_every = 0
+    sink = Sink(sink_settings, topics, store)
+    sink.run()
+    assert sorted(stored_ids(store)) == sorted(expected_ids(decisions))
+    assert all(store.latest_snapshot(w) is None for w in store.wallets())
+    assert sink.snapshots.rounds == 0 and sink.snapshots.written == 0
+    store.close()
+
+
+class SnapshotsFail:
+    """A store that appends, and refuses every snapshot."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def put_snapshots(self, snapshots: object) -> int:
+        raise RuntimeError("the snapshot table is away")
+
+
+def test_a_failed_snapshot_round_is_counted_and_loses_no_event(
+    kafka_bootstrap: str, topics: Topics, decisions: list[Decision], tmp_path: Path
+) -> None:
+    publish(kafka_bootstrap, topics.wallet_events.name, decisions)
+    store = open_store(f"sqlite:///{tmp_path / 'events.db'}")
+    sink_settings = settings(kafka_bootstrap, "failing-snapshots")
+    sink_settings.snapshot_every = 300
+    sink = Sink(sink_settings, topics, SnapshotsFail(store))  # type: ignore[arg-type]
+    progress = sink.run()
+    ids = stored_ids(store)
+    assert sorted(ids) == sorted(expected_ids(decisions))
+    assert progress.stored == len(ids) and progress.duplicates == 0
+    assert store.verify() == []
+    assert sink.snapshots.failures >= 1 and sink.snapshots.written == 0
+    assert sink.metrics.snapshot_failures._value.get() == sink.snapshots.failures
+    assert all(store.latest_snapshot(w) is None for w in store.wallets())
     store.close()
