@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..domain.decision import Decision
 from .exits import stop_before_commit
 from .fencing import Fenced, PartitionWriter
 from .positions import Positions, TopicPartition
@@ -65,17 +67,27 @@ def load_partition(
     # First fence, then read: what the previous owner may still send is aborted,
     # so the log read next is all that will ever be committed before us.
     writer.init()
-    snapshot, unreadable = restore(
-        read_records(bootstrap, topics.wallet_snapshots.name, placement(partition)[1]), partition
-    )
-    recovered = recover(
-        snapshot,
+    recovered = recovered_from(
+        read_records(bootstrap, topics.wallet_snapshots.name, placement(partition)[1]),
+        partition,
         lambda offset: read_decision_at(bootstrap, topic, partition, offset),
         lambda after: read_decisions(bootstrap, topic, partition, after),
     )
-    if unreadable:
-        recovered = recovered._replace(source="mismatch")
     return writer, recovered
+
+
+def recovered_from(
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    partition: int,
+    decision_at: Callable[[int], Decision | None],
+    decisions_after: Callable[[int], Iterable[tuple[int, Decision]]],
+) -> Recovered:
+    """The partition recovered from its snapshot records and its log. A snapshot that is
+    there but unusable (torn, unreadable, another partition's) is reported as a mismatch,
+    like one that does not match the log: either way the log was replayed whole."""
+    snapshot, unreadable = restore(records, partition)
+    recovered = recover(snapshot, decision_at, decisions_after)
+    return recovered._replace(source="mismatch") if unreadable else recovered
 
 
 class Ownership:
