@@ -9,6 +9,7 @@ field added at the end of ``WalletState`` with a default still reads an older re
 
 from __future__ import annotations
 
+import sys
 import typing
 from typing import Any
 
@@ -16,6 +17,7 @@ import msgspec
 from immutables import Map
 
 from .domain import WalletState
+from .domain.catalog import Subscription
 
 
 def _record_type(hint: Any) -> Any:
@@ -59,7 +61,29 @@ def from_record(record: Any) -> WalletState:
         name: (Map(getattr(record, name)) if name in _MAPS else getattr(record, name))
         for name in _HINTS
     }
+    wallet_id = values["wallet_id"]
+    values["attached"] = Map(
+        (iccid, _shared(sub, wallet_id, iccid)) for iccid, sub in record.attached
+    )
+    values["past"] = Map(
+        (iccid, tuple(_shared(sub, wallet_id, iccid) for sub in stints))
+        for iccid, stints in record.past
+    )
     return WalletState(**values)
+
+
+def _shared(sub: Subscription, wallet_id: str, iccid: str) -> Subscription:
+    """``sub`` with its strings shared, not one copy each per SIM as decoding makes them:
+    its ICCID is the map's key, its wallet the state's id, its plan and pool interned (a
+    restored million SIMs hold a few names, not millions of copies)."""
+    return msgspec.structs.replace(
+        sub,
+        iccid=iccid if sub.iccid == iccid else sub.iccid,
+        wallet=wallet_id if sub.wallet == wallet_id else sub.wallet,
+        plan=sys.intern(sub.plan),
+        pool=None if sub.pool is None else sys.intern(sub.pool),
+        addons=tuple(sys.intern(a) for a in sub.addons),
+    )
 
 
 def encode_state(state: WalletState) -> bytes:

@@ -50,3 +50,27 @@ def test_the_input_ids_are_taken_out_and_joined_back() -> None:
         (2, "cmd:top-up", 3),
     ]
     assert join_ids(bare, reversed(ids)) == state
+
+
+def test_a_read_back_state_shares_its_subscriptions_strings() -> None:
+    """Decoding makes a copy of every string; a read-back SIM shares its ICCID with the
+    map's key, its wallet with the state's id and an interned plan, pool and add-ons, so a
+    restored million SIMs do not hold millions of copies of the same names."""
+    from engine.domain.catalog import Subscription
+
+    def sim(iccid: str, **more: object) -> Subscription:
+        return Subscription(iccid, "w1", "iot-eu", "pool-a", 10, **more)  # type: ignore[arg-type]
+
+    state = msgspec.structs.replace(
+        initial_state("w1"),
+        attached=Map({"8940001": sim("8940001"), "8940002": sim("8940002", addons=("eu",))}),
+        past=Map({"8940001": (sim("8940001", active_to=5),)}),
+    )
+    back = decode_state(encode_state(state))
+    assert back == state
+    subs = [*back.attached.values(), *(s for stints in back.past.values() for s in stints)]
+    assert all(s.wallet is back.wallet_id for s in subs)
+    assert all(back.attached[k].iccid is k for k in back.attached)
+    assert all(back.past[k][0].iccid is k for k in back.past)
+    assert len({id(s.plan) for s in subs}) == 1
+    assert len({id(s.pool) for s in subs}) == 1

@@ -161,7 +161,8 @@ def restore(
     unreadable = False
     wallets: dict[str, WalletRecord] = {}
     chunks: dict[tuple[str, int], IdsChunk] = {}
-    for value in latest.values():
+    for key in list(latest):
+        value = latest.pop(key)  # each record's bytes go as it is decoded
         try:
             record = _decoder.decode(value)
         except msgspec.MsgspecError:
@@ -187,14 +188,15 @@ def _assemble(
     m: Manifest, wallets: dict[str, WalletRecord], chunks: dict[tuple[str, int], IdsChunk]
 ) -> PartitionState:
     states: dict[str, WalletState] = {}
-    for w, record in wallets.items():
+    for w in list(wallets):
+        record = wallets.pop(w)  # each wallet's records go as its state is made
         if record.epoch != m.epoch:
             continue  # an earlier epoch's record of a wallet this one does not hold
         if record.events_offset > m.events_offset:
             raise Torn(f"wallet {w} is newer than the manifest")
         ids: list[tuple[int, str, int]] = []
         for index in range(record.chunks):
-            chunk = chunks.get((w, index))
+            chunk = chunks.pop((w, index), None)
             if chunk is None or (chunk.epoch, chunk.events_offset) != (
                 record.epoch,
                 record.events_offset,
