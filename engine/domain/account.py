@@ -39,6 +39,7 @@ from .events import (
     SplitLine,
 )
 from .grants import settle
+from .limits import volume_problem
 from .money import MoneyError, parse_money
 from .provisioning import adopt, close, hold, open_by_command, release
 from .recurring import tick
@@ -141,6 +142,9 @@ def adjust(d: Draft, cmd: AdjustRating, ts: int) -> None:
     its thresholds and suspension), credit a negative one as a refund grant."""
     if abs(cmd.amount) > d.catalog.limits.max_charge:
         raise Refused("amount_over_limit", _over(abs(cmd.amount), d.catalog.limits.max_charge))
+    too_much = volume_problem(d.catalog.limits, cmd.service, abs(cmd.charged_volume))
+    if too_much is not None:
+        raise Refused("volume_over_limit", too_much)
     total = sum(amount for _, amount in cmd.splits)
     if total != cmd.amount:
         raise Refused(

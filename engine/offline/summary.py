@@ -6,6 +6,8 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import msgspec
+from immutables import Map
+from msgspec.structs import replace
 
 from ..domain import Catalog, Event, WalletState, format_money
 from ..domain.cycles import cycle_of
@@ -15,6 +17,7 @@ from ..domain.events import (
     GrantAdded,
     GrantExpired,
     PoolCycleClosed,
+    PoolStepped,
     RatingAdjusted,
     UsageRated,
     WalletOpened,
@@ -35,9 +38,14 @@ class Totals:
         self.expired: Counter[str] = Counter()
         self.uncollected: Counter[str] = Counter()
         self.written_off: Counter[str] = Counter()
+        # Each wallet's pool figures as evolve counts them, kept here too because the state
+        # forgets those of cycles long closed (domain/retention.py) and the report lists them.
+        self.pool_used: dict[str, Counter[tuple[str, str]]] = {}
+        self.pool_tier: dict[str, dict[tuple[str, str], int]] = {}
 
     def observe(self, e: Event) -> None:
         self.events[type(e).__name__] += 1
+        self._observe_pools(e)
         if isinstance(e, UsageRated | Charged):
             # A charge counts once, where it was rated; a routed debit only moves money.
             kind = "usage" if isinstance(e, UsageRated) else e.kind
@@ -69,6 +77,31 @@ class Totals:
             self.credited[e.wallet_id] += e.credit.amount
             for line in e.splits:
                 self.revenue[line.provider] += line.amount
+
+    def _observe_pools(self, e: Event) -> None:
+        if isinstance(e, UsageRated) and e.draws:
+            used = self.pool_used.setdefault(e.wallet_id, Counter())
+            for d in e.draws:
+                used[(d.pool_id, d.bucket)] += d.volume
+        elif isinstance(e, PoolCycleClosed) and e.credited_volume:
+            used = self.pool_used.setdefault(e.wallet_id, Counter())
+            used[(e.pool_id, e.cycle)] += e.credited_volume
+        elif isinstance(e, PoolStepped):
+            self.pool_tier.setdefault(e.wallet_id, {})[(e.pool_id, e.cycle)] = e.tier
+
+    def pools_of(self, state: WalletState) -> WalletState:
+        """``state`` with the pool figures it forgot put back from the run's events."""
+        used: Counter[tuple[str, str]] = self.pool_used.get(state.wallet_id, Counter())
+        tiers = self.pool_tier.get(state.wallet_id, {})
+        lost_used = {k: v for k, v in used.items() if k not in state.pool_used}
+        lost_tiers = {k: v for k, v in tiers.items() if k not in state.pool_tier}
+        if not lost_used and not lost_tiers:
+            return state
+        return replace(
+            state,
+            pool_used=Map({**lost_used, **state.pool_used}),
+            pool_tier=Map({**lost_tiers, **state.pool_tier}),
+        )
 
 
 class GrantRow(msgspec.Struct):
@@ -131,7 +164,9 @@ def summarize(
     rejected: Counter[str],
 ) -> Summary:
     wallets = [_wallet_row(catalog, w, states[w], totals) for w in sorted(states)]
-    pools = [row for w in sorted(states) for row in _pool_rows(catalog, w, states[w])]
+    pools = [
+        row for w in sorted(states) for row in _pool_rows(catalog, w, totals.pools_of(states[w]))
+    ]
     revenue_total = sum(totals.revenue.values())
     balanced = all(w.reconciled for w in wallets) and revenue_total == sum(totals.charges.values())
     return Summary(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -167,6 +168,16 @@ def test_split_lines_that_do_not_sum_to_the_amount_are_rejected() -> None:
     assert (rejected.reason, rejected.command) == ("invalid_amount", "AdjustRating")
     # a rejected command is not remembered: the corrected one under the same id is decided
     assert types(w.when(adjust("a1", 10, (("op", 10),)))) == ["WalletOpened", "RatingAdjusted"]
+
+
+@pytest.mark.parametrize("volume", [(1 << 64) - 1, -(1 << 63) + 1])
+def test_a_volume_difference_beyond_any_record_is_rejected(volume: int) -> None:
+    """No CDR's volume is over its service's limit, so no difference of two can be either;
+    one that is would be stored as an event no 64-bit column holds."""
+    w = Wallets(catalog())
+    cmd = msgspec.structs.replace(adjust("a1", 10), charged_volume=volume)
+    rejected = one(w.when(cmd), CommandRejected)
+    assert (rejected.reason, rejected.command) == ("volume_over_limit", "AdjustRating")
 
 
 def test_a_retried_adjustment_is_a_no_op() -> None:
