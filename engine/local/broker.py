@@ -64,8 +64,8 @@ class TestcontainersBroker:
             module = importlib.import_module("testcontainers.kafka")
         except ImportError as exc:
             raise BrokerError(
-                "KAFKA_PROVIDER=testcontainers needs the testcontainers package "
-                "(pip install 'testcontainers[kafka]') and a Docker engine; "
+                "KAFKA_PROVIDER=testcontainers needs the testcontainers package, which "
+                "the lock (uv.lock) does not hold, and a Docker engine; "
                 "unset KAFKA_PROVIDER to use the local jar broker instead"
             ) from exc
         container = module.KafkaContainer(self._image)
