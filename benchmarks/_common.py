@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import msgspec
 
 RESULTS = Path(__file__).parent / "results"
+REPO = Path(__file__).resolve().parent.parent
 
 # The benchmarks share the tests' helpers (catalog builders, a private PostgreSQL server),
 # which are no part of the shipped package: found on the path, not installed.
@@ -47,7 +49,26 @@ def environment() -> dict[str, Any]:
         "msgspec": v("msgspec"),
         "immutables": v("immutables"),
         "orjson": v("orjson"),
+        "revision": revision(),
+        # Absolute figures move with whatever else shares the machine: every file says how
+        # loaded it was when its figures were taken.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def revision() -> str:
+    """``git describe --always --dirty`` of the checkout, or ``-``."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "-"
+    return done.stdout.strip() or "-"
 
 
 def table(rows: list[tuple[str, str]], title: str) -> str:

@@ -39,9 +39,9 @@ from typing import Any
 
 import msgspec
 import yaml
-from _common import environment, save, table
+from _common import environment, revision, save, table
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from stream import STALL_TIMEOUT, _interrupt, _revision, broker
+from stream import STALL_TIMEOUT, _interrupt, broker
 
 from engine.local import LocalStack, private_topics
 from engine.stream.kafka_security import client_config
@@ -426,7 +426,7 @@ def main() -> None:
                     )
     print(table(_rows(found), f"million: {args.sims:,} SIMs over {args.wallets:,} wallets"))
     env = environment()
-    env["revision"] = _revision()
+    env["revision"] = revision()
     print("  ".join(f"{k}={v}" for k, v in env.items()))
     name = "million-commands" if args.skip_catalog else "million"
     print(f"wrote {save(name, {**found, 'environment': env})}")

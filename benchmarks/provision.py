@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from _common import decision_decoder, environment, logger, save, table
+from _common import decision_decoder, environment, logger, revision, save, table
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from stream import JOIN_TIMEOUT, STALL_TIMEOUT, _interrupt, _revision, broker, external
+from stream import JOIN_TIMEOUT, STALL_TIMEOUT, _interrupt, broker, external
 
 from engine.local import LocalStack, StackError, private_topics, run_command
 from engine.stream.admin import admin_client
@@ -255,7 +255,7 @@ def main() -> None:
     parser.add_argument("--open", type=int, default=8, help="wallets opened (--wallets opened)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)
-    revision = _revision()
+    started_at = revision()
     with (
         tempfile.TemporaryDirectory(prefix="rating-bench-provision-") as tmp,
         broker() as bootstrap,
@@ -282,7 +282,7 @@ def main() -> None:
         )
     env = environment()
     env["broker"] = "KAFKA_BOOTSTRAP" if external() else "LocalJarBroker"
-    env["revision"] = revision
+    env["revision"] = started_at
     print("  ".join(f"{k}={v}" for k, v in env.items()))
     path = save(
         f"provision-{args.wallets}",

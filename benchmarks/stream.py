@@ -38,7 +38,7 @@ from types import FrameType
 from typing import Any
 
 import msgspec
-from _common import environment, input_decoder, logger, save, table
+from _common import environment, input_decoder, logger, revision, save, table
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 from support.catalogs import spread_catalog
@@ -715,7 +715,7 @@ def main() -> None:
     if args.batch_size is not None:
         worker_args += ["--batch-size", str(args.batch_size)]
     signal.signal(signal.SIGTERM, _interrupt)
-    revision = _revision()  # the code the workers run (they import it when they start)
+    started_at = revision()  # the code the workers run (they import it when they start)
 
     workdir = Path(tempfile.mkdtemp(prefix="rating-bench-stream-"))
     latency: dict[str, Any] | None = None
@@ -776,7 +776,7 @@ def main() -> None:
     for name in ("faust-streaming", "aiokafka", "confluent-kafka"):
         env[name] = _version(name)
     env["broker"] = "KAFKA_BOOTSTRAP" if external() else "LocalJarBroker"
-    env["revision"] = revision
+    env["revision"] = started_at
     print("  ".join(f"{k}={v}" for k, v in env.items()))
     name = "stream"
     if args.wallet_copies > 1:
@@ -810,21 +810,6 @@ def gc_rows(run: str, pauses: dict[str, Any]) -> list[tuple[str, str]]:
             text += f", p99 {p99:g} ms, max <= {top:g} ms"
         rows.append((f"{run}: GC gen {generation} pauses", text))
     return rows
-
-
-def _revision() -> str:
-    """``git describe --always --dirty`` of the checkout, or ``-``."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "-"
-    return done.stdout.strip() or "-"
 
 
 def _version(name: str) -> str:

@@ -1,0 +1,101 @@
+"""`benchmarks/report.py`: the README's headline table is read from the benchmarks' JSON,
+and each aim is judged from the figure, not typed in."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import report  # type: ignore[import-not-found]  # noqa: E402
+
+ENV = {"revision": "abc1234", "load_average": [0.5, 0.7, 0.9]}
+
+
+def write(folder: Path, name: str, payload: dict[str, object]) -> None:
+    (folder / f"{name}.json").write_text(json.dumps({**payload, "environment": ENV}))
+
+
+def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "rate_core",
+        {
+            "cdrs": 300_000,
+            "cdrs_per_second": 60_000,
+            "floor_lines_per_second": 600_000,
+            "ratio_to_floor": 0.1,
+            "worker_gc": {"ratio_to_floor": 0.31},
+        },
+    )
+    write(
+        tmp_path,
+        "stream",
+        {
+            "cdrs": 1_000_000,
+            "workers": 1,
+            "throughput": {"cdrs_per_second": 26_000, "worker_cpu_us_per_cdr": 40},
+            "latency": {
+                "offered_cdrs_per_second": 13_000,
+                "ms": {"p50": 100.0, "p90": 200.0, "p99": 300.0, "max": 400.0},
+            },
+        },
+    )
+    write(
+        tmp_path,
+        "million",
+        {
+            "sims": 1_000_000,
+            "cdrs": 20_000,
+            "catalog": {
+                "startup_seconds": 15.1,
+                "ready_rss_mib": 996,
+                "run": {"rss_after_mib": 1_100, "cdrs_per_second": 3_856},
+            },
+            "commands": {
+                "restart": {
+                    "startup_seconds": 40.0,
+                    "ready_rss_mib": 1_994,
+                    "run": {"rss_after_mib": 2_131, "cdrs_per_second": 4_172},
+                }
+            },
+        },
+    )
+    text = report.render(report.load(tmp_path))
+    lines = text.splitlines()
+
+    def row(start: str) -> str:
+        return next(line for line in lines if line.startswith(f"| {start}"))
+
+    # The better of the two ratios meets 0.30.
+    assert "ratio to the floor 0.100" in row("`rate_core`")
+    assert row("`rate_core`").endswith("ratio 0.30: met |")
+    assert "**26,000 CDRs/s**" in row("`stream`, 1,000,000")
+    assert row("`stream`, 1,000,000").endswith("25,000 CDRs/s: met |")
+    assert row("`stream`, latency").endswith("p99 < 250 ms: not reached |")
+    assert row("`million`, 1,000,000 SIMs, catalog").endswith("met |")
+    # 40 s and 2,131 MiB: both bounds missed.
+    assert row("`million`, 1,000,000 SIMs, by commands").endswith("not reached |")
+    assert row("`projections`").startswith("| `projections` (rebuild) | not run")
+    assert "- `stream.json`: revision abc1234, load 0.5 0.7 0.9" in lines
+
+
+def test_a_broken_file_is_skipped_and_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "stream.json").write_text("{not json")
+    assert report.main(["--results", str(tmp_path), "--out", str(tmp_path / "out.md")]) == 0
+    out, err = capsys.readouterr()
+    assert "stream.json" in err
+    assert "| `stream` | not run |" in out
+    assert (tmp_path / "out.md").read_text() == out
+
+
+def test_a_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        report.main(["--results", str(tmp_path / "nowhere")])
+    assert exit_.value.code == 2
