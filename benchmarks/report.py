@@ -211,6 +211,40 @@ SECTIONS: tuple[Callable[[Results], list[Row]], ...] = (
 )
 
 
+def stages(found: Results) -> list[str]:
+    """Where the time goes, per path, as far as each benchmark splits it."""
+    lines = []
+    r = found.get("rate_core")
+    if r is not None and r.get("cdrs"):
+        split = ", ".join(
+            f"{stage} {seconds / r['cdrs'] * 1e6:.2f}"
+            for stage, seconds in r.get("seconds", {}).items()
+            if stage != "total"
+        )
+        lines.append(f"- `rate_core`, µs per CDR by stage: {split}")
+    s = found.get("stream")
+    if s is not None:
+        share = _get(s, "throughput", "gc_pauses")
+        paused = sum(g.get("share_of_run", 0) for g in share.values()) if share else None
+        lines.append(
+            f"- `stream`: {_n(_get(s, 'throughput', 'worker_cpu_us_per_cdr'))} µs of worker CPU "
+            f"per CDR, {_n(_get(s, 'throughput', 'worker_cpu_share'), 2)} of a core busy; "
+            f"collector pauses {_n(None if paused is None else paused * 100, 1)}% of the run"
+        )
+    p = found.get("replay")
+    if p is not None:
+        split = ", ".join(f"{k} {v:.1f}" for k, v in p.get("us_per_cdr", {}).items())
+        lines.append(f"- `replay`, µs per CDR by step: {split}")
+    j = found.get("projections")
+    if j is not None:
+        lines.append(
+            f"- `projections`: rebuild through Python {_n(j.get('rebuild_cpu_us_per_event'), 2)}"
+            f" µs of CPU per event, of which reading the stored payloads "
+            f"{_n(j.get('read_payloads_us_per_event'), 2)}"
+        )
+    return lines
+
+
 def load(results: Path) -> Results:
     found: Results = {}
     for path in sorted(results.glob("*.json")):
@@ -236,7 +270,7 @@ def render(found: Results) -> str:
     rows = [row for section in SECTIONS for row in section(found)]
     lines = ["| path | figure | aim |", "|---|---|---|"]
     lines += [f"| {path} | {figure} | {aim} |" for path, figure, aim in rows]
-    return "\n".join([*lines, "", *provenance(found)]) + "\n"
+    return "\n".join([*lines, "", *stages(found), "", *provenance(found)]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
             "floor_lines_per_second": 600_000,
             "ratio_to_floor": 0.1,
             "worker_gc": {"ratio_to_floor": 0.31},
+            "seconds": {"decode": 0.6, "decide+evolve": 3.6, "total": 4.5},
         },
     )
     write(
@@ -81,6 +82,7 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
     # 40 s and 2,131 MiB: both bounds missed.
     assert row("`million`, 1,000,000 SIMs, by commands").endswith("not reached |")
     assert row("`projections`").startswith("| `projections` (rebuild) | not run")
+    assert "- `rate_core`, µs per CDR by stage: decode 2.00, decide+evolve 12.00" in lines
     assert "- `stream.json`: revision abc1234, load 0.5 0.7 0.9" in lines
 
 
