@@ -69,6 +69,7 @@ demo-offline: setup
 
 ## bench: the benchmarks in benchmarks/, tables on stdout, JSON in benchmarks/results/
 bench: setup
+	rm -f benchmarks/results/*.json benchmarks/results/summary.md
 	$(BIN)/python benchmarks/floor.py
 	$(BIN)/python benchmarks/rate_core.py
 	$(BIN)/python benchmarks/stream.py
