@@ -16,7 +16,7 @@ system:
 
 # --no-deps: the lock is the whole environment, so nothing resolves at install time;
 # --require-hashes: every file installed is the one the lock names.
-$(STAMP): requirements.txt pyproject.toml deploy/local/kafka/pom.xml
+$(STAMP): requirements.txt pyproject.toml deploy/local/kafka/pom.xml deploy/local/kafka/jars.sha256
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
