@@ -10,9 +10,10 @@ CATALOG := examples/catalog.yaml
 ## setup: system packages (deploy/local/system.sh), .venv exactly as uv.lock (requirements.txt), Kafka jars
 setup: system $(STAMP)
 
-## system: the Debian packages the tests and the demo need (installs them as root)
+## system: the Debian packages the tests and the demo need (installs them as root), and
+## their versions checked (PY: the Python that builds .venv)
 system:
-	bash deploy/local/system.sh
+	PY=$(PY) bash deploy/local/system.sh
 
 # --no-deps: the lock is the whole environment, so nothing resolves at install time;
 # --require-hashes: every file installed is the one the lock names.
