@@ -5,18 +5,19 @@ STAMP := $(VENV)/.installed
 OUT := out
 CATALOG := examples/catalog.yaml
 
-.PHONY: setup system lock lint format test demo demo-offline bench schemas kafka-up kafka-down clean
+.PHONY: setup setup-testcontainers system lock lint format test demo demo-offline bench schemas kafka-up kafka-down clean
 
 ## setup: system packages (deploy/local/system.sh), .venv exactly as uv.lock (requirements.txt), Kafka jars
 setup: system $(STAMP)
 
-## system: the Debian packages the tests and the demo need (installs them as root)
+## system: the Debian packages the tests and the demo need (installs them as root), and
+## their versions checked (PY: the Python that builds .venv)
 system:
-	bash deploy/local/system.sh
+	PY=$(PY) bash deploy/local/system.sh
 
 # --no-deps: the lock is the whole environment, so nothing resolves at install time;
 # --require-hashes: every file installed is the one the lock names.
-$(STAMP): requirements.txt pyproject.toml deploy/local/kafka/pom.xml
+$(STAMP): requirements.txt pyproject.toml deploy/local/kafka/pom.xml deploy/local/kafka/jars.sha256
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
@@ -24,17 +25,25 @@ $(STAMP): requirements.txt pyproject.toml deploy/local/kafka/pom.xml
 	bash deploy/local/kafka.sh fetch >/dev/null
 	touch $(STAMP)
 
+## setup-testcontainers: also the testcontainers group (KAFKA_PROVIDER=testcontainers, which
+## needs a Docker engine), exactly as uv.lock has it (requirements-testcontainers.txt)
+setup-testcontainers: setup
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-testcontainers.txt
+	$(BIN)/python -m pip check
+
 ## lock: re-resolve uv.lock from pyproject.toml (a deliberate, reviewed change); keeps
 ## today's pins where they still fit; `make lock UPGRADE=--upgrade` moves them all. Then
 ## export it as requirements.txt (what pip installs here, hashes included),
-## requirements-runtime.txt (the image's: the runtime part, the same versions) and
-## requirements-build.txt (what builds the engine in the image: setuptools, wheel).
+## requirements-runtime.txt (the image's: the runtime part, the same versions),
+## requirements-build.txt (what builds the engine in the image: setuptools, wheel) and
+## requirements-testcontainers.txt (the opt-in testcontainers group alone).
 lock:
 	test -x $(BIN)/uv || $(MAKE) setup
 	$(BIN)/uv lock --python 3.11 $(UPGRADE)
-	$(BIN)/uv export --frozen --no-emit-project --all-extras --all-groups -q -o requirements.txt
+	$(BIN)/uv export --frozen --no-emit-project --all-extras --all-groups --no-group testcontainers -q -o requirements.txt
 	$(BIN)/uv export --frozen --no-emit-project --no-dev -q -o requirements-runtime.txt
 	$(BIN)/uv export --frozen --no-emit-project --only-group build -q -o requirements-build.txt
+	$(BIN)/uv export --frozen --no-emit-project --only-group testcontainers -q -o requirements-testcontainers.txt
 
 ## lint: ruff, formatting, mypy and schema freshness
 lint: setup

@@ -1,13 +1,14 @@
 """uv.lock agrees with pyproject.toml, its exports are exactly it, and .venv is the lock.
 
-The lock is made by `make lock` (uv lock, then uv export to requirements.txt and
-requirements-runtime.txt, which pip installs); these checks need no network, so a pyproject
-edit without a re-lock, an export edited by hand, or an environment that drifted from the
-lock fails here.
+The lock is made by `make lock` (uv lock, then uv export to requirements.txt,
+requirements-runtime.txt, requirements-build.txt and requirements-testcontainers.txt, which pip
+installs); these checks need no network, so a pyproject edit without a re-lock, an export
+edited by hand, or an environment that drifted from the lock fails here.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -23,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements.txt"
 RUNTIME_LOCK = ROOT / "requirements-runtime.txt"
 BUILD_LOCK = ROOT / "requirements-build.txt"
+# The opt-in group for KAFKA_PROVIDER=testcontainers: `make setup-testcontainers` adds it.
+TESTCONTAINERS_LOCK = ROOT / "requirements-testcontainers.txt"
 UV = Path(sys.executable).parent / "uv"
 
 
@@ -47,9 +50,10 @@ def test_the_lock_agrees_with_pyproject() -> None:
 
 def test_the_exports_are_exactly_the_lock() -> None:
     for path, args in (
-        (LOCK, ("--all-extras", "--all-groups")),
+        (LOCK, ("--all-extras", "--all-groups", "--no-group", "testcontainers")),
         (RUNTIME_LOCK, ("--no-dev",)),
         (BUILD_LOCK, ("--only-group", "build")),
+        (TESTCONTAINERS_LOCK, ("--only-group", "testcontainers")),
     ):
         result = _uv("export", "--frozen", "--no-emit-project", *args)
         assert result.returncode == 0, result.stderr
@@ -79,6 +83,7 @@ def _direct_requirements() -> list[Requirement]:
         *project["project"]["optional-dependencies"]["dev"],
         *project["dependency-groups"]["build"],
         *project["dependency-groups"]["tools"],
+        *project["dependency-groups"]["testcontainers"],
     ]
     # A group's ``{include-group = ...}`` entries are listed above under their own group.
     return [Requirement(text) for text in texts if isinstance(text, str)]
@@ -93,14 +98,15 @@ def _applies(marker: str) -> bool:
 def test_every_lock_entry_is_exact_and_hashed() -> None:
     pins = _pins()
     assert len(pins) > 20
-    for name, entries in [*pins.items(), *_pins(RUNTIME_LOCK).items()]:
+    exports = (RUNTIME_LOCK, BUILD_LOCK, TESTCONTAINERS_LOCK)
+    for name, entries in [*pins.items(), *(i for e in exports for i in _pins(e).items())]:
         for version, _, hashes in entries:
             assert re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version), f"{name}: not pinned exactly"
             assert hashes >= 1, f"{name}=={version} has no hash"
 
 
 def test_every_direct_requirement_is_locked_within_its_range() -> None:
-    pins = _pins()
+    pins = {**_pins(TESTCONTAINERS_LOCK), **_pins()}
     for requirement in _direct_requirements():
         name = canonicalize_name(requirement.name)
         assert name in pins, f"{requirement} is in pyproject.toml but not in the lock: make lock"
@@ -139,9 +145,29 @@ def test_faust_is_bounded_to_the_versions_its_overrides_are_tested_against() -> 
     assert faust.specifier.contains(metadata.version("faust-streaming"))
 
 
+def test_the_testcontainers_group_is_opt_in_and_only_adds_packages() -> None:
+    """`make setup` (requirements.txt) leaves the group out; `make setup-testcontainers`
+    installs its export on top, which adds packages and never moves one `make setup` put in."""
+    full, group = _pins(), _pins(TESTCONTAINERS_LOCK)
+    assert "testcontainers" in group and "docker" in group
+    assert "testcontainers" not in full and "docker" not in full
+    assert "testcontainers" not in _pins(RUNTIME_LOCK)
+    for name, entries in group.items():
+        if name in full:
+            assert {v for v, _, _ in entries} <= {v for v, _, _ in full[name]}, name
+    makefile = (ROOT / "Makefile").read_text()
+    install = "--require-hashes --no-deps -r requirements-testcontainers.txt"
+    setup_recipe = makefile.split("$(STAMP):", 1)[1].split("\n\n", 1)[0]
+    assert install in makefile and "testcontainers" not in setup_recipe
+
+
 def test_installed_versions_are_the_locked_ones() -> None:
+    pins = _pins()
+    # The opt-in group is checked too where `make setup-testcontainers` installed it.
+    if importlib.util.find_spec("testcontainers") is not None:
+        pins = {**_pins(TESTCONTAINERS_LOCK), **pins}
     drift = []
-    for name, entries in sorted(_pins().items()):
+    for name, entries in sorted(pins.items()):
         wanted = [version for version, marker, _ in entries if _applies(marker)]
         if not wanted:
             continue  # locked for other platforms only (colorama on Windows)

@@ -2,8 +2,11 @@
 # A real single-node Apache Kafka broker (KRaft, combined broker+controller) on 127.0.0.1,
 # built from jars that Maven fetches from Maven Central: no Docker, no tarball download.
 #
-#   kafka.sh fetch    fetch the broker's jars into the cache (no-op when already there);
-#                     prints the lib directory on stdout, everything else goes to stderr
+#   kafka.sh fetch    fetch the broker's jars into the cache (no Maven run when already
+#                     there) and check them against kafka/jars.sha256; prints the lib
+#                     directory on stdout, everything else goes to stderr
+#   kafka.sh checksums  write kafka/jars.sha256 from the jars Maven fetches for kafka/pom.xml
+#                     now (after a version change in the pom; review the diff, commit both)
 #   kafka.sh up       fetch if needed, format storage once, start the broker, wait until it answers
 #   kafka.sh down     stop it (SIGTERM, then SIGKILL after 30 s); fine when it is not running
 #   kafka.sh status   exit 0 when it is up and answering, 1 when not
@@ -24,6 +27,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 POM="$HERE/kafka/pom.xml"
+CHECKSUMS="$HERE/kafka/jars.sha256"
 
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")"
 [[ -n "$KAFKA_VERSION" ]] || { echo "kafka.sh: no <kafka.version> in $POM" >&2; exit 1; }
@@ -50,7 +54,7 @@ fi
 say() { echo "kafka.sh: $*" >&2; }
 
 usage() {
-    echo "usage: $(basename "$0") {fetch|up|down|status}" >&2
+    echo "usage: $(basename "$0") {fetch|checksums|up|down|status}" >&2
     exit 2
 }
 
@@ -58,38 +62,114 @@ usage() {
 # and an interrupted fetch never leaves a half-filled lib/ that looks complete.
 pom_hash() { sha256sum "$POM" | cut -d' ' -f1; }
 
+# Maven copies the pom's jars (the broker and everything it needs) into the folder $1.
+maven_copy() {
+    command -v mvn >/dev/null || { say "mvn not found (Maven 3 is needed to fetch the jars)"; exit 1; }
+    # Maven 3.8 prints bare colour resets even with -q -B; strip them (errors still show).
+    if ! (cd "$HERE/kafka" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies \
+            -DincludeScope=runtime -DoutputDirectory="$1" 2>&1 \
+            | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^[[:space:]]*$/d' >&2); then
+        say "maven could not fetch the jars (see above)"
+        exit 1
+    fi
+}
+
+# "<sha256>  <name>" for every entry of the folder $1, sorted by name: the format of
+# jars.sha256 (sha256sum's). An entry that is not a plain file gets "-" for a digest, so it
+# never matches.
+digests() {
+    (
+        cd "$1"
+        find . -mindepth 1 -maxdepth 1 -type f -printf '%f\0' | xargs -0r sha256sum --
+        find . -mindepth 1 -maxdepth 1 ! -type f -printf '-  %f\n'
+    ) | LC_ALL=C sort -t ' ' -k 3
+}
+
+# Succeeds when the folder $1 holds exactly the files of jars.sha256 with exactly their
+# digests; otherwise says which are missing, extra or different, and fails.
+verify() {
+    local problems
+    problems="$(digests "$1" | awk '
+        NR == FNR { want[$2] = $1; next }
+        { have[$2] = $1 }
+        END {
+            for (n in want) if (!(n in have)) print n "  missing";
+                            else if (want[n] != have[n]) print n "  different digest";
+            for (n in have) if (!(n in want)) print n "  extra: not in jars.sha256";
+        }' "$CHECKSUMS" - | LC_ALL=C sort)"
+    [[ -z "$problems" ]] && return 0
+    say "the jars in $1 are not those of $CHECKSUMS:"
+    sed 's/^/    /' <<<"$problems" >&2
+    return 1
+}
+
 cmd_fetch() {
+    if [[ ! -s "$CHECKSUMS" ]]; then
+        say "$CHECKSUMS is missing: 'kafka.sh checksums' writes it"
+        exit 1
+    fi
     local stamp="$CACHE_DIR/.complete"
+    mkdir -p "$CACHE_DIR"
+    # Fetches are serialised (make kafka-up while pytest starts its own broker); a cache is
+    # read under a shared lock, so nobody reads a lib/ that a fetch is replacing.
+    exec 9>"$CACHE_DIR/.lock"
+    flock -s 9
     if [[ -f "$stamp" && "$(cat "$stamp")" == "$(pom_hash)" && -d "$LIB" ]]; then
+        # Checked every time (0.2 s for 57 jars), so a jar changed after the fetch, or a
+        # jars.sha256 changed since, never reaches a broker.
+        verify "$LIB" || {
+            say "the cache or the list changed since the cache was fetched; remove" \
+                "$CACHE_DIR and run 'kafka.sh fetch' again (the new fetch is checked the same way)"
+            exit 1
+        }
+        exec 9>&-
         echo "$LIB"
         return 0
     fi
-    command -v mvn >/dev/null || { say "mvn not found (Maven 3 is needed to fetch the jars)"; exit 1; }
-    mkdir -p "$CACHE_DIR"
-    # Serialise concurrent fetches (make kafka-up while pytest starts its own broker).
-    exec 9>"$CACHE_DIR/.lock"
-    flock 9
+    # flock(1) drops the shared lock before it takes the exclusive one: another fetch may
+    # have filled the cache in between.
+    flock -x 9
     if [[ -f "$stamp" && "$(cat "$stamp")" == "$(pom_hash)" && -d "$LIB" ]]; then
         exec 9>&-
-        echo "$LIB"
+        cmd_fetch
         return 0
     fi
     say "fetching Apache Kafka $KAFKA_VERSION jars from Maven Central into $LIB"
     local tmp="$CACHE_DIR/lib.partial"
     rm -rf "$tmp" "$stamp"
-    # Maven 3.8 prints bare colour resets even with -q -B; strip them (errors still show).
-    if ! (cd "$HERE/kafka" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies \
-            -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 \
-            | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^[[:space:]]*$/d' >&2); then
-        say "maven could not fetch the jars (see above)"
+    maven_copy "$tmp"
+    if ! verify "$tmp"; then
+        rm -rf "$tmp"
+        say "Maven fetched other jars than $CHECKSUMS lists; the cache is left incomplete." \
+            "After a deliberate change to pom.xml, 'kafka.sh checksums' rewrites the list" \
+            "(review its diff)"
         exit 1
     fi
     rm -rf "$LIB"
     mv "$tmp" "$LIB"
     pom_hash >"$stamp"
     exec 9>&-
-    say "fetched $(find "$LIB" -name '*.jar' | wc -l) jars"
+    say "fetched $(find "$LIB" -name '*.jar' | wc -l) jars, all as $CHECKSUMS lists them"
     echo "$LIB"
+}
+
+# For a maintainer who changes pom.xml: what Maven fetches for it now, into jars.sha256.
+# A scratch folder, never the cache: the next `fetch` fetches and checks against the result.
+cmd_checksums() {
+    local tmp
+    tmp="$(mktemp -d "${TMPDIR:-/tmp}/kafka-jars.XXXXXX")"
+    # shellcheck disable=SC2064  # expanded now: $tmp is gone by the time the shell exits
+    trap "rm -rf '$tmp'" EXIT
+    say "fetching Apache Kafka $KAFKA_VERSION jars with Maven to list their digests"
+    maven_copy "$tmp/lib"
+    digests "$tmp/lib" >"$tmp/jars.sha256"
+    if grep -q '^-  ' "$tmp/jars.sha256"; then
+        say "Maven's output holds something other than plain files:"
+        grep '^-  ' "$tmp/jars.sha256" >&2
+        exit 1
+    fi
+    mv "$tmp/jars.sha256" "$CHECKSUMS"
+    say "wrote $CHECKSUMS ($(wc -l <"$CHECKSUMS") jars); review 'git diff' before committing it"
 }
 
 # A pid counts only when it is alive and is the broker of this data dir, so a recycled
@@ -146,7 +226,8 @@ fail_with_log() {
 }
 
 cmd_up() {
-    command -v java >/dev/null || { say "java not found (Java 11+ is needed)"; exit 1; }
+    command -v java >/dev/null \
+        || { say "java not found (Java 17 or newer: deploy/local/system.sh installs it)"; exit 1; }
     local pid
     if pid="$(broker_pid)"; then
         if answers; then
@@ -238,6 +319,7 @@ cmd_status() {
 [[ $# -eq 1 ]] || usage
 case "$1" in
     fetch) cmd_fetch ;;
+    checksums) cmd_checksums ;;
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;

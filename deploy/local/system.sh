@@ -3,17 +3,30 @@
 # Debian's packages. The one list of them: `make setup` runs this script and so does .ci/run.
 #
 #   system.sh           install what is missing (as root, with apt-get); otherwise print the
-#                       one command that would install it and exit 1
-#   system.sh --check   only report what is missing (exit 1 when anything is)
+#                       one command that would install it and exit 1; then check the versions
+#   system.sh --check   only check: what is missing, and every part's version (exit 1 when
+#                       anything is missing or outside its range)
 #
-#   what             checked by                          Debian package
-#   make             command -v make                     make
-#   Java 17 (JRE)    command -v java                     openjdk-17-jre-headless (runs the broker)
-#   Maven            command -v mvn                      maven (fetches the broker's jars)
-#   Python venv      python3 -c 'import venv, ensurepip' python3-venv (builds .venv)
-#   promtool         command -v promtool                 prometheus (alert rule tests, scrape test)
-#   PostgreSQL       /usr/lib/postgresql/*/bin/initdb    postgresql (the store tests' server)
-#   openssl          command -v openssl                  openssl (the SASL_SSL broker's test CA)
+# Both print one line, "system parts: ...", with the version of each part found.
+# Debian's mirror keeps only the newest build of a package, so versions are not pinned to
+# the build: the Debian release decides them (12, bookworm, gives every part below) and this
+# script refuses one outside the range the project works with.
+#
+#   part        version from          needed          Debian package: why
+#   make        make --version        any             make
+#   Java        java -version         17 or newer     openjdk-17-jre-headless: runs the broker
+#   Maven       mvn -v                3.6.3 or newer  maven: fetches the broker's jars (its
+#                                                     maven-dependency-plugin 3.8.1 needs 3.6.3)
+#   Python      $PY: its version,     3.11.x          python3-venv: builds .venv (PY: make's,
+#               and import venv,                      default python3; the lock and the image
+#               ensurepip                             are made for 3.11)
+#   promtool    promtool --version    2.x             prometheus: alert rule tests, scrape test
+#   PostgreSQL  initdb --version      15 or newer     postgresql: the store tests' server (the
+#               (the newest under                     initdb tests/support/postgres.py picks;
+#               /usr/lib/postgresql,                  the deployment runs 15)
+#               else on PATH)
+#   OpenSSL     openssl version       1.1.1 or newer  openssl: the SASL_SSL broker's test CA
+#                                                     (openssl req -addext needs 1.1.1)
 set -euo pipefail
 
 check_only=0
@@ -23,22 +36,105 @@ case "${1:-}" in
     *) echo "usage: $(basename "$0") [--check]" >&2; exit 2 ;;
 esac
 
-missing=()
-command -v make >/dev/null 2>&1 || missing+=(make)
-command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
-command -v mvn >/dev/null 2>&1 || missing+=(maven)
-python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+PY="${PY:-python3}"
+
+has() { command -v "$1" >/dev/null 2>&1; }
+python_ready() { has "$PY" && "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; }
+initdb_found() { [[ -n "$(initdb_path)" ]]; }
+
+# The first dotted version number in stdin ("openjdk version "17.0.15" 2025-04-15" gives
+# 17.0.15; "promtool, version 2.42.0+ds" gives 2.42.0; "OpenSSL 1.1.1w" gives 1.1.1w).
+first_version() { grep -o -m 1 -E '[0-9]+(\.[0-9]+)+[a-z]?' | head -n 1 || true; }
+
+java_version() { java -version 2>&1 | grep -m 1 ' version "' | first_version; }
+# mvn prints colour resets even for -v -B.
+maven_version() {
+    mvn -v -B 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' | grep -m 1 '^Apache Maven' | first_version
+}
+python_version() { "$PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null; }
+promtool_version() { promtool --version 2>&1 | first_version; }
+openssl_version() { openssl version 2>/dev/null | first_version; }
+make_version() { make --version 2>/dev/null | first_version; }
+
+# The initdb the store tests run (tests/support/postgres.py: the newest Debian one first).
+initdb_path() {
+    local newest
+    newest="$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/initdb' 2>/dev/null \
+        | sort -t / -k 5 -n | tail -n 1)"
+    if [[ -n "$newest" ]]; then
+        echo "$newest"
+    else
+        command -v initdb 2>/dev/null || true
+    fi
+}
+postgresql_version() { initdb_found && "$(initdb_path)" --version 2>/dev/null | first_version; }
+
+# at_least FOUND MIN: FOUND is MIN or newer (version order, as sort -V has it).
+at_least() { [[ "$(printf '%s\n' "$2" "$1" | sort -V | head -n 1)" == "$2" ]]; }
+# in_series FOUND SERIES: FOUND is SERIES or SERIES.<anything> (2 takes 2.42.0, not 20.1).
+in_series() { [[ "$1" == "$2" || "$1" == "$2".* ]]; }
+
+missing=()  # Debian packages to install
+wrong=()    # "part: found X, needs Y (Debian package P)"
+found=()    # "part X" for the summary line
+
+# part NAME PACKAGE PRESENT VERSION NEEDED [TEST ARG]: one row of the table above. PRESENT
+# is a command (split into words on purpose), VERSION a function printing the version.
+part() {
+    local name="$1" package="$2" present="$3" version_of="$4" needed="$5"
+    local test="${6:-}" arg="${7:-}" version
+    version="$($version_of || true)"
+    # shellcheck disable=SC2086
+    if ! $present; then
+        missing+=("$package")
+        if [[ -n "$version" ]]; then
+            found+=("$name $version without $package")
+        else
+            found+=("$name missing")
+        fi
+        return
+    fi
+    found+=("$name ${version:-(version unknown)}")
+    if [[ -n "$test" ]] && { [[ -z "$version" ]] || ! "$test" "$version" "$arg"; }; then
+        wrong+=("$name: found ${version:-no version}, needs $needed (Debian package $package)")
+    fi
+}
+
+part make make "has make" make_version any
+part Java openjdk-17-jre-headless "has java" java_version "17 or newer" at_least 17
+part Maven maven "has mvn" maven_version "3.6.3 or newer" at_least 3.6.3
+part Python python3-venv python_ready python_version 3.11.x in_series 3.11
+part promtool prometheus "has promtool" promtool_version 2.x in_series 2
+part PostgreSQL postgresql initdb_found postgresql_version "15 or newer" at_least 15
+part OpenSSL openssl "has openssl" openssl_version "1.1.1 or newer" at_least 1.1.1
+
+summary() {
+    local IFS='|' joined
+    joined="${found[*]}"
+    echo "system parts: ${joined//|/, }"
+}
+
+report_wrong() {
+    local line
+    for line in "${wrong[@]}"; do echo "system.sh: $line" >&2; done
+    echo "system.sh: the project works with the versions in the table of $0;" \
+        "Debian 12 (bookworm) has them all" >&2
+}
 
 if [ "${#missing[@]}" -eq 0 ]; then
+    summary
+    if [ "${#wrong[@]}" -ne 0 ]; then
+        report_wrong
+        exit 1
+    fi
     exit 0
 fi
 
 install_cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
 if [ "$check_only" -eq 1 ]; then
+    summary
     echo "system.sh: missing Debian packages: ${missing[*]}" >&2
+    if [ "${#wrong[@]}" -ne 0 ]; then report_wrong; fi
     exit 1
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -63,5 +159,5 @@ cleanup() { if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 
-# Installing checks nothing by itself: the same tests again.
+# Installing checks nothing by itself: the same tests again, versions included.
 bash "$0" --check

@@ -48,8 +48,8 @@ class ExternalBroker:
 
 class TestcontainersBroker:
     """Kafka in a Docker container through testcontainers, for machines that have Docker
-    and prefer it to the jar cache. testcontainers is imported only here, so the project
-    does not depend on it."""
+    and prefer it to the jar cache. testcontainers is imported only here: it is the lock's
+    opt-in ``testcontainers`` group, which ``make setup-testcontainers`` installs."""
 
     __test__ = False  # A class named Test* that pytest must not try to collect.
 
@@ -61,27 +61,33 @@ class TestcontainersBroker:
         if self._container is not None:
             return str(self._container.get_bootstrap_server())
         try:
-            module = importlib.import_module("testcontainers.kafka")
+            # testcontainers.kafka, the older name, warns since 4.15 (the lock's version).
+            module = importlib.import_module("testcontainers.community.kafka")
+            docker_error = importlib.import_module("docker.errors").DockerException
         except ImportError as exc:
             raise BrokerError(
-                "KAFKA_PROVIDER=testcontainers needs the testcontainers package, which "
-                "the lock (uv.lock) does not hold, and a Docker engine; "
+                "KAFKA_PROVIDER=testcontainers needs the testcontainers package (not part of "
+                "make setup: install it, as locked, with `make setup-testcontainers`) and a "
+                "Docker engine; unset KAFKA_PROVIDER to use the local jar broker instead"
+            ) from exc
+        try:
+            container = module.KafkaContainer(self._image).with_kraft()
+            # The same broker-wide behaviour as deploy/local/kafka.sh.
+            for key, value in {
+                "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+                "KAFKA_NUM_PARTITIONS": "4",
+                "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+                "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+                "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+                "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+            }.items():
+                container = container.with_env(key, value)
+            container.start()
+        except docker_error as exc:
+            raise BrokerError(
+                f"KAFKA_PROVIDER=testcontainers: Docker could not run {self._image}: {exc}; "
                 "unset KAFKA_PROVIDER to use the local jar broker instead"
             ) from exc
-        container = module.KafkaContainer(self._image)
-        if hasattr(container, "with_kraft"):
-            container = container.with_kraft()
-        # The same broker-wide behaviour as deploy/local/kafka.sh.
-        for key, value in {
-            "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
-            "KAFKA_NUM_PARTITIONS": "4",
-            "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
-            "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
-            "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
-            "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
-        }.items():
-            container = container.with_env(key, value)
-        container.start()
         self._container = container
         return str(container.get_bootstrap_server())
 

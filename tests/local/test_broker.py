@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,33 @@ def test_a_failed_storage_format_is_reported_and_leaves_nothing_behind(tmp_path:
     with pytest.raises(BrokerError, match=r"(?s)formatting KRaft storage failed \(exit 1\):"):
         broker.start()
     assert broker.data_dir is None
+
+
+def test_without_testcontainers_the_error_names_the_locked_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # None in sys.modules: the import raises ImportError, installed or not.
+    monkeypatch.setitem(sys.modules, "testcontainers.community.kafka", None)
+    with pytest.raises(BrokerError, match=r"make setup-testcontainers") as raised:
+        TestcontainersBroker().start()
+    assert "Docker" in str(raised.value) and "unset KAFKA_PROVIDER" in str(raised.value)
+
+
+def test_without_a_docker_engine_the_error_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    class DockerException(Exception):
+        pass
+
+    class KafkaContainer:  # testcontainers' asks the Docker engine for its version at once
+        def __init__(self, image: str) -> None:
+            raise DockerException("Error while fetching server API version")
+
+    kafka = types.ModuleType("testcontainers.community.kafka")
+    kafka.KafkaContainer = KafkaContainer
+    errors = types.ModuleType("docker.errors")
+    errors.DockerException = DockerException
+    monkeypatch.setitem(sys.modules, "testcontainers.community.kafka", kafka)
+    monkeypatch.setitem(sys.modules, "docker.errors", errors)
+    broker = TestcontainersBroker("example/kafka:1")
+    with pytest.raises(BrokerError, match=r"Docker could not run example/kafka:1: Error while"):
+        broker.start()
+    broker.stop()  # nothing was started, nothing to stop
