@@ -32,19 +32,15 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import yaml
-from _common import environment, revision, save, table
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from stream import STALL_TIMEOUT, _interrupt, broker
+from _common import Decision, Outcomes, environment, logger, revision, save, table
+from stream import _interrupt, broker
 
 from engine.local import LocalStack, private_topics
-from engine.stream.kafka_security import client_config
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "catalog.yaml"
@@ -54,8 +50,7 @@ AT = "2026-10-01T00:00:00Z"
 READY_TIMEOUT = 900.0
 
 
-def log(message: str) -> None:
-    print(f"[million] {message}", file=sys.stderr, flush=True)
+log = logger("million")
 
 
 def load() -> list[float]:
@@ -227,66 +222,8 @@ def offline(catalog: Path, cdrs: Path, empty: Path, count: int) -> dict[str, Any
     }
 
 
-class Decisions(threading.Thread):
-    """Counts the decisions on ``wallet.events`` (command inputs apart) and the refusals
-    on ``cdr.rejected``, from the start of both topics."""
-
-    def __init__(self, bootstrap: str, stack: LocalStack) -> None:
-        super().__init__(name="decisions", daemon=True)
-        events, rejected = stack.topics.wallet_events, stack.topics.cdr_rejected
-        self.consumer = Consumer(
-            {
-                **client_config(bootstrap),
-                "group.id": f"bench-million-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "log_level": 0,
-            }
-        )
-        parts = [TopicPartition(events.name, p, OFFSET_BEGINNING) for p in range(events.partitions)]
-        parts += [
-            TopicPartition(rejected.name, p, OFFSET_BEGINNING) for p in range(rejected.partitions)
-        ]
-        self.consumer.assign(parts)
-        self.rejected = rejected.name
-        self.kinds: Counter[str] = Counter()
-        self.last = time.monotonic()
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        decode = msgspec.json.Decoder(dict[str, Any])
-        try:
-            while not self._halt.is_set():
-                for msg in self.consumer.consume(10_000, timeout=0.2):
-                    value = msg.value()
-                    if msg.error() is not None or value is None:
-                        continue
-                    if msg.topic() == self.rejected:
-                        kind = "rejected"
-                    else:
-                        key = str(decode.decode(value).get("input", ""))
-                        kind = "command" if key.startswith("cmd:") else "cdr"
-                    self.kinds[kind] += 1
-                    self.last = time.monotonic()
-        finally:
-            self.consumer.close()
-
-    def wait_for(self, kinds: tuple[str, ...], count: int, worker: Any, label: str) -> float:
-        shown = time.monotonic()
-        while (n := sum(self.kinds[k] for k in kinds)) < count:
-            worker.check()
-            now = time.monotonic()
-            if now - self.last > STALL_TIMEOUT and now - shown > STALL_TIMEOUT:
-                raise RuntimeError(f"{label}: stalled at {n:,}/{count:,}")
-            if now - shown >= 15:
-                log(f"{label}: {n:,}/{count:,}")
-                shown = now
-            time.sleep(0.05)
-        return self.last
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(timeout=30)
+def decision_kind(decision: Decision) -> str:
+    return "command" if decision.input.startswith("cmd:") else "cdr"
 
 
 def cli(env: dict[str, str], *argv: str) -> float:
@@ -312,12 +249,12 @@ def start(stack: LocalStack, catalog: Path, data: Path) -> tuple[Any, dict[str, 
 
 
 def cdr_run(
-    stack: LocalStack, seen: Decisions, worker: Any, cdrs: Path, count: int
+    stack: LocalStack, seen: Outcomes, worker: Any, cdrs: Path, count: int
 ) -> dict[str, Any]:
     before = seen.kinds["cdr"] + seen.kinds["rejected"]
     t0 = time.monotonic()
     cli(stack.env, "publish", "--input", str(cdrs), "--no-progress")
-    last = seen.wait_for(("cdr", "rejected"), before + count, worker, "cdrs")
+    last = seen.wait_for(before + count, worker, "cdrs", ("cdr", "rejected"))
     seconds = last - t0
     rss = status_kib(worker.proc.pid) or (0, 0)
     return {
@@ -334,7 +271,7 @@ def streamed(bootstrap: str, work: Path, catalog: Path, cdrs: Path, count: int) 
     topics = private_topics(work, f"bench-{uuid.uuid4().hex[:8]}.")
     app_id = LocalStack.fresh_app_id("bench-million")
     with LocalStack(bootstrap, work, topics_file=topics, app_id=app_id, cwd=REPO) as stack:
-        seen = Decisions(bootstrap, stack)
+        seen = Outcomes(bootstrap, stack.topics, decision_kind, "rejected", log)
         seen.start()
         try:
             worker, figures = start(stack, catalog, work / "data")
@@ -354,19 +291,19 @@ def by_commands(
     write_sims_csv(csv, sims, wallets)
     with LocalStack(bootstrap, work, topics_file=topics, app_id=app_id, cwd=REPO) as stack:
         write_open_commands(stack.env, opens, wallets)
-        seen = Decisions(bootstrap, stack)
+        seen = Outcomes(bootstrap, stack.topics, decision_kind, "rejected", log)
         seen.start()
         try:
             worker, first = start(stack, EXAMPLE, work / "data")
             t0 = time.monotonic()
             cli(stack.env, "command", "--input", str(opens), "--no-progress")
-            seen.wait_for(("command", "rejected"), wallets, worker, "open")
+            seen.wait_for(wallets, worker, "open", ("command", "rejected"))
             opened = time.monotonic() - t0
             log(f"commands: {wallets:,} wallets opened in {opened:.1f}s; attaching {sims:,} SIMs")
             t0 = time.monotonic()
             argv = ("sim", "attach", "--input", str(csv), "--at", AT, "--no-progress")
             cli(stack.env, *argv)
-            seen.wait_for(("command", "rejected"), wallets + sims, worker, "attach")
+            seen.wait_for(wallets + sims, worker, "attach", ("command", "rejected"))
             attached = time.monotonic() - t0
             rss = status_kib(worker.proc.pid) or (0, 0)
             log(f"commands: attached in {attached:.1f}s; restarting the worker")

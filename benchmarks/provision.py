@@ -23,21 +23,17 @@ import contextlib
 import signal
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from _common import decision_decoder, environment, logger, revision, save, table
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from stream import JOIN_TIMEOUT, STALL_TIMEOUT, _interrupt, broker, external
+from _common import Decision, Outcomes, environment, logger, revision, save, table
+from stream import JOIN_TIMEOUT, _interrupt, broker, external
 
 from engine.local import LocalStack, StackError, private_topics, run_command
 from engine.stream.admin import admin_client
-from engine.stream.kafka_security import client_config
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOG = REPO / "examples" / "catalog.yaml"
@@ -49,69 +45,11 @@ AT = "2026-10-01T00:00:00Z"
 log = logger("provision")
 
 
-class Outcomes(threading.Thread):
-    """Counts, from the start of both topics, the command decisions on ``wallet.events``
-    (by their first event's type) and the refusals on ``cdr.rejected``."""
-
-    def __init__(self, bootstrap: str, events: Any, rejected: Any) -> None:
-        super().__init__(name="outcomes", daemon=True)
-        self.consumer = Consumer(
-            {
-                **client_config(bootstrap),
-                "group.id": f"bench-provision-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "log_level": 0,
-            }
-        )
-        parts = [TopicPartition(events.name, p, OFFSET_BEGINNING) for p in range(events.partitions)]
-        parts += [
-            TopicPartition(rejected.name, p, OFFSET_BEGINNING) for p in range(rejected.partitions)
-        ]
-        self.consumer.assign(parts)
-        self.rejected_topic = rejected.name
-        self.kinds: Counter[str] = Counter()
-        self.count = 0
-        self.last = time.monotonic()
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self._halt.is_set():
-                for msg in self.consumer.consume(10_000, timeout=0.2):
-                    value = msg.value()
-                    if msg.error() is not None or value is None:
-                        continue
-                    if msg.topic() == self.rejected_topic:
-                        kind = "refused at admission"
-                    else:
-                        decision = decision_decoder.decode(value)
-                        if not decision.input.startswith("cmd:"):
-                            continue
-                        kind = decision.events[0].type if decision.events else "no event"
-                    self.kinds[kind] += 1
-                    self.count += 1
-                    self.last = time.monotonic()
-        finally:
-            self.consumer.close()
-
-    def wait_for(self, count: int, worker: Any, label: str) -> float:
-        """Until ``count`` outcomes in all; the monotonic time of the last one."""
-        shown = time.monotonic()
-        while self.count < count:
-            worker.check()
-            now = time.monotonic()
-            if now - self.last > STALL_TIMEOUT and now - shown > STALL_TIMEOUT:
-                raise RuntimeError(f"{label}: stalled at {self.count:,}/{count:,}")
-            if now - shown >= 10:
-                log(f"{label}: {self.count:,}/{count:,} decided")
-                shown = now
-            time.sleep(0.05)
-        return self.last
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(timeout=30)
+def command_outcome(decision: Decision) -> str | None:
+    """A command's decision, counted by its first event's type; other decisions are not."""
+    if not decision.input.startswith("cmd:"):
+        return None
+    return decision.events[0].type if decision.events else "no event"
 
 
 def cli(env: dict[str, str], *argv: str) -> tuple[dict[str, Any], float]:
@@ -220,7 +158,7 @@ def run(bootstrap: str, workdir: Path, args: argparse.Namespace) -> dict[str, An
             )
         except StackError as exc:
             raise RuntimeError(f"the worker did not start: {exc}") from None
-        seen = Outcomes(bootstrap, stack.topics.wallet_events, stack.topics.cdr_rejected)
+        seen = Outcomes(bootstrap, stack.topics, command_outcome, "refused at admission", log)
         seen.start()
         try:
             wallets = list(CATALOG_WALLETS)

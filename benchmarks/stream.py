@@ -38,7 +38,7 @@ from types import FrameType
 from typing import Any
 
 import msgspec
-from _common import environment, input_decoder, logger, revision, save, table
+from _common import STALL_TIMEOUT, environment, input_decoder, logger, revision, save, table
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 from support.catalogs import spread_catalog
@@ -68,8 +68,6 @@ JOIN_TIMEOUT = 180.0
 SETTLE_SECONDS = 2.5
 """Seconds between the warm-up decision and the run: the workers' heartbeat freezes the
 heap once they are ready, with a full collection that is start-up, not the run."""
-STALL_TIMEOUT = 180.0
-"""Seconds without a new decision before a run is declared stuck."""
 
 
 log = logger("stream")
