@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -65,9 +66,31 @@ def test_publish_tells_every_wallet_and_publishes_a_file_once(
     assert {(c.revision, c.digest) for _, c in told} == {(n, kept[n].digest) for n in (1, 2)}
 
 
-def _without_first_pool(tmp_path: Path) -> tuple[str, Path]:
+@pytest.fixture
+def published(
+    kafka_bootstrap: str, topics: Topics, capsys: pytest.CaptureFixture[str]
+) -> list[str]:
+    """``catalog publish`` on the broker, but the file; the example catalog already
+    published with it as revision 1 (its output read)."""
+    publish = ["catalog", "publish", "--bootstrap", kafka_bootstrap, "--no-progress"]
+    assert cli.main([*publish, str(EXAMPLE)]) == 0
+    capsys.readouterr()
+    return publish
+
+
+class Shrunk(NamedTuple):
+    publish: list[str]
+    """As ``published``: revision 1 is the example catalog."""
+    pool: str
+    """The pool the smaller file leaves out."""
+    smaller: Path
     """The example catalog without its first pool (no subscription of it names the pool any
     more): a file that loads, but strands the SIMs live in that pool."""
+
+
+@pytest.fixture
+def shrunk(published: list[str], tmp_path: Path) -> Shrunk:
+    """The example catalog published as revision 1, and a smaller file."""
     data = yaml.safe_load(EXAMPLE.read_text())
     pool = data["pools"].pop(0)["id"]
     for sub in data["subscriptions"]:
@@ -75,16 +98,13 @@ def _without_first_pool(tmp_path: Path) -> tuple[str, Path]:
             del sub["pool"]
     smaller = tmp_path / "smaller.yaml"
     smaller.write_text(yaml.safe_dump(data, sort_keys=False))
-    return pool, smaller
+    return Shrunk(published, pool, smaller)
 
 
 def test_a_stranding_change_is_refused_and_nothing_is_sent(
-    kafka_bootstrap: str, topics: Topics, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kafka_bootstrap: str, topics: Topics, shrunk: Shrunk, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    publish = ["catalog", "publish", "--bootstrap", kafka_bootstrap, "--no-progress"]
-    assert cli.main([*publish, str(EXAMPLE)]) == 0
-    capsys.readouterr()
-    pool, smaller = _without_first_pool(tmp_path)
+    publish, pool, smaller = shrunk
     code = cli.main([*publish, str(smaller)])
     err = capsys.readouterr().err
     assert code == 1, err
@@ -135,14 +155,15 @@ def test_the_shared_route_table_is_consulted_and_its_wallets_told(
 
 
 def test_a_dry_run_checks_and_sends_nothing(
-    kafka_bootstrap: str, topics: Topics, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kafka_bootstrap: str,
+    topics: Topics,
+    published: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    publish = ["catalog", "publish", "--bootstrap", kafka_bootstrap, "--no-progress"]
-    assert cli.main([*publish, str(EXAMPLE)]) == 0
-    capsys.readouterr()
     changed = tmp_path / "renamed.yaml"
     changed.write_text(EXAMPLE.read_text().replace("ACME Logistics", "ACME Two", 1))
-    assert cli.main([*publish, str(changed), "--dry-run", "--json"]) == 0
+    assert cli.main([*published, str(changed), "--dry-run", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert (answer["status"], answer["revision"], answer["wallets"]) == ("dry-run", 2, 4)
     assert list(read_revisions(kafka_bootstrap, topics)) == [1]
@@ -150,12 +171,9 @@ def test_a_dry_run_checks_and_sends_nothing(
 
 
 def test_a_refusal_as_json_names_each_problem_and_its_dependents(
-    kafka_bootstrap: str, topics: Topics, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kafka_bootstrap: str, topics: Topics, shrunk: Shrunk, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    publish = ["catalog", "publish", "--bootstrap", kafka_bootstrap, "--no-progress"]
-    assert cli.main([*publish, str(EXAMPLE)]) == 0
-    capsys.readouterr()
-    pool, smaller = _without_first_pool(tmp_path)
+    publish, pool, smaller = shrunk
     assert cli.main([*publish, str(smaller), "--json"]) == 1
     answer = json.loads(capsys.readouterr().out)
     assert answer["ok"] is False and answer["status"] == "refused"
