@@ -43,6 +43,7 @@ from .events import (
 )
 from .grants import apply_debits, insert_grant
 from .ids import closing_ref, input_key
+from .pools import drawn, stepped, trued_up
 from .rating import tier_counter
 from .retention import forget
 from .state import Grant, WalletState
@@ -106,10 +107,7 @@ def _usage_rated(
         input_key(event.id) if key is None else key,
         _ts(event.at) if ts is None else ts,
     )
-    pool_used = state.pool_used
-    for d in event.draws:
-        bucket = (d.pool_id, d.bucket)
-        pool_used = pool_used.set(bucket, pool_used.get(bucket, 0) + d.volume)
+    pool_used = drawn(state.pool_used, event.draws) if event.draws else state.pool_used
     pool_overage = state.pool_overage
     if event.overage_pool is not None:
         pool_overage = _add_overage(pool_overage, event)
@@ -243,19 +241,16 @@ def _pool_cycle_closed(state: WalletState, event: PoolCycleClosed, *_: object) -
     if event.credit is not None:
         repaid = event.debt_repaid
         s = _with_grant(s, event.credit, event.credit.amount - repaid, debt=s.debt - repaid)
-    pool_used = s.pool_used
-    if event.credited_volume:
-        pool_used = pool_used.set(key, pool_used.get(key, 0) + event.credited_volume)
     return replace(
         s,
-        pool_used=pool_used,
+        pool_used=trued_up(s.pool_used, event),
         pool_overage=s.pool_overage.delete(key) if key in s.pool_overage else s.pool_overage,
         recurring=s.recurring.set(closing_ref(event.pool_id), event.cycle),
     )
 
 
 def _pool_stepped(state: WalletState, event: PoolStepped, *_: object) -> WalletState:
-    return replace(state, pool_tier=state.pool_tier.set((event.pool_id, event.cycle), event.tier))
+    return replace(state, pool_tier=stepped(state.pool_tier, event))
 
 
 def _threshold_crossed(state: WalletState, event: ThresholdCrossed, *_: object) -> WalletState:

@@ -10,11 +10,15 @@
 from __future__ import annotations
 
 import msgspec
+from immutables import Map
 
 from .catalog import Pool
 from .cycles import Cycle
-from .events import PoolDraw
+from .events import PoolCycleClosed, PoolDraw, PoolStepped
 from .state import NEVER, WalletState
+
+PoolFigures = Map[tuple[str, str], int]
+"""A wallet's pool figures by ``(pool, bucket)``: a cycle's id, or a stacked pool's bundle."""
 
 
 class Step(msgspec.Struct, frozen=True, gc=False):
@@ -98,3 +102,28 @@ def allowance(pool: Pool, state: WalletState, cycle: Cycle, granted: int) -> int
     if pool.kind == "adaptive":
         return pool.tiers[state.pool_tier.get((pool.id, cycle.id), 0)].size
     return sum(b.size for b in pool.bundles)
+
+
+# How the pool figures are counted from the events: ``evolve`` keeps them in the state, and
+# whatever reports them after the state forgot a cycle's (``retention``) counts them alike.
+
+
+def drawn(used: PoolFigures, draws: tuple[PoolDraw, ...]) -> PoolFigures:
+    """``used`` (volume by bucket) with a rated record's ``draws`` added."""
+    for d in draws:
+        bucket = (d.pool_id, d.bucket)
+        used = used.set(bucket, used.get(bucket, 0) + d.volume)
+    return used
+
+
+def trued_up(used: PoolFigures, event: PoolCycleClosed) -> PoolFigures:
+    """``used`` with the volume a cycle's closing moved into its pool (the true-up)."""
+    if not event.credited_volume:
+        return used
+    key = (event.pool_id, event.cycle)
+    return used.set(key, used.get(key, 0) + event.credited_volume)
+
+
+def stepped(tiers: PoolFigures, event: PoolStepped) -> PoolFigures:
+    """``tiers`` (an adaptive pool's tier by cycle) after the pool's step."""
+    return tiers.set((event.pool_id, event.cycle), event.tier)

@@ -23,7 +23,8 @@ from ..domain.events import (
     WalletOpened,
 )
 from ..domain.membership import pool_allowance
-from ..domain.pools import allowance
+from ..domain.pools import PoolFigures, allowance, drawn, stepped, trued_up
+from ..domain.state import EMPTY
 
 
 class Totals:
@@ -38,10 +39,11 @@ class Totals:
         self.expired: Counter[str] = Counter()
         self.uncollected: Counter[str] = Counter()
         self.written_off: Counter[str] = Counter()
-        # Each wallet's pool figures as evolve counts them, kept here too because the state
-        # forgets those of cycles long closed (domain/retention.py) and the report lists them.
-        self.pool_used: dict[str, Counter[tuple[str, str]]] = {}
-        self.pool_tier: dict[str, dict[tuple[str, str], int]] = {}
+        # Each wallet's pool figures, counted as evolve counts them (domain/pools.py), kept
+        # here too because the state forgets those of cycles long closed (domain/retention.py)
+        # and the report lists them.
+        self.pool_used: dict[str, PoolFigures] = {}
+        self.pool_tier: dict[str, PoolFigures] = {}
 
     def observe(self, e: Event) -> None:
         self.events[type(e).__name__] += 1
@@ -79,20 +81,18 @@ class Totals:
                 self.revenue[line.provider] += line.amount
 
     def _observe_pools(self, e: Event) -> None:
+        w = e.wallet_id
         if isinstance(e, UsageRated) and e.draws:
-            used = self.pool_used.setdefault(e.wallet_id, Counter())
-            for d in e.draws:
-                used[(d.pool_id, d.bucket)] += d.volume
-        elif isinstance(e, PoolCycleClosed) and e.credited_volume:
-            used = self.pool_used.setdefault(e.wallet_id, Counter())
-            used[(e.pool_id, e.cycle)] += e.credited_volume
+            self.pool_used[w] = drawn(self.pool_used.get(w, EMPTY), e.draws)
+        elif isinstance(e, PoolCycleClosed):
+            self.pool_used[w] = trued_up(self.pool_used.get(w, EMPTY), e)
         elif isinstance(e, PoolStepped):
-            self.pool_tier.setdefault(e.wallet_id, {})[(e.pool_id, e.cycle)] = e.tier
+            self.pool_tier[w] = stepped(self.pool_tier.get(w, EMPTY), e)
 
     def pools_of(self, state: WalletState) -> WalletState:
         """``state`` with the pool figures it forgot put back from the run's events."""
-        used: Counter[tuple[str, str]] = self.pool_used.get(state.wallet_id, Counter())
-        tiers = self.pool_tier.get(state.wallet_id, {})
+        used = self.pool_used.get(state.wallet_id, EMPTY)
+        tiers = self.pool_tier.get(state.wallet_id, EMPTY)
         lost_used = {k: v for k, v in used.items() if k not in state.pool_used}
         lost_tiers = {k: v for k, v in tiers.items() if k not in state.pool_tier}
         if not lost_used and not lost_tiers:
