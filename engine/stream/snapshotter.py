@@ -18,7 +18,7 @@ import time
 from ..domain import WalletState
 from .fencing import PartitionWriter
 from .metrics import Metrics
-from .processor import PartitionState, RatingProcessor
+from .processor import PartitionState, RatingProcessor, Written
 from .settings import WorkerSettings
 from .snapshots import manifest_key, manifest_record, new_epoch, wallet_records
 
@@ -38,13 +38,13 @@ class _Epoch:
 
     __slots__ = ("id", "part", "written")
 
-    def __init__(self, part: PartitionState) -> None:
-        self.id = new_epoch()
+    def __init__(self, part: PartitionState, carried: Written | None = None) -> None:
+        self.id = carried.epoch if carried is not None else new_epoch()
         self.part = part
         """The partition state the epoch is of (a recovery installs a new one)."""
-        self.written: dict[str, WalletState] = {}
-        """Each wallet's state as last written (states are immutable: a wallet whose state is
-        another object changed since)."""
+        self.written: dict[str, WalletState] = dict(carried.wallets) if carried else {}
+        """Each wallet's state as its latest record of the epoch holds it (states are
+        immutable: a wallet whose state is another object changed since)."""
 
 
 class Snapshotter:
@@ -62,11 +62,21 @@ class Snapshotter:
         """The ``wallet.events`` offset of each partition's last snapshot."""
         self.epochs: dict[int, _Epoch] = {}
 
-    def recovered(self, partition: int, events_offset: int) -> None:
-        """A partition rebuilt up to ``events_offset``: a snapshot of that is not news. Its
-        next snapshot starts a new epoch (writes every wallet)."""
+    def recovered(
+        self, partition: int, events_offset: int, written: Written | None = None
+    ) -> None:
+        """A partition rebuilt up to ``events_offset``: a snapshot of that is not news.
+
+        Rebuilt from a verified, whole snapshot (``written``: its epoch and the wallets as
+        its records hold them), its snapshots go on in that epoch: the wallets whose state
+        is still the one read are not written again. Otherwise its next snapshot starts a
+        new epoch (writes every wallet)."""
         self.snapshotted[partition] = events_offset
-        self.epochs.pop(partition, None)
+        part = self.processor.partitions.get(partition)
+        if written is None or part is None:
+            self.epochs.pop(partition, None)
+        else:
+            self.epochs[partition] = _Epoch(part, written)
 
     def write_if_due(self, partition: int, writer: PartitionWriter) -> None:
         """Write the partition's snapshot in the transaction just opened when one is due:
