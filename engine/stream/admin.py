@@ -233,8 +233,10 @@ def compare(spec: TopicSpec, topic: Any, config: Mapping[str, str | None]) -> To
     for name in ("segment.ms", "min.cleanable.dirty.ratio", "delete.retention.ms"):
         want_value = spec.kafka_config().get(name)
         have_value = config.get(name)
-        if want_value is not None and have_value is not None and float(have_value) != float(
-            want_value
+        if (
+            want_value is not None
+            and have_value is not None
+            and float(have_value) != float(want_value)
         ):
             warnings.append(
                 f"has {name}={have_value}, topics.yaml says {want_value}: kafka-configs "

@@ -17,8 +17,11 @@ the wallet partition, each under its own key (compaction keeps the latest of eac
 Only the wallets that changed since the partition's previous snapshot are written: a
 wallet's latest record is its state as of the latest manifest, because a wallet not
 written since did not change since. That holds within one *epoch*: the records written
-since the partition's first snapshot by this owner (recovery starts a new epoch, whose first
-snapshot writes every wallet). Every record names its epoch and offset; recovery
+since an epoch's first snapshot, which writes every wallet. A partition recovered from a
+verified, whole snapshot goes on in that snapshot's epoch (its records are each wallet's
+state as of the manifest, which the log confirmed; the wallets the log after it changed
+are other state objects, so they are written again); a partition recovered otherwise
+starts a new epoch. Every record names its epoch and offset; recovery
 (`restore`) takes the latest manifest and the latest records of its epoch, and uses them
 only when they are whole (each wallet of the manifest, each chunk of each wallet, none
 newer than the manifest). Otherwise, or when the decision the manifest names is not at its
@@ -166,9 +169,7 @@ class Snapshot(NamedTuple):
     """The epoch of the snapshot ``state`` was read from."""
 
 
-def read_snapshot(
-    records: Iterable[tuple[bytes | None, bytes | None]], partition: int
-) -> Snapshot:
+def read_snapshot(records: Iterable[tuple[bytes | None, bytes | None]], partition: int) -> Snapshot:
     """`restore`, with the epoch of the snapshot read."""
     latest: dict[bytes, bytes] = {}
     for key, value in records:

@@ -3,11 +3,12 @@
 A snapshot (snapshots.py) is written by the partition's owner in the partition's
 transaction (fencing.py), at most every ``snapshot_every`` seconds and only when something
 was decided since the last one. It is the records of the wallets that changed since the
-partition's previous snapshot (every wallet, the first time after the partition was
-recovered: a new epoch), then the partition's manifest. They all go to the partition of
-``wallet.snapshots`` with the wallet partition's own number (`placement`): recovery reads
-them there, so the writer and the reader place them the same way, through this one
-function, whatever the partitioner.
+partition's previous snapshot, then the partition's manifest. A partition recovered from a
+verified, whole snapshot goes on in its epoch (only the wallets changed since are written);
+otherwise its first snapshot starts a new epoch and writes every wallet. They all go to
+the partition of ``wallet.snapshots`` with the wallet partition's own number
+(`placement`): recovery reads them there, so the writer and the reader place them the same
+way, through this one function, whatever the partitioner.
 """
 
 from __future__ import annotations
@@ -62,9 +63,7 @@ class Snapshotter:
         """The ``wallet.events`` offset of each partition's last snapshot."""
         self.epochs: dict[int, _Epoch] = {}
 
-    def recovered(
-        self, partition: int, events_offset: int, written: Written | None = None
-    ) -> None:
+    def recovered(self, partition: int, events_offset: int, written: Written | None = None) -> None:
         """A partition rebuilt up to ``events_offset``: a snapshot of that is not news.
 
         Rebuilt from a verified, whole snapshot (``written``: its epoch and the wallets as
