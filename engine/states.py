@@ -9,6 +9,7 @@ field added at the end of ``WalletState`` with a default still reads an older re
 
 from __future__ import annotations
 
+import itertools
 import sys
 import typing
 from typing import Any
@@ -97,13 +98,24 @@ def decode_state(raw: bytes) -> WalletState:
 def split_ids(state: WalletState) -> tuple[WalletState, list[tuple[int, str, int]]]:
     """The state without its input ids, and the ids as ``(field, key, instant)``, ``field``
     indexing `DEDUP_FIELDS`."""
-    ids = [
-        (i, key, at)
-        for i, name in enumerate(DEDUP_FIELDS)
-        for key, at in getattr(state, name).items()
-    ]
+    return without_ids(state), list(iter_ids(state))
+
+
+def without_ids(state: WalletState) -> WalletState:
+    """The state without its input ids (`split_ids`)."""
     empty: dict[str, Any] = {name: Map() for name in DEDUP_FIELDS}
-    return msgspec.structs.replace(state, **empty), ids
+    return msgspec.structs.replace(state, **empty)
+
+
+def iter_ids(state: WalletState) -> typing.Iterator[tuple[int, str, int]]:
+    """The state's input ids as `split_ids` lists them, one at a time: a caller that takes
+    them a bounded chunk at a time never holds a busy wallet's ids as objects all at once
+    (nor makes the collector run for them)."""
+    maps = [getattr(state, name) for name in DEDUP_FIELDS]
+    # A Map's keys and values come in the same order (one traversal of its trie).
+    return itertools.chain.from_iterable(
+        zip(itertools.repeat(i), m.keys(), m.values()) for i, m in enumerate(maps)
+    )
 
 
 def join_ids(state: WalletState, ids: typing.Iterable[tuple[int, str, int]]) -> WalletState:

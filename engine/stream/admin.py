@@ -230,6 +230,18 @@ def compare(spec: TopicSpec, topic: Any, config: Mapping[str, str | None]) -> To
     have = config.get("retention.ms")
     if have != want:
         warnings.append(f"has retention.ms={have}, topics.yaml says {want}")
+    for name in ("segment.ms", "min.cleanable.dirty.ratio", "delete.retention.ms"):
+        want_value = spec.kafka_config().get(name)
+        have_value = config.get(name)
+        if (
+            want_value is not None
+            and have_value is not None
+            and float(have_value) != float(want_value)
+        ):
+            warnings.append(
+                f"has {name}={have_value}, topics.yaml says {want_value}: kafka-configs "
+                f"--alter --add-config {name}={want_value}"
+            )
     limit = spec.kafka_config().get("max.message.bytes")
     have_limit = config.get("max.message.bytes")
     if limit is not None and have_limit is not None and int(have_limit) < int(limit):

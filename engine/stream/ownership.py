@@ -26,7 +26,7 @@ from ..domain.decision import Decision
 from .exits import stop_before_commit
 from .fencing import Fenced, PartitionWriter
 from .positions import Positions, TopicPartition
-from .processor import RatingProcessor, Recovered, recover
+from .processor import RatingProcessor, Recovered, Written, recover
 from .recovery import (
     committed_offsets,
     read_decision_at,
@@ -35,7 +35,7 @@ from .recovery import (
     read_records,
 )
 from .settings import WorkerSettings
-from .snapshots import restore
+from .snapshots import read_snapshot
 from .snapshotter import Snapshotter, placement
 from .topics import Topics
 from .vitals import Vitals
@@ -84,10 +84,19 @@ def recovered_from(
 ) -> Recovered:
     """The partition recovered from its snapshot records and its log. A snapshot that is
     there but unusable (torn, unreadable, another partition's) is reported as a mismatch,
-    like one that does not match the log: either way the log was replayed whole."""
-    snapshot, unreadable = restore(records, partition)
-    recovered = recover(snapshot, decision_at, decisions_after)
-    return recovered._replace(source="mismatch") if unreadable else recovered
+    like one that does not match the log: either way the log was replayed whole.
+
+    A verified snapshot's epoch goes on (`Recovered.written`): its records are each
+    wallet's state as of its manifest, which the log confirmed, so the new owner's next
+    snapshot writes only the wallets that changed since, not every wallet again."""
+    snapshot, unreadable, epoch = read_snapshot(records, partition)
+    as_read = dict(snapshot.wallets) if snapshot is not None else {}
+    recovered = recover(snapshot, decision_at, decisions_after)  # folds into `snapshot`
+    if unreadable:
+        return recovered._replace(source="mismatch")
+    if recovered.source == "snapshot" and epoch is not None:
+        return recovered._replace(written=Written(epoch, as_read))
+    return recovered
 
 
 class Ownership:
@@ -194,10 +203,10 @@ class Ownership:
         self._install(partition, writer, recovered)
 
     def _install(self, partition: int, writer: PartitionWriter, recovered: Recovered) -> None:
-        state, count, source = recovered
+        state, count, source, written = recovered
         self.writers[partition] = writer
         self.processor.install(partition, state)
-        self.snapshots.recovered(partition, state.events_offset)
+        self.snapshots.recovered(partition, state.events_offset, written)
         self.metrics.recovered_decisions.inc(count)
         self.metrics.partitions.set(len(self.processor.partitions))
         if source == "mismatch":

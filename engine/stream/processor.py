@@ -112,6 +112,14 @@ def rebuild(
     return state, count
 
 
+class Written(NamedTuple):
+    """What the snapshot records of an epoch hold: its id, and each wallet's state as its
+    latest record of the epoch has it."""
+
+    epoch: str
+    wallets: dict[str, WalletState]
+
+
 class Recovered(NamedTuple):
     state: PartitionState
     decisions: int
@@ -119,6 +127,10 @@ class Recovered(NamedTuple):
     source: str
     """``snapshot`` (verified), ``no snapshot``, or ``mismatch`` (a snapshot whose decision
     is not at its offset of the log: not trusted, the whole partition was replayed)."""
+    written: Written | None = None
+    """For a verified, whole snapshot: its epoch and each wallet's state as read from it
+    (before the log after it was folded), so the owner's snapshots go on in that epoch
+    and write only the wallets that changed since (snapshotter.py)."""
 
 
 def recover(

@@ -17,8 +17,11 @@ the wallet partition, each under its own key (compaction keeps the latest of eac
 Only the wallets that changed since the partition's previous snapshot are written: a
 wallet's latest record is its state as of the latest manifest, because a wallet not
 written since did not change since. That holds within one *epoch*: the records written
-since the partition's first snapshot by this owner (recovery starts a new epoch, whose first
-snapshot writes every wallet). Every record names its epoch and offset; recovery
+since an epoch's first snapshot, which writes every wallet. A partition recovered from a
+verified, whole snapshot goes on in that snapshot's epoch (its records are each wallet's
+state as of the manifest, which the log confirmed; the wallets the log after it changed
+are other state objects, so they are written again); a partition recovered otherwise
+starts a new epoch. Every record names its epoch and offset; recovery
 (`restore`) takes the latest manifest and the latest records of its epoch, and uses them
 only when they are whole (each wallet of the manifest, each chunk of each wallet, none
 newer than the manifest). Otherwise, or when the decision the manifest names is not at its
@@ -28,13 +31,15 @@ missing or older snapshot is never wrong, only slower.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import msgspec
 
 from ..domain import WalletState
-from ..states import StateRecord, from_record, join_ids, split_ids, to_record
+from ..states import StateRecord, from_record, iter_ids, join_ids, to_record, without_ids
 from .processor import REORDER_WINDOW, PartitionState
 
 __all__ = ["StateRecord", "from_record", "to_record"]
@@ -96,15 +101,17 @@ def manifest_key(partition: int) -> bytes:
 def wallet_records(
     partition: int, epoch: str, events_offset: int, state: WalletState
 ) -> list[tuple[bytes, bytes]]:
-    """``(key, value)`` of one wallet's records: its id chunks, then its state."""
-    bare, ids = split_ids(state)
+    """``(key, value)`` of one wallet's records: its id chunks, then its state. The ids are
+    taken a chunk at a time, each chunk encoded before the next is made."""
     w = state.wallet_id
     out = []
-    chunks = [ids[i : i + CHUNK_IDS] for i in range(0, len(ids), CHUNK_IDS)]
-    for index, chunk in enumerate(chunks):
+    ids = iter_ids(state)
+    index = 0
+    while chunk := list(itertools.islice(ids, CHUNK_IDS)):
         ids_chunk = IdsChunk(partition, epoch, events_offset, w, index, chunk)
         out.append((f"ids/{w}/{index}".encode(), _encoder.encode(ids_chunk)))
-    record = WalletRecord(partition, epoch, events_offset, to_record(bare), len(chunks))
+        index += 1
+    record = WalletRecord(partition, epoch, events_offset, to_record(without_ids(state)), index)
     out.append((f"wallet/{w}".encode(), _encoder.encode(record)))
     return out
 
@@ -151,6 +158,19 @@ def restore(
     partition, in order), or ``None``; and, when there is none, whether something there was
     unusable (a record that does not decode or is another partition's, a snapshot that is
     not whole): recovery then replays the partition from ``wallet.events``."""
+    found = read_snapshot(records, partition)
+    return found.state, found.unreadable
+
+
+class Snapshot(NamedTuple):
+    state: PartitionState | None
+    unreadable: bool
+    epoch: str | None
+    """The epoch of the snapshot ``state`` was read from."""
+
+
+def read_snapshot(records: Iterable[tuple[bytes | None, bytes | None]], partition: int) -> Snapshot:
+    """`restore`, with the epoch of the snapshot read."""
     latest: dict[bytes, bytes] = {}
     for key, value in records:
         if key is None or value is None:
@@ -177,11 +197,11 @@ def restore(
         else:
             chunks[(record.wallet_id, record.index)] = record
     if manifest is None:
-        return None, unreadable
+        return Snapshot(None, unreadable, None)
     try:
-        return _assemble(manifest, wallets, chunks), False
+        return Snapshot(_assemble(manifest, wallets, chunks), False, manifest.epoch)
     except Torn:
-        return None, True
+        return Snapshot(None, True, None)
 
 
 def _assemble(

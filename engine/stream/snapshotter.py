@@ -3,11 +3,12 @@
 A snapshot (snapshots.py) is written by the partition's owner in the partition's
 transaction (fencing.py), at most every ``snapshot_every`` seconds and only when something
 was decided since the last one. It is the records of the wallets that changed since the
-partition's previous snapshot (every wallet, the first time after the partition was
-recovered: a new epoch), then the partition's manifest. They all go to the partition of
-``wallet.snapshots`` with the wallet partition's own number (`placement`): recovery reads
-them there, so the writer and the reader place them the same way, through this one
-function, whatever the partitioner.
+partition's previous snapshot, then the partition's manifest. A partition recovered from a
+verified, whole snapshot goes on in its epoch (only the wallets changed since are written);
+otherwise its first snapshot starts a new epoch and writes every wallet. They all go to
+the partition of ``wallet.snapshots`` with the wallet partition's own number
+(`placement`): recovery reads them there, so the writer and the reader place them the same
+way, through this one function, whatever the partitioner.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from ..domain import WalletState
 from .fencing import PartitionWriter
 from .metrics import Metrics
-from .processor import PartitionState, RatingProcessor
+from .processor import PartitionState, RatingProcessor, Written
 from .settings import WorkerSettings
 from .snapshots import manifest_key, manifest_record, new_epoch, wallet_records
 
@@ -38,13 +39,13 @@ class _Epoch:
 
     __slots__ = ("id", "part", "written")
 
-    def __init__(self, part: PartitionState) -> None:
-        self.id = new_epoch()
+    def __init__(self, part: PartitionState, carried: Written | None = None) -> None:
+        self.id = carried.epoch if carried is not None else new_epoch()
         self.part = part
         """The partition state the epoch is of (a recovery installs a new one)."""
-        self.written: dict[str, WalletState] = {}
-        """Each wallet's state as last written (states are immutable: a wallet whose state is
-        another object changed since)."""
+        self.written: dict[str, WalletState] = dict(carried.wallets) if carried else {}
+        """Each wallet's state as its latest record of the epoch holds it (states are
+        immutable: a wallet whose state is another object changed since)."""
 
 
 class Snapshotter:
@@ -62,11 +63,19 @@ class Snapshotter:
         """The ``wallet.events`` offset of each partition's last snapshot."""
         self.epochs: dict[int, _Epoch] = {}
 
-    def recovered(self, partition: int, events_offset: int) -> None:
-        """A partition rebuilt up to ``events_offset``: a snapshot of that is not news. Its
-        next snapshot starts a new epoch (writes every wallet)."""
+    def recovered(self, partition: int, events_offset: int, written: Written | None = None) -> None:
+        """A partition rebuilt up to ``events_offset``: a snapshot of that is not news.
+
+        Rebuilt from a verified, whole snapshot (``written``: its epoch and the wallets as
+        its records hold them), its snapshots go on in that epoch: the wallets whose state
+        is still the one read are not written again. Otherwise its next snapshot starts a
+        new epoch (writes every wallet)."""
         self.snapshotted[partition] = events_offset
-        self.epochs.pop(partition, None)
+        part = self.processor.partitions.get(partition)
+        if written is None or part is None:
+            self.epochs.pop(partition, None)
+        else:
+            self.epochs[partition] = _Epoch(part, written)
 
     def write_if_due(self, partition: int, writer: PartitionWriter) -> None:
         """Write the partition's snapshot in the transaction just opened when one is due:

@@ -65,7 +65,13 @@ ROLE_KEYS: dict[str, Key] = {
 _LEGAL_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
 _FIELDS = "role name key key_optional partitions retention_ms cleanup description"
-_TOPIC_FIELDS = (*_FIELDS.split(), "max_message_bytes")
+_COMPACTION = {
+    "segment_ms": "segment.ms",
+    "min_cleanable_dirty_ratio": "min.cleanable.dirty.ratio",
+    "delete_retention_ms": "delete.retention.ms",
+}
+"""Optional topic settings of how a compacted topic is cleaned, and their Kafka names."""
+_TOPIC_FIELDS = (*_FIELDS.split(), "max_message_bytes", *_COMPACTION)
 
 
 class StreamError(Exception):
@@ -95,6 +101,15 @@ class TopicSpec(msgspec.Struct, frozen=True):
     max_message_bytes: int | None = None
     """Largest record batch the broker takes (Kafka's ``max.message.bytes``); ``None`` keeps
     the broker's default of about 1 MiB."""
+    segment_ms: int | None = None
+    """Kafka's ``segment.ms``: the active segment is rolled after this long. Compaction
+    only cleans closed segments, so a compacted topic written steadily needs it well below
+    the broker's default of 7 days. ``None``: the broker's default."""
+    min_cleanable_dirty_ratio: float | None = None
+    """Kafka's ``min.cleanable.dirty.ratio``: compaction runs once this share of the log is
+    superseded records (the broker's default is 0.5)."""
+    delete_retention_ms: int | None = None
+    """Kafka's ``delete.retention.ms``: how long a tombstone is kept once compacted."""
 
     def kafka_config(self) -> dict[str, str]:
         """The topic-level Kafka settings `rating-engine topics apply` sets and checks."""
@@ -104,6 +119,10 @@ class TopicSpec(msgspec.Struct, frozen=True):
         }
         if self.max_message_bytes is not None:
             config["max.message.bytes"] = str(self.max_message_bytes)
+        for field, name in _COMPACTION.items():
+            value = getattr(self, field)
+            if value is not None:
+                config[name] = str(value)
         return config
 
 
@@ -338,6 +357,16 @@ class _Checker:
         self.text(item["description"], f"{path}.description")
         if "max_message_bytes" in item:
             self.positive_int(item["max_message_bytes"], f"{path}.max_message_bytes")
+        for field in ("segment_ms", "delete_retention_ms"):
+            if field in item:
+                self.positive_int(item[field], f"{path}.{field}")
+        ratio = item.get("min_cleanable_dirty_ratio")
+        if "min_cleanable_dirty_ratio" in item and not (
+            isinstance(ratio, int | float) and not isinstance(ratio, bool) and 0 < ratio <= 1
+        ):
+            self.issue(
+                f"{path}.min_cleanable_dirty_ratio", f"must be a number in (0, 1], got {ratio!r}"
+            )
         if len(self.issues) > before:
             return None
         # Every field is checked above, so this conversion cannot fail; it gives the typed,

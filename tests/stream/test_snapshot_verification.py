@@ -94,7 +94,7 @@ def test_a_snapshot_that_matches_the_log_is_trusted_and_only_the_tail_is_folded(
 ) -> None:
     live, written = log
     half = len(written) // 2
-    state, count, source = recover(_snapshot_after(written, half), *_readers(written))
+    state, count, source, _ = recover(_snapshot_after(written, half), *_readers(written))
     assert source == "snapshot"
     assert count == len(written) - half
     assert state.wallets == live.partitions[0].wallets
@@ -110,7 +110,7 @@ def test_the_paused_workers_snapshot_is_caught_and_the_whole_log_replayed(
     stale = _snapshot_after(written, len(written) // 3)
     stale.events_offset = len(written) - 1  # where its own late record landed
     stale.last_decision = "cdr.raw/0@999999"  # its late decision, not the one in the log
-    state, count, source = recover(stale, *_readers(written))
+    state, count, source, _ = recover(stale, *_readers(written))
     assert source == "mismatch"
     assert count == len(written)
     assert state.wallets == live.partitions[0].wallets
@@ -124,7 +124,7 @@ def test_a_snapshot_naming_a_decision_the_log_does_not_hold_is_not_trusted(
     live, written = log
     snapshot = _snapshot_after(written, 100)
     _, after = _readers(written)
-    state, _, source = recover(snapshot, lambda offset: None, after)
+    state, _, source, _ = recover(snapshot, lambda offset: None, after)
     assert source == "mismatch"
     assert state.wallets == live.partitions[0].wallets
 
@@ -141,7 +141,7 @@ def test_recovery_from_any_snapshot_true_or_stale_equals_the_live_state(
         if moved == snapshot.events_offset:
             snapshot.last_decision = "elsewhere/0@0"
         snapshot.events_offset = moved
-    state, _, source = recover(snapshot, *_readers(written))
+    state, _, source, _ = recover(snapshot, *_readers(written))
     assert source == ("mismatch" if forged else "snapshot")
     assert state.wallets == live.partitions[0].wallets
     assert state.decided == live.partitions[0].decided
@@ -239,6 +239,84 @@ def test_a_torn_snapshot_is_never_used_and_recovery_stays_exact(cuts: list[int],
     if lost[0].startswith(b"partition-") and len(last) > 1:
         # Its wallets are newer than the manifest left (the previous one): not used.
         assert found.source == "mismatch"
+
+
+def _owner_after_recovery(
+    records: list[tuple[bytes, bytes]], upto: int, written: Log
+) -> tuple[RatingProcessor, Snapshotter, str]:
+    """A new owner of partition 0 that recovered from ``records`` and the first ``upto``
+    decisions of the log (ownership._install: the processor, then the snapshotter)."""
+    recovered = recovered_from(records, 0, *_readers(written[:upto]))
+    processor = RatingProcessor(load_catalog(CATALOG))
+    processor.install(0, recovered.state)
+    snapshotter = Snapshotter(
+        WorkerSettings(catalog=CATALOG, data_dir=Path()), "wallet.snapshots", processor, Metrics()
+    )
+    snapshotter.recovered(0, recovered.state.events_offset, recovered.written)
+    return processor, snapshotter, recovered.source
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    first=st.lists(st.integers(1, 600), min_size=1, max_size=3),
+    gap=st.integers(0, 150),
+    later=st.lists(st.integers(1, 200), min_size=1, max_size=3),
+    chunk=st.sampled_from([3, 50, 4096]),
+    drop=st.none() | st.integers(0, 10_000),
+)
+@example(first=[300], gap=0, later=[1], chunk=3, drop=None)
+def test_an_epoch_carried_over_a_recovery_writes_only_what_changed_and_recovers_exactly(
+    first: list[int], gap: int, later: list[int], chunk: int, drop: int | None
+) -> None:
+    """An owner snapshots, a new owner recovers from that snapshot and the log after it,
+    decides a little more and snapshots in the same epoch (only the wallets that changed
+    since the snapshot it read), then a third owner recovers: exactly the full fold, from
+    the snapshot; and with any record of the latest snapshot lost, still exactly."""
+    live, written = _decided()
+    first = [min(c, len(written)) for c in first]
+    read_at = min(max(first) + gap, len(written))  # the log when the second owner recovers
+    with _chunked(chunk):
+        old = _snapshots_while_deciding(written, first)
+        records = [r for t in old.transactions for r in t]
+        processor, snapshotter, source = _owner_after_recovery(records, read_at, written)
+        assert source == "snapshot"
+        epoch = snapshotter.epochs[0].id
+        new = _Writer()
+        done = read_at
+        for cut in sorted({min(read_at + c, len(written)) for c in later}):
+            processor.partitions[0], _ = rebuild(written[done:cut], processor.partitions[0])
+            done = cut
+            new.transactions.append([])
+            snapshotter.write(0, new)  # type: ignore[arg-type]
+    assert snapshotter.epochs[0].id == epoch  # the epoch went on
+    # Its first snapshot wrote only wallets decided on after the snapshot it read.
+    touched = {d.wallet_id for _, d in written[max(first) : min(read_at + min(later), done)]}
+    wallets = {k[7:].decode() for k, _ in new.transactions[0] if k[:7] == b"wallet/"}
+    assert wallets <= touched
+    last = new.transactions[-1]
+    lost = last[drop % len(last)] if drop is not None else None
+    everything = [r for t in old.transactions + new.transactions for r in t if r is not lost]
+    found, torn = _recover_from(everything, written)
+    assert found.state.wallets == live.partitions[0].wallets
+    assert found.state.decided == live.partitions[0].decided
+    if lost is None:
+        assert not torn and found.source == "snapshot"
+        assert found.decisions == len(written) - done
+        assert found.written is not None and found.written.epoch == epoch
+    elif lost[0].startswith(b"partition-") and len(last) > 1:
+        assert found.source == "mismatch"  # its wallets are newer than the manifest left
+
+
+def test_a_snapshot_that_did_not_match_the_log_starts_a_new_epoch() -> None:
+    _, written = _decided()
+    old = _snapshots_while_deciding(written, [100])
+    records = [r for t in old.transactions for r in t]
+    # The log holds another decision at the snapshot's offset: replayed whole, new epoch.
+    forged = [(o, d) for o, d in written if o != 99]
+    recovered = recovered_from(records, 0, lambda o: dict(forged).get(o), lambda a: [])
+    assert recovered.source == "mismatch" and recovered.written is None
+    _, snapshotter, _ = _owner_after_recovery(records[:-1], 100, written)  # no manifest
+    assert 0 not in snapshotter.epochs
 
 
 def test_an_earlier_epochs_records_and_another_partitions_are_not_used() -> None:

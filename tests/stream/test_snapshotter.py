@@ -13,7 +13,7 @@ import pytest
 from engine.catalog import load_catalog
 from engine.domain import initial_state
 from engine.stream.metrics import Metrics
-from engine.stream.processor import PartitionState, RatingProcessor
+from engine.stream.processor import PartitionState, RatingProcessor, Written
 from engine.stream.settings import WorkerSettings
 from engine.stream.snapshots import restore
 from engine.stream.snapshotter import Snapshotter, placement
@@ -133,3 +133,27 @@ def test_a_recovered_partition_starts_a_new_epoch_that_writes_every_wallet() -> 
     snapshots.recovered(3, 41)
     snapshots.write(3, writer)
     assert _keys(writer)[3:] == [b"wallet/a", b"wallet/b", b"partition-3"]
+
+
+def test_a_partition_recovered_from_a_verified_snapshot_goes_on_in_its_epoch() -> None:
+    snapshots, writer = _snapshotter(), Writer()
+    part = snapshots.processor.partitions[3]
+    part.wallets = {w: initial_state(w) for w in ("a", "b", "c")}
+    snapshots.write(3, writer)
+    first = snapshots.epochs[3].id
+    # A new owner read that snapshot back (the log confirmed it), then folded a decision
+    # for "b" and one for a new wallet "d" from the log after it.
+    read, _ = restore([(k, v) for _, k, v, _ in writer.records], 3)
+    assert read is not None
+    as_read = dict(read.wallets)
+    read.wallets["b"] = msgspec.structs.replace(read.wallets["b"], credit=7)
+    read.wallets["d"] = initial_state("d")
+    read.events_offset, read.last_decision = 45, "d-45"
+    snapshots.processor.install(3, read)
+    snapshots.recovered(3, 45, Written(first, as_read))
+    snapshots.write(3, writer)
+    assert snapshots.epochs[3].id == first
+    assert _keys(writer)[4:] == [b"wallet/b", b"wallet/d", b"partition-3"]
+    state, torn = restore([(k, v) for _, k, v, _ in writer.records], 3)
+    assert state is not None and not torn
+    assert state.wallets == read.wallets and state.events_offset == 45

@@ -109,6 +109,24 @@ def test_decision_topics_take_large_records_and_a_bad_limit_is_reported(
     assert "topics[4].max_message_bytes: must be a positive integer, got 'lots'" in message
 
 
+def test_the_snapshot_topic_rolls_segments_so_compaction_runs_and_bad_settings_are_reported(
+    tmp_path: Path,
+) -> None:
+    topics = load_topics(REPO_TOPICS, environ={})
+    config = topics.wallet_snapshots.kafka_config()
+    assert config["cleanup.policy"] == "compact"
+    assert int(config["segment.ms"]) <= 3_600_000  # not the broker's 7 days
+    assert 0 < float(config["min.cleanable.dirty.ratio"]) < 0.5
+    assert "delete.retention.ms" in config
+    assert "segment.ms" not in topics.wallet_events.kafka_config()
+    data = _document()
+    data["topics"][4]["segment_ms"] = 0  # type: ignore[index]
+    data["topics"][4]["min_cleanable_dirty_ratio"] = 2  # type: ignore[index]
+    message = _errors(_write(tmp_path, data))
+    assert "topics[4].segment_ms: must be a positive integer, got 0" in message
+    assert "topics[4].min_cleanable_dirty_ratio: must be a number in (0, 1], got 2" in message
+
+
 def test_wallet_topics_must_share_one_partition_count(tmp_path: Path) -> None:
     data = _document()
     data["topics"][4]["partitions"] = 12  # type: ignore[index]  # wallet.events
