@@ -50,6 +50,7 @@ from .exits import stop_process_on_error
 from .fencing import Fenced, PartitionWriter
 from .health import HEARTBEAT_EVERY
 from .holding import Holding
+from .memory import release_free_memory
 from .ownership import Ownership
 from .positions import Batch
 from .processor import REORDER_WINDOW, RatingProcessor
@@ -301,5 +302,6 @@ def build(
     """The worker's app and topology; reads the shared directory to its end first."""
     directory = Directory(settings.bootstrap, topics.wallet_directory.name)
     directory.start()
+    release_free_memory()  # the read's fetch buffers, back to the system
     app = create_app(settings)
     return app, Topology(app, settings, catalog, topics, revisions, directory)

@@ -10,7 +10,9 @@ states. So:
 - `Garbage.settle` moves what is alive once the worker owns and has recovered its
   partitions into the permanent generation (``gc.freeze``), which collections never walk
   again; it runs again after a rebalance changed what the worker owns. Frozen objects are
-  still freed by reference counting; only a cycle among them would outlive its use.
+  still freed by reference counting; only a cycle among them would outlive its use. It
+  also gives what glibc holds freed back to the system (memory.py), with or without a
+  freeze.
 - `Garbage.start` sets the collection thresholds (``RATING_GC_THRESHOLD``): a larger first
   threshold means fewer young collections, each of which walks the survivors again.
 
@@ -27,6 +29,8 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from .memory import release_free_memory
 
 PAUSE_BUCKETS = (
     *(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075),
@@ -132,10 +136,14 @@ class Garbage:
 
     def settle(self, owned: frozenset[int]) -> bool:
         """Once the worker owns ``owned`` and has recovered them all: collect what is
-        garbage now, then freeze the rest (once per set of partitions). Whether it froze."""
-        if not (self.started and self.freeze and owned) or owned == self.settled_for:
+        garbage now, then freeze the rest, and give the C heap's free memory back
+        (`release_free_memory`), once per set of partitions. Whether it froze."""
+        if not (self.started and owned) or owned == self.settled_for:
             return False
-        gc.collect()
-        gc.freeze()
         self.settled_for = owned
-        return True
+        if self.freeze:
+            gc.collect()
+            gc.freeze()
+        # What recovery allocated and freed on its threads, back to the system.
+        release_free_memory()
+        return self.freeze

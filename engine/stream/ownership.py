@@ -132,6 +132,11 @@ class Ownership:
         self.commits = ThreadPoolExecutor(
             topics.wallet_events.partitions, thread_name_prefix="commit"
         )
+        self.recoveries = ThreadPoolExecutor(
+            topics.wallet_events.partitions, thread_name_prefix="recovery"
+        )
+        """One thread per wallet partition: every assigned partition recovers at once (a
+        recovery mostly waits on Kafka), not a few at a time on the loop's default pool."""
 
     def wallet_partitions(self, tps: set[Any]) -> set[int]:
         return {tp.partition for tp in tps if tp.topic in self.wallet_inputs}
@@ -190,7 +195,7 @@ class Ownership:
         self.metrics.recovering.inc()
         try:
             writer, recovered = await loop.run_in_executor(
-                None, load_partition, *args, self.vitals.kafka.on_error
+                self.recoveries, load_partition, *args, self.vitals.kafka.on_error
             )
         finally:
             self.metrics.recovering.dec()

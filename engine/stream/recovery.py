@@ -22,22 +22,35 @@ from .topics import StreamError
 TIMEOUT = 30.0
 POLL = 0.2
 POLL_BATCH = 500
+READ_AHEAD_KB = 8192
+"""Kilobytes a reader's client fetches ahead of what it has handed over (its queue)."""
+READ_AHEAD_BACKOFF_MS = 10
 
 
 def reader(bootstrap: str, group: str = "rating-engine-recovery") -> Any:
-    return Consumer(
-        {
-            **client_config(bootstrap),
-            # Never commits, never joins: only assign() and committed() are used.
-            "group.id": group,
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            # Only what an owner of the partition committed (fencing.py).
-            "isolation.level": "read_committed",
-            "fetch.max.bytes": 52_428_800,
-            "log_level": 0,
-        }
-    )
+    return Consumer(reader_config(bootstrap, group))
+
+
+def reader_config(bootstrap: str, group: str) -> dict[str, Any]:
+    """A reader's client settings: it never joins a group, reads only what was committed,
+    and fetches little ahead of what it decodes (a start-up runs one per wallet partition
+    at once, and the directory's)."""
+    return {
+        **client_config(bootstrap),
+        # Never commits, never joins: only assign() and committed() are used.
+        "group.id": group,
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        # Only what an owner of the partition committed (fencing.py).
+        "isolation.level": "read_committed",
+        "fetch.max.bytes": 52_428_800,
+        # What librdkafka fetches ahead of the reader (64 MiB by default, for each of
+        # the readers a start-up runs at once): a reader decodes slower than it fetches.
+        "queued.max.messages.kbytes": READ_AHEAD_KB,
+        # Once under it again, fetch at once (librdkafka waits a second by default).
+        "fetch.queue.backoff.ms": READ_AHEAD_BACKOFF_MS,
+        "log_level": 0,
+    }
 
 
 ELECTING = frozenset(

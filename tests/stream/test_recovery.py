@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from engine.stream.recovery import watermarks
+from engine.stream.recovery import (
+    READ_AHEAD_BACKOFF_MS,
+    READ_AHEAD_KB,
+    reader,
+    reader_config,
+    watermarks,
+)
 
 
 class ElectingLeader:
@@ -44,3 +50,15 @@ def test_a_permanent_error_is_raised_at_once() -> None:
     with pytest.raises(KafkaException):
         watermarks(consumer, TopicPartition("t", 0))
     assert consumer.asked == 1
+
+
+def test_a_reader_fetches_little_ahead_and_refills_at_once() -> None:
+    # A start-up runs a reader per wallet partition at once, and the directory's: each
+    # holds at most READ_AHEAD_KB fetched ahead (librdkafka's default is 64 MiB), and
+    # fetches again as soon as it is under it (the default waits a second).
+    config = reader_config("localhost:9092", "rating-engine-recovery")
+    assert config["queued.max.messages.kbytes"] == READ_AHEAD_KB <= 16 * 1024
+    assert config["fetch.queue.backoff.ms"] == READ_AHEAD_BACKOFF_MS < 100
+    assert config["isolation.level"] == "read_committed"
+    assert config["enable.auto.commit"] is False
+    reader("localhost:9092").close()  # librdkafka accepts the settings
