@@ -195,6 +195,7 @@ TESTED_BY: dict[str, tuple[str, ...]] = {
     # The stream, on a real broker:
     "engine/stream/acls.py": ("tests/stream/test_kafka_security.py",),
     "engine/stream/admin.py": ("tests/stream/test_topics.py",),
+    "engine/stream/topics_check.py": ("tests/stream/test_topics.py",),
     # the agents built as the worker builds them; the flow they call
     "engine/stream/agents.py": ("tests/stream/test_fenced_worker.py",),
     # the rate stage's one-input path: the one flow's callers, and a fenced worker deciding

@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 
 import engine
 from engine import cli
+from engine.catalog.yaml_source import read_yaml
 from engine.local import free_ports
 from engine.stream import admin
 from engine.stream.topics import (
@@ -25,6 +26,7 @@ from engine.stream.topics import (
     load_topics,
     topics_path,
 )
+from engine.stream.topics_check import TopicsChecker
 
 ENGINE = Path(engine.__file__).resolve().parent
 
@@ -67,6 +69,21 @@ def test_repo_topics_file_has_every_role_with_its_key() -> None:
     }
     assert topics.changelogs.cleanup == "compact"
     assert topics.changelogs.name("rating", "wallets") == "rating-wallets-changelog"
+
+
+def test_the_checker_collects_every_issue_before_giving_up(tmp_path: Path) -> None:
+    text = REPO_TOPICS.read_text().replace(
+        "min_cleanable_dirty_ratio: 0.1", "min_cleanable_dirty_ratio: 5"
+    )
+    text = text.replace("segment_ms: 3600000", "segment_ms: -1")
+    path = tmp_path / "topics.yaml"
+    path.write_text(text)
+    with pytest.raises(TopicsError) as caught:
+        TopicsChecker(read_yaml(path), {}).run()
+    issues = caught.value.issues
+    assert len(issues) == 2, issues
+    assert "min_cleanable_dirty_ratio: must be a number in (0, 1], got 5" in issues[1]
+    assert ".segment_ms" in issues[0]
 
 
 def test_path_comes_from_env_else_the_checkout(tmp_path: Path) -> None:
