@@ -198,6 +198,19 @@ def others(found: Results) -> list[Row]:
                 "–",
             )
         )
+    c = found.get("catalog_memory")
+    if c is not None:
+        rss = {
+            case: _n(_get(c, "cases", case, "rss_mib")) for case in ("newest", "every", "let go")
+        }
+        rows.append(
+            (
+                f"`catalog_memory`, {_n(c.get('revisions'))} revisions of {_n(c.get('sims'))} SIMs",
+                f"RSS with the newest built {rss['newest']} MiB, every one built "
+                f"{rss['every']} MiB, built one by one and let go of {rss['let go']} MiB",
+                "–",
+            )
+        )
     return rows
 
 

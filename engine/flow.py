@@ -75,8 +75,13 @@ def pick(revisions: Revisions, state: WalletState, item: Cdr | Command) -> tuple
     """The revision ``item`` is decided with in ``state`` (0 stands for the first) and its
     catalog: the wallet's own, or for an ``AdoptCatalog`` the one it adopts (for an
     ``OpenWallet``, the one the wallet opens on)."""
-    revision = item.revision if isinstance(item, AdoptCatalog | OpenWallet) else state.revision
+    revision = revision_for(state, item)
     return revision, catalog_at(revisions, revision)
+
+
+def revision_for(state: WalletState, item: Cdr | Command) -> int:
+    """The revision ``item`` is decided with in ``state`` (0 stands for the first)."""
+    return item.revision if isinstance(item, AdoptCatalog | OpenWallet) else state.revision
 
 
 def catalog_at(revisions: Revisions, revision: int) -> Catalog:

@@ -66,6 +66,19 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
             },
         },
     )
+    write(
+        tmp_path,
+        "catalog_memory",
+        {
+            "sims": 1_000_000,
+            "revisions": 4,
+            "cases": {
+                "newest": {"rss_mib": 837.2},
+                "every": {"rss_mib": 1_410.0},
+                "let go": {"rss_mib": 991.4},
+            },
+        },
+    )
     text = report.render(report.load(tmp_path))
     lines = text.splitlines()
 
@@ -84,6 +97,10 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
     assert row("`projections`").startswith("| `projections` (rebuild) | not run")
     assert "- `rate_core`, µs per CDR by stage: decode 2.00, decide+evolve 12.00" in lines
     assert "- `stream.json`: revision abc1234, load 0.5 0.7 0.9" in lines
+    assert row("`catalog_memory`, 4 revisions of 1,000,000 SIMs").endswith(
+        "RSS with the newest built 837 MiB, every one built 1,410 MiB, built one by one and "
+        "let go of 991 MiB | – |"
+    )
 
 
 def test_a_broken_file_is_skipped_and_named(

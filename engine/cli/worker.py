@@ -57,6 +57,7 @@ def register(commands: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     # Faust loads only for the commands that run it.
     from ..stream import revisions as catalog_revisions
+    from ..stream.live_catalogs import CatalogRevisions
     from ..stream.memory import cap_arenas
     from ..stream.runner import run_worker
     from ..stream.settings import WorkerSettings
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     base = catalog_revisions.base_revision(settings.bootstrap, topics, Path(args.catalog))
     log.info("%s is catalog revision %d", args.catalog, base)
     known = {digest: loaded}
-    revisions = catalog_revisions.CatalogRevisions(settings.bootstrap, topics, built=known)
+    revisions = CatalogRevisions(settings.bootstrap, topics, built=known)
     revisions = revisions.start()
     try:
         return run_worker(settings, loaded, topics, loglevel=args.loglevel, revisions=revisions)

@@ -14,6 +14,7 @@
   ownership.py's.
 - ``clock``: a timer sending ``Tick`` commands, so MRCs and expiries happen without traffic.
 - ``heartbeat``: a timer reporting liveness and readiness (vitals.py).
+- ``catalogs``: a timer letting go of catalog revisions no owned wallet is on (processor.py).
 
 Faust consumes (``take_events`` batches, ``read_committed``; the offsets it commits are the
 engine's, see positions.py); the agents produce through confluent-kafka
@@ -53,7 +54,7 @@ from .holding import Holding
 from .memory import release_free_memory
 from .ownership import Ownership
 from .positions import Batch
-from .processor import REORDER_WINDOW, RatingProcessor
+from .processor import REORDER_WINDOW, RETAIN_EVERY, RatingProcessor
 from .producer import BatchProducer, wait_durable
 from .rater import Rater
 from .routed import partition_of
@@ -140,6 +141,7 @@ class Topology:
             app.timer(HOLD_CHECK_EVERY, name="held")(self.release_held)
         app.on_rebalance_complete.connect(owner.on_rebalanced)  # type: ignore[arg-type]
         app.timer(HEARTBEAT_EVERY, name="heartbeat")(self.heartbeat)
+        app.timer(RETAIN_EVERY, name="catalogs")(self.retain_catalogs)
         app.task(self._diagnostics)
         if settings.metrics_port:
             self.vitals.serve(settings.metrics_port)
@@ -281,6 +283,10 @@ class Topology:
                 self.names.wallet_commands.name, wallet_id.encode(), encode(tick)
             )
         await self._durable(self.clock_out)
+
+    async def retain_catalogs(self) -> None:
+        """Let go of the built catalogs no wallet here is on any more (processor.py)."""
+        self.processor.retain()
 
     async def heartbeat(self) -> None:
         """Liveness and readiness for /healthz and /readyz, from the event loop itself."""

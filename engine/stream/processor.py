@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from ..domain import Catalog, Cdr, Command, WalletState, evolve, initial_state
 from ..domain.decision import Decision, Origin
-from ..flow import MissingRevision, Revisions, admit, decide, pick
+from ..flow import MissingRevision, Revisions, admit, decide, pick, revision_for
 from .positions import TopicPartition
 
 REORDER_WINDOW = 20_000
@@ -159,6 +159,10 @@ def recover(
     return Recovered(state, count, "snapshot")
 
 
+RETAIN_EVERY = 60.0
+"""Seconds between two looks for catalogs no wallet here is on any more (``retain``)."""
+
+
 class RatingProcessor:
     """Decides inputs for the wallet partitions this worker owns."""
 
@@ -166,9 +170,10 @@ class RatingProcessor:
         self.catalog = catalog
         self.revisions: Revisions = revisions if revisions is not None else {1: catalog}
         """Every catalog revision known here (a wallet is decided with its own)."""
-        self._known: dict[int, Catalog] = dict(self.revisions)
-        """A plain copy of ``revisions`` (which may be a locked, growing mapping), taken
-        again when a wallet names a revision it lacks."""
+        self._known: dict[int, Catalog] = {}
+        """The catalogs decided with here, taken from ``revisions`` (which may be a locked,
+        growing mapping that builds a catalog when first asked) when a wallet first names
+        one; ``retain`` drops those no wallet is on any more."""
         self.partitions: dict[int, PartitionState] = {}
 
     def recovered(self, partition: int) -> bool:
@@ -198,6 +203,19 @@ class RatingProcessor:
         """True for an input delivered again after a restart: its decision is on record."""
         return self.partitions[partition].seen(*origin)
 
+    def retain(self) -> list[int]:
+        """Let go of the catalogs no wallet here is on (nor the latest): they are built
+        again if a wallet adopts one. Returns the revisions let go of."""
+        # Copies: a recovery thread may install a partition meanwhile.
+        parts = list(self.partitions.values())
+        in_use = {max(s.revision, 1) for part in parts for s in list(part.wallets.values())}
+        in_use.add(max(self.revisions, default=1))
+        retain = getattr(self.revisions, "retain", None)
+        dropped = set(retain(in_use) if retain is not None else ())
+        dropped.update(n for n in self._known if n not in in_use)
+        self._known = {n: c for n, c in self._known.items() if n in in_use}
+        return sorted(dropped)
+
     def suspended(self) -> int:
         return sum(
             1 for part in self.partitions.values() for s in part.wallets.values() if s.suspended
@@ -221,7 +239,10 @@ class RatingProcessor:
         try:
             revision, catalog = pick(self._known, state, item)
         except MissingRevision:
-            self._known = dict(self.revisions)
+            wanted = max(revision_for(state, item), 1)
+            found = self.revisions.get(wanted)
+            if found is not None:
+                self._known[wanted] = found
             revision, catalog = pick(self._known, state, item)
         admit(catalog, wallet_id, item, opened=state.terms is not None)
         made, part.wallets[wallet_id] = decide(state, wallet_id, item, catalog, origin, revision)

@@ -8,33 +8,25 @@ source of each revision is what recovery, rebuild and replay need to decide agai
 
 This module reads the topic (``read_revisions``, ``latest_revision``), publishes a revision
 and waits for the broker's ack (``publish_revision``), and holds the base-revision rule a
-worker applies at start (``base_revision``), and ``CatalogRevisions``, the live table of
-catalogs by revision that a worker decides with. Every client is configured by
+worker applies at start (``base_revision``). ``live_catalogs.CatalogRevisions`` is the live
+table of catalogs by revision that a worker decides with. Every client is configured by
 ``client_config``, so the engine's Kafka security settings apply here too.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
-import threading
-import time
-from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
     KafkaError,
     KafkaException,
     Message,
     Producer,
-    TopicPartition,
 )
 
 from ..catalog import CatalogError, CatalogIssue, load_catalog_text
@@ -42,9 +34,8 @@ from ..domain import Catalog
 from .acls import CATALOG_GROUP
 from .admin import admin_client, cluster_metadata
 from .kafka_security import client_config
-from .outage import kafka_transient
 from .producer import PRODUCER_CONFIG
-from .recovery import POLL, POLL_BATCH, TIMEOUT, read_partition, watermarks
+from .recovery import read_partition
 from .topics import StreamError, Topics
 
 log = logging.getLogger(__name__)
@@ -115,11 +106,11 @@ def decode_revision(raw: bytes) -> CatalogRevision:
 
 def _records(bootstrap: str, topics: Topics) -> list[Message]:
     name = topics.catalog_revisions.name
-    _check_topic(bootstrap, name)
+    check_topic(bootstrap, name)
     return list(read_partition(bootstrap, name, 0, group=CATALOG_GROUP))
 
 
-def _check_topic(bootstrap: str, name: str) -> None:
+def check_topic(bootstrap: str, name: str) -> None:
     """A clear error, at once, when there is no broker or no topic to read."""
     found = cluster_metadata(admin_client(bootstrap), bootstrap, name).topics.get(name)
     if found is None or (
@@ -231,160 +222,3 @@ def base_revision(bootstrap: str, topics: Topics, path: Path) -> int:
         f"{latest.label}, sha256 {latest.digest[:12]}); publish it with "
         f"`rating-engine catalog publish {path}`, or start the worker with a published one"
     )
-
-
-class CatalogRevisions(Mapping[int, Catalog]):
-    """Every published revision's catalog by number, kept up to date by a background
-    consumer of ``catalog.revisions`` (no group: it assigns the one partition and reads it
-    from the beginning, ``read_committed``). Thread-safe; a worker decides with
-    ``self[max(state.revision, 1)]`` and, meeting an ``AdoptCatalog`` for a revision that
-    has not reached it yet, awaits ``wait_for``.
-
-    A revision whose source no longer loads (it was checked when published, so only a
-    loader that changed since could refuse it) is left out and kept in ``failed``."""
-
-    def __init__(
-        self,
-        bootstrap: str,
-        topics: Topics,
-        poll: float = POLL,
-        built: Mapping[str, Catalog] | None = None,
-    ) -> None:
-        self.bootstrap = bootstrap
-        self._built = dict(built or {})
-        """Catalogs already built, by the digest of their source: the worker's own file is
-        loaded once, not a second time from its revision (a million SIMs take seconds and
-        hundreds of MB each time)."""
-        self.topic = topics.catalog_revisions.name
-        self.failed: dict[int, CatalogError] = {}
-        self._poll = poll
-        self._catalogs: dict[int, Catalog] = {}
-        self._revisions: dict[int, CatalogRevision] = {}
-        self._lock = threading.Lock()
-        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
-        self._position = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._consumer: Any = None
-        self.error: Exception | None = None
-        """What stopped the background consumer, if anything did."""
-
-    def __getitem__(self, revision: int) -> Catalog:
-        with self._lock:
-            return self._catalogs[revision]
-
-    def __iter__(self) -> Iterator[int]:
-        with self._lock:
-            return iter(sorted(self._catalogs))
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._catalogs)
-
-    @property
-    def latest(self) -> int:
-        """The highest revision read so far (0 before any)."""
-        with self._lock:
-            return max(self._catalogs, default=0)
-
-    def revision(self, number: int) -> CatalogRevision:
-        """The record of revision ``number`` (its digest, name and source)."""
-        with self._lock:
-            return self._revisions[number]
-
-    def start(self, timeout: float = TIMEOUT) -> CatalogRevisions:
-        """Start the consumer; return once everything published before the call is read."""
-        _check_topic(self.bootstrap, self.topic)
-        self._consumer = Consumer(
-            {
-                **client_config(self.bootstrap),
-                "group.id": CATALOG_GROUP,
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "log_level": 0,
-            }
-        )
-        tp = TopicPartition(self.topic, 0)
-        _low, end = watermarks(self._consumer, tp)
-        self._consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
-        self._thread = threading.Thread(target=self._run, name="catalog-revisions", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while self._position < end and self.error is None:
-            if time.monotonic() > deadline:
-                self.stop()
-                raise StreamError(f"reading {self.topic}: not caught up after {timeout:g} s")
-            time.sleep(0.01)
-        if self.error is not None:
-            raise StreamError(f"reading {self.topic}: {self.error}")
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        self._thread = None
-
-    def _run(self) -> None:
-        consumer = self._consumer
-        try:
-            while not self._stop.is_set():
-                for message in consumer.consume(POLL_BATCH, self._poll):
-                    self._take(message)
-                # Past aborted records and transaction markers too, which are not delivered.
-                (position,) = consumer.position([TopicPartition(self.topic, 0)])
-                self._position = max(self._position, position.offset)
-        except Exception as exc:  # reported by start(), and to whoever looks at error
-            log.exception("reading %s failed", self.topic)
-            self.error = exc
-        finally:
-            consumer.close()
-
-    def _take(self, message: Message) -> None:
-        error = message.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF or kafka_transient(error):
-                return
-            raise StreamError(error.str())
-        value = message.value()
-        if value is not None:
-            self.add(decode_revision(value))
-        self._position = max(self._position, (message.offset() or 0) + 1)
-
-    def add(self, revision: CatalogRevision) -> None:
-        """Build ``revision``'s catalog and make it visible (the consumer calls this)."""
-        try:
-            catalog = self._built.pop(revision.digest, None) or revision.catalog()
-        except CatalogError as exc:
-            log.error("catalog %s does not load: %s", revision.label, exc)
-            self.failed[revision.revision] = exc
-            return
-        with self._lock:
-            self._catalogs[revision.revision] = catalog
-            self._revisions[revision.revision] = revision
-            waiters = list(self._waiters)
-        for loop, event in waiters:
-            loop.call_soon_threadsafe(event.set)
-
-    async def wait_for(self, revision: int, timeout: float) -> Catalog | None:
-        """Revision ``revision``'s catalog once it has been read, or ``None`` after
-        ``timeout`` seconds without it (never blocks the event loop)."""
-        loop = asyncio.get_running_loop()
-        event = asyncio.Event()
-        waiter = (loop, event)
-        deadline = loop.time() + timeout
-        with self._lock:
-            self._waiters.add(waiter)
-        try:
-            while True:
-                event.clear()  # before looking, so an arrival meanwhile is not missed
-                with self._lock:
-                    found = self._catalogs.get(revision)
-                remaining = deadline - loop.time()
-                if found is not None or remaining <= 0:
-                    return found
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), remaining)
-        finally:
-            with self._lock:
-                self._waiters.discard(waiter)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import engine.stream.live_catalogs
 import engine.stream.revisions
 import engine.stream.runner
 from engine import cli
@@ -53,7 +54,7 @@ def revisions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
         return 1
 
     monkeypatch.setattr(engine.stream.revisions, "base_revision", base_revision)
-    monkeypatch.setattr(engine.stream.revisions, "CatalogRevisions", FakeRevisions)
+    monkeypatch.setattr(engine.stream.live_catalogs, "CatalogRevisions", FakeRevisions)
     FakeRevisions.started = FakeRevisions.stopped = 0
     return asked
 

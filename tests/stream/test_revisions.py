@@ -1,18 +1,16 @@
 """Catalog revisions on a real broker: published, read back, numbered, published once; the
-worker's base revision; the live table of catalogs a worker decides with."""
+worker's base revision (the live table of catalogs: test_live_catalogs.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from pathlib import Path
 
 import pytest
 
-from engine.catalog import CatalogError, load_catalog
+from engine.catalog import CatalogError
 from engine.stream.revisions import (
     CatalogRevision,
-    CatalogRevisions,
     base_revision,
     latest_revision,
     publish_revision,
@@ -62,7 +60,6 @@ def test_a_revision_that_does_not_load_names_the_revision() -> None:
 
 
 def test_revisions_need_a_broker_and_say_so() -> None:
-    from engine.stream.topics import load_topics
 
     with pytest.raises(StreamError, match="no Kafka broker answered"):
         latest_revision("127.0.0.1:1", load_topics())
@@ -122,43 +119,6 @@ def test_a_worker_with_a_file_never_published_is_refused(
     assert "revision 2 (later.yaml)" in message
 
 
-def test_the_live_table_catches_up_then_follows(
-    kafka_bootstrap: str, topics: Topics, tmp_path: Path
-) -> None:
-    publish_revision(kafka_bootstrap, topics, revision_of(EXAMPLE, 1))
-    revisions = CatalogRevisions(kafka_bootstrap, topics).start()
-    try:
-        assert (list(revisions), revisions.latest) == ([1], 1)  # caught up at start
-        assert revisions[1].wallets["acme"].name.startswith("ACME")
-
-        async def adopt() -> tuple[object, object]:
-            missing = await revisions.wait_for(2, timeout=0.2)
-            waiting = asyncio.ensure_future(revisions.wait_for(2, timeout=60))
-            await asyncio.sleep(0.1)
-            later = _variant(tmp_path, "later.yaml", "Acme Later")
-            await asyncio.to_thread(
-                publish_revision, kafka_bootstrap, topics, revision_of(later, 2)
-            )
-            return missing, await waiting
-
-        missing, found = asyncio.run(adopt())
-        assert missing is None
-        assert found is revisions[2] and revisions[2].wallets["acme"].name == "Acme Later"
-        assert revisions.latest == 2 and len(revisions) == 2
-        assert revisions.revision(2).name == "later.yaml"
-    finally:
-        revisions.stop()
-
-
-def test_the_live_table_starts_on_an_empty_topic(kafka_bootstrap: str, topics: Topics) -> None:
-    revisions = CatalogRevisions(kafka_bootstrap, topics).start()
-    try:
-        assert (len(revisions), revisions.latest) == (0, 0)
-        assert asyncio.run(revisions.wait_for(1, timeout=0.1)) is None
-    finally:
-        revisions.stop()
-
-
 def test_the_worker_command_refuses_a_foreign_file_before_it_runs(
     kafka_bootstrap: str, topics: Topics, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -172,15 +132,3 @@ def test_the_worker_command_refuses_a_foreign_file_before_it_runs(
     assert f"{foreign} is not a published revision" in err
     assert "publish it with `rating-engine catalog publish" in err and "Traceback" not in err
     assert not (tmp_path / "data").exists()  # refused before the worker made anything
-
-
-def test_a_revision_whose_catalog_is_built_already_is_not_built_again(tmp_path: Path) -> None:
-    loaded = load_catalog(EXAMPLE)
-    first = revision_of(EXAMPLE, 1)
-    other = revision_of(_variant(tmp_path, "b.yaml", "Another name"), 2)
-    revisions = CatalogRevisions("127.0.0.1:1", load_topics(), built={first.digest: loaded})
-    revisions.add(first)
-    revisions.add(other)
-    assert revisions[1] is loaded  # the worker's own file: its catalog as it loaded it
-    assert revisions[2] is not loaded
-    assert revisions[2].wallets["acme"].name == "Another name"
