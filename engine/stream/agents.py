@@ -292,7 +292,9 @@ class Topology:
         """Liveness and readiness for /healthz and /readyz, from the event loop itself."""
         owner, consumer = self.ownership, self.app.consumer
         self.vitals.heartbeat(lambda: owner.wallet_partitions(set(consumer.assignment())))
-        stale = not_following(self.directory, self.processor.revisions)
+        revisions = self.processor.revisions
+        self.metrics.catalogs_built.set(len(getattr(revisions, "built", revisions)))
+        stale = not_following(self.directory, revisions)
         self.vitals.health.not_ready_for("shared tables", stale)
 
     async def _diagnostics(self) -> None:

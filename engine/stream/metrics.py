@@ -106,6 +106,12 @@ class Metrics:
             "Wallets of this worker's partitions now suspended.",
             registry=r,
         )
+        self.catalogs_built = Gauge(
+            "rating_catalogs_built",
+            "Catalog revisions whose catalog this worker holds built: the newest and those a "
+            "wallet of its partitions is on.",
+            registry=r,
+        )
 
     def _partitions(self, r: CollectorRegistry) -> None:
         self.partitions = Gauge(

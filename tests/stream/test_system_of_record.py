@@ -51,6 +51,7 @@ from .harness import (
     Stack,
     all_decided,
     changed_catalog,
+    metric,
     read_topic,
     wait_until,
 )
@@ -273,8 +274,15 @@ def test_provisioning_a_revision_and_a_replay_leave_every_view_equal(
 
     # A restart (on the first revision's file) undoes none of it: each wallet's revision is
     # part of its state, recovered from its snapshot and wallet.events.
+    # It builds only the catalog its wallets are on (revision 2), not its file's.
     stack.stop_worker()
-    stack.start_worker("--snapshot-every", "0.001")
+    restarted = stack.start_worker("--snapshot-every", "0.001", metrics=True)
+
+    def built() -> float:
+        return metric(restarted.port, "rating_catalogs_built")
+
+    wait_until(lambda: built() > 0, "the restarted worker's metrics", 60)
+    assert built() == 1
 
     # A replay through the owners: what an offline replay of the same store appends.
     _replay_through_owners(stack, tmp_path, store, url, c3_path, sink_until)
