@@ -1,9 +1,9 @@
 """The catalogs a worker decides with, by revision, following ``catalog.revisions``.
 
-Every published revision's record (its source) is kept, but a catalog is built only when it
-is needed: at a million SIMs one takes seconds and hundreds of MB to build, so building
-every revision ever published would grow a worker with each publish. The newest revision
-is built by the background reader before it becomes visible (it routes CDRs, and
+Every published revision's record is kept (its source compressed), but a catalog is built
+only when it is needed: at a million SIMs one takes seconds and hundreds of MB to build, so
+building every revision ever published would grow a worker with each publish. The newest
+revision is built by the background reader before it becomes visible (it routes CDRs, and
 ``catalog publish`` moves every wallet onto it); an older one is built on first use (a
 wallet recovered on it), and ``retain`` drops the built catalogs no owned wallet is on any
 more, so a worker holds the newest catalog and the ones its wallets still use.
@@ -16,9 +16,11 @@ import contextlib
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
+import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from ..catalog import CatalogError
@@ -60,6 +62,9 @@ class CatalogRevisions(Mapping[int, Catalog]):
         self.failed: dict[int, CatalogError] = {}
         self._poll = poll
         self._records: dict[int, CatalogRevision] = {}
+        """Each revision's record without its source, which is kept compressed in
+        ``_sources`` (a million-SIM catalog's 64 MB of text is 5 MB compressed)."""
+        self._sources: dict[int, bytes] = {}
         self._catalogs: dict[int, Catalog] = {}
         self._lock = threading.Lock()
         self._building = threading.Lock()
@@ -104,7 +109,8 @@ class CatalogRevisions(Mapping[int, Catalog]):
     def revision(self, number: int) -> CatalogRevision:
         """The record of revision ``number`` (its digest, name and source)."""
         with self._lock:
-            return self._records[number]
+            record, source = self._records[number], self._sources[number]
+        return msgspec.structs.replace(record, source=zlib.decompress(source).decode())
 
     def retain(self, in_use: Collection[int]) -> list[int]:
         """Drop the built catalogs of revisions neither in ``in_use`` nor the latest (they
@@ -124,11 +130,12 @@ class CatalogRevisions(Mapping[int, Catalog]):
         with self._building:
             with self._lock:
                 found = self._catalogs.get(revision)
-                record = record or self._records.get(revision)
+                known = revision in self._records
             if found is not None:
                 return found
-            if record is None or revision in self.failed:
+            if revision in self.failed or (record is None and not known):
                 raise KeyError(revision)
+            record = record or self.revision(revision)
             try:
                 catalog = self._seeds.pop(record.digest, None) or record.catalog()
             except CatalogError as exc:
@@ -150,9 +157,13 @@ class CatalogRevisions(Mapping[int, Catalog]):
             with contextlib.suppress(KeyError):  # a source that does not load: in failed
                 self._build(record.revision, record)
                 break
+        kept = [
+            (r.revision, msgspec.structs.replace(r, source=""), zlib.compress(r.source.encode(), 1))
+            for r in revisions
+        ]
         with self._lock:
-            for record in revisions:
-                self._records[record.revision] = record
+            for number, record, source in kept:
+                self._records[number], self._sources[number] = record, source
             waiters = list(self._waiters)
         for loop, event in waiters:
             loop.call_soon_threadsafe(event.set)

@@ -113,6 +113,7 @@ def test_a_revision_whose_catalog_is_built_already_is_not_built_again(tmp_path: 
     assert revisions[1] is loaded  # the worker's own file: its catalog as it loaded it
     assert revisions[2] is not loaded
     assert revisions[2].wallets["acme"].name == "Acme 2"
+    assert revisions.revision(2) == other  # its source kept compressed, given back whole
 
 
 def test_a_revision_that_no_longer_loads_is_left_out(tmp_path: Path) -> None:
