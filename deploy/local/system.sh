@@ -2,15 +2,25 @@
 # The machine's system parts that `make setup`, `make test`, `make demo` and CI need, from
 # Debian's packages. The one list of them: `make setup` runs this script and so does .ci/run.
 #
-#   system.sh           install what is missing (as root, with apt-get); otherwise print the
-#                       one command that would install it and exit 1; then check the versions
+#   system.sh           install what is missing (as root, with apt-get), at the exact
+#                       versions of system.lock; otherwise print the one command that would
+#                       install it and exit 1; then check the versions
 #   system.sh --check   only check: what is missing, and every part's version (exit 1 when
 #                       anything is missing or outside its range)
+#   system.sh --plan    print the apt-get command that would install what is missing, every
+#                       package apt would bring in pinned to system.lock's version
+#   system.sh --lock    rewrite system.lock: what apt would install today on a machine that
+#                       has none of the packages below (a deliberate change: review the diff,
+#                       run make test, commit it)
 #
-# Both print one line, "system parts: ...", with the version of each part found.
-# Debian's mirror keeps only the newest build of a package, so versions are not pinned to
-# the build: the Debian release decides them (12, bookworm, gives every part below) and this
-# script refuses one outside the range the project works with.
+# Each prints one line, "system parts: ...", with the version of each part found.
+# system.lock (beside this script; SYSTEM_LOCK names another) is the lock of the Debian
+# packages: each package the parts below need, with its dependencies, at one exact version.
+# What this script installs it installs at those versions, and it refuses to install a
+# package the lock does not name. Parts a machine already has (its image's) are used as
+# they are, within the ranges below. Debian's mirrors keep only the newest builds of a
+# release, so a locked version can stop being served; apt then refuses it, and this script
+# says to run --lock.
 #
 #   part        version from          needed          Debian package: why
 #   make        make --version        any             make
@@ -29,12 +39,15 @@
 #                                                     (openssl req -addext needs 1.1.1)
 set -euo pipefail
 
-check_only=0
+mode=install
 case "${1:-}" in
     "") ;;
-    --check) check_only=1 ;;
-    *) echo "usage: $(basename "$0") [--check]" >&2; exit 2 ;;
+    --check) mode=check ;;
+    --plan) mode=plan ;;
+    --lock) mode=lock ;;
+    *) echo "usage: $(basename "$0") [--check | --plan | --lock]" >&2; exit 2 ;;
 esac
+LOCK="${SYSTEM_LOCK:-$(cd "$(dirname "$0")" && pwd)/system.lock}"
 
 PY="${PY:-python3}"
 
@@ -74,6 +87,7 @@ at_least() { [[ "$(printf '%s\n' "$2" "$1" | sort -V | head -n 1)" == "$2" ]]; }
 # in_series FOUND SERIES: FOUND is SERIES or SERIES.<anything> (2 takes 2.42.0, not 20.1).
 in_series() { [[ "$1" == "$2" || "$1" == "$2".* ]]; }
 
+packages=() # the Debian package of every part, the roots of the lock
 missing=()  # Debian packages to install
 wrong=()    # "part: found X, needs Y (Debian package P)"
 found=()    # "part X" for the summary line
@@ -84,6 +98,7 @@ part() {
     local name="$1" package="$2" present="$3" version_of="$4" needed="$5"
     local test="${6:-}" arg="${7:-}" version
     version="$($version_of || true)"
+    packages+=("$package")
     # shellcheck disable=SC2086
     if ! $present; then
         missing+=("$package")
@@ -121,6 +136,50 @@ report_wrong() {
         "Debian 12 (bookworm) has them all" >&2
 }
 
+# "name version" for each package apt-get's simulation of "$@" would install (its Inst
+# lines: "Inst NAME [OLD] (VERSION ...)"); further apt-get options come first.
+simulated() {
+    apt-get -s -qq --no-install-recommends "$@" | sed -n 's/^Inst \([^ ]*\) .*(\([^ ]*\) .*/\1 \2/p'
+}
+
+locked() { awk -v p="$1" '$1 == p && !/^#/ { print $2 }' "$LOCK"; }
+
+# pins PACKAGE...: sets `pins` to "name=version" (system.lock's) for every package apt would
+# install for them here; fails naming any the lock lacks.
+pins=()
+pins() {
+    local name _version unlocked=()
+    [[ -r "$LOCK" ]] || { echo "system.sh: $LOCK not found" >&2; return 1; }
+    while read -r name _version; do
+        if [[ -n "$(locked "$name")" ]]; then
+            pins+=("$name=$(locked "$name")")
+        else
+            unlocked+=("$name")
+        fi
+    done < <(simulated install "$@")
+    if [ "${#unlocked[@]}" -ne 0 ]; then
+        echo "system.sh: apt would install ${unlocked[*]}, which $LOCK does not name;" \
+            "run \`bash $0 --lock\` (as root), review its diff, run make test, commit it" >&2
+        return 1
+    fi
+}
+
+if [ "$mode" = lock ]; then
+    if [ "$(id -u)" -eq 0 ]; then apt-get update -qq; fi
+    empty="$(mktemp)"
+    {
+        echo "# Debian packages deploy/local/system.sh installs, each at one exact version: its"
+        echo "# parts' packages and their dependencies, as apt resolves them on a machine without"
+        echo "# any of them. Written by \`bash deploy/local/system.sh --lock\`; roots:"
+        echo "# ${packages[*]}"
+        simulated -o Dir::State::status="$empty" install "${packages[@]}" | sort
+    } >"$LOCK.new"
+    rm -f "$empty"
+    mv "$LOCK.new" "$LOCK"
+    echo "system.sh: wrote $LOCK ($(grep -vc '^#' "$LOCK") packages)" >&2
+    exit 0
+fi
+
 if [ "${#missing[@]}" -eq 0 ]; then
     summary
     if [ "${#wrong[@]}" -ne 0 ]; then
@@ -130,22 +189,27 @@ if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi
 
-install_cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
-if [ "$check_only" -eq 1 ]; then
+if [ "$mode" = check ]; then
     summary
     echo "system.sh: missing Debian packages: ${missing[*]}" >&2
     if [ "${#wrong[@]}" -ne 0 ]; then report_wrong; fi
     exit 1
 fi
+if [ "$(id -u)" -eq 0 ] && [ "$mode" = install ]; then apt-get update -qq; fi
+pins "${missing[@]}"
+install_cmd="DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${pins[*]}"
+if [ "$mode" = plan ]; then
+    echo "$install_cmd"
+    exit 0
+fi
 if [ "$(id -u)" -ne 0 ]; then
     echo "system.sh: this machine lacks: ${missing[*]}" >&2
-    echo "system.sh: install them once as root, then run make again:" >&2
-    echo "    sudo sh -c '$install_cmd'" >&2
+    echo "system.sh: install them once as root, at system.lock's versions, then run make again:" >&2
+    echo "    sudo sh -c 'apt-get update && $install_cmd'" >&2
     exit 1
 fi
 
-echo "system.sh: installing Debian packages: ${missing[*]}" >&2
-apt-get update -qq
+echo "system.sh: installing Debian packages: ${missing[*]} (${#pins[@]} with dependencies, as locked)" >&2
 # The prometheus package would start a server of its own: keep package scripts from
 # starting services (this machine only needs the promtool binary).
 policy=/usr/sbin/policy-rc.d
@@ -157,7 +221,17 @@ if [ ! -e "$policy" ]; then
 fi
 cleanup() { if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pins[@]}" >&2; then
+    echo "system.sh: apt-get could not install the versions $LOCK names (Debian may serve" \
+        "newer builds now): run \`bash $0 --lock\`, review its diff, run make test, commit it" >&2
+    exit 1
+fi
+# Named to pin their versions, the dependencies stay marked as installed for another's sake.
+deps=()
+for pin in "${pins[@]}"; do
+    [[ " ${missing[*]} " == *" ${pin%%=*} "* ]] || deps+=("${pin%%=*}")
+done
+if [ "${#deps[@]}" -ne 0 ]; then apt-mark auto "${deps[@]}" >/dev/null; fi
 
 # Installing checks nothing by itself: the same tests again, versions included.
 bash "$0" --check

@@ -13,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "local" / "system.sh"
+LOCK = ROOT / "deploy" / "local" / "system.lock"
 
 
 def _path_without(missing: str, fakes: dict[str, str] | None = None) -> str:
@@ -42,6 +43,8 @@ def _run(path: str, *args: str, user: str | None = None) -> subprocess.Completed
     script = Path(path) / "system.sh"
     shutil.copy(SCRIPT, script)
     script.chmod(0o755)
+    if not (Path(path) / "system.lock").exists():
+        shutil.copy(LOCK, Path(path) / "system.lock")
     prefix = [] if user is None else [shutil.which("runuser") or "runuser", "-u", user, "--"]
     return subprocess.run(
         [*prefix, "/bin/bash", str(script), *args],
@@ -128,14 +131,98 @@ def test_the_python_checked_is_the_one_make_builds_the_venv_with() -> None:
     assert "system.sh: Python: found 3.12.4, needs 3.11.x" in result.stderr
 
 
+def _apt(inst: str, log: Path | None = None) -> str:
+    """A stand-in for apt-get: its simulation (-s) prints the ``Inst`` lines ``inst``;
+    ``log`` records each call's arguments, and the status file each simulation was given."""
+    record = "" if log is None else f'echo "$*" >> {log}; '
+    record += (
+        ""
+        if log is None
+        else (
+            'for a in "$@"; do case "$a" in Dir::State::status=*) '
+            f'wc -c < "${{a#*=}}" >> {log};; esac; done; '
+        )
+    )
+    return f"""{record}case "$*" in *-s*) printf '{inst}';; esac"""
+
+
+def _lock(path: str, *lines: str) -> None:
+    (Path(path) / "system.lock").write_text("# a lock\n" + "".join(f"{line}\n" for line in lines))
+
+
+def _locked() -> dict[str, str]:
+    rows = [line.split() for line in LOCK.read_text().splitlines() if not line.startswith("#")]
+    assert all(len(row) == 2 for row in rows), rows
+    return dict((name, version) for name, version in rows)
+
+
+def test_the_lock_names_every_part_at_one_exact_version() -> None:
+    locked = _locked()
+    rows = [line for line in LOCK.read_text().splitlines() if not line.startswith("#")]
+    assert len(rows) == len(locked)  # each package once
+    assert rows == sorted(rows)
+    parts = re.findall(r"^part (\S+) (\S+) ", SCRIPT.read_text(), re.MULTILINE)
+    packages = [package for _, package in parts]
+    assert tuple(name for name, _ in parts) == PARTS
+    assert set(packages) <= set(locked), packages
+    for name, version in locked.items():
+        assert re.fullmatch(r"[0-9][A-Za-z0-9.+~:-]*", version), (name, version)
+    assert "prometheus" in locked and "libc6" in locked  # dependencies too, down to the base
+
+
+def test_plan_pins_everything_apt_would_install_to_the_locks_version() -> None:
+    inst = (
+        "Inst libjs-moment (2.30.1-1 Debian:12 [amd64])\\n"
+        "Inst prometheus [2.33.0] (2.42.0+ds-5+deb12u1 Debian:12 [amd64])\\n"
+    )
+    path = _path_without("promtool", {"apt-get": _apt(inst)})
+    _lock(path, "libjs-moment 2.29.4+ds-1", "prometheus 2.42.0+ds-5+deb12u1", "other 1.0")
+    result = _run(path, "--plan")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+        "libjs-moment=2.29.4+ds-1 prometheus=2.42.0+ds-5+deb12u1"
+    )
+
+
+def test_a_package_the_lock_does_not_name_is_refused() -> None:
+    inst = "Inst prometheus (2.42.0 Debian:12 [amd64])\\nInst libnew1 (1.0 Debian:12 [amd64])\\n"
+    path = _path_without("promtool", {"apt-get": _apt(inst)})
+    _lock(path, "prometheus 2.42.0")
+    result = _run(path, "--plan")
+    assert result.returncode == 1
+    assert "system.sh: apt would install libnew1, which" in result.stderr
+    assert "--lock" in result.stderr
+
+
+def test_lock_writes_what_apt_resolves_on_a_machine_without_the_packages(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "apt.log"
+    inst = "Inst zlib1g (1:1.2.13 Debian:12 [amd64])\\nInst adduser (3.134 Debian:12 [amd64])\\n"
+    path = _path_without("", {"apt-get": _apt(inst, log)})
+    _lock(path, "stale 0")
+    result = _run(path, "--lock")
+    assert result.returncode == 0, result.stderr
+    lock = (Path(path) / "system.lock").read_text().splitlines()
+    assert [line for line in lock if not line.startswith("#")] == [
+        "adduser 3.134",
+        "zlib1g 1:1.2.13",
+    ]
+    simulation = next(line for line in log.read_text().splitlines() if " -s " in f" {line} ")
+    for package in ("make", "openjdk-17-jre-headless", "maven", "prometheus", "postgresql"):
+        assert package in simulation.split()
+    assert "0" in log.read_text().splitlines()  # the status it was given: an empty one
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"), reason="needs root")
 def test_without_root_it_prints_the_one_command_and_stops() -> None:
-    result = _run(_path_without("mvn"), user="nobody")
+    inst = "Inst maven (3.9.9-1 Debian:12 [all])\\n"
+    result = _run(_path_without("mvn", {"apt-get": _apt(inst)}), user="nobody")
     assert result.returncode == 1
-    # (python3-venv may be listed too: this machine's python3 lives under /root.)
     command = re.search(r"sudo sh -c '(apt-get update && .*apt-get install -y .*)'", result.stderr)
     assert command, result.stderr
-    assert "maven" in command.group(1).split()
+    assert f"maven={_locked()['maven']}" in command.group(1).split()
 
 
 def test_a_wrong_argument_prints_usage() -> None:
