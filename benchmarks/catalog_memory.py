@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,17 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from _common import environment, logger, save, table
-from million import write_catalog
+from million import mib, status_kib, write_catalog
 
 CASES = ("records", "newest", "every", "let go")
 log = logger("catalog_memory")
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def measure(case: str, path: Path, revisions: int) -> dict[str, Any]:
@@ -71,7 +65,12 @@ def measure(case: str, path: Path, revisions: int) -> dict[str, Any]:
         del records  # what remains is what the table holds
     gc.collect()
     release_free_memory()
-    return {"built": table_.built, "seconds": time.perf_counter() - started, "rss_mib": rss_mib()}
+    rss_kib, _peak = status_kib(os.getpid()) or (0, 0)
+    return {
+        "built": table_.built,
+        "seconds": time.perf_counter() - started,
+        "rss_mib": mib(rss_kib),
+    }
 
 
 def main() -> None:

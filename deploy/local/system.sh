@@ -148,11 +148,12 @@ locked() { awk -v p="$1" '$1 == p && !/^#/ { print $2 }' "$LOCK"; }
 # install for them here; fails naming any the lock lacks.
 pins=()
 pins() {
-    local name _version unlocked=()
+    local name _version version unlocked=()
     [[ -r "$LOCK" ]] || { echo "system.sh: $LOCK not found" >&2; return 1; }
     while read -r name _version; do
-        if [[ -n "$(locked "$name")" ]]; then
-            pins+=("$name=$(locked "$name")")
+        version="$(locked "$name")"
+        if [[ -n "$version" ]]; then
+            pins+=("$name=$version")
         else
             unlocked+=("$name")
         fi

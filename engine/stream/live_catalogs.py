@@ -82,23 +82,27 @@ class CatalogRevisions(Mapping[int, Catalog]):
             found = self._catalogs.get(revision)
         return found if found is not None else self._build(revision)
 
+    def _usable(self) -> list[int]:
+        """The revisions read, less those whose build failed (call it holding the lock)."""
+        return [n for n in self._records if n not in self.failed]
+
     def __contains__(self, revision: object) -> bool:
         with self._lock:
             return revision in self._records and revision not in self.failed
 
     def __iter__(self) -> Iterator[int]:
         with self._lock:
-            return iter(sorted(n for n in self._records if n not in self.failed))
+            return iter(sorted(self._usable()))
 
     def __len__(self) -> int:
         with self._lock:
-            return sum(1 for n in self._records if n not in self.failed)
+            return len(self._usable())
 
     @property
     def latest(self) -> int:
         """The highest revision read so far (0 before any)."""
         with self._lock:
-            return max((n for n in self._records if n not in self.failed), default=0)
+            return max(self._usable(), default=0)
 
     @property
     def built(self) -> list[int]:
