@@ -28,10 +28,10 @@ from .fencing import Fenced, PartitionWriter
 from .positions import Positions, TopicPartition
 from .processor import RatingProcessor, Recovered, Written, recover
 from .recovery import (
+    InputReader,
     committed_offsets,
     read_decision_at,
     read_decisions,
-    read_inputs,
     read_records,
 )
 from .settings import WorkerSettings
@@ -128,6 +128,8 @@ class Ownership:
         """Partitions whose producer was fenced, with when: not this worker's for a while
         (`FENCE_HOLD`), or until assigned again."""
         self.starts: dict[TopicPartition, asyncio.Future[dict[TopicPartition, int]]] = {}
+        self.input_reader = InputReader(settings.bootstrap)
+        """Reads back the gaps in an input partition's offsets (positions.py)."""
         self.positions = Positions(self.committed, self.read_back)
         self.commits = ThreadPoolExecutor(
             topics.wallet_events.partitions, thread_name_prefix="commit"
@@ -163,10 +165,8 @@ class Ownership:
 
     async def read_back(self, topic: str, partition: int, start: int, end: int) -> list[Any]:
         loop = asyncio.get_running_loop()
-        bootstrap = self.settings.bootstrap
-        return await loop.run_in_executor(
-            None, read_inputs, bootstrap, topic, partition, start, end
-        )
+        read = self.input_reader.read
+        return await loop.run_in_executor(None, read, topic, partition, start, end)
 
     def restart(self, tps: list[TopicPartition]) -> None:
         """Input partitions whose inputs were not decided here: if they come back, they start

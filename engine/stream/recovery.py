@@ -7,8 +7,9 @@ must be invisible to the partition's next owner."""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -100,28 +101,41 @@ def read_partition(
         if end <= start:
             return
         consumer.assign([TopicPartition(topic, partition, start)])
-        idle = 0.0
-        while True:
-            # Short polls: consume() waits for a full batch or its timeout, and the end of
-            # the range is known from the watermark, not from a quiet spell.
-            batch = consumer.consume(POLL_BATCH, timeout=POLL)
-            idle = 0.0 if batch else idle + POLL
-            if idle >= TIMEOUT:
-                raise StreamError(f"reading {topic}[{partition}]: no answer from {bootstrap}")
-            for message in batch:
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        return
-                    raise StreamError(f"reading {topic}[{partition}]: {error.str()}")
-                offset = message.offset() or 0
-                if offset >= end:
-                    return
-                yield message
-                if offset >= end - 1:
-                    return
+        yield from _range(consumer, topic, partition, start, end, bootstrap)
     finally:
         consumer.close()
+
+
+def _range(
+    consumer: Any, topic: str, partition: int, start: int, end: int, bootstrap: str
+) -> Iterator[Message]:
+    """The committed records of the partition ``consumer`` is assigned at ``start``, up to
+    ``end`` (excluded), or up to the end of the partition if that comes first."""
+    idle = 0.0
+    following = start
+    while True:
+        # consume() returns once it holds as many messages as asked for, or at its timeout;
+        # so it is asked for no more than the offsets left in the range. Offsets that hold
+        # no committed record (a transaction's marker, an aborted record) are made up by
+        # the records after the range or by the end-of-partition event: a short range, such
+        # as a gap that is only a marker, takes one fetch rather than a whole poll.
+        batch = consumer.consume(min(POLL_BATCH, end - following), timeout=POLL)
+        idle = 0.0 if batch else idle + POLL
+        if idle >= TIMEOUT:
+            raise StreamError(f"reading {topic}[{partition}]: no answer from {bootstrap}")
+        for message in batch:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    return
+                raise StreamError(f"reading {topic}[{partition}]: {error.str()}")
+            offset = message.offset() or 0
+            if offset >= end:
+                return
+            following = offset + 1
+            yield message
+            if following >= end:
+                return
 
 
 def read_decisions(
@@ -180,18 +194,78 @@ def read_records(
 
 def read_inputs(bootstrap: str, topic: str, partition: int, start: int, end: int) -> list[Record]:
     """The records of one partition from ``start`` up to ``end`` (excluded), as inputs."""
+    return _inputs(read_partition(bootstrap, topic, partition, start, end))
+
+
+def _inputs(messages: Iterable[Message]) -> list[Record]:
     return [
         Record(
-            topic,
-            partition,
+            message.topic() or "",
+            message.partition() or 0,
             message.offset() or 0,
             message.key(),
             message.value() or b"",
             message.timestamp()[1] / 1000,
             None,
         )
-        for message in read_partition(bootstrap, topic, partition, start, end)
+        for message in messages
     ]
+
+
+class InputReader:
+    """Reads back the input records a worker's consumer skipped, with one client kept open.
+
+    Every transaction a worker commits leaves a marker on each partition it wrote, so the
+    split-billing charges it sends on ``wallet.commands`` leave a gap in the offsets its own
+    consumer then reads there: `Positions` reads each gap back (and finds it empty) about once
+    a batch. A new client per gap took 10 to 40 ms each, on the batch's path; a kept one
+    takes one fetch. A range is read only up to the record the consumer delivered after it,
+    which exists; anything unexpected (the start no longer in the log, an error) falls back
+    to `read_inputs`, which bounds the range by the watermarks on a client of its own.
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self._lock = threading.Lock()  # the enrich and rate agents may both read back
+        self._consumer: Any = None
+
+    def read(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
+        """The records of ``topic``/``partition`` from ``start`` up to ``end`` (excluded),
+        where ``end`` is a committed record's offset."""
+        if end <= start:
+            return []
+        with self._lock:
+            try:
+                return self._read(topic, partition, start, end)
+            except (StreamError, KafkaException):
+                self.close()
+        return read_inputs(self.bootstrap, topic, partition, start, end)
+
+    def _read(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
+        if self._consumer is None:
+            config = reader_config(self.bootstrap, "rating-engine-recovery")
+            self._consumer = Consumer(
+                {
+                    **config,
+                    # A start the log no longer holds is an error here, not a jump to its end.
+                    "auto.offset.reset": "error",
+                    # A fetch the broker holds for want of new records (the one sent just
+                    # before a read ends) delays the next read's first fetch until it
+                    # returns: 500 ms by default, once every few reads.
+                    "fetch.wait.max.ms": 5,
+                }
+            )
+        consumer = self._consumer
+        consumer.assign([TopicPartition(topic, partition, start)])
+        try:
+            return _inputs(_range(consumer, topic, partition, start, end, self.bootstrap))
+        finally:
+            consumer.unassign()  # fetch nothing more until the next gap
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            consumer.close()
 
 
 def committed_offsets(

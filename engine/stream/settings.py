@@ -22,7 +22,7 @@ class WorkerSettings(msgspec.Struct, frozen=True):
     """Seconds between clock ticks sent for every wallet; 0 disables the ticker."""
     batch_size: int = 1000
     """Inputs decided per batch: the offsets of a batch are committed after its events land."""
-    batch_within: float = 0.05
+    batch_within: float = 0.02
     """Seconds a partial batch waits for more inputs."""
     metrics_port: int = 0
     """Port of the Prometheus ``/metrics`` endpoint; 0 disables it."""
