@@ -42,6 +42,7 @@ from confluent_kafka.admin import (
 
 from .admin import admin_client
 from .directory import DIRECTORY_GROUP
+from .recovery import RECOVERY_GROUP
 from .topics import StreamError, Topics
 
 CATALOG_GROUP = "rating-engine-catalog"
@@ -49,7 +50,6 @@ CATALOG_GROUP = "rating-engine-catalog"
 
 ROLES = ("publisher", "operator", "worker", "sink")
 DEFAULT_PRINCIPALS: dict[str, str] = {role: f"User:rating-{role}" for role in ROLES}
-RECOVERY_GROUP = "rating-engine-recovery"
 REJECTED_GROUP = "rating-engine-rejected"
 """The group id `rating-engine rejected` reads ``cdr.rejected`` with (it never commits)."""
 TIMEOUT = 30.0

@@ -26,9 +26,11 @@ POLL_BATCH = 500
 READ_AHEAD_KB = 8192
 """Kilobytes a reader's client fetches ahead of what it has handed over (its queue)."""
 READ_AHEAD_BACKOFF_MS = 10
+RECOVERY_GROUP = "rating-engine-recovery"
+"""Names every reader here (their ACLs); they never join or commit."""
 
 
-def reader(bootstrap: str, group: str = "rating-engine-recovery") -> Any:
+def reader(bootstrap: str, group: str = RECOVERY_GROUP) -> Any:
     return Consumer(reader_config(bootstrap, group))
 
 
@@ -88,7 +90,7 @@ def read_partition(
     partition: int,
     start: int = 0,
     stop: int | None = None,
-    group: str = "rating-engine-recovery",
+    group: str = RECOVERY_GROUP,
 ) -> Iterator[Message]:
     """The committed records of one partition from offset ``start`` up to ``stop``
     (excluded), or to the end as it is now. ``group`` only names the reader (its ACLs): it
@@ -243,7 +245,7 @@ class InputReader:
 
     def _read(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
         if self._consumer is None:
-            config = reader_config(self.bootstrap, "rating-engine-recovery")
+            config = reader_config(self.bootstrap, RECOVERY_GROUP)
             self._consumer = Consumer(
                 {
                     **config,
