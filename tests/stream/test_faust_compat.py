@@ -19,6 +19,7 @@ from faust.types import TP, Message
 
 from engine.stream import faust_compat
 from engine.stream.faust_compat import (
+    Bundle,
     CommittedConsumerThread,
     ExactConsumer,
     ExactTransport,
@@ -136,6 +137,55 @@ def test_fetched_records_are_handed_over_in_order_unless_the_flow_is_suspended(
     in_loop(scenario, tmp_path)
 
 
+def _raw(partition: int, offset: int) -> Message:
+    return Message("raw", partition, offset, 1.0, 0, [], None, b"cdr", None, generation_id=7)
+
+
+def test_a_bundled_topics_records_are_handed_over_in_bundles_per_partition(
+    tmp_path: Path,
+) -> None:
+    """Faust's work per message is done once per bundle: a bundle holds one partition's
+    consecutive records of one fetch, at most the topic's bundle size, and carries the
+    last one's offset and the fetch's generation; other topics go record by record."""
+
+    async def scenario(app: RatingApp) -> None:
+        app.bundled = {"raw": 2}
+        consumer: Any = app.consumer
+        handed: list[Message] = []
+        fetch = [_raw(0, 10), _message(0), _raw(1, 4), _raw(0, 11), _raw(0, 12), _raw(1, 5)]
+
+        async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+            consumer._stopped.set()  # one fetch, then the consumer stops
+            for message in fetch:
+                yield message.tp, message
+
+        async def callback(message: Message) -> None:
+            handed.append(message)
+
+        consumer.getmany, consumer.callback = getmany, callback
+        await consumer._drain_messages(SimpleNamespace(_stopped=asyncio.Event()))
+        seen = [
+            (m.topic, m.partition, [r.offset for r in getattr(m, "records", [m])]) for m in handed
+        ]
+        assert seen == [("t", 0, [0]), ("raw", 0, [10, 11]), ("raw", 0, [12]), ("raw", 1, [4, 5])]
+        bundles = [m for m in handed if isinstance(m, Bundle)]
+        assert [b.offset for b in bundles] == [11, 12, 5]
+        assert {b.generation_id for b in bundles} == {7}
+        # Positions reads the records of the bundle's event, not the bundle's own fields.
+        positions = Positions(_start_at(10, 4), _never_fetch)
+        events = [SimpleNamespace(message=b) for b in bundles]
+        batch = await positions.inputs(events)
+        assert [(r.partition, r.offset, r.value) for r in batch.inputs] == [
+            (0, 10, b"cdr"),
+            (0, 11, b"cdr"),
+            (0, 12, b"cdr"),
+            (1, 4, b"cdr"),
+            (1, 5, b"cdr"),
+        ]
+
+    in_loop(scenario, tmp_path)
+
+
 def test_the_monitor_sensor_is_not_installed(tmp_path: Path) -> None:
     async def scenario(app: RatingApp) -> None:
         list(app.on_init_dependencies())
@@ -179,3 +229,12 @@ async def _never_start(topic: str, partition: int) -> int:
 
 async def _never_fetch(topic: str, partition: int, start: int, end: int) -> list[Any]:
     raise AssertionError("not fetched")
+
+
+def _start_at(*starts: int) -> Any:
+    """A partition's start: ``starts[partition]``."""
+
+    async def start(topic: str, partition: int) -> int:
+        return starts[partition]
+
+    return start
