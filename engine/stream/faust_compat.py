@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from importlib.metadata import version
 from types import MappingProxyType
 from typing import Any
@@ -104,19 +104,20 @@ it was per record, and a bundle stays small next to a batch."""
 
 class Bundle(ConsumerMessage):
     """Consecutive records of one partition from one fetch, handed to the streams as one
-    message: Faust's work per message (its event, the hand-off through the conductor and
-    the stream's queue, the acknowledgement) is done once per bundle rather than once per
-    record. Its offset is its last record's; `Positions` reads the records themselves."""
+    message: Faust's work per message (turning a Kafka record into a message, the
+    hand-off through the conductor and the stream's queue, the acknowledgement) is done
+    once per bundle rather than once per record. Its offset is its last record's.
+    `Positions` reads its ``records``: aiokafka's, timestamps in milliseconds."""
 
     __slots__ = ("records",)
 
-    def __init__(self, records: list[Message]) -> None:
+    def __init__(self, tp: TP, records: list[Any], generation_id: int | None) -> None:
         last = records[-1]
         super().__init__(
-            last.topic,
-            last.partition,
+            tp.topic,
+            tp.partition,
             last.offset,
-            last.timestamp,
+            last.timestamp / 1000,
             last.timestamp_type,
             None,
             None,
@@ -124,16 +125,10 @@ class Bundle(ConsumerMessage):
             None,
             0,
             0,
-            last.tp,
-            generation_id=last.generation_id,
+            tp,
+            generation_id=generation_id,
         )
         self.records = records
-
-
-def bundles(messages: list[Message], size: int) -> Iterator[Bundle]:
-    """``messages`` of one partition, in order, as bundles of at most ``size`` records."""
-    for start in range(0, len(messages), size):
-        yield Bundle(messages[start : start + size])
 
 
 class ExactConsumer(kafka_driver.Consumer):
@@ -168,18 +163,9 @@ class ExactConsumer(kafka_driver.Consumer):
         """
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
-        bundled: Mapping[str, int] = getattr(self.app, "bundled", {})
         try:
             while not (consumer_stopped() or fetcher_stopped()):
-                held: dict[TP, list[Message]] = {}
-                async for tp, message in self.getmany(timeout=1.0):
-                    if tp.topic in bundled:
-                        held.setdefault(tp, []).append(message)
-                    else:
-                        await self._hand_off(message)
-                for tp, messages in held.items():
-                    for bundle in bundles(messages, bundled[tp.topic]):
-                        await self._hand_off(bundle)
+                await self._drain_fetch()
                 await asyncio.sleep(0)
         except asyncio.CancelledError:
             if self.transport.app.should_stop:
@@ -189,6 +175,40 @@ class ExactConsumer(kafka_driver.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+    async def _drain_fetch(self) -> None:
+        """One fetch's records to the streams as Faust's ``getmany`` gives them (only the
+        partitions still active, nothing once the flow stops or the generation changes),
+        without its work per record for a bundled topic."""
+        records, active = await self._wait_next_records(1.0)
+        generation = self.app.consumer_generation_id
+        if not records or self.should_stop:
+            return
+        if not self.flow_active:  # stopped while fetching: back to the committed offsets
+            await self.perform_seek()
+            return
+        bundled: Mapping[str, int] = getattr(self.app, "bundled", {})
+        others = {}
+        for tp, fetched in records.items():
+            if active is not None and tp not in active and tp not in self._buffered_partitions:
+                continue
+            size = bundled.get(tp.topic)
+            if size is None:
+                others[tp] = fetched
+                continue
+            for start in range(0, len(fetched), size):
+                if not self._current(generation):
+                    return
+                await self._hand_off(Bundle(tp, fetched[start : start + size], generation))
+        to_message = self._to_message
+        for tp, record in self.scheduler.iterate(others):
+            if not self._current(generation):
+                return
+            await self._hand_off(to_message(tp, record))
+
+    def _current(self, generation: int | None) -> bool:
+        """Whether records fetched in ``generation`` may still be handed to the streams."""
+        return bool(self.flow_active) and self.app.consumer_generation_id == generation
 
     async def _hand_off(self, message: Message) -> None:
         """One message to the streams; every 100th lets them run during a large fetch."""
