@@ -44,7 +44,7 @@ from ..codec import (
 )
 from ..domain import Catalog, Cdr, Tick
 from ..flow import Revisions, latest
-from .app import RatingApp, RawSchema, create_app
+from .app import BUNDLE_MAX, RatingApp, RawSchema, create_app
 from .directory import Directory, Table, not_following
 from .enricher import Enricher
 from .exits import stop_process_on_error
@@ -128,7 +128,16 @@ class Topology:
         def topic(*names: str) -> faust.TopicT:
             return app.topic(*names, schema=RawSchema())
 
-        self.raw = topic(topics.cdr_raw.name)
+        # cdr.raw reaches enrich in bundles of a partition's records (faust_compat.Bundle):
+        # a batch is then at most batch_size records, and the stream's queue holds at most
+        # as many records as any other stream's.
+        self.bundle = min(BUNDLE_MAX, settings.batch_size)
+        app.bundled = {topics.cdr_raw.name: self.bundle}
+        self.raw = app.topic(
+            topics.cdr_raw.name,
+            schema=RawSchema(),
+            maxsize=max(1, app.conf.stream_buffer_maxsize // self.bundle),
+        )
         self.inputs = topic(topics.cdr_by_wallet.name, topics.wallet_commands.name)
         app.agent(self.raw, name="enrich")(stop_process_on_error(self.enrich))
         app.agent(self.inputs, name="rate")(stop_process_on_error(self.rate))
@@ -151,12 +160,14 @@ class Topology:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _batches(self, stream: faust.StreamT) -> AsyncIterator[list[faust.EventT]]:
-        """Batches of input events. Faust acks them when the agent comes back for more;
-        the offsets committed do not follow those acks but `Positions` (see positions.py)."""
+    def _batches(self, stream: faust.StreamT, bundle: int = 1) -> AsyncIterator[list[faust.EventT]]:
+        """Batches of input events, of at most ``batch_size`` records when an event carries
+        at most ``bundle``. Faust acks them when the agent comes back for more; the offsets
+        committed do not follow those acks but `Positions` (see positions.py)."""
         # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
         taker: Any = stream
-        return taker.take_events(self.settings.batch_size, within=self.settings.batch_within)
+        events = max(1, self.settings.batch_size // bundle)
+        return taker.take_events(events, within=self.settings.batch_within)
 
     async def _durable(self, producer: BatchProducer) -> None:
         await wait_durable(producer)
@@ -191,7 +202,7 @@ class Topology:
 
     async def enrich(self, stream: faust.StreamT) -> AsyncIterator[None]:
         """``cdr.raw`` → ``cdr.by-wallet`` (enricher.py)."""
-        async for events in self._batches(stream):
+        async for events in self._batches(stream, self.bundle):
             batch = await self._inputs(events)
             self.metrics.received.inc(len(batch.inputs))
             async with self.enricher.lock:

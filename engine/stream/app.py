@@ -7,11 +7,11 @@ offsets it commits come from the engine (see positions.py)."""
 
 from __future__ import annotations
 
-from .faust_compat import RatingApp, RawSchema
+from .faust_compat import BUNDLE_MAX, RatingApp, RawSchema
 from .kafka_security import KafkaSecurity
 from .settings import WorkerSettings
 
-__all__ = ["RatingApp", "RawSchema", "create_app"]
+__all__ = ["BUNDLE_MAX", "RatingApp", "RawSchema", "create_app"]
 
 
 def create_app(settings: WorkerSettings) -> RatingApp:

@@ -73,23 +73,29 @@ class Positions:
         ends: dict[TopicPartition, int] = {}
         following = self.next
         for event in events:
-            msg = event.message
-            tp = (msg.topic, msg.partition)
+            message = event.message
+            tp = (message.topic, message.partition)
             expected = following.get(tp)
             if expected is None:
                 expected = following[tp] = await self._start(*tp)
-            offset = msg.offset
-            if offset < expected:
-                self.repeated += 1
-                continue
-            if offset > expected:
-                missing = await self._fetch(tp[0], tp[1], expected, offset)
-                self.read_back += len(missing)
-                out.extend(missing)
-            out.append(
-                Record(tp[0], tp[1], offset, msg.key, msg.value or b"", msg.timestamp, event)
-            )
-            following[tp] = ends[tp] = offset + 1
+            # A bundle (faust_compat.Bundle) carries consecutive Kafka records of its
+            # partition, whose timestamps are in milliseconds.
+            bundle = getattr(message, "records", None)
+            scale = 1 if bundle is None else 1000
+            for msg in (message,) if bundle is None else bundle:
+                offset = msg.offset
+                if offset < expected:
+                    self.repeated += 1
+                    continue
+                if offset > expected:
+                    missing = await self._fetch(tp[0], tp[1], expected, offset)
+                    self.read_back += len(missing)
+                    out.extend(missing)
+                timestamp = msg.timestamp / scale
+                out.append(
+                    Record(tp[0], tp[1], offset, msg.key, msg.value or b"", timestamp, event)
+                )
+                expected = following[tp] = ends[tp] = offset + 1
         return Batch(out, ends)
 
     def made_durable(self, batch: Batch) -> None:

@@ -7,18 +7,20 @@ import asyncio
 import inspect
 import logging
 import tomllib
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 from faust.transport.consumer import Fetcher
 from faust.types import TP, Message
 
 from engine.stream import faust_compat
 from engine.stream.faust_compat import (
+    Bundle,
     CommittedConsumerThread,
     ExactConsumer,
     ExactTransport,
@@ -105,33 +107,120 @@ def test_the_offsets_committed_are_the_engines_positions(tmp_path: Path) -> None
     in_loop(scenario, tmp_path)
 
 
+def _record(topic: str, partition: int, offset: int) -> ConsumerRecord[bytes, bytes]:
+    """A record as aiokafka fetches it (timestamp in milliseconds)."""
+    value = f"{topic}-{offset}".encode()
+    return ConsumerRecord(topic, partition, offset, 1_500, 0, None, value, None, 0, 9, ())
+
+
+async def _drain(
+    consumer: Any,
+    fetches: list[dict[TP, list[Any]]],
+    on_fetch: Callable[[int], None] = lambda i: None,
+    on_hand: Callable[[Message], None] = lambda m: None,
+) -> list[Message]:
+    """What ``_drain_messages`` hands the streams from ``fetches`` (then the consumer stops);
+    ``on_fetch(i)`` runs as the i-th fetch returns, ``on_hand`` after each hand-off."""
+    handed: list[Message] = []
+    count = len(fetches)
+
+    async def fetch(timeout: float) -> tuple[dict[TP, list[Any]], None]:
+        if not fetches:
+            consumer._stopped.set()  # all fetched: the consumer stops
+            return {}, None
+        on_fetch(count - len(fetches))
+        return fetches.pop(0), None
+
+    async def callback(message: Message) -> None:
+        handed.append(message)
+        on_hand(message)
+
+    consumer._wait_next_records, consumer.callback = fetch, callback
+    await consumer._drain_messages(SimpleNamespace(_stopped=asyncio.Event()))
+    return handed
+
+
 def test_fetched_records_are_handed_over_in_order_unless_the_flow_is_suspended(
     tmp_path: Path,
 ) -> None:
     # Faust's fetcher runs the consumer's _drain_messages: the override is what it runs.
     assert "consumer._drain_messages(self)" in inspect.getsource(Fetcher)
+    tp = TP("t", 0)
 
     async def scenario(app: RatingApp) -> None:
         consumer: Any = app.consumer
-        handed: list[int] = []
-        fetches = [[_message(0), _message(1)], [_message(2)], [_message(3)]]
 
-        async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Message]]:
-            batch = fetches.pop(0)
-            if batch[0].offset == 2:
+        def on_fetch(i: int) -> None:
+            if i == 1:
                 consumer.suspend_flow.set()  # a rebalance begins: drop what is fetched
-            elif batch[0].offset == 3:
+            elif i == 2:
                 consumer.suspend_flow.clear()
-                consumer._stopped.set()  # the last fetch, then the consumer stops
-            for message in batch:
-                yield message.tp, message
 
-        async def callback(message: Message) -> None:
-            handed.append(message.offset)
+        fetches = [{tp: [_record("t", 0, 0), _record("t", 0, 1)]}, {tp: [_record("t", 0, 2)]}]
+        fetches.append({tp: [_record("t", 0, 3)]})
+        handed = await _drain(consumer, fetches, on_fetch)
+        assert [(m.offset, m.value, m.timestamp) for m in handed] == [
+            (0, b"t-0", 1.5),
+            (1, b"t-1", 1.5),
+            (3, b"t-3", 1.5),
+        ]
 
-        consumer.getmany, consumer.callback = getmany, callback
-        await consumer._drain_messages(SimpleNamespace(_stopped=asyncio.Event()))
-        assert handed == [0, 1, 3]
+    in_loop(scenario, tmp_path)
+
+
+def test_a_bundled_topics_records_are_handed_over_in_bundles_per_partition(
+    tmp_path: Path,
+) -> None:
+    """Faust's work per message is done once per bundle: a bundle holds one partition's
+    consecutive records of one fetch, at most the topic's bundle size, and carries the
+    last one's offset and the fetch's generation; other topics go record by record."""
+
+    async def scenario(app: RatingApp) -> None:
+        app.bundled = {"raw": 2}
+        consumer: Any = app.consumer
+        raw0, raw1, other = TP("raw", 0), TP("raw", 1), TP("t", 0)
+        fetch = {
+            raw0: [_record("raw", 0, o) for o in (10, 11, 12)],
+            other: [_record("t", 0, 0)],
+            raw1: [_record("raw", 1, o) for o in (4, 5)],
+        }
+        handed = await _drain(consumer, [fetch])
+        seen = [
+            (m.topic, m.partition, [r.offset for r in getattr(m, "records", [m])]) for m in handed
+        ]
+        assert seen == [("raw", 0, [10, 11]), ("raw", 0, [12]), ("raw", 1, [4, 5]), ("t", 0, [0])]
+        bundles = [m for m in handed if isinstance(m, Bundle)]
+        assert [b.offset for b in bundles] == [11, 12, 5]
+        assert {b.generation_id for b in bundles} == {app.consumer_generation_id}
+        # Positions reads the records of the bundle's event, not the bundle's own fields.
+        positions = Positions(_start_at(10, 4), _never_fetch)
+        batch = await positions.inputs([SimpleNamespace(message=b) for b in bundles])
+        assert [(r.partition, r.offset, r.value, r.timestamp) for r in batch.inputs] == [
+            (0, 10, b"raw-10", 1.5),
+            (0, 11, b"raw-11", 1.5),
+            (0, 12, b"raw-12", 1.5),
+            (1, 4, b"raw-4", 1.5),
+            (1, 5, b"raw-5", 1.5),
+        ]
+
+    in_loop(scenario, tmp_path)
+
+
+def test_records_fetched_before_a_rebalance_are_not_handed_over(tmp_path: Path) -> None:
+    """A generation that changed while a fetch was handed over ends the hand-off, as in
+    Faust's ``getmany``: those records come again from the committed offsets."""
+
+    async def scenario(app: RatingApp) -> None:
+        app.bundled = {"raw": 1}
+        consumer: Any = app.consumer
+        raw = TP("raw", 0)
+        fetch = {raw: [_record("raw", 0, o) for o in (0, 1, 2)]}
+
+        def rebalance(message: Message) -> None:
+            app.consumer_generation_id += 1
+
+        handed = await _drain(consumer, [fetch], on_hand=rebalance)
+        assert [m.offset for m in handed] == [0]
 
     in_loop(scenario, tmp_path)
 
@@ -179,3 +268,12 @@ async def _never_start(topic: str, partition: int) -> int:
 
 async def _never_fetch(topic: str, partition: int, start: int, end: int) -> list[Any]:
     raise AssertionError("not fetched")
+
+
+def _start_at(*starts: int) -> Any:
+    """A partition's start: ``starts[partition]``."""
+
+    async def start(topic: str, partition: int) -> int:
+        return starts[partition]
+
+    return start

@@ -45,12 +45,25 @@ def _positions(committed: int, log: range = range(LOG)) -> tuple[Positions, list
     return Positions(start, fetch), fetched
 
 
-def _decide(positions: Positions, batches: list[list[int]]) -> list[int]:
+def _bundle(offsets: list[int]) -> Any:
+    """The event of a bundle (faust_compat.Bundle): its records, its offset the last's."""
+    records = [_event(o).message for o in offsets]
+    message = SimpleNamespace(topic=TOPIC, partition=0, offset=offsets[-1], records=records)
+    return SimpleNamespace(message=message)
+
+
+def _events(offsets: list[int], bundle: int) -> list[Any]:
+    if bundle <= 1:
+        return [_event(o) for o in offsets]
+    return [_bundle(offsets[i : i + bundle]) for i in range(0, len(offsets), bundle)]
+
+
+def _decide(positions: Positions, batches: list[list[int]], bundle: int = 1) -> list[int]:
     decided: list[int] = []
 
     async def run() -> None:
         for offsets in batches:
-            batch = await positions.inputs([_event(o) for o in offsets])
+            batch = await positions.inputs(_events(offsets, bundle))
             decided.extend(i.offset for i in batch.inputs)
             assert all(i.value == f"v{i.offset}".encode() for i in batch.inputs)
             positions.made_durable(batch)
@@ -102,8 +115,19 @@ def test_a_forgotten_partition_starts_again_from_the_group_commit() -> None:
     assert _decide(positions, [[3, 4, 5, 6]]) == [3, 4, 5, 6]
 
 
+def test_a_bundles_records_are_taken_one_by_one() -> None:
+    """A bundle's records repeated, skipped and read back as single records are."""
+    positions, fetched = _positions(committed=10)
+    decided = _decide(positions, [[8, 9, 10, 11], [11, 14, 15], [15, 16]], bundle=3)
+    assert decided == [10, 11, 12, 13, 14, 15, 16]
+    assert fetched == [(12, 14)]
+    assert positions.read_back == 2 and positions.repeated == 4
+    assert positions.commit_offset(TOPIC, 0) == 17
+
+
 @settings(max_examples=200, deadline=None)
 @given(
+    bundle=st.integers(1, 5),
     committed=st.integers(0, 20),
     deliveries=st.lists(
         st.lists(st.integers(0, LOG - 1), min_size=1, max_size=12).map(sorted),
@@ -112,13 +136,13 @@ def test_a_forgotten_partition_starts_again_from_the_group_commit() -> None:
     ),
 )
 def test_whatever_is_delivered_each_offset_is_decided_once_in_order(
-    committed: int, deliveries: list[list[int]]
+    bundle: int, committed: int, deliveries: list[list[int]]
 ) -> None:
-    """Deliveries that skip, repeat and rewind: the decided offsets are exactly the run
-    from the committed offset to the highest delivered, and the commit never passes an
-    offset that was not decided."""
+    """Deliveries that skip, repeat and rewind, record by record or in bundles: the decided
+    offsets are exactly the run from the committed offset to the highest delivered, and the
+    commit never passes an offset that was not decided."""
     positions, _ = _positions(committed)
-    decided = _decide(positions, deliveries)
+    decided = _decide(positions, deliveries, bundle)
     highest = max(o for batch in deliveries for o in batch)
     assert decided == list(range(committed, highest + 1))
     expected_commit = highest + 1 if highest >= committed else None
