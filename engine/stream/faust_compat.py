@@ -39,6 +39,8 @@ from faust.types.tuples import ConsumerMessage
 
 from .positions import Positions
 
+log = logging.getLogger("rating-engine")
+
 SUPPORTED = ((0, 15, 3), (0, 15, 4))
 """faust-streaming versions the overrides hold for: from the first, up to (excluding) the
 second. The same range as pyproject.toml's: 0.15.3, the locked version, is the one the
@@ -182,10 +184,13 @@ class ExactConsumer(kafka_driver.Consumer):
         without its work per record for a bundled topic."""
         records, active = await self._wait_next_records(1.0)
         generation = self.app.consumer_generation_id
-        if not records or self.should_stop:
+        if records is None or self.should_stop:
             return
         if not self.flow_active:  # stopped while fetching: back to the committed offsets
-            await self.perform_seek()
+            try:
+                await self.perform_seek()
+            except Exception as exc:  # as Faust's getmany: the next fetch tries again
+                log.warning("seeking back to the committed offsets failed: %r", exc)
             return
         bundled: Mapping[str, int] = getattr(self.app, "bundled", {})
         others = {}

@@ -225,6 +225,36 @@ def test_records_fetched_before_a_rebalance_are_not_handed_over(tmp_path: Path) 
     in_loop(scenario, tmp_path)
 
 
+def test_a_fetch_that_ends_with_the_flow_stopped_seeks_back_and_hands_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As Faust's ``getmany``: the flow stopped during the fetch (a rebalance), so its
+    records are dropped and the consumer seeks back to the committed offsets; a seek that
+    fails is logged and the next fetch goes on."""
+
+    async def scenario(app: RatingApp) -> None:
+        app.bundled = {"raw": 10}
+        consumer: Any = app.consumer
+        seeks: list[str] = []
+
+        async def perform_seek() -> None:
+            seeks.append("seek")
+            if len(seeks) == 1:
+                raise RuntimeError("broker away")
+
+        consumer.perform_seek = perform_seek
+        consumer.flow_active = False
+        fetch = {TP("raw", 0): [_record("raw", 0, 0)]}
+        handed = await _drain(consumer, [fetch, {}])
+        assert handed == [] and seeks == ["seek", "seek"]
+
+    with caplog.at_level(logging.WARNING, logger="rating-engine"):
+        in_loop(scenario, tmp_path)
+    assert "seeking back to the committed offsets failed: RuntimeError('broker away')" in (
+        caplog.text
+    )
+
+
 def test_the_monitor_sensor_is_not_installed(tmp_path: Path) -> None:
     async def scenario(app: RatingApp) -> None:
         list(app.on_init_dependencies())
