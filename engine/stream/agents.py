@@ -125,19 +125,16 @@ class Topology:
     def _wire(self, app: RatingApp, settings: WorkerSettings, topics: Topics) -> None:
         """Topics → agents and timers, and the rebalance callbacks."""
 
-        def topic(*names: str) -> faust.TopicT:
-            return app.topic(*names, schema=RawSchema())
+        def topic(*names: str, maxsize: int | None = None) -> faust.TopicT:
+            return app.topic(*names, schema=RawSchema(), maxsize=maxsize)
 
         # cdr.raw reaches enrich in bundles of a partition's records (faust_compat.Bundle):
         # a batch is then at most batch_size records, and the stream's queue holds at most
         # as many records as any other stream's.
         self.bundle = min(BUNDLE_MAX, settings.batch_size)
         app.bundled = {topics.cdr_raw.name: self.bundle}
-        self.raw = app.topic(
-            topics.cdr_raw.name,
-            schema=RawSchema(),
-            maxsize=max(1, app.conf.stream_buffer_maxsize // self.bundle),
-        )
+        maxsize = max(1, app.conf.stream_buffer_maxsize // self.bundle)
+        self.raw = topic(topics.cdr_raw.name, maxsize=maxsize)
         self.inputs = topic(topics.cdr_by_wallet.name, topics.wallet_commands.name)
         app.agent(self.raw, name="enrich")(stop_process_on_error(self.enrich))
         app.agent(self.inputs, name="rate")(stop_process_on_error(self.rate))
