@@ -35,10 +35,10 @@ from .codec import Rejected, encode, raw_fields
 from .domain import ApplyCharge, Catalog, Cdr, Command, Event, WalletState, step
 from .domain.commands import AdoptCatalog, OpenWallet
 from .domain.decision import NOWHERE, Decision, Origin, decision
-from .domain.events import NETWORK_ACTIONS
+from .domain.events import NETWORK_ACTIONS, UsageRated
 from .domain.limits import admit
 from .domain.refusal import Refused
-from .domain.routing import Routes, routed_charges, wallet_of
+from .domain.routing import Routes, routed_charge, wallet_of
 
 __all__ = [
     "CATALOG_ROUTES",
@@ -142,9 +142,15 @@ NO_FOLLOW_UPS = FollowUps((), ())
 
 def follow_ups(decision: Decision) -> FollowUps:
     """What ``decision`` asks of others, in the order of its events."""
-    actions = tuple(e for e in decision.events if isinstance(e, NETWORK_ACTIONS))
-    charges = tuple(routed_charges(decision.events))
-    return FollowUps(actions, charges) if actions or charges else NO_FOLLOW_UPS
+    # One plain loop: it runs for every decision, and most hold one UsageRated paid here.
+    actions: list[Event] = []
+    charges: list[ApplyCharge] = []
+    for e in decision.events:
+        if isinstance(e, NETWORK_ACTIONS):
+            actions.append(e)
+        elif isinstance(e, UsageRated) and (charge := routed_charge(e)) is not None:
+            charges.append(charge)
+    return FollowUps(tuple(actions), tuple(charges)) if actions or charges else NO_FOLLOW_UPS
 
 
 def refused(refusal: Refused, origin: str, wallet_id: str, item: Cdr | Command) -> Rejected:
