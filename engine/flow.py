@@ -122,11 +122,13 @@ def decide(
     catalog: Catalog,
     origin: Origin = NOWHERE,
     revision: int = 0,
+    admitted: int | None = None,
 ) -> tuple[Decision, WalletState]:
     """The decision of ``wallet_id`` (in ``state``) on an admitted input with ``catalog``
     (revision ``revision``), and the state it leads to. A decision may hold no event (a
-    retried command, a tick with nothing due)."""
-    events, after = step(state, item, catalog)
+    retried command, a tick with nothing due). ``admitted``: what ``admit`` returned for
+    it, when the caller asked (``wallet.step``)."""
+    events, after = step(state, item, catalog, admitted)
     return decision(wallet_id, item, events, origin, revision), after
 
 
@@ -194,10 +196,10 @@ def run(
     state = state_of(target)
     revision, catalog = pick(revisions, state, item)
     try:
-        admit(catalog, target, item, opened=state.terms is not None)
+        ts = admit(catalog, target, item, opened=state.terms is not None)
     except Refused as refusal:
         return refused(refusal, "", target, item)
-    first, states[target] = decide(state, target, item, catalog, NOWHERE, revision)
+    first, states[target] = decide(state, target, item, catalog, NOWHERE, revision, ts)
     decisions = [first]
     for charge in follow_ups(first).charges:
         payer = charge.wallet_id
