@@ -262,11 +262,7 @@ class Topology:
             self.positions.made_durable(Batch(batch.inputs, ends))
             # The others start again from the group's commit if they come back here.
             owner.restart([tp for tp in batch.ends if tp not in ends])
-            now = time.time()
-            metrics.ingest_latency.observe_many(max(0.0, now - ms / 1000) for ms, _ in timings)
-            metrics.cdr_age.observe_many(
-                max(0.0, now - cdr.started_at.timestamp()) for _, cdr in timings
-            )
+            self.rater.observe(timings, time.time())
             self.vitals.count(counts)
             self.vitals.observe_lag(batch.ends)
             metrics.suspended.set(processor.suspended())

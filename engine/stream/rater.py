@@ -115,6 +115,15 @@ class Rater:
                 continue
             self._decide(out, partition, wallet, cdr, origin, counts)
 
+    def observe(self, timings: list[tuple[int, Cdr]], now: float) -> None:
+        """The latency histograms of a batch's CDRs (``answer``'s ``timings``), once their
+        decisions are durable at ``now`` (epoch seconds)."""
+        metrics = self.metrics
+        metrics.ingest_latency.observe_many(max(0.0, now - ms / 1000) for ms, _ in timings)
+        metrics.cdr_age.observe_many(
+            max(0.0, now - cdr.started_at.timestamp()) for _, cdr in timings
+        )
+
     def _decide(
         self,
         out: PartitionWriter,
