@@ -5,12 +5,17 @@ figures say where the time goes, then the floor (floor.py) on the same lines: th
 between the two is the figure to compare across machines. Both run with CPython's collector
 settings, then again with the worker's (``RATING_GC_THRESHOLD``'s default and a frozen heap);
 each by the wall clock and by CPU time (steadier when other work shares the machine).
-Usage: ``python benchmarks/rate_core.py [--cdrs N]``.
+Last, the rate agent's own path in this process, without Kafka: the same lines grouped as
+enrich writes them to ``cdr.by-wallet``, each record answered by the worker's ``Rater``
+(decode, dedup by origin, the processor, the decision encoded, follow-ups, the latency
+histograms) into a transaction kept in memory: what the worker's event loop spends per CDR
+besides its Kafka clients. Usage: ``python benchmarks/rate_core.py [--cdrs N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import gc
 import time
 from pathlib import Path
@@ -19,12 +24,18 @@ from _common import environment, save, table
 from floor import measure_both, wallets_by_iccid
 
 from engine.catalog import load_catalog
-from engine.codec import Rejected, decode_cdr, encode
+from engine.codec import Rejected, decode_cdr, encode, internal_error
 from engine.domain import Catalog, Cdr, WalletState, initial_state, step
 from engine.domain.routing import wallet_of
 from engine.offline.generate import generate_cdrs
 from engine.stream.garbage import parse_threshold
+from engine.stream.metrics import Metrics
+from engine.stream.positions import Record
+from engine.stream.processor import RatingProcessor
+from engine.stream.rater import Rater
+from engine.stream.routed import RoutedGroup, partition_of
 from engine.stream.settings import GC_THRESHOLD
+from engine.stream.topics import Topics, load_topics
 
 CATALOG = Path(__file__).parent.parent / "examples" / "catalog.yaml"
 
@@ -34,6 +45,9 @@ def main() -> None:
     parser.add_argument("--cdrs", type=int, default=1_000_000)
     parser.add_argument("--sims", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--agent-cdrs", type=int, default=200_000, help="CDRs through the rate agent's path"
+    )
     args = parser.parse_args()
 
     catalog = load_catalog(CATALOG)
@@ -82,6 +96,7 @@ def main() -> None:
     try:
         t_worker_gc, cpu_worker_gc = whole_path(catalog, lines)
         floor_worker_gc, floor_cpu_worker_gc = measure_both(lines, wallets)
+        agent_cpu = rate_agent(catalog, lines[: args.agent_cdrs])
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
@@ -106,6 +121,9 @@ def main() -> None:
     rows.append(("with the worker's GC: floor (lines/s)", f"{floor_worker_gc:,.0f}"))
     rows.append(("with the worker's GC: ratio", f"{n / t_worker_gc / floor_worker_gc:.3f}"))
     rows.append(("with the worker's GC, by CPU time: ratio", f"{cpu_ratio_worker_gc:.3f}"))
+    core_us = cpu_worker_gc / n * 1e6
+    rows.append(("  the same, CPU per CDR (µs)", f"{core_us:.2f}"))
+    rows.append(("rate agent in process, CPU per CDR (µs)", f"{agent_cpu * 1e6:.2f}"))
     print(table(rows, f"rate_core: {n:,} CDRs, {args.sims:,} SIMs, one core"))
     env = environment()
     print("  ".join(f"{k}={v}" for k, v in env.items()))
@@ -129,6 +147,11 @@ def main() -> None:
                 "floor_lines_per_second": round(floor_worker_gc),
                 "ratio_to_floor": round(n / t_worker_gc / floor_worker_gc, 4),
                 "ratio_to_floor_by_cpu_time": round(cpu_ratio_worker_gc, 4),
+                "cpu_us_per_cdr": round(core_us, 2),
+            },
+            "rate_agent": {
+                "cdrs": min(n, args.agent_cdrs),
+                "cpu_us_per_cdr": round(agent_cpu * 1e6, 2),
             },
             "environment": env,
         },
@@ -154,6 +177,70 @@ def whole_path(catalog: Catalog, lines: list[bytes]) -> tuple[float, float]:
         for e in events:
             encode(e)
     return time.perf_counter() - t0, time.process_time() - c0
+
+
+class MemoryWriter:
+    """A wallet partition's transaction kept in memory: what the rater produces into it."""
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.last_decision = ""
+
+    def produce(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> None:
+        self.records += 1
+
+
+def routed_records(catalog: Catalog, lines: list[bytes], names: Topics) -> list[Record]:
+    """``lines`` as enrich writes them to ``cdr.by-wallet``: per batch of 200 ``cdr.raw``
+    records (one partition), one record per wallet partition."""
+    topic, partitions = names.cdr_by_wallet.name, names.cdr_by_wallet.partitions
+    records: list[Record] = []
+    for start in range(0, len(lines), 200):
+        groups: dict[int, RoutedGroup] = {}
+        for offset, line in enumerate(lines[start : start + 200], start):
+            cdr = decode_cdr(line)
+            wallet = wallet_of(catalog, {}, cdr.iccid, 0) if isinstance(cdr, Cdr) else None
+            if wallet is None:
+                continue
+            home = partition_of(wallet.encode(), partitions)
+            groups.setdefault(home, RoutedGroup(0)).add(wallet, offset, 0, line)
+        for home, group in groups.items():
+            records.append(Record(topic, home, len(records), None, group.encode(), 0.0, None))
+    return records
+
+
+def rate_agent(catalog: Catalog, lines: list[bytes]) -> float:
+    """CPU seconds per CDR of the rate agent's path, as the worker runs it, in process."""
+    names = load_topics()
+    records = routed_records(catalog, lines, names)
+    homes = {r.partition for r in records}
+    processor = RatingProcessor(catalog)
+    for partition in homes:
+        processor.recover(partition, [])
+    rater = Rater(
+        names,
+        processor,
+        Metrics(),
+        lambda wallet: partition_of(wallet.encode(), names.cdr_by_wallet.partitions),
+        lambda out, rejected, key: out.produce(names.cdr_rejected.name, key, encode(rejected)),
+        lambda stage, exc, where, raw: internal_error(exc, where, raw),
+    )
+    writers = {partition: MemoryWriter() for partition in homes}
+    counts: collections.Counter[str] = collections.Counter()
+    timings: list[tuple[int, Cdr]] = []
+    c0 = time.process_time()
+    for record in records:
+        rater.answer(writers[record.partition], record, counts, timings)  # type: ignore[arg-type]
+        if len(timings) >= 1000:  # a batch's latencies, as the agent observes them
+            rater.observe(timings, 0.0)
+            timings.clear()
+    cpu = time.process_time() - c0
+    decided = sum(1 for line in lines if isinstance(decode_cdr(line), Cdr))
+    if counts["decisions"] != decided:
+        raise SystemExit(f"rate agent: {counts['decisions']} decisions for {decided} CDRs")
+    return cpu / decided
 
 
 if __name__ == "__main__":

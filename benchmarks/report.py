@@ -235,6 +235,15 @@ def stages(found: Results) -> list[str]:
             if stage != "total"
         )
         lines.append(f"- `rate_core`, µs per CDR by stage: {split}")
+        core, agent = (
+            _get(r, "worker_gc", "cpu_us_per_cdr"),
+            _get(r, "rate_agent", "cpu_us_per_cdr"),
+        )
+        if core is not None and agent is not None:
+            lines.append(
+                f"- `rate_core`, CPU per CDR with the worker's collector: the core's whole "
+                f"path {core:.2f} µs; the rate agent's path in process (no Kafka) {agent:.2f} µs"
+            )
     s = found.get("stream")
     if s is not None:
         share = _get(s, "throughput", "gc_pauses")

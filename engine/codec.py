@@ -280,7 +280,7 @@ def _checked(c: _Unchecked) -> Cdr | None:
     return None
 
 
-def _typed_cdr(raw: bytes) -> Cdr:
+def typed_cdr(raw: bytes) -> Cdr:
     """Exactly what ``Cdr``'s own decoder makes of ``raw``: the record, or its error raised.
 
     The record is decoded without its string constraints first and tested by plain string
@@ -302,7 +302,7 @@ def decode_cdr(raw: bytes, origin: str = "") -> Cdr | Rejected:
         if screened is not None:
             return screened
     try:
-        cdr = _typed_cdr(raw)
+        cdr = typed_cdr(raw)
     except msgspec.MsgspecError as exc:
         return Rejected(_reason(exc), str(exc), origin, **raw_fields(raw))
     if cdr.volume < 0:
@@ -340,7 +340,7 @@ def decode_event(raw: bytes) -> Event:
 
 def decode_input(key: str, raw: bytes) -> Cdr | Command:
     """An input as the event store keeps it: its key (``cdr:`` or ``cmd:``) says which."""
-    return _typed_cdr(raw) if is_cdr(key) else _command_decoder.decode(raw)
+    return typed_cdr(raw) if is_cdr(key) else _command_decoder.decode(raw)
 
 
 def encode(obj: Any) -> bytes:

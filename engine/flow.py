@@ -35,10 +35,10 @@ from .codec import Rejected, encode, raw_fields
 from .domain import ApplyCharge, Catalog, Cdr, Command, Event, WalletState, step
 from .domain.commands import AdoptCatalog, OpenWallet
 from .domain.decision import NOWHERE, Decision, Origin, decision
-from .domain.events import NETWORK_ACTIONS
+from .domain.events import NETWORK_ACTIONS, UsageRated
 from .domain.limits import admit
 from .domain.refusal import Refused
-from .domain.routing import Routes, routed_charges, wallet_of
+from .domain.routing import Routes, routed_charge, wallet_of
 
 __all__ = [
     "CATALOG_ROUTES",
@@ -122,11 +122,13 @@ def decide(
     catalog: Catalog,
     origin: Origin = NOWHERE,
     revision: int = 0,
+    admitted: int | None = None,
 ) -> tuple[Decision, WalletState]:
     """The decision of ``wallet_id`` (in ``state``) on an admitted input with ``catalog``
     (revision ``revision``), and the state it leads to. A decision may hold no event (a
-    retried command, a tick with nothing due)."""
-    events, after = step(state, item, catalog)
+    retried command, a tick with nothing due). ``admitted``: what ``admit`` returned for
+    it, when the caller asked (``wallet.step``)."""
+    events, after = step(state, item, catalog, admitted)
     return decision(wallet_id, item, events, origin, revision), after
 
 
@@ -142,9 +144,15 @@ NO_FOLLOW_UPS = FollowUps((), ())
 
 def follow_ups(decision: Decision) -> FollowUps:
     """What ``decision`` asks of others, in the order of its events."""
-    actions = tuple(e for e in decision.events if isinstance(e, NETWORK_ACTIONS))
-    charges = tuple(routed_charges(decision.events))
-    return FollowUps(actions, charges) if actions or charges else NO_FOLLOW_UPS
+    # One plain loop: it runs for every decision, and most hold one UsageRated paid here.
+    actions: list[Event] = []
+    charges: list[ApplyCharge] = []
+    for e in decision.events:
+        if isinstance(e, NETWORK_ACTIONS):
+            actions.append(e)
+        elif isinstance(e, UsageRated) and (charge := routed_charge(e)) is not None:
+            charges.append(charge)
+    return FollowUps(tuple(actions), tuple(charges)) if actions or charges else NO_FOLLOW_UPS
 
 
 def refused(refusal: Refused, origin: str, wallet_id: str, item: Cdr | Command) -> Rejected:
@@ -188,10 +196,10 @@ def run(
     state = state_of(target)
     revision, catalog = pick(revisions, state, item)
     try:
-        admit(catalog, target, item, opened=state.terms is not None)
+        ts = admit(catalog, target, item, opened=state.terms is not None)
     except Refused as refusal:
         return refused(refusal, "", target, item)
-    first, states[target] = decide(state, target, item, catalog, NOWHERE, revision)
+    first, states[target] = decide(state, target, item, catalog, NOWHERE, revision, ts)
     decisions = [first]
     for charge in follow_ups(first).charges:
         payer = charge.wallet_id

@@ -29,7 +29,8 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
             "cdrs_per_second": 60_000,
             "floor_lines_per_second": 600_000,
             "ratio_to_floor": 0.1,
-            "worker_gc": {"ratio_to_floor": 0.31},
+            "worker_gc": {"ratio_to_floor": 0.31, "cpu_us_per_cdr": 14.5},
+            "rate_agent": {"cdrs": 200_000, "cpu_us_per_cdr": 21.25},
             "seconds": {"decode": 0.6, "decide+evolve": 3.6, "total": 4.5},
         },
     )
@@ -96,6 +97,10 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
     assert row("`million`, 1,000,000 SIMs, by commands").endswith("not reached |")
     assert row("`projections`").startswith("| `projections` (rebuild) | not run")
     assert "- `rate_core`, µs per CDR by stage: decode 2.00, decide+evolve 12.00" in lines
+    assert (
+        "- `rate_core`, CPU per CDR with the worker's collector: the core's whole path 14.50 µs; "
+        "the rate agent's path in process (no Kafka) 21.25 µs"
+    ) in lines
     assert "- `stream.json`: revision abc1234, load 0.5 0.7 0.9" in lines
     assert row("`catalog_memory`, 4 revisions of 1,000,000 SIMs").endswith(
         "RSS with the newest built 837 MiB, every one built 1,410 MiB, built one by one and "

@@ -128,17 +128,25 @@ def with_routes(routes: dict[str, dict[str, SimRoute]], new: Iterable[SimRoute])
 
 
 def routed_charges(events: list[Event] | tuple[Event, ...]) -> Iterator[ApplyCharge]:
-    """Charges a decision routes to another wallet (split billing), as commands to it.
+    """Charges a decision routes to another wallet (split billing), as commands to it."""
+    for e in events:
+        if isinstance(e, UsageRated) and (charge := routed_charge(e)) is not None:
+            yield charge
+
+
+def routed_charge(e: UsageRated) -> ApplyCharge | None:
+    """The charge ``e`` routes to its payer, or ``None`` when its own wallet pays (or it
+    costs nothing).
 
     The command id derives from the event, so sending it twice debits the payer once.
     """
-    for e in events:
-        if isinstance(e, UsageRated) and e.payer != e.wallet_id and e.amount:
-            yield ApplyCharge(
-                command_id=routed_command_id(e.id),
-                wallet_id=e.payer,
-                at=e.at,
-                source_wallet=e.wallet_id,
-                cdr_id=e.cdr_id,
-                amount=e.amount,
-            )
+    if e.payer == e.wallet_id or not e.amount:
+        return None
+    return ApplyCharge(
+        command_id=routed_command_id(e.id),
+        wallet_id=e.payer,
+        at=e.at,
+        source_wallet=e.wallet_id,
+        cdr_id=e.cdr_id,
+        amount=e.amount,
+    )

@@ -31,13 +31,19 @@ from .usage import decide_cdr
 __all__ = ["decide", "step"]
 
 
-def step(state: WalletState, item: Input, catalog: Catalog) -> tuple[list[Event], WalletState]:
-    """Decide on ``item`` and return the events with the state they lead to."""
+def step(
+    state: WalletState, item: Input, catalog: Catalog, admitted: int | None = None
+) -> tuple[list[Event], WalletState]:
+    """Decide on ``item`` and return the events with the state they lead to.
+
+    ``admitted``: the instant ``limits.admit`` returned for ``item`` when the caller has
+    admitted it already (``flow`` does, before it touches a wallet), so it is not worked
+    out twice; the same admission with ``opened`` set could not refuse it."""
     wallet = catalog.wallets.get(state.wallet_id)
     try:
         if wallet is None:
             wallet = _unlisted(state, item)
-        ts = admit(catalog, state.wallet_id, item, opened=True)
+        ts = admit(catalog, state.wallet_id, item, opened=True) if admitted is None else admitted
         if state.closed:
             if isinstance(item, CloseWallet | Tick):
                 return [], state

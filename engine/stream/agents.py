@@ -262,10 +262,7 @@ class Topology:
             self.positions.made_durable(Batch(batch.inputs, ends))
             # The others start again from the group's commit if they come back here.
             owner.restart([tp for tp in batch.ends if tp not in ends])
-            now = time.time()
-            for ingested, cdr in timings:
-                metrics.ingest_latency.observe(max(0.0, now - ingested / 1000))
-                metrics.cdr_age.observe(max(0.0, now - cdr.started_at.timestamp()))
+            self.rater.observe(timings, time.time())
             self.vitals.count(counts)
             self.vitals.observe_lag(batch.ends)
             metrics.suspended.set(processor.suspended())

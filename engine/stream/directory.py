@@ -60,8 +60,9 @@ def entry_value(entry: Entry) -> bytes:
     return _encode(entry)
 
 
-DIRECTORY_EVENTS = (*MOVES, WalletOpened, WalletClosed)
-"""The events after which a decision may change the directory (`entries_after`)."""
+DIRECTORY_EVENTS = frozenset((*MOVES, WalletOpened, WalletClosed))
+"""The event types after which a decision may change the directory (`entries_after`); a
+set of exact types (no event type derives from another), asked once per decision."""
 
 
 def entries_after(

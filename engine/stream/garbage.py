@@ -30,6 +30,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .buckets import cumulative
 from .memory import release_free_memory
 
 PAUSE_BUCKETS = (
@@ -93,12 +94,8 @@ class GcPauses(Collector):
             labels=["generation"],
         )
         for generation in range(GENERATIONS):
-            counts, total = self.counts[generation], 0
-            buckets = []
-            for bound, count in zip((*PAUSE_BUCKETS, float("inf")), counts, strict=True):
-                total += count
-                buckets.append(("+Inf" if bound == float("inf") else str(bound), total))
             label = [str(generation)]
+            buckets = cumulative(PAUSE_BUCKETS, self.counts[generation])
             pauses.add_metric(label, buckets, sum_value=self.sums[generation])
             longest.add_metric(label, self.longest[generation])
         yield pauses

@@ -7,8 +7,9 @@ they are declared once, in this module, with their help text.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from .buckets import BatchHistogram
 from .garbage import GcPauses
 from .health import Health, HealthServer, serve
 from .outage import RetryMetrics
@@ -89,18 +90,19 @@ class Metrics:
             ["stage"],
             registry=r,
         )
-        self.ingest_latency = Histogram(
+        # Observed once per batch, a value per CDR (buckets.py).
+        self.ingest_latency = BatchHistogram(
             "rating_ingest_latency_seconds",
             "From a CDR's arrival on cdr.raw to its decision being acknowledged by Kafka.",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
         )
-        self.cdr_age = Histogram(
+        self.cdr_age = BatchHistogram(
             "rating_cdr_age_seconds",
             "From a CDR's own start time to its decision being acknowledged by Kafka.",
-            buckets=AGE_BUCKETS,
-            registry=r,
+            AGE_BUCKETS,
         )
+        r.register(self.ingest_latency)
+        r.register(self.cdr_age)
         self.suspended = Gauge(
             "rating_wallets_suspended",
             "Wallets of this worker's partitions now suspended.",

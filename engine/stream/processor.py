@@ -244,7 +244,9 @@ class RatingProcessor:
             if found is not None:
                 self._known[wanted] = found
             revision, catalog = pick(self._known, state, item)
-        admit(catalog, wallet_id, item, opened=state.terms is not None)
-        made, part.wallets[wallet_id] = decide(state, wallet_id, item, catalog, origin, revision)
+        ts = admit(catalog, wallet_id, item, opened=state.terms is not None)
+        made, part.wallets[wallet_id] = decide(
+            state, wallet_id, item, catalog, origin, revision, ts
+        )
         part.mark(topic, origin_partition, offset)
         return made if made.events else None

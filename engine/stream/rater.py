@@ -110,10 +110,19 @@ class Rater:
             timings.append((ingested, cdr))
             origin = Origin(raw_topic, raw_partition, offset)
             if self._home(wallet) != partition:
-                where = f"{raw_topic}/{raw_partition}@{offset}"
-                self._reject(out, wrong_partition(msg.key, wallet, where, encode(cdr)), msg.key)
+                wrong = wrong_partition(msg.key, wallet, _where(origin), encode(cdr))
+                self._reject(out, wrong, msg.key)
                 continue
             self._decide(out, partition, wallet, cdr, origin, counts)
+
+    def observe(self, timings: list[tuple[int, Cdr]], now: float) -> None:
+        """The latency histograms of a batch's CDRs (``answer``'s ``timings``), once their
+        decisions are durable at ``now`` (epoch seconds)."""
+        metrics = self.metrics
+        metrics.ingest_latency.observe_many(max(0.0, now - ms / 1000) for ms, _ in timings)
+        metrics.cdr_age.observe_many(
+            max(0.0, now - cdr.started_at.timestamp()) for _, cdr in timings
+        )
 
     def _decide(
         self,
@@ -135,18 +144,18 @@ class Rater:
         if processor.already_decided(partition, origin):
             counts["skipped"] += 1
             return
-        where = "{}/{}@{}".format(*origin)
         try:
             decision = processor.decide(partition, wallet, item, origin)
         except Refused as refusal:
-            self._reject(out, refused(refusal, where, wallet, item), _key(item))
+            self._reject(out, refused(refusal, _where(origin), wallet, item), _key(item))
             return
         except MissingRevision as exc:
             missing = Refused("unknown_revision", str(exc))
-            self._reject(out, refused(missing, where, wallet, item), _key(item))
+            self._reject(out, refused(missing, _where(origin), wallet, item), _key(item))
             return
         except Exception as exc:
-            bad = self._failed("decide", exc, where, raw if raw is not None else encode(item))
+            raw = raw if raw is not None else encode(item)
+            bad = self._failed("decide", exc, _where(origin), raw)
             self._reject(out, msgspec.structs.replace(bad, wallet_id=wallet), _key(item))
             return
         if decision is None:
@@ -170,7 +179,7 @@ class Rater:
 
     def _directory(self, out: PartitionWriter, partition: int, decision: Decision) -> None:
         """The directory entries the decision changed, in its transaction (directory.py)."""
-        if not any(isinstance(e, DIRECTORY_EVENTS) for e in decision.events):
+        if DIRECTORY_EVENTS.isdisjoint(map(type, decision.events)):
             return  # most decisions: usage rated, money moved
         state = self.processor.partitions[partition].wallets[decision.wallet_id]
         catalog = catalog_at(self.processor.revisions, state.revision)
@@ -187,6 +196,12 @@ def wrong_partition(key: bytes | None, wallet: str, where: str, raw: bytes) -> R
     partition that does not own it."""
     detail = f"record keyed {key!r} is not on the partition that owns wallet {wallet!r}"
     return Rejected("wrong_partition", detail, where, wallet_id=wallet, **raw_fields(raw))
+
+
+def _where(origin: Origin) -> str:
+    """``cdr.raw/0@1234``: an input's origin as a rejection names it (only a rejection
+    needs it, so it is not built for each input)."""
+    return "{}/{}@{}".format(*origin)
 
 
 def _key(item: Cdr | Command) -> bytes | None:

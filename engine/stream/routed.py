@@ -16,6 +16,7 @@ from __future__ import annotations
 import msgspec
 from aiokafka.partitioner import murmur2
 
+from ..codec import typed_cdr
 from ..domain import Cdr
 
 MAX_RECORD_BYTES = 512 * 1024
@@ -43,8 +44,9 @@ class RoutedCdrs(msgspec.Struct, array_like=True, gc=False):
     cdrs: list[Cdr]
 
 
-class _RoutedOut(msgspec.Struct, array_like=True, gc=False):
-    """The writer's view of `RoutedCdrs`: the CDRs as their original JSON bytes."""
+class _RoutedRaw(msgspec.Struct, array_like=True, gc=False):
+    """`RoutedCdrs` with the CDRs as their original JSON bytes: what the writer encodes, and
+    what the reader decodes before it decodes each CDR as the codec does (``typed_cdr``)."""
 
     partition: int
     wallets: list[str]
@@ -54,7 +56,7 @@ class _RoutedOut(msgspec.Struct, array_like=True, gc=False):
 
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(RoutedCdrs)
+_decoder = msgspec.json.Decoder(_RoutedRaw)
 
 
 class RoutedGroup:
@@ -82,7 +84,7 @@ class RoutedGroup:
 
     def encode(self) -> bytes:
         return _encoder.encode(
-            _RoutedOut(self.partition, self.wallets, self.offsets, self.ingested, self.cdrs)
+            _RoutedRaw(self.partition, self.wallets, self.offsets, self.ingested, self.cdrs)
         )
 
 
@@ -93,4 +95,7 @@ def decode_routed(raw: bytes) -> RoutedCdrs:
     n = len(routed.cdrs)
     if not len(routed.wallets) == len(routed.offsets) == len(routed.ingested) == n:
         raise msgspec.ValidationError("wallets, offsets, ingested and cdrs differ in length")
-    return routed
+    # Each CDR by the codec's own decoder, not as a ``list[Cdr]`` field: that would check
+    # ``Cdr``'s patterns by regular expression, twice the cost of the whole decode here.
+    cdrs = [typed_cdr(cdr) for cdr in routed.cdrs]
+    return RoutedCdrs(routed.partition, routed.wallets, routed.offsets, routed.ingested, cdrs)

@@ -42,6 +42,8 @@ from engine.domain.events import (
     WalletResumed,
     WalletSuspended,
 )
+from engine.domain.limits import admit
+from engine.domain.refusal import Refused
 from engine.domain.sims import active_in
 from engine.domain.state import NEVER, WalletState
 
@@ -274,6 +276,26 @@ def test_state_is_the_fold_of_all_events_so_far(scenario: Scenario) -> None:
     # and replaying the stored (encoded, decoded) events gives the same state
     stored = msgspec.json.decode(encode(history), type=list[Event])
     assert fold(initial_state("w1"), stored) == state
+
+
+@FAST
+@given(scenario=scenarios())
+def test_an_input_admitted_by_the_caller_is_decided_as_step_alone_decides_it(
+    scenario: Scenario,
+) -> None:
+    # flow admits an input before it touches a wallet and hands step the instant it got;
+    # step then does not admit it again, and must decide exactly as if it had.
+    cat, items = scenario
+    alone = given_ts = initial_state("w1")
+    for item in items:
+        try:
+            ts = admit(cat, "w1", item, opened=given_ts.terms is not None)
+        except Refused:
+            continue  # flow rejects it before any wallet: step never sees it
+        expected, alone = step(alone, item, cat)
+        events, given_ts = step(given_ts, item, cat, ts)
+        assert encode(events) == encode(expected)
+        assert given_ts == alone
 
 
 # -- 2. determinism --------------------------------------------------------------------

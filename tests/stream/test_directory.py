@@ -11,9 +11,18 @@ from confluent_kafka import Producer
 
 from engine.catalog import load_catalog
 from engine.domain import WalletState
-from engine.domain.events import SimAttached, WalletClosed, WalletOpened, WalletTerms
+from engine.domain.events import (
+    EVENT_TYPES,
+    PlanChanged,
+    SimAttached,
+    SimDetached,
+    WalletClosed,
+    WalletOpened,
+    WalletTerms,
+)
 from engine.domain.routing import SimRoute
 from engine.stream.directory import (
+    DIRECTORY_EVENTS,
     Directory,
     Table,
     WalletEntry,
@@ -131,3 +140,13 @@ def test_a_directory_that_cannot_be_read_stops_the_start(tmp_path: Path) -> None
     directory = Directory("127.0.0.1:1", "absent.directory")
     with pytest.raises(StreamError, match=r"could not read absent\.directory"):
         directory.start(timeout=3)
+
+
+def test_the_directory_events_are_exact_types_no_event_type_derives_from_another() -> None:
+    # The rater asks whether a decision touches the directory by its events' exact types
+    # (a set lookup per decision), which is isinstance only while no event type has a
+    # subtype among the others.
+    for kind in EVENT_TYPES:
+        assert not [other for other in EVENT_TYPES if other is not kind and issubclass(other, kind)]
+    assert set(EVENT_TYPES) >= DIRECTORY_EVENTS
+    assert {SimAttached, SimDetached, PlanChanged, WalletOpened, WalletClosed} == DIRECTORY_EVENTS

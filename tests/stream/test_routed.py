@@ -50,6 +50,22 @@ def test_lists_that_do_not_line_up_are_refused() -> None:
         decode_routed(record)
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [("mcc", "2x2"), ("cdr_id", "c\x07"), ("iccid", ""), ("started_at", "2026-01-05T00:00:00")],
+)
+def test_a_cdr_that_breaks_a_constraint_of_cdr_is_refused(field: str, value: str) -> None:
+    # Each CDR is decoded by the codec's checks rather than Cdr's own field decoder: a
+    # record enrich did not write is held to Cdr's constraints all the same.
+    group = RoutedGroup(partition=0)
+    group.add("w1", 0, 0, encode(CDR))
+    group.add("w1", 1, 0, encode({**CDR, field: value}))
+    with pytest.raises(msgspec.ValidationError):
+        decode_routed(group.encode())
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(encode({**CDR, field: value}), type=Cdr)
+
+
 def test_a_wallets_partition_is_stable_and_in_range() -> None:
     keys = [f"w{i}".encode() for i in range(200)]
     found = [partition_of(k, 6) for k in keys]
