@@ -145,7 +145,7 @@ class Rater:
             counts["skipped"] += 1
             return
         try:
-            decision = processor.decide(partition, wallet, item, origin)
+            decision = processor.decide_new(partition, wallet, item, origin)
         except Refused as refusal:
             self._reject(out, refused(refusal, _where(origin), wallet, item), _key(item))
             return
