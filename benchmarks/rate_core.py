@@ -180,23 +180,25 @@ def whole_path(catalog: Catalog, lines: list[bytes]) -> tuple[float, float]:
 
 
 class MemoryWriter:
-    """A wallet partition's transaction kept in memory: what the rater produces into it."""
+    """A wallet partition's transaction kept in memory: what the rater produces into it is
+    counted, per topic."""
 
     def __init__(self) -> None:
-        self.records = 0
+        self.produced: collections.Counter[str] = collections.Counter()
         self.last_decision = ""
 
     def produce(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
     ) -> None:
-        self.records += 1
+        self.produced[topic] += 1
 
 
-def routed_records(catalog: Catalog, lines: list[bytes], names: Topics) -> list[Record]:
-    """``lines`` as enrich writes them to ``cdr.by-wallet``: per batch of 200 ``cdr.raw``
-    records (one partition), one record per wallet partition."""
+def routed_records(catalog: Catalog, lines: list[bytes], names: Topics) -> tuple[list[Record], int]:
+    """``lines`` as enrich writes them to ``cdr.by-wallet`` (per batch of 200 ``cdr.raw``
+    records of one partition, one record per wallet partition), and how many CDRs they hold."""
     topic, partitions = names.cdr_by_wallet.name, names.cdr_by_wallet.partitions
     records: list[Record] = []
+    routed = 0
     for start in range(0, len(lines), 200):
         groups: dict[int, RoutedGroup] = {}
         for offset, line in enumerate(lines[start : start + 200], start):
@@ -206,15 +208,16 @@ def routed_records(catalog: Catalog, lines: list[bytes], names: Topics) -> list[
                 continue
             home = partition_of(wallet.encode(), partitions)
             groups.setdefault(home, RoutedGroup(0)).add(wallet, offset, 0, line)
+            routed += 1
         for home, group in groups.items():
             records.append(Record(topic, home, len(records), None, group.encode(), 0.0, None))
-    return records
+    return records, routed
 
 
 def rate_agent(catalog: Catalog, lines: list[bytes]) -> float:
     """CPU seconds per CDR of the rate agent's path, as the worker runs it, in process."""
     names = load_topics()
-    records = routed_records(catalog, lines, names)
+    records, routed = routed_records(catalog, lines, names)
     homes = {r.partition for r in records}
     processor = RatingProcessor(catalog)
     for partition in homes:
@@ -237,10 +240,14 @@ def rate_agent(catalog: Catalog, lines: list[bytes]) -> float:
             rater.observe(timings, 0.0)
             timings.clear()
     cpu = time.process_time() - c0
-    decided = sum(1 for line in lines if isinstance(decode_cdr(line), Cdr))
-    if counts["decisions"] != decided:
-        raise SystemExit(f"rate agent: {counts['decisions']} decisions for {decided} CDRs")
-    return cpu / decided
+    # Every routed CDR decided, each decision on wallet.events: nothing skipped or lost.
+    produced = sum(w.produced[names.wallet_events.name] for w in writers.values())
+    if not counts["decisions"] == produced == routed:
+        raise SystemExit(
+            f"rate agent: {counts['decisions']} decisions, {produced} on "
+            f"{names.wallet_events.name}, for {routed} CDRs"
+        )
+    return cpu / routed
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ revision -> catalog; a wallet that adopted none is on the first, revision 1), an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -142,12 +142,12 @@ class FollowUps(NamedTuple):
 NO_FOLLOW_UPS = FollowUps((), ())
 
 
-def follow_ups(decision: Decision) -> FollowUps:
-    """What ``decision`` asks of others, in the order of its events."""
+def follow_ups(events: Sequence[Event]) -> FollowUps:
+    """What a decision's ``events`` ask of others, in their order."""
     # One plain loop: it runs for every decision, and most hold one UsageRated paid here.
     actions: list[Event] = []
     charges: list[ApplyCharge] = []
-    for e in decision.events:
+    for e in events:
         if isinstance(e, NETWORK_ACTIONS):
             actions.append(e)
         elif isinstance(e, UsageRated) and (charge := routed_charge(e)) is not None:
@@ -201,7 +201,7 @@ def run(
         return refused(refusal, "", target, item)
     first, states[target] = decide(state, target, item, catalog, NOWHERE, revision, ts)
     decisions = [first]
-    for charge in follow_ups(first).charges:
+    for charge in follow_ups(first.events).charges:
         payer = charge.wallet_id
         before = states.get(payer)
         before = before if before is not None else state_of(payer)

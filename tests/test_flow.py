@@ -89,7 +89,7 @@ def test_offline_and_stream_make_the_same_decisions() -> None:
             offline.item,
         )
         # the routed charge: decided at once offline, sent to the payer by the stream
-        charges = flow.follow_ups(streamed).charges
+        charges = flow.follow_ups(streamed.events).charges
         assert [d.item for d in pipeline.decided[1:]] == list(charges)
         pipeline.decided.clear()
     assert pipeline.states["w1"] == processor.partitions[0].wallets["w1"]
@@ -128,12 +128,12 @@ def test_follow_ups_are_network_actions_and_routed_charges() -> None:
         wallets=[wallet("w1", opening=[opening("1")], suspend_at=0)],
     )
     made, _ = flow.decide(initial_state("w1"), "w1", cdr("c1", 10 * MB), cat)
-    actions, charges = flow.follow_ups(made)
+    actions, charges = flow.follow_ups(made.events)
     assert [type(a) for a in actions] == [SimsBarred] and charges == ()
     routed, _ = flow.decide(
         initial_state("w1"), "w1", cdr("c2", 2 * MB, apn="corp.apn"), _split_catalog()
     )
-    actions, charges = flow.follow_ups(routed)
+    actions, charges = flow.follow_ups(routed.events)
     assert actions == ()
     assert [(c.wallet_id, c.amount) for c in charges] == [("corp", 1_000_000)]
     assert all(isinstance(c, ApplyCharge) for c in charges)

@@ -12,7 +12,7 @@ with the reason), or rejects it as ``unknown_sim`` when no wallet ever had the S
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
@@ -125,13 +125,6 @@ def with_routes(routes: dict[str, dict[str, SimRoute]], new: Iterable[SimRoute])
     """Record ``new`` routes in ``routes`` (each replaces its SIM and wallet's last)."""
     for route in new:
         routes.setdefault(route.iccid, {})[route.wallet] = route
-
-
-def routed_charges(events: list[Event] | tuple[Event, ...]) -> Iterator[ApplyCharge]:
-    """Charges a decision routes to another wallet (split billing), as commands to it."""
-    for e in events:
-        if isinstance(e, UsageRated) and (charge := routed_charge(e)) is not None:
-            yield charge
 
 
 def routed_charge(e: UsageRated) -> ApplyCharge | None:

@@ -107,7 +107,7 @@ def rate(d: Draft, cdr: Cdr, ts: int, found: Resolved) -> None:
     # counts as the pool's overage.
     per_cycle = pool is not None and pool.kind != "stacked"
     overage_pool = pool.id if per_cycle and pool and charged_volume and payer == wallet.id else None
-    # Routed usage is debited in the payer's wallet (``routing.routed_charges``), not here.
+    # Routed usage is debited in the payer's wallet (``routing.routed_charge``), not here.
     paid = settle(state, amount, ts) if payer == wallet.id else Settlement((), 0, 0, state.grants)
     event = UsageRated(
         d.next_id(),

@@ -32,6 +32,14 @@ class _Payer:
         self.last = last
 
 
+class ReadStream(msgspec.Struct, frozen=True):
+    """A wallet's events after position ``after``, decoded, with their positions."""
+
+    after: int
+    positions: list[int]
+    events: list[Event]
+
+
 class Tally:
     def __init__(self) -> None:
         self.wallets: dict[str, list[int]] = {}
@@ -112,37 +120,35 @@ class ShardReplay:
         self.decided: list[tuple[int, int, Decision]] = []
         self.commands = self.rejected = self.published = 0
 
-    def payer(
-        self,
-        wallet_id: str,
-        stored: list[Event] | None = None,
-        base: WalletSnapshot | None = None,
-    ) -> _Payer:
-        """The paying wallet as it stands, once per run: folded from ``stored`` (every event
-        after ``base``, or its whole stream, at hand), else from its latest store snapshot
-        and the events after it (the owner has the state when it decides, but the latest
-        instant is needed)."""
+    def payer(self, wallet_id: str, stored: ReadStream | None = None) -> _Payer:
+        """The paying wallet as it stands, once per run: its latest store snapshot and the
+        events after it, taken from ``stored`` (its events after some position, decoded,
+        which the caller has at hand) when they reach back that far, else read. In the
+        stream, only its latest instant is needed (the owner has the state it decides with)."""
         found = self.payers.get(wallet_id)
-        if found is None:
-            if stored is None and self.send is None:
+        if found is not None:
+            return found
+        base = self.store.latest_snapshot(wallet_id)
+        after = 0 if base is None else base.position
+        if stored is None or stored.after > after:
+            if self.send is None:
                 state, last, _ = wallet_state(self.store, wallet_id)
-            elif stored is None:  # only its latest instant: the rows say it, undecoded
-                state, base = initial_state(wallet_id), self.store.latest_snapshot(wallet_id)
-                rows = self.store.read_stream(wallet_id, 0 if base is None else base.position)
-                last = max(
-                    [r.at for r in rows] + ([base.last_at] if base and base.last_at else []),
-                    default=None,
-                )
-            else:
-                state = initial_state(wallet_id) if base is None else decode_state(base.state)
-                if self.send is None:
-                    for e in stored:
-                        state = evolve(state, e)
-                last = max(
-                    [e.at for e in stored] + ([base.last_at] if base and base.last_at else []),
-                    default=None,
-                )
-            found = self.payers[wallet_id] = _Payer(state, last)
+                found = self.payers[wallet_id] = _Payer(state, last)
+                return found
+            # only its latest instant: the rows say it, undecoded
+            rows = self.store.read_stream(wallet_id, after)
+            state, instants = initial_state(wallet_id), [r.at for r in rows]
+        else:
+            state = initial_state(wallet_id) if base is None else decode_state(base.state)
+            pairs = zip(stored.positions, stored.events, strict=True)
+            tail = [e for position, e in pairs if position > after]
+            if self.send is None:
+                for e in tail:
+                    state = evolve(state, e)
+            instants = [e.at for e in tail]
+        if base is not None and base.last_at is not None:
+            instants.append(base.last_at)
+        found = self.payers[wallet_id] = _Payer(state, max(instants, default=None))
         return found
 
     def rerate(self, wallet_id: str, base: WalletSnapshot | None = None) -> list[Event]:
@@ -173,8 +179,12 @@ class ShardReplay:
         if self.from_snapshots and start is not None:
             base = self.store.latest_snapshot(wallet_id, before=start)
         after = 0 if base is None else base.position
-        stored = [decode_event(r.payload) for r in self.store.read_stream(wallet_id, after)]
-        rated = [*stored, *self.foreign.get(wallet_id, ())]
+        rows = self.store.read_stream(wallet_id, after)
+        stored = ReadStream(
+            after, [r.position for r in rows], [decode_event(r.payload) for r in rows]
+        )
+        del rows
+        rated = [*stored.events, *self.foreign.get(wallet_id, ())]
         rerated = self.rerate(wallet_id, base)
         comparisons = compare(wallet_id, rated, rerated, self.label, start, end)
         position = 0
@@ -185,7 +195,7 @@ class ShardReplay:
                 position += 1
                 if cmd.wallet_id == wallet_id:
                     # folded now, while its events are at hand
-                    self.payer(wallet_id, stored, base)
+                    self.payer(wallet_id, stored)
 
     def settle(self, commands: Sequence[Tagged]) -> None:
         """Decide (offline) or send (stream) ``commands``, all paid by this job's wallets, in

@@ -231,10 +231,20 @@ class RatingProcessor:
         """The decision for one input, or ``None`` when it was already decided (a redelivery)
         or decided nothing (a tick with nothing due). Raises `Refused` for an input no wallet
         may take (admission), and `MissingRevision` for a revision not known here."""
+        if self.already_decided(partition, origin):
+            return None
+        return self.decide_new(partition, wallet_id, item, origin)
+
+    def decide_new(
+        self,
+        partition: int,
+        wallet_id: str,
+        item: Cdr | Command,
+        origin: Origin,
+    ) -> Decision | None:
+        """`decide` for an input the caller found not `already_decided`."""
         part = self.partitions[partition]
         topic, origin_partition, offset = origin
-        if part.seen(topic, origin_partition, offset):
-            return None
         state = part.wallets.get(wallet_id) or initial_state(wallet_id)
         try:
             revision, catalog = pick(self._known, state, item)

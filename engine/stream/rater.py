@@ -80,7 +80,8 @@ class Rater:
         partition, value = msg.partition, msg.value
         if msg.topic == commands_topic:
             self.metrics.commands.inc()
-            where = f"{commands_topic}/{partition}@{msg.offset}"
+            origin = Origin(commands_topic, partition, msg.offset)
+            where = _where(origin)
             try:
                 command = read_command(value, where)
             except Exception as exc:
@@ -92,13 +93,12 @@ class Rater:
             if isinstance(command, Rejected):
                 self._reject(out, command, msg.key)
                 return
-            origin = Origin(commands_topic, partition, msg.offset)
             self._decide(out, partition, command.wallet_id, command, origin, counts, value)
             return
         try:
             routed = decode_routed(value)
         except Exception as exc:  # enrich wrote it: only a foreign record fails here
-            where = f"{self.names.cdr_by_wallet.name}/{partition}@{msg.offset}"
+            where = _where(Origin(msg.topic, partition, msg.offset))
             detail = f"{type(exc).__name__}: {exc}"[:1000]
             bad = Rejected("malformed", detail, where, **raw_fields(value))
             self._reject(out, bad, msg.key)
@@ -145,7 +145,7 @@ class Rater:
             counts["skipped"] += 1
             return
         try:
-            decision = processor.decide(partition, wallet, item, origin)
+            decision = processor.decide_new(partition, wallet, item, origin)
         except Refused as refusal:
             self._reject(out, refused(refusal, _where(origin), wallet, item), _key(item))
             return
@@ -168,7 +168,7 @@ class Rater:
             counts[type(e).__name__] += 1
             if isinstance(e, CdrRejected):
                 counts["rejected:" + e.reason] += 1
-        actions, charges = follow_ups(decision)
+        actions, charges = follow_ups(decision.events)
         for action in actions:
             # In the decision's transaction: the action exists exactly when the decision
             # does (a consumer reading read_uncommitted may still see an aborted one).

@@ -30,8 +30,9 @@ def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-class RoutedCdrs(msgspec.Struct, array_like=True, gc=False):
-    """CDRs of one wallet partition from one ``cdr.raw`` partition, in offset order."""
+class RoutedCdrs(msgspec.Struct, gc=False):
+    """CDRs of one wallet partition from one ``cdr.raw`` partition, in offset order, as
+    `decode_routed` reads them (the record on the wire is `_RoutedRaw`)."""
 
     partition: int
     """The ``cdr.raw`` partition they came from."""
@@ -45,8 +46,8 @@ class RoutedCdrs(msgspec.Struct, array_like=True, gc=False):
 
 
 class _RoutedRaw(msgspec.Struct, array_like=True, gc=False):
-    """`RoutedCdrs` with the CDRs as their original JSON bytes: what the writer encodes, and
-    what the reader decodes before it decodes each CDR as the codec does (``typed_cdr``)."""
+    """A ``cdr.by-wallet`` record on the wire: `RoutedCdrs` with the CDRs as their original
+    JSON bytes, which the reader then decodes each as the codec does (``typed_cdr``)."""
 
     partition: int
     wallets: list[str]

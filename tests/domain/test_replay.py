@@ -28,9 +28,8 @@ from engine.domain.events import (
     WalletSuspended,
 )
 from engine.domain.replay import compare, corrected_key
-from engine.domain.routing import routed_charges
 from engine.domain.state import WalletState
-from engine.flow import route
+from engine.flow import follow_ups, route
 from engine.offline.pipeline import Pipeline
 
 from .builders import (
@@ -230,7 +229,7 @@ def _rated(
             continue
         assert isinstance(target, str)
         inputs.setdefault(target, []).append(item)
-        for charge in routed_charges(out):
+        for charge in follow_ups(out).charges:
             inputs.setdefault(charge.wallet_id, []).append(charge)
         for e in out:
             history.setdefault(e.wallet_id, []).append(e)

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from engine.domain.catalog import Filter
 from engine.domain.events import CdrRejected, Charged, UsageRated
 from engine.domain.evolve import fold
-from engine.domain.routing import routed_charges
 from engine.domain.state import initial_state
+from engine.flow import follow_ups
 from engine.offline.pipeline import Pipeline
 
 from .builders import MB, T0, catalog, cdr, of, one, opening, plan, rate, types, wallet
@@ -79,7 +79,7 @@ def test_a_retried_apply_charge_is_a_no_op_in_the_payer_wallet() -> None:
     pipeline = Pipeline(split_catalog())  # type: ignore[arg-type]
     events = pipeline.feed(cdr("c1", 5 * MB, apn="corp.apn"))
     assert isinstance(events, list)
-    (charge,) = routed_charges(events)
+    (charge,) = follow_ups(events).charges
     before = pipeline.states["corp"]
     # at-least-once delivery of the command is exact: the retry decides nothing at all
     retried = pipeline.feed(charge)

@@ -16,6 +16,7 @@ from engine.catalog import load_catalog
 from engine.codec import decode_event
 from engine.domain import WalletState, evolve, initial_state
 from engine.offline.replay import replay
+from engine.offline.replay_shard import ReadStream, ShardReplay
 from engine.states import decode_state, encode_state
 from engine.store import EventStore
 from engine.store.base import WalletSnapshot
@@ -92,6 +93,35 @@ def test_the_latest_snapshot_before_an_instant(store: EventStore, rated: Rated) 
             and older.last_at < newest.last_at
         )
     assert store.latest_snapshot("no-such-wallet") is None
+
+
+def test_a_replays_payer_starts_from_the_latest_snapshot_and_is_the_full_fold(
+    store: EventStore, rated: Rated, catalogs: tuple[Any, Any]
+) -> None:
+    """A wallet that pays its own adjustments is taken as its latest snapshot and the events
+    after it, from the events the replay already read: the state is its full fold, and its
+    latest instant the latest of its stream, however far back the events read reach."""
+    _, new = catalogs
+    half = len(rated.decisions) // 2
+    _append(store, rated, slice(None, half))
+    taken = take(store)
+    _append(store, rated, slice(half, None))
+    checked = 0
+    for w in store.wallets():
+        snap = store.latest_snapshot(w)
+        rows = store.read_stream(w)
+        tail = [r for r in rows if snap is None or r.position > snap.position]
+        for after in (0, taken.position):  # everything read, or only the events since
+            read = [r for r in rows if r.position > after]
+            stored = ReadStream(
+                after, [r.position for r in read], [decode_event(r.payload) for r in read]
+            )
+            shard = ShardReplay(store, new, "t", dry_run=True, tick=lambda n: None)
+            payer = shard.payer(w, stored if snap is None or after <= snap.position else None)
+            assert payer.state == _full_fold(store, w)
+            assert payer.last == max(r.at for r in rows)
+            checked += bool(snap and tail)
+    assert checked  # some wallet had a snapshot and events after it
 
 
 class _FoldedBase:
