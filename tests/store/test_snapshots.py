@@ -99,8 +99,9 @@ def test_a_replays_payer_starts_from_the_latest_snapshot_and_is_the_full_fold(
     store: EventStore, rated: Rated, catalogs: tuple[Any, Any]
 ) -> None:
     """A wallet that pays its own adjustments is taken as its latest snapshot and the events
-    after it, from the events the replay already read: the state is its full fold, and its
-    latest instant the latest of its stream, however far back the events read reach."""
+    after it, from the events the replay already read, or read when none are at hand: the
+    state is its full fold, and its latest instant the latest of its stream, however far
+    back the events read reach."""
     _, new = catalogs
     half = len(rated.decisions) // 2
     _append(store, rated, slice(None, half))
@@ -111,13 +112,16 @@ def test_a_replays_payer_starts_from_the_latest_snapshot_and_is_the_full_fold(
         snap = store.latest_snapshot(w)
         rows = store.read_stream(w)
         tail = [r for r in rows if snap is None or r.position > snap.position]
-        for after in (0, taken.position):  # everything read, or only the events since
-            read = [r for r in rows if r.position > after]
-            stored = ReadStream(
-                after, [r.position for r in read], [decode_event(r.payload) for r in read]
-            )
+        # everything read, only the events since the snapshot, or nothing at hand
+        for after in (0, taken.position, None):
+            stored = None
+            if after is not None:
+                read = [r for r in rows if r.position > after]
+                stored = ReadStream(
+                    after, [r.position for r in read], [decode_event(r.payload) for r in read]
+                )
             shard = ShardReplay(store, new, "t", dry_run=True, tick=lambda n: None)
-            payer = shard.payer(w, stored if snap is None or after <= snap.position else None)
+            payer = shard.payer(w, stored)
             assert payer.state == _full_fold(store, w)
             assert payer.last == max(r.at for r in rows)
             checked += bool(snap and tail)
