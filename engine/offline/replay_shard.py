@@ -17,9 +17,8 @@ from ..domain.events import CommandRejected, RatingAdjusted, UsageRated
 from ..domain.evolve import evolve
 from ..domain.replay import Comparison, compare
 from ..flow import decide
-from ..states import decode_state
 from ..store.base import EventStore, WalletSnapshot
-from ..store.snapshots import wallet_state
+from ..store.snapshots import starting_state
 
 
 class _Payer:
@@ -130,22 +129,21 @@ class ShardReplay:
             return found
         base = self.store.latest_snapshot(wallet_id)
         after = 0 if base is None else base.position
-        if stored is None or stored.after > after:
-            if self.send is None:
-                state, last, _ = wallet_state(self.store, wallet_id)
-                found = self.payers[wallet_id] = _Payer(state, last)
-                return found
-            # only its latest instant: the rows say it, undecoded
-            rows = self.store.read_stream(wallet_id, after)
-            state, instants = initial_state(wallet_id), [r.at for r in rows]
-        else:
-            state = initial_state(wallet_id) if base is None else decode_state(base.state)
+        if stored is not None and stored.after <= after:
             pairs = zip(stored.positions, stored.events, strict=True)
             tail = [e for position, e in pairs if position > after]
-            if self.send is None:
-                for e in tail:
-                    state = evolve(state, e)
             instants = [e.at for e in tail]
+        else:
+            rows = self.store.read_stream(wallet_id, after)
+            instants = [r.at for r in rows]
+            # the stream needs only the instants, which the rows say undecoded
+            tail = [] if self.send is not None else [decode_event(r.payload) for r in rows]
+        if self.send is not None:
+            state = initial_state(wallet_id)
+        else:
+            state = starting_state(wallet_id, base)
+            for e in tail:
+                state = evolve(state, e)
         if base is not None and base.last_at is not None:
             instants.append(base.last_at)
         found = self.payers[wallet_id] = _Payer(state, max(instants, default=None))
@@ -154,7 +152,7 @@ class ShardReplay:
     def rerate(self, wallet_id: str, base: WalletSnapshot | None = None) -> list[Event]:
         """The ``UsageRated`` events of re-rating the wallet's inputs with the new catalog,
         from its first input, or from a snapshot's state and the inputs after it."""
-        state = initial_state(wallet_id) if base is None else decode_state(base.state)
+        state = starting_state(wallet_id, base)
         out: list[Event] = []
         n = 0
         after = 0 if base is None else base.input_seq
@@ -183,7 +181,7 @@ class ShardReplay:
         stored = ReadStream(
             after, [r.position for r in rows], [decode_event(r.payload) for r in rows]
         )
-        del rows
+        del rows  # the payloads, not needed while the wallet is re-rated
         rated = [*stored.events, *self.foreign.get(wallet_id, ())]
         rerated = self.rerate(wallet_id, base)
         comparisons = compare(wallet_id, rated, rerated, self.label, start, end)
