@@ -14,11 +14,10 @@ from ..codec import decode_event
 from ..domain import AdjustRating, Catalog, Event, WalletState, initial_state
 from ..domain.decision import Decision
 from ..domain.events import CommandRejected, RatingAdjusted, UsageRated
-from ..domain.evolve import evolve
 from ..domain.replay import Comparison, compare
 from ..flow import decide
-from ..store.base import EventStore, WalletSnapshot
-from ..store.snapshots import starting_state
+from ..store.base import EventStore, StoredEvent, WalletSnapshot
+from ..store.snapshots import fold, starting_state
 
 
 class _Payer:
@@ -32,11 +31,14 @@ class _Payer:
 
 
 class ReadStream(msgspec.Struct, frozen=True):
-    """A wallet's events after position ``after``, decoded, with their positions."""
+    """A wallet's stored events after position ``after``, as read (undecoded)."""
 
     after: int
-    positions: list[int]
-    events: list[Event]
+    rows: list[StoredEvent]
+
+
+COMPARED = frozenset({"UsageRated", "RatingAdjusted"})
+"""The stored events a comparison reads (``domain.replay.compare``); it ignores the rest."""
 
 
 class Tally:
@@ -130,20 +132,14 @@ class ShardReplay:
         base = self.store.latest_snapshot(wallet_id)
         after = 0 if base is None else base.position
         if stored is not None and stored.after <= after:
-            pairs = zip(stored.positions, stored.events, strict=True)
-            tail = [e for position, e in pairs if position > after]
-            instants = [e.at for e in tail]
+            tail = [r for r in stored.rows if r.position > after]
         else:
-            rows = self.store.read_stream(wallet_id, after)
-            instants = [r.at for r in rows]
-            # the stream needs only the instants, which the rows say undecoded
-            tail = [] if self.send is not None else [decode_event(r.payload) for r in rows]
+            tail = self.store.read_stream(wallet_id, after)
+        instants = [r.at for r in tail]
         if self.send is not None:
-            state = initial_state(wallet_id)
+            state = initial_state(wallet_id)  # the stream needs only the instants
         else:
-            state = starting_state(wallet_id, base)
-            for e in tail:
-                state = evolve(state, e)
+            state = fold(starting_state(wallet_id, base), tail)
         if base is not None and base.last_at is not None:
             instants.append(base.last_at)
         found = self.payers[wallet_id] = _Payer(state, max(instants, default=None))
@@ -177,12 +173,10 @@ class ShardReplay:
         if self.from_snapshots and start is not None:
             base = self.store.latest_snapshot(wallet_id, before=start)
         after = 0 if base is None else base.position
-        rows = self.store.read_stream(wallet_id, after)
-        stored = ReadStream(
-            after, [r.position for r in rows], [decode_event(r.payload) for r in rows]
-        )
-        del rows  # the payloads, not needed while the wallet is re-rated
-        rated = [*stored.events, *self.foreign.get(wallet_id, ())]
+        stored = ReadStream(after, self.store.read_stream(wallet_id, after))
+        # Only the events a comparison reads are decoded; the payer decodes what it folds.
+        rated = [decode_event(r.payload) for r in stored.rows if r.type in COMPARED]
+        rated.extend(self.foreign.get(wallet_id, ()))
         rerated = self.rerate(wallet_id, base)
         comparisons = compare(wallet_id, rated, rerated, self.label, start, end)
         position = 0
