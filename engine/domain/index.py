@@ -97,14 +97,12 @@ class Splitter(msgspec.Struct, frozen=True, gc=False):
     ``r``) for each share, in order; empty when the total is too large to tabulate."""
     fixed: Mapping[int, tuple[SplitLine, ...]] = MappingProxyType({})
     """The lines of the catalog's fixed prices split by these shares (MRCs, fees), worked
-    out once: a tick charges the same price for every SIM on a plan version."""
+    out once: a tick charges the same price for every SIM on a plan version. Charges read
+    them (``draft.splits``); rated usage, whose amounts vary, goes to ``lines``."""
 
     def lines(self, amount: int) -> tuple[SplitLine, ...]:
         """The lines of ``amount``, exactly as ``draft.splits`` gives them (zero parts left
         out; a negative amount is split as its mirror image)."""
-        found = self.fixed.get(amount)
-        if found is not None:
-            return found
         if amount <= 0:
             if not amount:
                 return ()
