@@ -50,7 +50,8 @@ def splits(catalog: Catalog, shares: tuple[Share, ...], amount: int) -> tuple[Sp
     if index is not None:
         found = index.splitters.get(shares)
         if found is not None:
-            return found.lines(amount)
+            fixed = found.fixed.get(amount)
+            return found.lines(amount) if fixed is None else fixed
     if not amount or not shares:
         return ()
     parts = allocate(amount, tuple([s.weight for s in shares]))

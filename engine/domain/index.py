@@ -10,7 +10,7 @@ read without the stale table (worked out on the spot), so it still rates by its 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from math import gcd
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -95,6 +95,10 @@ class Splitter(msgspec.Struct, frozen=True, gc=False):
     parts: tuple[tuple[tuple[str, int, int], ...], ...]
     """Per remainder ``r`` below ``total`` (when tabulated): (provider, weight, part of
     ``r``) for each share, in order; empty when the total is too large to tabulate."""
+    fixed: Mapping[int, tuple[SplitLine, ...]] = MappingProxyType({})
+    """The lines of the catalog's fixed prices split by these shares (MRCs, fees), worked
+    out once: a tick charges the same price for every SIM on a plan version. Charges read
+    them (``draft.splits``); rated usage, whose amounts vary, goes to ``lines``."""
 
     def lines(self, amount: int) -> tuple[SplitLine, ...]:
         """The lines of ``amount``, exactly as ``draft.splits`` gives them (zero parts left
@@ -145,9 +149,10 @@ def _allocated(amount: int, weights: tuple[int, ...], total: int) -> list[int]:
     return floors
 
 
-def splitter(shares: tuple[Share, ...]) -> Splitter | None:
-    """The splitter of ``shares``, or ``None`` where there is nothing to split by (no
-    weight, a negative one, or none above zero: ``allocate`` refuses them)."""
+def splitter(shares: tuple[Share, ...], fixed: Iterable[int] = ()) -> Splitter | None:
+    """The splitter of ``shares``, with the lines of the ``fixed`` amounts worked out, or
+    ``None`` where there is nothing to split by (no weight, a negative one, or none above
+    zero: ``allocate`` refuses them)."""
     weights = tuple([s.weight for s in shares])
     if not weights or sum(weights) <= 0 or min(weights) < 0:
         return None
@@ -160,15 +165,31 @@ def splitter(shares: tuple[Share, ...]) -> Splitter | None:
         parts = tuple(
             tuple(zip(providers, weights, allocate(r, weights), strict=True)) for r in range(total)
         )
-    return Splitter(providers, weights, total, parts)
+    found = Splitter(providers, weights, total, parts)
+    if not fixed:
+        return found
+    lines = {amount: found.lines(amount) for amount in sorted(set(fixed))}
+    return Splitter(providers, weights, total, parts, MappingProxyType(lines))
 
 
-def _all_shares(plans: dict[str, Plan], pools: dict[str, Pool]) -> set[tuple[Share, ...]]:
-    found: set[tuple[Share, ...]] = {pool.splits for pool in pools.values()}
+def _all_shares(
+    plans: dict[str, Plan], pools: dict[str, Pool]
+) -> dict[tuple[Share, ...], set[int]]:
+    """Every revenue split of the catalog, with the fixed prices charged by it."""
+    found: dict[tuple[Share, ...], set[int]] = {}
+
+    def add(shares: tuple[Share, ...], *prices: int) -> None:
+        found.setdefault(shares, set()).update(prices)
+
+    for pool in pools.values():
+        add(pool.splits, pool.price, *(tier.price for tier in pool.tiers))
     for plan in plans.values():
         for v in plan.versions:
-            found.update((v.usage_splits, v.mrc_splits, v.fee_splits))
-            found.update(a.splits for a in v.addons.values())
+            add(v.usage_splits)
+            add(v.mrc_splits, v.mrc, v.restart_fee)
+            add(v.fee_splits, v.restart_fee)
+            for a in v.addons.values():
+                add(a.splits, a.mrc)
     return found
 
 
@@ -211,8 +232,8 @@ def build_index(
     wallets: dict[str, Wallet],
 ) -> CatalogIndex:
     splitters = {}
-    for shares in _all_shares(plans, pools):
-        found = splitter(shares)
+    for shares, prices in _all_shares(plans, pools).items():
+        found = splitter(shares, prices)
         if found is not None:
             splitters[shares] = found
     zone_ids = tuple(zones)

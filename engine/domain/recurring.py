@@ -27,13 +27,15 @@ def tick(d: Draft, at: datetime, ts: int) -> None:
     now = cycle_of(ts, anchor)
     ended = cycle_of(now.start - 1, anchor)
 
+    # Most refs were last charged for the same cycle: their due cycles are worked out once.
+    memo: dict[tuple[str | None, bool], list[Cycle]] = {}
+
     def due(ref: str, daily: bool = False) -> list[Cycle]:
         last = d.state.recurring.get(ref)
-        upto = ended if daily else now
-        if last is not None and last >= upto.id:  # ids are ISO dates: they sort as cycles
-            return []
-        first = upto if last is None else next_cycle(cycle_of(_parse_day(last), anchor), anchor)
-        return cycles_between(first, upto, anchor)[-MAX_CATCH_UP:]
+        found = memo.get((last, daily))
+        if found is None:
+            found = memo[last, daily] = _due(last, ended if daily else now, anchor)
+        return found
 
     for sub in wallet_sims(d.state, d.catalog):
         latest = _latest_version(d, sub, ts)
@@ -67,6 +69,14 @@ def tick(d: Draft, at: datetime, ts: int) -> None:
             amount = pool_amount(d, pool, cycle, fee) if daily else fee
             if amount:
                 charge(d, at, ts, "pool_fee", ref, amount, pool.splits, cycle.id)
+
+
+def _due(last: str | None, upto: Cycle, anchor: int) -> list[Cycle]:
+    """The cycles to charge up to ``upto`` after ``last`` (the cycle id last charged)."""
+    if last is not None and last >= upto.id:  # ids are ISO dates: they sort as cycles
+        return []
+    first = upto if last is None else next_cycle(cycle_of(_parse_day(last), anchor), anchor)
+    return cycles_between(first, upto, anchor)[-MAX_CATCH_UP:]
 
 
 def _mrc(version: PlanVersion) -> int:

@@ -14,12 +14,10 @@ from ..codec import decode_event
 from ..domain import AdjustRating, Catalog, Event, WalletState, initial_state
 from ..domain.decision import Decision
 from ..domain.events import CommandRejected, RatingAdjusted, UsageRated
-from ..domain.evolve import evolve
 from ..domain.replay import Comparison, compare
 from ..flow import decide
-from ..states import decode_state
-from ..store.base import EventStore, WalletSnapshot
-from ..store.snapshots import wallet_state
+from ..store.base import EventStore, StoredEvent, WalletSnapshot
+from ..store.snapshots import fold, starting_state
 
 
 class _Payer:
@@ -33,11 +31,14 @@ class _Payer:
 
 
 class ReadStream(msgspec.Struct, frozen=True):
-    """A wallet's events after position ``after``, decoded, with their positions."""
+    """A wallet's stored events after position ``after``, as read (undecoded)."""
 
     after: int
-    positions: list[int]
-    events: list[Event]
+    rows: list[StoredEvent]
+
+
+COMPARED = frozenset({"UsageRated", "RatingAdjusted"})
+"""The stored events a comparison reads (``domain.replay.compare``); it ignores the rest."""
 
 
 class Tally:
@@ -130,22 +131,15 @@ class ShardReplay:
             return found
         base = self.store.latest_snapshot(wallet_id)
         after = 0 if base is None else base.position
-        if stored is None or stored.after > after:
-            if self.send is None:
-                state, last, _ = wallet_state(self.store, wallet_id)
-                found = self.payers[wallet_id] = _Payer(state, last)
-                return found
-            # only its latest instant: the rows say it, undecoded
-            rows = self.store.read_stream(wallet_id, after)
-            state, instants = initial_state(wallet_id), [r.at for r in rows]
+        if stored is not None and stored.after <= after:
+            tail = [r for r in stored.rows if r.position > after]
         else:
-            state = initial_state(wallet_id) if base is None else decode_state(base.state)
-            pairs = zip(stored.positions, stored.events, strict=True)
-            tail = [e for position, e in pairs if position > after]
-            if self.send is None:
-                for e in tail:
-                    state = evolve(state, e)
-            instants = [e.at for e in tail]
+            tail = self.store.read_stream(wallet_id, after)
+        instants = [r.at for r in tail]
+        if self.send is not None:
+            state = initial_state(wallet_id)  # the stream needs only the instants
+        else:
+            state = fold(starting_state(wallet_id, base), tail)
         if base is not None and base.last_at is not None:
             instants.append(base.last_at)
         found = self.payers[wallet_id] = _Payer(state, max(instants, default=None))
@@ -154,7 +148,7 @@ class ShardReplay:
     def rerate(self, wallet_id: str, base: WalletSnapshot | None = None) -> list[Event]:
         """The ``UsageRated`` events of re-rating the wallet's inputs with the new catalog,
         from its first input, or from a snapshot's state and the inputs after it."""
-        state = initial_state(wallet_id) if base is None else decode_state(base.state)
+        state = starting_state(wallet_id, base)
         out: list[Event] = []
         n = 0
         after = 0 if base is None else base.input_seq
@@ -179,12 +173,10 @@ class ShardReplay:
         if self.from_snapshots and start is not None:
             base = self.store.latest_snapshot(wallet_id, before=start)
         after = 0 if base is None else base.position
-        rows = self.store.read_stream(wallet_id, after)
-        stored = ReadStream(
-            after, [r.position for r in rows], [decode_event(r.payload) for r in rows]
-        )
-        del rows
-        rated = [*stored.events, *self.foreign.get(wallet_id, ())]
+        stored = ReadStream(after, self.store.read_stream(wallet_id, after))
+        # Only the events a comparison reads are decoded; the payer decodes what it folds.
+        rated = [decode_event(r.payload) for r in stored.rows if r.type in COMPARED]
+        rated.extend(self.foreign.get(wallet_id, ()))
         rerated = self.rerate(wallet_id, base)
         comparisons = compare(wallet_id, rated, rerated, self.label, start, end)
         position = 0

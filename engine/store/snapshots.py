@@ -42,15 +42,20 @@ def fold(state: WalletState, events: Sequence[StoredEvent]) -> WalletState:
     return state
 
 
+def starting_state(wallet_id: str, base: WalletSnapshot | None) -> WalletState:
+    """Where a fold of the wallet's events after ``base`` starts: the snapshot's state, or
+    the initial state when there is no snapshot (the fold is then of the whole stream)."""
+    return initial_state(wallet_id) if base is None else decode_state(base.state)
+
+
 def wallet_state(
     store: EventStore, wallet_id: str, position: int | None = None
 ) -> tuple[WalletState, datetime | None, int]:
     """The wallet's state as of ``position`` (default: all it has), the latest instant
     folded, and how many events were folded after its latest snapshot to get there."""
     base = store.latest_snapshot(wallet_id, position)
-    state, last_at, after = initial_state(wallet_id), None, 0
-    if base is not None:
-        state, last_at, after = decode_state(base.state), base.last_at, base.position
+    state = starting_state(wallet_id, base)
+    last_at, after = (None, 0) if base is None else (base.last_at, base.position)
     tail = [
         e for e in store.read_stream(wallet_id, after) if position is None or e.position <= position
     ]

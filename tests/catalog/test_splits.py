@@ -3,11 +3,15 @@ to exactly 100%."""
 
 from __future__ import annotations
 
+from engine.catalog import load_catalog
 from engine.catalog.reader import Ctx
 from engine.catalog.splits import read_split, split_field
 from engine.catalog.values import WHOLE
 from engine.catalog.yaml_source import Source
 from engine.domain.catalog import Share
+from engine.domain.draft import splits
+
+from .conftest import EXAMPLE
 
 
 def ctx() -> Ctx:
@@ -52,3 +56,20 @@ def test_a_missing_split_is_an_issue_only_when_required() -> None:
     assert [(i.path, i.message) for i in c.issues] == [
         ("plans[0].splits", "missing required key 'splits': it pays the MRC")
     ]
+
+
+def test_a_tick_splits_the_catalogs_mrcs_from_lines_worked_out_with_the_catalog() -> None:
+    cat = load_catalog(EXAMPLE)
+    index = cat.index
+    assert index is not None
+    for plan_ in cat.plans.values():
+        for v in plan_.versions:
+            found = index.splitters[v.mrc_splits]
+            # the same tuple each time: worked out once, with the catalog
+            assert splits(cat, v.mrc_splits, v.mrc) is found.fixed[v.mrc]
+            for a in v.addons.values():
+                assert a.mrc in index.splitters[a.splits].fixed
+    for pool in cat.pools.values():
+        fee = pool.tiers[0].price if pool.tiers else pool.price
+        if fee and pool.splits:  # a pool with no fee or no split has nothing to split
+            assert fee in index.splitters[pool.splits].fixed

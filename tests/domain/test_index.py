@@ -162,6 +162,22 @@ def test_the_catalogs_splits_are_tabulated_and_split_as_without_the_index() -> N
         assert splits(cat, shares, amount) == splits(bare, shares, amount)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(WEIGHTS[1:]), min_size=1, max_size=4),
+    st.sets(st.integers(min_value=-(10**9), max_value=10**9), max_size=5),
+)
+def test_the_fixed_prices_lines_are_those_worked_out_per_amount(
+    weights: list[int], fixed: set[int]
+) -> None:
+    shares = tuple(Share(f"p{i}", w) for i, w in enumerate(weights))
+    plain, memo = splitter(shares), splitter(shares, fixed)
+    assert plain is not None and memo is not None
+    assert set(memo.fixed) == fixed
+    for amount in fixed:
+        assert memo.fixed[amount] == plain.lines(amount)
+
+
 def test_the_index_holds_a_calendar_per_anchor_day_of_its_wallets() -> None:
     cat = _priced("0.01")
     days = {w.cycle_anchor_day for w in cat.wallets.values()}

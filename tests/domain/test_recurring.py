@@ -66,6 +66,21 @@ def test_tick_catches_up_missed_cycles() -> None:
     assert len(charges(events)) == 15
 
 
+def test_one_tick_catches_each_sim_up_from_its_own_last_cycle() -> None:
+    # SIM2 joins in March, so January's tick passes it by: never charged, it starts with
+    # the tick's cycle, while SIM1 catches up from January, in the same tick.
+    subs = [sub(SIM1), sub(SIM2, active_from=ts("2026-03-10T00:00:00Z"))]
+    run = Wallets(catalog(plans=[plan(mrc="2")], subs=subs))
+    run.given(tick("t1", T0))
+    events = run.when(tick("t2", ts("2026-04-15T00:00:00Z")))
+    assert [(c[1], c[3]) for c in charges(events)] == [
+        (SIM1, "2026-02-01"),
+        (SIM1, "2026-03-01"),
+        (SIM1, "2026-04-01"),
+        (SIM2, "2026-04-01"),
+    ]
+
+
 def test_cycles_follow_the_wallet_anchor_day() -> None:
     run = mrc_wallet(anchor=15)
     assert {c[3] for c in charges(run.when(tick("t1", ts("2026-01-14T23:59:59Z"))))} == {

@@ -116,10 +116,7 @@ def test_a_replays_payer_starts_from_the_latest_snapshot_and_is_the_full_fold(
         for after in (0, taken.position, None):
             stored = None
             if after is not None:
-                read = [r for r in rows if r.position > after]
-                stored = ReadStream(
-                    after, [r.position for r in read], [decode_event(r.payload) for r in read]
-                )
+                stored = ReadStream(after, [r for r in rows if r.position > after])
             shard = ShardReplay(store, new, "t", dry_run=True, tick=lambda n: None)
             payer = shard.payer(w, stored)
             assert payer.state == _full_fold(store, w)
