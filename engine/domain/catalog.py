@@ -130,6 +130,11 @@ class PlanVersion(msgspec.Struct, frozen=True, gc=False):
     mrc_splits: tuple[Share, ...] = ()
     fee_splits: tuple[Share, ...] = ()
 
+    @property
+    def restart_fee_splits(self) -> tuple[Share, ...]:
+        """How the restart fee is split: by the fees' split, or the MRC's without one."""
+        return self.fee_splits or self.mrc_splits
+
 
 class Plan(msgspec.Struct, frozen=True, gc=False):
     id: str

@@ -195,7 +195,7 @@ def restart_fees(d: Draft, iccids: tuple[str, ...], ts: int) -> list[RestartFee]
         version = plan.version_at(ts) if plan else None
         if version is None or not version.restart_fee:
             continue
-        shares = version.fee_splits or version.mrc_splits
+        shares = version.restart_fee_splits
         if version.restart_fee_per == "sim":
             fees.append((iccid, version.restart_fee, shares))
         elif plan_id not in once:

@@ -186,8 +186,9 @@ def _all_shares(
     for plan in plans.values():
         for v in plan.versions:
             add(v.usage_splits)
-            add(v.mrc_splits, v.mrc, v.restart_fee)
-            add(v.fee_splits, v.restart_fee)
+            add(v.mrc_splits, v.mrc)
+            add(v.fee_splits)
+            add(v.restart_fee_splits, v.restart_fee)
             for a in v.addons.values():
                 add(a.splits, a.mrc)
     return found

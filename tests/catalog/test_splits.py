@@ -69,6 +69,9 @@ def test_a_tick_splits_the_catalogs_mrcs_from_lines_worked_out_with_the_catalog(
             assert splits(cat, v.mrc_splits, v.mrc) is found.fixed[v.mrc]
             for a in v.addons.values():
                 assert a.mrc in index.splitters[a.splits].fixed
+            if v.restart_fee:
+                fees = index.splitters[v.restart_fee_splits]
+                assert splits(cat, v.restart_fee_splits, v.restart_fee) is fees.fixed[v.restart_fee]
     for pool in cat.pools.values():
         fee = pool.tiers[0].price if pool.tiers else pool.price
         if fee and pool.splits:  # a pool with no fee or no split has nothing to split
