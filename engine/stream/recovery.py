@@ -228,7 +228,9 @@ class InputReader:
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self._lock = threading.Lock()  # the enrich and rate agents may both read back
+        # The enrich and rate agents may both read back, and the worker closes the client
+        # as it stops; re-entrant, because a read that fails closes the client under it.
+        self._lock = threading.RLock()
         self._consumer: Any = None
 
     def read(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
@@ -265,9 +267,12 @@ class InputReader:
             consumer.unassign()  # fetch nothing more until the next gap
 
     def close(self) -> None:
-        if self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            consumer.close()
+        """Close the kept client, once any read under way has ended; a later read opens
+        a new one."""
+        with self._lock:
+            if self._consumer is not None:
+                consumer, self._consumer = self._consumer, None
+                consumer.close()
 
 
 def committed_offsets(

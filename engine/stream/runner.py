@@ -29,4 +29,5 @@ def run_worker(
         worker.execute_from_commandline()  # returns when the worker stops (signal or crash)
     finally:
         garbage.stop()
+        topology.ownership.input_reader.close()
     return 0

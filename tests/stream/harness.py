@@ -115,10 +115,13 @@ class Stack:
         self.current.kill()
         self.current = None
 
-    def stop_worker(self) -> None:
-        if self.current is not None:
-            self.current.stop(timeout=30)
-            self.current = None
+    def stop_worker(self) -> int | None:
+        """SIGTERM, as at a planned stop: the worker's exit code (None: none was running)."""
+        if self.current is None:
+            return None
+        code = self.current.stop(timeout=30)
+        self.current = None
+        return code
 
     def start_sink(self, store_url: str, *extra: str) -> Process:
         """A sink on this stack's topics, serving its probes on a free port."""

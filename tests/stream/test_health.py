@@ -137,5 +137,7 @@ def test_a_worker_becomes_ready_once_its_partitions_are_recovered(
         assert frozen and float(frozen.group(1)) > 0, metrics
         full = re.search(r'^rating_gc_pause_seconds_count\{generation="2"\} (\S+)$', metrics, re.M)
         assert full and float(full.group(1)) >= 1  # the freeze's own collection at least
+        # A planned stop ends cleanly: its clients are closed on the way out (runner.py).
+        assert stack.stop_worker() == 0, stack.logs()
     finally:
         stack.stop_worker()

@@ -4,6 +4,7 @@ group's committed offset, which is where a worker's positions start."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -139,6 +140,32 @@ def test_the_kept_reader_falls_back_when_the_start_is_gone(
         assert reader._consumer is None, "the client that failed is closed"
         assert [i.offset for i in reader.read(topic, 0, 3, 5)] == [3, 4]
         assert reader._consumer is not None
+    finally:
+        reader.close()
+
+
+def test_closing_the_kept_reader_waits_for_a_read_under_way(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    """The worker closes the kept client as it stops, while an agent may be reading back:
+    the close waits for the read, and a read after it opens a new client."""
+    _with_a_marker(kafka_bootstrap, topic)
+    reader = InputReader(kafka_bootstrap)
+    assert [i.offset for i in reader.read(topic, 0, 1, 3)] == [1, 2]
+    first = reader._consumer
+    assert first is not None
+    with reader._lock:  # as a read under way holds it
+        closer = threading.Thread(target=reader.close)
+        closer.start()
+        closer.join(0.5)
+        assert closer.is_alive(), "the close waits for the read"
+        assert reader._consumer is first
+    closer.join(30)
+    assert not closer.is_alive() and reader._consumer is None
+    reader.close()  # again: nothing left to close
+    try:
+        assert [i.offset for i in reader.read(topic, 0, 1, 3)] == [1, 2]
+        assert reader._consumer is not None and reader._consumer is not first
     finally:
         reader.close()
 
