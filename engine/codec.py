@@ -81,6 +81,15 @@ def current_type(name: str) -> str:
     return RENAMED.get(name, name)
 
 
+def stored_names(*current: str) -> tuple[str, ...]:
+    """The names events of the ``current`` tags may be stored under: each tag, then its
+    former names."""
+    out: list[str] = []
+    for name in current:
+        out += [name, *(old for old, new in RENAMED.items() if new == name)]
+    return tuple(out)
+
+
 class Rejected(msgspec.Struct, frozen=True, omit_defaults=True):
     """A record that could not be rated: what arrives on ``cdr.rejected``.
 

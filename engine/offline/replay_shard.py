@@ -31,9 +31,12 @@ class _Payer:
 
 
 class ReadStream(msgspec.Struct, frozen=True):
-    """A wallet's stored events after position ``after``, as read (undecoded)."""
+    """What a comparison read of a wallet's stored events (undecoded): the ``COMPARED``
+    ones it compares, and every one after ``whole_after``, at least what the wallet's
+    latest snapshot (``base``) leaves to fold when it pays."""
 
-    after: int
+    base: WalletSnapshot | None
+    whole_after: int
     rows: list[StoredEvent]
 
 
@@ -123,15 +126,15 @@ class ShardReplay:
 
     def payer(self, wallet_id: str, stored: ReadStream | None = None) -> _Payer:
         """The paying wallet as it stands, once per run: its latest store snapshot and the
-        events after it, taken from ``stored`` (its events after some position, decoded,
-        which the caller has at hand) when they reach back that far, else read. In the
-        stream, only its latest instant is needed (the owner has the state it decides with)."""
+        events after it, taken from ``stored`` (which the caller has at hand) when it holds
+        them all, else read. In the stream, only its latest instant is needed (the owner
+        has the state it decides with)."""
         found = self.payers.get(wallet_id)
         if found is not None:
             return found
-        base = self.store.latest_snapshot(wallet_id)
+        base = self.store.latest_snapshot(wallet_id) if stored is None else stored.base
         after = 0 if base is None else base.position
-        if stored is not None and stored.after <= after:
+        if stored is not None and stored.whole_after <= after:
             tail = [r for r in stored.rows if r.position > after]
         else:
             tail = self.store.read_stream(wallet_id, after)
@@ -173,9 +176,13 @@ class ShardReplay:
         if self.from_snapshots and start is not None:
             base = self.store.latest_snapshot(wallet_id, before=start)
         after = 0 if base is None else base.position
-        stored = ReadStream(after, self.store.read_stream(wallet_id, after))
+        # One read: the events compared, and all those the wallet folds if it pays.
+        latest = self.store.latest_snapshot(wallet_id)
+        whole_after = max(after, 0 if latest is None else latest.position)
+        rows = self.store.read_stream(wallet_id, after, COMPARED, whole_after)
+        stored = ReadStream(latest, whole_after, rows)
         # Only the events a comparison reads are decoded; the payer decodes what it folds.
-        rated = [decode_event(r.payload) for r in stored.rows if r.type in COMPARED]
+        rated = [decode_event(r.payload) for r in rows if r.type in COMPARED]
         rated.extend(self.foreign.get(wallet_id, ()))
         rerated = self.rerate(wallet_id, base)
         comparisons = compare(wallet_id, rated, rerated, self.label, start, end)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from ..codec import RENAMED, tag
+from ..codec import stored_names, tag
 from ..domain.events import (
     AutoTopUpRequested,
     CdrRejected,
@@ -148,11 +148,7 @@ def intake_from(
 
 def names(*events: type) -> tuple[str, ...]:
     """The type names ``events`` are stored under: each one's tag, then its former names."""
-    out: list[str] = []
-    for event in events:
-        current = tag(event)
-        out += [current, *(old for old, new in RENAMED.items() if new == current)]
-    return tuple(out)
+    return stored_names(*(tag(event) for event in events))
 
 
 def types(*events: type) -> str:

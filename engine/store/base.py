@@ -10,13 +10,14 @@ keyed like the events' ids, so that replay can re-rate history.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from ..codec import stored_names
 from ..domain import Cdr, Command, Event
 from ..domain.decision import Decision
 
@@ -112,6 +113,28 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
+def stream_query(
+    columns: str,
+    wallet_id: str,
+    after: int,
+    types: Collection[str] | None,
+    whole_after: int | None,
+    mark: str,
+) -> tuple[str, tuple[str | int, ...]]:
+    """``read_stream``'s query of ``columns`` and its arguments (``mark``: the driver's
+    placeholder)."""
+    where = f"wallet_id = {mark} AND position > {mark}"
+    args: tuple[str | int, ...] = (wallet_id, after)
+    if types is not None:
+        names = stored_names(*sorted(types))
+        either = [f"type IN ({', '.join([mark] * len(names))})"] if names else []
+        if whole_after is not None:
+            either.append(f"position > {mark}")
+        where += f" AND ({' OR '.join(either) or '1 = 0'})"
+        args += (*names, *([] if whole_after is None else [whole_after]))
+    return f"SELECT {columns} FROM events WHERE {where} ORDER BY version", args
+
+
 class EventStore(Protocol):
     def append(
         self, events: Sequence[Event], inputs: Sequence[tuple[str, Cdr | Command]] = ()
@@ -132,8 +155,19 @@ class EventStore(Protocol):
         order, ``batch`` at a time: what a reader that parses the JSON itself needs."""
         ...
 
-    def read_stream(self, wallet_id: str, after: int = 0) -> list[StoredEvent]:
-        """One wallet's events (those with ``position > after``) in version order."""
+    def read_stream(
+        self,
+        wallet_id: str,
+        after: int = 0,
+        types: Collection[str] | None = None,
+        whole_after: int | None = None,
+    ) -> list[StoredEvent]:
+        """One wallet's events (those with ``position > after``) in version order.
+
+        With ``types`` (current names; an event stored under a former one is read too),
+        only events of those types, except that every event with ``position >
+        whole_after`` is read: what a replay compares and what its paying wallet folds
+        after its snapshot, in one read (``stream_query``)."""
         ...
 
     def read_inputs(self, wallet_id: str | None = None, after: int = 0) -> Iterator[StoredInput]:

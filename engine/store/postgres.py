@@ -11,7 +11,7 @@ in with binary COPY; stream heads and inputs with one ``unnest`` statement each.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -42,6 +42,7 @@ from .base import (
     WalletSnapshot,
     revision_conflict,
     safe_url,
+    stream_query,
 )
 from .chain import ChainRow, Head
 from .rows import EventRow, chain_events, first_of_each, input_rows
@@ -228,13 +229,15 @@ class PostgresStore:
             yield [(position, payload) for position, payload in rows]
             after = rows[-1][0]
 
-    def read_stream(self, wallet_id: str, after: int = 0) -> list[StoredEvent]:
-        rows = self._fetch(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE wallet_id = %s AND position > %s "
-            "ORDER BY version",
-            (wallet_id, after),
-        )
-        return [_stored_event(r) for r in rows]
+    def read_stream(
+        self,
+        wallet_id: str,
+        after: int = 0,
+        types: Collection[str] | None = None,
+        whole_after: int | None = None,
+    ) -> list[StoredEvent]:
+        query = stream_query(_EVENT_COLUMNS, wallet_id, after, types, whole_after, "%s")
+        return [_stored_event(r) for r in self._fetch(*query)]
 
     def read_inputs(
         self, wallet_id: str | None = None, after: int = 0, batch: int = 10_000

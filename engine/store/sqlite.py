@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -32,6 +32,7 @@ from .base import (
     StoreStats,
     WalletSnapshot,
     revision_conflict,
+    stream_query,
 )
 from .chain import ChainRow, Head
 from .rows import chain_events, first_of_each, input_rows
@@ -179,13 +180,16 @@ class SqliteStore:
             yield rows
             after = rows[-1][0]
 
-    def read_stream(self, wallet_id: str, after: int = 0) -> list[StoredEvent]:
+    def read_stream(
+        self,
+        wallet_id: str,
+        after: int = 0,
+        types: Collection[str] | None = None,
+        whole_after: int | None = None,
+    ) -> list[StoredEvent]:
+        sql, args = stream_query(_EVENT_COLUMNS, wallet_id, after, types, whole_after, "?")
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE wallet_id = ? AND position > ? "
-                "ORDER BY version",
-                (wallet_id, after),
-            ).fetchall()
+            rows = self._db.execute(sql, args).fetchall()
         return [_stored_event(r) for r in rows]
 
     def read_inputs(

@@ -57,6 +57,31 @@ def test_read_stream_has_versions_one_to_n_chained(store: EventStore, rated: Rat
     assert store.read_stream("no-such-wallet") == []
 
 
+def test_read_stream_of_some_types_and_every_event_after_a_position(
+    store: EventStore, rated: Rated
+) -> None:
+    """What a replay reads of a wallet: the events of the types it compares after one
+    position, and every event after another, in version order."""
+    store.append(rated.events)
+    checked = 0
+    for wallet in store.wallets():
+        stream = store.read_stream(wallet)
+        types = {stream[0].type, stream[-1].type}
+        for after in (0, stream[len(stream) // 3].position):
+            for whole_after in (None, after, stream[len(stream) // 2].position, 10**9):
+                found = store.read_stream(wallet, after, types, whole_after)
+                every = 10**9 if whole_after is None else whole_after
+                assert found == [
+                    s
+                    for s in stream
+                    if s.position > after and (s.type in types or s.position > every)
+                ]
+                checked += len(found) < len(stream)
+        assert store.read_stream(wallet, 0, set()) == []
+        assert store.read_stream(wallet, 0, set(), stream[-2].position) == stream[-1:]
+    assert checked  # some reads left events out
+
+
 def test_a_retried_batch_adds_nothing(store: EventStore, rated: Rated) -> None:
     batch = rated.events[:500]
     assert store.append(batch, rated.inputs[:20]) == 500
@@ -283,6 +308,7 @@ def test_an_event_stored_under_a_former_name_reads_under_its_current_one(
     )
     (row,) = store.read_stream("w-old")
     assert (row.type, row.payload) == ("SimsBarred", old)
+    assert store.read_stream("w-old", 0, {"SimsBarred"}, 10**9) == [row]
     assert [s.type for s in _all(store)] == ["SimsBarred"]
     assert decode_event(row.payload) == barred
     assert store.verify() == []

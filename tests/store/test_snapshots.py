@@ -16,7 +16,7 @@ from engine.catalog import load_catalog
 from engine.codec import decode_event
 from engine.domain import WalletState, evolve, initial_state
 from engine.offline.replay import replay
-from engine.offline.replay_shard import ReadStream, ShardReplay
+from engine.offline.replay_shard import COMPARED, ReadStream, ShardReplay
 from engine.states import decode_state, encode_state
 from engine.store import EventStore
 from engine.store.base import WalletSnapshot
@@ -99,24 +99,29 @@ def test_a_replays_payer_starts_from_the_latest_snapshot_and_is_the_full_fold(
     store: EventStore, rated: Rated, catalogs: tuple[Any, Any]
 ) -> None:
     """A wallet that pays its own adjustments is taken as its latest snapshot and the events
-    after it, from the events the replay already read, or read when none are at hand: the
-    state is its full fold, and its latest instant the latest of its stream, however far
-    back the events read reach."""
+    after it, from the events the replay already read, or read when those do not hold them
+    all or none are at hand: the state is its full fold, and its latest instant the latest
+    of its stream, whatever the events read hold."""
     _, new = catalogs
     half = len(rated.decisions) // 2
     _append(store, rated, slice(None, half))
-    taken = take(store)
+    take(store)
     _append(store, rated, slice(half, None))
     checked = 0
     for w in store.wallets():
         snap = store.latest_snapshot(w)
         rows = store.read_stream(w)
         tail = [r for r in rows if snap is None or r.position > snap.position]
-        # everything read, only the events since the snapshot, or nothing at hand
-        for after in (0, taken.position, None):
-            stored = None
-            if after is not None:
-                stored = ReadStream(after, [r for r in rows if r.position > after])
+        since = 0 if snap is None else snap.position
+        end = rows[-1].position
+        # Everything read; what a comparison reads (the compared events, and all since the
+        # snapshot); only the compared events (too little: the payer reads); nothing.
+        for stored in (
+            ReadStream(snap, 0, rows),
+            ReadStream(snap, since, store.read_stream(w, 0, COMPARED, since)),
+            ReadStream(snap, end, store.read_stream(w, 0, COMPARED, end)),
+            None,
+        ):
             shard = ShardReplay(store, new, "t", dry_run=True, tick=lambda n: None)
             payer = shard.payer(w, stored)
             assert payer.state == _full_fold(store, w)
