@@ -38,6 +38,16 @@ class Loop:
 PAUSES = GcPauses()
 
 
+class Reader:
+    """The worker's kept read-back client (``recovery.InputReader``), as run_worker uses it."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
 def test_the_loop_runs_around_the_app_built_from_the_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -45,7 +55,10 @@ def test_the_loop_runs_around_the_app_built_from_the_settings(
     loops: list[Loop] = []
 
     garbage = Garbage(PAUSES, freeze=True, threshold=None)
-    topology = SimpleNamespace(vitals=SimpleNamespace(garbage=garbage))
+    reader = Reader()
+    topology = SimpleNamespace(
+        vitals=SimpleNamespace(garbage=garbage), ownership=SimpleNamespace(input_reader=reader)
+    )
 
     def build(
         settings: WorkerSettings, rules: Catalog, topics: Topics, revisions: object = None
@@ -71,3 +84,5 @@ def test_the_loop_runs_around_the_app_built_from_the_settings(
     assert (loop.app, loop.loglevel, loop.quiet, loop.ran) == ("the app", "INFO", True, True)
     # The collector is timed while the worker's loop runs, and no longer once it stopped.
     assert loop.timed and not garbage.started and PAUSES not in gc.callbacks
+    # Its read-back client is closed once the loop has stopped.
+    assert reader.closed == 1
