@@ -81,6 +81,7 @@ bench: setup
 	rm -f benchmarks/results/*.json benchmarks/results/summary.md
 	$(BIN)/python benchmarks/floor.py
 	$(BIN)/python benchmarks/rate_core.py
+	$(BIN)/python benchmarks/instructions.py
 	$(BIN)/python benchmarks/stream.py
 	$(BIN)/python benchmarks/provision.py
 	$(BIN)/python benchmarks/store.py

@@ -69,6 +69,16 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
     )
     write(
         tmp_path,
+        "instructions",
+        {
+            "cdrs": 5_000,
+            "core_per_cdr": {"instructions": 125_596, "i1_misses": 2_281, "d1_misses": 2_758},
+            "floor_per_line": {"instructions": 13_191, "i1_misses": 279, "d1_misses": 101},
+            "ratio_to_floor": 0.105,
+        },
+    )
+    write(
+        tmp_path,
         "catalog_memory",
         {
             "sims": 1_000_000,
@@ -89,6 +99,11 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
     # The better of the two ratios meets 0.30.
     assert "ratio to the floor 0.100" in row("`rate_core`")
     assert row("`rate_core`").endswith("ratio 0.30: met |")
+    assert row("`instructions`, 5,000 CDRs") == (
+        "| `instructions`, 5,000 CDRs (cachegrind) | core 125,596 per CDR, floor 13,191 per "
+        "line: **ratio 0.105**; first-level cache misses (instruction + data) per CDR: core "
+        "2,281 + 2,758, floor 279 + 101 | – (the aim of 0.30 is by time) |"
+    )
     assert "**26,000 CDRs/s**" in row("`stream`, 1,000,000")
     assert row("`stream`, 1,000,000").endswith("25,000 CDRs/s: met |")
     assert row("`stream`, latency").endswith("p99 < 250 ms: not reached |")
@@ -116,6 +131,7 @@ def test_a_broken_file_is_skipped_and_named(
     out, err = capsys.readouterr()
     assert "stream.json" in err
     assert "| `stream` | not run |" in out
+    assert "| `instructions` | not run |" in out
     assert (tmp_path / "out.md").read_text() == out
 
 

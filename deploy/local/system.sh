@@ -37,6 +37,9 @@
 #               else on PATH)
 #   OpenSSL     openssl version       1.1.1 or newer  openssl: the SASL_SSL broker's test CA
 #                                                     (openssl req -addext needs 1.1.1)
+#   valgrind    valgrind --version    3.16 or newer   valgrind: counts the instructions of the
+#                                                     core and the floor (make bench, and
+#                                                     the test of that benchmark)
 set -euo pipefail
 
 mode=install
@@ -68,6 +71,7 @@ python_version() { "$PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3]
 promtool_version() { promtool --version 2>&1 | first_version; }
 openssl_version() { openssl version 2>/dev/null | first_version; }
 make_version() { make --version 2>/dev/null | first_version; }
+valgrind_version() { valgrind --version 2>/dev/null | first_version; }
 
 # The initdb the store tests run (tests/support/postgres.py: the newest Debian one first).
 initdb_path() {
@@ -122,6 +126,7 @@ part Python python3-venv python_ready python_version 3.11.x in_series 3.11
 part promtool prometheus "has promtool" promtool_version 2.x in_series 2
 part PostgreSQL postgresql initdb_found postgresql_version "15 or newer" at_least 15
 part OpenSSL openssl "has openssl" openssl_version "1.1.1 or newer" at_least 1.1.1
+part valgrind valgrind "has valgrind" valgrind_version "3.16 or newer" at_least 3.16
 
 summary() {
     local IFS='|' joined

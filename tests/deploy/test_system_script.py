@@ -55,7 +55,7 @@ def _run(path: str, *args: str, user: str | None = None) -> subprocess.Completed
     )
 
 
-PARTS = ("make", "Java", "Maven", "Python", "promtool", "PostgreSQL", "OpenSSL")
+PARTS = ("make", "Java", "Maven", "Python", "promtool", "PostgreSQL", "OpenSSL", "valgrind")
 
 
 def _summary(stdout: str) -> dict[str, str]:

@@ -1,0 +1,63 @@
+"""`benchmarks/instructions.py`: the core and the floor counted in instructions by
+cachegrind, each count a run with the loop less a run without."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import instructions  # type: ignore[import-not-found]  # noqa: E402
+
+SCRIPT = (sys.executable, str(BENCHMARKS / "instructions.py"))
+CACHEGRIND = ("valgrind", "--tool=cachegrind", "--cache-sim=yes", "--cachegrind-out-file=/dev/null")
+
+
+def test_the_counts_are_read_from_cachegrinds_own_summary() -> None:
+    run = subprocess.run(
+        [*CACHEGRIND, "/bin/true"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    counts = instructions.parse(run.stderr)
+    assert set(counts) == {"instructions", "i1_misses", "d1_misses"}
+    # /bin/true runs its loader and libc start-up: tens of thousands of instructions, some
+    # of which miss the caches, and no more than it runs.
+    assert 10_000 < counts["instructions"] < 10_000_000
+    assert 0 < counts["i1_misses"] < counts["instructions"]
+    assert 0 < counts["d1_misses"] < counts["instructions"]
+
+
+def test_a_summary_without_a_count_is_refused_by_name() -> None:
+    summary = "==1== I   refs:      3,612,692\n==1== I1  misses:     74,836\n"
+    with pytest.raises(ValueError, match="'D1  misses'"):
+        instructions.parse(summary)
+
+
+@pytest.mark.parametrize("loop", instructions.LOOPS)
+def test_each_loop_runs_as_the_child_valgrind_counts(loop: str) -> None:
+    for extra in ([], ["--set-up-only"]):
+        done = subprocess.run(
+            [*SCRIPT, "--child", loop, "--cdrs", "50", *extra],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+
+
+def test_a_count_of_no_cdrs_is_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "instructions.py"), "--cdrs", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--cdrs must be positive" in done.stderr
+    assert "Traceback" not in done.stderr
