@@ -7,10 +7,14 @@ many times larger, loses more (the same core code measured 0.076 of the floor on
 0.041 on another). An instruction count does not depend on the day. valgrind's cachegrind
 counts every instruction the process runs; each count here is the difference between two
 runs of this script under it, one with the loop and one without (the same start-up, lines
-and imports), divided by the lines. ``PYTHONHASHSEED`` is fixed, so a run gives the same
-count again, to a few instructions per CDR: a code change can be measured to a fraction of
-a percent, on any day. Cachegrind also simulates the first-level caches: the misses per CDR
-say why the core suffers more than the floor from a busy machine.
+and imports), divided by the lines. ``PYTHONHASHSEED`` is fixed, and both runs of a pair
+have the same command line and environment (only ``BENCH_LOOP``'s value differs), so a pair
+gives the same count again, to a few instructions per CDR. Where the interpreter's objects
+lie in memory still counts: one more command-line argument moved the floor's count by 0.8%
+(hash tables keyed by objects' addresses, the allocator's pools), so two versions of the
+code are told apart to about a percent, not better, whatever the day. Cachegrind also
+simulates the first-level caches: the misses per CDR say why the core suffers more than the
+floor from a busy machine.
 
 The core's loop is ``rate_core``'s whole path (decode, route, decide+evolve, encode); the
 floor's is ``floor.py``'s. Usage: ``python benchmarks/instructions.py [--cdrs N]``.
@@ -32,6 +36,9 @@ HERE = Path(__file__).resolve()
 LOOPS = ("core", "floor")
 COUNTS = {"I   refs": "instructions", "I1  misses": "i1_misses", "D1  misses": "d1_misses"}
 """The lines of cachegrind's summary read, and the names given to their counts."""
+LOOP_VARIABLE = "BENCH_LOOP"
+"""``1``: the child runs its loop; ``0``: the set-up alone. An environment variable rather
+than an argument, so that both runs of a pair lay out their memory alike."""
 
 
 def parse(summary: str) -> dict[str, int]:
@@ -47,7 +54,8 @@ def parse(summary: str) -> dict[str, int]:
 
 def counted(loop: str, run: bool, cdrs: int, seed: int) -> dict[str, int]:
     """The counts of one run of this script's ``loop`` (or of its set-up alone) under
-    cachegrind."""
+    cachegrind, with a fixed hash seed, the caller's ``PATH`` and ``PYTHONPATH`` (which
+    code is counted) and nothing else of the caller's environment."""
     command = [
         "valgrind",
         "--tool=cachegrind",
@@ -62,10 +70,13 @@ def counted(loop: str, run: bool, cdrs: int, seed: int) -> dict[str, int]:
         "--seed",
         str(seed),
     ]
-    if not run:
-        command.append("--set-up-only")
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONHASHSEED": "0"}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    env[LOOP_VARIABLE] = "1" if run else "0"
+    done = subprocess.run(
+        command, env=env, cwd=HERE.parent, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         raise SystemExit(f"instructions: the {loop} run under valgrind failed:\n{tail}")
@@ -79,8 +90,8 @@ def per_line(loop: str, cdrs: int, seed: int) -> dict[str, float]:
     return {name: (full[name] - base[name]) / cdrs for name in COUNTS.values()}
 
 
-def child(loop: str, cdrs: int, seed: int, set_up_only: bool) -> None:
-    """Under valgrind: the lines, then (unless ``set_up_only``) ``loop`` over them."""
+def child(loop: str, cdrs: int, seed: int) -> None:
+    """Under valgrind: the lines, then ``loop`` over them unless ``BENCH_LOOP`` is ``0``."""
     from floor import floor_loop, wallets_by_iccid
     from rate_core import CATALOG, whole_path
 
@@ -90,7 +101,7 @@ def child(loop: str, cdrs: int, seed: int, set_up_only: bool) -> None:
     catalog = load_catalog(CATALOG)
     lines = list(generate_cdrs(catalog, 5_000, cdrs, seed, faults=0.0))
     wallets = wallets_by_iccid(catalog, lines)
-    if set_up_only:
+    if os.environ.get(LOOP_VARIABLE) == "0":
         return
     if loop == "core":
         whole_path(catalog, lines)
@@ -103,12 +114,11 @@ def main() -> None:
     parser.add_argument("--cdrs", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--child", choices=LOOPS, help=argparse.SUPPRESS)
-    parser.add_argument("--set-up-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cdrs <= 0:
         parser.error("--cdrs must be positive")
     if args.child:
-        child(args.child, args.cdrs, args.seed, args.set_up_only)
+        child(args.child, args.cdrs, args.seed)
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("instructions: valgrind is not installed (make setup installs it)")
