@@ -54,8 +54,8 @@ def parse(summary: str) -> dict[str, int]:
 
 def counted(loop: str, run: bool, cdrs: int, seed: int) -> dict[str, int]:
     """The counts of one run of this script's ``loop`` (or of its set-up alone) under
-    cachegrind, with a fixed hash seed, the caller's ``PATH`` and ``PYTHONPATH`` (which
-    code is counted) and nothing else of the caller's environment."""
+    cachegrind, with a fixed hash seed, no bytecode written, the caller's ``PATH`` and
+    ``PYTHONPATH`` (which code is counted) and nothing else of the caller's environment."""
     command = [
         "valgrind",
         "--tool=cachegrind",
@@ -70,17 +70,29 @@ def counted(loop: str, run: bool, cdrs: int, seed: int) -> dict[str, int]:
         "--seed",
         str(seed),
     ]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONHASHSEED": "0"}
-    if "PYTHONPATH" in os.environ:
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    env[LOOP_VARIABLE] = "1" if run else "0"
     done = subprocess.run(
-        command, env=env, cwd=HERE.parent, capture_output=True, text=True, check=False
+        command, env=child_env(run), cwd=HERE.parent, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         raise SystemExit(f"instructions: the {loop} run under valgrind failed:\n{tail}")
     return parse(done.stderr)
+
+
+def child_env(run: bool) -> dict[str, str]:
+    """The whole environment of a counted run: the two runs of a pair differ only in
+    ``BENCH_LOOP``."""
+    # No bytecode written: a first run that wrote the .pyc files the second then reads would
+    # take their compiling out of the difference (it once made the core's count 27% low).
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    env[LOOP_VARIABLE] = "1" if run else "0"
+    return env
 
 
 def per_line(loop: str, cdrs: int, seed: int) -> dict[str, float]:

@@ -63,3 +63,19 @@ def test_a_count_of_no_cdrs_is_a_usage_error() -> None:
     assert done.returncode == 2
     assert "--cdrs must be positive" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_two_runs_of_a_pair_differ_only_in_whether_the_loop_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", "/somewhere")
+    monkeypatch.setenv("RATING_STORE", "memory://")  # the caller's: not passed on
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    with_loop, set_up = instructions.child_env(True), instructions.child_env(False)
+    assert {k for k in with_loop if with_loop[k] != set_up[k]} == {"BENCH_LOOP"}
+    assert (with_loop["BENCH_LOOP"], set_up["BENCH_LOOP"]) == ("1", "0")
+    # The same hash seed, and no .pyc written by the first run for the second to read.
+    assert with_loop["PYTHONHASHSEED"] == "0"
+    assert with_loop["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert with_loop["PYTHONPATH"] == "/somewhere"
+    assert "RATING_STORE" not in with_loop
