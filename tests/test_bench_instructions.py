@@ -55,7 +55,7 @@ def test_each_loop_runs_as_the_child_valgrind_counts(loop: str) -> None:
 
 def test_a_count_of_no_cdrs_is_a_usage_error() -> None:
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "instructions.py"), "--cdrs", "0"],
+        [*SCRIPT, "--cdrs", "0"],
         capture_output=True,
         text=True,
         check=False,
