@@ -74,3 +74,24 @@ def test_a_read_back_state_shares_its_subscriptions_strings() -> None:
     assert all(back.past[k][0].iccid is k for k in back.past)
     assert len({id(s.plan) for s in subs}) == 1
     assert len({id(s.pool) for s in subs}) == 1
+
+
+def test_a_read_back_subscription_keeps_every_field() -> None:
+    """`states._shared` builds a read-back SIM field by field: a field it does not know of
+    would be dropped silently, so the fields are pinned here, and each survives with a value
+    unlike its default."""
+    from engine.domain.catalog import Subscription
+
+    assert Subscription.__struct_fields__ == (
+        "iccid",
+        "wallet",
+        "plan",
+        "pool",
+        "active_from",
+        "active_to",
+        "addons",
+    )
+    sub = Subscription("8940001", "w1", "iot-eu", "pool-a", 10, 99, ("eu", "sms"))
+    state = msgspec.structs.replace(initial_state("w1"), attached=Map({"8940001": sub}))
+    back = decode_state(encode_state(state)).attached["8940001"]
+    assert msgspec.structs.asdict(back) == msgspec.structs.asdict(sub)
