@@ -29,7 +29,8 @@ from _common import environment, save, table
 from engine.catalog import load_catalog
 from engine.offline.generate import generate_cdrs, generate_commands, write_lines
 from engine.offline.run import rate_all
-from engine.projections import Projector, connect
+from engine.projections.clickhouse import connect
+from engine.projections.projector import Projector
 from engine.store import open_store
 
 CATALOG = Path(__file__).parent.parent / "examples" / "catalog.yaml"

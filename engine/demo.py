@@ -25,7 +25,7 @@ from .domain import Catalog, format_money
 from .local import BrokerError, LocalStack, Process, Scrape, is_external, provider_from_env
 from .offline.generate import generate_cdrs, generate_commands, write_lines
 from .offline.inputs import read_commands
-from .projections import connect
+from .projections.clickhouse import connect
 from .projections.query import Answer, render_table, run_query
 from .store import open_store
 from .stream.publisher import PublishResult, publish_cdrs, publish_commands

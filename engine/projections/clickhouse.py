@@ -9,9 +9,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import clickhouse_connect
-from clickhouse_connect.driver.exceptions import ClickHouseError
-
 from ..secrets import CLICKHOUSE_PASSWORD, SecretError, secret, with_password
 
 Client = Any
@@ -40,6 +37,11 @@ def connect(url: str) -> Client:
     """A client for ``chdb:///path[?database=NAME]`` (embedded) or
     ``http(s)://user:password@host:port/database`` (a server). The database is created if
     it does not exist."""
+    # Imported here, not above: the CLI imports `ProjectionError` for every command, and
+    # the worker, which never connects, is spared the client's import and its memory.
+    import clickhouse_connect
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
     scheme = urlsplit(url).scheme
     if scheme not in ("chdb", "http", "https"):
         raise ProjectionError(

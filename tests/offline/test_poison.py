@@ -27,7 +27,7 @@ from engine.codec import Rejected, decode_cdr, read_command
 from engine.domain import Catalog, Tick
 from engine.domain.limits import Limits
 from engine.offline.pipeline import Pipeline
-from engine.projections import connect
+from engine.projections.clickhouse import connect
 from engine.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]

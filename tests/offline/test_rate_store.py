@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from engine.cli import main
-from engine.projections import connect
+from engine.projections.clickhouse import connect
 from engine.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from engine.domain import Catalog, Event
 from engine.offline.generate import generate_cdrs, generate_commands, write_lines
 from engine.offline.run import rate_all
 from engine.offline.summary import Summary
-from engine.projections import Client, connect
+from engine.projections.clickhouse import Client, connect
 from engine.store.sqlite import SqliteStore
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,9 +12,9 @@ from support.clickhouse import everything
 from support.postgres import fresh_schema
 
 from engine.offline.run import rate_all
-from engine.projections import Projector, connect
-from engine.projections.clickhouse import Client
+from engine.projections.clickhouse import Client, connect
 from engine.projections.direct import postgres_source, source
+from engine.projections.projector import Projector
 from engine.store import open_store
 from engine.store.postgres import PostgresStore
 from engine.store.sqlite import SqliteStore

@@ -21,7 +21,8 @@ from engine.domain.events import Event
 from engine.domain.limits import Limits
 from engine.domain.money import format_money
 from engine.offline.pipeline import Pipeline
-from engine.projections import Projector, connect
+from engine.projections.clickhouse import connect
+from engine.projections.projector import Projector
 
 ICCID = "89441000000000900002"  # acme's, data at 0.0195 EUR per MB
 HIGHEST_AMOUNT = ((1 << 63) - 1) // 1024

@@ -19,8 +19,8 @@ from domain.builders import (
     ts,
 )
 
-from engine.projections import Projector
 from engine.projections.clickhouse import Client
+from engine.projections.projector import Projector
 
 
 def test_a_true_up_shows_in_pool_cycles_balances_draws_and_revenue(client: Client) -> None:

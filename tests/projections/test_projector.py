@@ -12,8 +12,8 @@ from support.clickhouse import everything
 from engine.domain import AdjustRating, UsageRated, WriteOffDebt
 from engine.offline.inputs import merged
 from engine.offline.pipeline import Pipeline
-from engine.projections import ProjectionError, Projector, connect
-from engine.projections.clickhouse import Client
+from engine.projections.clickhouse import Client, ProjectionError, connect
+from engine.projections.projector import Projector
 from engine.projections.schema import COLUMNS, FACT_TABLES
 from engine.store import open_store
 

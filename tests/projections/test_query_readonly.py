@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 from support.clickhouse import everything
 
 from engine.cli import main
-from engine.projections import connect
-from engine.projections.clickhouse import ProjectionError
+from engine.projections.clickhouse import ProjectionError, connect
 from engine.projections.readonly import READ_ONLY, check_read_only
 
 from .conftest import CATALOG, REPO, Run
@@ -142,7 +141,7 @@ def test_system_shutdown_is_refused_in_a_child_process(tmp_path: Path) -> None:
     # The server layer alone, past the parse check, refuses it too.
     script = textwrap.dedent(
         f"""
-        from engine.projections import connect
+        from engine.projections.clickhouse import connect
         from engine.projections.readonly import READ_ONLY
         client = connect({url!r})
         try:

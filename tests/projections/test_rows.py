@@ -28,7 +28,8 @@ from engine.domain.events import (
     WalletSuspended,
     WalletTerms,
 )
-from engine.projections import Client, Projector
+from engine.projections.clickhouse import Client
+from engine.projections.projector import Projector
 from engine.projections.rows import allowance_rows, catalog_rows
 from engine.projections.schema import COLUMNS
 

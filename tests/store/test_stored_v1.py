@@ -20,7 +20,8 @@ import pytest
 from engine.codec import decode_decision, decode_event
 from engine.domain import fold, initial_state
 from engine.domain.events import SimsBarred, SimsUnbarred
-from engine.projections import Projector, connect
+from engine.projections.clickhouse import connect
+from engine.projections.projector import Projector
 from engine.projections.schema import FACT_TABLES
 from engine.store import StoredRevision
 from engine.store.sqlite import SqliteStore

@@ -14,7 +14,8 @@ from support.clickhouse import everything
 from engine.catalog import load_catalog
 from engine.cli import main
 from engine.offline.run import rate_all
-from engine.projections import Projector, connect
+from engine.projections.clickhouse import connect
+from engine.projections.projector import Projector
 from engine.store import open_store
 from engine.stream.sink import Sink, SinkProgress, SinkSettings
 

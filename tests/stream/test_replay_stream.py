@@ -33,7 +33,8 @@ from engine.domain.evolve import evolve
 from engine.domain.routing import wallet_of
 from engine.offline.replay import ReplayReport, replay
 from engine.offline.run import rate_all
-from engine.projections import Projector, connect
+from engine.projections.clickhouse import connect
+from engine.projections.projector import Projector
 from engine.store import EventStore, open_store
 from engine.stream.sink import Sink, SinkProgress, SinkSettings
 

@@ -38,7 +38,8 @@ from engine.domain.events import UsageRated
 from engine.domain.evolve import evolve
 from engine.offline.pipeline import Pipeline
 from engine.offline.replay import ReplayReport, replay
-from engine.projections import Projector, connect
+from engine.projections.clickhouse import connect
+from engine.projections.projector import Projector
 from engine.store import EventStore, open_store
 from engine.stream.recovery import read_records
 from engine.stream.sink import Sink, SinkProgress, SinkSettings
