@@ -79,10 +79,14 @@ def instructions(found: Results) -> list[Row]:
     return [(f"`instructions`, {_n(i.get('cdrs'))} CDRs (cachegrind)", figure, _BY_TIME)]
 
 
+HALF_LOAD = 12_500
+"""Half of the 25,000 CDRs/s one worker is aimed at: the load of the latency aim."""
+
+
 def stream(found: Results) -> list[Row]:
     s = found.get("stream")
     if s is None:
-        return [("`stream`", "not run", "25,000 CDRs/s; p99 < 250 ms")]
+        return [("`stream`", "not run", "25,000 CDRs/s; p99 < 250 ms at 12,500 CDRs/s")]
     speed = _get(s, "throughput", "cdrs_per_second")
     cpu = _get(s, "throughput", "worker_cpu_us_per_cdr")
     rows: list[Row] = [
@@ -99,7 +103,12 @@ def stream(found: Results) -> list[Row]:
             (
                 f"`stream`, latency at {_n(offered)} CDRs/s offered",
                 f"p50 {_n(ms['p50'])} ms, **p99 {_n(ms['p99'])} ms**, max {_n(ms['max'])} ms",
-                _aim(ms["p99"] < 250, "p99 < 250 ms"),
+                # The aim is at half of the 25,000 CDRs/s aimed for, not half of what the
+                # run reached: a slow worker offered a light load is not the aim met.
+                _aim(
+                    ms["p99"] < 250 and (offered or 0) >= HALF_LOAD,
+                    f"p99 < 250 ms at {_n(HALF_LOAD)} CDRs/s",
+                ),
             )
         )
     return rows

@@ -106,7 +106,7 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
     )
     assert "**26,000 CDRs/s**" in row("`stream`, 1,000,000")
     assert row("`stream`, 1,000,000").endswith("25,000 CDRs/s: met |")
-    assert row("`stream`, latency").endswith("p99 < 250 ms: not reached |")
+    assert row("`stream`, latency").endswith("p99 < 250 ms at 12,500 CDRs/s: not reached |")
     assert row("`million`, 1,000,000 SIMs, catalog").endswith("met |")
     # 40 s and 2,131 MiB: both bounds missed.
     assert row("`million`, 1,000,000 SIMs, by commands").endswith("not reached |")
@@ -121,6 +121,29 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
         "RSS with the newest built 837 MiB, every one built 1,410 MiB, built one by one and "
         "let go of 991 MiB | – |"
     )
+
+
+@pytest.mark.parametrize(
+    ("offered", "p99", "judged"),
+    [
+        (12_500, 249.0, "met"),
+        (12_500, 250.0, "not reached"),
+        # Under 250 ms, but at half of a slow run's throughput, not half of 25,000.
+        (5_599, 188.0, "not reached"),
+    ],
+)
+def test_the_latency_aim_is_at_half_of_the_aimed_throughput(
+    offered: int, p99: float, judged: str
+) -> None:
+    found = {
+        "stream": {
+            "throughput": {"cdrs_per_second": 2 * offered},
+            "latency": {"offered_cdrs_per_second": offered, "ms": {"p50": 1, "p99": p99, "max": 1}},
+        }
+    }
+    latency = report.stream(found)[1]
+    assert latency[0] == f"`stream`, latency at {offered:,} CDRs/s offered"
+    assert latency[2] == f"p99 < 250 ms at 12,500 CDRs/s: {judged}"
 
 
 def test_a_broken_file_is_skipped_and_named(
