@@ -130,8 +130,9 @@ def replay(
     nothing more to adjust (once the owners' decisions are stored).
 
     With ``jobs`` above 1 and an ``opener`` (each job opens its own store with it), the
-    wallets are shared out by partition among that many processes (see ``replay_jobs``);
-    the adjustments, their ids and the report are the same whatever ``jobs``.
+    wallets are shared out by partition, weighed by their inputs, among that many processes
+    (``replay_jobs``); the adjustments, their ids and the report are the same whatever
+    ``jobs``.
 
     With ``from_snapshots`` and a ``start``, each wallet is re-rated from its latest store
     snapshot taken before the window (``store snapshot``: the history before it stays as it
@@ -151,12 +152,13 @@ def replay(
     total = store.stats().inputs if wallet is None else None
     bar = tqdm(total=total, unit=" inputs", disable=not progress, file=sys.stderr)
     foreign = index_foreign(store)
+    jobs = jobs if opener is not None else 1  # each job opens its own store
 
     def job(s: EventStore, tick: Callable[[int], object]) -> ShardReplay:
         return ShardReplay(s, new_catalog, label, dry_run, tick, send, foreign, from_snapshots)
 
     with bar:
-        plan = shards(wallets, jobs if opener is not None else 1)
+        plan = shards(wallets, jobs, sizes=store.input_counts() if jobs > 1 else None)
         if plan.jobs == 1:
             run = job(store, bar.update)
             for index, wallet_id in enumerate(wallets):
@@ -166,9 +168,7 @@ def replay(
         else:
             assert opener is not None
             parts = run_jobs(plan, opener, job, start, end, bar.update)
-    appended = 0
-    if not dry_run:
-        appended = _append(store, [d for part in parts for d in part.decided])
+    appended = 0 if dry_run else _append(store, [d for part in parts for d in part.decided])
     return _report(label, dry_run, start, end, parts, appended)
 
 

@@ -1,13 +1,14 @@
 """A replay shared out among processes: each job re-rates a disjoint set of wallets.
 
 Wallets are shared out by their ``wallet.commands`` partition, so a job's adjustments go to
-the partitions of few owners, and a wallet's inputs are read by one job only. A job works in
-two steps: it re-rates its wallets and hands the parent the adjustments paid by another
-job's wallet (split billing); then it settles (decides, or sends to the owners) every
-adjustment paid by its own wallets, those handed over included, in the order a one-process
-run settles them. So the adjustments, their ids, their instants and the report are the same
-whatever the number of jobs, and the parent, the store's only writer, appends the decisions
-in that order too.
+the partitions of few owners, and a wallet's inputs are read by one job only. Partitions are
+weighed by their wallets' stored inputs, so that the jobs get alike shares of the work, not
+of the partitions. A job works in two steps: it re-rates its wallets and hands the parent
+the adjustments paid by another job's wallet (split billing); then it settles (decides, or
+sends to the owners) every adjustment paid by its own wallets, those handed over included,
+in the order a one-process run settles them. So the adjustments, their ids, their instants
+and the report are the same whatever the number of jobs, and the parent, the store's only
+writer, appends the decisions in that order too.
 
 Each job opens its own store (SQLite: its own connection, reading; PostgreSQL: one
 connection per process); the catalog and the index of split-billing adjustments are
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection, wait
@@ -57,18 +58,34 @@ class Plan:
         return self.places.get(partition, partition % self.jobs)
 
 
-def shards(wallets: Sequence[str], jobs: int, partitions: int | None = None) -> Plan:
-    """At most ``jobs`` jobs, no more than the wallets' partitions; the partitions in
-    order, dealt out in turn."""
+def shards(
+    wallets: Sequence[str],
+    jobs: int,
+    partitions: int | None = None,
+    sizes: Mapping[str, int] | None = None,
+) -> Plan:
+    """At most ``jobs`` jobs, no more than the wallets' partitions. A partition goes whole
+    to one job: the heaviest first, each to the job with the least work so far, so that
+    the jobs end together rather than one long after the others. A wallet weighs its
+    ``sizes`` entry (the inputs it re-decides: ``EventStore.input_counts``), at least 1."""
     if jobs <= 1 or len(wallets) <= 1:
         return Plan((tuple(enumerate(wallets)),), {}, 1)
     count = partitions or load_topics().wallet_commands.partitions
-    used = sorted({partition_of(w.encode(), count) for w in wallets})
-    n = max(1, min(jobs, len(used)))
-    places = {p: i % n for i, p in enumerate(used)}
+    homes = [partition_of(w.encode(), count) for w in wallets]
+    weights: dict[int, int] = {}
+    for wallet_id, home in zip(wallets, homes, strict=True):
+        size = sizes.get(wallet_id, 1) if sizes is not None else 1
+        weights[home] = weights.get(home, 0) + max(1, size)
+    n = max(1, min(jobs, len(weights)))
+    loads = [0] * n
+    places: dict[int, int] = {}
+    for partition in sorted(weights, key=lambda p: (-weights[p], p)):
+        job = min(range(n), key=lambda k: (loads[k], k))
+        places[partition] = job
+        loads[job] += weights[partition]
     groups: list[list[tuple[int, str]]] = [[] for _ in range(n)]
-    for index, wallet_id in enumerate(wallets):
-        groups[places[partition_of(wallet_id.encode(), count)]].append((index, wallet_id))
+    for index, (wallet_id, home) in enumerate(zip(wallets, homes, strict=True)):
+        groups[places[home]].append((index, wallet_id))
     return Plan(tuple(tuple(g) for g in groups), places, count)
 
 

@@ -195,6 +195,11 @@ class EventStore(Protocol):
         """Every wallet id with a stream, sorted."""
         ...
 
+    def input_counts(self) -> dict[str, int]:
+        """Each wallet's number of stored inputs (a wallet without any is left out): what a
+        replay, which re-decides them, weighs its wallets by to share them out among jobs."""
+        ...
+
     def position(self) -> int:
         """The position of the last stored event (0 when empty)."""
         ...

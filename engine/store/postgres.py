@@ -23,13 +23,7 @@ import psycopg.errors
 
 from ..codec import current_type, decode_input
 from ..domain import Cdr, Command, Event
-from ..secrets import (
-    EVENT_STORE_PASSWORD,
-    SecretError,
-    password_in_url,
-    secret,
-    with_password,
-)
+from ..secrets import EVENT_STORE_PASSWORD, SecretError, password_in_url, secret, with_password
 from . import chain, schema
 from .base import (
     Problem,
@@ -294,6 +288,10 @@ class PostgresStore:
 
     def wallets(self) -> list[str]:
         return [r[0] for r in self._fetch("SELECT wallet_id FROM streams ORDER BY wallet_id")]
+
+    def input_counts(self) -> dict[str, int]:
+        rows = self._fetch("SELECT wallet_id, COUNT(*) FROM inputs GROUP BY wallet_id")
+        return {w: int(n) for w, n in rows}
 
     def position(self) -> int:
         return int(self._fetch("SELECT position FROM log_head WHERE id = 1")[0][0])

@@ -261,6 +261,13 @@ class SqliteStore:
             rows = self._db.execute("SELECT wallet_id FROM streams ORDER BY wallet_id").fetchall()
         return [r[0] for r in rows]
 
+    def input_counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT wallet_id, COUNT(*) FROM inputs GROUP BY wallet_id"
+            ).fetchall()
+        return {w: int(n) for w, n in rows}
+
     def position(self) -> int:
         with self._lock:
             (position,) = self._db.execute(

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.replay import Rated, rated_store
 
 from engine.codec import encode
 from engine.domain import AdjustRating
 from engine.offline.replay import ReplayReport, replay
-from engine.offline.replay_jobs import ReplayJobError, shards
+from engine.offline.replay_jobs import Plan, ReplayJobError, shards
 from engine.store import EventStore, StoreError, open_store
 from engine.stream.routed import partition_of
 
@@ -120,6 +123,47 @@ def test_wallets_are_shared_out_by_partition_and_each_payer_has_one_job() -> Non
     assert shards(wallets, 20, partitions=8).jobs == 8
     assert shards(["only"], 4, partitions=8).jobs == 1
     assert 0 <= plan.job_of("a wallet not in the run") < 3
+
+
+def _loads(plan: Plan, sizes: dict[str, int]) -> list[int]:
+    return [sum(max(1, sizes.get(w, 1)) for _, w in shard) for shard in plan.shards]
+
+
+def test_the_jobs_get_alike_shares_of_the_inputs_not_of_the_partitions() -> None:
+    """The example catalog's wallets in a store of 50,000 CDRs: dealt out in turn, the job
+    with two partitions had 35,000 inputs to re-rate and the other 15,000."""
+    sizes = {"acme": 15_175, "globex": 14_854, "initech": 4_957, "umbrella": 15_160}
+    homes = {w: partition_of(w.encode(), 8) for w in sizes}
+    assert homes["umbrella"] == homes["initech"] != homes["acme"] != homes["globex"]
+    plan = shards(sorted(sizes), 2, partitions=8, sizes=sizes)
+    assert sorted(_loads(plan, sizes)) == [20_117, 30_029]
+    assert plan.job_of("umbrella") == plan.job_of("initech") != plan.job_of("acme")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.text("abcdefgh", min_size=1, max_size=6), st.integers(0, 10_000), min_size=2
+    ),
+    st.integers(2, 9),
+)
+def test_a_plan_is_never_far_from_even(sizes: dict[str, int], jobs: int) -> None:
+    """Each wallet in one job, each partition in one job, and no job holding more than an
+    even share plus one partition (the bound of dealing the heaviest first to the least
+    loaded job): dealt out in turn, most of the work could land on one job."""
+    wallets = sorted(sizes)
+    plan = shards(wallets, jobs, partitions=8, sizes=sizes)
+    placed = {w: k for k, shard in enumerate(plan.shards) for _, w in shard}
+    assert sorted(placed) == wallets == sorted(w for shard in plan.shards for _, w in shard)
+    assert all(plan.job_of(w) == k for w, k in placed.items())  # a wallet pays in its job
+    weights: dict[int, int] = defaultdict(int)
+    for w in wallets:
+        weights[partition_of(w.encode(), 8)] += max(1, sizes[w])
+    assert plan.jobs == min(jobs, len(weights))
+    loads = _loads(plan, sizes)
+    assert max(loads) <= sum(loads) / plan.jobs + max(weights.values())
+    if plan.jobs == len(weights):  # a partition each
+        assert max(loads) == max(weights.values())
 
 
 def _failing(url: str, how: str) -> EventStore:

@@ -25,6 +25,7 @@ def test_an_empty_store(store: EventStore) -> None:
     assert _all(store) == []
     assert store.wallets() == []
     assert list(store.read_inputs()) == []
+    assert store.input_counts() == {}
     assert store.verify() == []
     assert store.append([]) == 0
 
@@ -139,6 +140,11 @@ def test_inputs_are_stored_once_in_first_stored_order(store: EventStore, rated: 
     mine = list(store.read_inputs(wallet))
     assert [i.key for i in mine] == [item.key for w, item in rated.inputs if w == wallet]
     assert store.stats().inputs == len(rated.inputs)
+    # what a replay weighs its wallets by: each wallet's inputs, stored once
+    per_wallet: dict[str, int] = defaultdict(int)
+    for w, _ in rated.inputs:
+        per_wallet[w] += 1
+    assert store.input_counts() == per_wallet
 
 
 def test_stats_count_what_is_stored(store: EventStore, rated: Rated) -> None:
