@@ -101,9 +101,13 @@ def stream(found: Results) -> list[Row]:
             _aim(None if speed is None else speed >= WORKER_AIM, f"{_n(WORKER_AIM)} CDRs/s"),
         )
     ]
-    ms = _get(s, "latency", "ms")
-    if ms is not None:
-        offered = _get(s, "latency", "offered_cdrs_per_second")
+    # Half of the run's own throughput (``latency``), then the aim's load (``latency_at_aim``,
+    # run when the first was offered less).
+    for run in ("latency", "latency_at_aim"):
+        ms = _get(s, run, "ms")
+        if ms is None:
+            continue
+        offered = _get(s, run, "offered_cdrs_per_second")
         rows.append(
             (
                 f"`stream`, latency at {_n(offered)} CDRs/s offered",

@@ -146,6 +146,30 @@ def test_the_latency_aim_is_at_half_of_the_aimed_throughput(
     assert latency[2] == f"p99 < 250 ms at 12,500 CDRs/s: {judged}"
 
 
+@pytest.mark.parametrize(("p99", "judged"), [(240.0, "met"), (1_900.0, "not reached")])
+def test_the_run_at_the_aims_load_is_judged_beside_the_run_at_half_the_runs_own(
+    p99: float, judged: str
+) -> None:
+    """A worker that rates 13,000 CDRs/s is offered 6,500 (half its own) and 12,500 (the
+    aim's load): both rows are shown, and only the second can meet the aim."""
+    found = {
+        "stream": {
+            "throughput": {"cdrs_per_second": 13_000},
+            "latency": {"offered_cdrs_per_second": 6_500, "ms": {"p50": 1, "p99": 90, "max": 1}},
+            "latency_at_aim": {
+                "offered_cdrs_per_second": 12_500,
+                "ms": {"p50": 1, "p99": p99, "max": 1},
+            },
+        }
+    }
+    _, half, at_aim = report.stream(found)
+    assert half[0] == "`stream`, latency at 6,500 CDRs/s offered"
+    assert half[2] == "p99 < 250 ms at 12,500 CDRs/s: not reached"
+    assert at_aim[0] == "`stream`, latency at 12,500 CDRs/s offered"
+    assert f"**p99 {p99:,.0f} ms**" in at_aim[1]
+    assert at_aim[2] == f"p99 < 250 ms at 12,500 CDRs/s: {judged}"
+
+
 def test_a_broken_file_is_skipped_and_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
