@@ -152,7 +152,7 @@ def replay(
     total = store.stats().inputs if wallet is None else None
     bar = tqdm(total=total, unit=" inputs", disable=not progress, file=sys.stderr)
     foreign = index_foreign(store)
-    jobs = jobs if opener is not None else 1  # each job opens its own store
+    jobs = jobs if opener is not None and len(wallets) > 1 else 1  # a job opens its store
 
     def job(s: EventStore, tick: Callable[[int], object]) -> ShardReplay:
         return ShardReplay(s, new_catalog, label, dry_run, tick, send, foreign, from_snapshots)

@@ -125,6 +125,37 @@ def test_wallets_are_shared_out_by_partition_and_each_payer_has_one_job() -> Non
     assert 0 <= plan.job_of("a wallet not in the run") < 3
 
 
+def test_one_wallet_is_replayed_here_without_counting_every_wallets_inputs(
+    rated: Rated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--wallet`` with the default ``--jobs`` (the CPUs): no process is started, and the
+    store is not asked to count the inputs of every wallet, which a large store scans."""
+    url = _copy(rated, tmp_path / "one-wallet.db")
+    store = open_store(url)
+    wallet = store.wallets()[0]
+    counted: list[int] = []
+    monkeypatch.setattr(store, "input_counts", lambda: counted.append(1) or {})
+    monkeypatch.setattr("engine.offline.replay_jobs.run_jobs", _no_processes)
+    try:
+        alone = replay(store, rated.new_catalog, wallet=wallet, dry_run=True)
+        asked = replay(
+            store,
+            rated.new_catalog,
+            wallet=wallet,
+            dry_run=True,
+            jobs=4,
+            opener=lambda: open_store(url),
+        )
+    finally:
+        store.close()
+    assert counted == []
+    assert asked == alone and alone.rerated > 0
+
+
+def _no_processes(*args: object) -> None:
+    raise AssertionError("a replay of one wallet started jobs")
+
+
 def _loads(plan: Plan, sizes: dict[str, int]) -> list[int]:
     return [sum(max(1, sizes.get(w, 1)) for _, w in shard) for shard in plan.shards]
 
