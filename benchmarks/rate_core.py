@@ -34,7 +34,7 @@ from engine.stream.garbage import parse_threshold
 from engine.stream.metrics import Metrics
 from engine.stream.positions import Record
 from engine.stream.processor import RatingProcessor
-from engine.stream.rater import Rater, Tally
+from engine.stream.rater import BatchTally, Rater
 from engine.stream.routed import RoutedGroup, partition_of
 from engine.stream.settings import GC_THRESHOLD
 from engine.stream.topics import Topics, load_topics
@@ -246,7 +246,7 @@ def agent_path(catalog: Catalog, lines: list[bytes]) -> Callable[[], int]:
     writers = {partition: MemoryWriter() for partition in homes}
 
     def run() -> int:
-        tally = Tally()
+        tally = BatchTally()
         decisions = 0
         for record in records:
             rater.answer(writers[record.partition], record, tally)  # type: ignore[arg-type]
@@ -254,7 +254,7 @@ def agent_path(catalog: Catalog, lines: list[bytes]) -> Callable[[], int]:
                 # a batch done: its latencies and counts, as the agent takes them
                 rater.observe(tally, 0.0)
                 decisions += rater.counts(tally)["decisions"]
-                tally = Tally()
+                tally = BatchTally()
         # Every routed CDR decided, each decision on wallet.events: nothing skipped or lost.
         produced = sum(w.produced[names.wallet_events.name] for w in writers.values())
         if not decisions == produced == routed:

@@ -55,7 +55,7 @@ from .ownership import Ownership
 from .positions import Batch
 from .processor import REORDER_WINDOW, RETAIN_EVERY, RatingProcessor
 from .producer import BatchProducer, wait_durable
-from .rater import Rater, Tally
+from .rater import BatchTally, Rater
 from .routed import partition_of
 from .settings import WorkerSettings
 from .snapshotter import Snapshotter
@@ -232,7 +232,7 @@ class Topology:
         owner = self.ownership
         async for events in self._batches(stream):
             batch = await self._inputs(events)
-            tally = Tally()
+            tally = BatchTally()
             await self.rater.await_revisions(batch)
             # Recoveries first, so no transaction stays open while one runs.
             for partition in {msg.partition for msg in batch.inputs}:

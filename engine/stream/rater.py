@@ -34,7 +34,7 @@ Reject = Callable[[PartitionWriter, Rejected, bytes | None], None]
 Failed = Callable[[str, Exception, str, bytes], Rejected]
 
 
-class Tally:
+class BatchTally:
     """What one batch decided, gathered as it goes and counted once it is done: per input
     only lists are extended, so the per-CDR work of counting runs in C (`Rater.counts`)."""
 
@@ -87,7 +87,7 @@ class Rater:
         self,
         out: PartitionWriter,
         msg: Record,
-        tally: Tally,
+        tally: BatchTally,
     ) -> None:
         """Decide one input record (a command, or a group of routed CDRs) into ``out``."""
         commands_topic = self.names.wallet_commands.name
@@ -128,7 +128,7 @@ class Rater:
                 continue
             self._decide(out, partition, wallet, cdr, origin, tally)
 
-    def observe(self, tally: Tally, now: float) -> None:
+    def observe(self, tally: BatchTally, now: float) -> None:
         """The latency histograms of a batch's CDRs, once their decisions are durable at
         ``now`` (epoch seconds)."""
         metrics = self.metrics
@@ -136,7 +136,7 @@ class Rater:
         metrics.cdr_age.observe_many([now - c.started_at.timestamp() for c in tally.cdrs], 0.0)
 
     @staticmethod
-    def counts(tally: Tally) -> collections.Counter[str]:
+    def counts(tally: BatchTally) -> collections.Counter[str]:
         """The batch's counts: skips, decisions, events by type and CDRs rejected by reason
         (vitals.Vitals.count)."""
         counts = tally.counts.copy()
@@ -156,7 +156,7 @@ class Rater:
         wallet: str,
         item: Cdr | Command,
         origin: Origin,
-        tally: Tally,
+        tally: BatchTally,
         raw: bytes | None = None,
     ) -> None:
         """Admit and decide one input (engine.flow), and produce its decision and follow-ups

@@ -14,7 +14,7 @@ from engine.codec import decode_command
 from engine.domain import Command
 from engine.stream.agents import Topology, build
 from engine.stream.fencing import PartitionWriter
-from engine.stream.rater import Tally
+from engine.stream.rater import BatchTally
 from engine.stream.recovery import read_decisions
 from engine.stream.settings import WorkerSettings
 
@@ -51,7 +51,7 @@ def test_a_fenced_partition_is_dropped_counted_and_writes_nothing(
 async def _scenario(topology: Topology, stack: Stack) -> None:
     events = stack.topics.wallet_events.name
     commands = stack.topics.wallet_commands.name
-    tally = Tally()
+    tally = BatchTally()
     await topology.ownership.recover(PARTITION)  # fences any earlier owner, reads the (empty) log
     assert topology.processor.recovered(PARTITION)
 

@@ -16,7 +16,7 @@ from engine.catalog import load_catalog
 from engine.domain import initial_state
 from engine.domain.events import CdrRejected
 from engine.stream.processor import PartitionState, RatingProcessor
-from engine.stream.rater import Rater, Tally
+from engine.stream.rater import BatchTally, Rater
 from engine.stream.vitals import Vitals
 
 from .harness import CATALOG
@@ -66,7 +66,7 @@ def test_a_batchs_tally_counts_each_event_type_and_each_rejection_reason() -> No
     """The rate agent gathers a batch's events and counts them once it is done
     (``Rater.counts``): the same counts as counting each event as it was decided."""
     cat = catalog(plans=[plan(rates={"data": {"EU": rate("1", MB)}})], wallets=[wallet("w1")])
-    tally, state, expected = Tally(), initial_state("w1"), collections.Counter[str]()
+    tally, state, expected = BatchTally(), initial_state("w1"), collections.Counter[str]()
     inputs = [cdr("c1", MB), cdr("c2", -1), cdr("c3", MB, at=T0 + 1), cdr("c1", MB), cdr("c4", MB)]
     for item in inputs:
         made, state = flow.decide(state, "w1", item, cat)
