@@ -17,7 +17,10 @@ simulates the first-level caches: the misses per CDR say why the core suffers mo
 floor from a busy machine.
 
 The core's loop is ``rate_core``'s whole path (decode, route, decide+evolve, encode); the
-floor's is ``floor.py``'s. Usage: ``python benchmarks/instructions.py [--cdrs N]``.
+floor's is ``floor.py``'s. A third loop counts the rate agent's path in process, as
+``rate_core`` times it (``agent_path``: the worker's ``Rater`` answering the CDRs as enrich
+groups them, without Kafka): what a worker's event loop spends per CDR besides its clients.
+Usage: ``python benchmarks/instructions.py [--cdrs N]``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pathlib import Path
 from _common import environment, save, table
 
 HERE = Path(__file__).resolve()
-LOOPS = ("core", "floor")
+LOOPS = ("core", "floor", "agent")
 COUNTS = {"I   refs": "instructions", "I1  misses": "i1_misses", "D1  misses": "d1_misses"}
 """The lines of cachegrind's summary read, and the names given to their counts."""
 LOOP_VARIABLE = "BENCH_LOOP"
@@ -105,7 +108,7 @@ def per_line(loop: str, cdrs: int, seed: int) -> dict[str, float]:
 def child(loop: str, cdrs: int, seed: int) -> None:
     """Under valgrind: the lines, then ``loop`` over them unless ``BENCH_LOOP`` is ``0``."""
     from floor import floor_loop, wallets_by_iccid
-    from rate_core import CATALOG, whole_path
+    from rate_core import CATALOG, agent_path, whole_path
 
     from engine.catalog import load_catalog
     from engine.offline.generate import generate_cdrs
@@ -113,10 +116,13 @@ def child(loop: str, cdrs: int, seed: int) -> None:
     catalog = load_catalog(CATALOG)
     lines = list(generate_cdrs(catalog, 5_000, cdrs, seed, faults=0.0))
     wallets = wallets_by_iccid(catalog, lines)
+    agent = agent_path(catalog, lines) if loop == "agent" else None
     if os.environ.get(LOOP_VARIABLE) == "0":
         return
     if loop == "core":
         whole_path(catalog, lines)
+    elif agent is not None:
+        agent()
     else:
         floor_loop(lines, wallets)
 
@@ -137,11 +143,13 @@ def main() -> None:
 
     core = per_line("core", args.cdrs, args.seed)
     floor = per_line("floor", args.cdrs, args.seed)
+    agent = per_line("agent", args.cdrs, args.seed)
     ratio = floor["instructions"] / core["instructions"]
     rows = [
         ("core: instructions per CDR", f"{core['instructions']:,.0f}"),
         ("floor: instructions per line", f"{floor['instructions']:,.0f}"),
         ("ratio to the floor, by instructions", f"{ratio:.3f}"),
+        ("rate agent's path in process: instructions per CDR", f"{agent['instructions']:,.0f}"),
         ("core: L1 misses per CDR, instruction / data", _misses(core)),
         ("floor: L1 misses per line, instruction / data", _misses(floor)),
     ]
@@ -156,6 +164,7 @@ def main() -> None:
             "cdrs": args.cdrs,
             "core_per_cdr": {k: round(v) for k, v in core.items()},
             "floor_per_line": {k: round(v) for k, v in floor.items()},
+            "agent_per_cdr": {k: round(v) for k, v in agent.items()},
             "ratio_to_floor": round(ratio, 4),
             "environment": env,
         },

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import gc
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _common import environment, save, table
@@ -32,7 +34,7 @@ from engine.stream.garbage import parse_threshold
 from engine.stream.metrics import Metrics
 from engine.stream.positions import Record
 from engine.stream.processor import RatingProcessor
-from engine.stream.rater import Rater
+from engine.stream.rater import BatchTally, Rater
 from engine.stream.routed import RoutedGroup, partition_of
 from engine.stream.settings import GC_THRESHOLD
 from engine.stream.topics import Topics, load_topics
@@ -216,9 +218,20 @@ def routed_records(catalog: Catalog, lines: list[bytes], names: Topics) -> tuple
 
 def rate_agent(catalog: Catalog, lines: list[bytes]) -> float:
     """CPU seconds per CDR of the rate agent's path, as the worker runs it, in process."""
+    run = agent_path(catalog, lines)
+    c0 = time.process_time()
+    routed = run()
+    return (time.process_time() - c0) / routed
+
+
+def agent_path(catalog: Catalog, lines: list[bytes]) -> Callable[[], int]:
+    """The rate agent's path set up: ``lines`` routed into records, and a processor and a
+    `Rater` as a worker has them. The function returned answers every record, a batch of
+    1,000 CDRs at a time, and returns how many CDRs were decided (every one, or it exits)."""
     names = load_topics()
     records, routed = routed_records(catalog, lines, names)
     homes = {r.partition for r in records}
+    partitions = names.cdr_by_wallet.partitions
     processor = RatingProcessor(catalog)
     for partition in homes:
         processor.recover(partition, [])
@@ -226,28 +239,32 @@ def rate_agent(catalog: Catalog, lines: list[bytes]) -> float:
         names,
         processor,
         Metrics(),
-        lambda wallet: partition_of(wallet.encode(), names.cdr_by_wallet.partitions),
+        functools.cache(lambda wallet: partition_of(wallet.encode(), partitions)),  # as agents
         lambda out, rejected, key: out.produce(names.cdr_rejected.name, key, encode(rejected)),
         lambda stage, exc, where, raw: internal_error(exc, where, raw),
     )
     writers = {partition: MemoryWriter() for partition in homes}
-    counts: collections.Counter[str] = collections.Counter()
-    timings: list[tuple[int, Cdr]] = []
-    c0 = time.process_time()
-    for record in records:
-        rater.answer(writers[record.partition], record, counts, timings)  # type: ignore[arg-type]
-        if len(timings) >= 1000:  # a batch's latencies, as the agent observes them
-            rater.observe(timings, 0.0)
-            timings.clear()
-    cpu = time.process_time() - c0
-    # Every routed CDR decided, each decision on wallet.events: nothing skipped or lost.
-    produced = sum(w.produced[names.wallet_events.name] for w in writers.values())
-    if not counts["decisions"] == produced == routed:
-        raise SystemExit(
-            f"rate agent: {counts['decisions']} decisions, {produced} on "
-            f"{names.wallet_events.name}, for {routed} CDRs"
-        )
-    return cpu / routed
+
+    def run() -> int:
+        tally = BatchTally()
+        decisions = 0
+        for record in records:
+            rater.answer(writers[record.partition], record, tally)  # type: ignore[arg-type]
+            if len(tally.cdrs) >= 1000 or record is records[-1]:
+                # a batch done: its latencies and counts, as the agent takes them
+                rater.observe(tally, 0.0)
+                decisions += rater.counts(tally)["decisions"]
+                tally = BatchTally()
+        # Every routed CDR decided, each decision on wallet.events: nothing skipped or lost.
+        produced = sum(w.produced[names.wallet_events.name] for w in writers.values())
+        if not decisions == produced == routed:
+            raise SystemExit(
+                f"rate agent: {decisions} decisions, {produced} on "
+                f"{names.wallet_events.name}, for {routed} CDRs"
+            )
+        return routed
+
+    return run
 
 
 if __name__ == "__main__":

@@ -76,6 +76,9 @@ def instructions(found: Results) -> list[Row]:
         f"{_n(core.get('d1_misses'))}, floor {_n(floor.get('i1_misses'))} + "
         f"{_n(floor.get('d1_misses'))}"
     )
+    agent = i.get("agent_per_cdr")
+    if agent is not None:
+        figure += f"; the rate agent's path in process {_n(agent.get('instructions'))} per CDR"
     return [(f"`instructions`, {_n(i.get('cdrs'))} CDRs (cachegrind)", figure, _BY_TIME)]
 
 

@@ -144,7 +144,9 @@ NO_FOLLOW_UPS = FollowUps((), ())
 
 def follow_ups(events: Sequence[Event]) -> FollowUps:
     """What a decision's ``events`` ask of others, in their order."""
-    # One plain loop: it runs for every decision, and most hold one UsageRated paid here.
+    if len(events) == 1 and type(events[0]) is UsageRated:  # most decisions: one CDR rated
+        charge = routed_charge(events[0])
+        return NO_FOLLOW_UPS if charge is None else FollowUps((), (charge,))
     actions: list[Event] = []
     charges: list[ApplyCharge] = []
     for e in events:

@@ -74,6 +74,7 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
             "cdrs": 5_000,
             "core_per_cdr": {"instructions": 125_596, "i1_misses": 2_281, "d1_misses": 2_758},
             "floor_per_line": {"instructions": 13_191, "i1_misses": 279, "d1_misses": 101},
+            "agent_per_cdr": {"instructions": 166_385, "i1_misses": 3_001, "d1_misses": 3_502},
             "ratio_to_floor": 0.105,
         },
     )
@@ -102,7 +103,8 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
     assert row("`instructions`, 5,000 CDRs") == (
         "| `instructions`, 5,000 CDRs (cachegrind) | core 125,596 per CDR, floor 13,191 per "
         "line: **ratio 0.105**; first-level cache misses (instruction + data) per CDR: core "
-        "2,281 + 2,758, floor 279 + 101 | – (the aim of 0.30 is by time) |"
+        "2,281 + 2,758, floor 279 + 101; the rate agent's path in process 166,385 per CDR | "
+        "– (the aim of 0.30 is by time) |"
     )
     assert "**26,000 CDRs/s**" in row("`stream`, 1,000,000")
     assert row("`stream`, 1,000,000").endswith("25,000 CDRs/s: met |")

@@ -139,6 +139,22 @@ def test_follow_ups_are_network_actions_and_routed_charges() -> None:
     assert all(isinstance(c, ApplyCharge) for c in charges)
 
 
+def test_a_decision_of_one_rated_cdr_follows_up_as_any_other() -> None:
+    """Most decisions hold one UsageRated, and take a shorter way: the same follow-ups as
+    the same event with another beside it that asks nothing."""
+    cat = _split_catalog()
+    first, state = flow.decide(initial_state("w1"), "w1", cdr("c1", MB), cat)
+    quiet = next(e for e in first.events if not isinstance(e, UsageRated))
+    for item, payer in ((cdr("c2", 2 * MB, apn="corp.apn"), "corp"), (cdr("c3", MB), None)):
+        made, _ = flow.decide(state, "w1", item, cat)
+        (rated,) = made.events
+        assert isinstance(rated, UsageRated)
+        found = flow.follow_ups(made.events)
+        assert found == flow.follow_ups((quiet, rated))
+        assert [c.wallet_id for c in found.charges] == ([payer] if payer else [])
+        assert found.actions == ()
+
+
 def test_run_refuses_before_any_wallet_and_keeps_nothing() -> None:
     cat = catalog()
     ghost = flow.run({1: cat}, {}, initial_state, top_up("t1", "5", wallet="ghost"))

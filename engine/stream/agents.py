@@ -26,7 +26,6 @@ recognises inputs it already decided (see processor.py), so redelivery charges n
 
 from __future__ import annotations
 
-import collections
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -42,7 +41,7 @@ from ..codec import (
     fit,
     internal_error,
 )
-from ..domain import Catalog, Cdr, Tick
+from ..domain import Catalog, Tick
 from ..flow import Revisions, latest
 from .app import BUNDLE_MAX, RatingApp, RawSchema, create_app
 from .directory import Directory, Table, not_following
@@ -56,7 +55,7 @@ from .ownership import Ownership
 from .positions import Batch
 from .processor import REORDER_WINDOW, RETAIN_EVERY, RatingProcessor
 from .producer import BatchProducer, wait_durable
-from .rater import Rater
+from .rater import BatchTally, Rater
 from .routed import partition_of
 from .settings import WorkerSettings
 from .snapshotter import Snapshotter
@@ -233,8 +232,7 @@ class Topology:
         owner = self.ownership
         async for events in self._batches(stream):
             batch = await self._inputs(events)
-            counts: collections.Counter[str] = collections.Counter()
-            timings: list[tuple[int, Cdr]] = []  # (ingested ms, CDR) per CDR received
+            tally = BatchTally()
             await self.rater.await_revisions(batch)
             # Recoveries first, so no transaction stays open while one runs.
             for partition in {msg.partition for msg in batch.inputs}:
@@ -250,7 +248,7 @@ class Topology:
                 if out is None:
                     continue  # not ours: nothing is decided, and its offsets stay as they are
                 try:
-                    self.rater.answer(out, msg, counts, timings)
+                    self.rater.answer(out, msg, tally)
                 except Fenced as exc:
                     owner.fenced_out(partition, out, exc)
                     open_[partition] = None
@@ -262,8 +260,8 @@ class Topology:
             self.positions.made_durable(Batch(batch.inputs, ends))
             # The others start again from the group's commit if they come back here.
             owner.restart([tp for tp in batch.ends if tp not in ends])
-            self.rater.observe(timings, time.time())
-            self.vitals.count(counts)
+            self.rater.observe(tally, time.time())
+            self.vitals.count(self.rater.counts(tally))
             self.vitals.observe_lag(batch.ends)
             metrics.suspended.set(processor.suspended())
             yield None

@@ -2,7 +2,8 @@
 
 prometheus_client's ``Histogram.observe`` takes a lock and walks the bucket bounds for each
 value: about a microsecond, which the rate agent paid twice per CDR on the event loop. Here
-a batch's values are counted into a list with ``bisect`` and no lock; a scrape, on the health
+a batch's values are sorted (in C) and each bucket's share is found with ``bisect``, a few
+steps per bound rather than per value, with no lock; a scrape, on the health
 server's thread, reads the list as it is (each count only grows, so a scrape may lag a batch
 but never goes back). The exposition is Prometheus' histogram, as before: ``_bucket{le}``,
 ``_count`` and ``_sum``.
@@ -10,7 +11,7 @@ but never goes back). The exposition is Prometheus' histogram, as before: ``_buc
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client.core import HistogramMetricFamily, Metric
@@ -40,12 +41,23 @@ class BatchHistogram(Collector):
         bound is in that bound's bucket (``le``)."""
         self.sum = 0.0
 
-    def observe_many(self, values: Iterable[float]) -> None:
-        counts, bounds, total = self.counts, self.bounds, 0.0
-        for value in values:
-            counts[bisect_left(bounds, value)] += 1
-            total += value
-        self.sum += total
+    def observe_many(self, values: Iterable[float], at_least: float | None = None) -> None:
+        """Count ``values``; with ``at_least``, a value below it is counted as it (a clock
+        a little ahead makes a latency negative)."""
+        ordered = sorted(values)
+        counts = self.counts
+        start = 0
+        if at_least is not None:
+            start = bisect_left(ordered, at_least)
+            counts[bisect_left(self.bounds, at_least)] += start
+            self.sum += at_least * start
+        below = start
+        for i, bound in enumerate(self.bounds):
+            upto = bisect_right(ordered, bound, below)
+            counts[i] += upto - below
+            below = upto
+        counts[-1] += len(ordered) - below
+        self.sum += sum(ordered[start:])
 
     def collect(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(self.name, self.documentation)

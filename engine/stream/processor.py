@@ -27,6 +27,9 @@ after it. So the offsets decided within this window are kept one by one (and sna
 only below it does "at most the highest" mean "decided"."""
 
 
+_PRUNE_AT = 2 * REORDER_WINDOW
+
+
 def decision_id(decision: Decision) -> str:
     """What names a decision in its partition: the input it answers (each input is decided
     once per partition), e.g. ``cdr.raw/0@1234``."""
@@ -81,17 +84,18 @@ class PartitionState:
     def mark(self, topic: str, partition: int, offset: int) -> None:
         """Record ``offset`` of an origin partition as decided."""
         key = (topic, partition)
-        top = max(self.decided.get(key, -1), offset)
-        self.decided[key] = top
         recent = self.recent.get(key)
         if recent is None:
             recent = self.recent[key] = set()
         recent.add(offset)
+        decided = self.decided
+        if offset > decided.get(key, -1):
+            decided[key] = offset
         # Offsets at or below the floor are answered by ``seen`` without the set, so they
         # may linger: pruning only at twice the window keeps its cost at O(1) per offset
         # (pruning at the window itself would walk the whole set on every offset once full).
-        if len(recent) > 2 * REORDER_WINDOW:
-            floor = top - REORDER_WINDOW
+        if len(recent) > _PRUNE_AT:
+            floor = decided[key] - REORDER_WINDOW
             self.recent[key] = {o for o in recent if o > floor}
 
 

@@ -17,7 +17,7 @@ from ..codec import Rejected, encode, raw_fields, read_command
 from ..domain import Cdr, Command
 from ..domain.commands import AdoptCatalog, OpenWallet
 from ..domain.decision import Decision, Origin
-from ..domain.events import CdrRejected
+from ..domain.events import CdrRejected, Event
 from ..flow import MissingRevision, Refused, catalog_at, follow_ups, refused
 from .directory import DIRECTORY_EVENTS, entries_after, entry_key, entry_value
 from .fencing import PartitionWriter
@@ -32,6 +32,21 @@ REVISION_WAIT = 30.0
 
 Reject = Callable[[PartitionWriter, Rejected, bytes | None], None]
 Failed = Callable[[str, Exception, str, bytes], Rejected]
+
+
+class BatchTally:
+    """What one batch decided, gathered as it goes and counted once it is done: per input
+    only lists are extended, so the per-CDR work of counting runs in C (`Rater.counts`)."""
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        """Skipped redeliveries and decisions."""
+        self.events: list[Event] = []
+        """Every decision's events, counted by type at the end."""
+        self.ingested: list[int] = []
+        """Each CDR received: its arrival on ``cdr.raw`` (epoch milliseconds)..."""
+        self.cdrs: list[Cdr] = []
+        """... and the CDR, for the latency histograms."""
 
 
 class Rater:
@@ -72,8 +87,7 @@ class Rater:
         self,
         out: PartitionWriter,
         msg: Record,
-        counts: collections.Counter[str],
-        timings: list[tuple[int, Cdr]],
+        tally: BatchTally,
     ) -> None:
         """Decide one input record (a command, or a group of routed CDRs) into ``out``."""
         commands_topic = self.names.wallet_commands.name
@@ -93,7 +107,7 @@ class Rater:
             if isinstance(command, Rejected):
                 self._reject(out, command, msg.key)
                 return
-            self._decide(out, partition, command.wallet_id, command, origin, counts, value)
+            self._decide(out, partition, command.wallet_id, command, origin, tally, value)
             return
         try:
             routed = decode_routed(value)
@@ -104,25 +118,36 @@ class Rater:
             self._reject(out, bad, msg.key)
             return
         raw_topic, raw_partition = self.names.cdr_raw.name, routed.partition
-        for wallet, offset, ingested, cdr in zip(
-            routed.wallets, routed.offsets, routed.ingested, routed.cdrs, strict=True
-        ):
-            timings.append((ingested, cdr))
+        tally.ingested.extend(routed.ingested)
+        tally.cdrs.extend(routed.cdrs)
+        for wallet, offset, cdr in zip(routed.wallets, routed.offsets, routed.cdrs, strict=True):
             origin = Origin(raw_topic, raw_partition, offset)
             if self._home(wallet) != partition:
                 wrong = wrong_partition(msg.key, wallet, _where(origin), encode(cdr))
                 self._reject(out, wrong, msg.key)
                 continue
-            self._decide(out, partition, wallet, cdr, origin, counts)
+            self._decide(out, partition, wallet, cdr, origin, tally)
 
-    def observe(self, timings: list[tuple[int, Cdr]], now: float) -> None:
-        """The latency histograms of a batch's CDRs (``answer``'s ``timings``), once their
-        decisions are durable at ``now`` (epoch seconds)."""
+    def observe(self, tally: BatchTally, now: float) -> None:
+        """The latency histograms of a batch's CDRs, once their decisions are durable at
+        ``now`` (epoch seconds)."""
         metrics = self.metrics
-        metrics.ingest_latency.observe_many(max(0.0, now - ms / 1000) for ms, _ in timings)
-        metrics.cdr_age.observe_many(
-            max(0.0, now - cdr.started_at.timestamp()) for _, cdr in timings
-        )
+        metrics.ingest_latency.observe_many([now - ms / 1000 for ms in tally.ingested], 0.0)
+        metrics.cdr_age.observe_many([now - c.started_at.timestamp() for c in tally.cdrs], 0.0)
+
+    @staticmethod
+    def counts(tally: BatchTally) -> collections.Counter[str]:
+        """The batch's counts: skips, decisions, events by type and CDRs rejected by reason
+        (vitals.Vitals.count)."""
+        counts = tally.counts.copy()
+        kinds = collections.Counter(map(type, tally.events))
+        for kind, n in kinds.items():
+            counts[kind.__name__] += n
+        if CdrRejected in kinds:
+            for e in tally.events:
+                if isinstance(e, CdrRejected):
+                    counts["rejected:" + e.reason] += 1
+        return counts
 
     def _decide(
         self,
@@ -131,7 +156,7 @@ class Rater:
         wallet: str,
         item: Cdr | Command,
         origin: Origin,
-        counts: collections.Counter[str],
+        tally: BatchTally,
         raw: bytes | None = None,
     ) -> None:
         """Admit and decide one input (engine.flow), and produce its decision and follow-ups
@@ -142,7 +167,7 @@ class Rater:
         partition goes on."""
         processor = self.processor
         if processor.already_decided(partition, origin):
-            counts["skipped"] += 1
+            tally.counts["skipped"] += 1
             return
         try:
             decision = processor.decide_new(partition, wallet, item, origin)
@@ -163,11 +188,8 @@ class Rater:
         key = wallet.encode()
         out.produce(self.names.wallet_events.name, key, encode(decision), partition)
         out.last_decision = decision_id(decision)
-        counts["decisions"] += 1
-        for e in decision.events:
-            counts[type(e).__name__] += 1
-            if isinstance(e, CdrRejected):
-                counts["rejected:" + e.reason] += 1
+        tally.counts["decisions"] += 1
+        tally.events.extend(decision.events)
         actions, charges = follow_ups(decision.events)
         for action in actions:
             # In the decision's transaction: the action exists exactly when the decision
@@ -175,12 +197,12 @@ class Rater:
             out.produce(self.names.network_actions.name, key, encode(action))
         for charge in charges:
             out.produce(self.names.wallet_commands.name, charge.wallet_id.encode(), encode(charge))
-        self._directory(out, partition, decision)
+        # Most decisions only rate usage or move money, and change no directory entry.
+        if not DIRECTORY_EVENTS.isdisjoint(map(type, decision.events)):
+            self._directory(out, partition, decision)
 
     def _directory(self, out: PartitionWriter, partition: int, decision: Decision) -> None:
         """The directory entries the decision changed, in its transaction (directory.py)."""
-        if DIRECTORY_EVENTS.isdisjoint(map(type, decision.events)):
-            return  # most decisions: usage rated, money moved
         state = self.processor.partitions[partition].wallets[decision.wallet_id]
         catalog = catalog_at(self.processor.revisions, state.revision)
         ts = int(decision.events[0].at.timestamp())

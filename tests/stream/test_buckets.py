@@ -47,6 +47,32 @@ def test_a_batch_histogram_exposes_what_prometheus_clients_histogram_does(
         assert mine[key] == pytest.approx(value), key
 
 
+@given(
+    batches=st.lists(
+        st.lists(st.floats(min_value=-1e4, max_value=1e4, allow_nan=False), max_size=40),
+        max_size=4,
+    ),
+    at_least=st.sampled_from([0.0, 0.005, 2.0]),
+)
+def test_a_value_below_the_floor_is_counted_as_the_floor(
+    batches: list[list[float]], at_least: float
+) -> None:
+    """A clock a little ahead makes a latency negative: it is counted as ``at_least``, as
+    prometheus_client would count ``max(at_least, value)``."""
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    batch = BatchHistogram("h_seconds", "help", LATENCY_BUCKETS)
+    ours.register(batch)
+    single = Histogram("h_seconds", "help", buckets=LATENCY_BUCKETS, registry=theirs)
+    for values_ in batches:
+        batch.observe_many(values_, at_least)
+        for value in values_:
+            single.observe(max(at_least, value))
+    mine, reference = _samples(ours, "h_seconds"), _samples(theirs, "h_seconds")
+    assert mine.keys() == reference.keys()
+    for key, value in reference.items():
+        assert mine[key] == pytest.approx(value, abs=1e-6), key
+
+
 def test_the_workers_latency_histograms_are_batch_histograms_in_its_registry() -> None:
     metrics = Metrics()
     metrics.ingest_latency.observe_many([0.02, 0.3, 0.3])

@@ -5,7 +5,6 @@ counts it, leaves the batch's inputs uncommitted, and has written nothing of tha
 from __future__ import annotations
 
 import asyncio
-import collections
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from engine.codec import decode_command
 from engine.domain import Command
 from engine.stream.agents import Topology, build
 from engine.stream.fencing import PartitionWriter
+from engine.stream.rater import BatchTally
 from engine.stream.recovery import read_decisions
 from engine.stream.settings import WorkerSettings
 
@@ -51,21 +51,21 @@ def test_a_fenced_partition_is_dropped_counted_and_writes_nothing(
 async def _scenario(topology: Topology, stack: Stack) -> None:
     events = stack.topics.wallet_events.name
     commands = stack.topics.wallet_commands.name
-    counts: collections.Counter[str] = collections.Counter()
+    tally = BatchTally()
     await topology.ownership.recover(PARTITION)  # fences any earlier owner, reads the (empty) log
     assert topology.processor.recovered(PARTITION)
 
     # A batch committed while the worker owns the partition.
     out = await topology.ownership.writer(PARTITION)
     assert out is not None
-    topology.rater._decide(out, PARTITION, "initech", _top_up(0), (commands, PARTITION, 0), counts)
+    topology.rater._decide(out, PARTITION, "initech", _top_up(0), (commands, PARTITION, 0), tally)
     assert await topology.ownership.commit({PARTITION: out}) == {PARTITION}
     assert topology.processor.partitions[PARTITION].events_offset >= 0
 
     # The next batch is open when another worker takes the partition over.
     out = await topology.ownership.writer(PARTITION)
     assert out is not None
-    topology.rater._decide(out, PARTITION, "initech", _top_up(1), (commands, PARTITION, 1), counts)
+    topology.rater._decide(out, PARTITION, "initech", _top_up(1), (commands, PARTITION, 1), tally)
     PartitionWriter(stack.bootstrap, topology.settings.app_id, PARTITION).init()
     assert await topology.ownership.commit({PARTITION: out}) == set()  # its inputs stay uncommitted
 

@@ -8,10 +8,15 @@ import gc
 from types import SimpleNamespace
 from typing import Any
 
+from domain.builders import MB, T0, catalog, cdr, plan, rate, wallet
 from faust.types import TP
 
+from engine import flow
 from engine.catalog import load_catalog
+from engine.domain import initial_state
+from engine.domain.events import CdrRejected
 from engine.stream.processor import PartitionState, RatingProcessor
+from engine.stream.rater import BatchTally, Rater
 from engine.stream.vitals import Vitals
 
 from .harness import CATALOG
@@ -55,6 +60,29 @@ def test_a_batchs_counts_reach_their_metrics() -> None:
     assert _sample(vitals, "rating_events_total", type="UsageRated") == 4
     assert _sample(vitals, "rating_cdrs_rated_total") == 4
     assert _sample(vitals, "rating_events_total", type="TopUp") == 1
+
+
+def test_a_batchs_tally_counts_each_event_type_and_each_rejection_reason() -> None:
+    """The rate agent gathers a batch's events and counts them once it is done
+    (``Rater.counts``): the same counts as counting each event as it was decided."""
+    cat = catalog(plans=[plan(rates={"data": {"EU": rate("1", MB)}})], wallets=[wallet("w1")])
+    tally, state, expected = BatchTally(), initial_state("w1"), collections.Counter[str]()
+    inputs = [cdr("c1", MB), cdr("c2", -1), cdr("c3", MB, at=T0 + 1), cdr("c1", MB), cdr("c4", MB)]
+    for item in inputs:
+        made, state = flow.decide(state, "w1", item, cat)
+        tally.counts["decisions"] += 1
+        tally.events.extend(made.events)
+        expected["decisions"] += 1
+        for e in made.events:
+            expected[type(e).__name__] += 1
+            if isinstance(e, CdrRejected):
+                expected["rejected:" + e.reason] += 1
+    tally.counts["skipped"] += 2
+    expected["skipped"] += 2
+    counts = Rater.counts(tally)
+    assert counts == expected
+    assert counts["rejected:negative_volume"] == 1 and counts["rejected:duplicate"] == 1
+    assert counts["UsageRated"] == 3
 
 
 def test_lag_is_the_distance_to_the_partitions_end_until_it_is_revoked() -> None:
