@@ -203,10 +203,7 @@ class PartitionWriter:
     def produce(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
     ) -> None:
-        try:
-            self.outbox.produce((topic, key, value, partition))
-        except KafkaException as exc:
-            self._raise("produce", exc)
+        self.outbox.produce((topic, key, value, partition))  # handed over by `commit`
 
     def commit(self, timeout: float = COMMIT_TIMEOUT) -> None:
         """Commit the open transaction, blocking until Kafka has it (or raising, with the

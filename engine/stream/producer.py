@@ -6,12 +6,15 @@ partitioner is the hash of the Java client, aiokafka and so Faust: a key lands o
 partition whoever produced it. confluent-kafka's default (CRC32) would put the same ICCID or
 wallet on another partition.
 
-librdkafka's local queue is bounded; a ``produce`` into a full queue fails at once with
-``BufferError``, and what makes room is the broker acknowledging records, served by
-``poll``. An agent must not sit in ``poll`` on the event loop: the heartbeat, the
-rebalance callbacks and the other agents would stop with it. So a record that does not fit
-waits in an `Outbox`, in order, and is handed over by whoever next waits for delivery off
-the loop (`BatchProducer.durable`, `PartitionWriter.commit`).
+A batch's records wait in an `Outbox`, in order, and are handed to librdkafka by whoever
+next waits for delivery, off the event loop (`BatchProducer.durable`,
+`PartitionWriter.commit`). Two reasons. librdkafka's local queue is bounded, a ``produce``
+into a full queue fails at once with ``BufferError``, and what makes room is the broker
+acknowledging records, served by ``poll``, in which an agent must not sit on the event loop
+(the heartbeat, the rebalance callbacks and the other agents would stop with it). And a
+``produce`` is a few µs of the event loop's one core per record, where an append is a
+fraction of one: the hand-over runs in the thread that then waits for delivery, while the
+loop goes on with the other agents (docs/performance.md has the figures).
 """
 
 from __future__ import annotations
@@ -84,13 +87,14 @@ def try_produce(producer: Producer, record: Record, on_delivery: Delivered) -> b
 
 
 class Outbox:
-    """The records a producer's full queue could not take yet, in the order produced.
+    """The records produced since the last hand-over, in the order produced.
 
-    `produce` never waits: once one record waits here, every later one does too, so
-    records still reach the broker in the order they were produced (per partition, which is
-    what Kafka keeps). `hand_over` blocks until the queue took them all; it runs off the
-    event loop, just before the producer's flush, which waits for the queue anyway. A batch
-    waits for its output before the next one starts, so this holds one batch at most.
+    `produce` only appends: it never waits and never touches librdkafka. `hand_over` gives
+    them to the producer in that order, so records reach the broker in the order they were
+    produced (per partition, which is what Kafka keeps); it blocks until the queue took
+    them all, and runs off the event loop, just before the producer's flush, which waits
+    for the queue anyway. A batch waits for its output before the next one starts, so this
+    holds one batch at most.
     """
 
     def __init__(self, producer: Producer, on_delivery: Delivered) -> None:
@@ -99,8 +103,6 @@ class Outbox:
         self.waiting: collections.deque[Record] = collections.deque()
 
     def produce(self, record: Record) -> None:
-        if not self.waiting and try_produce(self.producer, record, self.on_delivery):
-            return
         self.waiting.append(record)
 
     def hand_over(self) -> None:
@@ -195,6 +197,7 @@ class BatchProducer:
             raise DeliveryFailed(f"{self.name}: delivery failed: {'; '.join(why)}")
 
     def close(self) -> None:
+        self.outbox.hand_over()
         self.producer.flush(self._drain)
         self._executor.shutdown(wait=False)
 
