@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from .exits import stop_before_commit
 from .kafka_security import client_config
@@ -183,8 +183,20 @@ class BatchProducer:
         self.outbox.produce((topic, key, value, partition))
 
     def _flush(self) -> int:
-        self.outbox.hand_over()
+        self._hand_over()
         return self.producer.flush(self._drain)
+
+    def _hand_over(self) -> None:
+        """Hand the waiting records to librdkafka. One it refuses outright (larger than
+        ``message.max.bytes``, say) fails the batch as one the broker refused would: the
+        rest are not sent, and `durable` raises, so none of the batch's inputs is
+        committed and the partition's next owner rates them again."""
+        try:
+            self.outbox.hand_over()
+        except KafkaException as exc:
+            topic = self.outbox.waiting[0][0] if self.outbox.waiting else "?"
+            self.failures.append(f"{topic}: {_reason(exc)}")
+            self.outbox.clear()
 
     async def durable(self) -> None:
         """Wait (off the event loop) until every record produced so far is acknowledged."""
@@ -197,9 +209,14 @@ class BatchProducer:
             raise DeliveryFailed(f"{self.name}: delivery failed: {'; '.join(why)}")
 
     def close(self) -> None:
-        self.outbox.hand_over()
+        self._hand_over()
         self.producer.flush(self._drain)
         self._executor.shutdown(wait=False)
+
+
+def _reason(exc: KafkaException) -> str:
+    error = exc.args[0] if exc.args else None
+    return error.str() if isinstance(error, KafkaError) else str(exc)
 
 
 async def wait_durable(producer: BatchProducer) -> None:

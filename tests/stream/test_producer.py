@@ -75,3 +75,21 @@ def test_every_record_that_waited_for_room_is_delivered_in_order(
     asyncio.run(scenario())
     values = [record.value for record in read_inputs(kafka_bootstrap, topic, 0, 0, 500)]
     assert values == [str(n).encode() for n in range(500)]
+
+
+def test_a_record_librdkafka_refuses_fails_the_batch_and_sends_nothing_after_it() -> None:
+    async def scenario() -> None:
+        # librdkafka refuses a record larger than message.max.bytes as it is handed over,
+        # before any broker is asked (nothing listens on port 1).
+        producer = BatchProducer(
+            "127.0.0.1:1", "refused", delivery_timeout_ms=500, extra={"message.max.bytes": 1000}
+        )
+        producer.produce("t", None, b"small")
+        producer.produce("decisions", None, b"x" * 5000)
+        producer.produce("t", None, b"after")
+        with pytest.raises(DeliveryFailed, match=r"decisions: .*too large"):
+            await producer.durable()
+        assert not producer.outbox.waiting  # the records after the refused one are dropped
+        producer.close()  # and closing does not raise either
+
+    asyncio.run(scenario())
