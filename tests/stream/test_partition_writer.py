@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from engine.codec import Decision, encode
-from engine.stream.fencing import Fenced, PartitionWriter, transactional_id
+from engine.stream.fencing import Fenced, PartitionWriter, TransactionFailed, transactional_id
 from engine.stream.recovery import read_decision_at, read_decisions, read_latest
 
-from .harness import Stack
+from .harness import Stack, wait_until
 
 
 def _decision(offset: int) -> bytes:
@@ -43,6 +43,27 @@ def test_a_transaction_larger_than_the_local_queue_commits_whole(stack: Stack) -
     assert writer.outbox.waiting
     writer.commit()
     assert _origins(bootstrap, events, 0) == list(range(200))
+
+
+def test_a_record_librdkafka_refuses_aborts_its_whole_transaction(stack: Stack) -> None:
+    bootstrap, app = stack.bootstrap, stack.env["RATING_APP_ID"]
+    events = stack.topics.wallet_events.name
+    # A topic limit of 250 bytes: librdkafka refuses a record over 1,000 as it is handed over.
+    writer = PartitionWriter(bootstrap, app, 0, max_message_bytes=250)
+    writer.init()
+    writer.begin()
+    writer.produce(events, b"initech", _decision(0), 0)
+    writer.produce(events, b"initech", b"x" * 5000, 0)
+    writer.produce(events, b"initech", _decision(1), 0)
+    with pytest.raises(TransactionFailed, match=r"wallet partition 0: produce: .*too large"):
+        writer.commit()
+    # Not a fence: the same producer commits the next transaction, without the records left.
+    writer.begin()
+    writer.produce(events, b"initech", _decision(2), 0)
+    writer.commit()
+    # The broker writes a commit's markers after the commit returns: wait until they show.
+    wait_until(lambda: bool(_origins(bootstrap, events, 0)), "the commit's marker", 30)
+    assert _origins(bootstrap, events, 0) == [2]  # nothing of the failed transaction
 
 
 @pytest.mark.chaos
