@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from .kafka_security import client_config
-from .producer import PRODUCER_CONFIG, WORKER_DELIVERY_TIMEOUT_MS, Outbox
+from .producer import PRODUCER_CONFIG, WORKER_DELIVERY_TIMEOUT_MS, Outbox, kafka_error
 from .topics import StreamError
 
 TRANSACTION_TIMEOUT_MS = WORKER_DELIVERY_TIMEOUT_MS + 60_000
@@ -76,19 +76,6 @@ def is_fenced(error: KafkaError) -> bool:
     """A fatal producer error, or one saying a newer epoch exists: the producer can never
     commit again, which here means the partition changed owner."""
     return error.fatal() or error.code() in FENCED_CODES
-
-
-def _error(exc: BaseException) -> KafkaError | None:
-    """The Kafka error of ``exc`` or of an exception it was raised from (a delivery callback
-    that fails inside ``flush`` surfaces as a SystemError caused by it)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, KafkaException) and seen.args:
-            error = seen.args[0]
-            if isinstance(error, KafkaError):
-                return error
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 class PartitionWriter:
@@ -154,7 +141,7 @@ class PartitionWriter:
             self.offsets[key] = offset
 
     def _raise(self, what: str, exc: BaseException) -> NoReturn:
-        error = _error(exc)
+        error = kafka_error(exc)
         text = f"wallet partition {self.partition}: {what}: {error.str() if error else exc}"
         if (error is not None and is_fenced(error)) or self._fenced_now():
             raise Fenced(text) from None
@@ -175,7 +162,7 @@ class PartitionWriter:
         try:
             self.producer.abort_transaction(TIMEOUT)
         except KafkaException as exc:
-            error = _error(exc)
+            error = kafka_error(exc)
             return error is not None and is_fenced(error)
         except Exception:  # a producer that cannot even abort is as good as fenced
             return True
@@ -233,7 +220,7 @@ class PartitionWriter:
                 self.producer.commit_transaction(timeout)
                 return
             except KafkaException as exc:
-                error = _error(exc)
+                error = kafka_error(exc)
                 if error is not None and error.retriable() and attempt + 1 < COMMIT_RETRIES:
                     continue
                 self._raise("commit_transaction", exc)  # aborts it unless fenced

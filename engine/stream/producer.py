@@ -195,7 +195,8 @@ class BatchProducer:
             self.outbox.hand_over()
         except KafkaException as exc:
             topic = self.outbox.waiting[0][0] if self.outbox.waiting else "?"
-            self.failures.append(f"{topic}: {_reason(exc)}")
+            error = kafka_error(exc)
+            self.failures.append(f"{topic}: {error.str() if error else exc}")
             self.outbox.clear()
 
     async def durable(self) -> None:
@@ -214,9 +215,17 @@ class BatchProducer:
         self._executor.shutdown(wait=False)
 
 
-def _reason(exc: KafkaException) -> str:
-    error = exc.args[0] if exc.args else None
-    return error.str() if isinstance(error, KafkaError) else str(exc)
+def kafka_error(exc: BaseException) -> KafkaError | None:
+    """The Kafka error of ``exc`` or of an exception it was raised from (a delivery callback
+    that fails inside ``flush`` surfaces as a SystemError caused by it)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KafkaException) and seen.args:
+            error = seen.args[0]
+            if isinstance(error, KafkaError):
+                return error
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 async def wait_durable(producer: BatchProducer) -> None:
