@@ -703,6 +703,7 @@ def main() -> None:
         help="the worker's --snapshot-every (seconds; 0: never; default: the worker's own)",
     )
     parser.add_argument("--batch-size", type=int, help="the worker's --batch-size")
+    parser.add_argument("--batch-within", type=float, help="the worker's --batch-within")
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes in the group (default 1)"
     )
@@ -722,6 +723,8 @@ def main() -> None:
         worker_args += ["--snapshot-every", f"{args.snapshot_every:g}"]
     if args.batch_size is not None:
         worker_args += ["--batch-size", str(args.batch_size)]
+    if args.batch_within is not None:
+        worker_args += ["--batch-within", f"{args.batch_within:g}"]
     signal.signal(signal.SIGTERM, _interrupt)
     started_at = revision()  # the code the workers run (they import it when they start)
 

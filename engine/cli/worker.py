@@ -39,6 +39,11 @@ def register(commands: Subparsers) -> None:
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     parser.add_argument("--batch-size", type=int, help="inputs per batch (default 1000)")
     parser.add_argument(
+        "--batch-within",
+        type=float,
+        help="seconds a partial batch waits for more inputs (default 0.02)",
+    )
+    parser.add_argument(
         "--snapshot-every",
         type=float,
         help="seconds between partition snapshots on wallet.snapshots (default 30; 0: never)",
@@ -72,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         tick_interval=args.tick_interval,
         metrics_port=args.metrics_port,
         batch_size=args.batch_size,
+        batch_within=args.batch_within,
         snapshot_every=args.snapshot_every,
         store=args.store,
         hold_unknown=args.hold_unknown,

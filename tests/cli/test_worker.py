@@ -83,8 +83,9 @@ def test_flags_win_over_the_environment(
     monkeypatch.setenv("RATING_APP_ID", "from-env")
     monkeypatch.setenv("RATING_TICK_INTERVAL", "5")
     argv = ("worker", "--catalog", EXAMPLE, "--bootstrap", "b:9092", "--tick-interval", "0")
-    assert run(worker, *argv, "--loglevel", "info") == 0
+    assert run(worker, *argv, "--loglevel", "info", "--batch-within", "0.05") == 0
     [(settings, loglevel, live)] = ran
+    assert settings.batch_within == 0.05
     assert (settings.app_id, settings.tick_interval, settings.bootstrap) == (
         "from-env",
         0,
@@ -147,3 +148,16 @@ def test_the_worker_never_loads_the_clickhouse_client_or_the_postgresql_driver()
     assert status == 1 and "stopped before the broker" in done.stderr
     assert {"engine", "faust", "confluent_kafka"} <= set(loaded)  # the worker's own
     assert not {"clickhouse_connect", "psycopg", "chdb", "psycopg_pool"} & set(loaded)
+
+
+def test_a_batch_wait_of_zero_is_refused_before_the_worker_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run_worker(*args: object, **kwargs: object) -> int:
+        raise AssertionError("the worker must not run")
+
+    monkeypatch.setattr(engine.stream.runner, "run_worker", run_worker)
+    argv = ["worker", "--catalog", EXAMPLE, "--bootstrap", "b:9092", "--batch-within", "0"]
+    assert cli.main(argv) != 0
+    err = capsys.readouterr().err
+    assert "batch_within is seconds from 0.001 to 10" in err and "Traceback" not in err

@@ -56,3 +56,18 @@ def test_a_flag_wins_over_its_variable_and_an_empty_variable_is_unset() -> None:
 def test_a_variable_that_is_not_a_number_is_refused() -> None:
     with pytest.raises(msgspec.ValidationError):
         WorkerSettings.from_env("c.yaml", environ={"RATING_METRICS_PORT": "ninety"})
+
+
+def test_the_batch_wait_from_its_variable_or_flag() -> None:
+    environ = {"RATING_BATCH_WITHIN": "0.05"}
+    assert WorkerSettings.from_env("c.yaml", environ=environ).batch_within == 0.05
+    flagged = WorkerSettings.from_env("c.yaml", environ=environ, batch_within=0.01)
+    assert flagged.batch_within == 0.01
+
+
+@pytest.mark.parametrize("wait", ["0", "-0.02", "nan", "0.0000001", "11", "inf"])
+def test_a_batch_wait_that_would_stall_spin_or_hold_a_partition_is_refused(wait: str) -> None:
+    # No wait at all is Faust's "until the batch is full": a quiet partition would never
+    # be decided; a wait of next to nothing spins the loop while no input comes.
+    with pytest.raises(msgspec.ValidationError, match=r"batch_within is seconds from 0\.001 to 10"):
+        WorkerSettings.from_env("c.yaml", environ={"RATING_BATCH_WITHIN": wait})
