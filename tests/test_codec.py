@@ -16,6 +16,7 @@ from engine.codec import (
     MAX_INPUT_BYTES,
     RENAMED,
     Rejected,
+    _flat,
     current_type,
     decode_cdr,
     decode_decision,
@@ -51,6 +52,25 @@ def test_deep_nesting_is_rejected_before_parsing(raw: bytes) -> None:
     assert isinstance(rejected, Rejected) and rejected.reason == "too_deep"
     command = read_command(raw, "f:1")
     assert isinstance(command, Rejected) and command.reason == "too_deep"
+
+
+BRACKETS = st.lists(st.sampled_from([b"{", b"[", b"}", b"]", b'"', b"a", b"\\"])).map(b"".join)
+
+
+@given(st.binary(max_size=300) | BRACKETS)
+def test_a_flat_record_has_no_array_and_one_object_at_most(raw: bytes) -> None:
+    # decode_cdr counts the brackets only of a record that is not flat: a flat one has one
+    # at most, far below MAX_DEPTH, so the counts could not have screened it.
+    assert _flat(raw) == (b"[" not in raw and b"{" not in raw[1:])
+    if _flat(raw):
+        assert raw.count(b"[") + raw.count(b"{") <= 1
+
+
+def test_a_record_just_over_the_depth_is_screened_and_one_at_it_is_parsed() -> None:
+    over = decode_cdr(deep(MAX_DEPTH + 1))
+    assert isinstance(over, Rejected) and over.reason == "too_deep"
+    at_limit = decode_cdr(deep(MAX_DEPTH))
+    assert isinstance(at_limit, Rejected) and at_limit.reason != "too_deep"
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting() -> None:

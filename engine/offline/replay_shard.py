@@ -85,7 +85,7 @@ def index_foreign(store: EventStore) -> dict[str, list[Event]]:
     foreign: dict[str, list[Event]] = {}
     for rows in store.read_payloads():
         for _, payload in rows:
-            if b"RatingAdjusted" in payload:
+            if payload.find(b"RatingAdjusted") >= 0:  # ``in`` tries an integer first
                 e = decode_event(payload)
                 if isinstance(e, RatingAdjusted) and e.source_wallet is not None:
                     foreign.setdefault(e.source_wallet, []).append(e)
