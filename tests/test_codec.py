@@ -59,8 +59,8 @@ BRACKETS = st.lists(st.sampled_from([b"{", b"[", b"}", b"]", b'"', b"a", b"\\"])
 
 @given(st.binary(max_size=300) | BRACKETS)
 def test_a_flat_record_has_no_array_and_one_object_at_most(raw: bytes) -> None:
-    # decode_cdr counts the brackets only of a record that is not flat: a flat one has one
-    # at most, far below MAX_DEPTH, so the counts could not have screened it.
+    # decode_cdr screens, and the screen counts, only a record that is not flat: a flat one
+    # has one bracket at most, far below MAX_DEPTH, so the counts could not have stopped it.
     assert _flat(raw) == (b"[" not in raw and b"{" not in raw[1:])
     if _flat(raw):
         assert raw.count(b"[") + raw.count(b"{") <= 1
