@@ -144,9 +144,14 @@ def test_transactional_producer_commits_and_aborts(kafka_bootstrap: str, topic: 
     for i in range(5):
         producer.produce(topic, key=f"k{i}".encode(), value=b"committed")
     producer.commit_transaction(30)
+    # The broker writes a commit's markers after the commit returns. An abort that reaches
+    # it while they are still being written can be answered INVALID_TXN_STATE, which is
+    # fatal to librdkafka: wait until a read_committed consumer sees the committed records.
+    assert len(_consume(kafka_bootstrap, topic, 5, read_committed=True)) == 5
 
     producer.begin_transaction()
     producer.produce(topic, key=b"k0", value=b"aborted")
+    assert producer.flush(30) == 0  # in the log before the abort, so the abort must hide it
     producer.abort_transaction(30)
 
     received = _consume(kafka_bootstrap, topic, 5, read_committed=True)
