@@ -271,10 +271,9 @@ class Sink:
             self._consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             self._in_flight = None
-            error = kafka_error(exc)
-            if error is None:  # not a success (what None means to `_committed`); with no
-                # code to call it transient or a rebalance, it stops the sink as a refusal.
-                raise StreamError(f"consuming {self.topic}: {kafka_text(exc)}") from None
+            # Never None here (None is a success to `_committed`): an exception without a
+            # Kafka error is a refusal with no code to call it transient.
+            error = kafka_error(exc) or KafkaError(KafkaError._FAIL, kafka_text(exc))
             self._committed(error, offsets)
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
