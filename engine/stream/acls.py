@@ -42,6 +42,7 @@ from confluent_kafka.admin import (
 
 from .admin import admin_client
 from .directory import DIRECTORY_GROUP
+from .kafka_errors import kafka_text
 from .recovery import RECOVERY_GROUP
 from .topics import StreamError, Topics
 
@@ -184,7 +185,7 @@ def apply_acls(grants: Sequence[Grant], bootstrap: str) -> AclReport:
         try:
             future.result(timeout=TIMEOUT)
         except KafkaException as exc:
-            failed.append(f"{binding}: {exc.args[0].str() if exc.args else exc}")
+            failed.append(f"{binding}: {kafka_text(exc)}")
     return AclReport(list(grants), failed)
 
 

@@ -17,6 +17,7 @@ import msgspec
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
+from .kafka_errors import kafka_error, kafka_text
 from .kafka_security import client_config
 from .topics import StreamError, Topics, TopicSpec
 
@@ -68,7 +69,7 @@ def cluster_metadata(client: Any, bootstrap: str, topic: str | None = None) -> A
     except KafkaException as exc:
         raise BrokerUnavailable(
             f"no Kafka broker answered at {bootstrap} within {CONNECT_TIMEOUT:g} s "
-            f"({exc.args[0].str() if exc.args else exc}). Start the local one with "
+            f"({kafka_text(exc)}). Start the local one with "
             f"`make kafka-up`, or name yours with --bootstrap or {ENV_BOOTSTRAP}."
         ) from None
     if not metadata.brokers:
@@ -141,12 +142,12 @@ def apply_topics(topics: Topics, bootstrap: str) -> ApplyReport:
             try:
                 futures[spec.name].result(timeout=REQUEST_TIMEOUT)
             except KafkaException as exc:
-                error: KafkaError = exc.args[0]
-                if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                error = kafka_error(exc)
+                if error is not None and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                     raced.append(spec)  # Someone else created it meanwhile: check theirs.
                     continue
                 reports[spec.name] = TopicReport(
-                    spec.role, spec.name, "failed", problems=[f"cannot create: {error.str()}"]
+                    spec.role, spec.name, "failed", problems=[f"cannot create: {kafka_text(exc)}"]
                 )
                 continue
             reports[spec.name] = TopicReport(spec.role, spec.name, "created", spec.partitions)
@@ -200,7 +201,7 @@ def _check_existing(
                     spec.role,
                     spec.name,
                     "failed",
-                    problems=[f"cannot read its config: {exc.args[0].str()}"],
+                    problems=[f"cannot read its config: {kafka_text(exc)}"],
                 )
             )
             continue
@@ -320,6 +321,6 @@ def ensure_changelog(topics: Topics, bootstrap: str, name: str) -> None:
     try:
         future.result(timeout=REQUEST_TIMEOUT)
     except KafkaException as exc:
-        error: KafkaError = exc.args[0]
-        if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise StreamError(f"cannot create changelog topic {name}: {error.str()}") from None
+        error = kafka_error(exc)
+        if error is None or error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise StreamError(f"cannot create changelog topic {name}: {kafka_text(exc)}") from None

@@ -26,8 +26,9 @@ from typing import Any, NoReturn
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from .kafka_errors import kafka_error, kafka_text
 from .kafka_security import client_config
-from .producer import PRODUCER_CONFIG, WORKER_DELIVERY_TIMEOUT_MS, Outbox, kafka_error
+from .producer import PRODUCER_CONFIG, WORKER_DELIVERY_TIMEOUT_MS, Outbox
 from .topics import StreamError
 
 TRANSACTION_TIMEOUT_MS = WORKER_DELIVERY_TIMEOUT_MS + 60_000
@@ -142,7 +143,7 @@ class PartitionWriter:
 
     def _raise(self, what: str, exc: BaseException) -> NoReturn:
         error = kafka_error(exc)
-        text = f"wallet partition {self.partition}: {what}: {error.str() if error else exc}"
+        text = f"wallet partition {self.partition}: {what}: {kafka_text(exc)}"
         if (error is not None and is_fenced(error)) or self._fenced_now():
             raise Fenced(text) from None
         raise TransactionFailed(text) from None

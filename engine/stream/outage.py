@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ..store.base import StoreUnavailable
 from .health import Health
+from .kafka_errors import kafka_error
 
 log = logging.getLogger("rating-engine")
 
@@ -206,11 +207,10 @@ def classify_store(exc: BaseException) -> str | None:
 
 
 def classify_kafka(exc: BaseException) -> str | None:
-    """The reason of a transient Kafka error raised by confluent-kafka."""
-    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
-        error: KafkaError = exc.args[0]
-        return kafka_reason(error) if kafka_transient(error) else None
-    return None
+    """The reason of a transient Kafka error raised by confluent-kafka (a KafkaException
+    without a KafkaError is not one)."""
+    error = kafka_error(exc) if isinstance(exc, KafkaException) else None
+    return kafka_reason(error) if error is not None and kafka_transient(error) else None
 
 
 class KafkaWatch:
@@ -268,8 +268,8 @@ class KafkaWatch:
         try:
             self._probe()
         except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            if isinstance(error, KafkaError):
+            error = kafka_error(exc)
+            if error is not None:
                 self.on_error(error)
             return
         self._ended = self._clock()

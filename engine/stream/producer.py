@@ -28,6 +28,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from .exits import stop_before_commit
+from .kafka_errors import kafka_text
 from .kafka_security import client_config
 from .topics import StreamError
 
@@ -195,8 +196,7 @@ class BatchProducer:
             self.outbox.hand_over()
         except KafkaException as exc:
             topic = self.outbox.waiting[0][0] if self.outbox.waiting else "?"
-            error = kafka_error(exc)
-            self.failures.append(f"{topic}: {error.str() if error else exc}")
+            self.failures.append(f"{topic}: {kafka_text(exc)}")
             self.outbox.clear()
 
     async def durable(self) -> None:
@@ -213,19 +213,6 @@ class BatchProducer:
         self._hand_over()
         self.producer.flush(self._drain)
         self._executor.shutdown(wait=False)
-
-
-def kafka_error(exc: BaseException) -> KafkaError | None:
-    """The Kafka error of ``exc`` or of an exception it was raised from (a delivery callback
-    that fails inside ``flush`` surfaces as a SystemError caused by it)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, KafkaException) and seen.args:
-            error = seen.args[0]
-            if isinstance(error, KafkaError):
-                return error
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 async def wait_durable(producer: BatchProducer) -> None:

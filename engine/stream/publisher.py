@@ -26,6 +26,7 @@ from ..codec import encode
 from ..domain import Command
 from ..offline.inputs import InputError
 from .admin import cluster_metadata
+from .kafka_errors import kafka_error, kafka_text
 from .kafka_security import client_config
 from .producer import DRAIN_GRACE, PRODUCER_CONFIG
 from .topics import StreamError, TopicSpec
@@ -200,7 +201,7 @@ class _Sender:
                 self.producer.poll(0.1)
             except KafkaException as exc:
                 # Refused before it left (e.g. larger than message.max.bytes): counted, not lost.
-                self.failed(exc.args[0].str() if exc.args else str(exc))
+                self.failed(kafka_text(exc))
                 return
 
     def stopped(self) -> bool:
@@ -220,7 +221,7 @@ class _Sender:
     def _fatal(self, exc: KafkaException) -> None:
         """A fatal error librdkafka raised while serving reports (an idempotent producer
         refused by the cluster's ACLs, say): recorded as `stopped` says, not a traceback."""
-        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        error = kafka_error(exc)
         if error is None or not error.fatal():
             raise exc
         self.on_error(error)

@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from ..codec import decode_decision
 from ..domain.decision import Decision
+from .kafka_errors import kafka_error
 from .kafka_security import client_config
 from .positions import Record
 from .topics import StreamError
@@ -77,7 +78,7 @@ def watermarks(consumer: Any, tp: TopicPartition) -> tuple[int, int]:
             low, high = consumer.get_watermark_offsets(tp, timeout=TIMEOUT)
             return int(low), int(high)
         except KafkaException as exc:
-            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            error = kafka_error(exc)
             passing = error is not None and (error.retriable() or error.code() in ELECTING)
             if not passing or time.monotonic() > deadline:
                 raise

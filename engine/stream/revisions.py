@@ -33,6 +33,7 @@ from ..catalog import CatalogError, CatalogIssue, load_catalog_text
 from ..domain import Catalog
 from .acls import CATALOG_GROUP
 from .admin import admin_client, cluster_metadata
+from .kafka_errors import kafka_text
 from .kafka_security import client_config
 from .producer import PRODUCER_CONFIG
 from .recovery import read_partition
@@ -195,7 +196,7 @@ def _produce(bootstrap: str, topics: Topics, revision: CatalogRevision) -> None:
             on_delivery=on_delivery,
         )
     except KafkaException as exc:
-        raise StreamError(f"cannot publish to {spec.name}: {exc.args[0]}") from None
+        raise StreamError(f"cannot publish to {spec.name}: {kafka_text(exc)}") from None
     if producer.flush(ACK_TIMEOUT) > 0:
         raise StreamError(f"{spec.name}: no acknowledgement from {bootstrap} in {ACK_TIMEOUT:g} s")
     if failures:

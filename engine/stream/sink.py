@@ -28,17 +28,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from ..codec import decode_decision
 from ..store.base import EventStore, append_decisions
 from .health import Health
+from .kafka_errors import kafka_error, kafka_text
 from .kafka_security import client_config
 from .metrics import SinkMetrics
-from .outage import (
-    Backoff,
-    Outage,
-    Stopped,
-    classify_store,
-    kafka_reason,
-    kafka_transient,
-    retry,
-)
+from .outage import Backoff, Outage, Stopped, classify_store, kafka_reason, kafka_transient, retry
 from .store_snapshots import StoreSnapshots
 from .topics import StreamError, Topics
 
@@ -278,7 +271,10 @@ class Sink:
             self._consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             self._in_flight = None
-            self._committed(exc.args[0], offsets)
+            # Never None here (None is a success to `_committed`): an exception without a
+            # Kafka error is a refusal with no code to call it transient.
+            error = kafka_error(exc) or KafkaError(KafkaError._FAIL, kafka_text(exc))
+            self._committed(error, offsets)
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """librdkafka's report of an asynchronous commit (served inside ``consume``)."""
@@ -364,8 +360,8 @@ class Sink:
         try:
             self._consumer.list_topics(self.topic, timeout=1.0)
         except KafkaException as exc:
-            error = exc.args[0]
-            if isinstance(error, KafkaError) and kafka_transient(error):
+            error = kafka_error(exc)
+            if error is not None and kafka_transient(error):
                 self._kafka_down(error)
             return
         self.kafka.ok()
