@@ -180,7 +180,7 @@ def apply_acls(grants: Sequence[Grant], bootstrap: str) -> AclReport:
     try:
         futures = admin.create_acls([_binding(g) for g in grants], request_timeout=TIMEOUT)
     except (KafkaException, ValueError) as exc:
-        raise StreamError(f"cannot apply the ACLs: {exc}") from None
+        raise StreamError(f"cannot apply the ACLs: {kafka_text(exc)}") from None
     for binding, future in futures.items():
         try:
             future.result(timeout=TIMEOUT)

@@ -54,7 +54,9 @@ def admin_client(bootstrap: str) -> AdminClient:
             }
         )
     except KafkaException as exc:
-        raise StreamError(f"cannot use bootstrap servers {bootstrap!r}: {exc}") from None
+        raise StreamError(
+            f"cannot use bootstrap servers {bootstrap!r}: {kafka_text(exc)}"
+        ) from None
 
 
 def cluster_metadata(client: Any, bootstrap: str, topic: str | None = None) -> Any:
@@ -85,7 +87,9 @@ def group_members(bootstrap: str, group: str) -> int:
         futures = client.describe_consumer_groups([group], request_timeout=CONNECT_TIMEOUT)
         description = futures[group].result(timeout=CONNECT_TIMEOUT)
     except KafkaException as exc:
-        raise StreamError(f"cannot describe group {group!r} at {bootstrap}: {exc}") from None
+        raise StreamError(
+            f"cannot describe group {group!r} at {bootstrap}: {kafka_text(exc)}"
+        ) from None
     return len(description.members or ())
 
 

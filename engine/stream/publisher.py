@@ -150,7 +150,9 @@ class _Sender:
                 {**PRODUCER_CONFIG, **client_config(bootstrap), "error_cb": self.on_error}
             )
         except KafkaException as exc:
-            raise StreamError(f"cannot create a producer for {bootstrap!r}: {exc}") from None
+            raise StreamError(
+                f"cannot create a producer for {bootstrap!r}: {kafka_text(exc)}"
+            ) from None
         metadata = cluster_metadata(self.producer, bootstrap, topic.name)
         found = metadata.topics.get(topic.name)
         # Other errors (no leader yet, just after creation) are transient: librdkafka retries.

@@ -234,6 +234,28 @@ def test_unreachable_broker_is_a_clear_error(
     assert "Traceback" not in err
 
 
+def test_a_client_librdkafka_will_not_create_is_its_reason_not_a_kafka_error_repr(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    (tmp_path / "cdrs.jsonl").write_text("{}\n")
+    monkeypatch.setenv("RATING_TOPICS", str(REPO_TOPICS))
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "ssl")
+    monkeypatch.setenv("KAFKA_SSL_CA_FILE", str(tmp_path / "ca.pem"))
+    (port,) = free_ports(1)
+    bootstrap = f"127.0.0.1:{port}"
+    publish = ["publish", "--input", str(tmp_path / "cdrs.jsonl"), "--bootstrap", bootstrap]
+    for args, what in [
+        (["topics", "apply", "--bootstrap", bootstrap], "cannot use bootstrap servers"),
+        (publish, "cannot create a producer for"),
+    ]:
+        assert cli.main(args) != 0
+        err = capsys.readouterr().err
+        assert f"{what} '{bootstrap}': " in err
+        assert "ssl.ca.location failed" in err
+        assert "KafkaError{" not in err and "Traceback" not in err
+
+
 # ---- topics apply against a real broker ----------------------------------------------------
 
 
