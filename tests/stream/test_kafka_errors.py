@@ -1,17 +1,15 @@
 """The KafkaError inside a confluent-kafka exception (engine/stream/kafka_errors.py): found
 directly or through the exceptions it was raised from, and a KafkaException carrying plain
-text or nothing is reported as what it says, never an IndexError or AttributeError. The call
-sites' handling of the errors a broker really gives is tested against the broker."""
+text or nothing is reported as what it says, never an IndexError or AttributeError. How
+outage.py reads one is tested with outage.py (test_outage.py); the other call sites' handling
+of the errors a broker really gives is tested against the broker."""
 
 from __future__ import annotations
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
-from prometheus_client import CollectorRegistry
 
-from engine.stream.health import Health
 from engine.stream.kafka_errors import kafka_error, kafka_text
-from engine.stream.outage import KafkaWatch, Outage, RetryMetrics, classify_kafka
 
 TRANSPORT = KafkaError(KafkaError._TRANSPORT)
 WITHOUT_ERROR = [KafkaException(), KafkaException("text"), ValueError("text")]
@@ -51,27 +49,3 @@ def test_the_text_is_the_errors_own_not_its_repr() -> None:
     assert kafka_text(KafkaException(TRANSPORT)) == TRANSPORT.str() != str(TRANSPORT)
     assert kafka_text(KafkaException()) == ""
     assert kafka_text(KafkaException("text")) == "text"
-
-
-# --- The call sites -------------------------------------------------------------------
-
-
-def test_classify_kafka_needs_a_kafka_error_of_its_own() -> None:
-    assert classify_kafka(KafkaException(TRANSPORT)) == "transport"
-    for exc in WITHOUT_ERROR:
-        assert classify_kafka(exc) is None
-    # Only the exception itself: one raised from a Kafka error is not retried as it.
-    assert classify_kafka(raised(SystemError(), KafkaException(TRANSPORT), "cause")) is None
-
-
-@pytest.mark.parametrize(
-    ("exc", "opens"), [(KafkaException("text"), False), (KafkaException(TRANSPORT), True)]
-)
-def test_a_probe_opens_an_outage_only_for_a_kafka_error(exc: BaseException, opens: bool) -> None:
-    outage = Outage("kafka", "Kafka", Health(), RetryMetrics(CollectorRegistry()))
-
-    def probe() -> None:
-        raise exc
-
-    KafkaWatch(outage, probe)._probe_once()
-    assert outage.active is opens

@@ -144,6 +144,35 @@ def test_kafka_errors_classified(code: int, transient: bool) -> None:
     assert classify_kafka(KafkaException(KafkaError(code, fatal=True))) is None
 
 
+@pytest.mark.parametrize(
+    "exc", [KafkaException(), KafkaException("text"), ValueError("text")], ids=repr
+)
+def test_an_exception_without_a_kafka_error_of_its_own_is_not_transient(
+    exc: BaseException,
+) -> None:
+    transport = KafkaException(KafkaError(KafkaError._TRANSPORT))
+    assert classify_kafka(transport) == "transport"
+    assert classify_kafka(exc) is None
+    # Only the exception itself: one raised from a Kafka error is not retried as it.
+    chained = SystemError()
+    chained.__cause__ = transport
+    assert classify_kafka(chained) is None
+
+
+@pytest.mark.parametrize(
+    ("exc", "opens"),
+    [(KafkaException("text"), False), (KafkaException(KafkaError(KafkaError._TRANSPORT)), True)],
+)
+def test_a_probe_opens_an_outage_only_for_a_kafka_error(exc: BaseException, opens: bool) -> None:
+    o, _health, _metrics, _registry = outage()
+
+    def probe() -> None:
+        raise exc
+
+    KafkaWatch(o, probe)._probe_once()
+    assert o.active is opens
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 100.0
