@@ -34,6 +34,7 @@ from .base import (
     StoreStats,
     StoreUnavailable,
     WalletSnapshot,
+    payloads_query,
     revision_conflict,
     safe_url,
     stream_query,
@@ -210,14 +211,10 @@ class PostgresStore:
             after = events[-1].position
 
     def read_payloads(
-        self, after: int = 0, batch: int = 10_000
+        self, after: int = 0, batch: int = 10_000, types: Collection[str] | None = None
     ) -> Iterator[list[tuple[int, bytes]]]:
         while True:
-            rows = self._fetch(
-                "SELECT position, payload FROM events WHERE position > %s "
-                "ORDER BY position LIMIT %s",
-                (after, batch),
-            )
+            rows = self._fetch(*payloads_query("payload", after, batch, types, "%s"))
             if not rows:
                 return
             yield [(position, payload) for position, payload in rows]

@@ -31,6 +31,7 @@ from .base import (
     StoreError,
     StoreStats,
     WalletSnapshot,
+    payloads_query,
     revision_conflict,
     stream_query,
 )
@@ -166,15 +167,12 @@ class SqliteStore:
             after = events[-1].position
 
     def read_payloads(
-        self, after: int = 0, batch: int = 10_000
+        self, after: int = 0, batch: int = 10_000, types: Collection[str] | None = None
     ) -> Iterator[list[tuple[int, bytes]]]:
         while True:
+            sql, args = payloads_query("CAST(payload AS BLOB)", after, batch, types, "?")
             with self._lock:
-                rows = self._db.execute(
-                    "SELECT position, CAST(payload AS BLOB) FROM events WHERE position > ? "
-                    "ORDER BY position LIMIT ?",
-                    (after, batch),
-                ).fetchall()
+                rows = self._db.execute(sql, args).fetchall()
             if not rows:
                 return
             yield rows

@@ -127,6 +127,20 @@ def test_read_payloads_gives_the_stored_json_in_batches(store: EventStore, rated
     assert list(store.read_payloads(after=1000)) == []
 
 
+def test_read_payloads_of_some_types_skips_the_others(store: EventStore, rated: Rated) -> None:
+    """What a replay reads of the whole log: only the types it names, in position order,
+    in batches, from a position on."""
+    store.append(rated.events)
+    kinds = {"Charged", "WalletOpened"}
+    expected = [(s.position, s.payload) for s in _all(store, 50) if s.type in kinds]
+    assert 0 < len(expected) < len(rated.events) - 50
+    chunks = list(store.read_payloads(after=50, batch=7, types=kinds))
+    assert all(1 <= len(c) <= 7 for c in chunks)
+    assert [p for c in chunks for p in c] == expected
+    assert list(store.read_payloads(types=set())) == []
+    assert list(store.read_payloads(types={"NoSuchType"})) == []
+
+
 def test_inputs_are_stored_once_in_first_stored_order(store: EventStore, rated: Rated) -> None:
     half = len(rated.decisions) // 2
     for events, inputs in rated.decisions[:half]:
@@ -315,6 +329,7 @@ def test_an_event_stored_under_a_former_name_reads_under_its_current_one(
     (row,) = store.read_stream("w-old")
     assert (row.type, row.payload) == ("SimsBarred", old)
     assert store.read_stream("w-old", 0, {"SimsBarred"}, 10**9) == [row]
+    assert list(store.read_payloads(types={"SimsBarred"})) == [[(row.position, old)]]
     assert [s.type for s in _all(store)] == ["SimsBarred"]
     assert decode_event(row.payload) == barred
     assert store.verify() == []
