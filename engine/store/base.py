@@ -10,7 +10,7 @@ keyed like the events' ids, so that replay can re-rate history.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -211,9 +211,12 @@ class EventStore(Protocol):
         """Every wallet id with a stream, sorted."""
         ...
 
-    def input_counts(self) -> dict[str, int]:
-        """Each wallet's number of stored inputs (a wallet without any is left out): what a
-        replay, which re-decides them, weighs its wallets by to share them out among jobs."""
+    def input_counts(self, after: Mapping[str, int] | None = None) -> dict[str, int]:
+        """Each wallet's number of stored inputs (a wallet without any is left out), or,
+        given ``after``, only the wallets it names, each counting the inputs stored after
+        its ``after[wallet]``-th (an index count per wallet): what a replay re-decides, so
+        what it weighs its wallets by to share them out among jobs, and the total its
+        progress counts to."""
         ...
 
     def position(self) -> int:

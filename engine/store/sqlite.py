@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -259,12 +259,16 @@ class SqliteStore:
             rows = self._db.execute("SELECT wallet_id FROM streams ORDER BY wallet_id").fetchall()
         return [r[0] for r in rows]
 
-    def input_counts(self) -> dict[str, int]:
+    def input_counts(self, after: Mapping[str, int] | None = None) -> dict[str, int]:
         with self._lock:
-            rows = self._db.execute(
-                "SELECT wallet_id, COUNT(*) FROM inputs GROUP BY wallet_id"
-            ).fetchall()
-        return {w: int(n) for w, n in rows}
+            if after is None:
+                sql = "SELECT wallet_id, COUNT(*) FROM inputs GROUP BY wallet_id"
+                return {w: int(n) for w, n in self._db.execute(sql)}
+            sql = "SELECT COUNT(*) FROM inputs WHERE wallet_id = ? AND seq > ?"
+            counts = {
+                w: int(self._db.execute(sql, (w, seq)).fetchone()[0]) for w, seq in after.items()
+            }
+        return {w: n for w, n in counts.items() if n}
 
     def position(self) -> int:
         with self._lock:

@@ -161,6 +161,38 @@ def test_inputs_are_stored_once_in_first_stored_order(store: EventStore, rated: 
     assert store.input_counts() == per_wallet
 
 
+def test_input_counts_after_a_cut_count_only_the_inputs_stored_after_it(
+    store: EventStore, rated: Rated
+) -> None:
+    """What a replay from snapshots re-decides of each wallet: its inputs after its cut."""
+    half = len(rated.decisions) // 2
+    for events, inputs in rated.decisions[:half]:
+        store.append(events, inputs)
+    _, cut = store.marks()
+    first = {(w, item.key) for _, inputs in rated.decisions[:half] for w, item in inputs}
+    for events, inputs in rated.decisions[half:]:
+        store.append(events, inputs)
+    later = dict.fromkeys(
+        (w, item.key) for _, inputs in rated.decisions[half:] for w, item in inputs
+    )
+    after: dict[str, int] = defaultdict(int)
+    for w, key in later:
+        if (w, key) not in first:
+            after[w] += 1
+    every = store.input_counts()
+    wallets = sorted(every)
+    assert len(wallets) > 1
+    # only the wallets named, each from its own cut
+    counts = store.input_counts({wallets[0]: cut, "no-such-wallet": 0})
+    assert counts == {wallets[0]: after[wallets[0]]}
+    assert 0 < counts[wallets[0]] < every[wallets[0]]
+    assert store.input_counts({wallets[1]: 0}) == {wallets[1]: every[wallets[1]]}
+    assert store.input_counts(dict.fromkeys(wallets, 0)) == every
+    assert store.input_counts(dict.fromkeys(wallets, cut)) == {w: n for w, n in after.items() if n}
+    assert store.input_counts(dict.fromkeys(wallets, 10**9)) == {}
+    assert store.input_counts({}) == {}
+
+
 def test_stats_count_what_is_stored(store: EventStore, rated: Rated) -> None:
     store.append(rated.events[:300], rated.inputs[:10])
     stats = store.stats()
