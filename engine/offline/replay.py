@@ -149,16 +149,16 @@ def replay(
         if wallet not in wallets:
             raise ReplayError(f"the store has no wallet {wallet!r}")
         wallets = [wallet]
-    total = store.stats().inputs if wallet is None else None
+    jobs = jobs if opener is not None and len(wallets) > 1 else 1  # a job opens its store
+    sizes, total = _to_rerate(store, wallets, jobs, start if from_snapshots else None)
     bar = tqdm(total=total, unit=" inputs", disable=not progress, file=sys.stderr)
     foreign = index_foreign(store)
-    jobs = jobs if opener is not None and len(wallets) > 1 else 1  # a job opens its store
 
     def job(s: EventStore, tick: Callable[[int], object]) -> ShardReplay:
         return ShardReplay(s, new_catalog, label, dry_run, tick, send, foreign, from_snapshots)
 
     with bar:
-        plan = shards(wallets, jobs, sizes=store.input_counts() if jobs > 1 else None)
+        plan = shards(wallets, jobs, sizes=sizes if jobs > 1 else None)
         if plan.jobs == 1:
             run = job(store, bar.update)
             for index, wallet_id in enumerate(wallets):
@@ -170,6 +170,27 @@ def replay(
             parts = run_jobs(plan, opener, job, start, end, bar.update)
     appended = 0 if dry_run else _append(store, [d for part in parts for d in part.decided])
     return _report(label, dry_run, start, end, parts, appended)
+
+
+def _to_rerate(
+    store: EventStore, wallets: list[str], jobs: int, before: datetime | None
+) -> tuple[dict[str, int] | None, int]:
+    """How many inputs each wallet re-rates (all of them, or, from snapshots before
+    ``before``, those after its snapshot), when the jobs weigh them or the count is a part
+    of the store's; and the total, for the progress bar. A whole store's count by wallet is
+    only asked for when the jobs need it: a large store scans its inputs for it."""
+    cuts: dict[str, int] = {}
+    for wallet_id in wallets if before is not None else ():
+        base = store.latest_snapshot(wallet_id, before=before)
+        if base is not None:
+            cuts[wallet_id] = base.input_seq
+    if cuts or len(wallets) == 1:
+        sizes = store.input_counts({w: cuts.get(w, 0) for w in wallets})
+    elif jobs > 1:
+        sizes = store.input_counts()
+    else:
+        return None, store.stats().inputs
+    return sizes, sum(sizes.values())
 
 
 def _append(store: EventStore, decided: list[tuple[int, int, Decision]]) -> int:

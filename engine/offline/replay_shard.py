@@ -11,7 +11,7 @@ from datetime import datetime
 import msgspec
 
 from ..codec import decode_event
-from ..domain import AdjustRating, Catalog, Event, WalletState, initial_state
+from ..domain import AdjustRating, Catalog, Event, WalletState, initial_state, step
 from ..domain.decision import Decision
 from ..domain.events import CommandRejected, RatingAdjusted, UsageRated
 from ..domain.replay import Comparison, compare
@@ -43,6 +43,8 @@ class ReadStream(msgspec.Struct, frozen=True):
 COMPARED = frozenset({"UsageRated", "RatingAdjusted"})
 """The stored events a comparison reads (``domain.replay.compare``); it ignores the rest."""
 
+ADJUSTED = frozenset({"RatingAdjusted"})
+
 
 class Tally:
     def __init__(self) -> None:
@@ -55,9 +57,13 @@ class Tally:
     def count(self, c: Comparison) -> None:
         row = self.wallet(c.wallet_id)
         row[0] += 1
-        if c.changed:
-            row[1] += 1
-            row[2] += c.amount
+        if not c.commands:
+            # Most CDRs: no payer's share moved, so each provider's total is as it was.
+            for line in c.new:
+                self.providers.setdefault(line.provider, [0, 0, 0])[0] += 1
+            return
+        row[1] += 1
+        row[2] += c.amount
         old = {line.provider: line.amount for line in c.old}
         new = {line.provider: line.amount for line in c.new}
         for provider in list(new) + [p for p in old if p not in new]:
@@ -80,15 +86,14 @@ what makes a replay's result the same however many jobs share it."""
 
 def index_foreign(store: EventStore) -> dict[str, list[Event]]:
     """Adjustments paid in one wallet for another wallet's CDRs (split billing), by the
-    wallet that rated the CDR. Only the payloads naming the type are decoded (a stored
-    event's payload carries its type tag)."""
+    wallet that rated the CDR. The store reads only the ``RatingAdjusted`` events: the rest
+    of the log, which a window's replay has no other reason to read, stays on disk."""
     foreign: dict[str, list[Event]] = {}
-    for rows in store.read_payloads():
+    for rows in store.read_payloads(types=ADJUSTED):
         for _, payload in rows:
-            if payload.find(b"RatingAdjusted") >= 0:  # ``in`` tries an integer first
-                e = decode_event(payload)
-                if isinstance(e, RatingAdjusted) and e.source_wallet is not None:
-                    foreign.setdefault(e.source_wallet, []).append(e)
+            e = decode_event(payload)
+            if isinstance(e, RatingAdjusted) and e.source_wallet is not None:
+                foreign.setdefault(e.source_wallet, []).append(e)
     return foreign
 
 
@@ -159,8 +164,8 @@ class ShardReplay:
             n += 1
             if isinstance(stored.item, AdjustRating):
                 continue  # corrections are not usage: the new rating starts from scratch
-            made, state = decide(state, wallet_id, stored.item, self.catalog)
-            out.extend(e for e in made.events if isinstance(e, UsageRated))
+            events, state = step(state, stored.item, self.catalog)  # no Decision: only events
+            out.extend(e for e in events if isinstance(e, UsageRated))
             if n % 4096 == 0:
                 self.tick(4096)
         self.tick(n % 4096)

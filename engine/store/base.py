@@ -10,7 +10,7 @@ keyed like the events' ids, so that replay can re-rate history.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -135,6 +135,21 @@ def stream_query(
     return f"SELECT {columns} FROM events WHERE {where} ORDER BY version", args
 
 
+def payloads_query(
+    payload: str, after: int, batch: int, types: Collection[str] | None, mark: str
+) -> tuple[str, tuple[str | int, ...]]:
+    """``read_payloads``'s query (``payload``: the driver's expression for the payload
+    column) and its arguments."""
+    where = f"position > {mark}"
+    args: tuple[str | int, ...] = (after,)
+    if types is not None:
+        names = stored_names(*sorted(types))
+        where += f" AND type IN ({', '.join([mark] * len(names))})" if names else " AND 1 = 0"
+        args += names
+    sql = f"SELECT position, {payload} FROM events WHERE {where} ORDER BY position LIMIT {mark}"
+    return sql, (*args, batch)
+
+
 class EventStore(Protocol):
     def append(
         self, events: Sequence[Event], inputs: Sequence[tuple[str, Cdr | Command]] = ()
@@ -149,10 +164,11 @@ class EventStore(Protocol):
         ...
 
     def read_payloads(
-        self, after: int = 0, batch: int = 10_000
+        self, after: int = 0, batch: int = 10_000, types: Collection[str] | None = None
     ) -> Iterator[list[tuple[int, bytes]]]:
-        """``(position, payload)`` of every event with ``position > after``, in position
-        order, ``batch`` at a time: what a reader that parses the JSON itself needs."""
+        """``(position, payload)`` of every event with ``position > after`` (of ``types``
+        only, current names, when given), in position order, ``batch`` at a time: what a
+        reader that parses the JSON itself needs."""
         ...
 
     def read_stream(
@@ -195,9 +211,12 @@ class EventStore(Protocol):
         """Every wallet id with a stream, sorted."""
         ...
 
-    def input_counts(self) -> dict[str, int]:
-        """Each wallet's number of stored inputs (a wallet without any is left out): what a
-        replay, which re-decides them, weighs its wallets by to share them out among jobs."""
+    def input_counts(self, after: Mapping[str, int] | None = None) -> dict[str, int]:
+        """Each wallet's number of stored inputs (a wallet without any is left out), or,
+        given ``after``, only the wallets it names, each counting the inputs stored after
+        its ``after[wallet]``-th (an index count per wallet): what a replay re-decides, so
+        what it weighs its wallets by to share them out among jobs, and the total its
+        progress counts to."""
         ...
 
     def position(self) -> int:

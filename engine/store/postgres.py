@@ -11,7 +11,7 @@ in with binary COPY; stream heads and inputs with one ``unnest`` statement each.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -34,6 +34,7 @@ from .base import (
     StoreStats,
     StoreUnavailable,
     WalletSnapshot,
+    payloads_query,
     revision_conflict,
     safe_url,
     stream_query,
@@ -45,6 +46,10 @@ SCHEMES = ("postgresql://", "postgres://")
 
 _EVENT_COLUMNS = "position, wallet_id, version, event_id, type, at, payload, hash"
 _REVISION_COLUMNS = "revision, digest, name, source, published_at"
+_COUNTS_AFTER = (  # the inputs of each wallet after its cut (the cuts: two arrays)
+    "SELECT w, COUNT(*) FROM unnest(%s::text[], %s::bigint[]) AS cut (w, s) "
+    "JOIN inputs ON wallet_id = w AND seq > s GROUP BY w"
+)
 _COPY_TYPES = ["int8", "text", "text", "int8", "text", "timestamptz", "bytea", "text", "text"]
 
 
@@ -210,14 +215,10 @@ class PostgresStore:
             after = events[-1].position
 
     def read_payloads(
-        self, after: int = 0, batch: int = 10_000
+        self, after: int = 0, batch: int = 10_000, types: Collection[str] | None = None
     ) -> Iterator[list[tuple[int, bytes]]]:
         while True:
-            rows = self._fetch(
-                "SELECT position, payload FROM events WHERE position > %s "
-                "ORDER BY position LIMIT %s",
-                (after, batch),
-            )
+            rows = self._fetch(*payloads_query("payload", after, batch, types, "%s"))
             if not rows:
                 return
             yield [(position, payload) for position, payload in rows]
@@ -279,9 +280,8 @@ class PostgresStore:
     ) -> WalletSnapshot | None:
         rows = self._fetch(
             "SELECT wallet_id, position, input_seq, last_at, state FROM wallet_snapshots "
-            "WHERE wallet_id = %s AND position <= %s "
-            "AND (%s::timestamptz IS NULL OR last_at IS NULL OR last_at < %s::timestamptz) "
-            "ORDER BY position DESC LIMIT 1",
+            "WHERE wallet_id = %s AND position <= %s AND (%s::timestamptz IS NULL "
+            "OR last_at IS NULL OR last_at < %s::timestamptz) ORDER BY position DESC LIMIT 1",
             (wallet_id, position if position is not None else 2**62, before, before),
         )
         return WalletSnapshot(*rows[0]) if rows else None
@@ -289,8 +289,11 @@ class PostgresStore:
     def wallets(self) -> list[str]:
         return [r[0] for r in self._fetch("SELECT wallet_id FROM streams ORDER BY wallet_id")]
 
-    def input_counts(self) -> dict[str, int]:
-        rows = self._fetch("SELECT wallet_id, COUNT(*) FROM inputs GROUP BY wallet_id")
+    def input_counts(self, after: Mapping[str, int] | None = None) -> dict[str, int]:
+        if after is None:
+            rows = self._fetch("SELECT wallet_id, COUNT(*) FROM inputs GROUP BY wallet_id")
+        else:
+            rows = self._fetch(_COUNTS_AFTER, (list(after), list(after.values())))
         return {w: int(n) for w, n in rows}
 
     def position(self) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -31,6 +31,7 @@ from .base import (
     StoreError,
     StoreStats,
     WalletSnapshot,
+    payloads_query,
     revision_conflict,
     stream_query,
 )
@@ -166,15 +167,12 @@ class SqliteStore:
             after = events[-1].position
 
     def read_payloads(
-        self, after: int = 0, batch: int = 10_000
+        self, after: int = 0, batch: int = 10_000, types: Collection[str] | None = None
     ) -> Iterator[list[tuple[int, bytes]]]:
         while True:
+            sql, args = payloads_query("CAST(payload AS BLOB)", after, batch, types, "?")
             with self._lock:
-                rows = self._db.execute(
-                    "SELECT position, CAST(payload AS BLOB) FROM events WHERE position > ? "
-                    "ORDER BY position LIMIT ?",
-                    (after, batch),
-                ).fetchall()
+                rows = self._db.execute(sql, args).fetchall()
             if not rows:
                 return
             yield rows
@@ -261,12 +259,16 @@ class SqliteStore:
             rows = self._db.execute("SELECT wallet_id FROM streams ORDER BY wallet_id").fetchall()
         return [r[0] for r in rows]
 
-    def input_counts(self) -> dict[str, int]:
+    def input_counts(self, after: Mapping[str, int] | None = None) -> dict[str, int]:
         with self._lock:
-            rows = self._db.execute(
-                "SELECT wallet_id, COUNT(*) FROM inputs GROUP BY wallet_id"
-            ).fetchall()
-        return {w: int(n) for w, n in rows}
+            if after is None:
+                sql = "SELECT wallet_id, COUNT(*) FROM inputs GROUP BY wallet_id"
+                return {w: int(n) for w, n in self._db.execute(sql)}
+            sql = "SELECT COUNT(*) FROM inputs WHERE wallet_id = ? AND seq > ?"
+            counts = {
+                w: int(self._db.execute(sql, (w, seq)).fetchone()[0]) for w, seq in after.items()
+            }
+        return {w: n for w, n in counts.items() if n}
 
     def position(self) -> int:
         with self._lock:

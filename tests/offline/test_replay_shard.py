@@ -9,7 +9,9 @@ from pathlib import Path
 
 from engine.catalog import load_catalog
 from engine.domain import AdjustRating
-from engine.offline.replay_shard import Part, ShardReplay, combine
+from engine.domain.events import SplitLine
+from engine.domain.replay import Comparison
+from engine.offline.replay_shard import Part, ShardReplay, Tally, combine
 from engine.store import open_store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
@@ -54,3 +56,17 @@ def test_parts_add_up() -> None:
     tally = combine([a, b])
     assert tally.wallets == {"acme": [3, 2, 6, 5], "globex": [4, 0, 0, 0]}
     assert tally.providers == {"telco-a": [3, 1, 3]}
+
+
+def test_a_tally_counts_every_provider_a_cdr_names_and_what_moved() -> None:
+    """An unchanged CDR (no command) counts each of its providers as re-rated; a changed one
+    counts the providers of either rating, and the difference of each."""
+    same = (SplitLine("telco-a", 5), SplitLine("platform", 3))
+    tally = Tally()
+    tally.count(Comparison("acme", "k1", "cdr-1", AT, same, same))
+    moved = (SplitLine("telco-a", 5), SplitLine("reseller", 2))
+    tally.count(
+        Comparison("acme", "k2", "cdr-2", AT, moved, (SplitLine("telco-a", 7),), (_adjust(2, 0),))
+    )
+    assert tally.wallets == {"acme": [2, 1, 0, 0]}
+    assert tally.providers == {"telco-a": [2, 1, 2], "platform": [1, 0, 0], "reseller": [1, 1, -2]}

@@ -127,6 +127,20 @@ def test_read_payloads_gives_the_stored_json_in_batches(store: EventStore, rated
     assert list(store.read_payloads(after=1000)) == []
 
 
+def test_read_payloads_of_some_types_skips_the_others(store: EventStore, rated: Rated) -> None:
+    """What a replay reads of the whole log: only the types it names, in position order,
+    in batches, from a position on."""
+    store.append(rated.events)
+    kinds = {"Charged", "WalletOpened"}
+    expected = [(s.position, s.payload) for s in _all(store, 50) if s.type in kinds]
+    assert 0 < len(expected) < len(rated.events) - 50
+    chunks = list(store.read_payloads(after=50, batch=7, types=kinds))
+    assert all(1 <= len(c) <= 7 for c in chunks)
+    assert [p for c in chunks for p in c] == expected
+    assert list(store.read_payloads(types=set())) == []
+    assert list(store.read_payloads(types={"NoSuchType"})) == []
+
+
 def test_inputs_are_stored_once_in_first_stored_order(store: EventStore, rated: Rated) -> None:
     half = len(rated.decisions) // 2
     for events, inputs in rated.decisions[:half]:
@@ -145,6 +159,38 @@ def test_inputs_are_stored_once_in_first_stored_order(store: EventStore, rated: 
     for w, _ in rated.inputs:
         per_wallet[w] += 1
     assert store.input_counts() == per_wallet
+
+
+def test_input_counts_after_a_cut_count_only_the_inputs_stored_after_it(
+    store: EventStore, rated: Rated
+) -> None:
+    """What a replay from snapshots re-decides of each wallet: its inputs after its cut."""
+    half = len(rated.decisions) // 2
+    for events, inputs in rated.decisions[:half]:
+        store.append(events, inputs)
+    _, cut = store.marks()
+    first = {(w, item.key) for _, inputs in rated.decisions[:half] for w, item in inputs}
+    for events, inputs in rated.decisions[half:]:
+        store.append(events, inputs)
+    later = dict.fromkeys(
+        (w, item.key) for _, inputs in rated.decisions[half:] for w, item in inputs
+    )
+    after: dict[str, int] = defaultdict(int)
+    for w, key in later:
+        if (w, key) not in first:
+            after[w] += 1
+    every = store.input_counts()
+    wallets = sorted(every)
+    assert len(wallets) > 1
+    # only the wallets named, each from its own cut
+    counts = store.input_counts({wallets[0]: cut, "no-such-wallet": 0})
+    assert counts == {wallets[0]: after[wallets[0]]}
+    assert 0 < counts[wallets[0]] < every[wallets[0]]
+    assert store.input_counts({wallets[1]: 0}) == {wallets[1]: every[wallets[1]]}
+    assert store.input_counts(dict.fromkeys(wallets, 0)) == every
+    assert store.input_counts(dict.fromkeys(wallets, cut)) == {w: n for w, n in after.items() if n}
+    assert store.input_counts(dict.fromkeys(wallets, 10**9)) == {}
+    assert store.input_counts({}) == {}
 
 
 def test_stats_count_what_is_stored(store: EventStore, rated: Rated) -> None:
@@ -315,6 +361,7 @@ def test_an_event_stored_under_a_former_name_reads_under_its_current_one(
     (row,) = store.read_stream("w-old")
     assert (row.type, row.payload) == ("SimsBarred", old)
     assert store.read_stream("w-old", 0, {"SimsBarred"}, 10**9) == [row]
+    assert list(store.read_payloads(types={"SimsBarred"})) == [[(row.position, old)]]
     assert [s.type for s in _all(store)] == ["SimsBarred"]
     assert decode_event(row.payload) == barred
     assert store.verify() == []

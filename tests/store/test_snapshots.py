@@ -188,6 +188,35 @@ def test_replay_from_a_snapshot_equals_replay_from_the_full_fold(
     assert run(store) == run(_NoSnapshots(store))
 
 
+def test_a_replays_progress_counts_to_the_inputs_it_re_rates(
+    store: EventStore,
+    rated: Rated,
+    catalogs: tuple[Any, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """From snapshots, a wallet re-rates only its inputs after its snapshot, and the bar
+    counts to that, not to every input in the store."""
+    _, new = catalogs
+    half = len(rated.decisions) // 2
+    _append(store, rated, slice(None, half))
+    take(store)
+    start = max(e.at for events, _ in rated.decisions[:half] for e in events)
+    start += timedelta(seconds=1)
+    _append(store, rated, slice(half, None))
+    cuts = {}
+    for w in store.wallets():
+        base = store.latest_snapshot(w, before=start)
+        assert base is not None
+        cuts[w] = base.input_seq
+    window = sum(store.input_counts(cuts).values())
+    everything = store.stats().inputs
+    assert 0 < window < everything
+    for kwargs, total in (({"from_snapshots": True}, window), ({}, everything)):
+        replay(store, new, start=start, dry_run=True, progress=True, **kwargs)
+        bar = capsys.readouterr().err.strip().split("\r")[-1]
+        assert f" {total}/{total} " in bar, bar
+
+
 class _NoSnapshots:
     def __init__(self, store: EventStore) -> None:
         self.store = store
