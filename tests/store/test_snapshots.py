@@ -161,16 +161,21 @@ def catalogs(tmp_path: Any) -> Iterator[tuple[Any, Any]]:
     yield load_catalog(CATALOG), load_catalog(tmp_path / "new.yaml")
 
 
-def test_replay_from_a_snapshot_equals_replay_from_the_full_fold(
-    store: EventStore, rated: Rated, catalogs: tuple[Any, Any]
-) -> None:
-    _, new = catalogs
+def _snapshotted_before_the_second_half(store: EventStore, rated: Rated) -> datetime:
+    """The first half stored and snapshotted, then the second half; the instant between."""
     half = len(rated.decisions) // 2
     _append(store, rated, slice(None, half))
     take(store)
     start = max(e.at for events, _ in rated.decisions[:half] for e in events)
-    start += timedelta(seconds=1)
     _append(store, rated, slice(half, None))
+    return start + timedelta(seconds=1)
+
+
+def test_replay_from_a_snapshot_equals_replay_from_the_full_fold(
+    store: EventStore, rated: Rated, catalogs: tuple[Any, Any]
+) -> None:
+    _, new = catalogs
+    start = _snapshotted_before_the_second_half(store, rated)
     assert all(store.latest_snapshot(w, before=start) for w in store.wallets())
 
     def run(s: Any, **kwargs: Any) -> Any:
@@ -197,12 +202,7 @@ def test_a_replays_progress_counts_to_the_inputs_it_re_rates(
     """From snapshots, a wallet re-rates only its inputs after its snapshot, and the bar
     counts to that, not to every input in the store."""
     _, new = catalogs
-    half = len(rated.decisions) // 2
-    _append(store, rated, slice(None, half))
-    take(store)
-    start = max(e.at for events, _ in rated.decisions[:half] for e in events)
-    start += timedelta(seconds=1)
-    _append(store, rated, slice(half, None))
+    start = _snapshotted_before_the_second_half(store, rated)
     cuts = {}
     for w in store.wallets():
         base = store.latest_snapshot(w, before=start)
