@@ -176,9 +176,10 @@ def _to_rerate(
     store: EventStore, wallets: list[str], jobs: int, before: datetime | None
 ) -> tuple[dict[str, int] | None, int]:
     """How many inputs each wallet re-rates (all of them, or, from snapshots before
-    ``before``, those after its snapshot), when the jobs weigh them or the count is a part
-    of the store's; and the total, for the progress bar. A whole store's count by wallet is
-    only asked for when the jobs need it: a large store scans its inputs for it."""
+    ``before``, those after its snapshot), and their total, for the progress bar. Counted
+    by wallet when that is cheap (one wallet, or wallets cut at a snapshot: an index count
+    each) or the jobs weigh the wallets by it; else only the total, which a large store
+    counts without grouping its inputs."""
     cuts: dict[str, int] = {}
     for wallet_id in wallets if before is not None else ():
         base = store.latest_snapshot(wallet_id, before=before)

@@ -44,6 +44,7 @@ COMPARED = frozenset({"UsageRated", "RatingAdjusted"})
 """The stored events a comparison reads (``domain.replay.compare``); it ignores the rest."""
 
 ADJUSTED = frozenset({"RatingAdjusted"})
+"""What a replay reads of the whole log: the adjustments, some paid for other wallets."""
 
 
 class Tally:
