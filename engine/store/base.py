@@ -113,6 +113,15 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
+def _of_types(types: Collection[str], mark: str) -> tuple[str, tuple[str, ...]]:
+    """The condition that an event is of ``types`` (current names; each is matched under its
+    former names too) and its arguments; no type matches nothing."""
+    names = stored_names(*sorted(types))
+    if not names:
+        return "1 = 0", ()
+    return f"type IN ({', '.join([mark] * len(names))})", names
+
+
 def stream_query(
     columns: str,
     wallet_id: str,
@@ -126,12 +135,13 @@ def stream_query(
     where = f"wallet_id = {mark} AND position > {mark}"
     args: tuple[str | int, ...] = (wallet_id, after)
     if types is not None:
-        names = stored_names(*sorted(types))
-        either = [f"type IN ({', '.join([mark] * len(names))})"] if names else []
-        if whole_after is not None:
-            either.append(f"position > {mark}")
-        where += f" AND ({' OR '.join(either) or '1 = 0'})"
-        args += (*names, *([] if whole_after is None else [whole_after]))
+        typed, names = _of_types(types, mark)
+        if whole_after is None:
+            where += f" AND {typed}"
+            args += names
+        else:
+            where += f" AND ({typed} OR position > {mark})"
+            args += (*names, whole_after)
     return f"SELECT {columns} FROM events WHERE {where} ORDER BY version", args
 
 
@@ -143,8 +153,8 @@ def payloads_query(
     where = f"position > {mark}"
     args: tuple[str | int, ...] = (after,)
     if types is not None:
-        names = stored_names(*sorted(types))
-        where += f" AND type IN ({', '.join([mark] * len(names))})" if names else " AND 1 = 0"
+        typed, names = _of_types(types, mark)
+        where += f" AND {typed}"
         args += names
     sql = f"SELECT position, {payload} FROM events WHERE {where} ORDER BY position LIMIT {mark}"
     return sql, (*args, batch)
