@@ -58,7 +58,7 @@ class Tally:
     def count(self, c: Comparison) -> None:
         row = self.wallet(c.wallet_id)
         row[0] += 1
-        if not c.commands:
+        if not c.changed:
             # Most CDRs: no payer's share moved, so each provider's total is as it was.
             for line in c.new:
                 self.providers.setdefault(line.provider, [0, 0, 0])[0] += 1
