@@ -150,7 +150,7 @@ def replay(
             raise ReplayError(f"the store has no wallet {wallet!r}")
         wallets = [wallet]
     jobs = jobs if opener is not None and len(wallets) > 1 else 1  # a job opens its store
-    sizes, total = _to_rerate(store, wallets, jobs, start if from_snapshots else None)
+    sizes, total = _to_rerate(store, wallets, start if from_snapshots else None)
     bar = tqdm(total=total, unit=" inputs", disable=not progress, file=sys.stderr)
     foreign = index_foreign(store)
 
@@ -173,24 +173,22 @@ def replay(
 
 
 def _to_rerate(
-    store: EventStore, wallets: list[str], jobs: int, before: datetime | None
-) -> tuple[dict[str, int] | None, int]:
+    store: EventStore, wallets: list[str], before: datetime | None
+) -> tuple[dict[str, int], int]:
     """How many inputs each wallet re-rates (all of them, or, from snapshots before
-    ``before``, those after its snapshot), and their total, for the progress bar. Counted
-    by wallet when that is cheap (one wallet, or wallets cut at a snapshot: an index count
-    each) or the jobs weigh the wallets by it; else only the total, which a large store
-    counts without grouping its inputs."""
+    ``before``, those after its snapshot; never a replay's corrections, which re-rating
+    skips), and their total, for the progress bar and the jobs' weights. One wallet, or
+    wallets cut at a snapshot, are counted by an index count each; else every wallet's
+    inputs in one pass."""
     cuts: dict[str, int] = {}
     for wallet_id in wallets if before is not None else ():
         base = store.latest_snapshot(wallet_id, before=before)
         if base is not None:
             cuts[wallet_id] = base.input_seq
     if cuts or len(wallets) == 1:
-        sizes = store.input_counts({w: cuts.get(w, 0) for w in wallets})
-    elif jobs > 1:
-        sizes = store.input_counts()
+        sizes = store.input_counts({w: cuts.get(w, 0) for w in wallets}, corrections=False)
     else:
-        return None, store.stats().inputs
+        sizes = store.input_counts(corrections=False)
     return sizes, sum(sizes.values())
 
 

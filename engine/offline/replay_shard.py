@@ -46,6 +46,9 @@ COMPARED = frozenset({"UsageRated", "RatingAdjusted"})
 ADJUSTED = frozenset({"RatingAdjusted"})
 """What a replay reads of the whole log: the adjustments, some paid for other wallets."""
 
+FOREIGN = b'"source_wallet"'
+"""The key an adjustment paid for another wallet's CDR has in its JSON (and no other has)."""
+
 
 class Tally:
     def __init__(self) -> None:
@@ -92,6 +95,10 @@ def index_foreign(store: EventStore) -> dict[str, list[Event]]:
     foreign: dict[str, list[Event]] = {}
     for rows in store.read_payloads(types=ADJUSTED):
         for _, payload in rows:
+            # Most adjustments are paid where their CDR was rated and carry no
+            # ``source_wallet`` at all (defaults are omitted): those are not decoded.
+            if payload.find(FOREIGN) < 0:
+                continue
             e = decode_event(payload)
             if isinstance(e, RatingAdjusted) and e.source_wallet is not None:
                 foreign.setdefault(e.source_wallet, []).append(e)
@@ -161,10 +168,12 @@ class ShardReplay:
         out: list[Event] = []
         n = 0
         after = 0 if base is None else base.input_seq
-        for stored in self.store.read_inputs(wallet_id, after):
+        # Corrections are not usage: the new rating starts from scratch, and the store
+        # leaves them out unread (a replay stores one per CDR it changed).
+        for stored in self.store.read_inputs(wallet_id, after, corrections=False):
             n += 1
             if isinstance(stored.item, AdjustRating):
-                continue  # corrections are not usage: the new rating starts from scratch
+                continue  # one the store could not tell apart (see store.base.CORRECTION)
             events, state = step(state, stored.item, self.catalog)  # no Decision: only events
             out.extend(e for e in events if isinstance(e, UsageRated))
             if n % 4096 == 0:

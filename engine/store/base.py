@@ -17,8 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from ..codec import stored_names
-from ..domain import Cdr, Command, Event
+from ..codec import stored_names, tag
+from ..domain import AdjustRating, Cdr, Command, Event
 from ..domain.decision import Decision
 
 
@@ -113,6 +113,45 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
+CORRECTION = b'{"type":"' + tag(AdjustRating).encode() + b'"'
+"""How every stored ``AdjustRating`` input begins (the codec writes the tag first): a replay's
+correction, which re-rating skips. A command is only left out by this test when it is one
+(``read_inputs(corrections=False)``); one written otherwise is read, and skipped by type."""
+
+
+INPUT_BATCH = 10_000
+"""Inputs per query of ``read_inputs``."""
+
+
+def correction_filter(corrections: bool, mark: str) -> tuple[str, tuple[bytes, ...]]:
+    """What a query of inputs adds to its ``WHERE`` (and its arguments) so as to leave a
+    replay's corrections out, unless ``corrections``."""
+    if corrections:
+        return "", ()
+    return f" AND substr(payload, 1, {len(CORRECTION)}) <> {mark}", (CORRECTION,)
+
+
+def inputs_query(
+    wallet_id: str | None, after: int, corrections: bool, mark: str
+) -> tuple[str, tuple[str | int | bytes, ...]]:
+    """``read_inputs``' query of one batch and its arguments. A wallet's inputs are read in
+    order of ``inputs_by_wallet`` (schema.py), not found among all and sorted per batch."""
+    where = f"seq > {mark}"
+    args: tuple[str | int | bytes, ...] = (after,)
+    if wallet_id is not None:
+        where += f" AND wallet_id = {mark}"
+        args += (wallet_id,)
+    extra, some = correction_filter(corrections, mark)
+    sql = f"SELECT seq, key, wallet_id, at, payload FROM inputs WHERE {where}{extra}"
+    return f"{sql} ORDER BY seq LIMIT {mark}", (*args, *some, INPUT_BATCH)
+
+
+def counts_query(corrections: bool, mark: str) -> tuple[str, tuple[bytes, ...]]:
+    """``input_counts``' query of every wallet's inputs, and its arguments."""
+    extra, some = correction_filter(corrections, mark)
+    return f"SELECT wallet_id, COUNT(*) FROM inputs WHERE 1 = 1{extra} GROUP BY wallet_id", some
+
+
 def _of_types(types: Collection[str], mark: str) -> tuple[str, tuple[str, ...]]:
     """The condition that an event is of ``types`` (current names; each is matched under its
     former names too) and its arguments; no type matches nothing."""
@@ -196,9 +235,12 @@ class EventStore(Protocol):
         after its snapshot, in one read (``stream_query``)."""
         ...
 
-    def read_inputs(self, wallet_id: str | None = None, after: int = 0) -> Iterator[StoredInput]:
+    def read_inputs(
+        self, wallet_id: str | None = None, after: int = 0, corrections: bool = True
+    ) -> Iterator[StoredInput]:
         """Stored inputs (of one wallet, or all; those stored after the ``after``-th), in the
-        order they were first stored."""
+        order they were first stored; without a replay's corrections (``AdjustRating``, see
+        `CORRECTION`) when ``corrections`` is false, as re-rating reads them."""
         ...
 
     def marks(self) -> tuple[int, int]:
@@ -221,12 +263,14 @@ class EventStore(Protocol):
         """Every wallet id with a stream, sorted."""
         ...
 
-    def input_counts(self, after: Mapping[str, int] | None = None) -> dict[str, int]:
+    def input_counts(
+        self, after: Mapping[str, int] | None = None, corrections: bool = True
+    ) -> dict[str, int]:
         """Each wallet's number of stored inputs (a wallet without any is left out), or,
         given ``after``, only the wallets it names, each counting the inputs stored after
-        its ``after[wallet]``-th (an index count per wallet): what a replay re-decides, so
-        what it weighs its wallets by to share them out among jobs, and the total its
-        progress counts to."""
+        its ``after[wallet]``-th (an index count per wallet); without a replay's corrections
+        when ``corrections`` is false: what a replay re-decides, so what it weighs its
+        wallets by to share them out among jobs, and the total its progress counts to."""
         ...
 
     def position(self) -> int:

@@ -34,6 +34,9 @@ from .base import (
     StoreStats,
     StoreUnavailable,
     WalletSnapshot,
+    correction_filter,
+    counts_query,
+    inputs_query,
     payloads_query,
     revision_conflict,
     safe_url,
@@ -48,7 +51,7 @@ _EVENT_COLUMNS = "position, wallet_id, version, event_id, type, at, payload, has
 _REVISION_COLUMNS = "revision, digest, name, source, published_at"
 _COUNTS_AFTER = (  # the inputs of each wallet after its cut (the cuts: two arrays)
     "SELECT w, COUNT(*) FROM unnest(%s::text[], %s::bigint[]) AS cut (w, s) "
-    "JOIN inputs ON wallet_id = w AND seq > s GROUP BY w"
+    "JOIN inputs ON wallet_id = w AND seq > s{} GROUP BY w"
 )
 _COPY_TYPES = ["int8", "text", "text", "int8", "text", "timestamptz", "bytea", "text", "text"]
 
@@ -235,18 +238,9 @@ class PostgresStore:
         return [_stored_event(r) for r in self._fetch(*query)]
 
     def read_inputs(
-        self, wallet_id: str | None = None, after: int = 0, batch: int = 10_000
+        self, wallet_id: str | None = None, after: int = 0, corrections: bool = True
     ) -> Iterator[StoredInput]:
-        where = "" if wallet_id is None else "AND wallet_id = %s"
-        args: tuple[str, ...] = () if wallet_id is None else (wallet_id,)
-        while True:
-            rows = self._fetch(
-                f"SELECT seq, key, wallet_id, at, payload FROM inputs WHERE seq > %s {where} "
-                "ORDER BY seq LIMIT %s",
-                (after, *args, batch),
-            )
-            if not rows:
-                return
+        while rows := self._fetch(*inputs_query(wallet_id, after, corrections, "%s")):
             for _seq, key, wallet, at, payload in rows:
                 yield StoredInput(key, wallet, at, decode_input(key, payload))
             after = rows[-1][0]
@@ -289,11 +283,14 @@ class PostgresStore:
     def wallets(self) -> list[str]:
         return [r[0] for r in self._fetch("SELECT wallet_id FROM streams ORDER BY wallet_id")]
 
-    def input_counts(self, after: Mapping[str, int] | None = None) -> dict[str, int]:
+    def input_counts(
+        self, after: Mapping[str, int] | None = None, corrections: bool = True
+    ) -> dict[str, int]:
         if after is None:
-            rows = self._fetch("SELECT wallet_id, COUNT(*) FROM inputs GROUP BY wallet_id")
+            rows = self._fetch(*counts_query(corrections, "%s"))
         else:
-            rows = self._fetch(_COUNTS_AFTER, (list(after), list(after.values())))
+            extra, some = correction_filter(corrections, "%s")
+            rows = self._fetch(_COUNTS_AFTER.format(extra), (list(after), [*after.values()], *some))
         return {w: int(n) for w, n in rows}
 
     def position(self) -> int:

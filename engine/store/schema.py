@@ -12,13 +12,35 @@ was published, as published), so a decision's revision can be decided again from
 ``wallet_snapshots`` keeps wallet states as of a cut (the wallet's events up to ``position``,
 its inputs up to ``input_seq``, the latest instant folded), so replay and the payers' states
 start there instead of folding a wallet's whole history (``engine/store/snapshots.py``);
-derived from the events, they may be deleted at any time.
+derived from the events, they may be deleted at any time. ``events_adjustments`` is a partial
+index of the ``RatingAdjusted`` events: a replay reads them out of the whole log (some are
+paid for other wallets' CDRs), and with it that read grows with the adjustments, not the log.
 
 Every statement is idempotent and runs at each open: a store written before a table existed
 gains it, empty, the first time a newer engine opens it (tests/store/test_stored_v1.py).
 """
 
 from __future__ import annotations
+
+from ..codec import stored_names
+
+ADJUSTMENTS = stored_names("RatingAdjusted")
+"""The names ``RatingAdjusted`` is stored under, in the order ``read_payloads`` asks for
+them (``type IN (...)``): a query must name them as the index does for the database to use
+it. An index built before a rename (with fewer names) is no longer used, and the read scans
+the log as it did before the index: slower, never different."""
+
+ADJUSTMENTS_INDEX = (
+    "CREATE INDEX IF NOT EXISTS events_adjustments ON events (position) "
+    "WHERE type IN (" + ", ".join("'" + name + "'" for name in ADJUSTMENTS) + ")"
+)
+"""Built at the first open by an engine that has it: one scan of the log (on PostgreSQL
+holding off appends while it runs), then an entry per adjustment appended."""
+
+INPUTS_INDEX = "CREATE INDEX IF NOT EXISTS inputs_by_wallet ON inputs (wallet_id, seq)"
+"""A wallet's inputs in the order they were stored: replay reads them a batch at a time
+from a cut, which without it finds every one of the wallet's inputs and sorts them, once
+per batch."""
 
 SQLITE: tuple[str, ...] = (
     """
@@ -71,6 +93,8 @@ SQLITE: tuple[str, ...] = (
         PRIMARY KEY (wallet_id, position)
     )
     """,
+    ADJUSTMENTS_INDEX,
+    INPUTS_INDEX,
     """
     CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE refused'); END
@@ -147,6 +171,8 @@ POSTGRES: tuple[str, ...] = (
         PRIMARY KEY (wallet_id, position)
     )
     """,
+    ADJUSTMENTS_INDEX,
+    INPUTS_INDEX,
     """
     CREATE OR REPLACE FUNCTION events_append_only() RETURNS trigger
     LANGUAGE plpgsql AS $$

@@ -31,6 +31,9 @@ from .base import (
     StoreError,
     StoreStats,
     WalletSnapshot,
+    correction_filter,
+    counts_query,
+    inputs_query,
     payloads_query,
     revision_conflict,
     stream_query,
@@ -191,17 +194,12 @@ class SqliteStore:
         return [_stored_event(r) for r in rows]
 
     def read_inputs(
-        self, wallet_id: str | None = None, after: int = 0, batch: int = 10_000
+        self, wallet_id: str | None = None, after: int = 0, corrections: bool = True
     ) -> Iterator[StoredInput]:
-        where = "" if wallet_id is None else "AND wallet_id = ?"
-        args: tuple[str, ...] = () if wallet_id is None else (wallet_id,)
         while True:
+            sql, args = inputs_query(wallet_id, after, corrections, "?")
             with self._lock:
-                rows = self._db.execute(
-                    f"SELECT seq, key, wallet_id, at, payload FROM inputs WHERE seq > ? {where} "
-                    "ORDER BY seq LIMIT ?",
-                    (after, *args, batch),
-                ).fetchall()
+                rows = self._db.execute(sql, args).fetchall()
             if not rows:
                 return
             for _seq, key, wallet, at, payload in rows:
@@ -259,14 +257,18 @@ class SqliteStore:
             rows = self._db.execute("SELECT wallet_id FROM streams ORDER BY wallet_id").fetchall()
         return [r[0] for r in rows]
 
-    def input_counts(self, after: Mapping[str, int] | None = None) -> dict[str, int]:
+    def input_counts(
+        self, after: Mapping[str, int] | None = None, corrections: bool = True
+    ) -> dict[str, int]:
         with self._lock:
             if after is None:
-                sql = "SELECT wallet_id, COUNT(*) FROM inputs GROUP BY wallet_id"
-                return {w: int(n) for w, n in self._db.execute(sql)}
-            sql = "SELECT COUNT(*) FROM inputs WHERE wallet_id = ? AND seq > ?"
+                sql, args = counts_query(corrections, "?")
+                return {w: int(n) for w, n in self._db.execute(sql, args)}
+            extra, some = correction_filter(corrections, "?")
+            sql = f"SELECT COUNT(*) FROM inputs WHERE wallet_id = ? AND seq > ?{extra}"
             counts = {
-                w: int(self._db.execute(sql, (w, seq)).fetchone()[0]) for w, seq in after.items()
+                w: int(self._db.execute(sql, (w, seq, *some)).fetchone()[0])
+                for w, seq in after.items()
             }
         return {w: n for w, n in counts.items() if n}
 

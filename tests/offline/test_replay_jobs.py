@@ -137,9 +137,9 @@ def test_one_wallet_is_replayed_here_without_counting_every_wallets_inputs(
     counted: list[object] = []
     counts = store.input_counts
 
-    def count(after: dict[str, int] | None = None) -> dict[str, int]:
+    def count(after: dict[str, int] | None = None, corrections: bool = True) -> dict[str, int]:
         counted.append(after)
-        return counts(after)
+        return counts(after, corrections)
 
     monkeypatch.setattr(store, "input_counts", count)
     monkeypatch.setattr("engine.offline.replay_jobs.run_jobs", _no_processes)

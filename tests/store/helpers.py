@@ -87,3 +87,17 @@ def raw_execute(url: str, sql: str) -> None:
         return
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql)
+
+
+def query_plan(url: str, sql: str, args: Sequence[Any]) -> str:
+    """The database's plan for ``sql``. PostgreSQL's is asked with sequential scans priced
+    out, so that a test's small table still shows the index the query can use."""
+    if url.startswith("sqlite:"):
+        db = sqlite3.connect(sqlite_path(url))
+        try:
+            return "\n".join(str(row[-1]) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", args))
+        finally:
+            db.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")
+        return "\n".join(str(row[0]) for row in conn.execute(f"EXPLAIN {sql}", args))

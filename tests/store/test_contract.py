@@ -9,11 +9,14 @@ from datetime import UTC, datetime
 import pytest
 
 from engine.codec import decode_event, encode
-from engine.domain.events import SimsBarred
+from engine.domain import AdjustRating, TopUp
+from engine.domain.events import RatingAdjusted, SimsBarred
+from engine.offline.replay_shard import ADJUSTED
 from engine.store import EventStore, StoredEvent, StoredRevision, StoreError, open_store
+from engine.store.base import inputs_query, payloads_query
 from engine.store.chain import GENESIS, link
 
-from .helpers import Rated, raw_execute, tamper
+from .helpers import Rated, query_plan, raw_execute, tamper
 
 
 def _all(store: EventStore, after: int = 0, batch: int = 10_000) -> list[StoredEvent]:
@@ -141,6 +144,52 @@ def test_read_payloads_of_some_types_skips_the_others(store: EventStore, rated: 
     assert list(store.read_payloads(types={"NoSuchType"})) == []
 
 
+def _adjustments(rated: Rated, count: int) -> list[RatingAdjusted]:
+    first = rated.events[0]
+    return [
+        RatingAdjusted(
+            f"cmd:adj:test-{i}#1",
+            first.wallet_id,
+            rated.events[-1].at,
+            f"cdr-{i}",
+            "89000000000000000001",
+            "data",
+            "EU",
+            "test",
+            i,
+            0,
+            1,
+            (),
+        )
+        for i in range(count)
+    ]
+
+
+def test_the_adjustments_are_read_through_their_own_index(
+    store_url: str, store: EventStore, rated: Rated
+) -> None:
+    """What a replay reads of the whole log, the adjustments (``replay_shard.ADJUSTED``),
+    comes through the partial index ``events_adjustments``: every one, in position order,
+    after any position, and the database's plan reads that index, not the log."""
+    half = len(rated.events) // 2
+    adjustments = _adjustments(rated, 30)
+    for events in (rated.events[:half], adjustments[:15], rated.events[half:], adjustments[15:]):
+        store.append(events)
+    stored = [s for s in _all(store) if s.type == "RatingAdjusted"]
+    assert [decode_event(s.payload) for s in stored] == adjustments
+    for after in (0, stored[10].position, stored[20].position, stored[-1].position):
+        chunks = list(store.read_payloads(after, batch=4, types=ADJUSTED))
+        assert all(1 <= len(c) <= 4 for c in chunks)
+        expected = [(s.position, s.payload) for s in stored if s.position > after]
+        assert [p for c in chunks for p in c] == expected
+    mark = "?" if store_url.startswith("sqlite:") else "%s"
+    sql, args = payloads_query("payload", 0, 100, ADJUSTED, mark)
+    assert "events_adjustments" in query_plan(store_url, sql, args)
+    # a type without an index of its own is read from the log itself
+    sql, args = payloads_query("payload", 0, 100, {"Charged"}, mark)
+    assert "events_adjustments" not in query_plan(store_url, sql, args)
+
+
 def test_inputs_are_stored_once_in_first_stored_order(store: EventStore, rated: Rated) -> None:
     half = len(rated.decisions) // 2
     for events, inputs in rated.decisions[:half]:
@@ -159,6 +208,52 @@ def test_inputs_are_stored_once_in_first_stored_order(store: EventStore, rated: 
     for w, _ in rated.inputs:
         per_wallet[w] += 1
     assert store.input_counts() == per_wallet
+
+
+def test_a_replays_corrections_are_left_out_unread_when_asked(
+    store_url: str, store: EventStore, rated: Rated
+) -> None:
+    """What re-rating reads of a wallet: its inputs without a replay's corrections
+    (``AdjustRating``), counted the same way. A command whose id only looks like a
+    correction's is still read: the store tells them apart by what the command is."""
+    half = len(rated.decisions) // 2
+    for events, inputs in rated.decisions[:half]:
+        store.append(events, inputs)
+    _, cut = store.marks()
+    wallet = rated.inputs[0][0]
+    at = rated.events[-1].at
+    corrections = [
+        AdjustRating(
+            f"adj:cdr:x-{i}:1", wallet, at, f"x-{i}", "8900", "data", "EU", "r", 5, 0, 1, ()
+        )
+        for i in range(7)
+    ]
+    lookalike = TopUp("adj:cdr:x-0:2", wallet, at, "1.00", "EUR")
+    store.append([], [(wallet, c) for c in [*corrections[:3], lookalike, *corrections[3:]]])
+    for events, inputs in rated.decisions[half:]:
+        store.append(events, inputs)
+    every = list(store.read_inputs())
+    kept = [i for i in every if not isinstance(i.item, AdjustRating)]
+    assert len(every) - len(kept) == len(corrections)
+    assert lookalike in [i.item for i in kept]
+    assert list(store.read_inputs(corrections=False)) == kept
+    for after in (0, cut):
+        mine = list(store.read_inputs(wallet, after, corrections=False))
+        with_them = list(store.read_inputs(wallet, after))
+        assert mine == [i for i in with_them if not isinstance(i.item, AdjustRating)]
+        assert len(with_them) - len(mine) == len(corrections)
+        assert lookalike in [i.item for i in mine]
+        assert store.input_counts({wallet: after}, corrections=False) == {wallet: len(mine)}
+        assert store.input_counts({wallet: after}) == {wallet: len(with_them)}
+    counted: dict[str, int] = defaultdict(int)
+    for i in kept:
+        counted[i.wallet_id] += 1
+    assert store.input_counts(corrections=False) == counted
+    assert sum(store.input_counts().values()) == len(every)
+    # a wallet's inputs come in stored order from their own index, not sorted per batch
+    mark = "?" if store_url.startswith("sqlite:") else "%s"
+    sql, args = inputs_query(wallet, cut, False, mark)
+    assert "inputs_by_wallet" in query_plan(store_url, sql, args)
 
 
 def test_input_counts_after_a_cut_count_only_the_inputs_stored_after_it(

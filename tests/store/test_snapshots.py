@@ -14,7 +14,7 @@ import pytest
 
 from engine.catalog import load_catalog
 from engine.codec import decode_event
-from engine.domain import WalletState, evolve, initial_state
+from engine.domain import AdjustRating, WalletState, evolve, initial_state
 from engine.offline.replay import replay
 from engine.offline.replay_shard import COMPARED, ReadStream, ShardReplay
 from engine.states import decode_state, encode_state
@@ -215,6 +215,44 @@ def test_a_replays_progress_counts_to_the_inputs_it_re_rates(
         replay(store, new, start=start, dry_run=True, progress=True, **kwargs)
         bar = capsys.readouterr().err.strip().split("\r")[-1]
         assert f" {total}/{total} " in bar, bar
+
+
+def test_a_replay_after_a_replay_neither_reads_nor_counts_its_corrections(
+    store: EventStore,
+    rated: Rated,
+    catalogs: tuple[Any, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A replay stores a correction (``AdjustRating``) per CDR it changed, as an input. The
+    next replay re-rates without reading them, as it did when it read and skipped them,
+    and its bar counts to the inputs it re-rates."""
+    _, new = catalogs
+    _append(store, rated, slice(None))
+    assert replay(store, new).changed > 0
+    corrections = sum(isinstance(i.item, AdjustRating) for i in store.read_inputs())
+    assert corrections > 0
+    total = store.stats().inputs - corrections
+    again = replay(store, new, dry_run=True, progress=True)
+    bar = capsys.readouterr().err.strip().split("\r")[-1]
+    assert f" {total}/{total} " in bar, bar
+    assert again.changed == 0 and again.rerated > 0
+    assert again == replay(_EveryInput(store), new, dry_run=True)
+
+
+class _EveryInput:
+    """A store that reads and counts a replay's corrections even when asked not to."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    def read_inputs(self, wallet_id: Any = None, after: int = 0, corrections: bool = True) -> Any:
+        return self.store.read_inputs(wallet_id, after)
+
+    def input_counts(self, after: Any = None, corrections: bool = True) -> Any:
+        return self.store.input_counts(after)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
 
 
 class _NoSnapshots:
