@@ -15,6 +15,7 @@ start there instead of folding a wallet's whole history (``engine/store/snapshot
 derived from the events, they may be deleted at any time. ``events_adjustments`` is a partial
 index of the ``RatingAdjusted`` events: a replay reads them out of the whole log (some are
 paid for other wallets' CDRs), and with it that read grows with the adjustments, not the log.
+``inputs_by_wallet`` gives a wallet's inputs in stored order, which replay reads from a cut.
 
 Every statement is idempotent and runs at each open: a store written before a table existed
 gains it, empty, the first time a newer engine opens it (tests/store/test_stored_v1.py).
@@ -36,6 +37,23 @@ ADJUSTMENTS_INDEX = (
 )
 """Built at the first open by an engine that has it: one scan of the log (on PostgreSQL
 holding off appends while it runs), then an entry per adjustment appended."""
+
+
+def _postgres_index(table: str, name: str, ddl: str) -> str:
+    """``ddl`` run only when ``table`` has no index ``name``: PostgreSQL's ``CREATE INDEX IF
+    NOT EXISTS`` locks the table against writes before it looks, and a store is opened by
+    every worker and sink while others append."""
+    return f"""
+    DO $$
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid
+                       WHERE indrelid = '{table}'::regclass AND relname = '{name}') THEN
+            {ddl};
+        END IF;
+    END
+    $$
+    """
+
 
 INPUTS_INDEX = "CREATE INDEX IF NOT EXISTS inputs_by_wallet ON inputs (wallet_id, seq)"
 """A wallet's inputs in the order they were stored: replay reads them a batch at a time
@@ -171,8 +189,8 @@ POSTGRES: tuple[str, ...] = (
         PRIMARY KEY (wallet_id, position)
     )
     """,
-    ADJUSTMENTS_INDEX,
-    INPUTS_INDEX,
+    _postgres_index("events", "events_adjustments", ADJUSTMENTS_INDEX),
+    _postgres_index("inputs", "inputs_by_wallet", INPUTS_INDEX),
     """
     CREATE OR REPLACE FUNCTION events_append_only() RETURNS trigger
     LANGUAGE plpgsql AS $$

@@ -7,6 +7,7 @@ import threading
 from collections import defaultdict
 from contextlib import closing
 
+import psycopg
 from support.postgres import fresh_schema
 
 from engine.store import StoredEvent, open_store
@@ -82,3 +83,24 @@ def test_concurrent_appends_keep_every_event_once_and_chains_intact(
                 versions[s.wallet_id].append(s.version)
             assert all(v == list(range(1, len(v) + 1)) for v in versions.values())
             assert store.verify() == []
+
+
+def test_a_store_opens_while_another_process_is_appending(postgres_url: str) -> None:
+    """Every worker and sink opens the store, which makes sure its tables and indexes exist,
+    while others append: opening takes no lock that waits for an append to commit (PostgreSQL's
+    ``CREATE INDEX IF NOT EXISTS`` would, so the indexes are only created when missing)."""
+    with fresh_schema(postgres_url) as url:
+        open_store(url).close()
+        with psycopg.connect(url) as appending:
+            # What an append holds until it commits.
+            appending.execute("LOCK TABLE events, inputs IN ROW EXCLUSIVE MODE")
+            opened = threading.Event()
+
+            def open_and_close() -> None:
+                open_store(url).close()
+                opened.set()
+
+            threading.Thread(target=open_and_close, daemon=True).start()
+            # Not a timing: a store that waits for the append never opens until it ends.
+            assert opened.wait(timeout=60), "opening the store waited for an append"
+            appending.rollback()
