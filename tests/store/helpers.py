@@ -90,8 +90,9 @@ def raw_execute(url: str, sql: str) -> None:
 
 
 def query_plan(url: str, sql: str, args: Sequence[Any]) -> str:
-    """The database's plan for ``sql``. PostgreSQL's is asked with sequential scans priced
-    out, so that a test's small table still shows the index the query can use."""
+    """The database's plan for ``sql`` (``?`` placeholders, as `tamper` takes). PostgreSQL's
+    is asked with sequential scans priced out, so that a test's small table still shows the
+    index the query can use."""
     if url.startswith("sqlite:"):
         db = sqlite3.connect(sqlite_path(url))
         try:
@@ -100,4 +101,5 @@ def query_plan(url: str, sql: str, args: Sequence[Any]) -> str:
             db.close()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET enable_seqscan = off")
-        return "\n".join(str(row[0]) for row in conn.execute(f"EXPLAIN {sql}", args))
+        plan = conn.execute(f"EXPLAIN {sql.replace('?', '%s')}", args)
+        return "\n".join(str(row[0]) for row in plan)

@@ -182,11 +182,10 @@ def test_the_adjustments_are_read_through_their_own_index(
         assert all(1 <= len(c) <= 4 for c in chunks)
         expected = [(s.position, s.payload) for s in stored if s.position > after]
         assert [p for c in chunks for p in c] == expected
-    mark = "?" if store_url.startswith("sqlite:") else "%s"
-    sql, args = payloads_query("payload", 0, 100, ADJUSTED, mark)
+    sql, args = payloads_query("payload", 0, 100, ADJUSTED, "?")
     assert "events_adjustments" in query_plan(store_url, sql, args)
     # a type without an index of its own is read from the log itself
-    sql, args = payloads_query("payload", 0, 100, {"Charged"}, mark)
+    sql, args = payloads_query("payload", 0, 100, {"Charged"}, "?")
     assert "events_adjustments" not in query_plan(store_url, sql, args)
 
 
@@ -251,8 +250,7 @@ def test_a_replays_corrections_are_left_out_unread_when_asked(
     assert store.input_counts(corrections=False) == counted
     assert sum(store.input_counts().values()) == len(every)
     # a wallet's inputs come in stored order from their own index, not sorted per batch
-    mark = "?" if store_url.startswith("sqlite:") else "%s"
-    sql, args = inputs_query(wallet, cut, False, mark)
+    sql, args = inputs_query(wallet, cut, False, "?")
     assert "inputs_by_wallet" in query_plan(store_url, sql, args)
 
 

@@ -23,6 +23,5 @@ def test_opening_a_store_again_keeps_its_indexes(store_url: str, store: EventSto
     store.close()
     for _ in range(2):
         open_store(store_url).close()
-    mark = "?" if store_url.startswith("sqlite:") else "%s"
-    sql, args = payloads_query("payload", 0, 10, ADJUSTED, mark)
+    sql, args = payloads_query("payload", 0, 10, ADJUSTED, "?")
     assert "events_adjustments" in query_plan(store_url, sql, args)
