@@ -193,6 +193,12 @@ def test_replay_from_a_snapshot_equals_replay_from_the_full_fold(
     assert run(store) == run(_NoSnapshots(store))
 
 
+def _bar_ended_at(capsys: pytest.CaptureFixture[str], total: int) -> None:
+    """The progress bar's last state is ``total`` of ``total``."""
+    bar = capsys.readouterr().err.strip().split("\r")[-1]
+    assert f" {total}/{total} " in bar, bar
+
+
 def test_a_replays_progress_counts_to_the_inputs_it_re_rates(
     store: EventStore,
     rated: Rated,
@@ -213,8 +219,7 @@ def test_a_replays_progress_counts_to_the_inputs_it_re_rates(
     assert 0 < window < everything
     for kwargs, total in (({"from_snapshots": True}, window), ({}, everything)):
         replay(store, new, start=start, dry_run=True, progress=True, **kwargs)
-        bar = capsys.readouterr().err.strip().split("\r")[-1]
-        assert f" {total}/{total} " in bar, bar
+        _bar_ended_at(capsys, total)
 
 
 def test_a_replay_after_a_replay_neither_reads_nor_counts_its_corrections(
@@ -233,8 +238,7 @@ def test_a_replay_after_a_replay_neither_reads_nor_counts_its_corrections(
     assert corrections > 0
     total = store.stats().inputs - corrections
     again = replay(store, new, dry_run=True, progress=True)
-    bar = capsys.readouterr().err.strip().split("\r")[-1]
-    assert f" {total}/{total} " in bar, bar
+    _bar_ended_at(capsys, total)
     assert again.changed == 0 and again.rerated > 0
     assert again == replay(_EveryInput(store), new, dry_run=True)
 
