@@ -74,6 +74,35 @@ def broker() -> Iterator[str]:
         provider.stop()
 
 
+def finished(w: Scrape) -> int:
+    """CDRs the worker is done with: rated, rejected (by enrich or by the wallet's owner) or
+    recognised as already decided. Each CDR it reads ends in exactly one of these."""
+    return int(
+        w.get("rating_cdrs_rated_total")
+        + w.get("rating_cdrs_rejected_total")
+        + w.get("rating_redeliveries_skipped_total")
+    )
+
+
+def caught_up(w: Scrape, s: Scrape, published: int) -> bool:
+    """Whether the worker has read and finished every CDR, holds none back, and the sink
+    has stored and projected every decision the worker wrote.
+
+    Finished is counted apart from the decisions: the worker reads a CDR in enrich and
+    decides it in the wallet's agent, a hop through Kafka later. Between the two every
+    count of decisions agrees with the sink's, all of them still 0.
+    """
+    received = w.get("rating_cdrs_received_total")
+    return (
+        received >= published
+        and finished(w) >= received
+        and w.get("rating_cdrs_held") == 0
+        and w.get("rating_decisions_total") == s.get("rating_sink_records_total")
+        and s.get("rating_store_position") == s.get("rating_projection_position")
+        and s.get("rating_sink_lag") == 0
+    )
+
+
 def wait_until_rated(
     worker: Process,
     sink: Process,
@@ -81,12 +110,11 @@ def wait_until_rated(
     timeout: float,
     on_progress: Callable[[int], None],
 ) -> tuple[Scrape, Scrape]:
-    """Until the worker has read every CDR and the sink has stored and projected every
-    decision the worker wrote, and nothing has moved for ``SETTLED`` seconds.
+    """Until `caught_up`, the worker is ready and nothing has moved for ``SETTLED`` seconds.
 
-    The worker must also be ready: while its wallet partitions are still being assigned or
-    recovered it has read CDRs it has not yet decided, and the counts agree only because
-    none of them has moved yet.
+    The worker must be ready: while its wallet partitions are still being assigned or
+    recovered it has read CDRs it has not yet decided. ``on_progress`` is told the CDRs
+    finished so far.
     """
     deadline = time.monotonic() + timeout
     last: tuple[float, ...] = ()
@@ -96,23 +124,18 @@ def wait_until_rated(
         sink.check()
         w, s = worker.scrape(), sink.scrape()
         if w is not None and s is not None:
-            received = int(w.get("rating_cdrs_received_total"))
-            on_progress(received)
+            on_progress(finished(w))
             now = (
+                w.get("rating_cdrs_received_total"),
+                float(finished(w)),
                 w.get("rating_decisions_total"),
                 s.get("rating_sink_records_total"),
                 s.get("rating_projection_position"),
             )
             if now != last:
                 last, quiet_since = now, time.monotonic()
-            caught_up = (
-                received >= published
-                and now[0] == now[1]
-                and s.get("rating_store_position") == now[2]
-                and s.get("rating_sink_lag") == 0
-                and worker.get("/readyz")[0] == 200
-            )
-            if caught_up and time.monotonic() - quiet_since >= SETTLED:
+            done = caught_up(w, s, published) and worker.get("/readyz")[0] == 200
+            if done and time.monotonic() - quiet_since >= SETTLED:
                 return w, s
         if time.monotonic() > deadline:
             raise DemoError(
@@ -242,8 +265,8 @@ def rate(stack: LocalStack, worker: Process, sink: Process, total: int, timeout:
     bar = tqdm(total=total, unit=" CDRs", file=sys.stderr)
     started = time.monotonic()
 
-    def progress(received: int) -> None:
-        bar.update(max(0, min(received, total) - bar.n))
+    def progress(finished_cdrs: int) -> None:
+        bar.update(max(0, min(finished_cdrs, total) - bar.n))
 
     with bar:
         w, s = wait_until_rated(worker, sink, total, timeout, progress)
