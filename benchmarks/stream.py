@@ -440,6 +440,22 @@ def percentile(values: list[float], q: float) -> float:
     return values[rank - 1]
 
 
+def slowest_seconds(joined: list[tuple[int, int]], top: int = 3) -> list[list[int]]:
+    """Where in the run the tail is: the ``top`` seconds (counted from the first CDR sent)
+    whose CDRs waited longest, each ``[second, its max latency in ms, its CDRs]``, slowest
+    first. ``joined``: each CDR's (sent, decided) instants in epoch milliseconds."""
+    if not joined:
+        return []
+    first = min(at for at, _ in joined)
+    worst: dict[int, list[int]] = {}
+    for at, decided in joined:
+        second = (at - first) // 1000
+        row = worst.setdefault(second, [second, 0, 0])
+        row[1] = max(row[1], decided - at)
+        row[2] += 1
+    return sorted(worst.values(), key=lambda row: -row[1])[:top]
+
+
 GcScrape = dict[str, dict[str, Any]]
 """generation -> {"buckets": {le: cumulative count}, "sum": seconds, "max": seconds}."""
 
@@ -633,11 +649,12 @@ def latency_run(setup: Setup, rate: float, seconds: float, name: str = "latency"
             reader.stop()
         raw = stack.topics.cdr_raw
         sent = raw_timestamps(setup.bootstrap, raw.name, raw.partitions)
-        latencies = sorted(
-            float(decided - sent[key]) for key, decided in reader.at.items() if key in sent
-        )
+        joined = [(sent[key], decided) for key, decided in reader.at.items() if key in sent]
+        latencies = sorted(float(decided - at) for at, decided in joined)
         if len(latencies) != n:
             raise RuntimeError(f"joined {len(latencies)} of {n} CDRs with their decisions")
+        slowest = slowest_seconds(joined)
+        log(f"{name}: slowest seconds of the run (s from its first CDR, max ms): {slowest}")
         return {
             "offered_cdrs_per_second": round(rate),
             "achieved_publish_cdrs_per_second": round(n / published["seconds"]),
@@ -650,6 +667,7 @@ def latency_run(setup: Setup, rate: float, seconds: float, name: str = "latency"
                 "mean": round(sum(latencies) / n, 1),
             },
             "gc_pauses": pauses,
+            "slowest_seconds": slowest,
         }
     finally:
         stack.close(delete_topics=external())
