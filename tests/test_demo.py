@@ -50,27 +50,28 @@ def test_each_run_starts_in_an_emptied_folder(tmp_path: Path) -> None:
     assert list(out.iterdir()) == []
 
 
-def _worker(**counts: float) -> Scrape:
+def _scrape(**counts: float) -> Scrape:
+    """Metrics as a worker's or a sink's ``/metrics`` parse, named without ``rating_``."""
     return Scrape({f"rating_{name}": value for name, value in counts.items()})
 
 
-SINK_IDLE = _worker(sink_records_total=0, store_position=0, projection_position=0, sink_lag=0)
+SINK_IDLE = _scrape(sink_records_total=0, store_position=0, projection_position=0, sink_lag=0)
 
 
 def test_a_run_is_not_rated_while_enrich_has_read_what_no_wallet_decided() -> None:
     """The race the demo once lost: every CDR read, two rejected by enrich, the rest on
     their way to the wallets' agent, and every count of decisions still 0 on both sides."""
-    read = _worker(cdrs_received_total=1500, cdrs_rejected_total=2, decisions_total=0)
+    read = _scrape(cdrs_received_total=1500, cdrs_rejected_total=2, decisions_total=0)
     assert not caught_up(read, SINK_IDLE, 1500)
 
 
 def test_a_run_is_rated_once_every_cdr_read_is_finished_and_stored() -> None:
-    sink = _worker(sink_records_total=900, store_position=2400, projection_position=2400)
+    sink = _scrape(sink_records_total=900, store_position=2400, projection_position=2400)
     done = {"cdrs_received_total": 1500, "cdrs_rated_total": 1490, "decisions_total": 900}
     rejected = {"cdrs_rejected_total": 8, "redeliveries_skipped_total": 2}
-    assert caught_up(_worker(**done, **rejected), sink, 1500)
+    assert caught_up(_scrape(**done, **rejected), sink, 1500)
     # One CDR short, one held back, one not yet published or one decision not yet stored:
-    assert not caught_up(_worker(**done, cdrs_rejected_total=8), sink, 1500)
-    assert not caught_up(_worker(**done, **rejected, cdrs_held=1), sink, 1500)
-    assert not caught_up(_worker(**done, **rejected), sink, 1501)
-    assert not caught_up(_worker(**{**done, "decisions_total": 901}, **rejected), sink, 1500)
+    assert not caught_up(_scrape(**done, cdrs_rejected_total=8), sink, 1500)
+    assert not caught_up(_scrape(**done, **rejected, cdrs_held=1), sink, 1500)
+    assert not caught_up(_scrape(**done, **rejected), sink, 1501)
+    assert not caught_up(_scrape(**{**done, "decisions_total": 901}, **rejected), sink, 1500)
