@@ -6,13 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from support.benchmarks import BENCHMARKS, benchmark
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-import instructions  # type: ignore[import-not-found]  # noqa: E402
+instructions = benchmark("instructions")
 
 SCRIPT = (sys.executable, str(BENCHMARKS / "instructions.py"))
 CACHEGRIND = ("valgrind", "--tool=cachegrind", "--cache-sim=yes", "--cachegrind-out-file=/dev/null")

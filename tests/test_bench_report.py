@@ -4,14 +4,12 @@ and each aim is judged from the figure, not typed in."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from support.benchmarks import benchmark
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-import report  # type: ignore[import-not-found]  # noqa: E402
+report = benchmark("report")
 
 ENV = {"revision": "abc1234", "load_average": [0.5, 0.7, 0.9]}
 

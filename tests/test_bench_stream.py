@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from support.benchmarks import benchmark
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-import stream  # type: ignore[import-not-found]  # noqa: E402
+stream = benchmark("stream")
 
 
 def test_the_slowest_seconds_are_counted_from_the_first_cdr_sent() -> None:
