@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -14,6 +15,7 @@ from support.topics import read_all
 from engine import cli
 from engine.codec import decode_command, encode
 from engine.domain import TopUp
+from engine.stream import publisher
 from engine.stream.publisher import TokenBucket, derived_command_id, iccid_key
 from engine.stream.topics import REPO_TOPICS, Topics
 
@@ -183,6 +185,44 @@ def test_publish_with_a_rate_and_the_text_summary(
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert f"-> {topics.cdr_raw.name}: 40 delivered, 0 failed" in out
+
+
+def test_publish_hands_over_no_record_before_the_producer_has_its_id(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A record handed over earlier waits in librdkafka's queue until the id comes (up to
+    # half a second after a new producer starts), stamped with the time it was handed over.
+    states: list[str] = []
+    send = publisher._Sender.send
+
+    def recording(self: publisher._Sender, *args: Any, **kwargs: Any) -> None:
+        states.append(self.idempotence)
+        send(self, *args, **kwargs)
+
+    monkeypatch.setattr(publisher._Sender, "send", recording)
+    path = tmp_path / "cdrs.jsonl"
+    path.write_bytes(b"\n".join(_cdr_lines(30)) + b"\n")
+    for rate in ([], ["--rate", "300"]):
+        argv = ["publish", "--input", str(path), "--bootstrap", kafka_bootstrap, *rate]
+        assert cli.main([*argv, "--no-progress"]) == 0
+    assert states == ["Assigned"] * 60
+
+
+def test_publish_without_the_producer_id_in_time_sends_anyway_and_says_so(
+    kafka_bootstrap: str,
+    topics: Topics,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(publisher, "PRODUCER_ID_WAIT", 0.0)
+    path = tmp_path / "cdrs.jsonl"
+    path.write_bytes(b"\n".join(_cdr_lines(20)) + b"\n")
+    argv = ["publish", "--input", str(path), "--bootstrap", kafka_bootstrap, "--json"]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "no id from the cluster after 0 s; sending anyway" in captured.err
+    assert json.loads(captured.out)["delivered"] == 20  # they waited in the queue for it
 
 
 def test_publish_to_a_missing_topic_is_a_clear_error(
