@@ -202,6 +202,9 @@ TESTED_BY: dict[str, tuple[str, ...]] = {
     "engine/stream/rater.py": ("tests/test_flow.py",),
     # the metrics scraped with the health probes; the dashboard names only exported ones
     "engine/stream/metrics.py": ("tests/stream/test_health.py", "tests/deploy/test_dashboard.py"),
+    # the publisher's pieces, tested as `publish` uses them
+    "engine/stream/pacing.py": ("tests/stream/test_publish.py",),
+    "engine/stream/producer_id.py": ("tests/stream/test_publish.py",),
     "engine/stream/publisher.py": ("tests/stream/test_publish.py",),
     # snapshots written, placed and checked against the log before being trusted
     "engine/stream/snapshots.py": (

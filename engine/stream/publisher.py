@@ -8,13 +8,8 @@ without a key, so the worker rejects it visibly: nothing is dropped here.
 It produces with the worker's `PRODUCER_CONFIG` (producer.py), so a key lands on the same
 partition whoever produced it.
 
-It hands over no record before the broker has given the (idempotent) producer its id.
-librdkafka asks for the id on a connection to a broker it learned from the metadata, which
-it opens only on demand; a new producer whose first ask finds none retries after half a
-second, and every record handed over meanwhile waits in its queue, stamped with the time it
-was handed over. So without the wait a run's first records reach ``cdr.raw`` up to half a
-second late (in 8 of 12 fresh runs measured on the local broker): a ``--rate`` would not be
-steady from its start, and the worker would seem to have taken that half second.
+It hands over no record before the cluster has given the producer its id (producer_id.py);
+a ``--rate`` is offered by a token bucket (pacing.py).
 """
 
 from __future__ import annotations
@@ -36,31 +31,13 @@ from ..offline.inputs import InputError
 from .admin import cluster_metadata
 from .kafka_errors import kafka_error, kafka_text
 from .kafka_security import client_config
+from .pacing import TokenBucket
 from .producer import DRAIN_GRACE, PRODUCER_CONFIG
+from .producer_id import ProducerIdWatch
 from .topics import StreamError, TopicSpec
 
 POLL_EVERY = 512
 """Serve delivery callbacks (and refresh the progress bar) once per this many records."""
-
-PRODUCER_ID_WAIT = 15.0
-"""Seconds to wait for the producer's id before sending anyway (the records then wait in
-librdkafka's queue, which keeps asking; a refusal is a fatal error, reported as such)."""
-
-STATS_INTERVAL_MS = 50
-"""How often librdkafka reports the producer's state (its id among it) while we wait."""
-
-
-class _IdempotenceState(msgspec.Struct):
-    idemp_state: str = ""
-
-
-class _Stats(msgspec.Struct):
-    """The one part of librdkafka's statistics the publisher reads."""
-
-    eos: _IdempotenceState | None = None
-
-
-_stats_decoder = msgspec.json.Decoder(_Stats)
 
 
 class _IccidOnly(msgspec.Struct):
@@ -79,53 +56,6 @@ def iccid_key(line: bytes) -> bytes | None:
         return _iccid_decoder.decode(line).iccid.encode()
     except msgspec.MsgspecError:
         return None
-
-
-class TokenBucket:
-    """Offers a steady ``rate`` per second, with bursts of at most ``burst`` tokens.
-
-    `delay` says how long to wait for the next token; the caller waits however it likes
-    (the publisher serves delivery reports meanwhile) and then calls `take`.
-    """
-
-    MIN_WAIT = 0.002
-
-    def __init__(
-        self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        # 50 ms worth of tokens: smooth at the second scale, yet not one sleep per record,
-        # and room for what accrues during a `MIN_WAIT`.
-        self.capacity = burst if burst is not None else max(1.0, rate / 20)
-        self.tokens = self.capacity
-        self._clock = clock
-        self._stamp = clock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-
-    def delay(self) -> float:
-        """Seconds to wait before the next token (0 when one is available now).
-
-        Never less than `MIN_WAIT`: at high rates the next token is microseconds away, and
-        a wait shorter than the clock's (and ``poll``'s millisecond) resolution would spin.
-        The burst allowance lets the records that accrued meanwhile go out together.
-        """
-        self._refill()
-        missing = 1 - self.tokens
-        # After sleeping exactly the announced delay, float rounding can leave the bucket a
-        # hair short of a token; that counts as full rather than costing another wait.
-        if missing <= 1e-9:
-            return 0.0
-        return max(missing / self.rate, self.MIN_WAIT)
-
-    def take(self) -> None:
-        self._refill()
-        self.tokens -= 1
 
 
 class Delivery(msgspec.Struct, frozen=True):
@@ -172,17 +102,15 @@ class _Sender:
         self.topic = topic.name
         self.result = result
         self.fatal: KafkaError | None = None
-        self.idempotence = ""
-        """The producer's idempotence state as librdkafka last reported it."""
+        self.producer_id = ProducerIdWatch()
         self._reported: set[str] = set()
         try:
             self.producer = Producer(
                 {
                     **PRODUCER_CONFIG,
                     **client_config(bootstrap),
+                    **self.producer_id.config(),
                     "error_cb": self.on_error,
-                    "statistics.interval.ms": STATS_INTERVAL_MS,
-                    "stats_cb": self.on_stats,
                 }
             )
         except KafkaException as exc:
@@ -199,27 +127,7 @@ class _Sender:
                 f"topic {topic.name} does not exist on {bootstrap}: create the topics with "
                 "`rating-engine topics apply`"
             )
-        self._wait_for_producer_id(PRODUCER_ID_WAIT)
-
-    def on_stats(self, stats: str) -> None:
-        if self.idempotence != "Assigned":  # once it has its id, nothing more to read
-            eos = _stats_decoder.decode(stats).eos
-            self.idempotence = eos.idemp_state if eos is not None else ""
-
-    def _wait_for_producer_id(self, seconds: float) -> None:
-        """Serve librdkafka's reports until the producer has its id, it failed fatally (a
-        cluster refusing idempotent writes), or ``seconds`` passed."""
-        deadline = time.monotonic() + seconds
-        while self.idempotence != "Assigned" and self.fatal is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                tqdm.write(
-                    f"rating-engine: kafka: the producer has no id from the cluster after "
-                    f"{seconds:g} s; sending anyway (records wait until it has one)",
-                    file=sys.stderr,
-                )
-                return
-            self.wait(min(left, STATS_INTERVAL_MS / 1000))
+        self.producer_id.wait(self.wait, lambda: self.fatal is not None)
 
     def on_error(self, error: KafkaError) -> None:
         if error.fatal():

@@ -15,8 +15,9 @@ from support.topics import read_all
 from engine import cli
 from engine.codec import decode_command, encode
 from engine.domain import TopUp
-from engine.stream import publisher
-from engine.stream.publisher import TokenBucket, derived_command_id, iccid_key
+from engine.stream import producer_id, publisher
+from engine.stream.pacing import TokenBucket
+from engine.stream.publisher import derived_command_id, iccid_key
 from engine.stream.topics import REPO_TOPICS, Topics
 
 # ---- pieces that need no broker ------------------------------------------------------------
@@ -196,7 +197,7 @@ def test_publish_hands_over_no_record_before_the_producer_has_its_id(
     send = publisher._Sender.send
 
     def recording(self: publisher._Sender, *args: Any, **kwargs: Any) -> None:
-        states.append(self.idempotence)
+        states.append(self.producer_id.state)
         send(self, *args, **kwargs)
 
     monkeypatch.setattr(publisher._Sender, "send", recording)
@@ -215,7 +216,7 @@ def test_publish_without_the_producer_id_in_time_sends_anyway_and_says_so(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(publisher, "PRODUCER_ID_WAIT", 0.0)
+    monkeypatch.setattr(producer_id, "PRODUCER_ID_WAIT", 0.0)
     path = tmp_path / "cdrs.jsonl"
     path.write_bytes(b"\n".join(_cdr_lines(20)) + b"\n")
     argv = ["publish", "--input", str(path), "--bootstrap", kafka_bootstrap, "--json"]
