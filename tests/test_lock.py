@@ -132,8 +132,6 @@ def test_the_runtime_lock_is_the_runtime_part_of_the_lock() -> None:
 
 def test_every_dependency_range_excludes_the_next_major_version() -> None:
     for requirement in _direct_requirements():
-        if requirement.name.startswith("types-"):
-            continue  # stub packages follow the library they type, version by date
         assert any(spec.operator == "<" for spec in requirement.specifier), (
             f"{requirement} has no upper bound"
         )
