@@ -250,7 +250,7 @@ def agent_path(catalog: Catalog, lines: list[bytes]) -> Callable[[], int]:
         decisions = 0
         for record in records:
             rater.answer(writers[record.partition], record, tally)  # type: ignore[arg-type]
-            if len(tally.cdrs) >= 1000 or record is records[-1]:
+            if len(tally.started) >= 1000 or record is records[-1]:
                 # a batch done: its latencies and counts, as the agent takes them
                 rater.observe(tally, 0.0)
                 decisions += rater.counts(tally)["decisions"]

@@ -45,8 +45,11 @@ class BatchTally:
         """Every decision's events, counted by type at the end."""
         self.ingested: list[int] = []
         """Each CDR received: its arrival on ``cdr.raw`` (epoch milliseconds)..."""
-        self.cdrs: list[Cdr] = []
-        """... and the CDR, for the latency histograms."""
+        self.started: list[float] = []
+        """... and its start (epoch seconds), for the latency histograms. Taken as each
+        record is decoded, while its CDRs are fresh in the processor's caches: read from the
+        CDRs once the batch was durable, thousands of CDRs later, it took several times as
+        long (docs/performance.md, "Where the event loop holds the GIL")."""
 
 
 class Rater:
@@ -120,7 +123,7 @@ class Rater:
             return
         raw_topic, raw_partition = self.names.cdr_raw.name, routed.partition
         tally.ingested.extend(routed.ingested)
-        tally.cdrs.extend(routed.cdrs)
+        tally.started.extend([c.started_at.timestamp() for c in routed.cdrs])
         for wallet, offset, cdr in zip(routed.wallets, routed.offsets, routed.cdrs, strict=True):
             origin = Origin(raw_topic, raw_partition, offset)
             if self._home(wallet) != partition:
@@ -134,7 +137,7 @@ class Rater:
         ``now`` (epoch seconds)."""
         metrics = self.metrics
         metrics.ingest_latency.observe_many([now - ms / 1000 for ms in tally.ingested], 0.0)
-        metrics.cdr_age.observe_many([now - c.started_at.timestamp() for c in tally.cdrs], 0.0)
+        metrics.cdr_age.observe_many([now - started for started in tally.started], 0.0)
 
     @staticmethod
     def counts(tally: BatchTally) -> collections.Counter[str]:

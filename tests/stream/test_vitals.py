@@ -8,6 +8,7 @@ import gc
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from domain.builders import MB, T0, catalog, cdr, plan, rate, wallet
 from faust.types import TP
 
@@ -15,8 +16,12 @@ from engine import flow
 from engine.catalog import load_catalog
 from engine.domain import initial_state
 from engine.domain.events import CdrRejected
+from engine.stream.metrics import Metrics
+from engine.stream.positions import Record
 from engine.stream.processor import PartitionState, RatingProcessor
 from engine.stream.rater import BatchTally, Rater
+from engine.stream.routed import RoutedGroup
+from engine.stream.topics import REPO_TOPICS, load_topics
 from engine.stream.vitals import Vitals
 
 from .harness import CATALOG
@@ -83,6 +88,57 @@ def test_a_batchs_tally_counts_each_event_type_and_each_rejection_reason() -> No
     assert counts == expected
     assert counts["rejected:negative_volume"] == 1 and counts["rejected:duplicate"] == 1
     assert counts["UsageRated"] == 3
+
+
+class Collected:
+    """Where a batch's records for a partition go (what `Rater.answer` writes into)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[Any, ...]] = []
+        self.last_decision = ""
+
+    def produce(self, *record: Any) -> None:
+        self.records.append(record)
+
+
+def test_a_batchs_latencies_count_each_cdr_once_it_is_durable() -> None:
+    """Each routed CDR is one value of each latency histogram, measured at the moment the
+    batch is durable: its age from its own start, its ingest latency from its arrival on
+    ``cdr.raw``; whether or not it was rated (here refused: no such wallet)."""
+    names = load_topics(REPO_TOPICS, environ={})
+    processor = RatingProcessor(load_catalog(CATALOG))
+    processor.recover(0, [])
+    metrics = Metrics()
+    rejected: list[Any] = []
+    rater = Rater(
+        names,
+        processor,
+        metrics,
+        lambda wallet: 0,
+        lambda out, rejection, key: rejected.append(rejection),
+        lambda stage, exc, where, raw: pytest.fail(f"{stage} failed: {exc}"),
+    )
+    start = 1_767_571_200  # 2026-01-05T00:00:00Z
+    line = (
+        b'{"cdr_id":"c%d","iccid":"8900000000000000001","service":"data",'
+        b'"started_at":"2026-01-05T00:00:%02dZ","volume":1024,"mcc":"262","mnc":"01"}'
+    )
+    group = RoutedGroup(partition=0)
+    group.add("nobody", 10, (start + 60) * 1000, line % (1, 0))
+    group.add("nobody", 11, (start + 61) * 1000, line % (2, 30))
+    record = Record(names.cdr_by_wallet.name, 0, 0, b"nobody", group.encode(), 0.0, None)
+    tally = BatchTally()
+    rater.answer(Collected(), record, tally)  # type: ignore[arg-type]
+    rater.observe(tally, start + 100.0)
+
+    def sample(name: str) -> float | None:
+        return metrics.registry.get_sample_value(name)
+
+    assert len(rejected) == 2
+    assert sample("rating_cdr_age_seconds_count") == 2
+    assert sample("rating_cdr_age_seconds_sum") == 100 + 70
+    assert sample("rating_ingest_latency_seconds_count") == 2
+    assert sample("rating_ingest_latency_seconds_sum") == 40 + 39
 
 
 def test_lag_is_the_distance_to_the_partitions_end_until_it_is_revoked() -> None:
