@@ -190,3 +190,28 @@ def test_the_build_backend_is_locked_within_the_build_systems_ranges() -> None:
         assert versions, f"{requirement.name} is not in {BUILD_LOCK.name}"
         for version, _marker, hashes in versions:
             assert version in requirement.specifier and hashes, f"{text}: {version}"
+
+
+def _pip_installs(path: Path) -> list[list[str]]:
+    """The arguments of every ``pip install`` in ``path`` (continuation lines joined)."""
+    text = path.read_text().replace("\\\n", " ")
+    return [m.split() for m in re.findall(r"pip install ([^\n&;|]*)", text)]
+
+
+def test_every_install_takes_the_lock_and_resolves_nothing() -> None:
+    """A fresh machine (`make setup`, the image) installs the lock's exports only, hash for
+    hash, and the engine itself without fetching a build backend: no ``pip install`` may
+    let pip choose a version (the newest its range allows)."""
+    exports = {p.name for p in (LOCK, RUNTIME_LOCK, BUILD_LOCK, TESTCONTAINERS_LOCK)}
+    seen = 0
+    for path in (ROOT / "Makefile", ROOT / "deploy" / "Dockerfile"):
+        for args in _pip_installs(path):
+            seen += 1
+            assert "--no-deps" in args, f"{path.name}: pip install {' '.join(args)}"
+            targets = [a for a in args if not a.startswith("-")]
+            files = [args[i + 1] for i, a in enumerate(args) if a == "-r"]
+            if "--require-hashes" in args:
+                assert set(files) <= exports and set(targets) == set(files), args
+            else:
+                assert targets == ["."] and "--no-build-isolation" in args, args
+    assert seen >= 4  # make setup's two, make setup-testcontainers', the image's two
