@@ -36,7 +36,8 @@ setup-testcontainers: setup
 ## export it as requirements.txt (what pip installs here, hashes included),
 ## requirements-runtime.txt (the image's: the runtime part, the same versions),
 ## requirements-build.txt (what builds the engine in the image: setuptools, wheel) and
-## requirements-testcontainers.txt (the opt-in testcontainers group alone).
+## requirements-testcontainers.txt (the opt-in testcontainers group alone). When the build
+## group's versions move, pyproject's [build-system] requires must name them (test_lock.py).
 lock:
 	test -x $(BIN)/uv || $(MAKE) setup
 	$(BIN)/uv lock --python 3.11 $(UPGRADE)

@@ -178,18 +178,25 @@ def test_installed_versions_are_the_locked_ones() -> None:
     assert drift == [], "run make setup: " + "; ".join(drift)
 
 
-def test_the_build_backend_is_locked_within_the_build_systems_ranges() -> None:
+def test_the_build_system_is_exactly_the_locked_backend() -> None:
     """The image builds the engine with the backend of requirements-build.txt (no build
-    isolation): each build-system requirement must be pinned there, inside its range."""
+    isolation); any build in an isolated environment installs build-system.requires, which
+    must therefore be that same set, each at its locked version: no builder may pick the
+    newest setuptools, wheel or packaging."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     build = _pins(BUILD_LOCK)
+    required: dict[str, str] = {}
     for text in pyproject["build-system"]["requires"]:
         requirement = Requirement(text)
-        assert str(requirement.specifier), f"{text}: no range"
-        versions = build.get(canonicalize_name(requirement.name), [])
-        assert versions, f"{requirement.name} is not in {BUILD_LOCK.name}"
-        for version, _marker, hashes in versions:
-            assert version in requirement.specifier and hashes, f"{text}: {version}"
+        specs = list(requirement.specifier)
+        assert len(specs) == 1 and specs[0].operator == "==", f"{text}: not one exact version"
+        required[canonicalize_name(requirement.name)] = specs[0].version
+    locked = {}
+    for name, entries in build.items():
+        (version, _marker, hashes), *more = entries
+        assert not more and hashes, f"{name}: not one hashed version in {BUILD_LOCK.name}"
+        locked[name] = version
+    assert required == locked, f"build-system.requires is not {BUILD_LOCK.name}: make lock"
 
 
 def _pip_installs(path: Path) -> list[list[str]]:
