@@ -191,10 +191,10 @@ def test_the_build_system_is_exactly_the_locked_backend() -> None:
         specs = list(requirement.specifier)
         assert len(specs) == 1 and specs[0].operator == "==", f"{text}: not one exact version"
         required[canonicalize_name(requirement.name)] = specs[0].version
-    locked = {}
+    locked = {}  # (their hashes: test_every_lock_entry_is_exact_and_hashed)
     for name, entries in build.items():
-        (version, _marker, hashes), *more = entries
-        assert not more and hashes, f"{name}: not one hashed version in {BUILD_LOCK.name}"
+        (version, _marker, _hashes), *more = entries
+        assert not more, f"{name}: more than one version in {BUILD_LOCK.name}"
         locked[name] = version
     assert required == locked, f"build-system.requires is not {BUILD_LOCK.name}: make lock"
 
