@@ -54,6 +54,11 @@ def register(commands: Subparsers) -> None:
         help="seconds a CDR no SIM-route covers yet is held for its provisioning (default 10; "
         "0: never held)",
     )
+    parser.add_argument(
+        "--event-loop",
+        choices=("uvloop", "asyncio"),
+        help="the event loop Faust and the agents run on (default uvloop)",
+    )
     parser.add_argument("--store", help="Faust table store: rocksdb:// (default) or memory://")
     parser.add_argument("--loglevel", default="warning", help="log level (default warning)")
     parser.set_defaults(func=run)
@@ -81,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         snapshot_every=args.snapshot_every,
         store=args.store,
         hold_unknown=args.hold_unknown,
+        event_loop=args.event_loop,
     )
     # A file that does not load is refused before anything; its catalog is built once, and
     # stands for its revision too (the same bytes: the same digest).
