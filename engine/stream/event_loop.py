@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 
+from .topics import StreamError
+
 EVENT_LOOPS = ("uvloop", "asyncio")
 
 
@@ -26,8 +28,13 @@ def use_event_loop(name: str) -> None:
     before any is built: Faust builds its own when the worker starts)."""
     check_event_loop(name)
     if name == "uvloop":
-        import uvloop  # a compiled extension: loaded only by the processes that use it
-
+        try:  # a compiled extension: loaded only by the processes that use it
+            import uvloop
+        except ImportError:  # not built for this platform (Windows): the lock leaves it out
+            raise StreamError(
+                "uvloop is not installed here; RATING_EVENT_LOOP=asyncio (or --event-loop "
+                "asyncio) runs the worker on asyncio's own loop"
+            ) from None
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     else:
         asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())

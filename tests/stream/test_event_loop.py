@@ -4,12 +4,14 @@ is built. (On a real broker, tests/stream/test_worker.py runs workers on each.)"
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 
 import pytest
 import uvloop
 
 from engine.stream.event_loop import EVENT_LOOPS, running_loop_name, use_event_loop
+from engine.stream.topics import StreamError
 
 
 @pytest.fixture(autouse=True)
@@ -65,3 +67,11 @@ def test_a_worker_batch_runs_alike_on_each_loop(name: str) -> None:
 def test_an_unknown_loop_is_refused_with_the_known_ones() -> None:
     with pytest.raises(ValueError, match="event_loop is one of uvloop, asyncio: 'trio'"):
         use_event_loop("trio")
+
+
+def test_without_uvloop_installed_the_worker_says_how_to_run_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # an import of it raises ImportError
+    with pytest.raises(StreamError, match="RATING_EVENT_LOOP=asyncio"):
+        use_event_loop("uvloop")
