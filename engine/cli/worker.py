@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from ..catalog import load_catalog_text
+from ..stream.event_loop import EVENT_LOOPS
 from .args import Subparsers, add_bootstrap, add_catalog
 
 _DESCRIPTION = (
@@ -56,7 +57,7 @@ def register(commands: Subparsers) -> None:
     )
     parser.add_argument(
         "--event-loop",
-        choices=("uvloop", "asyncio"),
+        choices=EVENT_LOOPS,
         help="the event loop Faust and the agents run on (default uvloop)",
     )
     parser.add_argument("--store", help="Faust table store: rocksdb:// (default) or memory://")
