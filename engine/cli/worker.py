@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 from ..catalog import load_catalog_text
-from ..stream.event_loop import EVENT_LOOPS
 from .args import Subparsers, add_bootstrap, add_catalog
 
 _DESCRIPTION = (
@@ -55,11 +54,6 @@ def register(commands: Subparsers) -> None:
         help="seconds a CDR no SIM-route covers yet is held for its provisioning (default 10; "
         "0: never held)",
     )
-    parser.add_argument(
-        "--event-loop",
-        choices=EVENT_LOOPS,
-        help="the event loop Faust and the agents run on (default uvloop)",
-    )
     parser.add_argument("--store", help="Faust table store: rocksdb:// (default) or memory://")
     parser.add_argument("--loglevel", default="warning", help="log level (default warning)")
     parser.set_defaults(func=run)
@@ -87,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
         snapshot_every=args.snapshot_every,
         store=args.store,
         hold_unknown=args.hold_unknown,
-        event_loop=args.event_loop,
     )
     # A file that does not load is refused before anything; its catalog is built once, and
     # stands for its revision too (the same bytes: the same digest).

@@ -46,7 +46,6 @@ from ..flow import Revisions, latest
 from .app import BUNDLE_MAX, RatingApp, RawSchema, create_app
 from .directory import Directory, Table, not_following
 from .enricher import Enricher
-from .event_loop import running_loop_name
 from .exits import stop_process_on_error
 from .fencing import Fenced, PartitionWriter
 from .health import HEARTBEAT_EVERY
@@ -302,7 +301,6 @@ class Topology:
         self.vitals.health.not_ready_for("shared tables", stale)
 
     async def _diagnostics(self) -> None:
-        log.info("event loop: %s", running_loop_name())
         self.vitals.install_report(self.ownership.recovering)
 
 

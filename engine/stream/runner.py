@@ -6,7 +6,6 @@ from collections.abc import Mapping
 
 from ..domain import Catalog
 from .agents import build
-from .event_loop import use_event_loop
 from .faust_compat import QuietWorker
 from .settings import WorkerSettings
 from .topics import Topics
@@ -22,8 +21,6 @@ def run_worker(
     """``revisions``: the live catalogs by revision (``revisions.CatalogRevisions``,
     started), which the topology decides with."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    # Before the app: Faust builds its loop from the policy in force when it starts.
-    use_event_loop(settings.event_loop)
     app, topology = build(settings, catalog, topics, revisions=revisions)
     worker = QuietWorker(app, loglevel=loglevel.upper(), quiet=True)
     garbage = topology.vitals.garbage

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import msgspec
 
-from .event_loop import check_event_loop
 from .garbage import parse_threshold
 
 GC_THRESHOLD = "50000,20,10"
@@ -50,12 +49,9 @@ class WorkerSettings(msgspec.Struct, frozen=True):
     """Freeze the heap (``gc.freeze``) once the owned partitions are recovered (garbage.py)."""
     gc_threshold: str = GC_THRESHOLD
     """The collector's three thresholds, ``first,second,third`` (``""``: CPython's own)."""
-    event_loop: str = "uvloop"
-    """The event loop Faust and the agents run on (event_loop.py): ``uvloop`` or ``asyncio``."""
 
     def __post_init__(self) -> None:
         parse_threshold(self.gc_threshold)  # refused at start-up, not at the first batch
-        check_event_loop(self.event_loop)
         # Faust reads no wait as "until the batch is full", so a quiet partition would
         # stall; a wait of next to nothing would spin the event loop while there is no input.
         if not MIN_BATCH_WITHIN <= self.batch_within <= MAX_BATCH_WITHIN:
@@ -86,7 +82,6 @@ class WorkerSettings(msgspec.Struct, frozen=True):
             "hold_max": env.get("RATING_HOLD_MAX"),
             "gc_freeze": env.get("RATING_GC_FREEZE"),
             "gc_threshold": env.get("RATING_GC_THRESHOLD"),
-            "event_loop": env.get("RATING_EVENT_LOOP"),
         }
         for name, value in from_env.items():
             if value:

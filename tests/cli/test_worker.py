@@ -161,26 +161,3 @@ def test_a_batch_wait_of_zero_is_refused_before_the_worker_starts(
     assert cli.main(argv) != 0
     err = capsys.readouterr().err
     assert "batch_within is seconds from 0.001 to 10" in err and "Traceback" not in err
-
-
-@pytest.mark.parametrize("how", ["flag", "variable"])
-def test_an_unknown_event_loop_is_refused_before_the_worker_starts(
-    how: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    def run_worker(*args: object, **kwargs: object) -> int:
-        raise AssertionError("the worker must not run")
-
-    monkeypatch.setattr(engine.stream.runner, "run_worker", run_worker)
-    argv = ["worker", "--catalog", EXAMPLE, "--bootstrap", "b:9092"]
-    if how == "flag":
-        argv += ["--event-loop", "trio"]
-    else:
-        monkeypatch.setenv("RATING_EVENT_LOOP", "trio")
-    code = 2
-    try:
-        code = cli.main(argv)
-    except SystemExit as exit_:  # argparse's usage error
-        code = int(exit_.code or 0)
-    err = capsys.readouterr().err
-    assert code != 0 and "Traceback" not in err
-    assert "uvloop" in err and "asyncio" in err, err

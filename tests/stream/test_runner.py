@@ -3,15 +3,12 @@ Faust's worker loop run around it at the level asked for. No broker: the loop is
 
 from __future__ import annotations
 
-import asyncio
 import gc
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import uvloop
 
 import engine.stream.runner
 from engine.catalog import load_catalog
@@ -41,14 +38,6 @@ class Loop:
 PAUSES = GcPauses()
 
 
-@pytest.fixture(autouse=True)
-def _policy_restored() -> Iterator[None]:
-    """run_worker chooses the process's event loop; the tests' own is put back."""
-    before = asyncio.get_event_loop_policy()
-    yield
-    asyncio.set_event_loop_policy(before)
-
-
 class Reader:
     """The worker's kept read-back client (``recovery.InputReader``), as run_worker uses it."""
 
@@ -64,7 +53,6 @@ def test_the_loop_runs_around_the_app_built_from_the_settings(
 ) -> None:
     built: list[tuple[WorkerSettings, Catalog, Topics, object]] = []
     loops: list[Loop] = []
-    policies: list[asyncio.AbstractEventLoopPolicy] = []
 
     garbage = Garbage(PAUSES, freeze=True, threshold=None)
     reader = Reader()
@@ -76,7 +64,6 @@ def test_the_loop_runs_around_the_app_built_from_the_settings(
         settings: WorkerSettings, rules: Catalog, topics: Topics, revisions: object = None
     ) -> tuple[str, SimpleNamespace]:
         built.append((settings, rules, topics, revisions))
-        policies.append(asyncio.get_event_loop_policy())
         return "the app", topology
 
     def worker(app: object, loglevel: str, quiet: bool) -> Loop:
@@ -93,8 +80,6 @@ def test_the_loop_runs_around_the_app_built_from_the_settings(
     assert run_worker(settings, rules, topics, loglevel="info", revisions=revisions) == 0
     assert settings.data_dir.is_dir()
     assert built == [(settings, rules, topics, revisions)]
-    # The event loop was chosen before the app was built (Faust builds its loop from it).
-    assert [type(p) for p in policies] == [uvloop.EventLoopPolicy]
     [loop] = loops
     assert (loop.app, loop.loglevel, loop.quiet, loop.ran) == ("the app", "INFO", True, True)
     # The collector is timed while the worker's loop runs, and no longer once it stopped.

@@ -71,13 +71,3 @@ def test_a_batch_wait_that_would_stall_spin_or_hold_a_partition_is_refused(wait:
     # be decided; a wait of next to nothing spins the loop while no input comes.
     with pytest.raises(msgspec.ValidationError, match=r"batch_within is seconds from 0\.001 to 10"):
         WorkerSettings.from_env("c.yaml", environ={"RATING_BATCH_WITHIN": wait})
-
-
-def test_the_event_loop_is_uvloop_unless_asyncio_is_asked_for() -> None:
-    assert WorkerSettings.from_env("c.yaml", environ={}).event_loop == "uvloop"
-    environ = {"RATING_EVENT_LOOP": "asyncio"}
-    assert WorkerSettings.from_env("c.yaml", environ=environ).event_loop == "asyncio"
-    flagged = WorkerSettings.from_env("c.yaml", environ=environ, event_loop="uvloop")
-    assert flagged.event_loop == "uvloop"
-    with pytest.raises(msgspec.ValidationError, match="uvloop"):
-        WorkerSettings.from_env("c.yaml", environ={"RATING_EVENT_LOOP": "trio"})
