@@ -27,7 +27,7 @@ from .commands import (
     WriteOffDebt,
 )
 from .cycles import cycle_of
-from .dedup import answered
+from .dedup import answered, duplicate, late
 from .draft import Draft
 from .events import (
     DebtWrittenOff,
@@ -126,7 +126,15 @@ def redeem(d: Draft, cmd: RedeemVoucher, ts: int) -> None:
 
 
 def apply_charge(d: Draft, cmd: ApplyCharge, ts: int) -> None:
-    """The debit of usage rated in ``source_wallet`` and paid here (split billing)."""
+    """The debit of usage rated in ``source_wallet`` and paid here (split billing). One
+    older than the dedup window here is refused as ``late``, as a CDR would be: the keys of
+    routed charges are remembered in the dedup generations, as CDR keys are (``evolve``)."""
+    if duplicate(d.state, d.key):
+        return  # a retry: a no-op, as for any command that moved money
+    if late(d.state, ts):
+        # Its key may have gone with the dedup generation that covered its instant: a
+        # retry could no longer be told from a first charge.
+        raise Refused("late", "older than the duplicate-detection window")
     if cmd.amount < 0:
         raise Refused("invalid_amount", f"amount {cmd.amount} is negative")
     if cmd.amount > d.catalog.limits.max_charge:

@@ -22,6 +22,7 @@ COMMAND = "cmd:"
 OPENING = "open:"
 ADJUSTMENT = "adj:"
 ROUTED = "route:"
+ROUTED_COMMAND = COMMAND + ROUTED
 
 
 def cdr_key(source: str | None, cdr_id: str) -> str:
@@ -36,6 +37,11 @@ def command_key(command_id: str) -> str:
 def is_command(key_or_event_id: str) -> bool:
     """True for a command's key, or for an event decided from a command."""
     return key_or_event_id.startswith(COMMAND)
+
+
+def is_routed_command(key: str) -> bool:
+    """True for the key of a payer's debit of split-billing usage (``routed_command_id``)."""
+    return key.startswith(ROUTED_COMMAND)
 
 
 def is_cdr(key: str) -> bool:

@@ -14,6 +14,12 @@ A pool's figures are dropped only for a cycle its ``PoolCycleClosed`` closed (th
 ``closing_ref`` entry in ``recurring`` names the last one): closing reads the figures of the
 cycles it has not closed yet, and finds a never-closed pool's first cycle among them. A
 stacked pool's buckets are bundles, never closed: they are kept.
+
+The keys of routed charges (split billing's debits in the payer, ``ids.routed_command_id``)
+are remembered in the dedup generations, as CDR keys are (``evolve``), and a routed charge
+older than ``retained_since`` is refused as late (``account.apply_charge``). A state from
+before that rule (a snapshot) holds them in ``commands`` instead, kept for good: they go
+here too once ``retained_since`` passes their instant, since no decision reads them then.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from immutables import Map
 from msgspec.structs import replace
 
 from .cycles import cycle_of
-from .ids import closing_ref
+from .ids import closing_ref, is_routed_command
 from .state import WalletState
 
 K = TypeVar("K")
@@ -40,7 +46,8 @@ def cycle_end(cycle_id: str) -> int:
 
 def forget(state: WalletState) -> WalletState:
     """``state`` without the counters and pool figures of the cycles that end by its
-    ``retained_since``; ``evolve`` calls it when a dedup generation is dropped."""
+    ``retained_since``, nor the keys of routed charges older than it; ``evolve`` calls it
+    when a dedup generation is dropped."""
     retained, recurring = state.retained_since, state.recurring
     ends: dict[str, int] = {}
     return replace(
@@ -51,6 +58,10 @@ def forget(state: WalletState) -> WalletState:
         pool_used=_closed(state.pool_used, retained, recurring, ends),
         pool_tier=_closed(state.pool_tier, retained, recurring, ends),
         pool_overage=_closed(state.pool_overage, retained, recurring, ends),
+        commands=_without(
+            state.commands,
+            [k for k, ts in state.commands.items() if ts < retained and is_routed_command(k)],
+        ),
     )
 
 

@@ -82,7 +82,8 @@ class WalletState(msgspec.Struct, frozen=True, gc=False):
     seen_before: Map[str, int] = EMPTY
     """The previous generation: together with ``seen`` it covers at least one window."""
     commands: Map[str, int] = EMPTY
-    """Keys of commands that moved money -> instant: a retried top-up credits once."""
+    """Keys of commands that moved money -> instant: a retried top-up credits once. A
+    routed charge's key goes once ``retained_since`` passes its instant (``retention``)."""
     dedup_window: int = 30 * 86400
     generation_start: int = 0
     before_start: int = 0

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from engine.domain.catalog import Filter
-from engine.domain.events import CdrRejected, Charged, UsageRated
-from engine.domain.evolve import fold
-from engine.domain.state import initial_state
+from engine.domain.commands import ApplyCharge
+from engine.domain.events import CdrRejected, Charged, CommandRejected, Event, UsageRated
+from engine.domain.evolve import evolve, fold
+from engine.domain.ids import is_routed_command, routed_command_id
+from engine.domain.state import WalletState, initial_state
 from engine.flow import follow_ups
 from engine.offline.pipeline import Pipeline
 
-from .builders import MB, T0, catalog, cdr, of, one, opening, plan, rate, types, wallet
+from .builders import DAY, MB, T0, catalog, cdr, dt, of, one, opening, plan, rate, types, wallet
 
 CORP = Filter("corp-apn", apns=("corp.apn",), payer="corp")
 
@@ -141,3 +144,135 @@ def test_every_routed_charge_is_paid_once_by_the_payer(
     if routed:
         spent = sum(routed.values())
         assert pipeline.state("corp").balance == 3_000_000 - spent
+
+
+# -- how long a payer remembers its routed charges -----------------------------------------
+
+WINDOW = 10 * DAY
+
+
+def windowed_catalog() -> object:
+    """``split_catalog`` with a dedup window of ten days, and credit for months of usage."""
+    return catalog(
+        plans=[plan(rates={"data": {"EU": rate("0.5", MB)}}, filters=[CORP])],
+        wallets=[
+            wallet("w1", opening=[opening("10")]),
+            wallet("corp", opening=[opening("1000")]),
+        ],
+        dedup_window=WINDOW,
+    )
+
+
+def routed_keys(state: WalletState) -> list[str]:
+    """The routed charges' keys a wallet's state holds, wherever it holds them."""
+    keys = [*state.seen, *state.seen_before, *state.commands]
+    return [k for k in keys if is_routed_command(k)]
+
+
+def test_a_payer_remembers_routed_charges_for_its_window_only() -> None:
+    pipeline = Pipeline(windowed_catalog())  # type: ignore[arg-type]
+    # two months of corporate usage, one record a day: a routed charge each
+    for day in range(60):
+        out = pipeline.feed(cdr(f"c{day}", MB, apn="corp.apn", at=T0 + day * DAY))
+        assert isinstance(out, list)
+        assert one(out, Charged).kind == "routed_usage"
+    corp = pipeline.state("corp")
+    # none is kept for good, and the generations hold one to two windows of them
+    assert not [k for k in corp.commands if is_routed_command(k)]
+    assert 10 <= len(routed_keys(corp)) <= 21
+    assert corp.retained_since > T0 + 30 * DAY
+    assert corp.balance == 1_000_000_000 - 60 * 500_000
+
+
+def test_a_retried_routed_charge_is_a_no_op_then_late_never_a_second_debit() -> None:
+    pipeline = Pipeline(windowed_catalog())  # type: ignore[arg-type]
+    out = pipeline.feed(cdr("c0", MB, apn="corp.apn", at=T0))
+    assert isinstance(out, list)
+    (charge,) = follow_ups(out).charges
+    # within the window the retry decides nothing at all
+    assert pipeline.feed(charge) == []
+    for day in range(1, 40):
+        pipeline.feed(cdr(f"c{day}", MB, apn="corp.apn", at=T0 + day * DAY))
+    before = pipeline.state("corp")
+    assert routed_keys(before) and charge.command_id not in {
+        k.removeprefix("cmd:") for k in routed_keys(before)
+    }
+    # its key is gone with its generation: the retry is refused as late, and moves nothing
+    retried = pipeline.feed(charge)
+    assert isinstance(retried, list)
+    assert (one(retried, CommandRejected).reason, types(retried)) == ("late", ["CommandRejected"])
+    assert pipeline.state("corp").balance == before.balance
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records=st.lists(
+        st.tuples(st.integers(0, 50 * DAY), st.integers(1, 4 * MB), st.booleans()),
+        min_size=1,
+        max_size=40,
+    ),
+    retries=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 39)), max_size=15),
+)
+def test_a_payer_pays_each_routed_charge_at_most_once_and_stays_bounded(
+    records: list[tuple[int, int, bool]], retries: list[tuple[int, int]]
+) -> None:
+    """Records out of order over five windows, routed charges retried along the way and all
+    of them at the end: each usage is paid at most once, a charge is refused only as late,
+    the payer keeps routed keys only in its dedup generations, and every state is the fold
+    of its events."""
+    pipeline = Pipeline(windowed_catalog())  # type: ignore[arg-type]
+    history: list[Event] = []
+    charges: list[ApplyCharge] = []
+    resend = {later: earlier for earlier, later in retries}
+    for i, (offset, volume, corporate) in enumerate(records):
+        apn = "corp.apn" if corporate else None
+        out = pipeline.feed(cdr(f"c{i}", volume, apn=apn, at=T0 + offset))
+        assert isinstance(out, list)
+        history.extend(out)
+        charges.extend(follow_ups(out).charges)
+        if i in resend and resend[i] < len(charges):
+            retried = pipeline.feed(charges[resend[i]])
+            assert isinstance(retried, list)
+            assert all(isinstance(e, CommandRejected) and e.reason == "late" for e in retried)
+            history.extend(retried)
+    for charge in charges:  # and, at the end, every one of them again
+        retried = pipeline.feed(charge)
+        assert isinstance(retried, list)
+        assert all(isinstance(e, CommandRejected) and e.reason == "late" for e in retried)
+        history.extend(retried)
+    paid = [c.cdr_id for c in of(history, Charged) if c.kind == "routed_usage"]
+    assert len(paid) == len(set(paid))
+    # (a routed usage of zero moves no money: no charge is routed for it)
+    routed = {e.cdr_id: e for e in of(history, UsageRated) if e.payer == "corp" and e.amount}
+    assert set(paid) <= set(routed)
+    # a routed usage no debit followed was refused as late in the payer, and nothing else is
+    late = {r.command_id for r in of(history, CommandRejected) if r.reason == "late"}
+    assert len(late) == len({r.command_id for r in of(history, CommandRejected)})
+    for cdr_id in set(routed) - set(paid):
+        assert routed_command_id(routed[cdr_id].id) in late
+    # the payer holds routed keys only in its dedup generations
+    corp = pipeline.state("corp")
+    assert not [k for k in corp.commands if is_routed_command(k)]
+    assert len(routed_keys(corp)) <= len(paid)
+    for wallet_id, state in pipeline.states.items():
+        mine = [e for e in history if e.wallet_id == wallet_id]
+        assert fold(initial_state(wallet_id), mine) == state
+
+
+def test_routed_keys_a_state_kept_for_good_go_once_the_window_passes_them() -> None:
+    """A state from before routed charges were windowed (a snapshot) holds their keys in
+    ``commands``; they go when a generation is dropped past their instant, the other
+    commands' keys stay."""
+    old_key, top_up_key = "cmd:route:cdr:c0#1", "cmd:t1"
+    state = replace(
+        initial_state("corp"),
+        commands=initial_state("corp").commands.set(old_key, T0).set(top_up_key, T0),
+        dedup_window=WINDOW,
+    )
+    for day in range(40):
+        charged = Charged(
+            f"cmd:route:cdr:x{day}#1#0", "corp", dt(T0 + day * DAY), "routed_usage", "w1", 1
+        )
+        state = evolve(state, charged)
+    assert state.retained_since > T0
+    assert old_key not in state.commands and top_up_key in state.commands
