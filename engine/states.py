@@ -2,9 +2,10 @@
 
 Snapshots on ``wallet.snapshots`` (engine/stream/snapshots.py) and in the event store
 (engine/store, ``wallet_snapshots``) both write a state through ``to_record`` /
-``from_record``: ``StateRecord`` is ``WalletState`` with every persistent map as a list of
-pairs, derived from the type itself, so it cannot drift from it. msgpack, array-like: a
-field added at the end of ``WalletState`` with a default still reads an older record.
+``from_record``: ``StateRecord`` is ``WalletState`` with every persistent map (a ``Map``, or
+a dedup generation's ``KeyLog``, in the order its keys came) as a list of pairs, derived
+from the type itself, so it cannot drift from it. msgpack, array-like: a field added at the
+end of ``WalletState`` with a default still reads an older record.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from immutables import Map
 
 from .domain import WalletState
 from .domain.catalog import Subscription
+from .domain.keylog import KeyLog
 
 
 def _record_type(hint: Any) -> Any:
@@ -26,11 +28,14 @@ def _record_type(hint: Any) -> Any:
     if typing.get_origin(hint) is Map:
         key, value = typing.get_args(hint)
         return list[tuple[key, value]]  # type: ignore[valid-type]
+    if hint is KeyLog:
+        return list[tuple[str, int]]
     return hint
 
 
 _HINTS = typing.get_type_hints(WalletState)
 _MAPS = frozenset(name for name, hint in _HINTS.items() if typing.get_origin(hint) is Map)
+_LOGS = frozenset(name for name, hint in _HINTS.items() if hint is KeyLog)
 
 StateRecord = msgspec.defstruct(
     "StateRecord",
@@ -51,17 +56,18 @@ _decoder = msgspec.msgpack.Decoder(StateRecord)
 
 def to_record(state: WalletState) -> Any:
     values = {
-        name: (list(getattr(state, name).items()) if name in _MAPS else getattr(state, name))
+        name: (
+            list(getattr(state, name).items())
+            if name in _MAPS or name in _LOGS
+            else getattr(state, name)
+        )
         for name in _HINTS
     }
     return StateRecord(**values)
 
 
 def from_record(record: Any) -> WalletState:
-    values: dict[str, Any] = {
-        name: (Map(getattr(record, name)) if name in _MAPS else getattr(record, name))
-        for name in _HINTS
-    }
+    values: dict[str, Any] = {name: _restored(name, getattr(record, name)) for name in _HINTS}
     wallet_id = values["wallet_id"]
     values["attached"] = Map(
         (iccid, _shared(sub, wallet_id, iccid)) for iccid, sub in record.attached
@@ -71,6 +77,15 @@ def from_record(record: Any) -> WalletState:
         for iccid, stints in record.past
     )
     return WalletState(**values)
+
+
+def _restored(name: str, value: Any) -> Any:
+    """A field of a state record as ``WalletState`` holds it."""
+    if name in _MAPS:
+        return Map(value)
+    if name in _LOGS:
+        return KeyLog.of(value)
+    return value
 
 
 def _shared(sub: Subscription, wallet_id: str, iccid: str) -> Subscription:
@@ -107,7 +122,7 @@ def split_ids(state: WalletState) -> tuple[WalletState, list[tuple[int, str, int
 
 def without_ids(state: WalletState) -> WalletState:
     """The state without its input ids (`split_ids`)."""
-    empty: dict[str, Any] = {name: Map() for name in DEDUP_FIELDS}
+    empty: dict[str, Any] = {name: _restored(name, ()) for name in DEDUP_FIELDS}
     return msgspec.structs.replace(state, **empty)
 
 
@@ -116,7 +131,8 @@ def iter_ids(state: WalletState) -> typing.Iterator[tuple[int, str, int]]:
     them a bounded chunk at a time never holds a busy wallet's ids as objects all at once
     (nor makes the collector run for them)."""
     maps = [getattr(state, name) for name in DEDUP_FIELDS]
-    # A Map's keys and values come in the same order (one traversal of its trie).
+    # A Map's keys and values come in the same order (one traversal of its trie), and a
+    # KeyLog's in the order they came.
     return itertools.chain.from_iterable(
         zip(itertools.repeat(i), m.keys(), m.values()) for i, m in enumerate(maps)
     )
@@ -127,5 +143,7 @@ def join_ids(state: WalletState, ids: typing.Iterable[tuple[int, str, int]]) -> 
     maps: list[dict[str, int]] = [{} for _ in DEDUP_FIELDS]
     for field, key, at in ids:
         maps[field][key] = at
-    values: dict[str, Any] = {name: Map(m) for name, m in zip(DEDUP_FIELDS, maps, strict=True)}
+    values: dict[str, Any] = {
+        name: _restored(name, m.items()) for name, m in zip(DEDUP_FIELDS, maps, strict=True)
+    }
     return msgspec.structs.replace(state, **values)

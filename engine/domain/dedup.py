@@ -1,8 +1,8 @@
 """Idempotency inside a wallet: which inputs it has already answered.
 
-A CDR's key is remembered in two rotating generations that together cover at least the
-dedup window (``remember``); a CDR older than what they still cover is late, never a
-second charge. A command that moved money is remembered by its key for good
+A CDR's key is remembered in two rotating generations (``keylog.KeyLog``) that together
+cover at least the dedup window (``remember``); a CDR older than what they still cover is
+late, never a second charge. A command that moved money is remembered by its key for good
 (``answered``), so a retried top-up credits once. ``evolve`` writes both; the decider asks
 through ``duplicate``, ``late`` and ``answered`` before deciding anything.
 """
@@ -12,7 +12,8 @@ from __future__ import annotations
 from immutables import Map
 
 from .ids import input_key, is_command
-from .state import EMPTY, WalletState
+from .keylog import NO_KEYS, KeyLog
+from .state import WalletState
 
 
 def duplicate(state: WalletState, key: str) -> bool:
@@ -38,7 +39,7 @@ def with_command(state: WalletState, event_id: str, ts: int) -> Map[str, int]:
     return state.commands.set(input_key(event_id), ts)
 
 
-Generations = tuple[Map[str, int], Map[str, int], int, int, int, int]
+Generations = tuple[KeyLog, KeyLog, int, int, int, int]
 """The dedup fields of ``WalletState`` after remembering one key, in field order:
 ``seen``, ``seen_before``, ``generation_start``, ``before_start``, ``retained_since``,
 ``watermark``."""
@@ -67,7 +68,7 @@ def remember(state: WalletState, key: str, ts: int) -> Generations:
             before, before_start = seen, start
         else:  # a jump of two windows: both generations go; every key they held was
             # rated at or before the previous watermark, so only older records are at risk
-            before, before_start, retained = EMPTY, 0, state.watermark + 1
-        seen = EMPTY
+            before, before_start, retained = NO_KEYS, 0, state.watermark + 1
+        seen = NO_KEYS
         start = watermark
     return seen.set(key, ts), before, start, before_start, retained, watermark

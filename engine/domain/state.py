@@ -1,7 +1,8 @@
 """The state of one wallet: everything the decider needs, folded from the wallet's events.
 
 Immutable all the way down: Structs are frozen and the maps are persistent
-(``immutables.Map``), so ``evolve`` returns a new state sharing most of the old one and a
+(``immutables.Map``; the dedup generations are ``keylog.KeyLog``, a persistent map that
+grows by appending), so ``evolve`` returns a new state sharing most of the old one and a
 state handed out can never change under its holder.
 """
 
@@ -14,6 +15,7 @@ from immutables import Map
 
 from .catalog import Subscription
 from .events import WalletTerms
+from .keylog import NO_KEYS, KeyLog
 
 NEVER = 2**62
 """Sorts after every real instant: the expiry of a grant that never expires."""
@@ -77,9 +79,9 @@ class WalletState(msgspec.Struct, frozen=True, gc=False):
     recurring: Map[str, str] = EMPTY
     """Recurring-charge ref -> last cycle id charged (MRCs exactly once per cycle)."""
     vouchers: frozenset[str] = frozenset()
-    seen: Map[str, int] = EMPTY
-    """Input keys (CDRs, commands) of the current dedup generation -> instant."""
-    seen_before: Map[str, int] = EMPTY
+    seen: KeyLog = NO_KEYS
+    """Input keys (CDRs, routed charges) of the current dedup generation -> instant."""
+    seen_before: KeyLog = NO_KEYS
     """The previous generation: together with ``seen`` it covers at least one window."""
     commands: Map[str, int] = EMPTY
     """Keys of commands that moved money -> instant: a retried top-up credits once. A

@@ -29,8 +29,10 @@ def decide_cdr(d: Draft, cdr: Cdr, ts: int) -> None:
     state = d.state
     at = cdr.started_at
     key = d.key
-    # dedup.duplicate and dedup.late, asked inline (once per record)
-    if key in state.seen or key in state.seen_before:
+    # dedup.duplicate and dedup.late, asked inline (once per record): a key missing from a
+    # generation's shared dict is in none of its versions, the usual case, found in C
+    seen, before = state.seen, state.seen_before
+    if (key in seen.instants and key in seen) or (key in before.instants and key in before):
         raise Refused("duplicate", "CDR already rated")
     if ts < state.retained_since:
         raise Refused("late", "older than the duplicate-detection window")
