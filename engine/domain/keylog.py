@@ -100,6 +100,7 @@ class KeyLog(msgspec.Struct, frozen=True, gc=False, eq=False):
         return dict(self.items()) == dict(items())
 
     def __ne__(self, other: object) -> bool:
+        # Needed: with eq=False, msgspec's Struct answers != on its own, ignoring __eq__.
         equal = self.__eq__(other)
         return equal if equal is NotImplemented else not equal
 

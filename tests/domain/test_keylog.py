@@ -32,6 +32,7 @@ def _check(log: KeyLog, model: dict[str, int]) -> None:
         assert (key in log) == (key in model)
         assert log.get(key) == model.get(key)
     assert log == KeyLog.of(model.items()) and log == Map(model)
+    assert (log != KeyLog.of(model.items()), log != Map(model)) == (False, False)
 
 
 @given(STEPS)
