@@ -128,8 +128,9 @@ def decide(
     (revision ``revision``), and the state it leads to. A decision may hold no event (a
     retried command, a tick with nothing due). ``admitted``: what ``admit`` returned for
     it, when the caller asked (``wallet.step``)."""
-    events, after = step(state, item, catalog, admitted)
-    return decision(wallet_id, item, events, origin, revision), after
+    key = item.key
+    events, after = step(state, item, catalog, admitted, key)
+    return decision(wallet_id, item, events, origin, revision, key), after
 
 
 class FollowUps(NamedTuple):

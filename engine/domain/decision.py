@@ -64,6 +64,10 @@ def decision(
     events: list[Event],
     origin: Origin = NOWHERE,
     revision: int = 0,
+    key: str | None = None,
 ) -> Decision:
+    """The record of ``wallet_id``'s decision on ``item``; ``key``: ``item.key``, when the
+    caller has it already (``flow.decide``: the one the events were named by)."""
     cdr, command = (item, None) if isinstance(item, Cdr) else (None, item)
-    return Decision(wallet_id, item.key, *origin, tuple(events), cdr, command, revision)
+    input_key = item.key if key is None else key
+    return Decision(wallet_id, input_key, *origin, tuple(events), cdr, command, revision)

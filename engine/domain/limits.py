@@ -102,10 +102,18 @@ _OPENING = (OpenWallet, AdoptCatalog)
 """Commands a wallet the catalog does not list takes before it is opened."""
 
 
-def admit(catalog: Catalog, wallet_id: str, item: Cdr | Command, opened: bool = False) -> int:
+def admit(
+    catalog: Catalog,
+    wallet_id: str,
+    item: Cdr | Command,
+    opened: bool = False,
+    at_ts: float | None = None,
+) -> int:
     """Raise `Refused` when ``item`` may not reach wallet ``wallet_id`` at all
     (``unknown_wallet``, ``invalid_time``); else return its instant in epoch seconds, which
-    the decider then takes as it is (one conversion per input).
+    the decider then takes as it is (one conversion per input). ``at_ts``: the item's
+    instant as ``datetime.timestamp()`` gives it, when the caller has it already (the rate
+    agent takes each CDR's for its age histogram).
 
     A wallet the catalog does not list may still take it: when an ``OpenWallet`` opened it
     (``opened``: its state has ``terms``), and an ``OpenWallet`` or an ``AdoptCatalog``
@@ -117,7 +125,7 @@ def admit(catalog: Catalog, wallet_id: str, item: Cdr | Command, opened: bool = 
     if wallet_id not in catalog.wallets and not opened and not isinstance(item, _OPENING):
         raise Refused("unknown_wallet", f"no wallet {wallet_id}")
     at = item.started_at if isinstance(item, Cdr) else item.at
-    ts = at.timestamp()
+    ts = at.timestamp() if at_ts is None else at_ts
     limits = catalog.limits
     if not limits.earliest <= ts < limits.latest:  # time_problem's bounds, asked inline
         raise Refused("invalid_time", time_problem(limits, at, ts) or "")

@@ -32,13 +32,18 @@ __all__ = ["decide", "step"]
 
 
 def step(
-    state: WalletState, item: Input, catalog: Catalog, admitted: int | None = None
+    state: WalletState,
+    item: Input,
+    catalog: Catalog,
+    admitted: int | None = None,
+    key: str | None = None,
 ) -> tuple[list[Event], WalletState]:
     """Decide on ``item`` and return the events with the state they lead to.
 
     ``admitted``: the instant ``limits.admit`` returned for ``item`` when the caller has
     admitted it already (``flow`` does, before it touches a wallet), so it is not worked
-    out twice; the same admission with ``opened`` set could not refuse it."""
+    out twice; the same admission with ``opened`` set could not refuse it. ``key``:
+    ``item.key``, when the caller has it (``flow`` names the decision by it too)."""
     wallet = catalog.wallets.get(state.wallet_id)
     try:
         if wallet is None:
@@ -48,7 +53,7 @@ def step(
             if isinstance(item, CloseWallet | Tick):
                 return [], state
             raise Refused("wallet_closed", f"wallet {state.wallet_id} is closed")
-        d = Draft(state, item.key, catalog, wallet)
+        d = Draft(state, item.key if key is None else key, catalog, wallet)
         if isinstance(item, Cdr):
             decide_cdr(d, item, ts)
         else:

@@ -245,8 +245,10 @@ class RatingProcessor:
         wallet_id: str,
         item: Cdr | Command,
         origin: Origin,
+        at_ts: float | None = None,
     ) -> Decision | None:
-        """`decide` for an input the caller found not `already_decided`."""
+        """`decide` for an input the caller found not `already_decided`; ``at_ts``: the
+        input's instant as ``timestamp()`` gives it, when the caller has it (``limits.admit``)."""
         part = self.partitions[partition]
         topic, origin_partition, offset = origin
         state = part.wallets.get(wallet_id) or initial_state(wallet_id)
@@ -258,7 +260,7 @@ class RatingProcessor:
             if found is not None:
                 self._known[wanted] = found
             revision, catalog = pick(self._known, state, item)
-        ts = admit(catalog, wallet_id, item, opened=state.terms is not None)
+        ts = admit(catalog, wallet_id, item, state.terms is not None, at_ts)
         made, part.wallets[wallet_id] = decide(
             state, wallet_id, item, catalog, origin, revision, ts
         )

@@ -111,7 +111,9 @@ class Rater:
             if isinstance(command, Rejected):
                 self._reject(out, command, msg.key)
                 return
-            self._decide(out, partition, command.wallet_id, command, origin, tally, value)
+            made = self._decide(out, partition, command.wallet_id, command, origin, tally, value)
+            if made is not None:
+                out.last_decision = decision_id(made)
             return
         try:
             routed = decode_routed(value)
@@ -123,14 +125,23 @@ class Rater:
             return
         raw_topic, raw_partition = self.names.cdr_raw.name, routed.partition
         tally.ingested.extend(routed.ingested)
-        tally.started.extend([c.started_at.timestamp() for c in routed.cdrs])
-        for wallet, offset, cdr in zip(routed.wallets, routed.offsets, routed.cdrs, strict=True):
+        # Each CDR's start, converted once: for the age histogram and for its admission.
+        starts = [c.started_at.timestamp() for c in routed.cdrs]
+        tally.started.extend(starts)
+        last = None
+        for wallet, offset, cdr, start in zip(
+            routed.wallets, routed.offsets, routed.cdrs, starts, strict=True
+        ):
             origin = Origin(raw_topic, raw_partition, offset)
             if self._home(wallet) != partition:
                 wrong = wrong_partition(msg.key, wallet, _where(origin), encode(cdr))
                 self._reject(out, wrong, msg.key)
                 continue
-            self._decide(out, partition, wallet, cdr, origin, tally)
+            made = self._decide(out, partition, wallet, cdr, origin, tally, at_ts=start)
+            if made is not None:
+                last = made
+        if last is not None:  # named once per record, not per decision
+            out.last_decision = decision_id(last)
 
     def observe(self, tally: BatchTally, now: float) -> None:
         """The latency histograms of a batch's CDRs, once their decisions are durable at
@@ -162,36 +173,38 @@ class Rater:
         origin: Origin,
         tally: BatchTally,
         raw: bytes | None = None,
-    ) -> None:
+        at_ts: float | None = None,
+    ) -> Decision | None:
         """Admit and decide one input (engine.flow), and produce its decision and follow-ups
         in the partition's transaction (not yet committed).
 
         An input no wallet may take (admission: unknown wallet, instant out of bounds) and
         one whose decision raised are rejected on ``cdr.rejected``: no event, no state, and the
-        partition goes on."""
+        partition goes on. ``at_ts``: a CDR's start as ``timestamp()`` gave it for the age
+        histogram, so that admission does not convert it again. Returns the decision produced,
+        if any: the caller names the transaction's last one (``out.last_decision``)."""
         processor = self.processor
         if processor.already_decided(partition, origin):
             tally.counts["skipped"] += 1
-            return
+            return None
         try:
-            decision = processor.decide_new(partition, wallet, item, origin)
+            decision = processor.decide_new(partition, wallet, item, origin, at_ts)
         except Refused as refusal:
             self._reject(out, refused(refusal, _where(origin), wallet, item), _key(item))
-            return
+            return None
         except MissingRevision as exc:
             missing = Refused("unknown_revision", str(exc))
             self._reject(out, refused(missing, _where(origin), wallet, item), _key(item))
-            return
+            return None
         except Exception as exc:
             raw = raw if raw is not None else encode(item)
             bad = self._failed("decide", exc, _where(origin), raw)
             self._reject(out, msgspec.structs.replace(bad, wallet_id=wallet), _key(item))
-            return
+            return None
         if decision is None:
-            return
+            return None
         key = wallet.encode()
         out.produce(self.names.wallet_events.name, key, encode(decision), partition)
-        out.last_decision = decision_id(decision)
         tally.counts["decisions"] += 1
         tally.events.extend(decision.events)
         actions, charges = follow_ups(decision.events)
@@ -204,6 +217,7 @@ class Rater:
         # Most decisions only rate usage or move money, and change no directory entry.
         if not DIRECTORY_EVENTS.isdisjoint(map(type, decision.events)):
             self._directory(out, partition, decision)
+        return decision
 
     def _directory(self, out: PartitionWriter, partition: int, decision: Decision) -> None:
         """The directory entries the decision changed, in its transaction (directory.py)."""

@@ -14,14 +14,19 @@ import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
+import pytest
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.local import LocalStack, Process
 from engine.local import private_topics as local_topics
 from engine.stream.app import RatingApp, create_app
+from engine.stream.metrics import Metrics
+from engine.stream.processor import RatingProcessor
+from engine.stream.rater import Rater
 from engine.stream.recovery import committed_offsets, read_latest
 from engine.stream.settings import WorkerSettings
 from engine.stream.topics import Topics
@@ -299,3 +304,18 @@ def offline_events_by_wallet(path: Path) -> dict[str, list[bytes]]:
         event = msgspec.json.decode(line)
         out[event["wallet_id"]].append(msgspec.json.encode(event, order="sorted"))
     return dict(out)
+
+
+def partition_zero_rater(
+    names: Topics, processor: RatingProcessor, metrics: Metrics, rejected: list[Any]
+) -> Rater:
+    """A rate agent with every wallet homed on partition 0, keeping what it rejects in
+    ``rejected`` and failing the test on an internal error."""
+    return Rater(
+        names,
+        processor,
+        metrics,
+        lambda wallet: 0,
+        lambda out, rejection, key: rejected.append(rejection),
+        lambda stage, exc, where, raw: pytest.fail(f"{stage} failed: {exc}"),
+    )

@@ -24,7 +24,7 @@ from engine.stream.routed import RoutedGroup
 from engine.stream.topics import REPO_TOPICS, load_topics
 from engine.stream.vitals import Vitals
 
-from .harness import CATALOG
+from .harness import CATALOG, partition_zero_rater
 
 
 class Consumer:
@@ -99,14 +99,7 @@ def test_a_batchs_latencies_count_each_cdr_once_it_is_durable() -> None:
     processor.recover(0, [])
     metrics = Metrics()
     rejected: list[Any] = []
-    rater = Rater(
-        names,
-        processor,
-        metrics,
-        lambda wallet: 0,
-        lambda out, rejection, key: rejected.append(rejection),
-        lambda stage, exc, where, raw: pytest.fail(f"{stage} failed: {exc}"),
-    )
+    rater = partition_zero_rater(names, processor, metrics, rejected)
     start = 1_767_571_200  # 2026-01-05T00:00:00Z
     line = (
         b'{"cdr_id":"c%d","iccid":"8900000000000000001","service":"data",'
