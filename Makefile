@@ -31,8 +31,9 @@ setup-testcontainers: setup
 	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-testcontainers.txt
 	$(BIN)/python -m pip check
 
-## lock: re-resolve uv.lock from pyproject.toml (a deliberate, reviewed change); keeps
-## today's pins where they still fit; `make lock UPGRADE=--upgrade` moves them all. Then
+## lock: re-resolve uv.lock from pyproject.toml (a deliberate, reviewed change): the direct
+## dependencies at the exact versions pyproject pins; the transitive ones keep today's pins
+## where they still fit, and `make lock UPGRADE=--upgrade` moves them. Then
 ## export it as requirements.txt (what pip installs here, hashes included),
 ## requirements-runtime.txt (the image's: the runtime part, the same versions),
 ## requirements-build.txt (what builds the engine in the image: setuptools, wheel) and

@@ -130,11 +130,16 @@ def test_the_runtime_lock_is_the_runtime_part_of_the_lock() -> None:
         assert dev_tool not in runtime
 
 
-def test_every_dependency_range_excludes_the_next_major_version() -> None:
+def test_every_direct_requirement_is_pinned_to_exactly_its_locked_version() -> None:
+    """No install may pick the newest version a range allows, not even one that reads
+    pyproject.toml itself (`pip install .`, `uv sync`): each direct requirement names one
+    exact version, the lock's."""
+    pins = {**_pins(TESTCONTAINERS_LOCK), **_pins()}
     for requirement in _direct_requirements():
-        assert any(spec.operator == "<" for spec in requirement.specifier), (
-            f"{requirement} has no upper bound"
-        )
+        specs = list(requirement.specifier)
+        assert len(specs) == 1 and specs[0].operator == "==", f"{requirement}: not one version"
+        locked = {version for version, _, _ in pins[canonicalize_name(requirement.name)]}
+        assert locked == {specs[0].version}, f"{requirement}: the lock has {locked}"
 
 
 def test_faust_is_bounded_to_the_versions_its_overrides_are_tested_against() -> None:

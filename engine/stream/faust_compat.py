@@ -43,8 +43,8 @@ log = logging.getLogger("rating-engine")
 
 SUPPORTED = ((0, 15, 3), (0, 15, 4))
 """faust-streaming versions the overrides hold for: from the first, up to (excluding) the
-second. The same range as pyproject.toml's: 0.15.3, the locked version, is the one the
-overrides were read and tested against. Widening it means re-reading every override
+second. pyproject.toml pins 0.15.3, the locked version: the one the overrides were read and
+tested against. Widening it means re-reading every override
 against the new version's source and running test_faust_compat.py."""
 
 
