@@ -84,9 +84,7 @@ def test_the_rater_decides_what_the_offline_step_decides_from_the_record_alone()
     assert age_sum == pytest.approx(sum(2_000_000_000.0 - s for s in starts), abs=0.01)
 
 
-def _line(cdr_id: str, at: datetime) -> bytes:
-    catalog = load_catalog(CATALOG)
-    iccid = sorted(catalog.subscriptions)[0]
+def _line(cdr_id: str, iccid: str, at: datetime) -> bytes:
     record = {
         "cdr_id": cdr_id,
         "iccid": iccid,
@@ -104,9 +102,10 @@ def test_the_time_bounds_refuse_alike_at_a_fraction_of_a_second() -> None:
     offset: the rater refuses (and admits) the same CDRs as the offline step."""
     catalog = load_catalog(CATALOG)
     earliest = datetime.fromtimestamp(catalog.limits.earliest, timezone(timedelta(hours=-5)))
+    iccid = sorted(catalog.subscriptions)[0]
     lines = [
-        _line("before", earliest - timedelta(milliseconds=500)),
-        _line("after", earliest + timedelta(milliseconds=500)),
+        _line("before", iccid, earliest - timedelta(milliseconds=500)),
+        _line("after", iccid, earliest + timedelta(milliseconds=500)),
     ]
     decisions, rejected, _ = _answered(lines)
     assert [(r.cdr_id, r.reason) for r in rejected] == [("before", "invalid_time")]
