@@ -257,9 +257,9 @@ def _reason(exc: msgspec.MsgspecError) -> str:
     return "malformed"
 
 
-class _Unchecked(msgspec.Struct, frozen=True, gc=False):
+class UncheckedCdr(msgspec.Struct, frozen=True, gc=False):
     """A CDR's fields, typed as ``Cdr`` has them but for its patterns, lengths and time
-    zone (``_checked`` asks those): msgspec matches a pattern with a regular expression per
+    zone (``checked_cdr`` asks those): msgspec matches a pattern with a regular expression per
     field, which took two thirds of decoding a record."""
 
     cdr_id: str
@@ -275,10 +275,10 @@ class _Unchecked(msgspec.Struct, frozen=True, gc=False):
     source: str | None = None
 
 
-_unchecked_decoder = msgspec.json.Decoder(_Unchecked)
+_unchecked_decoder = msgspec.json.Decoder(UncheckedCdr)
 
 
-def _checked(c: _Unchecked) -> Cdr | None:
+def checked_cdr(c: UncheckedCdr) -> Cdr | None:
     """``c`` as the ``Cdr`` the typed decoder gives, when plain string tests show that every
     constraint of ``Cdr`` holds; ``None`` when one may not (the typed decoder then says).
 
@@ -306,11 +306,11 @@ def typed_cdr(raw: bytes) -> Cdr:
     """Exactly what ``Cdr``'s own decoder makes of ``raw``: the record, or its error raised.
 
     The record is decoded without its string constraints first and tested by plain string
-    tests (``_checked``); one they do not clear (or that does not decode so) is decoded by
+    tests (``checked_cdr``); one they do not clear (or that does not decode so) is decoded by
     ``Cdr``'s decoder, whose answer is then the one given.
     """
     try:
-        found = _checked(_unchecked_decoder.decode(raw))
+        found = checked_cdr(_unchecked_decoder.decode(raw))
     except msgspec.MsgspecError:
         found = None
     return _cdr_decoder.decode(raw) if found is None else found
