@@ -16,10 +16,12 @@ system:
 	PY=$(PY) bash deploy/local/system.sh
 
 # --no-deps: the lock is the whole environment, so nothing resolves at install time;
-# --require-hashes: every file installed is the one the lock names.
+# --require-hashes: every file installed is the one the lock names; --only-binary=:all:: a
+# locked wheel or nothing, never a source build, whose build backend pip would resolve
+# itself (the newest, without hashes).
 $(STAMP): requirements.txt pyproject.toml deploy/local/kafka/pom.xml deploy/local/kafka/jars.sha256
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps --only-binary=:all: -r requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
 	bash deploy/local/kafka.sh fetch >/dev/null
@@ -28,7 +30,7 @@ $(STAMP): requirements.txt pyproject.toml deploy/local/kafka/pom.xml deploy/loca
 ## setup-testcontainers: also the testcontainers group (KAFKA_PROVIDER=testcontainers, which
 ## needs a Docker engine), exactly as uv.lock has it (requirements-testcontainers.txt)
 setup-testcontainers: setup
-	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-testcontainers.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps --only-binary=:all: -r requirements-testcontainers.txt
 	$(BIN)/python -m pip check
 
 ## lock: re-resolve uv.lock from pyproject.toml (a deliberate, reviewed change): the direct

@@ -159,7 +159,7 @@ def test_the_testcontainers_group_is_opt_in_and_only_adds_packages() -> None:
         if name in full:
             assert {v for v, _, _ in entries} <= {v for v, _, _ in full[name]}, name
     makefile = (ROOT / "Makefile").read_text()
-    install = "--require-hashes --no-deps -r requirements-testcontainers.txt"
+    install = "--require-hashes --no-deps --only-binary=:all: -r requirements-testcontainers.txt"
     setup_recipe = makefile.split("$(STAMP):", 1)[1].split("\n\n", 1)[0]
     assert install in makefile and "testcontainers" not in setup_recipe
 
@@ -212,8 +212,9 @@ def _pip_installs(path: Path) -> list[list[str]]:
 
 def test_every_install_takes_the_lock_and_resolves_nothing() -> None:
     """A fresh machine (`make setup`, the image) installs the lock's exports only, hash for
-    hash, and the engine itself without fetching a build backend: no ``pip install`` may
-    let pip choose a version (the newest its range allows)."""
+    hash and as wheels, and the engine itself without fetching a build backend: no ``pip
+    install`` may let pip choose a version (the newest its range allows), and none may build
+    a package from source, whose build backend pip would resolve itself."""
     exports = {p.name for p in (LOCK, RUNTIME_LOCK, BUILD_LOCK, TESTCONTAINERS_LOCK)}
     seen = 0
     for path in (ROOT / "Makefile", ROOT / "deploy" / "Dockerfile"):
@@ -224,6 +225,7 @@ def test_every_install_takes_the_lock_and_resolves_nothing() -> None:
             files = [args[i + 1] for i, a in enumerate(args) if a == "-r"]
             if "--require-hashes" in args:
                 assert set(files) <= exports and set(targets) == set(files), args
+                assert "--only-binary=:all:" in args, f"{path.name}: a source build: {args}"
             else:
                 assert targets == ["."] and "--no-build-isolation" in args, args
     assert seen >= 5  # make setup's two, make setup-testcontainers', the image's two
