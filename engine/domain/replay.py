@@ -116,37 +116,87 @@ def compare(
     (the payer, with ``source_wallet`` set when it is not ``wallet_id``); its ``at`` is the
     CDR's start, which the caller moves to the paying wallet's present.
     """
-    cdrs: dict[str, _Cdr] = {}
-
-    def entry(key: str) -> _Cdr:
-        found = cdrs.get(key)
-        if found is None:
-            found = cdrs[key] = _Cdr()
-        return found
-
+    # Each CDR's events, by its key, in the order the CDRs first appear.
+    history: dict[str, list[UsageRated | RatingAdjusted]] = {}
     for e in rated:
-        if isinstance(e, UsageRated) and e.wallet_id == wallet_id:
-            c = entry(input_key(e.id))
-            c.rated, c.started_at = e, e.at
-            c.paid_by(e.payer).add(e.amount, e.charged_volume, e.splits)
+        if isinstance(e, UsageRated):
+            if e.wallet_id != wallet_id:
+                continue
+            key = input_key(e.id)
         elif isinstance(e, RatingAdjusted) and rating_wallet(e) == wallet_id:
-            c = entry(corrected_key(e))
-            c.adjusted += 1
-            c.paid_by(e.wallet_id).add(e.amount, e.charged_volume, e.splits)
+            key = corrected_key(e)
+        else:
+            continue
+        events = history.get(key)
+        if events is None:
+            history[key] = [e]
+        else:
+            events.append(e)
+    fresh: dict[str, list[UsageRated]] = {}
     for e in rerated:
         if isinstance(e, UsageRated) and e.wallet_id == wallet_id:
-            c = entry(input_key(e.id))
-            if c.new is None:
-                c.new, c.new_payer = _Money(), e.payer
-            c.new.add(e.amount, e.charged_volume, e.splits)
-            # the new rating names the CDR in the commands (zone, plan version) when it has one
-            c.rated, c.started_at = e, e.at
+            key = input_key(e.id)
+            rerating = fresh.get(key)
+            if rerating is None:
+                fresh[key] = [e]
+                history.setdefault(key, [])
+            else:
+                rerating.append(e)
     out = []
-    for key, c in cdrs.items():
-        if c.rated is None or c.started_at is None or not _within(c.started_at, start, end):
+    none: list[UsageRated] = []
+    for key, before in history.items():
+        after = fresh.get(key, none)
+        named = after[-1] if after else _last_rated(before)
+        if named is None or not _within(named.at, start, end):
             continue  # only adjustments of a CDR no rating priced: nothing to compare
-        out.append(_compare(wallet_id, key, c, replay))
+        if len(before) == 1 and len(after) == 1:
+            # Most CDRs: rated once, and the new catalog charges the same payer the same
+            # lines, so there is nothing to settle.
+            was = before[0]
+            if (
+                type(was) is UsageRated
+                and was.payer == named.payer
+                and was.amount == named.amount
+                and was.splits == named.splits
+            ):
+                lines = _lines(_summed(named.splits))
+                out.append(Comparison(wallet_id, key, named.cdr_id, named.at, lines, lines))
+                continue
+        out.append(_compare(wallet_id, key, _cdr(before, after), replay))
     return out
+
+
+def _last_rated(events: list[UsageRated | RatingAdjusted]) -> UsageRated | None:
+    for e in reversed(events):
+        if isinstance(e, UsageRated):
+            return e
+    return None
+
+
+def _summed(lines: tuple[SplitLine, ...]) -> dict[str, int]:
+    amounts: dict[str, int] = {}
+    for line in lines:
+        amounts[line.provider] = amounts.get(line.provider, 0) + line.amount
+    return amounts
+
+
+def _cdr(before: list[UsageRated | RatingAdjusted], after: list[UsageRated]) -> _Cdr:
+    """One CDR's history: what each wallet paid for it so far, and the new rating."""
+    c = _Cdr()
+    for e in before:
+        if isinstance(e, UsageRated):
+            c.rated, c.started_at = e, e.at
+            c.paid_by(e.payer).add(e.amount, e.charged_volume, e.splits)
+        else:
+            c.adjusted += 1
+            c.paid_by(e.wallet_id).add(e.amount, e.charged_volume, e.splits)
+    for e in after:
+        if c.new is None:
+            c.new, c.new_payer = _Money(), e.payer
+        c.new.add(e.amount, e.charged_volume, e.splits)
+        # the new rating names the CDR in the commands (zone, plan version) when it has one
+        c.rated, c.started_at = e, e.at
+    return c
 
 
 def _compare(wallet_id: str, key: str, c: _Cdr, replay: str) -> Comparison:

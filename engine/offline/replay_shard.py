@@ -38,6 +38,18 @@ class ReadStream(msgspec.Struct, frozen=True):
     base: WalletSnapshot | None
     whole_after: int
     rows: list[StoredEvent]
+    decoded: dict[int, Event]
+    """The ``COMPARED`` rows decoded, by position: a paying wallet's fold does not decode
+    them again."""
+
+    @classmethod
+    def of(
+        cls, base: WalletSnapshot | None, whole_after: int, rows: list[StoredEvent]
+    ) -> ReadStream:
+        """The rows read, with the ones a comparison reads decoded (and only those: the
+        payer decodes the rest it folds)."""
+        decoded = {r.position: decode_event(r.payload) for r in rows if r.type in COMPARED}
+        return cls(base, whole_after, rows, decoded)
 
 
 COMPARED = frozenset({"UsageRated", "RatingAdjusted"})
@@ -56,22 +68,35 @@ class Tally:
         self.providers: dict[str, list[int]] = {}
 
     def wallet(self, wallet_id: str) -> list[int]:
-        return self.wallets.setdefault(wallet_id, [0, 0, 0, 0])
+        row = self.wallets.get(wallet_id)
+        if row is None:
+            row = self.wallets[wallet_id] = [0, 0, 0, 0]
+        return row
+
+    def provider(self, provider: str) -> list[int]:
+        row = self.providers.get(provider)
+        if row is None:
+            row = self.providers[provider] = [0, 0, 0]
+        return row
 
     def count(self, c: Comparison) -> None:
         row = self.wallet(c.wallet_id)
         row[0] += 1
-        if not c.changed:
+        if not c.commands:
             # Most CDRs: no payer's share moved, so each provider's total is as it was.
+            providers = self.providers
             for line in c.new:
-                self.providers.setdefault(line.provider, [0, 0, 0])[0] += 1
+                p = providers.get(line.provider)
+                if p is None:
+                    p = self.provider(line.provider)
+                p[0] += 1
             return
         row[1] += 1
         row[2] += c.amount
         old = {line.provider: line.amount for line in c.old}
         new = {line.provider: line.amount for line in c.new}
         for provider in list(new) + [p for p in old if p not in new]:
-            p = self.providers.setdefault(provider, [0, 0, 0])
+            p = self.provider(provider)
             p[0] += 1
             diff = new.get(provider, 0) - old.get(provider, 0)
             if diff:
@@ -147,15 +172,17 @@ class ShardReplay:
             return found
         base = self.store.latest_snapshot(wallet_id) if stored is None else stored.base
         after = 0 if base is None else base.position
+        decoded: dict[int, Event] = {}
         if stored is not None and stored.whole_after <= after:
             tail = [r for r in stored.rows if r.position > after]
+            decoded = stored.decoded
         else:
             tail = self.store.read_stream(wallet_id, after)
         instants = [r.at for r in tail]
         if self.send is not None:
             state = initial_state(wallet_id)  # the stream needs only the instants
         else:
-            state = fold(starting_state(wallet_id, base), tail)
+            state = fold(starting_state(wallet_id, base), tail, decoded)
         if base is not None and base.last_at is not None:
             instants.append(base.last_at)
         found = self.payers[wallet_id] = _Payer(state, max(instants, default=None))
@@ -195,9 +222,8 @@ class ShardReplay:
         latest = self.store.latest_snapshot(wallet_id)
         whole_after = max(after, 0 if latest is None else latest.position)
         rows = self.store.read_stream(wallet_id, after, COMPARED, whole_after)
-        stored = ReadStream(latest, whole_after, rows)
-        # Only the events a comparison reads are decoded; the payer decodes what it folds.
-        rated = [decode_event(r.payload) for r in rows if r.type in COMPARED]
+        stored = ReadStream.of(latest, whole_after, rows)
+        rated = list(stored.decoded.values())
         rated.extend(self.foreign.get(wallet_id, ()))
         rerated = self.rerate(wallet_id, base)
         comparisons = compare(wallet_id, rated, rerated, self.label, start, end)
@@ -271,6 +297,6 @@ def combine(parts: Sequence[Part]) -> Tally:
             mine = tally.wallet(key)
             mine[:] = [a + b for a, b in zip(mine, row, strict=True)]
         for key, row in part.providers.items():
-            mine = tally.providers.setdefault(key, [0, 0, 0])
+            mine = tally.provider(key)
             mine[:] = [a + b for a, b in zip(mine, row, strict=True)]
     return tally

@@ -12,18 +12,21 @@ missing only makes a fold longer, and deleting them all changes no result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 
 import msgspec
 
 from ..codec import decode_event
-from ..domain import WalletState, evolve, initial_state
+from ..domain import Event, WalletState, evolve, initial_state
 from ..states import decode_state, encode_state
 from .base import EventStore, StoredEvent, WalletSnapshot
 
 BATCH = 1_000
 """Snapshots written per transaction."""
+
+_NONE: Mapping[int, Event] = MappingProxyType({})
 
 
 class Taken(msgspec.Struct, frozen=True):
@@ -36,9 +39,14 @@ class Taken(msgspec.Struct, frozen=True):
     folded: int
 
 
-def fold(state: WalletState, events: Sequence[StoredEvent]) -> WalletState:
+def fold(
+    state: WalletState, events: Sequence[StoredEvent], decoded: Mapping[int, Event] = _NONE
+) -> WalletState:
+    """``state`` after the stored ``events``; ``decoded``: those of them the caller has
+    decoded already, by position, which are not decoded again."""
     for row in events:
-        state = evolve(state, decode_event(row.payload))
+        event = decoded.get(row.position)
+        state = evolve(state, decode_event(row.payload) if event is None else event)
     return state
 
 

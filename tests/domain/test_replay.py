@@ -4,6 +4,7 @@ of a wallet's history with a re-rating under another catalog."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
 import msgspec
 import pytest
@@ -27,7 +28,8 @@ from engine.domain.events import (
     WalletOpened,
     WalletSuspended,
 )
-from engine.domain.replay import compare, corrected_key
+from engine.domain.ids import adjustment_id, input_key
+from engine.domain.replay import Comparison, _Cdr, _compare, _Money, compare, corrected_key
 from engine.domain.state import WalletState
 from engine.flow import follow_ups, route
 from engine.offline.pipeline import Pipeline
@@ -302,6 +304,133 @@ def test_the_corrected_cdr_is_named_by_the_adjustment_id() -> None:
     fields = ("a:b", "i", "data", "EU", "r", 1, 0, 1, (SplitLine("op", 1),))
     e = RatingAdjusted("cmd:adj:cdr:src/a:b:3#1", "w1", dt(T0), *fields)
     assert corrected_key(e) == "cdr:src/a:b"
+
+
+def _compared_cdr_by_cdr(
+    wallet_id: str,
+    rated: list[Event],
+    rerated: list[Event],
+    start: datetime | None,
+    end: datetime | None,
+) -> list[Comparison]:
+    """The comparison as first written, every CDR through the general settlement: the
+    reference ``compare``'s shortcut for a CDR charged the same is held to."""
+    cdrs: dict[str, _Cdr] = {}
+    for e in rated:
+        if isinstance(e, UsageRated) and e.wallet_id == wallet_id:
+            c = cdrs.setdefault(input_key(e.id), _Cdr())
+            c.rated, c.started_at = e, e.at
+            c.paid_by(e.payer).add(e.amount, e.charged_volume, e.splits)
+        elif isinstance(e, RatingAdjusted) and (e.source_wallet or e.wallet_id) == wallet_id:
+            c = cdrs.setdefault(corrected_key(e), _Cdr())
+            c.adjusted += 1
+            c.paid_by(e.wallet_id).add(e.amount, e.charged_volume, e.splits)
+    for e in rerated:
+        if isinstance(e, UsageRated) and e.wallet_id == wallet_id:
+            c = cdrs.setdefault(input_key(e.id), _Cdr())
+            if c.new is None:
+                c.new, c.new_payer = _Money(), e.payer
+            c.new.add(e.amount, e.charged_volume, e.splits)
+            c.rated, c.started_at = e, e.at
+    return [
+        _compare(wallet_id, key, c, "r1")
+        for key, c in cdrs.items()
+        if c.started_at is not None
+        and (start is None or c.started_at >= start)
+        and (end is None or c.started_at < end)
+    ]
+
+
+_KEYS = ("cdr:a", "cdr:b", "cdr:c")
+_WALLETS = ("w1", "w2")
+
+
+@st.composite
+def _split_lines(draw: st.DrawFn) -> tuple[SplitLine, ...]:
+    """Revenue lines, hostile: a provider twice, a zero line, none at all."""
+    pairs = draw(st.lists(st.tuples(st.sampled_from(["op", "platform"]), st.integers(-3, 3))))
+    return tuple(SplitLine(p, a) for p, a in pairs)
+
+
+@st.composite
+def _usage(draw: st.DrawFn, n: int) -> UsageRated:
+    lines = draw(_split_lines())
+    amount = sum(line.amount for line in lines) + draw(st.sampled_from([0, 0, 0, 1]))
+    return UsageRated(
+        f"{draw(st.sampled_from(_KEYS))}#{n}",
+        draw(st.sampled_from(_WALLETS)),
+        dt(T0 + draw(st.integers(0, 3)) * 3600),
+        f"c{n}",
+        "8900000000000000001",
+        "data",
+        "EU",
+        MB,
+        MB,
+        0,
+        draw(st.sampled_from([MB, MB // 2])),
+        amount,
+        "basic",
+        1,
+        "2025-01",
+        draw(st.sampled_from(_WALLETS)),
+        splits=lines,
+    )
+
+
+@st.composite
+def _adjustment(draw: st.DrawFn, n: int) -> RatingAdjusted:
+    key, payer = draw(st.sampled_from(_KEYS)), draw(st.sampled_from(_WALLETS))
+    lines = draw(_split_lines())
+    return RatingAdjusted(
+        f"cmd:{adjustment_id(key, n)}#0",
+        payer,
+        dt(T0 + 9 * 3600),
+        f"c{n}",
+        "8900000000000000001",
+        "data",
+        "EU",
+        "r0",
+        sum(line.amount for line in lines),
+        draw(st.integers(-1, 1)),
+        1,
+        lines,
+        source_wallet=draw(st.sampled_from([None, *_WALLETS])),
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_the_shortcut_for_a_cdr_charged_the_same_compares_as_the_general_path(
+    data: st.DataObject,
+) -> None:
+    rated = [
+        data.draw(st.one_of(_usage(n), _adjustment(n))) for n in range(data.draw(st.integers(0, 5)))
+    ]
+    rerated = [data.draw(_usage(100 + n)) for n in range(data.draw(st.integers(0, 2)))]
+    # Often the same charges again (the case the shortcut takes), or nearly the same.
+    for e in rated:
+        if isinstance(e, UsageRated):
+            changes = ["none", "same", "payer", "amount", "volume", "order", "lines"]
+            change = data.draw(st.sampled_from(changes))
+            if change == "same":
+                rerated.append(e)
+            elif change == "payer":
+                rerated.append(msgspec.structs.replace(e, payer="w2" if e.payer == "w1" else "w1"))
+            elif change == "amount":
+                rerated.append(msgspec.structs.replace(e, amount=e.amount + 1))
+            elif change == "volume":
+                rerated.append(msgspec.structs.replace(e, charged_volume=e.charged_volume + 1))
+            elif change == "order":
+                rerated.append(msgspec.structs.replace(e, splits=e.splits[::-1]))
+            elif change == "lines":  # one unit moved to another provider: the same amount
+                moved = (*e.splits, SplitLine("op", -1), SplitLine("reseller", 1))
+                rerated.append(msgspec.structs.replace(e, splits=moved))
+    start = data.draw(st.sampled_from([None, dt(T0 + 3600)]))
+    end = data.draw(st.sampled_from([None, dt(T0 + 3 * 3600)]))
+    for wallet_id in _WALLETS:
+        assert compare(wallet_id, rated, rerated, "r1", start, end) == _compared_cdr_by_cdr(
+            wallet_id, rated, rerated, start, end
+        )
 
 
 # -- properties over random catalogs and histories --------------------------------------

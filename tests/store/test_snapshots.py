@@ -117,9 +117,9 @@ def test_a_replays_payer_starts_from_the_latest_snapshot_and_is_the_full_fold(
         # Everything read; what a comparison reads (the compared events, and all since the
         # snapshot); only the compared events (too little: the payer reads); nothing.
         for stored in (
-            ReadStream(snap, 0, rows),
-            ReadStream(snap, since, store.read_stream(w, 0, COMPARED, since)),
-            ReadStream(snap, end, store.read_stream(w, 0, COMPARED, end)),
+            ReadStream.of(snap, 0, rows),
+            ReadStream.of(snap, since, store.read_stream(w, 0, COMPARED, since)),
+            ReadStream.of(snap, end, store.read_stream(w, 0, COMPARED, end)),
             None,
         ):
             shard = ShardReplay(store, new, "t", dry_run=True, tick=lambda n: None)
