@@ -108,14 +108,11 @@ def compare(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> list[Comparison]:
-    """Every CDR of ``wallet_id`` started in ``[start, end)`` that either rating priced.
-
-    ``rated``: the wallet's events as stored plus the adjustments other wallets paid for its
-    CDRs (anything else is ignored); ``rerated``: the events of re-running the wallet's inputs
-    with the new catalog. A command goes to each wallet whose share of the charge changes
-    (the payer, with ``source_wallet`` set when it is not ``wallet_id``); its ``at`` is the
-    CDR's start, which the caller moves to the paying wallet's present.
-    """
+    """Every CDR of ``wallet_id`` started in ``[start, end)`` that either rating priced:
+    ``rated`` holds its events as stored and the adjustments other wallets paid for its CDRs
+    (the rest is ignored), ``rerated`` the events of its inputs re-run with the new catalog. A
+    command goes to each wallet whose share changes (the payer, ``source_wallet`` set when it
+    is not ``wallet_id``), at the CDR's start, which the caller moves to the payer's present."""
     # Each CDR's events, by its key, in the order the CDRs first appear.
     history: dict[str, list[UsageRated | RatingAdjusted]] = {}
     for e in rated:
@@ -150,8 +147,7 @@ def compare(
         if named is None or not _within(named.at, start, end):
             continue  # only adjustments of a CDR no rating priced: nothing to compare
         if len(before) == 1 and len(after) == 1:
-            # Most CDRs: rated once, and the new catalog charges the same payer the same
-            # lines, so there is nothing to settle.
+            # Most CDRs: rated once, and now the same payer, amount and lines: nothing to settle.
             was = before[0]
             if (
                 type(was) is UsageRated
