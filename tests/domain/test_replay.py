@@ -29,7 +29,15 @@ from engine.domain.events import (
     WalletSuspended,
 )
 from engine.domain.ids import adjustment_id, input_key
-from engine.domain.replay import Comparison, _Cdr, _compare, _Money, compare, corrected_key
+from engine.domain.replay import (
+    Comparison,
+    _Cdr,
+    _compare,
+    _Money,
+    compare,
+    corrected_key,
+    rating_wallet,
+)
 from engine.domain.state import WalletState
 from engine.flow import follow_ups, route
 from engine.offline.pipeline import Pipeline
@@ -321,7 +329,7 @@ def _compared_cdr_by_cdr(
             c = cdrs.setdefault(input_key(e.id), _Cdr())
             c.rated, c.started_at = e, e.at
             c.paid_by(e.payer).add(e.amount, e.charged_volume, e.splits)
-        elif isinstance(e, RatingAdjusted) and (e.source_wallet or e.wallet_id) == wallet_id:
+        elif isinstance(e, RatingAdjusted) and rating_wallet(e) == wallet_id:
             c = cdrs.setdefault(corrected_key(e), _Cdr())
             c.adjusted += 1
             c.paid_by(e.wallet_id).add(e.amount, e.charged_volume, e.splits)
