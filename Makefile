@@ -35,7 +35,8 @@ setup-testcontainers: setup
 
 ## lock: re-resolve uv.lock from pyproject.toml (a deliberate, reviewed change): the direct
 ## dependencies at the exact versions pyproject pins; the transitive ones keep today's pins
-## where they still fit, and `make lock UPGRADE=--upgrade` moves them. Then
+## where they still fit, and `make lock UPGRADE=--upgrade` moves them, both against the index
+## as of pyproject's [tool.uv] exclude-newer (the same result on any machine, any day). Then
 ## export it as requirements.txt (what pip installs here, hashes included),
 ## requirements-runtime.txt (the image's: the runtime part, the same versions),
 ## requirements-build.txt (what builds the engine in the image: setuptools, wheel) and

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
@@ -46,6 +47,29 @@ def _entries(text: str) -> list[str]:
 def test_the_lock_agrees_with_pyproject() -> None:
     result = _uv("lock", "--check", "--python", "3.11")
     assert result.returncode == 0, f"uv.lock is stale, run make lock: {result.stderr}"
+
+
+def test_re_locking_sees_the_index_as_of_one_instant() -> None:
+    """`uv lock` resolves against the index as it stood at pyproject's ``exclude-newer``, an
+    exact UTC instant the lock records too, so re-locking on another machine or day gives
+    the same versions; and no file the lock names was uploaded after it (a cutoff behind
+    the lock would make the next re-lock move versions back)."""
+    cutoff = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["exclude-newer"]
+    at = datetime.fromisoformat(cutoff)
+    assert cutoff.endswith("Z") and at.utcoffset() == timedelta(0), cutoff
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    assert lock["options"]["exclude-newer"] == cutoff
+    uploads = [
+        (package["name"], datetime.fromisoformat(file["upload-time"]))
+        for package in lock["package"]
+        for file in [
+            *package.get("wheels", []),
+            *([package["sdist"]] if "sdist" in package else []),
+        ]
+        if "upload-time" in file
+    ]
+    assert len(uploads) > 100  # the registry's files carry their upload times
+    assert [name for name, uploaded in uploads if uploaded > at] == []
 
 
 def test_the_exports_are_exactly_the_lock() -> None:
