@@ -48,7 +48,15 @@ def first_of_each(events: Iterable[Event]) -> list[Event]:
 
 
 def event_type(event: Event) -> str:
-    return tag(type(event))
+    cls = type(event)
+    name = _TAGS.get(cls)
+    if name is None:
+        name = _TAGS[cls] = tag(cls)
+    return name
+
+
+_TAGS: dict[type, str] = {}
+"""Each event class's tag, looked up once: ``tag`` reads it from the class's config."""
 
 
 def chain_events(
@@ -57,25 +65,18 @@ def chain_events(
     """Rows for events not yet stored, positioned after ``after``; moves ``heads`` along.
     With ``key``, each hash is keyed (``chain.link``)."""
     rows: list[EventRow] = []
-    for offset, event in enumerate(new, start=1):
-        head = heads.get(event.wallet_id, EMPTY)
+    # The rows and heads are built as the tuples they are (``tuple.__new__``): a named
+    # tuple's own constructor is a Python function, a sizeable part of an append's work.
+    make = tuple.__new__
+    for position, event in enumerate(new, start=after + 1):
+        wallet_id, event_id = event.wallet_id, event.id
+        head = heads.get(wallet_id, EMPTY)
         payload = encode(event)
-        version = head.version + 1
-        digest = link(head.hash, event.id, version, payload, key)
-        rows.append(
-            EventRow(
-                after + offset,
-                event.id,
-                event.wallet_id,
-                version,
-                event_type(event),
-                event.at,
-                payload,
-                head.hash,
-                digest,
-            )
-        )
-        heads[event.wallet_id] = Head(version, digest)
+        version = head[0] + 1
+        digest = link(head[1], event_id, version, payload, key)
+        fields = (position, event_id, wallet_id, version, event_type(event), event.at)
+        rows.append(make(EventRow, (*fields, payload, head[1], digest)))
+        heads[wallet_id] = make(Head, (version, digest))
     return rows
 
 
@@ -87,8 +88,10 @@ def input_rows(inputs: Iterable[tuple[str, Cdr | Command]]) -> list[InputRow]:
     """One row per (wallet, key), the first occurrence in the batch."""
     seen: set[tuple[str, str]] = set()
     rows: list[InputRow] = []
+    make = tuple.__new__
     for wallet_id, item in inputs:
-        if (wallet_id, item.key) not in seen:
-            seen.add((wallet_id, item.key))
-            rows.append(InputRow(wallet_id, item.key, input_at(item), encode(item)))
+        key = item.key
+        if (wallet_id, key) not in seen:
+            seen.add((wallet_id, key))
+            rows.append(make(InputRow, (wallet_id, key, input_at(item), encode(item))))
     return rows

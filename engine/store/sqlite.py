@@ -77,6 +77,24 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
         yield values[i : i + _CHUNK]
 
 
+class _Instants:
+    """The ``at`` column's text of each instant in one append, written once per instant: a
+    CDR's input and its rated event hold the same ``datetime``, and ``isoformat`` of an
+    aware one is as dear as encoding the event. Keyed by identity, which the batch's rows
+    keep alive for as long as this lives."""
+
+    __slots__ = ("_texts",)
+
+    def __init__(self) -> None:
+        self._texts: dict[int, str] = {}
+
+    def text(self, at: datetime) -> str:
+        text = self._texts.get(id(at))
+        if text is None:
+            text = self._texts[id(at)] = at.isoformat()
+        return text
+
+
 class SqliteStore:
     """An ``EventStore`` in a SQLite file; one connection, safe to share between threads."""
 
@@ -119,10 +137,11 @@ class SqliteStore:
             heads = self._heads(db, sorted({e.wallet_id for e in new}))
             (after,) = db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()
             rows = chain_events(new, heads, after, self._key)
+            texts = _Instants()
             db.executemany(
                 "INSERT INTO events (position, event_id, wallet_id, version, type, at, payload,"
                 " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(*r[:5], r.at.isoformat(), *r[6:]) for r in rows],
+                [(*r[:5], texts.text(r.at), *r[6:]) for r in rows],
             )
             db.executemany(
                 "INSERT INTO streams (wallet_id, version, hash) VALUES (?, ?, ?) "
@@ -133,7 +152,7 @@ class SqliteStore:
             db.executemany(
                 "INSERT INTO inputs (wallet_id, key, at, payload) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (wallet_id, key) DO NOTHING",
-                [(r.wallet_id, r.key, r.at.isoformat(), r.payload) for r in new_inputs],
+                [(r.wallet_id, r.key, texts.text(r.at), r.payload) for r in new_inputs],
             )
         return len(rows)
 
