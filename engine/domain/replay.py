@@ -45,8 +45,7 @@ class _Money:
     def add(self, amount: int, volume: int, lines: tuple[SplitLine, ...]) -> None:
         self.amount += amount
         self.volume += volume
-        for line in lines:
-            self.lines[line.provider] = self.lines.get(line.provider, 0) + line.amount
+        _summed(lines, self.lines)
 
 
 class _Cdr:
@@ -169,8 +168,9 @@ def _last_rated(events: list[UsageRated | RatingAdjusted]) -> UsageRated | None:
     return None
 
 
-def _summed(lines: tuple[SplitLine, ...]) -> dict[str, int]:
-    amounts: dict[str, int] = {}
+def _summed(lines: tuple[SplitLine, ...], amounts: dict[str, int] | None = None) -> dict[str, int]:
+    """Each provider's total of ``lines``, added to ``amounts`` when given."""
+    amounts = {} if amounts is None else amounts
     for line in lines:
         amounts[line.provider] = amounts.get(line.provider, 0) + line.amount
     return amounts

@@ -111,7 +111,7 @@ def decode_routed(raw: bytes) -> RoutedCdrs:
     if fast is not None:
         return fast
     routed = _decoder.decode(raw)
-    _check_lengths(len(routed.wallets), len(routed.offsets), len(routed.ingested), routed.cdrs)
+    _check_lengths(routed.wallets, routed.offsets, routed.ingested, routed.cdrs)
     # Each CDR by the codec's own decoder, not as a ``list[Cdr]`` field: that would check
     # ``Cdr``'s patterns by regular expression, twice the cost of the whole decode here.
     cdrs = [typed_cdr(cdr) for cdr in routed.cdrs]
@@ -131,10 +131,11 @@ def _checked_at_once(raw: bytes) -> RoutedCdrs | None:
     if None in found:
         return None
     cdrs = cast(list[Cdr], found)
-    _check_lengths(len(routed.wallets), len(routed.offsets), len(routed.ingested), cdrs)
+    _check_lengths(routed.wallets, routed.offsets, routed.ingested, cdrs)
     return RoutedCdrs(routed.partition, routed.wallets, routed.offsets, routed.ingested, cdrs)
 
 
-def _check_lengths(wallets: int, offsets: int, ingested: int, cdrs: Sized) -> None:
-    if not wallets == offsets == ingested == len(cdrs):
+def _check_lengths(*columns: Sized) -> None:
+    """A record's columns (wallets, offsets, arrivals, CDRs) hold one entry per CDR each."""
+    if len({len(column) for column in columns}) > 1:
         raise msgspec.ValidationError("wallets, offsets, ingested and cdrs differ in length")
