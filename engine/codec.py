@@ -6,8 +6,7 @@ decode becomes a ``Rejected`` record that keeps the original bytes and says why.
 Events are stored and published forever, so every event decoded here (from the store, the
 sink, recovery from ``wallet.events`` and replay) that the current types refuse goes through
 ``upcast``: an event stored under a former name (``FORMER_NAMES``) reads as the event it was
-renamed to. What is
-stored is never rewritten; only new events are written under the new names.
+renamed to. What is stored is never rewritten; only new events are written under the new names.
 """
 
 from __future__ import annotations
@@ -110,13 +109,6 @@ class Rejected(msgspec.Struct, frozen=True, omit_defaults=True):
     """Set when ``raw`` / ``raw_base64`` keep only a prefix: the length of the whole record."""
     raw_sha256: str | None = None
     """Set with ``raw_length``: the sha256 (hex) of the whole record, to match it later."""
-
-
-_decision_decoder = msgspec.json.Decoder(Decision)
-
-
-def decode_decision(raw: bytes) -> Decision:
-    return _decode_upcasting(_decision_decoder, raw)
 
 
 MAX_INPUT_BYTES = 64 * 1024
@@ -314,6 +306,34 @@ def typed_cdr(raw: bytes) -> Cdr:
     except msgspec.MsgspecError:
         found = None
     return _cdr_decoder.decode(raw) if found is None else found
+
+
+class _UncheckedDecision(Decision, frozen=True, gc=False):
+    """A ``Decision`` with its CDR as ``UncheckedCdr`` (in the same place): without ``Cdr``'s
+    regular expressions, half of the whole decode. Never handed out as a ``Decision``."""
+
+    cdr: UncheckedCdr | None = None  # type: ignore[assignment]
+
+
+_decision_decoder = msgspec.json.Decoder(Decision)
+_unchecked_decision_decoder = msgspec.json.Decoder(_UncheckedDecision)
+
+
+def decode_decision(raw: bytes) -> Decision:
+    """A ``wallet.events`` record as ``Decision``'s decoder (upcasting) reads it, or its error.
+    Its CDR is cleared by the string tests (``checked_cdr``); a record not decoded or cleared
+    so is read by ``Decision``'s decoder, whose answer is then the one given."""
+    try:
+        found = _unchecked_decision_decoder.decode(raw)
+    except msgspec.MsgspecError:
+        return _decode_upcasting(_decision_decoder, raw)
+    cdr = None if found.cdr is None else checked_cdr(found.cdr)
+    if cdr is None and found.cdr is not None:
+        return _decision_decoder.decode(raw)
+    wallet_id, key, topic, partition, offset, events, _, command, revision = (
+        msgspec.structs.astuple(found)
+    )
+    return Decision(wallet_id, key, topic, partition, offset, events, cdr, command, revision)
 
 
 def decode_cdr(raw: bytes, origin: str = "") -> Cdr | Rejected:

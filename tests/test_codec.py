@@ -17,6 +17,7 @@ from engine.codec import (
     RENAMED,
     Rejected,
     _flat,
+    _UncheckedDecision,
     current_type,
     decode_cdr,
     decode_decision,
@@ -28,6 +29,7 @@ from engine.codec import (
     upcast,
 )
 from engine.domain import EVENT_TYPES, Cdr
+from engine.domain.decision import Decision
 from engine.domain.events import SimsBarred, SimsUnbarred
 
 GOOD = {
@@ -239,6 +241,86 @@ def test_a_decision_holding_former_names_decodes() -> None:
     )
     (event,) = decode_decision(raw).events
     assert isinstance(event, SimsBarred)
+
+
+def typed_decision(raw: bytes) -> Decision | str:
+    """What ``Decision``'s own decoder makes of ``raw``, read again with former event names
+    upcast when it refuses it: the record, or its error's text."""
+    decoder = msgspec.json.Decoder(Decision)
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError:
+        pass
+    except msgspec.MsgspecError as exc:
+        return str(exc)
+    try:
+        return decoder.decode(upcast(raw))
+    except msgspec.MsgspecError as exc:
+        return str(exc)
+
+
+TOP_UP = {
+    "type": "TopUp",
+    "command_id": "t1",
+    "wallet_id": "w",
+    "at": "2026-11-01T00:00:00Z",
+    "amount": "5",
+    "currency": "EUR",
+}
+
+
+def _decision(**fields: object) -> bytes:
+    record = {
+        "wallet_id": "w",
+        "input": "cdr:c1",
+        "origin_topic": "cdr.raw",
+        "origin_partition": 0,
+        "origin_offset": 3,
+        "events": [],
+        **fields,
+    }
+    return json.dumps(record).encode()
+
+
+@settings(max_examples=500)
+@given(
+    cdr_fields,
+    st.sampled_from([None, TOP_UP, {**TOP_UP, "wallet_id": ""}]),
+    st.sampled_from([[], [json.loads(BARRED)]]),
+    st.sampled_from([None, 0, 7, "7"]),
+)
+def test_a_decision_decodes_exactly_as_its_typed_decoder_says(
+    fields: dict, command: dict | None, events: list, revision: object
+) -> None:
+    """The sink's and recovery's read (its CDR decoded unchecked, then the string tests)
+    never answers otherwise than ``Decision``'s own decoder: the same record, or its error;
+    events stored under a former name included."""
+    extra = {} if revision is None else {"revision": revision}
+    raw = _decision(cdr={**GOOD, **fields}, command=command, events=events, **extra)
+    answer = typed_decision(raw)
+    try:
+        got: Decision | str = decode_decision(raw)
+    except msgspec.MsgspecError as exc:
+        got = str(exc)
+    assert got == answer
+    if isinstance(got, Decision) and isinstance(answer, Decision) and got.cdr and answer.cdr:
+        assert type(got.cdr) is Cdr
+        assert got.cdr.started_at.utcoffset() == answer.cdr.started_at.utcoffset()
+
+
+def test_a_decision_with_former_names_and_a_cdr_the_string_tests_refuse_still_decodes() -> None:
+    odd = {**GOOD, "cdr_id": "c\u2028"}  # printable to Cdr's pattern, not to the string tests
+    raw = _decision(events=[json.loads(BARRED)], cdr=odd)
+    decision = decode_decision(raw)
+    assert isinstance(decision.events[0], SimsBarred)
+    assert decision.cdr == typed_decision(raw.replace(b"BarSims", b"SimsBarred")).cdr  # type: ignore[union-attr]
+
+
+def test_the_unchecked_decision_keeps_the_fields_of_a_decision_in_their_places() -> None:
+    assert _UncheckedDecision.__struct_fields__ == Decision.__struct_fields__
+    assert [f.default for f in msgspec.structs.fields(_UncheckedDecision)] == [
+        f.default for f in msgspec.structs.fields(Decision)
+    ]
 
 
 def test_an_event_invalid_for_another_reason_is_refused_as_before() -> None:
