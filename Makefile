@@ -34,9 +34,12 @@ setup-testcontainers: setup
 	$(BIN)/python -m pip check
 
 ## lock: re-resolve uv.lock from pyproject.toml (a deliberate, reviewed change): the direct
-## dependencies at the exact versions pyproject pins; the transitive ones keep today's pins
-## where they still fit, and `make lock UPGRADE=--upgrade` moves them, both against the index
-## as of pyproject's [tool.uv] exclude-newer (the same result on any machine, any day). Then
+## dependencies at the exact versions pyproject pins by hand; the transitive ones keep today's
+## pins where they still fit, and `make lock UPGRADE=--upgrade` moves them, both against the
+## index as of pyproject's [tool.uv] exclude-newer (the same result on any machine, any day).
+## pyproject.toml's pins of the transitive ones (deploy/local/lock_closure.py: emptied before
+## the resolution, written from its result after it, so that an install reading pyproject
+## alone resolves nothing either) follow, and the lock records them. Then
 ## export it as requirements.txt (what pip installs here, hashes included),
 ## requirements-runtime.txt (the image's: the runtime part, the same versions),
 ## requirements-build.txt (what builds the engine in the image: setuptools, wheel) and
@@ -44,7 +47,10 @@ setup-testcontainers: setup
 ## group's versions move, pyproject's [build-system] requires must name them (test_lock.py).
 lock:
 	test -x $(BIN)/uv || $(MAKE) setup
+	$(BIN)/python deploy/local/lock_closure.py --strip
 	$(BIN)/uv lock --python 3.11 $(UPGRADE)
+	$(BIN)/python deploy/local/lock_closure.py --write
+	$(BIN)/uv lock --python 3.11
 	$(BIN)/uv export --frozen --no-emit-project --all-extras --all-groups --no-group testcontainers -q -o requirements.txt
 	$(BIN)/uv export --frozen --no-emit-project --no-dev -q -o requirements-runtime.txt
 	$(BIN)/uv export --frozen --no-emit-project --only-group build -q -o requirements-build.txt

@@ -101,6 +101,8 @@ def _pins(lock: Path = LOCK) -> dict[str, list[tuple[str, str, int]]]:
 
 
 def _direct_requirements() -> list[Requirement]:
+    """Every requirement pyproject.toml names: the direct ones and the closure pins below
+    them (``test_an_install_that_reads_pyproject_alone_resolves_nothing``)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     texts = [
         *project["project"]["dependencies"],
@@ -164,6 +166,69 @@ def test_every_direct_requirement_is_pinned_to_exactly_its_locked_version() -> N
         assert len(specs) == 1 and specs[0].operator == "==", f"{requirement}: not one version"
         locked = {version for version, _, _ in pins[canonicalize_name(requirement.name)]}
         assert locked == {specs[0].version}, f"{requirement}: the lock has {locked}"
+
+
+def _named(texts: list[object]) -> dict[str, tuple[str, str]]:
+    """name -> (version, marker) of each requirement of a pyproject list."""
+    named = {}
+    for text in texts:
+        if isinstance(text, str):
+            requirement = Requirement(text)
+            (spec,) = requirement.specifier
+            named[canonicalize_name(requirement.name)] = (
+                spec.version,
+                str(requirement.marker or ""),
+            )
+    return named
+
+
+def _exported(path: Path) -> dict[str, tuple[str, str]]:
+    """name -> (version, marker) of each entry of an export (one version each)."""
+    exported = {}
+    for name, entries in _pins(path).items():
+        ((version, marker, _),) = entries
+        exported[name] = (version, str(Marker(marker)) if marker else "")
+    return exported
+
+
+def test_an_install_that_reads_pyproject_alone_resolves_nothing(tmp_path: Path) -> None:
+    """`pip install .`, `pip install -e .[dev]` or `pip install --group testcontainers` on a
+    fresh machine gets what `make setup` gets: each list of pyproject.toml pins its whole
+    closure, every package the lock installs with it, at the lock's version and marker, so
+    pip has nothing left to resolve (the newest a range allows)."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    runtime = _named(pyproject["project"]["dependencies"])
+    dev = _named(pyproject["project"]["optional-dependencies"]["dev"])
+    with_dev = _uv("export", "--frozen", "--no-emit-project", "--no-dev", "--extra", "dev")
+    assert with_dev.returncode == 0, with_dev.stderr
+    (tmp_path / "dev.txt").write_text(with_dev.stdout)
+    assert runtime == _exported(RUNTIME_LOCK)
+    assert {**runtime, **dev} == _exported(tmp_path / "dev.txt")
+    for group, export in (("build", BUILD_LOCK), ("testcontainers", TESTCONTAINERS_LOCK)):
+        assert _named(pyproject["dependency-groups"][group]) == _exported(export), group
+
+
+def test_make_lock_writes_those_pins_as_they_stand() -> None:
+    """deploy/local/lock_closure.py, which `make lock` runs around `uv lock`, writes the
+    closure pins exactly as pyproject.toml has them (a re-lock changes nothing else), and
+    strips them before the resolution."""
+    spec = importlib.util.spec_from_file_location(
+        "lock_closure", ROOT / "deploy" / "local" / "lock_closure.py"
+    )
+    assert spec is not None and spec.loader is not None
+    closure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(closure)
+    text = (ROOT / "pyproject.toml").read_text()
+    stripped = closure.strip(text)
+    assert len(_named(tomllib.loads(stripped)["project"]["dependencies"])) < 20
+    assert closure.fill(stripped) == text
+    check = subprocess.run(
+        [sys.executable, ROOT / "deploy" / "local" / "lock_closure.py", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert check.returncode == 0, check.stderr
 
 
 def test_faust_is_bounded_to_the_versions_its_overrides_are_tested_against() -> None:
