@@ -18,6 +18,7 @@ kept):
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -54,8 +55,10 @@ def _block(name: str) -> re.Pattern[str]:
     )
 
 
+@functools.cache
 def _exported(args: tuple[str, ...]) -> dict[str, str]:
-    """Canonical name -> ``name==version[; marker]`` of each package `uv export` lists."""
+    """Canonical name -> ``name==version[; marker]`` of each package `uv export` lists; each
+    export runs once a run (callers change a copy)."""
     command = [str(UV), "export", "--frozen", "--no-emit-project", "--no-header", "--no-hashes"]
     result = subprocess.run(
         [*command, "--offline", "--quiet", *args],
@@ -101,7 +104,7 @@ def written(text: str) -> dict[str, list[str]]:
     stripped = strip(text)
     out: dict[str, list[str]] = {}
     for name, (args, with_) in LISTS.items():
-        closure = _exported(args)
+        closure = dict(_exported(args))
         for other in with_:
             for key in _exported(LISTS[other][0]):
                 closure.pop(key, None)

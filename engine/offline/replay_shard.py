@@ -68,28 +68,18 @@ class Tally:
         self.providers: dict[str, list[int]] = {}
 
     def wallet(self, wallet_id: str) -> list[int]:
-        row = self.wallets.get(wallet_id)
-        if row is None:
-            row = self.wallets[wallet_id] = [0, 0, 0, 0]
-        return row
+        return _row(self.wallets, wallet_id, 4)
 
     def provider(self, provider: str) -> list[int]:
-        row = self.providers.get(provider)
-        if row is None:
-            row = self.providers[provider] = [0, 0, 0]
-        return row
+        return _row(self.providers, provider, 3)
 
     def count(self, c: Comparison) -> None:
         row = self.wallet(c.wallet_id)
         row[0] += 1
         if not c.commands:
             # Most CDRs: no payer's share moved, so each provider's total is as it was.
-            providers = self.providers
             for line in c.new:
-                p = providers.get(line.provider)
-                if p is None:
-                    p = self.provider(line.provider)
-                p[0] += 1
+                self.provider(line.provider)[0] += 1
             return
         row[1] += 1
         row[2] += c.amount
@@ -102,6 +92,15 @@ class Tally:
             if diff:
                 p[1] += 1
                 p[2] += diff
+
+
+def _row(rows: dict[str, list[int]], key: str, width: int) -> list[int]:
+    """``key``'s row of counts, a new one of ``width`` zeros the first time (without
+    ``setdefault``, which would build the zeros on every call)."""
+    row = rows.get(key)
+    if row is None:
+        row = rows[key] = [0] * width
+    return row
 
 
 Send = Callable[[Sequence[AdjustRating]], int]

@@ -72,10 +72,10 @@ def chain_events(
         wallet_id, event_id = event.wallet_id, event.id
         head = heads.get(wallet_id, EMPTY)
         payload = encode(event)
-        version = head[0] + 1
-        digest = link(head[1], event_id, version, payload, key)
+        version = head.version + 1
+        digest = link(head.hash, event_id, version, payload, key)
         fields = (position, event_id, wallet_id, version, event_type(event), event.at)
-        rows.append(make(EventRow, (*fields, payload, head[1], digest)))
+        rows.append(make(EventRow, (*fields, payload, head.hash, digest)))
         heads[wallet_id] = make(Head, (version, digest))
     return rows
 
