@@ -12,10 +12,14 @@ topics and fresh workers:
   for: ``report.HALF_LOAD``), a third run offers that load, however near saturation it is
   (``--skip-aim-latency`` leaves it out).
 
-The example catalog's four wallets use only three of the eight wallet partitions;
-``--wallet-copies 4`` splits them into sixteen that use all eight, so that several workers
-each get a share. The broker is ``KAFKA_BOOTSTRAP`` if set, else a private one
-(``LocalJarBroker``) started for the run and stopped at its end. Usage:
+The example catalog's four wallets hash to only three of the eight wallet partitions. The
+aim's run has the wallets spread over all partitions, so by default each example wallet is
+split into four (``--wallet-copies``, ``SPREAD``): sixteen wallets over all eight, so that
+each batch commits a transaction on every partition and several workers each get a share.
+``--wallet-copies 1`` runs the example's own four (a separate result file). The JSON records
+how many wallet partitions the wallets with SIMs hash to (``wallet_partitions``); the report
+judges the aim only on a run that used them all. The broker is ``KAFKA_BOOTSTRAP`` if set,
+else a private one (``LocalJarBroker``) started for the run and stopped at its end. Usage:
 ``python benchmarks/stream.py [--cdrs N | --quick] [--workers N] [--wallet-copies K]``;
 ``--profile FILE`` runs the (first) worker under cProfile.
 """
@@ -48,6 +52,7 @@ from report import HALF_LOAD
 from support.catalogs import spread_catalog
 
 from engine.catalog import load_catalog
+from engine.domain import Catalog
 from engine.local import (
     LocalJarBroker,
     LocalStack,
@@ -62,10 +67,14 @@ from engine.offline.generate import generate_cdrs
 from engine.stream.admin import admin_client
 from engine.stream.kafka_security import client_config
 from engine.stream.publisher import PRODUCER_CONFIG
+from engine.stream.routed import partition_of
 from engine.stream.topics import REPO_TOPICS, Topics, load_topics
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOG = REPO / "examples" / "catalog.yaml"
+SPREAD = 4
+"""Copies of each example wallet by default: sixteen wallets, over all eight wallet partitions
+(``support.catalogs.spread_catalog``), as the aim's run has them."""
 
 JOIN_TIMEOUT = 180.0
 """Seconds a fresh worker may take to join its group and decide the warm-up CDR."""
@@ -728,8 +737,9 @@ def main() -> None:
     parser.add_argument(
         "--wallet-copies",
         type=int,
-        default=1,
-        help="split each example wallet into this many (4: 16 wallets over all 8 partitions)",
+        default=SPREAD,
+        help=f"split each example wallet into this many (default {SPREAD}: 16 wallets over "
+        "all 8 partitions; 1: the example's 4, over 3)",
     )
     parser.add_argument(
         "--profile", type=Path, help="write a cProfile of the throughput run's worker here"
@@ -781,6 +791,7 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
     partitions = args.partitions or load_topics(REPO_TOPICS, environ={}).cdr_raw.partitions
+    used = wallet_partitions(load_catalog(catalog), partitions)
     rows = [
         ("publish only (CDRs/s)", f"{run['publish_cdrs_per_second']:,}"),
         ("end to end (CDRs/s)", f"{run['cdrs_per_second']:,}"),
@@ -800,7 +811,8 @@ def main() -> None:
             rows += gc_rows(label, found["gc_pauses"])
     wallets = 4 * args.wallet_copies
     title = (
-        f"stream: {n:,} CDRs, {args.sims:,} SIMs, {wallets} wallets, {partitions} partitions, "
+        f"stream: {n:,} CDRs, {args.sims:,} SIMs, {wallets} wallets over {used} of "
+        f"{partitions} partitions, "
         f"{args.workers} worker{'s' if args.workers > 1 else ''}"
     )
     if worker_args:
@@ -813,7 +825,7 @@ def main() -> None:
     env["revision"] = started_at
     print("  ".join(f"{k}={v}" for k, v in env.items()))
     name = "stream"
-    if args.wallet_copies > 1:
+    if args.wallet_copies != SPREAD:
         name += f"-{wallets}-wallets"
     if args.workers > 1:
         name += f"-{args.workers}-workers"
@@ -824,6 +836,7 @@ def main() -> None:
             "sims": args.sims,
             "partitions": partitions,
             "wallets": wallets,
+            "wallet_partitions": {"used": used, "of": partitions},
             "workers": args.workers,
             "worker_args": worker_args,
             "throughput": run,
@@ -833,6 +846,13 @@ def main() -> None:
         },
     )
     print(f"wrote {path}")
+
+
+def wallet_partitions(catalog: Catalog, partitions: int) -> int:
+    """How many of the ``partitions`` wallet partitions the catalog's wallets with SIMs hash
+    to: the partitions that carry the run's traffic."""
+    with_sims = {sub.wallet for sub in catalog.subscriptions.values()}
+    return len({partition_of(wallet.encode(), partitions) for wallet in with_sims})
 
 
 def gc_rows(run: str, pauses: dict[str, Any]) -> list[tuple[str, str]]:

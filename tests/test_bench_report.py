@@ -14,6 +14,10 @@ report = benchmark("report")
 ENV = {"revision": "abc1234", "load_average": [0.5, 0.7, 0.9]}
 
 
+SPREAD = {"used": 8, "of": 8}
+"""A run's wallets over all eight partitions, as the aim's run has them."""
+
+
 def write(folder: Path, name: str, payload: dict[str, object]) -> None:
     (folder / f"{name}.json").write_text(json.dumps({**payload, "environment": ENV}))
 
@@ -38,6 +42,8 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
         {
             "cdrs": 1_000_000,
             "workers": 1,
+            "wallets": 16,
+            "wallet_partitions": {"used": 8, "of": 8},
             "throughput": {"cdrs_per_second": 26_000, "worker_cpu_us_per_cdr": 40},
             "latency": {
                 "offered_cdrs_per_second": 13_000,
@@ -104,6 +110,9 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
         "2,281 + 2,758, floor 279 + 101; the rate agent's path in process 166,385 per CDR | "
         "– (the aim of 0.30 is by time) |"
     )
+    assert row("`stream`, 1,000,000").startswith(
+        "| `stream`, 1,000,000 CDRs, 1 worker(s), 16 wallets over 8 of 8 partitions |"
+    )
     assert "**26,000 CDRs/s**" in row("`stream`, 1,000,000")
     assert row("`stream`, 1,000,000").endswith("25,000 CDRs/s: met |")
     assert row("`stream`, latency").endswith("p99 < 250 ms at 12,500 CDRs/s: not reached |")
@@ -137,6 +146,7 @@ def test_the_latency_aim_is_at_half_of_the_aimed_throughput(
 ) -> None:
     found = {
         "stream": {
+            "wallet_partitions": SPREAD,
             "throughput": {"cdrs_per_second": 2 * offered},
             "latency": {"offered_cdrs_per_second": offered, "ms": {"p50": 1, "p99": p99, "max": 1}},
         }
@@ -154,6 +164,7 @@ def test_the_run_at_the_aims_load_is_judged_beside_the_run_at_half_the_runs_own(
     aim's load): both rows are shown, and only the second can meet the aim."""
     found = {
         "stream": {
+            "wallet_partitions": SPREAD,
             "throughput": {"cdrs_per_second": 13_000},
             "latency": {"offered_cdrs_per_second": 6_500, "ms": {"p50": 1, "p99": 90, "max": 1}},
             "latency_at_aim": {
@@ -168,6 +179,33 @@ def test_the_run_at_the_aims_load_is_judged_beside_the_run_at_half_the_runs_own(
     assert at_aim[0] == "`stream`, latency at 12,500 CDRs/s offered"
     assert f"**p99 {p99:,.0f} ms**" in at_aim[1]
     assert at_aim[2] == f"p99 < 250 ms at 12,500 CDRs/s: {judged}"
+
+
+@pytest.mark.parametrize("partitions", [{"used": 3, "of": 8}, None])
+def test_a_run_whose_wallets_use_a_few_partitions_is_shown_but_not_judged(
+    partitions: dict[str, int] | None,
+) -> None:
+    """The aim's run has the wallets over all partitions: one whose wallets hash to three of
+    eight (the example's own four), or that does not say, commits fewer transactions per
+    batch, so its figures are shown without a verdict, however good."""
+    found = {
+        "stream": {
+            "wallets": 4,
+            "wallet_partitions": partitions,
+            "throughput": {"cdrs_per_second": 30_000},
+            "latency_at_aim": {
+                "offered_cdrs_per_second": 12_500,
+                "ms": {"p50": 1, "p99": 100, "max": 1},
+            },
+        }
+    }
+    throughput, at_aim = report.stream(found)
+    used = "3 of 8" if partitions else "– of –"
+    assert throughput[0].endswith(f"4 wallets over {used} partitions")
+    assert throughput[2] == f"25,000 CDRs/s; not judged: the wallets use {used} partitions"
+    assert at_aim[2] == (
+        f"p99 < 250 ms at 12,500 CDRs/s; not judged: the wallets use {used} partitions"
+    )
 
 
 def test_a_broken_file_is_skipped_and_named(

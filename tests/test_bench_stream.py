@@ -1,8 +1,14 @@
-"""`benchmarks/stream.py`'s latency runs say where in the run their tail is."""
+"""`benchmarks/stream.py`: its latency runs say where in the run their tail is, and its
+default run has the wallets over all partitions, as the aim's run has them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from support.benchmarks import benchmark
+from support.catalogs import spread_catalog
+
+from engine.catalog import load_catalog
 
 stream = benchmark("stream")
 
@@ -19,3 +25,13 @@ def test_the_slowest_seconds_are_counted_from_the_first_cdr_sent() -> None:
     assert stream.slowest_seconds(joined) == [[2, 800, 2], [0, 90, 1], [1, 30, 2]]
     assert stream.slowest_seconds(joined, top=1) == [[2, 800, 2]]
     assert stream.slowest_seconds([]) == []
+
+
+def test_the_default_run_spreads_the_wallets_over_every_partition(tmp_path: Path) -> None:
+    """The example's own four wallets hash to three of the eight wallet partitions; the
+    default copies of each spread them over all eight, which the report requires to judge."""
+    example = load_catalog(stream.CATALOG)
+    assert stream.wallet_partitions(example, 8) == 3
+    spread = load_catalog(spread_catalog(tmp_path / "catalog.yaml", stream.SPREAD))
+    assert len(spread.wallets) == 4 * stream.SPREAD
+    assert stream.wallet_partitions(spread, 8) == 8
