@@ -763,6 +763,8 @@ def main() -> None:
         catalog = CATALOG
         if args.wallet_copies > 1:
             catalog = spread_catalog(workdir / "catalog.yaml", args.wallet_copies)
+        partitions = args.partitions or load_topics(REPO_TOPICS, environ={}).cdr_raw.partitions
+        used = wallet_partitions(load_catalog(catalog), partitions)
         cdrs = workdir / "cdrs.jsonl"
         t0 = time.perf_counter()
         size = write_cdrs(cdrs, n, args.sims, args.seed, catalog)
@@ -790,8 +792,6 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    partitions = args.partitions or load_topics(REPO_TOPICS, environ={}).cdr_raw.partitions
-    used = wallet_partitions(load_catalog(catalog), partitions)
     rows = [
         ("publish only (CDRs/s)", f"{run['publish_cdrs_per_second']:,}"),
         ("end to end (CDRs/s)", f"{run['cdrs_per_second']:,}"),
