@@ -43,7 +43,7 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
             "cdrs": 1_000_000,
             "workers": 1,
             "wallets": 16,
-            "wallet_partitions": {"used": 8, "of": 8},
+            "wallet_partitions": SPREAD,
             "throughput": {"cdrs_per_second": 26_000, "worker_cpu_us_per_cdr": 40},
             "latency": {
                 "offered_cdrs_per_second": 13_000,
