@@ -14,12 +14,18 @@ classes override or read its internals:
 - `RatingApp`: the app builds that consumer (``_new_transport``) and runs without the
   ``Monitor`` sensor (``on_init_dependencies``, ``sensors``, ``monitor``).
 - `QuietWorker`: the root logger is left at the worker's level, not DEBUG.
+- `FollowingRecords`: each record aiokafka fetches says from which offset the log holds
+  no committed record before it (``follows``), so `Positions` knows a gap the consumer
+  passed over itself (a transaction's marker, an aborted record) from one it never
+  delivered (``PartitionRecords._unpack_records``, ``next_fetch_offset``; aiokafka,
+  `AIOKAFKA`).
 - `consumer_report`: what the SIGUSR1 report reads of the consumer (diagnostics.py).
 
 Each is pinned by tests/stream/test_faust_compat.py, which fails when an override stops
 doing its job. They were written against, and are tested with, the versions in
-`SUPPORTED`; importing this module with any other installed version fails at once with
-`FaustVersionError`, before a worker could run with an override that silently does nothing.
+`SUPPORTED` (and aiokafka's in `AIOKAFKA`); importing this module with any other installed
+version fails at once with `FaustVersionError`, before a worker could run with an override
+that silently does nothing.
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ import re
 from collections.abc import Iterable, Mapping
 from importlib.metadata import version
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import faust
+from aiokafka.consumer import fetcher as aiokafka_fetcher
 from faust.transport.drivers import aiokafka as kafka_driver
 from faust.types import TP, AppT, Message
 from faust.types.tuples import ConsumerMessage
@@ -47,6 +54,9 @@ second. pyproject.toml pins 0.15.3, the locked version: the one the overrides we
 tested against. Widening it means re-reading every override
 against the new version's source and running test_faust_compat.py."""
 
+AIOKAFKA = ((0, 14, 0), (0, 14, 1))
+"""aiokafka versions `FollowingRecords` holds for, as `SUPPORTED` for Faust."""
+
 
 class FaustVersionError(RuntimeError):
     """The installed faust-streaming is one the overrides here were not written for."""
@@ -56,19 +66,71 @@ def _release(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text.split("+")[0])[:3])
 
 
-def check_version(installed: str) -> None:
-    """Raise `FaustVersionError` unless ``installed`` is within `SUPPORTED`."""
-    low, high = SUPPORTED
+def check_version(
+    installed: str,
+    package: str = "faust-streaming",
+    supported: tuple[tuple[int, ...], tuple[int, ...]] = SUPPORTED,
+) -> None:
+    """Raise `FaustVersionError` unless ``installed`` is within ``supported``."""
+    low, high = supported
     if not low <= _release(installed) < high:
         span = f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
         raise FaustVersionError(
-            f"faust-streaming {installed} is installed, but engine/stream/faust_compat.py "
-            f"overrides Faust's private API as it is in faust-streaming{span}: install a "
+            f"{package} {installed} is installed, but engine/stream/faust_compat.py "
+            f"overrides its private API as it is in {package}{span}: install a "
             "version in that range (make setup installs the locked one)"
         )
 
 
 check_version(version("faust-streaming"))
+check_version(version("aiokafka"), "aiokafka", AIOKAFKA)
+
+
+class FollowingRecords(aiokafka_fetcher.PartitionRecords):
+    """aiokafka's records of one partition from one fetch, each marked with ``follows``:
+    the lowest offset from which the log holds no committed record before this one. The
+    offsets in between are ones a fetch passed over itself (a transaction's marker, an
+    aborted record, one compacted away), seen in this fetch or, when this fetch starts
+    where the last of the partition ended, in that one's tail (a fetch of markers alone
+    yields no record, yet moves the consumer on). So ``follows`` is a fact about the log,
+    whatever the consumer's position did: a record fetched and not handed to the streams,
+    or a seek past records never fetched, leaves a gap before a later record's
+    ``follows``, and `Positions` reads back just those gaps.
+
+    aiokafka builds these by the module's name, so `install_following_records` points that
+    name here: every aiokafka consumer in the process then marks its records (only Faust's
+    consumer uses aiokafka in a worker).
+    """
+
+    _tails: ClassVar[dict[Any, tuple[int, int]]] = {}
+    """Per partition, the offsets ``[start, end)`` the last fetch that was read to its end
+    passed over after its last record: one entry per partition."""
+
+    def _unpack_records(self) -> Any:
+        records = super()._unpack_records()
+        tp, tails = self._tp, self._tails
+        # Before each step, the offset the fetch has reached; the step passes over markers
+        # and aborted batches, and yields the next record.
+        follows = self.next_fetch_offset
+        tail = tails.get(tp)
+        if tail is not None and tail[1] == follows:
+            follows = tail[0]
+        while True:
+            record = next(records, None)
+            if record is None:
+                tails[tp] = (follows, self.next_fetch_offset)
+                return
+            record.follows = follows
+            yield record
+            follows = self.next_fetch_offset
+
+
+def install_following_records() -> None:
+    """Have aiokafka's fetcher build `FollowingRecords` (idempotent)."""
+    aiokafka_fetcher.PartitionRecords = FollowingRecords
+
+
+install_following_records()
 
 
 class RawSchema(faust.Schema):
@@ -90,8 +152,8 @@ class RawSchema(faust.Schema):
 class CommittedConsumerThread(kafka_driver.AIOKafkaConsumerThread):
     """Faust's aiokafka consumer, reading ``read_committed``: a record a fenced worker sent
     in a transaction (a split-billing charge on ``wallet.commands``) is aborted and must not
-    be decided (fencing.py). Transaction markers leave gaps in the offsets, which
-    `Positions` reads back and finds empty."""
+    be decided (fencing.py). Transaction markers leave gaps in the offsets, which the
+    records' ``follows`` (`FollowingRecords`) tell `Positions` the fetch passed over."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -131,6 +193,30 @@ class Bundle(ConsumerMessage):
             generation_id=generation_id,
         )
         self.records = records
+
+
+class FollowingMessage(ConsumerMessage):
+    """Faust's message for one record, with the record's ``follows`` (`FollowingRecords`)."""
+
+    __slots__ = ("follows",)
+
+    def __init__(self, tp: TP, record: Any, generation_id: int | None) -> None:
+        super().__init__(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.timestamp / 1000,
+            record.timestamp_type,
+            record.headers,
+            record.key,
+            record.value,
+            record.checksum,
+            record.serialized_key_size,
+            record.serialized_value_size,
+            tp,
+            generation_id=generation_id,
+        )
+        self.follows: int | None = getattr(record, "follows", None)
 
 
 class ExactConsumer(kafka_driver.Consumer):
@@ -210,6 +296,9 @@ class ExactConsumer(kafka_driver.Consumer):
             if not self._current(generation):
                 return
             await self._hand_off(to_message(tp, record))
+
+    def _to_message(self, tp: TP, record: Any) -> ConsumerMessage:
+        return FollowingMessage(tp, record, self.app.consumer_generation_id)
 
     def _current(self, generation: int | None) -> bool:
         """Whether records fetched in ``generation`` may still be handed to the streams."""

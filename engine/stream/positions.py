@@ -9,9 +9,13 @@ a record no agent ever saw, and that record is then lost for good.
 So the engine keeps its own positions. For each input partition it knows the next offset to
 decide (from the group's committed offset when it first sees the partition). Inputs arrive
 through `Positions.inputs`, which drops offsets already decided and, when Faust delivers an
-offset beyond the next one, first reads the skipped records back from Kafka itself. The
-offset committed for a partition (`commit_offset`, used by the worker's consumer in place
-of Faust's) is the next offset of the last batch whose output Kafka has acknowledged.
+offset beyond the next one, first reads the skipped records back from Kafka itself, unless
+the record says the log holds no committed record from before the gap up to it
+(``follows``, faust_compat.py): then the consumer's fetches passed over those offsets
+themselves, because they hold a transaction's marker or an aborted record, and there is
+nothing to read. The offset committed for a partition (`commit_offset`, used by the
+worker's consumer in place of Faust's) is the next offset of the last batch whose output
+Kafka has acknowledged.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ class Positions:
         """Records read back from Kafka because the consumer skipped them."""
         self.repeated = 0
         """Records delivered again that this worker had already taken."""
+        self.passed_over = 0
+        """Offsets the consumer's own fetches passed over (markers, aborted records): not
+        read back."""
 
     async def inputs(self, events: Iterable[Any]) -> Batch:
         """The records of a batch of Faust events, each offset once and in order, with any
@@ -88,9 +95,15 @@ class Positions:
                     self.repeated += 1
                     continue
                 if offset > expected:
-                    missing = await self._fetch(tp[0], tp[1], expected, offset)
-                    self.read_back += len(missing)
-                    out.extend(missing)
+                    follows = getattr(msg, "follows", None)
+                    if follows is not None and follows <= expected:
+                        # The consumer's fetches passed those offsets over themselves
+                        # (markers, aborted records): there is nothing to read.
+                        self.passed_over += offset - expected
+                    else:
+                        missing = await self._fetch(tp[0], tp[1], expected, offset)
+                        self.read_back += len(missing)
+                        out.extend(missing)
                 timestamp = msg.timestamp / scale
                 out.append(
                     Record(tp[0], tp[1], offset, msg.key, msg.value or b"", timestamp, event)

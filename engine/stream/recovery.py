@@ -218,13 +218,12 @@ def _inputs(messages: Iterable[Message]) -> list[Record]:
 class InputReader:
     """Reads back the input records a worker's consumer skipped, with one client kept open.
 
-    Every transaction a worker commits leaves a marker on each partition it wrote, so the
-    split-billing charges it sends on ``wallet.commands`` leave a gap in the offsets its own
-    consumer then reads there: `Positions` reads each gap back (and finds it empty) about once
-    a batch. A new client per gap took 10 to 40 ms each, on the batch's path; a kept one
-    takes one fetch. A range is read only up to the record the consumer delivered after it,
-    which exists; anything unexpected (the start no longer in the log, an error) falls back
-    to `read_inputs`, which bounds the range by the watermarks on a client of its own.
+    `Positions` reads back a gap the consumer did not pass over itself: records fetched
+    and then dropped around a rebalance, or a jump of the consumer's position. A new client
+    per gap took 10 to 40 ms each, on the batch's path; a kept one takes one fetch. A range
+    is read only up to the record the consumer delivered after it, which exists; anything
+    unexpected (the start no longer in the log, an error) falls back to `read_inputs`, which
+    bounds the range by the watermarks on a client of its own.
     """
 
     def __init__(self, bootstrap: str) -> None:

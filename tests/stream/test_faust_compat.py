@@ -206,6 +206,37 @@ def test_a_bundled_topics_records_are_handed_over_in_bundles_per_partition(
     in_loop(scenario, tmp_path)
 
 
+def test_a_record_is_handed_over_with_what_it_follows(tmp_path: Path) -> None:
+    """A record of a topic not bundled reaches the streams as a message that carries the
+    record's ``follows`` (FollowingRecords), which `Positions` reads: a gap the fetch
+    passed over is not read back, one it did not is."""
+
+    async def scenario(app: RatingApp) -> None:
+        consumer: Any = app.consumer
+        records = [_record("t", 0, o) for o in (4, 6, 9)]
+        for record, follows in zip(records, (4, 5, 8), strict=True):
+            record.follows = follows  # 5 passed over by the fetch; 7 was not
+        handed = await _drain(consumer, [{TP("t", 0): records}])
+        assert [(m.offset, m.follows, m.timestamp) for m in handed] == [
+            (4, 4, 1.5),
+            (6, 5, 1.5),
+            (9, 8, 1.5),
+        ]
+        assert {m.generation_id for m in handed} == {app.consumer_generation_id}
+        read: list[tuple[int, int]] = []
+
+        async def fetch(topic: str, partition: int, start: int, end: int) -> list[Any]:
+            read.append((start, end))
+            return []
+
+        positions = Positions(_start_at(4, 0), fetch)
+        batch = await positions.inputs([SimpleNamespace(message=m) for m in handed])
+        assert [r.offset for r in batch.inputs] == [4, 6, 9]
+        assert read == [(7, 9)] and positions.passed_over == 1
+
+    in_loop(scenario, tmp_path)
+
+
 def test_records_fetched_before_a_rebalance_are_not_handed_over(tmp_path: Path) -> None:
     """A generation that changed while a fetch was handed over ends the hand-off, as in
     Faust's ``getmany``: those records come again from the committed offsets."""

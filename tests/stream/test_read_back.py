@@ -7,22 +7,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
-import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from engine.stream.recovery import InputReader, committed_offsets, read_inputs
-
-
-@pytest.fixture
-def topic(kafka_bootstrap: str) -> Iterator[str]:
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    name = f"read-back-{uuid.uuid4().hex[:12]}"
-    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result(30)
-    yield name
-    admin.delete_topics([name], operation_timeout=30)[name].result(timeout=30)
 
 
 def _log(bootstrap: str, topic: str) -> list[tuple[int, bytes | None, bytes | None]]:
