@@ -103,8 +103,17 @@ class FollowingRecords(aiokafka_fetcher.PartitionRecords):
     """
 
     _tails: ClassVar[dict[Any, tuple[int, int]]] = {}
-    """Per partition, the offsets ``[start, end)`` the last fetch that was read to its end
-    passed over after its last record: one entry per partition."""
+    """Per ``(topic, partition)``, the offsets ``[start, end)`` the last fetch that was read
+    to its end passed over after its last record: one entry per partition, dropped when
+    the partition is revoked (`forget`)."""
+
+    @classmethod
+    def forget(cls, tps: Iterable[tuple[str, int]]) -> None:
+        """Partitions revoked: the next fetch of each follows from its own start. A tail is
+        a fact about the log, but a topic deleted and made again under the same name starts
+        a new log, and its deletion revokes its partitions."""
+        for tp in tps:
+            cls._tails.pop(tuple(tp), None)
 
     def _unpack_records(self) -> Any:
         records = super()._unpack_records()
@@ -296,6 +305,10 @@ class ExactConsumer(kafka_driver.Consumer):
             if not self._current(generation):
                 return
             await self._hand_off(to_message(tp, record))
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        FollowingRecords.forget(revoked)
+        await super().on_partitions_revoked(revoked)
 
     def _to_message(self, tp: TP, record: Any) -> ConsumerMessage:
         return FollowingMessage(tp, record, self.app.consumer_generation_id)

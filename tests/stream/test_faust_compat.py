@@ -25,6 +25,7 @@ from engine.stream.faust_compat import (
     ExactConsumer,
     ExactTransport,
     FaustVersionError,
+    FollowingRecords,
     QuietWorker,
     RatingApp,
     RawSchema,
@@ -233,6 +234,24 @@ def test_a_record_is_handed_over_with_what_it_follows(tmp_path: Path) -> None:
         batch = await positions.inputs([SimpleNamespace(message=m) for m in handed])
         assert [r.offset for r in batch.inputs] == [4, 6, 9]
         assert read == [(7, 9)] and positions.passed_over == 1
+
+    in_loop(scenario, tmp_path)
+
+
+def test_a_revoked_partition_forgets_the_tail_its_last_fetch_passed_over(tmp_path: Path) -> None:
+    """A revoked partition's next fetch follows from its own start, not from a tail seen
+    before (a topic made again under the same name starts a new log)."""
+
+    async def scenario(app: RatingApp) -> None:
+        consumer: Any = app.consumer
+        tails = FollowingRecords._tails
+        kept, revoked = TopicPartition("kept", 0), TopicPartition("gone", 0)
+        tails.update({kept: (3, 5), revoked: (7, 9)})
+        try:
+            await consumer.on_partitions_revoked({TP("gone", 0)})
+            assert (tails.get(kept), tails.get(revoked)) == ((3, 5), None)
+        finally:
+            tails.pop(kept, None)
 
     in_loop(scenario, tmp_path)
 
