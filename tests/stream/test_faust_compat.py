@@ -52,16 +52,31 @@ def test_any_other_version_is_refused_with_what_to_install(installed: str) -> No
         check_version(installed)
 
 
-def test_pyprojects_pin_is_the_version_the_overrides_were_read_against() -> None:
+@pytest.mark.parametrize("installed", ["0.13.0", "0.14.1", "0.15.0"])
+def test_any_other_aiokafka_is_refused_with_what_to_install(installed: str) -> None:
+    with pytest.raises(FaustVersionError, match=r"aiokafka>=0\.14\.0,<0\.14\.1"):
+        check_version(installed, "aiokafka", faust_compat.AIOKAFKA)
+    check_version("0.14.0", "aiokafka", faust_compat.AIOKAFKA)
+
+
+@pytest.mark.parametrize(
+    ("package", "supported"),
+    [("faust-streaming", faust_compat.SUPPORTED), ("aiokafka", faust_compat.AIOKAFKA)],
+)
+def test_pyprojects_pin_is_the_version_the_overrides_were_read_against(
+    package: str, supported: tuple[tuple[int, ...], tuple[int, ...]]
+) -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    [spec] = [d for d in project["dependencies"] if d.startswith("faust-streaming")]
-    low = ".".join(map(str, faust_compat.SUPPORTED[0]))
+    [spec] = [d for d in project["dependencies"] if d.split("[")[0].split("=")[0] == package]
+    low = ".".join(map(str, supported[0]))
     assert spec.endswith(f"=={low}"), spec
 
 
-def test_the_installed_version_is_the_one_checked() -> None:
-    # The module checked it on import; this pins that the check is there at all.
-    assert "check_version(version(" in inspect.getsource(faust_compat)
+def test_the_installed_versions_are_the_ones_checked() -> None:
+    # The module checked them on import; this pins that the checks are there at all.
+    source = inspect.getsource(faust_compat)
+    assert 'check_version(version("faust-streaming"))' in source
+    assert 'check_version(version("aiokafka"), "aiokafka", AIOKAFKA)' in source
 
 
 def test_raw_schema_hands_the_record_bytes_to_the_event(tmp_path: Path) -> None:
