@@ -4,6 +4,7 @@ every offset is decided once, in order, and nothing undecided is ever committed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,7 +29,9 @@ def _event(offset: int, partition: int = 0) -> Any:
     return SimpleNamespace(message=message)
 
 
-def _positions(committed: int, log: range = range(LOG)) -> tuple[Positions, list[tuple[int, int]]]:
+def _positions(
+    committed: int, log: Sequence[int] = range(LOG)
+) -> tuple[Positions, list[tuple[int, int]]]:
     fetched: list[tuple[int, int]] = []
 
     async def start(topic: str, partition: int) -> int:
@@ -147,3 +150,61 @@ def test_whatever_is_delivered_each_offset_is_decided_once_in_order(
     assert decided == list(range(committed, highest + 1))
     expected_commit = highest + 1 if highest >= committed else None
     assert positions.commit_offset(TOPIC, 0) == expected_commit
+
+
+@st.composite
+def _marked_log(draw: st.DrawFn) -> tuple[list[int], int, list[list[tuple[int, int]]], bool]:
+    """A log whose offsets hold committed records or nothing (markers, aborted records),
+    a committed offset, and deliveries of its records (skipping, repeating, rewinding),
+    each with a true ``follows``: any offset from just after the committed record before
+    it up to its own. ``tight``: each takes the lowest true ``follows``."""
+    log = sorted(draw(st.sets(st.integers(0, LOG - 1), min_size=1, max_size=LOG)))
+    committed = draw(st.integers(0, 20))
+    tight = draw(st.booleans())
+    batches = draw(
+        st.lists(
+            st.lists(st.sampled_from(log), min_size=1, max_size=12).map(sorted),
+            min_size=1,
+            max_size=12,
+        )
+    )
+    deliveries = []
+    for batch in batches:
+        marked = []
+        for offset in batch:
+            lowest = max((o + 1 for o in log if o < offset), default=0)
+            follows = lowest if tight else draw(st.integers(lowest, offset))
+            marked.append((offset, follows))
+        deliveries.append(marked)
+    return log, committed, deliveries, tight
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=_marked_log())
+def test_whatever_follows_says_every_committed_record_is_decided_once_in_order(
+    case: tuple[list[int], int, list[list[tuple[int, int]]], bool],
+) -> None:
+    """Records that say, truly, from where the log holds no committed record before them:
+    every committed record from the committed offset to the highest delivered is decided,
+    once and in order, however the deliveries skip, repeat and rewind; and with the lowest
+    true ``follows`` nothing is read back but a range that holds a record."""
+    log, committed, deliveries, tight = case
+    positions, fetched = _positions(committed, log)
+    decided: list[int] = []
+
+    async def run() -> None:
+        for batch in deliveries:
+            events = []
+            for offset, follows in batch:
+                event = _event(offset)
+                event.message.follows = follows
+                events.append(event)
+            taken = await positions.inputs(events)
+            decided.extend(i.offset for i in taken.inputs)
+            positions.made_durable(taken)
+
+    asyncio.run(run())
+    highest = max(o for batch in deliveries for o, _ in batch)
+    assert decided == [o for o in log if committed <= o <= highest]
+    if tight:
+        assert all(set(log) & set(range(begin, end)) for begin, end in fetched), fetched
