@@ -43,14 +43,16 @@ def _committed_log(bootstrap: str, topic: str) -> tuple[list[int], int]:
         tx.commit_transaction(30) if commit else tx.abort_transaction(30)
     send(plain, 2)
     plain.flush(30)
-    offsets = [record.offset for record in read_inputs(bootstrap, topic, 0, 0, 1_000)]
     # 3 + 3 × (2 records and a marker) + 2 = 14 offsets; 5 hold no committed record (three
-    # markers, two aborted records).
+    # markers, two aborted records). The coordinator writes a marker on its own time, and
+    # until it does the records after it are not readable committed: wait for both.
     deadline = time.monotonic() + 30
     watermarks = Consumer({"bootstrap.servers": bootstrap, "group.id": "reference"})
-    end = 0
-    while end < 14 and time.monotonic() < deadline:
+    while True:
         end = watermarks.get_watermark_offsets(KafkaPartition(topic, 0), timeout=10)[1]
+        offsets = [record.offset for record in read_inputs(bootstrap, topic, 0, 0, end)]
+        if (len(offsets), end) == (9, 14) or time.monotonic() > deadline:
+            break
         time.sleep(0.1)
     watermarks.close()
     assert (len(offsets), end) == (9, 14), (offsets, end)
@@ -190,8 +192,10 @@ def test_a_record_in_a_later_fetch_follows_the_markers_the_fetches_before_passed
             records: list[Any] = []
             while len(records) < 2:
                 records.extend((await consumer.getmany(tp, timeout_ms=2_000)).get(tp, []))
+            deadline = time.monotonic() + 30
             while await consumer.position(tp) < 3:  # the marker, passed over
                 assert not await consumer.getmany(tp, timeout_ms=200)
+                assert time.monotonic() < deadline, "the marker never came"
             plain = Producer({"bootstrap.servers": kafka_bootstrap})
             plain.produce(topic, value=b"after", partition=0)
             plain.flush(30)
