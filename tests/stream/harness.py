@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from engine.local import LocalStack, Process
 from engine.local import private_topics as local_topics
 from engine.stream.app import RatingApp, create_app
 from engine.stream.metrics import Metrics
+from engine.stream.positions import Positions, Record
 from engine.stream.processor import RatingProcessor
 from engine.stream.rater import Rater
 from engine.stream.recovery import committed_offsets, read_latest
@@ -33,6 +34,26 @@ from engine.stream.topics import Topics
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = REPO / "examples" / "catalog.yaml"
+
+
+def positions_over(committed: int, log: Sequence[int]) -> tuple[Positions, list[tuple[int, int]]]:
+    """`Positions` whose partitions start at ``committed`` and whose read-backs come from
+    ``log`` (the offsets that hold a record, valued ``v<offset>``), and the ranges it reads
+    back, as it reads them."""
+    fetched: list[tuple[int, int]] = []
+
+    async def start(topic: str, partition: int) -> int:
+        return committed
+
+    async def fetch(topic: str, partition: int, begin: int, end: int) -> list[Record]:
+        fetched.append((begin, end))
+        return [
+            Record(topic, partition, o, b"k", f"v{o}".encode(), 1.0, None)
+            for o in log
+            if begin <= o < end
+        ]
+
+    return Positions(start, fetch), fetched
 
 
 PRICE_CHANGE = ('EU: {price: "0.05"}', 'EU: {price: "0.06"}')

@@ -34,7 +34,7 @@ from engine.stream.faust_compat import (
 )
 from engine.stream.positions import Positions
 
-from .harness import REPO, in_loop
+from .harness import REPO, in_loop, positions_over
 
 
 def _message(offset: int) -> Message:
@@ -239,13 +239,7 @@ def test_a_record_is_handed_over_with_what_it_follows(tmp_path: Path) -> None:
             (9, 8, 1.5),
         ]
         assert {m.generation_id for m in handed} == {app.consumer_generation_id}
-        read: list[tuple[int, int]] = []
-
-        async def fetch(topic: str, partition: int, start: int, end: int) -> list[Any]:
-            read.append((start, end))
-            return []
-
-        positions = Positions(_start_at(4, 0), fetch)
+        positions, read = positions_over(4, log=[])
         batch = await positions.inputs([SimpleNamespace(message=m) for m in handed])
         assert [r.offset for r in batch.inputs] == [4, 6, 9]
         assert read == [(7, 9)] and positions.passed_over == 1

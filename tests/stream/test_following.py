@@ -18,8 +18,10 @@ from confluent_kafka import TopicPartition as KafkaPartition
 from faust.types import TP
 
 from engine.stream.faust_compat import FollowingMessage, FollowingRecords
-from engine.stream.positions import Positions, Record
+from engine.stream.positions import Positions
 from engine.stream.recovery import read_inputs
+
+from .harness import positions_over
 
 
 def _committed_log(bootstrap: str, topic: str) -> tuple[list[int], int]:
@@ -97,16 +99,7 @@ def _decide(
 ) -> tuple[list[int], list[tuple[int, int]], Positions]:
     """What `Positions` decides of ``records``, delivered as the worker's consumer hands
     them over, and the ranges it reads back (from ``log``)."""
-    fetched: list[tuple[int, int]] = []
-
-    async def start(topic: str, partition: int) -> int:
-        return 0
-
-    async def fetch(topic: str, partition: int, begin: int, end: int) -> list[Record]:
-        fetched.append((begin, end))
-        return [Record(topic, 0, o, None, b"v", 1.0, None) for o in log if begin <= o < end]
-
-    positions = Positions(start, fetch)
+    positions, fetched = positions_over(0, log)
     events = [SimpleNamespace(message=FollowingMessage(TP(topic, 0), r, 1)) for r in records]
     batch = asyncio.run(positions.inputs(events))
     return [i.offset for i in batch.inputs], fetched, positions

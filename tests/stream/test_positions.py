@@ -4,14 +4,15 @@ every offset is decided once, in order, and nothing undecided is ever committed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.stream.positions import Positions, Record
+from engine.stream.positions import Positions
+
+from .harness import positions_over
 
 TOPIC = "cdr.raw"
 LOG = 60  # records 0..59 in partition 0, starting from a committed offset
@@ -27,25 +28,6 @@ def _event(offset: int, partition: int = 0) -> Any:
         timestamp=1.0,
     )
     return SimpleNamespace(message=message)
-
-
-def _positions(
-    committed: int, log: Sequence[int] = range(LOG)
-) -> tuple[Positions, list[tuple[int, int]]]:
-    fetched: list[tuple[int, int]] = []
-
-    async def start(topic: str, partition: int) -> int:
-        return committed
-
-    async def fetch(topic: str, partition: int, begin: int, end: int) -> list[Record]:
-        fetched.append((begin, end))
-        return [
-            Record(topic, partition, o, b"k", f"v{o}".encode(), 1.0, None)
-            for o in log
-            if begin <= o < end
-        ]
-
-    return Positions(start, fetch), fetched
 
 
 def _bundle(offsets: list[int]) -> Any:
@@ -76,7 +58,7 @@ def _decide(positions: Positions, batches: list[list[int]], bundle: int = 1) -> 
 
 
 def test_skipped_records_are_read_back_in_their_place() -> None:
-    positions, fetched = _positions(committed=10)
+    positions, fetched = positions_over(10, range(LOG))
     decided = _decide(positions, [[10, 11, 12], [15, 16], [16, 17]])
     assert decided == [10, 11, 12, 13, 14, 15, 16, 17]
     assert fetched == [(13, 15)]
@@ -85,20 +67,20 @@ def test_skipped_records_are_read_back_in_their_place() -> None:
 
 
 def test_records_before_the_committed_offset_are_not_decided_again() -> None:
-    positions, fetched = _positions(committed=20)
+    positions, fetched = positions_over(20, range(LOG))
     assert _decide(positions, [[18, 19, 20, 21]]) == [20, 21]
     assert fetched == []
 
 
 def test_a_gap_without_records_is_passed_over() -> None:
     """Offsets that hold no record (a transaction's markers) are not waited for."""
-    positions, _ = _positions(committed=0, log=range(0, LOG, 2))
+    positions, _ = positions_over(0, range(0, LOG, 2))
     assert _decide(positions, [[0, 2], [6]]) == [0, 2, 4, 6]
     assert positions.commit_offset(TOPIC, 0) == 7
 
 
 def test_nothing_is_committed_before_a_batch_is_durable() -> None:
-    positions, _ = _positions(committed=5)
+    positions, _ = positions_over(5, range(LOG))
 
     async def run() -> None:
         batch = await positions.inputs([_event(5), _event(6)])
@@ -110,7 +92,7 @@ def test_nothing_is_committed_before_a_batch_is_durable() -> None:
 
 
 def test_a_forgotten_partition_starts_again_from_the_group_commit() -> None:
-    positions, _ = _positions(committed=3)
+    positions, _ = positions_over(3, range(LOG))
     _decide(positions, [[3, 4, 5]])
     positions.forget([(TOPIC, 0)])
     assert positions.commit_offset(TOPIC, 0) is None
@@ -120,7 +102,7 @@ def test_a_forgotten_partition_starts_again_from_the_group_commit() -> None:
 
 def test_a_bundles_records_are_taken_one_by_one() -> None:
     """A bundle's records repeated, skipped and read back as single records are."""
-    positions, fetched = _positions(committed=10)
+    positions, fetched = positions_over(10, range(LOG))
     decided = _decide(positions, [[8, 9, 10, 11], [11, 14, 15], [15, 16]], bundle=3)
     assert decided == [10, 11, 12, 13, 14, 15, 16]
     assert fetched == [(12, 14)]
@@ -144,7 +126,7 @@ def test_whatever_is_delivered_each_offset_is_decided_once_in_order(
     """Deliveries that skip, repeat and rewind, record by record or in bundles: the decided
     offsets are exactly the run from the committed offset to the highest delivered, and the
     commit never passes an offset that was not decided."""
-    positions, _ = _positions(committed)
+    positions, _ = positions_over(committed, range(LOG))
     decided = _decide(positions, deliveries, bundle)
     highest = max(o for batch in deliveries for o in batch)
     assert decided == list(range(committed, highest + 1))
@@ -189,7 +171,7 @@ def test_whatever_follows_says_every_committed_record_is_decided_once_in_order(
     once and in order, however the deliveries skip, repeat and rewind; and with the lowest
     true ``follows`` nothing is read back but a range that holds a record."""
     log, committed, deliveries, tight = case
-    positions, fetched = _positions(committed, log)
+    positions, fetched = positions_over(committed, log)
     decided: list[int] = []
 
     async def run() -> None:
