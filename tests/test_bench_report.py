@@ -14,7 +14,7 @@ report = benchmark("report")
 ENV = {"revision": "abc1234", "load_average": [0.5, 0.7, 0.9]}
 
 
-SPREAD = {"used": 8, "of": 8}
+EVERY_PARTITION = {"used": 8, "of": 8}
 """A run's wallets over all eight partitions, as the aim's run has them."""
 
 
@@ -43,7 +43,7 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
             "cdrs": 1_000_000,
             "workers": 1,
             "wallets": 16,
-            "wallet_partitions": SPREAD,
+            "wallet_partitions": EVERY_PARTITION,
             "throughput": {"cdrs_per_second": 26_000, "worker_cpu_us_per_cdr": 40},
             "latency": {
                 "offered_cdrs_per_second": 13_000,
@@ -146,7 +146,7 @@ def test_the_latency_aim_is_at_half_of_the_aimed_throughput(
 ) -> None:
     found = {
         "stream": {
-            "wallet_partitions": SPREAD,
+            "wallet_partitions": EVERY_PARTITION,
             "throughput": {"cdrs_per_second": 2 * offered},
             "latency": {"offered_cdrs_per_second": offered, "ms": {"p50": 1, "p99": p99, "max": 1}},
         }
@@ -164,7 +164,7 @@ def test_the_run_at_the_aims_load_is_judged_beside_the_run_at_half_the_runs_own(
     aim's load): both rows are shown, and only the second can meet the aim."""
     found = {
         "stream": {
-            "wallet_partitions": SPREAD,
+            "wallet_partitions": EVERY_PARTITION,
             "throughput": {"cdrs_per_second": 13_000},
             "latency": {"offered_cdrs_per_second": 6_500, "ms": {"p50": 1, "p99": 90, "max": 1}},
             "latency_at_aim": {
