@@ -185,12 +185,15 @@ class Topology:
         return internal_error(exc, where, raw)
 
     async def _inputs(self, events: list[faust.EventT]) -> Batch:
-        before = self.positions.read_back
-        batch = await self.positions.inputs(events)
-        if self.positions.read_back > before:
-            self.metrics.read_back.inc(self.positions.read_back - before)
+        positions = self.positions
+        read_back, passed_over = positions.read_back, positions.passed_over
+        batch = await positions.inputs(events)
+        if positions.passed_over > passed_over:
+            self.metrics.passed_over.inc(positions.passed_over - passed_over)
+        if positions.read_back > read_back:
+            self.metrics.read_back.inc(positions.read_back - read_back)
             log.warning(
-                "read back %d records the consumer skipped", self.positions.read_back - before
+                "read back %d records the consumer skipped", positions.read_back - read_back
             )
         return batch
 

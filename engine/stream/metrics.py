@@ -51,6 +51,12 @@ class Metrics:
             "decided in their place.",
             registry=r,
         )
+        self.passed_over = Counter(
+            "rating_inputs_passed_over",
+            "Input offsets the consumer's own fetches passed over because the log holds no "
+            "committed record there (transaction markers, aborted records): not read back.",
+            registry=r,
+        )
         self.held = Gauge(
             "rating_cdrs_held",
             "CDRs enrich holds back because no SIM-route covers them yet (holding.py).",

@@ -136,40 +136,63 @@ def test_split_billing_charges_reach_the_payer_once_through_the_transactions(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     """A routed charge is written to wallet.commands in the deciding partition's transaction;
-    the worker reads wallet.commands read_committed, and the transaction markers it leaves
-    there are gaps its positions read back as empty: each charge is applied once."""
+    the worker reads wallet.commands read_committed, and passes over the transaction markers
+    left there (counted, not read back): each charge is applied once.
+
+    The CDRs go in two halves, the second once the first's charges are applied, so that a
+    payer's partition holds a marker with a later transaction's charges after it."""
     stack = Stack(kafka_bootstrap, tmp_path, raw_partitions=1, wallet_partitions=4)
     raw = tmp_path / "raw.jsonl"
     args = ["generate", "--catalog", str(CATALOG), "--sims", "600", "--cdrs", "2000"]
     assert main([*args, "--seed", "7", "--out", str(raw)]) == 0
-    stack.start_worker("--snapshot-every", "0.5")
+    lines = raw.read_bytes().splitlines(keepends=True)
+    halves = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    halves[0].write_bytes(b"".join(lines[: len(lines) // 2]))
+    halves[1].write_bytes(b"".join(lines[len(lines) // 2 :]))
+    worker = stack.start_worker("--snapshot-every", "0.5", metrics=True)
     try:
-        stack.cli("publish", "--input", str(raw), "--no-progress")
-        deadline = time.monotonic() + 120
-        while True:
-            decisions = [
-                msgspec.json.decode(r)
-                for r in read_topic(stack.bootstrap, stack.topics.wallet_events.name, quiet=2.0)
-            ]
-            routed = {
-                e["cdr_id"]: e["payer"]
-                for d in decisions
-                for e in d["events"]
-                if e["type"] == "UsageRated" and e["payer"] != e["wallet_id"] and e["amount"]
-            }
-            applied = collections.Counter(
-                (d["wallet_id"], d["command"]["cdr_id"])
-                for d in decisions
-                if d.get("command") and d["command"]["type"] == "ApplyCharge"
-            )
-            if (routed and len(applied) >= len(routed)) or time.monotonic() > deadline:
-                break
-            time.sleep(1.0)
+        counts = []
+        for half in halves:
+            stack.cli("publish", "--input", str(half), "--no-progress")
+            routed, applied = _routed_and_applied(stack, after=len(counts) and counts[-1])
+            counts.append(len(routed))
+        scrape = worker.scrape()
     finally:
         stack.stop_worker()
-    assert routed, "the dataset has no split-billing CDR"
+    assert 0 < counts[0] < counts[1], "each half must have split-billing CDRs"
     assert set(applied) == {(payer, cdr) for cdr, payer in routed.items()}
     assert set(applied.values()) == {1}
+    assert scrape is not None and scrape.get("rating_inputs_passed_over_total") > 0
+
+
+def _routed_and_applied(
+    stack: Stack, after: int
+) -> tuple[dict[str, str], collections.Counter[tuple[str, str]]]:
+    """The split-billing CDRs decided so far (CDR id: payer), once more than ``after``, and
+    the ``ApplyCharge`` decisions of the payers, once there is one for each (or two minutes
+    have passed)."""
+    deadline = time.monotonic() + 120
+    while True:
+        decisions = [
+            msgspec.json.decode(r)
+            for r in read_topic(stack.bootstrap, stack.topics.wallet_events.name, quiet=2.0)
+        ]
+        routed = {
+            e["cdr_id"]: e["payer"]
+            for d in decisions
+            for e in d["events"]
+            if e["type"] == "UsageRated" and e["payer"] != e["wallet_id"] and e["amount"]
+        }
+        applied = collections.Counter(
+            (d["wallet_id"], d["command"]["cdr_id"])
+            for d in decisions
+            if d.get("command") and d["command"]["type"] == "ApplyCharge"
+        )
+        if len(routed) > after and len(applied) >= len(routed):
+            return routed, applied
+        if time.monotonic() > deadline:
+            return routed, applied
+        time.sleep(1.0)
 
 
 # -- without a broker: the ids that fence, and the errors that mean fenced ---------------
