@@ -198,6 +198,11 @@ TESTED_BY: dict[str, tuple[str, ...]] = {
     "engine/stream/topics_check.py": ("tests/stream/test_topics.py",),
     # the agents built as the worker builds them; the flow they call
     "engine/stream/agents.py": ("tests/stream/test_fenced_worker.py",),
+    "engine/stream/aiokafka_compat.py": (
+        "tests/stream/test_following.py",
+        "tests/stream/test_gathering.py",
+    ),
+    "engine/stream/versions.py": ("tests/stream/test_faust_compat.py",),
     # the rate stage's one-input path: the one flow's callers, and a fenced worker deciding
     "engine/stream/rater.py": ("tests/test_flow.py",),
     # the metrics scraped with the health probes; the dashboard names only exported ones

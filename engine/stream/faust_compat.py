@@ -14,37 +14,33 @@ classes override or read its internals:
 - `RatingApp`: the app builds that consumer (``_new_transport``) and runs without the
   ``Monitor`` sensor (``on_init_dependencies``, ``sensors``, ``monitor``).
 - `QuietWorker`: the root logger is left at the worker's level, not DEBUG.
-- `FollowingRecords`: each record aiokafka fetches says from which offset the log holds
-  no committed record before it (``follows``), so `Positions` knows a gap the consumer
-  passed over itself (a transaction's marker, an aborted record) from one it never
-  delivered (``PartitionRecords._unpack_records``, ``next_fetch_offset``; aiokafka,
-  `AIOKAFKA`).
 - `consumer_report`: what the SIGUSR1 report reads of the consumer (diagnostics.py).
 
 Each is pinned by tests/stream/test_faust_compat.py, which fails when an override stops
 doing its job. They were written against, and are tested with, the versions in
-`SUPPORTED` (and aiokafka's in `AIOKAFKA`); importing this module with any other installed
-version fails at once with `FaustVersionError`, before a worker could run with an override
-that silently does nothing.
+`SUPPORTED`; importing this module with any other installed version fails at once
+(versions.py), before a worker could run with an override that silently does nothing. It
+imports aiokafka_compat.py, which does the same for the aiokafka client under Faust's
+consumer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Iterable, Mapping
 from importlib.metadata import version
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any
 
 import faust
-from aiokafka.consumer import fetcher as aiokafka_fetcher
 from faust.transport.drivers import aiokafka as kafka_driver
 from faust.types import TP, AppT, Message
 from faust.types.tuples import ConsumerMessage
 
+from .aiokafka_compat import FollowingRecords
 from .positions import Positions
+from .versions import check_version
 
 log = logging.getLogger("rating-engine")
 
@@ -54,92 +50,7 @@ second. pyproject.toml pins 0.15.3, the locked version: the one the overrides we
 tested against. Widening it means re-reading every override
 against the new version's source and running test_faust_compat.py."""
 
-AIOKAFKA = ((0, 14, 0), (0, 14, 1))
-"""aiokafka versions `FollowingRecords` holds for, as `SUPPORTED` for Faust."""
-
-
-class FaustVersionError(RuntimeError):
-    """The installed faust-streaming is one the overrides here were not written for."""
-
-
-def _release(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", text.split("+")[0])[:3])
-
-
-def check_version(
-    installed: str,
-    package: str = "faust-streaming",
-    supported: tuple[tuple[int, ...], tuple[int, ...]] = SUPPORTED,
-) -> None:
-    """Raise `FaustVersionError` unless ``installed`` is within ``supported``."""
-    low, high = supported
-    if not low <= _release(installed) < high:
-        span = f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
-        raise FaustVersionError(
-            f"{package} {installed} is installed, but engine/stream/faust_compat.py "
-            f"overrides its private API as it is in {package}{span}: install a "
-            "version in that range (make setup installs the locked one)"
-        )
-
-
-check_version(version("faust-streaming"))
-check_version(version("aiokafka"), "aiokafka", AIOKAFKA)
-
-
-class FollowingRecords(aiokafka_fetcher.PartitionRecords):
-    """aiokafka's records of one partition from one fetch, each marked with ``follows``:
-    the lowest offset from which the log holds no committed record before this one. The
-    offsets in between are ones a fetch passed over itself (a transaction's marker, an
-    aborted record, one compacted away), seen in this fetch or, when this fetch starts
-    where the last of the partition ended, in that one's tail (a fetch of markers alone
-    yields no record, yet moves the consumer on). So ``follows`` is a fact about the log,
-    whatever the consumer's position did: a record fetched and not handed to the streams,
-    or a seek past records never fetched, leaves a gap before a later record's
-    ``follows``, and `Positions` reads back just those gaps.
-
-    aiokafka builds these by the module's name, so `install_following_records` points that
-    name here: every aiokafka consumer in the process then marks its records (only Faust's
-    consumer uses aiokafka in a worker).
-    """
-
-    _tails: ClassVar[dict[Any, tuple[int, int]]] = {}
-    """Per ``(topic, partition)``, the offsets ``[start, end)`` the last fetch that was read
-    to its end passed over after its last record: one entry per partition, dropped when
-    the partition is revoked (`forget`)."""
-
-    @classmethod
-    def forget(cls, tps: Iterable[tuple[str, int]]) -> None:
-        """Partitions revoked: the next fetch of each follows from its own start. A tail is
-        a fact about the log, but a topic deleted and made again under the same name starts
-        a new log, and its deletion revokes its partitions."""
-        for tp in tps:
-            cls._tails.pop(tuple(tp), None)
-
-    def _unpack_records(self) -> Any:
-        records = super()._unpack_records()
-        tp, tails = self._tp, self._tails
-        # Before each step, the offset the fetch has reached; the step passes over markers
-        # and aborted batches, and yields the next record.
-        follows = self.next_fetch_offset
-        tail = tails.get(tp)
-        if tail is not None and tail[1] == follows:
-            follows = tail[0]
-        while True:
-            record = next(records, None)
-            if record is None:
-                tails[tp] = (follows, self.next_fetch_offset)
-                return
-            record.follows = follows
-            yield record
-            follows = self.next_fetch_offset
-
-
-def install_following_records() -> None:
-    """Have aiokafka's fetcher build `FollowingRecords` (idempotent)."""
-    aiokafka_fetcher.PartitionRecords = FollowingRecords
-
-
-install_following_records()
+check_version(version("faust-streaming"), "faust-streaming", SUPPORTED, __name__)
 
 
 class RawSchema(faust.Schema):

@@ -18,21 +18,20 @@ from aiokafka.structs import ConsumerRecord
 from faust.transport.consumer import Fetcher
 from faust.types import TP, Message
 
-from engine.stream import faust_compat
+from engine.stream import aiokafka_compat, faust_compat
+from engine.stream.aiokafka_compat import FollowingRecords
 from engine.stream.faust_compat import (
     Bundle,
     CommittedConsumerThread,
     ExactConsumer,
     ExactTransport,
-    FaustVersionError,
-    FollowingRecords,
     QuietWorker,
     RatingApp,
     RawSchema,
-    check_version,
     consumer_report,
 )
 from engine.stream.positions import Positions
+from engine.stream.versions import UnsupportedVersion, check_version
 
 from .harness import REPO, in_loop, positions_over
 
@@ -41,30 +40,37 @@ def _message(offset: int) -> Message:
     return Message("t", 0, offset, 1.0, 0, [], b"key", f"value-{offset}".encode(), None)
 
 
+FAUST = ("faust-streaming", faust_compat.SUPPORTED, faust_compat.__name__)
+AIOKAFKA = ("aiokafka", aiokafka_compat.AIOKAFKA, aiokafka_compat.__name__)
+
+
 @pytest.mark.parametrize("installed", ["0.15.3", "0.15.3+local"])
 def test_the_supported_versions_pass(installed: str) -> None:
-    check_version(installed)
+    check_version(installed, *FAUST)
 
 
 @pytest.mark.parametrize("installed", ["0.13.2", "0.15.2", "0.15.4", "0.16.0", "1.0.0"])
 def test_any_other_version_is_refused_with_what_to_install(installed: str) -> None:
-    with pytest.raises(FaustVersionError, match=r"faust-streaming>=0\.15\.3,<0\.15\.4"):
-        check_version(installed)
+    with pytest.raises(
+        UnsupportedVersion,
+        match=r"engine/stream/faust_compat\.py .* faust-streaming>=0\.15\.3,<0\.15\.4",
+    ):
+        check_version(installed, *FAUST)
 
 
 @pytest.mark.parametrize("installed", ["0.13.0", "0.14.1", "0.15.0"])
 def test_any_other_aiokafka_is_refused_with_what_to_install(installed: str) -> None:
-    with pytest.raises(FaustVersionError, match=r"aiokafka>=0\.14\.0,<0\.14\.1"):
-        check_version(installed, "aiokafka", faust_compat.AIOKAFKA)
-    check_version("0.14.0", "aiokafka", faust_compat.AIOKAFKA)
+    with pytest.raises(
+        UnsupportedVersion,
+        match=r"engine/stream/aiokafka_compat\.py .* aiokafka>=0\.14\.0,<0\.14\.1",
+    ):
+        check_version(installed, *AIOKAFKA)
+    check_version("0.14.0", *AIOKAFKA)
 
 
-@pytest.mark.parametrize(
-    ("package", "supported"),
-    [("faust-streaming", faust_compat.SUPPORTED), ("aiokafka", faust_compat.AIOKAFKA)],
-)
+@pytest.mark.parametrize(("package", "supported", "_"), [FAUST, AIOKAFKA])
 def test_pyprojects_pin_is_the_version_the_overrides_were_read_against(
-    package: str, supported: tuple[tuple[int, ...], tuple[int, ...]]
+    package: str, supported: tuple[tuple[int, ...], tuple[int, ...]], _: str
 ) -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     [spec] = [d for d in project["dependencies"] if d.split("[")[0].split("=")[0] == package]
@@ -73,10 +79,11 @@ def test_pyprojects_pin_is_the_version_the_overrides_were_read_against(
 
 
 def test_the_installed_versions_are_the_ones_checked() -> None:
-    # The module checked them on import; this pins that the checks are there at all.
-    source = inspect.getsource(faust_compat)
-    assert 'check_version(version("faust-streaming"))' in source
-    assert 'check_version(version("aiokafka"), "aiokafka", AIOKAFKA)' in source
+    # Each module checked its library on import; this pins that the checks are there at all.
+    faust_source = inspect.getsource(faust_compat)
+    aiokafka_source = inspect.getsource(aiokafka_compat)
+    assert 'check_version(version("faust-streaming"), "faust-streaming", SUPPORTED' in faust_source
+    assert 'check_version(version("aiokafka"), "aiokafka", AIOKAFKA' in aiokafka_source
 
 
 def test_raw_schema_hands_the_record_bytes_to_the_event(tmp_path: Path) -> None:

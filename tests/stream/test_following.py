@@ -1,5 +1,5 @@
 """What the worker's consumer says about the gaps in its offsets, on a real broker: each
-record aiokafka fetches carries ``follows`` (faust_compat.FollowingRecords), so `Positions`
+record aiokafka fetches carries ``follows`` (aiokafka_compat.FollowingRecords), so `Positions`
 reads back only what the consumer never delivered, and passes over a transaction's markers
 and aborted records without a read."""
 
@@ -17,7 +17,8 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as KafkaPartition
 from faust.types import TP
 
-from engine.stream.faust_compat import FollowingMessage, FollowingRecords
+from engine.stream.aiokafka_compat import FollowingRecords
+from engine.stream.faust_compat import FollowingMessage
 from engine.stream.positions import Positions
 from engine.stream.recovery import read_inputs
 

@@ -1,0 +1,88 @@
+"""How the worker's consumer asks the broker for records, on a real broker: while records
+flow, each fetch waits for `GATHER` (aiokafka_compat.GatheringFetcher); once a fetch brings
+none, the next long-polls with the consumer's own settings."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.protocol.fetch import FetchRequest
+from confluent_kafka import Producer
+
+from engine.stream.aiokafka_compat import GATHER, GatheringFetcher
+
+LONG_POLL = (1, 1500)
+"""What Faust's consumer asks of a fetch: one byte, 1.5 s (aiokafka's default
+``fetch_min_bytes`` and Faust's ``fetch_max_wait_ms``)."""
+
+
+def _produce(bootstrap: str, topic: str, count: int) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(count):
+        producer.produce(topic, value=b"record-%d" % i, partition=0)
+    producer.flush(30)
+
+
+async def _asked(bootstrap: str, topic: str, records: int) -> list[tuple[int, int, bool]]:
+    """Each fetch request the consumer sent while it read ``records`` records and then
+    stood idle a while: (min bytes, max wait, whether its response brought records; False
+    for one still unanswered)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=LONG_POLL[1]
+    )
+    await consumer.start()
+    asked: list[tuple[int, int, bool]] = []
+    try:
+        fetcher = consumer._fetcher
+        assert type(fetcher) is GatheringFetcher
+        client = consumer._client
+        send = client.send
+
+        async def spying(node_id: int, request: Any, *args: Any, **kwargs: Any) -> Any:
+            if not isinstance(request, FetchRequest):
+                return await send(node_id, request, *args, **kwargs)
+            # Noted as it is sent: the last one is still waiting when the consumer stops.
+            asked.append((request._min_bytes, request._max_wait_ms, False))
+            at = len(asked) - 1
+            response = await send(node_id, request, *args, **kwargs)
+            brought = any(len(part[-1] or b"") for _, parts in response.topics for part in parts)
+            asked[at] = (request._min_bytes, request._max_wait_ms, brought)
+            return response
+
+        client.send = spying  # the real send, recorded
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        got = 0
+        deadline = time.monotonic() + 30
+        while got < records and time.monotonic() < deadline:
+            got += len((await consumer.getmany(tp, timeout_ms=1_000)).get(tp, []))
+        assert got == records
+        await asyncio.sleep(0.5)  # idle: the fetch after the last gathers nothing
+    finally:
+        await consumer.stop()
+    return asked
+
+
+def test_fetches_gather_while_records_flow_and_long_poll_once_they_stop(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    _produce(kafka_bootstrap, topic, 50)
+    asked = asyncio.run(_asked(kafka_bootstrap, topic, 50))
+    assert asked[0][:2] == LONG_POLL  # nothing fetched yet: as configured
+    for (_, _, brought), (min_bytes, max_wait, _) in itertools.pairwise(asked):
+        assert (min_bytes, max_wait) == (GATHER if brought else LONG_POLL)
+    assert any(brought for _, _, brought in asked)
+    # After the records: one fetch gathers for 10 ms and brings none, then a long poll.
+    assert asked[-1][:2] == LONG_POLL and not asked[-2][2]
+    assert asked[-2][:2] == GATHER
+
+
+def test_aiokafkas_consumer_builds_the_gathering_fetcher() -> None:
+    from aiokafka.consumer import consumer
+
+    assert consumer.Fetcher is GatheringFetcher
