@@ -154,7 +154,7 @@ def test_split_billing_charges_reach_the_payer_once_through_the_transactions(
         counts = []
         for half in halves:
             stack.cli("publish", "--input", str(half), "--no-progress")
-            routed, applied = _routed_and_applied(stack, after=len(counts) and counts[-1])
+            routed, applied = _routed_and_applied(stack, after=counts[-1] if counts else 0)
             counts.append(len(routed))
         scrape = worker.scrape()
     finally:
