@@ -100,6 +100,7 @@ bench: setup
 	$(BIN)/python benchmarks/replay.py
 	$(BIN)/python benchmarks/replay_stream.py
 	$(BIN)/python benchmarks/wallet_memory.py
+	$(BIN)/python benchmarks/snapshots.py
 	$(BIN)/python benchmarks/catalog_memory.py
 	$(BIN)/python benchmarks/million.py
 	$(BIN)/python benchmarks/report.py --out benchmarks/results/summary.md

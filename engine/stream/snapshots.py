@@ -9,7 +9,7 @@ the wallet partition, each under its own key (compaction keeps the latest of eac
 - ``wallet/<id>``: one wallet's state without its input ids (`WalletRecord`);
 - ``ids/<id>/<n>``: the wallet's input ids (dedup window, commands that moved money) in
   chunks of at most `CHUNK_IDS` (`IdsChunk`), so a busy wallet's ids never make one
-  huge record;
+  huge record; the wallet's record names the snapshot that wrote each chunk;
 - ``partition-<n>``: the `Manifest`, written last: the ``wallet.events`` offset the
   snapshot is as of, the decision at that offset, the decided origin offsets, and how many
   wallet records make it up.
@@ -21,9 +21,18 @@ since an epoch's first snapshot, which writes every wallet. A partition recovere
 verified, whole snapshot goes on in that snapshot's epoch (its records are each wallet's
 state as of the manifest, which the log confirmed; the wallets the log after it changed
 are other state objects, so they are written again); a partition recovered otherwise
-starts a new epoch. Every record names its epoch and offset; recovery
-(`restore`) takes the latest manifest and the latest records of its epoch, and uses them
-only when they are whole (each wallet of the manifest, each chunk of each wallet, none
+starts a new epoch.
+
+Of a wallet written, only the id chunks that changed since its previous record in the
+epoch are (`Span`): a dedup generation is a log its keys are only ever appended to
+(``keylog.KeyLog``), and the older generation is chunked first, so full chunks stay as
+they were written until their generation is dropped, and a busy wallet's snapshot costs
+what it added since, not its whole window. The wallet's record names the snapshot that
+wrote each of its chunks.
+
+Every record names its epoch and offset; recovery (`restore`) takes the latest manifest
+and the latest records of its epoch, and uses them only when they are whole (each wallet
+of the manifest, each chunk of each wallet from the snapshot its wallet record names, none
 newer than the manifest). Otherwise, or when the decision the manifest names is not at its
 offset of the log (processor.recover), the partition is replayed from ``wallet.events``. A
 missing or older snapshot is never wrong, only slower.
@@ -31,15 +40,15 @@ missing or older snapshot is never wrong, only slower.
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 import msgspec
 
 from ..domain import WalletState
-from ..states import StateRecord, from_record, iter_ids, join_ids, to_record, without_ids
+from ..domain.keylog import KeyLog
+from ..states import DEDUP_FIELDS, StateRecord, from_record, join_ids, to_record, without_ids
 from .processor import REORDER_WINDOW, PartitionState
 
 __all__ = ["StateRecord", "from_record", "to_record"]
@@ -72,6 +81,9 @@ class WalletRecord(msgspec.Struct, tag="w", array_like=True, gc=False):
     """The wallet's state without its input ids."""
     chunks: int
     """How many ``ids/`` records hold its input ids."""
+    chunks_at: list[int] = []
+    """Each chunk's ``events_offset``: the snapshot of this epoch that wrote it (empty in
+    a record written before chunks were kept: every chunk is then this record's own)."""
 
 
 class IdsChunk(msgspec.Struct, tag="i", array_like=True, gc=False):
@@ -98,22 +110,85 @@ def manifest_key(partition: int) -> bytes:
     return f"partition-{partition}".encode()
 
 
+ID_ORDER = ("seen_before", "seen", "commands")
+"""The order a wallet's ids are chunked in: the older dedup generation first, which no
+longer grows, so a key appended to the newer one moves no chunk before it."""
+
+Span = tuple[int, object, int, int]
+"""Where one ids chunk's ids come from: the field (its index in `DEDUP_FIELDS`), what holds
+them (a `KeyLog`'s shared list of keys, or a ``Map``), and the range ``[start, end)`` of
+them. Two spans with the same holder object and range hold the same ids: a `KeyLog` only
+ever appends to its list (each key with its instant, once), and a ``Map`` never changes."""
+
+Layout = list[tuple[Span, int]]
+"""A wallet's id chunks as its latest record in the epoch has them: each chunk's span and
+the ``events_offset`` of the snapshot that wrote it."""
+
+
+def id_spans(state: WalletState) -> list[Span]:
+    """The spans of ``state``'s id chunks, in `ID_ORDER`, at most `CHUNK_IDS` ids each."""
+    spans: list[Span] = []
+    for name in ID_ORDER:
+        ids = getattr(state, name)
+        holder = ids.names if isinstance(ids, KeyLog) else ids
+        field, size = DEDUP_FIELDS.index(name), len(ids)
+        spans += [(field, holder, i, min(i + CHUNK_IDS, size)) for i in range(0, size, CHUNK_IDS)]
+    return spans
+
+
+def _span_ids(
+    state: WalletState, span: Span, passes: dict[int, Iterator[tuple[int, tuple[str, int]]]]
+) -> list[tuple[int, str, int]]:
+    """The ids of one chunk, as ``(field, key, instant)`` (states.split_ids). ``passes``:
+    the pass over each map so far; its chunks are asked for in order, so one pass serves
+    them all (a chunk not asked for is passed over)."""
+    field, _, start, end = span
+    ids = getattr(state, DEDUP_FIELDS[field])
+    if isinstance(ids, KeyLog):
+        instants = ids.instants
+        return [(field, key, instants[key]) for key in ids.names[start:end]]
+    out = []
+    for i, (key, at) in passes.setdefault(field, enumerate(ids.items())):
+        if i >= start:
+            out.append((field, key, at))
+        if i + 1 >= end:
+            break
+    return out
+
+
+def _same(a: Span, b: Span) -> bool:
+    # By identity: another list or map with equal contents may order its ids otherwise.
+    return a[1] is b[1] and a[0] == b[0] and a[2] == b[2] and a[3] == b[3]
+
+
 def wallet_records(
-    partition: int, epoch: str, events_offset: int, state: WalletState
-) -> list[tuple[bytes, bytes]]:
-    """``(key, value)`` of one wallet's records: its id chunks, then its state. The ids are
-    taken a chunk at a time, each chunk encoded before the next is made."""
+    partition: int,
+    epoch: str,
+    events_offset: int,
+    state: WalletState,
+    before: Sequence[tuple[Span, int]] = (),
+) -> tuple[list[tuple[bytes, bytes]], Layout]:
+    """``(key, value)`` of one wallet's records, its id chunks then its state, and the
+    layout they leave. ``before``: the layout of the wallet's latest record in this epoch;
+    a chunk with the same span there is not written again. Each chunk is made and encoded
+    before the next."""
     w = state.wallet_id
     out = []
-    ids = iter_ids(state)
-    index = 0
-    while chunk := list(itertools.islice(ids, CHUNK_IDS)):
-        ids_chunk = IdsChunk(partition, epoch, events_offset, w, index, chunk)
+    layout: Layout = []
+    passes: dict[int, Iterator[tuple[int, tuple[str, int]]]] = {}
+    for index, span in enumerate(id_spans(state)):
+        if index < len(before) and _same(before[index][0], span):
+            layout.append(before[index])
+            continue
+        ids = _span_ids(state, span, passes)
+        ids_chunk = IdsChunk(partition, epoch, events_offset, w, index, ids)
         out.append((f"ids/{w}/{index}".encode(), _encoder.encode(ids_chunk)))
-        index += 1
-    record = WalletRecord(partition, epoch, events_offset, to_record(without_ids(state)), index)
+        layout.append((span, events_offset))
+    chunks_at = [at for _, at in layout]
+    bare = to_record(without_ids(state))
+    record = WalletRecord(partition, epoch, events_offset, bare, len(layout), chunks_at)
     out.append((f"wallet/{w}".encode(), _encoder.encode(record)))
-    return out
+    return out, layout
 
 
 def manifest_record(partition: int, epoch: str, part: PartitionState) -> tuple[bytes, bytes]:
@@ -142,7 +217,7 @@ def encode_partition(
     epoch = epoch or new_epoch()
     out = []
     for w in sorted(part.wallets):
-        out += wallet_records(partition, epoch, part.events_offset, part.wallets[w])
+        out += wallet_records(partition, epoch, part.events_offset, part.wallets[w])[0]
     out.append(manifest_record(partition, epoch, part))
     return out
 
@@ -214,14 +289,16 @@ def _assemble(
             continue  # an earlier epoch's record of a wallet this one does not hold
         if record.events_offset > m.events_offset:
             raise Torn(f"wallet {w} is newer than the manifest")
+        chunks_at = record.chunks_at or [record.events_offset] * record.chunks
+        if len(chunks_at) != record.chunks:
+            raise Torn(f"wallet {w} names {len(chunks_at)} chunks of {record.chunks}")
         ids: list[tuple[int, str, int]] = []
-        for index in range(record.chunks):
+        for index, at in enumerate(chunks_at):
             chunk = chunks.pop((w, index), None)
-            if chunk is None or (chunk.epoch, chunk.events_offset) != (
-                record.epoch,
-                record.events_offset,
-            ):
+            if chunk is None or (chunk.epoch, chunk.events_offset) != (record.epoch, at):
                 raise Torn(f"wallet {w} lacks its ids chunk {index}")
+            if at > record.events_offset:
+                raise Torn(f"wallet {w}'s ids chunk {index} is newer than its record")
             ids += chunk.ids
         states[w] = join_ids(from_record(record.state), ids)
     if len(states) != m.wallets:

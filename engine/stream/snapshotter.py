@@ -21,7 +21,7 @@ from .fencing import PartitionWriter
 from .metrics import Metrics
 from .processor import PartitionState, RatingProcessor, Written
 from .settings import WorkerSettings
-from .snapshots import manifest_key, manifest_record, new_epoch, wallet_records
+from .snapshots import Layout, manifest_key, manifest_record, new_epoch, wallet_records
 
 log = logging.getLogger("rating-engine")
 
@@ -37,7 +37,7 @@ def placement(partition: int) -> tuple[bytes, int]:
 class _Epoch:
     """What the snapshots of one partition's epoch have written so far."""
 
-    __slots__ = ("id", "part", "written")
+    __slots__ = ("id", "layouts", "part", "written")
 
     def __init__(self, part: PartitionState, carried: Written | None = None) -> None:
         self.id = carried.epoch if carried is not None else new_epoch()
@@ -46,6 +46,9 @@ class _Epoch:
         self.written: dict[str, WalletState] = dict(carried.wallets) if carried else {}
         """Each wallet's state as its latest record of the epoch holds it (states are
         immutable: a wallet whose state is another object changed since)."""
+        self.layouts: dict[str, Layout] = {}
+        """Each wallet's id chunks as its latest record of the epoch names them, for the
+        wallets this process wrote (a carried wallet's are written again when it changes)."""
 
 
 class Snapshotter:
@@ -96,9 +99,14 @@ class Snapshotter:
         if epoch is None or epoch.part is not part:
             epoch = self.epochs[partition] = _Epoch(part)
         changed = [s for w, s in part.wallets.items() if epoch.written.get(w) is not s]
-        records = [
-            r for s in changed for r in wallet_records(partition, epoch.id, part.events_offset, s)
-        ]
+        records = []
+        layouts: dict[str, Layout] = {}
+        for s in changed:
+            before = epoch.layouts.get(s.wallet_id, ())
+            made, layouts[s.wallet_id] = wallet_records(
+                partition, epoch.id, part.events_offset, s, before
+            )
+            records += made
         records.append(manifest_record(partition, epoch.id, part))
         self.snapshot_at[partition] = time.monotonic()
         largest = max(len(value) for _, value in records)
@@ -118,12 +126,14 @@ class Snapshotter:
             writer.produce(self.topic, key, value, partition)
         for s in changed:
             epoch.written[s.wallet_id] = s
+        epoch.layouts.update(layouts)
         self.snapshotted[partition] = part.events_offset
         self.metrics.snapshots.inc()
         log.info(
-            "partition %d snapshot at offset %d (%d of %d wallets written)",
+            "partition %d snapshot at offset %d (%d of %d wallets written, %d id chunks)",
             partition,
             part.events_offset,
             len(changed),
             len(part.wallets),
+            len(records) - len(changed) - 1,
         )

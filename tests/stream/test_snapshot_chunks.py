@@ -1,0 +1,91 @@
+"""A wallet's snapshot writes only the id chunks that changed since its previous one in the
+epoch (snapshots.wallet_records): its dedup generations only grow at the end, so a later
+snapshot costs what the wallet added, not its whole window. The wallet's record names the
+snapshot that wrote each chunk, so a chunk lost since, whose earlier version is still on the
+topic, is caught as a torn snapshot, never read as the current one."""
+
+from __future__ import annotations
+
+import msgspec
+
+from engine.domain import initial_state
+from engine.domain.keylog import KeyLog
+from engine.stream.processor import PartitionState
+from engine.stream.snapshots import manifest_record, restore, wallet_records
+
+from .test_snapshot_verification import (
+    _chunked,
+    _decided,
+    _recover_from,
+    _snapshots_while_deciding,
+)
+
+
+def _ids(records: list[tuple[bytes, bytes]]) -> list[bytes]:
+    return [key for key, _ in records if key.startswith(b"ids/")]
+
+
+def test_a_wallet_that_gained_a_few_ids_writes_only_its_last_chunk() -> None:
+    seen = KeyLog.of((f"cdr:k{i}", i) for i in range(10))
+    state = msgspec.structs.replace(initial_state("w"), seen=seen)
+    with _chunked(4):
+        first, layout = wallet_records(0, "e", 41, state)
+        assert _ids(first) == [b"ids/w/0", b"ids/w/1", b"ids/w/2"]
+        grown = msgspec.structs.replace(state, seen=state.seen.set("cdr:k10", 10))
+        second, layout = wallet_records(0, "e", 42, grown, layout)
+        assert _ids(second) == [b"ids/w/2"]  # [8, 11): the chunk the new key went into
+        unchanged, _ = wallet_records(0, "e", 43, grown, layout)
+    assert _ids(unchanged) == []
+    # The latest of each key, as compaction leaves them, with a manifest of offset 43.
+    manifest = (b"partition-0", _manifest(43))
+    found, torn = restore(first + second + unchanged + [manifest], 0)
+    assert found is not None and not torn
+    assert found.wallets["w"].seen == grown.seen
+
+
+def _manifest(offset: int) -> bytes:
+    part = PartitionState(wallets={"w": initial_state("w")}, events_offset=offset)
+    return manifest_record(0, "e", part)[1]
+
+
+def test_later_snapshots_write_fewer_chunks_and_recovery_stays_exact() -> None:
+    live, written = _decided()
+    with _chunked(3):
+        writer = _snapshots_while_deciding(written, [600, 610])
+    first, last = writer.transactions
+    assert 0 < len(_ids(last)) < len(_ids(first)) / 10
+    found, torn = _recover_from([r for t in writer.transactions for r in t], written)
+    assert not torn and found.source == "snapshot"
+    assert found.state.wallets == live.partitions[0].wallets
+    assert found.decisions == len(written) - 610
+
+
+def test_a_lost_chunk_whose_earlier_version_remains_is_caught() -> None:
+    live, written = _decided()
+    with _chunked(3):
+        writer = _snapshots_while_deciding(written, [600, 610])
+    first, last = writer.transactions
+    rewritten = [k for k in _ids(last) if k in set(_ids(first))]
+    assert rewritten  # a growing chunk: written in both snapshots
+    records = [r for t in writer.transactions for r in t if r[0] != rewritten[0] or t is first]
+    assert restore(records, 0) == (None, True)
+    found, _ = _recover_from(records, written)
+    assert found.source == "mismatch"  # replayed from the log instead
+    assert found.state.wallets == live.partitions[0].wallets
+
+
+def test_a_wallet_record_written_before_chunks_were_kept_is_still_read() -> None:
+    live, written = _decided()
+    with _chunked(50):
+        writer = _snapshots_while_deciding(written, [300])
+    (only,) = writer.transactions
+    former = []
+    for key, value in only:  # each wallet record without its last field, chunks_at
+        if key.startswith(b"wallet/"):
+            fields = msgspec.msgpack.decode(value)
+            assert fields[0] == "w" and len(fields[-1]) == fields[-2]
+            value = msgspec.msgpack.encode(fields[:-1])
+        former.append((key, value))
+    found, torn = _recover_from(former, written)
+    assert not torn and found.source == "snapshot"
+    assert found.state.wallets == live.partitions[0].wallets
