@@ -28,7 +28,10 @@ epoch are (`Span`): a dedup generation is a log its keys are only ever appended 
 (``keylog.KeyLog``), and the older generation is chunked first, so full chunks stay as
 they were written until their generation is dropped, and a busy wallet's snapshot costs
 what it added since, not its whole window. The wallet's record names the snapshot that
-wrote each of its chunks.
+wrote each of its chunks, and always comes with its last chunk (an empty one for a wallet
+without ids): a chunk lost since leaves an older version than the record names, and a
+record lost leaves a chunk newer than the record before it; either way the snapshot is
+not whole.
 
 Every record names its epoch and offset; recovery (`restore`) takes the latest manifest
 and the latest records of its epoch, and uses them only when they are whole (each wallet
@@ -40,8 +43,10 @@ missing or older snapshot is never wrong, only slower.
 
 from __future__ import annotations
 
+import collections
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice, repeat
 from typing import NamedTuple
 
 import msgspec
@@ -125,6 +130,10 @@ Layout = list[tuple[Span, int]]
 the ``events_offset`` of the snapshot that wrote it."""
 
 
+NO_IDS: Span = (0, None, 0, 0)
+"""The one chunk of a wallet without ids: empty."""
+
+
 def id_spans(state: WalletState) -> list[Span]:
     """The spans of ``state``'s id chunks, in `ID_ORDER`, at most `CHUNK_IDS` ids each."""
     spans: list[Span] = []
@@ -136,24 +145,47 @@ def id_spans(state: WalletState) -> list[Span]:
     return spans
 
 
-def _span_ids(
-    state: WalletState, span: Span, passes: dict[int, Iterator[tuple[int, tuple[str, int]]]]
-) -> list[tuple[int, str, int]]:
-    """The ids of one chunk, as ``(field, key, instant)`` (states.split_ids). ``passes``:
-    the pass over each map so far; its chunks are asked for in order, so one pass serves
-    them all (a chunk not asked for is passed over)."""
-    field, _, start, end = span
-    ids = getattr(state, DEDUP_FIELDS[field])
-    if isinstance(ids, KeyLog):
-        instants = ids.instants
-        return [(field, key, instants[key]) for key in ids.names[start:end]]
-    out = []
-    for i, (key, at) in passes.setdefault(field, enumerate(ids.items())):
-        if i >= start:
-            out.append((field, key, at))
-        if i + 1 >= end:
-            break
-    return out
+SEQUENTIAL = 16
+"""A log's instants are read in one pass when a snapshot writes at least a sixteenth of it:
+read in order, an instant costs a few nanoseconds; looked up by its key in a log of a
+million, a few hundred (a cache miss or two), about thirty times as much."""
+
+
+class _ChunkIds:
+    """The ids of the chunks one wallet's snapshot writes, as ``(field, key, instant)``
+    (states.split_ids), asked for in the order of their spans."""
+
+    def __init__(self, state: WalletState, wanted: list[Span]) -> None:
+        self.state = state
+        self.passes: dict[int, Iterator[tuple[int, tuple[str, int]]]] = {}
+        """The pass over each map so far: one pass serves all its chunks (a chunk not asked
+        for is passed over)."""
+        self.instants: dict[int, list[int]] = {}
+        """A log's instants in its order, read in one pass when enough of it is written. A
+        log's dict holds its keys in the order of its list (both only ever get a key
+        appended, together), and a snapshot runs on the thread that appends."""
+        for field, chunks in collections.Counter(span[0] for span in wanted).items():
+            ids = getattr(state, DEDUP_FIELDS[field])
+            if isinstance(ids, KeyLog) and chunks * CHUNK_IDS * SEQUENTIAL >= len(ids):
+                self.instants[field] = list(islice(ids.instants.values(), len(ids)))
+
+    def of(self, span: Span) -> list[tuple[int, str, int]]:
+        field, _, start, end = span
+        ids = getattr(self.state, DEDUP_FIELDS[field])
+        if isinstance(ids, KeyLog):
+            keys = ids.names[start:end]
+            instants = self.instants.get(field)
+            if instants is not None:
+                return list(zip(repeat(field), keys, instants[start:end]))
+            by_key = ids.instants
+            return [(field, key, by_key[key]) for key in keys]
+        out = []
+        for i, (key, at) in self.passes.setdefault(field, enumerate(ids.items())):
+            if i >= start:
+                out.append((field, key, at))
+            if i + 1 >= end:
+                break
+        return out
 
 
 def _same(a: Span, b: Span) -> bool:
@@ -174,14 +206,18 @@ def wallet_records(
     before the next."""
     w = state.wallet_id
     out = []
+    # A wallet record always comes with its last chunk (an empty one for a wallet without
+    # ids), so that the record lost leaves a chunk newer than the one before it: `_assemble`.
+    spans = id_spans(state) or [NO_IDS]
+    kept = [i < len(before) and _same(before[i][0], span) for i, span in enumerate(spans)]
+    kept[-1] = False
+    ids = _ChunkIds(state, [span for span, k in zip(spans, kept, strict=True) if not k])
     layout: Layout = []
-    passes: dict[int, Iterator[tuple[int, tuple[str, int]]]] = {}
-    for index, span in enumerate(id_spans(state)):
-        if index < len(before) and _same(before[index][0], span):
+    for index, span in enumerate(spans):
+        if kept[index]:
             layout.append(before[index])
             continue
-        ids = _span_ids(state, span, passes)
-        ids_chunk = IdsChunk(partition, epoch, events_offset, w, index, ids)
+        ids_chunk = IdsChunk(partition, epoch, events_offset, w, index, ids.of(span))
         out.append((f"ids/{w}/{index}".encode(), _encoder.encode(ids_chunk)))
         layout.append((span, events_offset))
     chunks_at = [at for _, at in layout]
@@ -283,12 +319,21 @@ def _assemble(
     m: Manifest, wallets: dict[str, WalletRecord], chunks: dict[tuple[str, int], IdsChunk]
 ) -> PartitionState:
     states: dict[str, WalletState] = {}
+    newest: dict[tuple[str, str], int] = {}
+    """Per wallet and epoch, the newest of its chunks' snapshots."""
+    for (w, _), written in chunks.items():
+        if written.events_offset > newest.get((w, written.epoch), -1):
+            newest[(w, written.epoch)] = written.events_offset
     for w in list(wallets):
         record = wallets.pop(w)  # each wallet's records go as its state is made
         if record.epoch != m.epoch:
             continue  # an earlier epoch's record of a wallet this one does not hold
         if record.events_offset > m.events_offset:
             raise Torn(f"wallet {w} is newer than the manifest")
+        # A chunk is written only with its wallet's record, and every record with its last
+        # chunk: a chunk newer than the record means the record written with it is lost.
+        if newest.get((w, record.epoch), -1) > record.events_offset:
+            raise Torn(f"wallet {w} has an ids chunk newer than its record")
         chunks_at = record.chunks_at or [record.events_offset] * record.chunks
         if len(chunks_at) != record.chunks:
             raise Torn(f"wallet {w} names {len(chunks_at)} chunks of {record.chunks}")

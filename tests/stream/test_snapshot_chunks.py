@@ -2,11 +2,15 @@
 epoch (snapshots.wallet_records): its dedup generations only grow at the end, so a later
 snapshot costs what the wallet added, not its whole window. The wallet's record names the
 snapshot that wrote each chunk, so a chunk lost since, whose earlier version is still on the
-topic, is caught as a torn snapshot, never read as the current one."""
+topic, is caught as a torn snapshot, never read as the current one; and a record always
+comes with its last chunk, so a record lost, whose earlier version and chunks are still
+there, is caught too."""
 
 from __future__ import annotations
 
 import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.domain import initial_state
 from engine.domain.keylog import KeyLog
@@ -35,7 +39,7 @@ def test_a_wallet_that_gained_a_few_ids_writes_only_its_last_chunk() -> None:
         second, layout = wallet_records(0, "e", 42, grown, layout)
         assert _ids(second) == [b"ids/w/2"]  # [8, 11): the chunk the new key went into
         unchanged, _ = wallet_records(0, "e", 43, grown, layout)
-    assert _ids(unchanged) == []
+    assert _ids(unchanged) == [b"ids/w/2"]  # a record always comes with its last chunk
     # The latest of each key, as compaction leaves them, with a manifest of offset 43.
     manifest = (b"partition-0", _manifest(43))
     found, torn = restore(first + second + unchanged + [manifest], 0)
@@ -89,3 +93,58 @@ def test_a_wallet_record_written_before_chunks_were_kept_is_still_read() -> None
     found, torn = _recover_from(former, written)
     assert not torn and found.source == "snapshot"
     assert found.state.wallets == live.partitions[0].wallets
+
+
+def test_a_lost_wallet_record_whose_earlier_chunks_all_remain_is_caught() -> None:
+    """globex's chunks of the first snapshot are all still its latest ones but the last
+    (its ids grew by whole chunks): without the last chunk written with each record, the
+    first snapshot's record would read as whole, and recovery would miss globex's charges
+    between the two snapshots."""
+    live, written = _decided()
+    with _chunked(3):
+        writer = _snapshots_while_deciding(written, [782, 811])
+    records = [
+        r
+        for t in writer.transactions
+        for r in t
+        if r[0] != b"wallet/globex" or t is not writer.transactions[-1]
+    ]
+    assert restore(records, 0) == (None, True)
+    found, _ = _recover_from(records, written)
+    assert found.state.wallets == live.partitions[0].wallets
+
+
+def test_a_wallet_without_ids_writes_an_empty_chunk_so_its_lost_record_is_caught() -> None:
+    state = initial_state("w")
+    first, layout = wallet_records(0, "e", 41, state)
+    assert _ids(first) == [b"ids/w/0"]
+    changed = msgspec.structs.replace(state, credit=5)
+    second, _ = wallet_records(0, "e", 42, changed, layout)
+    manifest = (b"partition-0", _manifest(42))
+    found, torn = restore(first + second + [manifest], 0)
+    assert found is not None and not torn and found.wallets["w"].credit == 5
+    lost = [r for r in second if r[0] != b"wallet/w"]
+    assert restore(first + lost + [manifest], 0) == (None, True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cuts=st.lists(st.integers(1, 999), min_size=2, max_size=5, unique=True),
+    chunk=st.sampled_from([1, 2, 3, 50]),
+    lost=st.lists(st.integers(0, 100_000), min_size=1, max_size=2),
+)
+def test_any_record_of_any_snapshot_lost_and_recovery_stays_exact(
+    cuts: list[int], chunk: int, lost: list[int]
+) -> None:
+    """Snapshots written over time with chunks kept from one to the next; one or two of all
+    their records lost (a wallet record, a chunk, a manifest, of any snapshot): recovery
+    takes a whole snapshot or replays the log, and is exact either way."""
+    live, written = _decided()
+    with _chunked(chunk):
+        writer = _snapshots_while_deciding(written, cuts)
+    records = [r for t in writer.transactions for r in t]
+    gone = {i % len(records) for i in lost}
+    kept = [r for i, r in enumerate(records) if i not in gone]
+    found, _ = _recover_from(kept, written)
+    assert found.state.wallets == live.partitions[0].wallets
+    assert found.state.decided == live.partitions[0].decided
