@@ -10,7 +10,6 @@ end of ``WalletState`` with a default still reads an older record.
 
 from __future__ import annotations
 
-import itertools
 import sys
 import typing
 from typing import Any
@@ -117,25 +116,18 @@ def decode_state(raw: bytes) -> WalletState:
 def split_ids(state: WalletState) -> tuple[WalletState, list[tuple[int, str, int]]]:
     """The state without its input ids, and the ids as ``(field, key, instant)``, ``field``
     indexing `DEDUP_FIELDS`."""
-    return without_ids(state), list(iter_ids(state))
+    ids = [
+        (field, key, at)
+        for field, name in enumerate(DEDUP_FIELDS)
+        for key, at in getattr(state, name).items()
+    ]
+    return without_ids(state), ids
 
 
 def without_ids(state: WalletState) -> WalletState:
     """The state without its input ids (`split_ids`)."""
     empty: dict[str, Any] = {name: _restored(name, ()) for name in DEDUP_FIELDS}
     return msgspec.structs.replace(state, **empty)
-
-
-def iter_ids(state: WalletState) -> typing.Iterator[tuple[int, str, int]]:
-    """The state's input ids as `split_ids` lists them, one at a time: a caller that takes
-    them a bounded chunk at a time never holds a busy wallet's ids as objects all at once
-    (nor makes the collector run for them)."""
-    maps = [getattr(state, name) for name in DEDUP_FIELDS]
-    # A Map's keys and values come in the same order (one traversal of its trie), and a
-    # KeyLog's in the order they came.
-    return itertools.chain.from_iterable(
-        zip(itertools.repeat(i), m.keys(), m.values()) for i, m in enumerate(maps)
-    )
 
 
 def join_ids(state: WalletState, ids: typing.Iterable[tuple[int, str, int]]) -> WalletState:
