@@ -96,6 +96,16 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+def publish(name: str, payload: dict[str, Any], env: dict[str, Any] | None = None) -> Path:
+    """Print the environment (``environment()`` unless given) on one line, save ``payload``
+    with it as ``results/<name>.json`` and print where."""
+    env = environment() if env is None else env
+    print("  ".join(f"{k}={v}" for k, v in env.items()))
+    path = save(name, {**payload, "environment": env})
+    print(f"wrote {path}")
+    return path
+
+
 def logger(name: str) -> Callable[[str], None]:
     """A ``log(message)`` that shows progress as ``[name] message`` on stderr, at once, apart
     from the table on stdout."""

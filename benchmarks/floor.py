@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import msgspec
-from _common import environment, save, table
+from _common import publish, table
 
 from engine.catalog import load_catalog
 from engine.domain import Catalog
@@ -123,10 +123,7 @@ def main() -> None:
     wallets = wallets_by_iccid(catalog, lines)
     speed = measure(lines, wallets)
     print(table([("floor (lines/s)", f"{speed:,.0f}")], f"floor: {len(lines):,} CDR lines"))
-    env = environment()
-    print("  ".join(f"{k}={v}" for k, v in env.items()))
-    path = save("floor", {"cdrs": len(lines), "lines_per_second": round(speed), "environment": env})
-    print(f"wrote {path}")
+    publish("floor", {"cdrs": len(lines), "lines_per_second": round(speed)})
 
 
 if __name__ == "__main__":

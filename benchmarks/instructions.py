@@ -33,7 +33,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import environment, save, table
+from _common import environment, publish, table
 
 HERE = Path(__file__).resolve()
 LOOPS = ("core", "floor", "agent")
@@ -157,8 +157,7 @@ def main() -> None:
     env = environment()
     version = subprocess.run(["valgrind", "--version"], capture_output=True, text=True)
     env["valgrind"] = version.stdout.strip()
-    print("  ".join(f"{k}={v}" for k, v in env.items()))
-    path = save(
+    publish(
         "instructions",
         {
             "cdrs": args.cdrs,
@@ -166,10 +165,9 @@ def main() -> None:
             "floor_per_line": {k: round(v) for k, v in floor.items()},
             "agent_per_cdr": {k: round(v) for k, v in agent.items()},
             "ratio_to_floor": round(ratio, 4),
-            "environment": env,
         },
+        env,
     )
-    print(f"wrote {path}")
 
 
 def _misses(counts: dict[str, float]) -> str:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from _common import Decision, Outcomes, environment, logger, revision, save, table
+from _common import Decision, Outcomes, environment, logger, publish, revision, table
 from stream import _interrupt, broker
 
 from engine.local import LocalStack, private_topics
@@ -396,9 +396,7 @@ def main() -> None:
     print(table(_rows(found), f"million: {args.sims:,} SIMs over {args.wallets:,} wallets"))
     env = environment()
     env["revision"] = revision()
-    print("  ".join(f"{k}={v}" for k, v in env.items()))
-    name = "million-commands" if args.skip_catalog else "million"
-    print(f"wrote {save(name, {**found, 'environment': env})}")
+    publish("million-commands" if args.skip_catalog else "million", found, env)
 
 
 def _rows(found: dict[str, Any]) -> list[tuple[str, str]]:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
-from _common import environment, save, table
+from _common import environment, publish, table
 
 from engine.catalog import load_catalog
 from engine.offline.generate import generate_cdrs, generate_commands, write_lines
@@ -168,12 +168,11 @@ def main() -> None:
     print(table(figures, f"projections: {n:,} events into embedded ClickHouse (chDB)"))
     env = environment()
     env |= {"chdb": version("chdb"), "clickhouse-connect": version("clickhouse-connect")}
-    print("  ".join(f"{k}={v}" for k, v in env.items()))
 
     def runs(timings: list[tuple[float, float]]) -> list[dict[str, float]]:
         return [{"wall": round(w, 3), "cpu": round(c, 3)} for w, c in timings]
 
-    path = save(
+    publish(
         "projections",
         {
             "events": n,
@@ -197,10 +196,9 @@ def main() -> None:
             "rebuild_cpu_us_per_event": round(rebuild_cpu / n * 1e6, 2),
             "rows": counts,
             "load_average": {"before": round(load_before, 2), "after": round(load_after, 2)},
-            "environment": env,
         },
+        env,
     )
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from _common import Decision, Outcomes, environment, logger, revision, save, table
+from _common import Decision, Outcomes, environment, logger, publish, revision, table
 from stream import JOIN_TIMEOUT, _interrupt, broker, external
 
 from engine.local import LocalStack, StackError, private_topics, run_command
@@ -221,12 +221,9 @@ def main() -> None:
     env = environment()
     env["broker"] = "KAFKA_BOOTSTRAP" if external() else "LocalJarBroker"
     env["revision"] = started_at
-    print("  ".join(f"{k}={v}" for k, v in env.items()))
-    path = save(
-        f"provision-{args.wallets}",
-        {"sims": args.sims, "wallets_kind": args.wallets, **found, "environment": env},
+    publish(
+        f"provision-{args.wallets}", {"sims": args.sims, "wallets_kind": args.wallets, **found}, env
     )
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import environment, save, table
+from _common import publish, table
 from floor import measure_both, wallets_by_iccid
 
 from engine.catalog import load_catalog
@@ -127,9 +127,7 @@ def main() -> None:
     rows.append(("  the same, CPU per CDR (µs)", f"{core_us:.2f}"))
     rows.append(("rate agent in process, CPU per CDR (µs)", f"{agent_cpu * 1e6:.2f}"))
     print(table(rows, f"rate_core: {n:,} CDRs, {args.sims:,} SIMs, one core"))
-    env = environment()
-    print("  ".join(f"{k}={v}" for k, v in env.items()))
-    path = save(
+    publish(
         "rate_core",
         {
             "cdrs": n,
@@ -155,10 +153,8 @@ def main() -> None:
                 "cdrs": min(n, args.agent_cdrs),
                 "cpu_us_per_cdr": round(agent_cpu * 1e6, 2),
             },
-            "environment": env,
         },
     )
-    print(f"wrote {path}")
 
 
 def whole_path(catalog: Catalog, lines: list[bytes]) -> tuple[float, float]:

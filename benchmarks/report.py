@@ -252,13 +252,20 @@ def others(found: Results) -> list[Row]:
     n = found.get("snapshots")
     for window, figures in (n or {}).get("windows", {}).items():
         now, whole = figures.get("changed_chunks", {}), figures.get("every_chunk", {})
+        recovered = figures.get("after_recovery")
+        first = (
+            f"; the first after a recovery: {_n(recovered.get('cpu_ms'), 1)} ms, "
+            f"{_n(recovered.get('mb'), 2)} MB"
+            if recovered
+            else ""
+        )
         rows.append(
             (
                 f"`snapshots`, {_n(int(window))} ids per wallet, {_n(n.get('added_per_wallet'))} "
                 "new per snapshot",
                 f"{_n(now.get('cpu_ms'), 1)} ms CPU, {_n(now.get('mb'), 2)} MB per snapshot "
                 f"(every chunk written again: {_n(whole.get('cpu_ms'), 1)} ms, "
-                f"{_n(whole.get('mb'), 2)} MB)",
+                f"{_n(whole.get('mb'), 2)} MB{first})",
                 "–",
             )
         )

@@ -8,6 +8,8 @@ wallet, each round followed by a snapshot. Per snapshot: the CPU time of `Snapsh
 the records and the bytes it produces. Measured as the worker writes it (only the id chunks
 that changed since the wallet's previous record), and, in the same process on the same
 states, with every chunk written again (what a snapshot wrote before chunks were kept).
+Then a worker that recovered from the first snapshot, after the same round of new ids: its
+first snapshot (which wrote every chunk before the layout read was carried over).
 Usage: ``python benchmarks/snapshots.py [--added N] [--rounds N]``.
 """
 
@@ -18,14 +20,14 @@ import time
 from pathlib import Path
 
 import msgspec
-from _common import environment, save, table
+from _common import publish, table
 
 from engine.catalog import load_catalog
 from engine.domain import WalletState, initial_state
 from engine.domain.keylog import KeyLog
 from engine.stream import snapshots
 from engine.stream.metrics import Metrics
-from engine.stream.processor import PartitionState, RatingProcessor
+from engine.stream.processor import PartitionState, RatingProcessor, Written
 from engine.stream.settings import WorkerSettings
 from engine.stream.snapshotter import Snapshotter
 
@@ -37,15 +39,17 @@ WALLETS = 2
 
 
 class Counted:
-    """A partition writer that counts what a snapshot produces."""
+    """A partition writer that counts what a snapshot produces, and keeps it."""
 
     def __init__(self) -> None:
         self.records = 0
         self.bytes = 0
+        self.kept: list[tuple[bytes, bytes]] = []
 
     def produce(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
         self.records += 1
         self.bytes += len(value)
+        self.kept.append((key, value))
 
 
 def wallet(name: str, ids: int) -> WalletState:
@@ -53,29 +57,64 @@ def wallet(name: str, ids: int) -> WalletState:
     return msgspec.structs.replace(initial_state(name), seen=seen)
 
 
-def measure(window: int, added: int, rounds: int, every_chunk: bool) -> dict[str, float]:
-    """Per snapshot after the first: CPU seconds, records and bytes."""
+def owner(part: PartitionState, written: Written | None = None) -> Snapshotter:
+    """The snapshotter of a worker that owns partition 0, holding ``part`` (recovered from
+    a snapshot when ``written`` is given)."""
     processor = RatingProcessor(load_catalog(CATALOG))
-    wallets = {f"w{i}": wallet(f"w{i}", window) for i in range(WALLETS)}
-    processor.install(0, PartitionState(wallets, events_offset=0, last_decision="d-0"))
+    processor.install(0, part)
     settings = WorkerSettings(catalog=CATALOG, data_dir=Path())
     snapshotter = Snapshotter(settings, "wallet.snapshots", processor, Metrics())
+    if written is not None:
+        snapshotter.recovered(0, part.events_offset, written)
+    return snapshotter
+
+
+def grow(part: PartitionState, added: int, r: int) -> None:
+    """``added`` new ids in each wallet of ``part``, as rated CDRs add them."""
+    for name, state in list(part.wallets.items()):
+        seen = state.seen
+        for i in range(added):
+            seen = seen.set(f"cdr:gen/{name}-r{r}-{i:07d}", 1_790_000_000 + r)
+        part.wallets[name] = msgspec.structs.replace(state, seen=seen)
+    part.events_offset += added
+
+
+def timed(snapshotter: Snapshotter, out: Counted) -> float:
+    t0 = time.process_time()
+    snapshotter.write(0, out)  # type: ignore[arg-type]
+    return time.process_time() - t0
+
+
+def measure(window: int, added: int, rounds: int, every_chunk: bool) -> dict[str, float]:
+    """Per snapshot after the first: CPU seconds, records and bytes."""
+    wallets = {f"w{i}": wallet(f"w{i}", window) for i in range(WALLETS)}
+    snapshotter = owner(PartitionState(wallets, events_offset=0, last_decision="d-0"))
     snapshotter.write(0, Counted())  # type: ignore[arg-type]
-    part, out, cpu = processor.partitions[0], Counted(), 0.0
+    part, out, cpu = snapshotter.processor.partitions[0], Counted(), 0.0
     for r in range(rounds):
-        for name, state in list(part.wallets.items()):
-            seen = state.seen
-            for i in range(added):
-                seen = seen.set(f"cdr:gen/{name}-r{r}-{i:07d}", 1_790_000_000 + r)
-            part.wallets[name] = msgspec.structs.replace(state, seen=seen)
-        part.events_offset += added
+        grow(part, added, r)
         if every_chunk:
             snapshotter.epochs[0].layouts.clear()
-        t0 = time.process_time()
-        snapshotter.write(0, out)  # type: ignore[arg-type]
-        cpu += time.process_time() - t0
+        cpu += timed(snapshotter, out)
     per = 1 / rounds
     return {"cpu_ms": cpu * per * 1e3, "records": out.records * per, "mb": out.bytes * per / 1e6}
+
+
+def after_recovery(window: int, added: int) -> dict[str, float]:
+    """The first snapshot of a worker that recovered the partition from a snapshot (read
+    back through `read_snapshot`, as ``ownership.recovered_from`` does) and then rated
+    ``added`` CDRs per wallet: CPU seconds, records and bytes."""
+    wallets = {f"w{i}": wallet(f"w{i}", window) for i in range(WALLETS)}
+    first = Counted()
+    owner(PartitionState(wallets, events_offset=0, last_decision="d-0")).write(0, first)  # type: ignore[arg-type]
+    read = snapshots.read_snapshot(first.kept, 0)
+    assert read.state is not None and read.epoch is not None, "the snapshot did not read back"
+    written = Written(read.epoch, dict(read.state.wallets), read.layouts)
+    snapshotter = owner(read.state, written)
+    grow(read.state, added, 0)
+    out = Counted()
+    cpu = timed(snapshotter, out)
+    return {"cpu_ms": cpu * 1e3, "records": out.records, "mb": out.bytes / 1e6}
 
 
 def main() -> None:
@@ -90,8 +129,18 @@ def main() -> None:
     for window in WINDOWS:
         now = measure(window, args.added, args.rounds, every_chunk=False)
         whole = measure(window, args.added, args.rounds, every_chunk=True)
-        results[str(window)] = {"changed_chunks": now, "every_chunk": whole}
-        for label, m in (("changed chunks", now), ("every chunk", whole)):
+        recovered = after_recovery(window, args.added)
+        results[str(window)] = {
+            "changed_chunks": now,
+            "every_chunk": whole,
+            "after_recovery": recovered,
+        }
+        labelled = (
+            ("changed chunks", now),
+            ("every chunk", whole),
+            ("first after a recovery", recovered),
+        )
+        for label, m in labelled:
             rows.append(
                 (
                     f"{window:,} ids per wallet, {label}",
@@ -103,9 +152,7 @@ def main() -> None:
         f"{snapshots.CHUNK_IDS:,} ids per chunk"
     )
     print(table(rows, title))
-    env = environment()
-    print("  ".join(f"{k}={v}" for k, v in env.items()))
-    path = save(
+    publish(
         "snapshots",
         {
             "wallets": WALLETS,
@@ -113,10 +160,8 @@ def main() -> None:
             "rounds": args.rounds,
             "chunk_ids": snapshots.CHUNK_IDS,
             "windows": results,
-            "environment": env,
         },
     )
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

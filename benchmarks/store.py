@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _common import environment, save, table
+from _common import publish, table
 from support.postgres import fresh_schema, server
 
 from engine.catalog import load_catalog
@@ -157,9 +157,7 @@ def main() -> None:
     ]
     title = f"store: {n:,} events in {len(work):,} appends of ~{args.batch:,}, one writer"
     print(table(rows, title))
-    env = environment()
-    print("  ".join(f"{k}={v}" for k, v in env.items()))
-    path = save(
+    publish(
         "store",
         {
             "events": n,
@@ -168,10 +166,8 @@ def main() -> None:
             "read_batch": args.read_batch,
             "snapshot_every": args.snapshot_every,
             "results": {b: {k: round(v) for k, v in f.items()} for b, f in results.items()},
-            "environment": env,
         },
     )
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

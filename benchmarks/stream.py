@@ -45,7 +45,7 @@ from types import FrameType
 from typing import Any
 
 import msgspec
-from _common import STALL_TIMEOUT, environment, input_decoder, logger, revision, save, table
+from _common import STALL_TIMEOUT, environment, input_decoder, logger, publish, revision, table
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 from report import HALF_LOAD
@@ -823,13 +823,12 @@ def main() -> None:
         env[name] = _version(name)
     env["broker"] = "KAFKA_BOOTSTRAP" if external() else "LocalJarBroker"
     env["revision"] = started_at
-    print("  ".join(f"{k}={v}" for k, v in env.items()))
     name = "stream"
     if args.wallet_copies != SPREAD:
         name += f"-{wallets}-wallets"
     if args.workers > 1:
         name += f"-{args.workers}-workers"
-    path = save(
+    publish(
         name,
         {
             "cdrs": n,
@@ -842,10 +841,9 @@ def main() -> None:
             "throughput": run,
             "latency": latency,
             "latency_at_aim": at_aim,
-            "environment": env,
         },
+        env,
     )
-    print(f"wrote {path}")
 
 
 def wallet_partitions(catalog: Catalog, partitions: int) -> int:

@@ -104,6 +104,7 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
                 "1000000": {
                     "changed_chunks": {"cpu_ms": 4.04, "records": 6.2, "mb": 0.274},
                     "every_chunk": {"cpu_ms": 743.5, "records": 497.0, "mb": 56.54},
+                    "after_recovery": {"cpu_ms": 27.84, "records": 5.0, "mb": 0.213},
                 }
             },
         },
@@ -140,7 +141,8 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
     ) in lines
     assert "- `stream.json`: revision abc1234, load 0.5 0.7 0.9" in lines
     assert row("`snapshots`, 1,000,000 ids per wallet, 3,000 new per snapshot").endswith(
-        "| 4.0 ms CPU, 0.27 MB per snapshot (every chunk written again: 743.5 ms, 56.54 MB) | – |"
+        "| 4.0 ms CPU, 0.27 MB per snapshot (every chunk written again: 743.5 ms, 56.54 MB; "
+        "the first after a recovery: 27.8 ms, 0.21 MB) | – |"
     )
     assert row("`catalog_memory`, 4 revisions of 1,000,000 SIMs").endswith(
         "RSS with the newest built 837 MiB, every one built 1,410 MiB, built one by one and "

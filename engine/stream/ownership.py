@@ -88,14 +88,15 @@ def recovered_from(
 
     A verified snapshot's epoch goes on (`Recovered.written`): its records are each
     wallet's state as of its manifest, which the log confirmed, so the new owner's next
-    snapshot writes only the wallets that changed since, not every wallet again."""
-    snapshot, unreadable, epoch = read_snapshot(records, partition)
+    snapshot writes only the wallets that changed since, not every wallet again, and of
+    those only the id chunks that changed since (`Written.layouts`)."""
+    snapshot, unreadable, epoch, layouts = read_snapshot(records, partition)
     as_read = dict(snapshot.wallets) if snapshot is not None else {}
     recovered = recover(snapshot, decision_at, decisions_after)  # folds into `snapshot`
     if unreadable:
         return recovered._replace(source="mismatch")
     if recovered.source == "snapshot" and epoch is not None:
-        return recovered._replace(written=Written(epoch, as_read))
+        return recovered._replace(written=Written(epoch, as_read, layouts))
     return recovered
 
 

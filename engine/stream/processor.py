@@ -10,12 +10,15 @@ nothing is lost, because input offsets are only committed once the decisions are
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..domain import Catalog, Cdr, Command, WalletState, evolve, initial_state
 from ..domain.decision import Decision, Origin
 from ..flow import MissingRevision, Revisions, admit, decide, pick, revision_for
 from .positions import TopicPartition
+
+if TYPE_CHECKING:
+    from .snapshots import Layout
 
 REORDER_WINDOW = 20_000
 """How far below the highest decided offset of an origin partition inputs may still arrive.
@@ -122,6 +125,9 @@ class Written(NamedTuple):
 
     epoch: str
     wallets: dict[str, WalletState]
+    layouts: dict[str, Layout]
+    """Each wallet's id chunks as read, where they are those its state as read is chunked
+    into (snapshots.read_layout): a snapshot keeps those its state still holds."""
 
 
 class Recovered(NamedTuple):

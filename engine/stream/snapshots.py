@@ -27,11 +27,12 @@ Of a wallet written, only the id chunks that changed since its previous record i
 epoch are (`Span`): a dedup generation is a log its keys are only ever appended to
 (``keylog.KeyLog``), and the older generation is chunked first, so full chunks stay as
 they were written until their generation is dropped, and a busy wallet's snapshot costs
-what it added since, not its whole window. The wallet's record names the snapshot that
-wrote each of its chunks, and always comes with its last chunk (an empty one for a wallet
-without ids): a chunk lost since leaves an older version than the record names, and a
-record lost leaves a chunk newer than the record before it; either way the snapshot is
-not whole.
+what it added since, not its whole window; a recovered owner knows the chunks it read
+(`read_layout`), so its first snapshot does not write them all again either. The wallet's
+record names the snapshot that wrote each of its chunks, and always comes with its last
+chunk (an empty one for a wallet without ids): a chunk lost since leaves an older version
+than the record names, and a record lost leaves a chunk newer than the record before it;
+either way the snapshot is not whole.
 
 Every record names its epoch and offset; recovery (`restore`) takes the latest manifest
 and the latest records of its epoch, and uses them only when they are whole (each wallet
@@ -278,6 +279,8 @@ class Snapshot(NamedTuple):
     unreadable: bool
     epoch: str | None
     """The epoch of the snapshot ``state`` was read from."""
+    layouts: dict[str, Layout]
+    """Each wallet's id chunks as read, where they are its state's spans (`read_layout`)."""
 
 
 def read_snapshot(records: Iterable[tuple[bytes | None, bytes | None]], partition: int) -> Snapshot:
@@ -308,15 +311,51 @@ def read_snapshot(records: Iterable[tuple[bytes | None, bytes | None]], partitio
         else:
             chunks[(record.wallet_id, record.index)] = record
     if manifest is None:
-        return Snapshot(None, unreadable, None)
+        return Snapshot(None, unreadable, None, {})
+    layouts: dict[str, Layout] = {}
     try:
-        return Snapshot(_assemble(manifest, wallets, chunks), False, manifest.epoch)
+        return Snapshot(
+            _assemble(manifest, wallets, chunks, layouts), False, manifest.epoch, layouts
+        )
     except Torn:
-        return Snapshot(None, True, None)
+        return Snapshot(None, True, None, {})
+
+
+def read_layout(
+    state: WalletState, read: Sequence[tuple[int, int | None]], chunks_at: Sequence[int]
+) -> Layout | None:
+    """The layout of ``state``'s id chunks as they were ``read`` (each chunk's count of ids
+    and the field of its first and last, `_shape`), or ``None`` when they are not the
+    chunks `id_spans` makes of it (written with another `CHUNK_IDS`, or in another order):
+    a chunk is known by its span only if it holds that span's field and count, so a
+    snapshot that keeps it keeps what the span holds. The spans name the restored logs,
+    which the states the recovered owner decides on go on appending to."""
+    spans = id_spans(state) or [NO_IDS]
+    if not chunks_at or len(spans) != len(read):
+        return None  # a record written before chunks were kept: its chunks are rewritten
+    for (field, _, start, end), (count, of) in zip(spans, read, strict=True):
+        if count != end - start or of not in (field, None):
+            return None
+    # A map built again iterates in another order (string hashes differ from one process
+    # to the next): its chunks as read are not its spans. A new holder: never kept.
+    spans = [(f, h if isinstance(h, list) else object(), a, b) for f, h, a, b in spans]
+    return list(zip(spans, chunks_at, strict=True))
+
+
+def _shape(ids: list[tuple[int, str, int]]) -> tuple[int, int | None]:
+    """A chunk's count of ids and the field of its first and last (``None`` for an empty
+    chunk, -1 when they differ)."""
+    if not ids:
+        return 0, None
+    first, last = ids[0][0], ids[-1][0]
+    return len(ids), first if first == last else -1
 
 
 def _assemble(
-    m: Manifest, wallets: dict[str, WalletRecord], chunks: dict[tuple[str, int], IdsChunk]
+    m: Manifest,
+    wallets: dict[str, WalletRecord],
+    chunks: dict[tuple[str, int], IdsChunk],
+    layouts: dict[str, Layout],
 ) -> PartitionState:
     states: dict[str, WalletState] = {}
     newest: dict[tuple[str, str], int] = {}
@@ -338,6 +377,7 @@ def _assemble(
         if len(chunks_at) != record.chunks:
             raise Torn(f"wallet {w} names {len(chunks_at)} chunks of {record.chunks}")
         ids: list[tuple[int, str, int]] = []
+        read: list[tuple[int, int | None]] = []
         for index, at in enumerate(chunks_at):
             chunk = chunks.pop((w, index), None)
             if chunk is None or (chunk.epoch, chunk.events_offset) != (record.epoch, at):
@@ -345,7 +385,11 @@ def _assemble(
             if at > record.events_offset:
                 raise Torn(f"wallet {w}'s ids chunk {index} is newer than its record")
             ids += chunk.ids
+            read.append(_shape(chunk.ids))
         states[w] = join_ids(from_record(record.state), ids)
+        layout = read_layout(states[w], read, record.chunks_at)
+        if layout is not None:
+            layouts[w] = layout
     if len(states) != m.wallets:
         raise Torn(f"{len(states)} wallet records, the manifest names {m.wallets}")
     decided = {(t, p): o for t, p, o in m.decided}

@@ -4,7 +4,8 @@ A snapshot (snapshots.py) is written by the partition's owner in the partition's
 transaction (fencing.py), at most every ``snapshot_every`` seconds and only when something
 was decided since the last one. It is the records of the wallets that changed since the
 partition's previous snapshot, then the partition's manifest. A partition recovered from a
-verified, whole snapshot goes on in its epoch (only the wallets changed since are written);
+verified, whole snapshot goes on in its epoch (only the wallets changed since are written,
+and of them only the id chunks that changed since the snapshot read);
 otherwise its first snapshot starts a new epoch and writes every wallet. They all go to
 the partition of ``wallet.snapshots`` with the wallet partition's own number
 (`placement`): recovery reads them there, so the writer and the reader place them the same
@@ -46,9 +47,10 @@ class _Epoch:
         self.written: dict[str, WalletState] = dict(carried.wallets) if carried else {}
         """Each wallet's state as its latest record of the epoch holds it (states are
         immutable: a wallet whose state is another object changed since)."""
-        self.layouts: dict[str, Layout] = {}
-        """Each wallet's id chunks as its latest record of the epoch names them, for the
-        wallets this process wrote (a carried wallet's are written again when it changes)."""
+        self.layouts: dict[str, Layout] = dict(carried.layouts) if carried else {}
+        """Each wallet's id chunks as its latest record of the epoch names them: those this
+        process wrote, and those read at recovery that are its state's spans (a carried
+        wallet without one has every chunk written again when it changes)."""
 
 
 class Snapshotter:

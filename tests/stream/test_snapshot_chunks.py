@@ -4,24 +4,33 @@ snapshot costs what the wallet added, not its whole window. The wallet's record 
 snapshot that wrote each chunk, so a chunk lost since, whose earlier version is still on the
 topic, is caught as a torn snapshot, never read as the current one; and a record always
 comes with its last chunk, so a record lost, whose earlier version and chunks are still
-there, is caught too."""
+there, is caught too. A recovered owner knows the chunks it read where they are those it
+would write of the state read (same size, same order), and keeps them as well; a map's
+chunks are always written again."""
 
 from __future__ import annotations
 
 import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from immutables import Map
 
 from engine.domain import initial_state
 from engine.domain.keylog import KeyLog
-from engine.stream.processor import PartitionState
-from engine.stream.snapshots import manifest_record, restore, wallet_records
+from engine.stream.ownership import recovered_from
+from engine.stream.processor import PartitionState, rebuild
+from engine.stream.snapshots import manifest_record, read_snapshot, restore, wallet_records
+from engine.stream.snapshotter import Snapshotter
 
 from .test_snapshot_verification import (
+    Log,
     _chunked,
     _decided,
+    _owner_after_recovery,
+    _readers,
     _recover_from,
     _snapshots_while_deciding,
+    _Writer,
 )
 
 
@@ -148,3 +157,96 @@ def test_any_record_of_any_snapshot_lost_and_recovery_stays_exact(
     found, _ = _recover_from(kept, written)
     assert found.state.wallets == live.partitions[0].wallets
     assert found.state.decided == live.partitions[0].decided
+
+
+def _chunk_keys(records: list[tuple[bytes, bytes]], wallets: set[str]) -> list[bytes]:
+    return [k for k in _ids(records) if k.split(b"/")[1].decode() in wallets]
+
+
+def _later_owner(
+    records: list[tuple[bytes, bytes]], read_at: int, upto: int, written: Log
+) -> tuple[Snapshotter, list[tuple[bytes, bytes]]]:
+    """An owner that recovered from ``records`` and the log up to ``read_at``, then decided
+    up to ``upto`` and wrote one snapshot: what that snapshot wrote."""
+    processor, snapshotter, source = _owner_after_recovery(records, read_at, written)
+    assert source == "snapshot"
+    processor.partitions[0], _ = rebuild(written[read_at:upto], processor.partitions[0])
+    writer = _Writer()
+    writer.transactions.append([])
+    snapshotter.write(0, writer)  # type: ignore[arg-type]
+    return snapshotter, writer.transactions[0]
+
+
+def test_a_recovered_owner_writes_only_the_chunks_that_changed_since_the_snapshot_it_read() -> None:
+    live, written = _decided()
+    with _chunked(3):
+        old = _snapshots_while_deciding(written, [600])
+        records = old.transactions[0]
+        snapshotter, first = _later_owner(records, 600, 610, written)
+    wallets = {k[7:].decode() for k, _ in first if k.startswith(b"wallet/")}
+    assert wallets and snapshotter.epochs[0].layouts.keys() >= wallets
+    # Each changed wallet's chunks that its new ids did not reach are kept: at most the
+    # chunks of its 10 new ids (3 a chunk) and its last one are written, of its hundreds.
+    assert len(_chunk_keys(first, wallets)) <= len(wallets) + 4 * len(wallets)
+    assert len(_chunk_keys(first, wallets)) < len(_chunk_keys(records, wallets)) / 10
+    found, torn = _recover_from(records + first, written)
+    assert not torn and found.source == "snapshot"
+    assert found.state.wallets == live.partitions[0].wallets
+    assert found.decisions == len(written) - 610
+
+
+def test_chunks_written_with_another_chunk_size_are_all_written_again() -> None:
+    live, written = _decided()
+    with _chunked(3):
+        records = _snapshots_while_deciding(written, [600]).transactions[0]
+    with _chunked(3):
+        read = recovered_from(records, 0, *_readers(written[:600])).written
+        assert read is not None and len(read.layouts) == len(read.wallets)
+    with _chunked(5):  # a new owner of another version
+        read = recovered_from(records, 0, *_readers(written[:600])).written
+        assert read is not None and read.wallets and read.layouts == {}
+        snapshotter, first = _later_owner(records, 600, 610, written)
+        wallets = {k[7:].decode() for k, _ in first if k.startswith(b"wallet/")}
+        states = snapshotter.processor.partitions[0].wallets
+        every = sum(len(wallet_records(0, "e", 0, states[w])[1]) for w in wallets)
+    assert len(_chunk_keys(first, wallets)) == every
+    found, torn = _recover_from(records + first, written)
+    assert not torn and found.source == "snapshot"
+    assert found.state.wallets == live.partitions[0].wallets
+
+
+def test_a_restored_map_of_commands_has_all_its_chunks_written_again() -> None:
+    """A map built again iterates in the order of this process's string hashes, not the
+    writer's: its chunks as read are never kept, so no id is lost or written twice."""
+    commands = Map({f"cmd:{i}": i for i in range(5)})
+    seen = KeyLog.of((f"cdr:k{i}", i) for i in range(3))
+    state = msgspec.structs.replace(initial_state("w"), seen=seen, commands=commands)
+    with _chunked(2):
+        records, _ = wallet_records(0, "e", 41, state)
+        snapshot = read_snapshot([*records, (b"partition-0", _manifest(41))], 0)
+        restored = snapshot.state.wallets["w"]  # type: ignore[union-attr]
+        grown = msgspec.structs.replace(restored, seen=restored.seen.set("cdr:k3", 3))
+        again, _ = wallet_records(0, "e", 42, grown, snapshot.layouts["w"])
+    # seen's full chunk is kept; its second (k2, k3) and all three of the map's written.
+    assert _ids(again) == [b"ids/w/1", b"ids/w/2", b"ids/w/3", b"ids/w/4"]
+    found, _ = restore(records + again + [(b"partition-0", _manifest(42))], 0)
+    assert found is not None and found.wallets["w"].commands == commands
+    assert found.wallets["w"].seen == grown.seen
+
+
+def test_chunks_of_another_size_are_not_taken_for_the_readers_even_when_as_many() -> None:
+    """Five ids in chunks of 3 are two chunks, and so they are in chunks of 4: had their
+    layout been read as the reader's, its next snapshot would keep the first chunk (3 ids)
+    as the span of 4, and k3 would be lost from the dedup window."""
+    seen = KeyLog.of((f"cdr:k{i}", i) for i in range(5))
+    state = msgspec.structs.replace(initial_state("w"), seen=seen)
+    with _chunked(3):
+        records, _ = wallet_records(0, "e", 41, state)
+    with _chunked(4):
+        snapshot = read_snapshot([*records, (b"partition-0", _manifest(41))], 0)
+        assert snapshot.state is not None and snapshot.layouts == {}
+        restored = snapshot.state.wallets["w"]
+        grown = msgspec.structs.replace(restored, seen=restored.seen.set("cdr:k5", 5))
+        again, _ = wallet_records(0, "e", 42, grown, snapshot.layouts.get("w", ()))
+    found, _ = restore(records + again + [(b"partition-0", _manifest(42))], 0)
+    assert found is not None and found.wallets["w"].seen == grown.seen

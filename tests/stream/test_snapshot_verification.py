@@ -262,22 +262,30 @@ def _owner_after_recovery(
     gap=st.integers(0, 150),
     later=st.lists(st.integers(1, 200), min_size=1, max_size=3),
     chunk=st.sampled_from([3, 50, 4096]),
+    rechunk=st.sampled_from([None, 2, 3, 4, 50]),
     drop=st.none() | st.integers(0, 10_000),
 )
-@example(first=[300], gap=0, later=[1], chunk=3, drop=None)
+@example(first=[300], gap=0, later=[1], chunk=3, rechunk=None, drop=None)
 def test_an_epoch_carried_over_a_recovery_writes_only_what_changed_and_recovers_exactly(
-    first: list[int], gap: int, later: list[int], chunk: int, drop: int | None
+    first: list[int],
+    gap: int,
+    later: list[int],
+    chunk: int,
+    rechunk: int | None,
+    drop: int | None,
 ) -> None:
     """An owner snapshots, a new owner recovers from that snapshot and the log after it,
     decides a little more and snapshots in the same epoch (only the wallets that changed
-    since the snapshot it read), then a third owner recovers: exactly the full fold, from
-    the snapshot; and with any record of the latest snapshot lost, still exactly."""
+    since the snapshot it read, and of them the id chunks that changed, whatever chunk size
+    the new owner has), then a third owner recovers: exactly the full fold, from the
+    snapshot; and with any record of the latest snapshot lost, still exactly."""
     live, written = _decided()
     first = [min(c, len(written)) for c in first]
     read_at = min(max(first) + gap, len(written))  # the log when the second owner recovers
     with _chunked(chunk):
         old = _snapshots_while_deciding(written, first)
-        records = [r for t in old.transactions for r in t]
+    records = [r for t in old.transactions for r in t]
+    with _chunked(rechunk or chunk):
         processor, snapshotter, source = _owner_after_recovery(records, read_at, written)
         assert source == "snapshot"
         epoch = snapshotter.epochs[0].id

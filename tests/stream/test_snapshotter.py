@@ -152,7 +152,7 @@ def test_a_partition_recovered_from_a_verified_snapshot_goes_on_in_its_epoch() -
     read.wallets["d"] = initial_state("d")
     read.events_offset, read.last_decision = 45, "d-45"
     snapshots.processor.install(3, read)
-    snapshots.recovered(3, 45, Written(first, as_read))
+    snapshots.recovered(3, 45, Written(first, as_read, {}))
     snapshots.write(3, writer)
     assert snapshots.epochs[3].id == first
     assert _keys(writer)[4:] == [b"wallet/b", b"wallet/d", b"partition-3"]
