@@ -269,6 +269,19 @@ def others(found: Results) -> list[Row]:
                 "–",
             )
         )
+    f = (n or {}).get("fleet")
+    if f:
+        first, later = f.get("first", {}), f.get("later", {})
+        rows.append(
+            (
+                f"`snapshots`, a fleet wallet of {_n(f.get('sims'))} SIMs",
+                f"first snapshot {_n(first.get('cpu_ms'), 1)} ms CPU, {_n(first.get('records'))} "
+                f"records, largest {_n(first.get('largest_kb'))} kB; after "
+                f"{_n(n.get('added_per_wallet'))} CDRs {_n(later.get('cpu_ms'), 1)} ms, "
+                f"{_n(later.get('mb'), 2)} MB; in one record {_n(f.get('one_record_mb'), 2)} MB",
+                "–",
+            )
+        )
     c = found.get("catalog_memory")
     if c is not None:
         rss = {

@@ -49,8 +49,24 @@ DEDUP_FIELDS = ("seen", "seen_before", "commands")
 part of a state that grows with its traffic, which a snapshot may keep apart
 (`split_ids`)."""
 
+MAP_ORDER = (
+    "attached",
+    "past",
+    "detached",
+    "plan_changes",
+    "catalog_until",
+    "recurring",
+    "pool_used",
+    "pool_tier",
+    "pool_overage",
+    "tier_used",
+)
+"""The maps a snapshot may write apart from a wallet's record when they are large: every
+``Map`` of ``WalletState`` but the commands (ids), those that change least first."""
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(StateRecord)
+_pairs = {name: msgspec.msgpack.Decoder(_record_type(_HINTS[name])) for name in MAP_ORDER}
 
 
 def to_record(state: WalletState) -> Any:
@@ -126,8 +142,24 @@ def split_ids(state: WalletState) -> tuple[WalletState, list[tuple[int, str, int
 
 def without_ids(state: WalletState) -> WalletState:
     """The state without its input ids (`split_ids`)."""
-    empty: dict[str, Any] = {name: _restored(name, ()) for name in DEDUP_FIELDS}
+    return without(state, DEDUP_FIELDS)
+
+
+def without(state: WalletState, names: typing.Iterable[str]) -> WalletState:
+    """The state with the maps and logs ``names`` empty."""
+    empty: dict[str, Any] = {name: _restored(name, ()) for name in names}
     return msgspec.structs.replace(state, **empty)
+
+
+def encode_pairs(pairs: list[tuple[Any, Any]]) -> bytes:
+    """Entries of one of the maps in `MAP_ORDER`, as a state record holds them."""
+    return _encoder.encode(pairs)
+
+
+def decode_pairs(name: str, raw: bytes) -> list[tuple[Any, Any]]:
+    """`encode_pairs`' entries of map ``name`` (``KeyError`` for a map not in `MAP_ORDER`,
+    ``msgspec.DecodeError`` for bytes that are not its entries)."""
+    return _pairs[name].decode(raw)
 
 
 def join_ids(state: WalletState, ids: typing.Iterable[tuple[int, str, int]]) -> WalletState:

@@ -107,6 +107,12 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
                     "after_recovery": {"cpu_ms": 27.84, "records": 5.0, "mb": 0.213},
                 }
             },
+            "fleet": {
+                "sims": 100_000,
+                "one_record_mb": 19.3,
+                "first": {"cpu_ms": 142.3, "records": 296, "mb": 19.32, "largest_kb": 121.4},
+                "later": {"cpu_ms": 96.1, "records": 199, "mb": 7.6, "largest_kb": 93.0},
+            },
         },
     )
     text = report.render(report.load(tmp_path))
@@ -143,6 +149,10 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
     assert row("`snapshots`, 1,000,000 ids per wallet, 3,000 new per snapshot").endswith(
         "| 4.0 ms CPU, 0.27 MB per snapshot (every chunk written again: 743.5 ms, 56.54 MB; "
         "the first after a recovery: 27.8 ms, 0.21 MB) | – |"
+    )
+    assert row("`snapshots`, a fleet wallet of 100,000 SIMs") == (
+        "| `snapshots`, a fleet wallet of 100,000 SIMs | first snapshot 142.3 ms CPU, 296 records, "
+        "largest 121 kB; after 3,000 CDRs 96.1 ms, 7.60 MB; in one record 19.30 MB | – |"
     )
     assert row("`catalog_memory`, 4 revisions of 1,000,000 SIMs").endswith(
         "RSS with the newest built 837 MiB, every one built 1,410 MiB, built one by one and "

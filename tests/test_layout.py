@@ -135,6 +135,8 @@ def test_no_function_is_too_long() -> None:
 # ``__init__.py`` and ``__main__.py``, its door, tested through the package's name.
 
 TESTED_BY: dict[str, tuple[str, ...]] = {
+    # a wallet's chunks, written and read back through its snapshot records
+    "engine/stream/chunks.py": ("tests/stream/test_snapshot_chunks.py",),
     # The catalog loader's parts that loading whole files exercises best:
     # issues keep file, line and path, and pickle (the error crosses processes)
     "engine/catalog/errors.py": ("tests/catalog/test_loader.py",),

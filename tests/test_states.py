@@ -3,12 +3,15 @@ apart and joined back."""
 
 from __future__ import annotations
 
+import typing
+
 import msgspec
 from immutables import Map
 
 from engine.domain import WalletState, initial_state
 from engine.states import (
     DEDUP_FIELDS,
+    MAP_ORDER,
     StateRecord,
     decode_state,
     encode_state,
@@ -88,3 +91,11 @@ def test_a_read_back_subscription_keeps_every_field() -> None:
     state = msgspec.structs.replace(initial_state("w1"), attached=Map({"8940001": sub}))
     back = decode_state(encode_state(state)).attached["8940001"]
     assert msgspec.structs.asdict(back) == msgspec.structs.asdict(sub)
+
+
+def test_every_map_of_a_wallet_state_but_the_commands_may_be_written_apart() -> None:
+    """A map ``WalletState`` gains must be in ``MAP_ORDER``, or a wallet large in it would
+    make its snapshot records too large again (engine/stream/chunks.py)."""
+    hints = typing.get_type_hints(WalletState)
+    maps = {name for name, hint in hints.items() if typing.get_origin(hint) is Map}
+    assert set(MAP_ORDER) == maps - {"commands"} and len(MAP_ORDER) == len(set(MAP_ORDER))

@@ -18,7 +18,7 @@ from ..flow import MissingRevision, Revisions, admit, decide, pick, revision_for
 from .positions import TopicPartition
 
 if TYPE_CHECKING:
-    from .snapshots import Layout
+    from .chunks import Layout
 
 REORDER_WINDOW = 20_000
 """How far below the highest decided offset of an origin partition inputs may still arrive.
@@ -127,7 +127,7 @@ class Written(NamedTuple):
     wallets: dict[str, WalletState]
     layouts: dict[str, Layout]
     """Each wallet's id chunks as read, where they are those its state as read is chunked
-    into (snapshots.read_layout): a snapshot keeps those its state still holds."""
+    into (chunks.read_layout): a snapshot keeps those its state still holds."""
 
 
 class Recovered(NamedTuple):

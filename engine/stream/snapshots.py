@@ -6,10 +6,13 @@ It is written by the partition's owner in the partition's transaction (fencing.p
 the owner's ever lands, and it is made of records on the snapshot partition numbered like
 the wallet partition, each under its own key (compaction keeps the latest of each):
 
-- ``wallet/<id>``: one wallet's state without its input ids (`WalletRecord`);
-- ``ids/<id>/<n>``: the wallet's input ids (dedup window, commands that moved money) in
-  chunks of at most `CHUNK_IDS` (`IdsChunk`), so a busy wallet's ids never make one
-  huge record; the wallet's record names the snapshot that wrote each chunk;
+- ``wallet/<id>``: one wallet's state without its input ids and large maps
+  (`WalletRecord`);
+- ``ids/<id>/<n>``: the wallet's chunks (chunks.py): its input ids (dedup window,
+  commands that moved money) in chunks of at most `CHUNK_IDS` (`IdsChunk`), then each of
+  its maps larger than `CHUNK_ENTRIES` (a fleet's SIMs, their tier counters) in chunks of
+  that many entries (`MapChunk`), so neither a busy wallet nor a large one makes one huge
+  record; the wallet's record names the snapshot that wrote each chunk;
 - ``partition-<n>``: the `Manifest`, written last: the ``wallet.events`` offset the
   snapshot is as of, the decision at that offset, the decided origin offsets, and how many
   wallet records make it up.
@@ -23,16 +26,17 @@ state as of the manifest, which the log confirmed; the wallets the log after it 
 are other state objects, so they are written again); a partition recovered otherwise
 starts a new epoch.
 
-Of a wallet written, only the id chunks that changed since its previous record in the
-epoch are (`Span`): a dedup generation is a log its keys are only ever appended to
+Of a wallet written, only the chunks that changed since its previous record in the epoch
+are (`Span`): a dedup generation is a log its keys are only ever appended to
 (``keylog.KeyLog``), and the older generation is chunked first, so full chunks stay as
 they were written until their generation is dropped, and a busy wallet's snapshot costs
-what it added since, not its whole window; a recovered owner knows the chunks it read
-(`read_layout`), so its first snapshot does not write them all again either. The wallet's
-record names the snapshot that wrote each of its chunks, and always comes with its last
-chunk (an empty one for a wallet without ids): a chunk lost since leaves an older version
-than the record names, and a record lost leaves a chunk newer than the record before it;
-either way the snapshot is not whole.
+what it added since, not its whole window; a large map's chunks stay while the map is
+the same (a fleet's SIMs between two provisionings); a recovered owner knows the id
+chunks it read (`read_layout`), so its first snapshot does not write them all again
+either. The wallet's record names the snapshot that wrote each of its chunks, and always
+comes with its last chunk (an empty one for a wallet without any): a chunk lost since
+leaves an older version than the record names, and a record lost leaves a chunk newer
+than the record before it; either way the snapshot is not whole.
 
 Every record names its epoch and offset; recovery (`restore`) takes the latest manifest
 and the latest records of its epoch, and uses them only when they are whole (each wallet
@@ -44,23 +48,40 @@ missing or older snapshot is never wrong, only slower.
 
 from __future__ import annotations
 
-import collections
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice, repeat
-from typing import NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 import msgspec
 
 from ..domain import WalletState
-from ..domain.keylog import KeyLog
-from ..states import DEDUP_FIELDS, StateRecord, from_record, join_ids, to_record, without_ids
+from ..states import (
+    DEDUP_FIELDS,
+    StateRecord,
+    decode_pairs,
+    encode_pairs,
+    from_record,
+    join_ids,
+    to_record,
+    without,
+)
+from .chunks import (
+    FIELDS,
+    NO_IDS,
+    ChunkReader,
+    Layout,
+    Shape,
+    Span,
+    apart,
+    ids_shape,
+    number,
+    read_layout,
+    same,
+    spans,
+)
 from .processor import REORDER_WINDOW, PartitionState
 
 __all__ = ["StateRecord", "from_record", "to_record"]
-
-CHUNK_IDS = 4096
-"""Input ids per ``ids/`` record: at most a few hundred kB, whatever the wallet's traffic."""
 
 
 class Manifest(msgspec.Struct, tag="m", array_like=True, gc=False):
@@ -84,12 +105,22 @@ class WalletRecord(msgspec.Struct, tag="w", array_like=True, gc=False):
     events_offset: int
     """The snapshot (manifest offset) this record was written with."""
     state: StateRecord  # type: ignore[valid-type]
-    """The wallet's state without its input ids."""
+    """The wallet's state without its input ids and the maps its chunks hold."""
     chunks: int
-    """How many ``ids/`` records hold its input ids."""
+    """How many ``ids/`` records hold its input ids and large maps."""
     chunks_at: list[int] = []
     """Each chunk's ``events_offset``: the snapshot of this epoch that wrote it (empty in
     a record written before chunks were kept: every chunk is then this record's own)."""
+
+
+class NumberedRecord(WalletRecord, tag="n"):
+    """A `WalletRecord` whose chunks are numbered by field, and may hold maps: what this
+    version writes. A record tagged ``w`` numbers its chunks 0, 1, 2..., ids only. The tag
+    is new so that an earlier version, which would read the chunks at 0, 1, 2... and know
+    no map chunk, does not decode the record: it takes the snapshot as torn and replays."""
+
+    numbers: list[int] = []
+    """Each chunk's number (chunks.number)."""
 
 
 class IdsChunk(msgspec.Struct, tag="i", array_like=True, gc=False):
@@ -102,7 +133,19 @@ class IdsChunk(msgspec.Struct, tag="i", array_like=True, gc=False):
     """``(field, key, instant)`` (states.split_ids)."""
 
 
-SnapshotRecord = Manifest | WalletRecord | IdsChunk
+class MapChunk(msgspec.Struct, tag="c", array_like=True, gc=False):
+    partition: int
+    epoch: str
+    events_offset: int
+    wallet_id: str
+    index: int
+    field: str
+    """Which map of the wallet's state (states.MAP_ORDER)."""
+    entries: msgspec.Raw
+    """Its entries, as the wallet's record would hold them (states.encode_pairs)."""
+
+
+SnapshotRecord = Manifest | WalletRecord | NumberedRecord | IdsChunk | MapChunk
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[SnapshotRecord] = msgspec.msgpack.Decoder(SnapshotRecord)
@@ -116,84 +159,6 @@ def manifest_key(partition: int) -> bytes:
     return f"partition-{partition}".encode()
 
 
-ID_ORDER = ("seen_before", "seen", "commands")
-"""The order a wallet's ids are chunked in: the older dedup generation first, which no
-longer grows, so a key appended to the newer one moves no chunk before it."""
-
-Span = tuple[int, object, int, int]
-"""Where one ids chunk's ids come from: the field (its index in `DEDUP_FIELDS`), what holds
-them (a `KeyLog`'s shared list of keys, or a ``Map``), and the range ``[start, end)`` of
-them. Two spans with the same holder object and range hold the same ids: a `KeyLog` only
-ever appends to its list (each key with its instant, once), and a ``Map`` never changes."""
-
-Layout = list[tuple[Span, int]]
-"""A wallet's id chunks as its latest record in the epoch has them: each chunk's span and
-the ``events_offset`` of the snapshot that wrote it."""
-
-
-NO_IDS: Span = (0, None, 0, 0)
-"""The one chunk of a wallet without ids: empty."""
-
-
-def id_spans(state: WalletState) -> list[Span]:
-    """The spans of ``state``'s id chunks, in `ID_ORDER`, at most `CHUNK_IDS` ids each."""
-    spans: list[Span] = []
-    for name in ID_ORDER:
-        ids = getattr(state, name)
-        holder = ids.names if isinstance(ids, KeyLog) else ids
-        field, size = DEDUP_FIELDS.index(name), len(ids)
-        spans += [(field, holder, i, min(i + CHUNK_IDS, size)) for i in range(0, size, CHUNK_IDS)]
-    return spans
-
-
-SEQUENTIAL = 16
-"""A log's instants are read in one pass when a snapshot writes at least a sixteenth of it:
-read in order, an instant costs a few nanoseconds; looked up by its key in a log of a
-million, a few hundred (a cache miss or two), about thirty times as much."""
-
-
-class _ChunkIds:
-    """The ids of the chunks one wallet's snapshot writes, as ``(field, key, instant)``
-    (states.split_ids), asked for in the order of their spans."""
-
-    def __init__(self, state: WalletState, wanted: list[Span]) -> None:
-        self.state = state
-        self.passes: dict[int, Iterator[tuple[int, tuple[str, int]]]] = {}
-        """The pass over each map so far: one pass serves all its chunks (a chunk not asked
-        for is passed over)."""
-        self.instants: dict[int, list[int]] = {}
-        """A log's instants in its order, read in one pass when enough of it is written. A
-        log's dict holds its keys in the order of its list (both only ever get a key
-        appended, together), and a snapshot runs on the thread that appends."""
-        for field, chunks in collections.Counter(span[0] for span in wanted).items():
-            ids = getattr(state, DEDUP_FIELDS[field])
-            if isinstance(ids, KeyLog) and chunks * CHUNK_IDS * SEQUENTIAL >= len(ids):
-                self.instants[field] = list(islice(ids.instants.values(), len(ids)))
-
-    def of(self, span: Span) -> list[tuple[int, str, int]]:
-        field, _, start, end = span
-        ids = getattr(self.state, DEDUP_FIELDS[field])
-        if isinstance(ids, KeyLog):
-            keys = ids.names[start:end]
-            instants = self.instants.get(field)
-            if instants is not None:
-                return list(zip(repeat(field), keys, instants[start:end]))
-            by_key = ids.instants
-            return [(field, key, by_key[key]) for key in keys]
-        out = []
-        for i, (key, at) in self.passes.setdefault(field, enumerate(ids.items())):
-            if i >= start:
-                out.append((field, key, at))
-            if i + 1 >= end:
-                break
-        return out
-
-
-def _same(a: Span, b: Span) -> bool:
-    # By identity: another list or map with equal contents may order its ids otherwise.
-    return a[1] is b[1] and a[0] == b[0] and a[2] == b[2] and a[3] == b[3]
-
-
 def wallet_records(
     partition: int,
     epoch: str,
@@ -201,29 +166,36 @@ def wallet_records(
     state: WalletState,
     before: Sequence[tuple[Span, int]] = (),
 ) -> tuple[list[tuple[bytes, bytes]], Layout]:
-    """``(key, value)`` of one wallet's records, its id chunks then its state, and the
+    """``(key, value)`` of one wallet's records, its chunks then its state, and the
     layout they leave. ``before``: the layout of the wallet's latest record in this epoch;
     a chunk with the same span there is not written again. Each chunk is made and encoded
     before the next."""
     w = state.wallet_id
     out = []
     # A wallet record always comes with its last chunk (an empty one for a wallet without
-    # ids), so that the record lost leaves a chunk newer than the one before it: `_assemble`.
-    spans = id_spans(state) or [NO_IDS]
-    kept = [i < len(before) and _same(before[i][0], span) for i, span in enumerate(spans)]
+    # any), so that the record lost leaves a chunk newer than the one before it: `_assemble`.
+    made = spans(state) or [NO_IDS]
+    numbers = [number(span) for span in made]
+    prior = {number(span): (span, at) for span, at in before}
+    kept = [n in prior and same(prior[n][0], span) for n, span in zip(numbers, made, strict=True)]
     kept[-1] = False
-    ids = _ChunkIds(state, [span for span, k in zip(spans, kept, strict=True) if not k])
+    reader = ChunkReader(state, [span for span, k in zip(made, kept, strict=True) if not k])
     layout: Layout = []
-    for index, span in enumerate(spans):
-        if kept[index]:
-            layout.append(before[index])
+    for index, span, k in zip(numbers, made, kept, strict=True):
+        if k:
+            layout.append(prior[index])
             continue
-        ids_chunk = IdsChunk(partition, epoch, events_offset, w, index, ids.of(span))
-        out.append((f"ids/{w}/{index}".encode(), _encoder.encode(ids_chunk)))
+        chunk: IdsChunk | MapChunk
+        if span[0] < len(DEDUP_FIELDS):
+            chunk = IdsChunk(partition, epoch, events_offset, w, index, reader.ids(span))
+        else:
+            entries = msgspec.Raw(encode_pairs(reader.entries(span)))
+            chunk = MapChunk(partition, epoch, events_offset, w, index, FIELDS[span[0]], entries)
+        out.append((f"ids/{w}/{index}".encode(), _encoder.encode(chunk)))
         layout.append((span, events_offset))
     chunks_at = [at for _, at in layout]
-    bare = to_record(without_ids(state))
-    record = WalletRecord(partition, epoch, events_offset, bare, len(layout), chunks_at)
+    bare = to_record(without(state, (*DEDUP_FIELDS, *apart(made))))
+    record = NumberedRecord(partition, epoch, events_offset, bare, len(layout), chunks_at, numbers)
     out.append((f"wallet/{w}".encode(), _encoder.encode(record)))
     return out, layout
 
@@ -294,7 +266,7 @@ def read_snapshot(records: Iterable[tuple[bytes | None, bytes | None]], partitio
     manifest: Manifest | None = None
     unreadable = False
     wallets: dict[str, WalletRecord] = {}
-    chunks: dict[tuple[str, int], IdsChunk] = {}
+    chunks: dict[tuple[str, int], IdsChunk | MapChunk] = {}
     for key in list(latest):
         value = latest.pop(key)  # each record's bytes go as it is decoded
         try:
@@ -321,40 +293,10 @@ def read_snapshot(records: Iterable[tuple[bytes | None, bytes | None]], partitio
         return Snapshot(None, True, None, {})
 
 
-def read_layout(
-    state: WalletState, read: Sequence[tuple[int, int | None]], chunks_at: Sequence[int]
-) -> Layout | None:
-    """The layout of ``state``'s id chunks as they were ``read`` (each chunk's count of ids
-    and the field of its first and last, `_shape`), or ``None`` when they are not the
-    chunks `id_spans` makes of it (written with another `CHUNK_IDS`, or in another order):
-    a chunk is known by its span only if it holds that span's field and count, so a
-    snapshot that keeps it keeps what the span holds. The spans name the restored logs,
-    which the states the recovered owner decides on go on appending to."""
-    spans = id_spans(state) or [NO_IDS]
-    if not chunks_at or len(spans) != len(read):
-        return None  # a record written before chunks were kept: its chunks are rewritten
-    for (field, _, start, end), (count, of) in zip(spans, read, strict=True):
-        if count != end - start or of not in (field, None):
-            return None
-    # A map built again iterates in another order (string hashes differ from one process
-    # to the next): its chunks as read are not its spans. A new holder: never kept.
-    spans = [(f, h if isinstance(h, list) else object(), a, b) for f, h, a, b in spans]
-    return list(zip(spans, chunks_at, strict=True))
-
-
-def _shape(ids: list[tuple[int, str, int]]) -> tuple[int, int | None]:
-    """A chunk's count of ids and the field of its first and last (``None`` for an empty
-    chunk, -1 when they differ)."""
-    if not ids:
-        return 0, None
-    first, last = ids[0][0], ids[-1][0]
-    return len(ids), first if first == last else -1
-
-
 def _assemble(
     m: Manifest,
     wallets: dict[str, WalletRecord],
-    chunks: dict[tuple[str, int], IdsChunk],
+    chunks: dict[tuple[str, int], IdsChunk | MapChunk],
     layouts: dict[str, Layout],
 ) -> PartitionState:
     states: dict[str, WalletState] = {}
@@ -372,22 +314,9 @@ def _assemble(
         # A chunk is written only with its wallet's record, and every record with its last
         # chunk: a chunk newer than the record means the record written with it is lost.
         if newest.get((w, record.epoch), -1) > record.events_offset:
-            raise Torn(f"wallet {w} has an ids chunk newer than its record")
-        chunks_at = record.chunks_at or [record.events_offset] * record.chunks
-        if len(chunks_at) != record.chunks:
-            raise Torn(f"wallet {w} names {len(chunks_at)} chunks of {record.chunks}")
-        ids: list[tuple[int, str, int]] = []
-        read: list[tuple[int, int | None]] = []
-        for index, at in enumerate(chunks_at):
-            chunk = chunks.pop((w, index), None)
-            if chunk is None or (chunk.epoch, chunk.events_offset) != (record.epoch, at):
-                raise Torn(f"wallet {w} lacks its ids chunk {index}")
-            if at > record.events_offset:
-                raise Torn(f"wallet {w}'s ids chunk {index} is newer than its record")
-            ids += chunk.ids
-            read.append(_shape(chunk.ids))
-        states[w] = join_ids(from_record(record.state), ids)
-        layout = read_layout(states[w], read, record.chunks_at)
+            raise Torn(f"wallet {w} has a chunk newer than its record")
+        states[w], read = _wallet(record, chunks)
+        layout = read_layout(states[w], read, _numbers(record), record.chunks_at)
         if layout is not None:
             layouts[w] = layout
     if len(states) != m.wallets:
@@ -395,3 +324,45 @@ def _assemble(
     decided = {(t, p): o for t, p, o in m.decided}
     recent = {(t, p): set(o) for t, p, o in m.recent}
     return PartitionState(states, decided, m.events_offset, recent, m.last_decision)
+
+
+def _wallet(
+    record: WalletRecord, chunks: dict[tuple[str, int], IdsChunk | MapChunk]
+) -> tuple[WalletState, list[Shape]]:
+    """A wallet's state from its record and the chunks it names (taken from ``chunks``),
+    and the shape of each chunk as read."""
+    w = record.state.wallet_id  # type: ignore[attr-defined]
+    chunks_at = record.chunks_at or [record.events_offset] * record.chunks
+    numbers = _numbers(record)
+    if not len(chunks_at) == len(numbers) == record.chunks:
+        raise Torn(f"wallet {w} names {len(chunks_at)} chunks of {record.chunks}")
+    ids: list[tuple[int, str, int]] = []
+    maps: dict[str, list[tuple[Any, Any]]] = {}
+    read: list[Shape] = []
+    for index, at in zip(numbers, chunks_at, strict=True):
+        chunk = chunks.pop((w, index), None)
+        if chunk is None or (chunk.epoch, chunk.events_offset) != (record.epoch, at):
+            raise Torn(f"wallet {w} lacks its chunk {index}")
+        if at > record.events_offset:
+            raise Torn(f"wallet {w}'s chunk {index} is newer than its record")
+        if isinstance(chunk, IdsChunk):
+            ids += chunk.ids
+            read.append(ids_shape(chunk.ids))
+            continue
+        try:
+            entries = decode_pairs(chunk.field, chunk.entries)
+        except (KeyError, msgspec.MsgspecError):
+            raise Torn(f"wallet {w}'s chunk {index} is not of a map it knows") from None
+        maps.setdefault(chunk.field, []).extend(entries)
+        read.append((len(entries), FIELDS.index(chunk.field)))
+    state = record.state
+    if maps:
+        joined = {name: getattr(state, name) + entries for name, entries in maps.items()}
+        state = msgspec.structs.replace(state, **joined)
+    return join_ids(from_record(state), ids), read
+
+
+def _numbers(record: WalletRecord) -> list[int]:
+    if isinstance(record, NumberedRecord):
+        return record.numbers
+    return list(range(record.chunks))

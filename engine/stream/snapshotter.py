@@ -18,11 +18,12 @@ import logging
 import time
 
 from ..domain import WalletState
+from .chunks import Layout
 from .fencing import PartitionWriter
 from .metrics import Metrics
 from .processor import PartitionState, RatingProcessor, Written
 from .settings import WorkerSettings
-from .snapshots import Layout, manifest_key, manifest_record, new_epoch, wallet_records
+from .snapshots import manifest_key, manifest_record, new_epoch, wallet_records
 
 log = logging.getLogger("rating-engine")
 

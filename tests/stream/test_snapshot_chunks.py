@@ -10,18 +10,29 @@ chunks are always written again."""
 
 from __future__ import annotations
 
+import collections
+from pathlib import Path
+
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from immutables import Map
 
-from engine.domain import initial_state
+from engine.catalog import load_catalog
+from engine.domain import WalletState, initial_state
+from engine.domain.catalog import Subscription
 from engine.domain.keylog import KeyLog
+from engine.states import encode_state, without_ids
+from engine.stream import chunks
+from engine.stream.metrics import Metrics
 from engine.stream.ownership import recovered_from
-from engine.stream.processor import PartitionState, rebuild
+from engine.stream.processor import PartitionState, RatingProcessor, rebuild
+from engine.stream.settings import WorkerSettings
 from engine.stream.snapshots import manifest_record, read_snapshot, restore, wallet_records
 from engine.stream.snapshotter import Snapshotter
 
+from .harness import CATALOG
 from .test_snapshot_verification import (
     Log,
     _chunked,
@@ -35,7 +46,8 @@ from .test_snapshot_verification import (
 
 
 def _ids(records: list[tuple[bytes, bytes]]) -> list[bytes]:
-    return [key for key, _ in records if key.startswith(b"ids/")]
+    """The keys of the ids chunks (not the maps' chunks, tagged ``c``)."""
+    return [k for k, v in records if k.startswith(b"ids/") and msgspec.msgpack.decode(v)[0] == "i"]
 
 
 def test_a_wallet_that_gained_a_few_ids_writes_only_its_last_chunk() -> None:
@@ -87,19 +99,47 @@ def test_a_lost_chunk_whose_earlier_version_remains_is_caught() -> None:
     assert found.state.wallets == live.partitions[0].wallets
 
 
-def test_a_wallet_record_written_before_chunks_were_kept_is_still_read() -> None:
-    live, written = _decided()
-    with _chunked(50):
-        writer = _snapshots_while_deciding(written, [300])
-    (only,) = writer.transactions
-    former = []
-    for key, value in only:  # each wallet record without its last field, chunks_at
+def _former(records: list[tuple[bytes, bytes]], fields_kept: int) -> list[tuple[bytes, bytes]]:
+    """``records`` as an earlier version wrote them: chunks numbered 0, 1, 2... in each
+    wallet's order, and its records with their first ``fields_kept`` fields."""
+    renumbered: dict[bytes, int] = {}
+    wallets = []
+    for key, value in records:
         if key.startswith(b"wallet/"):
             fields = msgspec.msgpack.decode(value)
-            assert fields[0] == "w" and len(fields[-1]) == fields[-2]
-            value = msgspec.msgpack.encode(fields[:-1])
-        former.append((key, value))
-    found, torn = _recover_from(former, written)
+            # This version's tag, which an earlier one does not decode; then the earlier's.
+            assert fields[0] == "n" and len(fields[-1]) == len(fields[-2]) == fields[-3]
+            w = key[7:].decode()
+            renumbered |= {f"ids/{w}/{n}".encode(): p for p, n in enumerate(fields[-1])}
+            wallets.append((key, msgspec.msgpack.encode(["w", *fields[1:fields_kept]])))
+    out = []
+    for key, value in records:
+        if key in renumbered:
+            fields = msgspec.msgpack.decode(value)
+            fields[5] = renumbered[key]
+            out.append((f"ids/{fields[4]}/{fields[5]}".encode(), msgspec.msgpack.encode(fields)))
+    return out + wallets + [r for r in records if r[0].startswith(b"partition-")]
+
+
+@pytest.mark.parametrize("fields_kept", [6, 7], ids=["before chunks were kept", "before numbers"])
+def test_a_snapshot_an_earlier_version_wrote_is_still_read(fields_kept: int) -> None:
+    """Written before chunks were kept (every chunk its record's own), or before they were
+    numbered by field (numbered in order): read; its chunks' layout is known only where
+    their numbers in order are the ones this version gives them (a wallet with chunks of
+    ``seen`` alone), and the next owner's snapshot on top of it recovers exactly."""
+    live, written = _decided()
+    with _chunked(50, entries=100_000):  # an earlier version kept every map in the record
+        (only,) = _snapshots_while_deciding(written, [300]).transactions
+        former = _former(only, fields_kept)
+        found, torn = _recover_from(former, written)
+        assert not torn and found.source == "snapshot"
+        assert found.state.wallets == live.partitions[0].wallets
+        read = recovered_from(former, 0, *_readers(written[:300])).written
+        assert read is not None and read.wallets
+        fields = {span[0] for layout in read.layouts.values() for span, _ in layout}
+        assert fields == ({0} if fields_kept == 7 else set())  # seen's chunks only
+        _, first = _later_owner(former, 300, 320, written)
+        found, torn = _recover_from(former + first, written)
     assert not torn and found.source == "snapshot"
     assert found.state.wallets == live.partitions[0].wallets
 
@@ -160,7 +200,8 @@ def test_any_record_of_any_snapshot_lost_and_recovery_stays_exact(
 
 
 def _chunk_keys(records: list[tuple[bytes, bytes]], wallets: set[str]) -> list[bytes]:
-    return [k for k in _ids(records) if k.split(b"/")[1].decode() in wallets]
+    """The keys of ``wallets``' chunks, of ids and of maps."""
+    return [k for k, _ in records if k[:4] == b"ids/" and k.split(b"/")[1].decode() in wallets]
 
 
 def _later_owner(
@@ -179,7 +220,7 @@ def _later_owner(
 
 def test_a_recovered_owner_writes_only_the_chunks_that_changed_since_the_snapshot_it_read() -> None:
     live, written = _decided()
-    with _chunked(3):
+    with _chunked(3, entries=10_000):  # the maps in the records (a map's chunks: below)
         old = _snapshots_while_deciding(written, [600])
         records = old.transactions[0]
         snapshotter, first = _later_owner(records, 600, 610, written)
@@ -228,7 +269,7 @@ def test_a_restored_map_of_commands_has_all_its_chunks_written_again() -> None:
         grown = msgspec.structs.replace(restored, seen=restored.seen.set("cdr:k3", 3))
         again, _ = wallet_records(0, "e", 42, grown, snapshot.layouts["w"])
     # seen's full chunk is kept; its second (k2, k3) and all three of the map's written.
-    assert _ids(again) == [b"ids/w/1", b"ids/w/2", b"ids/w/3", b"ids/w/4"]
+    assert _ids(again) == [b"ids/w/1", b"ids/w/2000000", b"ids/w/2000001", b"ids/w/2000002"]
     found, _ = restore(records + again + [(b"partition-0", _manifest(42))], 0)
     assert found is not None and found.wallets["w"].commands == commands
     assert found.wallets["w"].seen == grown.seen
@@ -250,3 +291,83 @@ def test_chunks_of_another_size_are_not_taken_for_the_readers_even_when_as_many(
         again, _ = wallet_records(0, "e", 42, grown, snapshot.layouts.get("w", ()))
     found, _ = restore(records + again + [(b"partition-0", _manifest(42))], 0)
     assert found is not None and found.wallets["w"].seen == grown.seen
+
+
+# -- a wallet's large maps (a fleet's SIMs, their tier counters) in chunks of their own --
+
+
+def _fleet(sims: int) -> WalletState:
+    """A wallet of ``sims`` SIMs attached by commands, each with two tier counters."""
+    iccids = [f"8944{i:015d}" for i in range(sims)]
+    attached = Map({i: Subscription(i, "fleet", "iot-basic", None, 1_780_000_000) for i in iccids})
+    counters = {(i, service, "2026-11"): 1_000 for i in iccids for service in ("data", "sms")}
+    state = initial_state("fleet")
+    return msgspec.structs.replace(state, attached=attached, tier_used=Map(counters))
+
+
+def _owner_of(state: WalletState) -> tuple[Snapshotter, _Writer]:
+    processor = RatingProcessor(load_catalog(CATALOG))
+    processor.install(
+        0, PartitionState({state.wallet_id: state}, events_offset=0, last_decision="d")
+    )
+    settings = WorkerSettings(catalog=CATALOG, data_dir=Path())
+    return Snapshotter(settings, "wallet.snapshots", processor, Metrics()), _Writer()
+
+
+def _snapshot(snapshotter: Snapshotter, writer: _Writer) -> list[tuple[bytes, bytes]]:
+    snapshotter.processor.partitions[0].events_offset += 1
+    writer.transactions.append([])
+    snapshotter.write(0, writer)  # type: ignore[arg-type]
+    return writer.transactions[-1]
+
+
+def _maps_written(records: list[tuple[bytes, bytes]]) -> collections.Counter[str]:
+    decoded = (msgspec.msgpack.decode(v) for k, v in records if k[:4] == b"ids/")
+    return collections.Counter(fields[6] for fields in decoded if fields[0] == "c")
+
+
+def test_a_fleet_of_twenty_thousand_sims_is_snapshotted_in_records_under_the_limit() -> None:
+    """Its SIMs and counters in one record would be about 4 MB, over Kafka's limit: the
+    partition's every snapshot would be skipped and each recovery would replay its log."""
+    fleet = _fleet(20_000)
+    assert len(encode_state(without_ids(fleet))) > 3_000_000
+    snapshotter, writer = _owner_of(fleet)
+    records = _snapshot(snapshotter, writer)
+    assert snapshotter.metrics.snapshots_skipped._value.get() == 0
+    assert max(len(v) for _, v in records) < 900_000 / 4
+    per = chunks.CHUNK_ENTRIES
+    assert _maps_written(records) == {"attached": 20_000 // per + 1, "tier_used": 40_000 // per + 1}
+    found, torn = restore(records, 0)
+    assert found is not None and not torn
+    assert found.wallets["fleet"] == fleet
+
+
+def test_a_large_map_that_did_not_change_is_not_written_again() -> None:
+    fleet = _fleet(5_000)
+    snapshotter, writer = _owner_of(fleet)
+    first = _snapshot(snapshotter, writer)
+    part = snapshotter.processor.partitions[0]
+    counted = fleet.tier_used.set(("89440000000000000007", "data", "2026-11"), 2_500)
+    seen = fleet.seen  # and its ids grow by a chunk and more: no other field's chunk moves
+    for i in range(chunks.CHUNK_IDS + 10):
+        seen = seen.set(f"cdr:k{i}", i)
+    part.wallets["fleet"] = msgspec.structs.replace(fleet, tier_used=counted, seen=seen)
+    second = _snapshot(snapshotter, writer)
+    assert _maps_written(first)["attached"] == 5 and "attached" not in _maps_written(second)
+    assert _maps_written(second)["tier_used"] == 10  # a map that changed: written whole
+    found, torn = restore(first + second, 0)
+    assert found is not None and not torn
+    assert found.wallets["fleet"] == part.wallets["fleet"]
+    # The chunks the second wrote lost, the first's versions still there: caught.
+    wallet_and_manifest = second[-2:]
+    assert restore(first + wallet_and_manifest, 0) == (None, True)
+
+
+def test_a_chunk_of_a_map_this_version_does_not_know_makes_the_snapshot_torn() -> None:
+    snapshotter, writer = _owner_of(_fleet(2_000))
+    records = _snapshot(snapshotter, writer)
+    key, value = next((k, v) for k, v in records if _maps_written([(k, v)]))
+    fields = msgspec.msgpack.decode(value)
+    fields[6] = "sims_of_the_future"
+    forged = [(k, msgspec.msgpack.encode(fields) if k == key else v) for k, v in records]
+    assert restore(forged, 0) == (None, True)

@@ -21,7 +21,7 @@ from engine.codec import Decision, decode_decision, encode
 from engine.domain import Cdr
 from engine.domain.routing import wallet_of
 from engine.offline.generate import generate_cdrs
-from engine.stream import snapshots
+from engine.stream import chunks
 from engine.stream.metrics import Metrics
 from engine.stream.ownership import recovered_from
 from engine.stream.processor import (
@@ -347,10 +347,12 @@ def test_a_snapshot_in_the_former_single_record_format_is_replayed_over() -> Non
 
 
 @contextlib.contextmanager
-def _chunked(size: int) -> Iterator[None]:
-    saved = snapshots.CHUNK_IDS
-    snapshots.CHUNK_IDS = size
+def _chunked(size: int, entries: int | None = None) -> Iterator[None]:
+    """Chunks of ``size`` ids, and of ``entries`` (or ``size``) entries of any map larger
+    than that."""
+    saved = chunks.CHUNK_IDS, chunks.CHUNK_ENTRIES
+    chunks.CHUNK_IDS, chunks.CHUNK_ENTRIES = size, entries or size
     try:
         yield
     finally:
-        snapshots.CHUNK_IDS = saved
+        chunks.CHUNK_IDS, chunks.CHUNK_ENTRIES = saved
