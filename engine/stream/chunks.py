@@ -84,9 +84,9 @@ def number(span: Span) -> int:
     return field * FIELD_STRIDE + start // step
 
 
-def apart(layout: Sequence[Span]) -> list[str]:
-    """The maps that ``layout``'s chunks hold, which the wallet's record then leaves out."""
-    return [FIELDS[f] for f in sorted({s[0] for s in layout if s[0] >= len(DEDUP_FIELDS)})]
+def apart(made: Sequence[Span]) -> list[str]:
+    """The maps whose chunks ``made`` names, which the wallet's record then leaves out."""
+    return [FIELDS[f] for f in sorted({s[0] for s in made if s[0] >= len(DEDUP_FIELDS)})]
 
 
 def same(a: Span, b: Span) -> bool:

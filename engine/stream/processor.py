@@ -126,7 +126,7 @@ class Written(NamedTuple):
     epoch: str
     wallets: dict[str, WalletState]
     layouts: dict[str, Layout]
-    """Each wallet's id chunks as read, where they are those its state as read is chunked
+    """Each wallet's chunks as read, where they are those its state as read is chunked
     into (chunks.read_layout): a snapshot keeps those its state still holds."""
 
 

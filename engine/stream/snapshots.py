@@ -252,7 +252,7 @@ class Snapshot(NamedTuple):
     epoch: str | None
     """The epoch of the snapshot ``state`` was read from."""
     layouts: dict[str, Layout]
-    """Each wallet's id chunks as read, where they are its state's spans (`read_layout`)."""
+    """Each wallet's chunks as read, where they are its state's spans (`read_layout`)."""
 
 
 def read_snapshot(records: Iterable[tuple[bytes | None, bytes | None]], partition: int) -> Snapshot:

@@ -49,7 +49,7 @@ class _Epoch:
         """Each wallet's state as its latest record of the epoch holds it (states are
         immutable: a wallet whose state is another object changed since)."""
         self.layouts: dict[str, Layout] = dict(carried.layouts) if carried else {}
-        """Each wallet's id chunks as its latest record of the epoch names them: those this
+        """Each wallet's chunks as its latest record of the epoch names them: those this
         process wrote, and those read at recovery that are its state's spans (a carried
         wallet without one has every chunk written again when it changes)."""
 
@@ -133,7 +133,7 @@ class Snapshotter:
         self.snapshotted[partition] = part.events_offset
         self.metrics.snapshots.inc()
         log.info(
-            "partition %d snapshot at offset %d (%d of %d wallets written, %d id chunks)",
+            "partition %d snapshot at offset %d (%d of %d wallets written, %d chunks)",
             partition,
             part.events_offset,
             len(changed),
