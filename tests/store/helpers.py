@@ -103,7 +103,7 @@ def query_plan(url: str, sql: str, args: Sequence[Any]) -> str:
         finally:
             db.close()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("ANALYZE")
+        conn.execute("ANALYZE events, inputs")
         conn.execute("SET enable_seqscan = off")
         plan = conn.execute(f"EXPLAIN {sql.replace('?', '%s')}", args)
         return "\n".join(str(row[0]) for row in plan)
