@@ -82,7 +82,12 @@ def to_record(state: WalletState) -> Any:
 
 
 def from_record(record: Any) -> WalletState:
-    values: dict[str, Any] = {name: _restored(name, getattr(record, name)) for name in _HINTS}
+    # The SIMs' maps are built once, below, of their subscriptions with shared strings.
+    values: dict[str, Any] = {
+        name: _restored(name, getattr(record, name))
+        for name in _HINTS
+        if name != "attached" and name != "past"
+    }
     wallet_id = values["wallet_id"]
     values["attached"] = Map(
         (iccid, _shared(sub, wallet_id, iccid)) for iccid, sub in record.attached
