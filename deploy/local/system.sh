@@ -31,10 +31,11 @@
 #               and import venv,                      default python3; the lock and the image
 #               ensurepip                             are made for 3.11)
 #   promtool    promtool --version    2.x             prometheus: alert rule tests, scrape test
-#   PostgreSQL  initdb --version      15 or newer     postgresql: the store tests' server (the
-#               (the newest under                     initdb tests/support/postgres.py picks;
-#               /usr/lib/postgresql,                  the deployment runs 15)
-#               else on PATH)
+#   PostgreSQL  initdb --version      system.lock's   postgresql: the store tests' server (the
+#               (/usr/lib/postgresql/ major (its      initdb tests/support/postgres.py picks;
+#               <major>, else on      postgresql-N    the deployment runs it too); another
+#               PATH when there is    package)        major beside it is never used, one
+#               no such folder)                       alone means the lock's is installed
 #   OpenSSL     openssl version       1.1.1 or newer  openssl: the SASL_SSL broker's test CA
 #                                                     (openssl req -addext needs 1.1.1)
 #   valgrind    valgrind --version    3.16 or newer   valgrind: counts the instructions of the
@@ -73,14 +74,19 @@ openssl_version() { openssl version 2>/dev/null | first_version; }
 make_version() { make --version 2>/dev/null | first_version; }
 valgrind_version() { valgrind --version 2>/dev/null | first_version; }
 
-# The initdb the store tests run (tests/support/postgres.py: the newest Debian one first).
+# The PostgreSQL major version of system.lock (its postgresql-N package): the one server
+# the store tests run, whatever other majors a machine has beside it.
+PG_MAJOR="$(awk '$1 ~ /^postgresql-[0-9]+$/ { sub(/^postgresql-/, "", $1); print $1; exit }' \
+    "$LOCK" 2>/dev/null || true)"
+# Debian's PostgreSQL folder (POSTGRESQL_LIB names another, for this script's tests).
+PG_LIB="${POSTGRESQL_LIB:-/usr/lib/postgresql}"
+
+# The initdb the store tests run (tests/support/postgres.py picks the same): Debian's of
+# the lock's major; on a machine without Debian's folder, the one on PATH.
 initdb_path() {
-    local newest
-    newest="$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/initdb' 2>/dev/null \
-        | sort -t / -k 5 -n | tail -n 1)"
-    if [[ -n "$newest" ]]; then
-        echo "$newest"
-    else
+    if [[ -n "$PG_MAJOR" && -x "$PG_LIB/$PG_MAJOR/bin/initdb" ]]; then
+        echo "$PG_LIB/$PG_MAJOR/bin/initdb"
+    elif [[ ! -d "$PG_LIB" ]]; then
         command -v initdb 2>/dev/null || true
     fi
 }
@@ -124,7 +130,7 @@ part Java openjdk-17-jre-headless "has java" java_version "17 or newer" at_least
 part Maven maven "has mvn" maven_version "3.6.3 or newer" at_least 3.6.3
 part Python python3-venv python_ready python_version 3.11.x in_series 3.11
 part promtool prometheus "has promtool" promtool_version 2.x in_series 2
-part PostgreSQL postgresql initdb_found postgresql_version "15 or newer" at_least 15
+part PostgreSQL postgresql initdb_found postgresql_version "$PG_MAJOR.x" in_series "$PG_MAJOR"
 part OpenSSL openssl "has openssl" openssl_version "1.1.1 or newer" at_least 1.1.1
 part valgrind valgrind "has valgrind" valgrind_version "3.16 or newer" at_least 3.16
 

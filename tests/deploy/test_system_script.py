@@ -229,3 +229,53 @@ def test_a_wrong_argument_prints_usage() -> None:
     result = subprocess.run(["bash", str(SCRIPT), "--bogus"], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.startswith("usage:")
+
+
+def _postgres_lib(tmp_path: Path, *majors: str) -> Path:
+    """A stand-in for Debian's /usr/lib/postgresql with an initdb of each of ``majors``."""
+    lib = tmp_path / "postgresql"
+    for major in majors:
+        bindir = lib / major / "bin"
+        bindir.mkdir(parents=True)
+        (bindir / "initdb").write_text(f"#!/bin/sh\necho 'initdb (PostgreSQL) {major}.3'\n")
+        (bindir / "initdb").chmod(0o755)
+    lib.mkdir(exist_ok=True)
+    return lib
+
+
+def _check_with(lib: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--check"],
+        env={**os.environ, "POSTGRESQL_LIB": str(lib)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_postgresql_used_is_the_locks_major_even_beside_a_newer_one(tmp_path: Path) -> None:
+    """A machine's newer PostgreSQL is not taken instead of the lock's; one that has only
+    another major lacks the package, so setup installs the lock's."""
+    major = next(
+        n.removeprefix("postgresql-") for n in _locked() if re.fullmatch(r"postgresql-\d+", n)
+    )
+    newer = str(int(major) + 3)
+    both = _check_with(_postgres_lib(tmp_path / "both", major, newer))
+    assert _summary(both.stdout)["PostgreSQL"] == f"{major}.3", both.stdout
+    alone = _check_with(_postgres_lib(tmp_path / "alone", newer))
+    assert alone.returncode == 1
+    assert _summary(alone.stdout)["PostgreSQL"] == "missing"
+    assert "system.sh: missing Debian packages: postgresql" in alone.stderr
+
+
+def test_the_store_tests_server_is_the_locks_major_too(tmp_path: Path) -> None:
+    """tests/support/postgres.py picks what system.sh checks: the lock's major, never the
+    newest a machine has."""
+    from support.postgres import PostgresError, locked_major, pg_bin
+
+    major = locked_major()
+    assert f"postgresql-{major} " in LOCK.read_text()
+    lib = _postgres_lib(tmp_path / "both", major, str(int(major) + 3))
+    assert pg_bin(lib) == lib / major / "bin"
+    with pytest.raises(PostgresError, match=f"no PostgreSQL {major}"):
+        pg_bin(_postgres_lib(tmp_path / "alone", str(int(major) + 3)))

@@ -1,7 +1,9 @@
 """Where the tests (and benchmarks) get a real PostgreSQL server from.
 
 ``POSTGRES_URL`` names a server someone else runs. Otherwise a private server is made from
-Debian's binaries (``/usr/lib/postgresql/*/bin``): ``initdb`` into a temporary directory,
+Debian's binaries of the PostgreSQL major version deploy/local/system.lock names
+(``/usr/lib/postgresql/<major>/bin``, as deploy/local/system.sh checks and installs them,
+never another major a machine has beside it): ``initdb`` into a temporary directory,
 started on a free port of 127.0.0.1 with its unix socket inside that directory, so it never
 clashes with a system server; it is stopped and removed at the end. ``initdb`` refuses to
 run as root, so as root the server runs as the ``postgres`` system user.
@@ -9,8 +11,8 @@ run as root, so as root the server runs as the ``postgres`` system user.
 
 from __future__ import annotations
 
-import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -31,20 +33,31 @@ class PostgresError(RuntimeError):
     """No server could be provided; the message says why and what to do."""
 
 
-def pg_bin() -> Path:
-    """The directory of ``initdb`` and ``pg_ctl``, the newest installed version first."""
-    found = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: (
-            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
-        ),
-    )
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
+SYSTEM_LOCK = Path(__file__).resolve().parents[2] / "deploy" / "local" / "system.lock"
+DEBIAN_LIB = Path("/usr/lib/postgresql")
+
+
+def locked_major(lock: Path = SYSTEM_LOCK) -> str:
+    """The PostgreSQL major version of ``lock``: N of its ``postgresql-N`` package."""
+    for line in lock.read_text().splitlines():
+        found = re.fullmatch(r"postgresql-([0-9]+) \S+", line)
+        if found:
+            return found.group(1)
+    raise PostgresError(f"{lock} names no postgresql-N package")
+
+
+def pg_bin(lib: Path = DEBIAN_LIB, lock: Path = SYSTEM_LOCK) -> Path:
+    """The directory of ``initdb`` and ``pg_ctl``: Debian's of the lock's major version
+    (system.sh's choice too); on a machine without Debian's folder, the one on PATH."""
+    major = locked_major(lock)
+    if (lib / major / "bin" / "initdb").exists():
+        return lib / major / "bin"
+    initdb = None if lib.is_dir() else shutil.which("initdb")
     if initdb:
         return Path(initdb).parent
-    raise PostgresError("no initdb found: install Debian's postgresql package or set POSTGRES_URL")
+    raise PostgresError(
+        f"no PostgreSQL {major} (system.lock's) found: run make setup, or set POSTGRES_URL"
+    )
 
 
 def free_port() -> int:
