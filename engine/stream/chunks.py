@@ -107,7 +107,7 @@ class ChunkReader:
 
     def __init__(self, state: WalletState, wanted: list[Span]) -> None:
         self.state = state
-        self.passes: dict[int, tuple[Iterator[tuple[Any, Any]], list[int]]] = {}
+        self.passes: dict[int, tuple[Iterator[tuple[Any, Any]], int]] = {}
         """The pass over each map so far, and where it stands: one pass serves all its
         chunks (a chunk not asked for is passed over)."""
         self.instants: dict[int, list[int]] = {}
@@ -134,14 +134,11 @@ class ChunkReader:
     def entries(self, span: Span) -> list[tuple[Any, Any]]:
         """A map's entries ``[start, end)``, in its order."""
         field, _, start, end = span
-        found = self.passes.get(field)
-        if found is None:
-            found = self.passes[field] = (iter(getattr(self.state, FIELDS[field]).items()), [0])
-        pairs, at = found
+        pairs, at = self.passes.get(field) or (iter(getattr(self.state, FIELDS[field]).items()), 0)
         # Taken by islice, in C: a Python loop over a fleet's entries was most of its snapshot.
-        if start > at[0]:
-            collections.deque(islice(pairs, start - at[0]), maxlen=0)
-        at[0] = end
+        if start > at:
+            collections.deque(islice(pairs, start - at), maxlen=0)
+        self.passes[field] = (pairs, end)
         return list(islice(pairs, end - start))
 
 
