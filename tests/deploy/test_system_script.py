@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from support.postgres import PostgresError, locked_major, pg_bin
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "local" / "system.sh"
@@ -256,9 +257,7 @@ def _check_with(lib: Path) -> subprocess.CompletedProcess[str]:
 def test_the_postgresql_used_is_the_locks_major_even_beside_a_newer_one(tmp_path: Path) -> None:
     """A machine's newer PostgreSQL is not taken instead of the lock's; one that has only
     another major lacks the package, so setup installs the lock's."""
-    major = next(
-        n.removeprefix("postgresql-") for n in _locked() if re.fullmatch(r"postgresql-\d+", n)
-    )
+    major = locked_major()
     newer = str(int(major) + 3)
     both = _check_with(_postgres_lib(tmp_path / "both", major, newer))
     assert _summary(both.stdout)["PostgreSQL"] == f"{major}.3", both.stdout
@@ -271,8 +270,6 @@ def test_the_postgresql_used_is_the_locks_major_even_beside_a_newer_one(tmp_path
 def test_the_store_tests_server_is_the_locks_major_too(tmp_path: Path) -> None:
     """tests/support/postgres.py picks what system.sh checks: the lock's major, never the
     newest a machine has."""
-    from support.postgres import PostgresError, locked_major, pg_bin
-
     major = locked_major()
     assert f"postgresql-{major} " in LOCK.read_text()
     lib = _postgres_lib(tmp_path / "both", major, str(int(major) + 3))

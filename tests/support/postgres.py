@@ -37,19 +37,19 @@ SYSTEM_LOCK = Path(__file__).resolve().parents[2] / "deploy" / "local" / "system
 DEBIAN_LIB = Path("/usr/lib/postgresql")
 
 
-def locked_major(lock: Path = SYSTEM_LOCK) -> str:
-    """The PostgreSQL major version of ``lock``: N of its ``postgresql-N`` package."""
-    for line in lock.read_text().splitlines():
+def locked_major() -> str:
+    """The PostgreSQL major version of system.lock: N of its ``postgresql-N`` package."""
+    for line in SYSTEM_LOCK.read_text().splitlines():
         found = re.fullmatch(r"postgresql-([0-9]+) \S+", line)
         if found:
             return found.group(1)
-    raise PostgresError(f"{lock} names no postgresql-N package")
+    raise PostgresError(f"{SYSTEM_LOCK} names no postgresql-N package")
 
 
-def pg_bin(lib: Path = DEBIAN_LIB, lock: Path = SYSTEM_LOCK) -> Path:
+def pg_bin(lib: Path = DEBIAN_LIB) -> Path:
     """The directory of ``initdb`` and ``pg_ctl``: Debian's of the lock's major version
     (system.sh's choice too); on a machine without Debian's folder, the one on PATH."""
-    major = locked_major(lock)
+    major = locked_major()
     if (lib / major / "bin" / "initdb").exists():
         return lib / major / "bin"
     initdb = None if lib.is_dir() else shutil.which("initdb")
