@@ -115,12 +115,14 @@ class PartitionWriter:
         }
         self.producer = Producer(config)
         self.offsets: dict[tuple[str, int], int] = {}
-        """The highest offset per (topic, partition) acknowledged in the open transaction."""
+        """The highest offset acknowledged in the open transaction per (topic, partition)
+        it named: that of its last record there, the one whose delivery is reported
+        (producer.Outbox). A record placed by its key is not reported."""
         self.last_decision = ""
         """The id of the last decision produced in the open transaction (processor.py)."""
         self.open = False
         self.failures: list[str] = []
-        self.outbox = Outbox(self.producer, self._on_delivery)
+        self.outbox = Outbox(self.producer, self._on_delivery, report_each=False)
         self._fatal: KafkaError | None = None
 
     def _on_error(self, error: KafkaError) -> None:
@@ -196,7 +198,8 @@ class PartitionWriter:
     def commit(self, timeout: float = COMMIT_TIMEOUT) -> None:
         """Commit the open transaction, blocking until Kafka has it (or raising, with the
         transaction aborted). The delivery reports are served first, so ``offsets`` says
-        where the transaction's records landed."""
+        where the transaction's last records landed. A record whose delivery is not
+        reported and fails leaves the transaction abortable: ``commit_transaction`` raises."""
         if not self.open:
             return
         self.open = False

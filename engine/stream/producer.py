@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -74,11 +74,14 @@ class DeliveryFailed(StreamError):
     """A record the worker produced was refused or timed out: its batch must not be acked."""
 
 
-def try_produce(producer: Producer, record: Record, on_delivery: Delivered) -> bool:
-    """Hand ``record`` to ``producer``; ``False`` when its local queue is full."""
+def try_produce(producer: Producer, record: Record, on_delivery: Delivered | None) -> bool:
+    """Hand ``record`` to ``producer``; ``False`` when its local queue is full. Without
+    ``on_delivery`` its delivery is never reported to Python."""
     topic, key, value, partition = record
     try:
-        if partition is None:
+        if on_delivery is None:  # -1: placed by its key
+            producer.produce(topic, value, key, -1 if partition is None else partition)
+        elif partition is None:
             producer.produce(topic, value, key, on_delivery=on_delivery)
         else:
             producer.produce(topic, value, key, partition, on_delivery=on_delivery)
@@ -96,11 +99,21 @@ class Outbox:
     them all, and runs off the event loop, just before the producer's flush, which waits
     for the queue anyway. A batch waits for its output before the next one starts, so this
     holds one batch at most.
+
+    ``report_each``: every record's delivery is reported to ``on_delivery``, as a producer
+    outside a transaction needs to learn of each failure. A transactional producer does
+    not: a record that fails makes its transaction abortable, so the commit fails
+    (fencing.py). Its outbox reports only the last record of each (topic, partition) it
+    names, whose offset is the highest the transaction wrote there, and spares a report
+    per record: a message object built and a call into Python under the interpreter's
+    lock, about a quarter of a commit's CPU per record (docs/performance.md, "A delivery
+    report per partition, not per decision").
     """
 
-    def __init__(self, producer: Producer, on_delivery: Delivered) -> None:
+    def __init__(self, producer: Producer, on_delivery: Delivered, report_each: bool = True):
         self.producer = producer
         self.on_delivery = on_delivery
+        self.report_each = report_each
         self.waiting: collections.deque[Record] = collections.deque()
 
     def produce(self, record: Record) -> None:
@@ -109,14 +122,28 @@ class Outbox:
     def hand_over(self) -> None:
         """Blocking: serve delivery reports until the queue has taken every waiting record."""
         waiting = self.waiting
+        reported = None if self.report_each else last_per_partition(waiting)
+        handed = 0
         while waiting:
-            if try_produce(self.producer, waiting[0], self.on_delivery):
+            on_delivery = self.on_delivery if reported is None or handed in reported else None
+            if try_produce(self.producer, waiting[0], on_delivery):
                 waiting.popleft()
+                handed += 1
             else:
                 self.producer.poll(ROOM_POLL)
 
     def clear(self) -> None:
         self.waiting.clear()
+
+
+def last_per_partition(records: Iterable[Record]) -> set[int]:
+    """The positions in ``records`` of the last one for each (topic, partition) named; a
+    record placed by its key names none."""
+    last: dict[tuple[str, int], int] = {}
+    for at, (topic, _, _, partition) in enumerate(records):
+        if partition is not None:
+            last[(topic, partition)] = at
+    return set(last.values())
 
 
 class BatchProducer:

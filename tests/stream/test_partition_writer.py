@@ -3,12 +3,18 @@ the recovery reads that see only what an owner committed."""
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaError, Message
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from engine.codec import Decision, encode
 from engine.stream.fencing import Fenced, PartitionWriter, TransactionFailed, transactional_id
+from engine.stream.producer import last_per_partition
 from engine.stream.recovery import read_decision_at, read_decisions, read_latest
 
 from .harness import Stack, wait_until
@@ -62,6 +68,80 @@ def test_a_record_librdkafka_refuses_aborts_its_whole_transaction(stack: Stack) 
     writer.produce(events, b"initech", _decision(2), 0)
     writer.commit()
     # The broker writes a commit's markers after the commit returns: wait until they show.
+    wait_until(lambda: bool(_origins(bootstrap, events, 0)), "the commit's marker", 30)
+    assert _origins(bootstrap, events, 0) == [2]  # nothing of the failed transaction
+
+
+def test_the_reported_records_are_the_last_of_each_partition_named() -> None:
+    records = [
+        ("events", b"a", b"0", 0),
+        ("commands", b"b", b"1", None),
+        ("events", b"a", b"2", 1),
+        ("events", b"a", b"3", 0),
+        ("snapshots", b"p", b"4", 0),
+        ("commands", b"b", b"5", None),
+        ("events", b"a", b"6", 1),
+    ]
+    assert last_per_partition(records) == {3, 4, 6}
+    assert last_per_partition([]) == set()
+
+
+def test_a_transaction_reports_one_delivery_per_partition_and_its_highest_offset(
+    stack: Stack,
+) -> None:
+    bootstrap, app = stack.bootstrap, stack.env["RATING_APP_ID"]
+    events, commands = stack.topics.wallet_events.name, stack.topics.wallet_commands.name
+    writer = PartitionWriter(bootstrap, app, 0)
+    writer.init()
+    reports: list[tuple[str, int]] = []
+    on_delivery = writer.outbox.on_delivery
+
+    def counted(error: KafkaError | None, msg: Message) -> None:
+        reports.append((msg.topic() or "", msg.partition() or 0))
+        on_delivery(error, msg)
+
+    writer.outbox.on_delivery = counted
+    writer.begin()
+    for offset in range(5):
+        writer.produce(events, b"initech", _decision(offset), 0)
+        writer.produce(events, b"globex", _decision(100 + offset), 1)
+        writer.produce(commands, b"acme", b"{}", None)  # placed by its key: never reported
+    writer.commit()
+    assert sorted(reports) == [(events, 0), (events, 1)]
+    wait_until(lambda: len(_origins(bootstrap, events, 1)) == 5, "the commit's marker", 30)
+    for partition, last in ((0, 4), (1, 104)):
+        found = read_decision_at(bootstrap, events, partition, writer.offsets[(events, partition)])
+        assert found is not None and found.origin_offset == last
+
+
+@pytest.fixture
+def small_topic(kafka_bootstrap: str) -> Iterator[str]:
+    """A topic whose records may be 2,000 bytes at most, deleted afterwards."""
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    name = f"partition-writer-small-{uuid.uuid4().hex[:12]}"
+    config = {"max.message.bytes": "2000"}
+    admin.create_topics([NewTopic(name, 1, 1, config=config)])[name].result(30)
+    yield name
+    admin.delete_topics([name], operation_timeout=30)[name].result(timeout=30)
+
+
+def test_a_record_the_broker_refuses_fails_the_commit_though_its_delivery_is_not_reported(
+    stack: Stack, small_topic: str
+) -> None:
+    bootstrap, app = stack.bootstrap, stack.env["RATING_APP_ID"]
+    events = stack.topics.wallet_events.name
+    # librdkafka lets records of up to 8,000 bytes through; the topic takes 2,000 at most.
+    writer = PartitionWriter(bootstrap, app, 0, max_message_bytes=2000)
+    writer.init()
+    writer.begin()
+    writer.produce(events, b"initech", _decision(0), 0)
+    writer.produce(small_topic, b"acme", os.urandom(5000), None)  # incompressible, unreported
+    writer.produce(events, b"initech", _decision(1), 0)
+    with pytest.raises(TransactionFailed, match=r"wallet partition 0: commit_transaction: "):
+        writer.commit()
+    writer.begin()  # the failed transaction was aborted: the producer goes on
+    writer.produce(events, b"initech", _decision(2), 0)
+    writer.commit()
     wait_until(lambda: bool(_origins(bootstrap, events, 0)), "the commit's marker", 30)
     assert _origins(bootstrap, events, 0) == [2]  # nothing of the failed transaction
 
