@@ -333,10 +333,17 @@ def stages(found: Results) -> list[str]:
     if s is not None:
         share = _get(s, "throughput", "gc_pauses")
         paused = sum(g.get("share_of_run", 0) for g in share.values()) if share else None
+        threads = _get(s, "throughput", "worker_threads_us_per_cdr")
+        split = (
+            " (" + ", ".join(f"{group} {us:.1f}" for group, us in threads.items()) + ")"
+            if threads
+            else ""
+        )
         lines.append(
             f"- `stream`: {_n(_get(s, 'throughput', 'worker_cpu_us_per_cdr'))} µs of worker CPU "
-            f"per CDR, {_n(_get(s, 'throughput', 'worker_cpu_share'), 2)} of a core busy; "
-            f"collector pauses {_n(None if paused is None else paused * 100, 1)}% of the run"
+            f"per CDR{split}, {_n(_get(s, 'throughput', 'worker_cpu_share'), 2)} of a core "
+            f"busy; collector pauses {_n(None if paused is None else paused * 100, 1)}% of the "
+            "run"
         )
     p = found.get("replay")
     if p is not None:

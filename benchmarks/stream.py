@@ -219,6 +219,14 @@ class Stack:
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         return total if self.workers else None
 
+    def worker_threads(self) -> dict[tuple[int, int], tuple[str, float]]:
+        """Each worker thread's group (`thread_group`) and CPU seconds so far (Linux; empty
+        elsewhere), by (process, thread) id."""
+        found: dict[tuple[int, int], tuple[str, float]] = {}
+        for worker in self.workers:
+            found.update(thread_cpu(worker.proc.pid))
+        return found
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             text = self.worker_log.read_text(errors="replace")
@@ -589,6 +597,51 @@ def start(
     return reader
 
 
+THREAD_GROUPS = ("event loop", "librdkafka", "other threads")
+"""How a worker's CPU is split: its main thread (the event loop: the agents, the core,
+Faust), librdkafka's threads (``rdk:*``: compressing, sending, receiving), and the other
+Python threads (Faust's consumer, the commits, the directory, the snapshots' writer...)."""
+
+
+def thread_group(pid: int, tid: int, name: str) -> str:
+    if tid == pid:
+        return THREAD_GROUPS[0]
+    return THREAD_GROUPS[1] if name.startswith("rdk:") else THREAD_GROUPS[2]
+
+
+def thread_cpu(pid: int) -> dict[tuple[int, int], tuple[str, float]]:
+    """The CPU seconds (user + system) each thread of process ``pid`` used so far, with its
+    group, from ``/proc`` (empty where there is none, or the process is gone)."""
+    found: dict[tuple[int, int], tuple[str, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = stat[stat.find("(") + 1 : stat.rfind(")")]
+        fields = stat.rpartition(")")[2].split()
+        tid = int(task.name)
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        found[(pid, tid)] = (thread_group(pid, tid, name), seconds)
+    return found
+
+
+def thread_split(
+    before: dict[tuple[int, int], tuple[str, float]],
+    after: dict[tuple[int, int], tuple[str, float]],
+    n: int,
+) -> dict[str, float] | None:
+    """µs of CPU per CDR by thread group between two `thread_cpu` readings; a thread that
+    ended in between is left out (its CPU is in the process's figure only)."""
+    if not after or n <= 0:
+        return None
+    split = dict.fromkeys(THREAD_GROUPS, 0.0)
+    for key, (group, seconds) in after.items():
+        split[group] += seconds - before.get(key, (group, 0.0))[1]
+    return {group: round(seconds / n * 1e6, 1) for group, seconds in split.items()}
+
+
 def throughput_run(setup: Setup, cdrs: Path, n: int, profile: Path | None) -> dict[str, Any]:
     """Publish ``n`` CDRs at once; time from the first on cdr.raw to the last decision."""
     stack = setup.stack("throughput")
@@ -599,7 +652,7 @@ def throughput_run(setup: Setup, cdrs: Path, n: int, profile: Path | None) -> di
             starts = high_watermarks(bootstrap, raw.name, raw.partitions)  # after the warm-up
             log(f"throughput: publishing {n:,} CDRs")
             gc0 = stack.gc_pauses()
-            cpu0 = stack.worker_cpu()
+            cpu0, threads0 = stack.worker_cpu(), stack.worker_threads()
             wall0 = time.time()
             published = stack.publish(cdrs)
             log(
@@ -610,7 +663,7 @@ def throughput_run(setup: Setup, cdrs: Path, n: int, profile: Path | None) -> di
                 raise RuntimeError(f"publish delivered {published['delivered']} of {n}")
             reader.wait_for(n, stack, "throughput")
             wall1 = time.time()
-            cpu1 = stack.worker_cpu()
+            cpu1, threads1 = stack.worker_cpu(), stack.worker_threads()
             gc1 = stack.gc_pauses()
         finally:
             reader.stop()
@@ -631,6 +684,7 @@ def throughput_run(setup: Setup, cdrs: Path, n: int, profile: Path | None) -> di
             "worker_cpu_seconds": None if cpu is None else round(cpu, 2),
             "worker_cpu_us_per_cdr": None if cpu is None else round(cpu / n * 1e6),
             "worker_cpu_share": None if cpu is None else round(cpu / (wall1 - wall0), 2),
+            "worker_threads_us_per_cdr": thread_split(threads0, threads1, n),
             "gc_pauses": gc_summary(gc0, gc1, wall1 - wall0),
         }
     finally:
@@ -800,6 +854,8 @@ def main() -> None:
     if run["worker_cpu_seconds"] is not None:
         rows.append(("worker CPU per CDR (µs)", f"{run['worker_cpu_us_per_cdr']:,}"))
         rows.append(("worker CPU busy (cores)", f"{run['worker_cpu_share']:.2f}"))
+    for group, us in (run["worker_threads_us_per_cdr"] or {}).items():
+        rows.append((f"  of which {group} (µs per CDR)", f"{us:,.1f}"))
     for label, found in (("latency", latency), ("at the aim's load", at_aim)):
         if found is not None:
             ms = found["ms"]

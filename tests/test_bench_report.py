@@ -44,7 +44,16 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
             "workers": 1,
             "wallets": 16,
             "wallet_partitions": EVERY_PARTITION,
-            "throughput": {"cdrs_per_second": 26_000, "worker_cpu_us_per_cdr": 40},
+            "throughput": {
+                "cdrs_per_second": 26_000,
+                "worker_cpu_us_per_cdr": 40,
+                "worker_cpu_share": 0.9,
+                "worker_threads_us_per_cdr": {
+                    "event loop": 30.0,
+                    "librdkafka": 4.0,
+                    "other threads": 6.0,
+                },
+            },
             "latency": {
                 "offered_cdrs_per_second": 13_000,
                 "ms": {"p50": 100.0, "p90": 200.0, "p99": 300.0, "max": 400.0},
@@ -146,6 +155,10 @@ def test_the_figures_and_aims_come_from_the_files(tmp_path: Path) -> None:
         "the rate agent's path in process (no Kafka) 21.25 µs"
     ) in lines
     assert "- `stream.json`: revision abc1234, load 0.5 0.7 0.9" in lines
+    assert (
+        "- `stream`: 40 µs of worker CPU per CDR (event loop 30.0, librdkafka 4.0, other "
+        "threads 6.0), 0.90 of a core busy; collector pauses –% of the run"
+    ) in lines
     assert row("`snapshots`, 1,000,000 ids per wallet, 3,000 new per snapshot").endswith(
         "| 4.0 ms CPU, 0.27 MB per snapshot (every chunk written again: 743.5 ms, 56.54 MB; "
         "the first after a recovery: 27.8 ms, 0.21 MB) | – |"

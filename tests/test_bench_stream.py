@@ -1,8 +1,12 @@
-"""`benchmarks/stream.py`: its latency runs say where in the run their tail is, and its
-default run has the wallets over all partitions, as the aim's run has them."""
+"""`benchmarks/stream.py`: its latency runs say where in the run their tail is, its default
+run has the wallets over all partitions, as the aim's run has them, and it splits the
+worker's CPU by thread."""
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from pathlib import Path
 
 from support.benchmarks import benchmark
@@ -35,3 +39,47 @@ def test_the_default_run_spreads_the_wallets_over_every_partition(tmp_path: Path
     spread = load_catalog(spread_catalog(tmp_path / "catalog.yaml", stream.SPREAD))
     assert len(spread.wallets) == 4 * stream.SPREAD
     assert stream.wallet_partitions(spread, 8) == 8
+
+
+def test_a_workers_threads_are_grouped_by_what_runs_in_them() -> None:
+    assert stream.thread_group(100, 100, "python") == "event loop"
+    assert stream.thread_group(100, 101, "rdk:broker1") == "librdkafka"
+    assert stream.thread_group(100, 102, "rdk:main") == "librdkafka"
+    assert stream.thread_group(100, 103, "python") == "other threads"
+
+
+def _burn(seconds: float) -> None:
+    """Spin until this thread has used ``seconds`` of CPU."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def _burn_then_wait(seconds: float, burnt: threading.Event, release: threading.Event) -> None:
+    _burn(seconds)
+    burnt.set()
+    release.wait(30)
+
+
+def test_the_cpu_split_counts_each_thread_in_its_group_between_two_readings() -> None:
+    pid = os.getpid()
+    before = stream.thread_cpu(pid)
+    assert before[(pid, pid)][0] == "event loop"
+    ended = threading.Thread(target=_burn, args=(0.3,))
+    ended.start()
+    ended.join()  # ended before the second reading: left out
+    burnt, release = threading.Event(), threading.Event()
+    running = threading.Thread(target=_burn_then_wait, args=(0.3, burnt, release))
+    running.start()
+    assert burnt.wait(30)
+    _burn(0.2)
+    after = stream.thread_cpu(pid)
+    release.set()
+    running.join()
+    split = stream.thread_split(before, after, 1_000)
+    assert split is not None and set(split) == set(stream.THREAD_GROUPS)
+    # Over 1,000 "CDRs", 1 ms of CPU is 1 µs per CDR; /proc counts in ticks of 10 ms.
+    assert 150 <= split["event loop"] <= 1_000
+    assert 250 <= split["other threads"] <= 400
+    assert split["librdkafka"] == 0
+    assert stream.thread_split(before, {}, 1_000) is None
