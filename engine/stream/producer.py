@@ -110,7 +110,9 @@ class Outbox:
     report per partition, not per decision").
     """
 
-    def __init__(self, producer: Producer, on_delivery: Delivered, report_each: bool = True):
+    def __init__(
+        self, producer: Producer, on_delivery: Delivered, report_each: bool = True
+    ) -> None:
         self.producer = producer
         self.on_delivery = on_delivery
         self.report_each = report_each
