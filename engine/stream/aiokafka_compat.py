@@ -7,7 +7,8 @@ consumer), in one module, for one version range (`AIOKAFKA`):
   delivered (``PartitionRecords._unpack_records``, ``next_fetch_offset``).
 - `GatheringFetcher`: while records flow, each fetch asks the broker to gather some before
   it answers; an idle consumer long-polls as configured (``Fetcher``,
-  ``_proc_fetch_request``, ``_fetch_min_bytes``, ``_fetch_max_wait_ms``).
+  ``_proc_fetch_request``, ``_get_actions_per_node``, ``_records``, ``_fetch_min_bytes``,
+  ``_fetch_max_wait_ms``).
 
 aiokafka builds both by their modules' names, with no hook: importing this module points
 those names here (`install_aiokafka_overrides`), for every aiokafka consumer in the process
@@ -97,15 +98,33 @@ class GatheringFetcher(aiokafka_fetcher.Fetcher):
     docs/performance.md, "Fetches that gather"). So a fetch that brought records is
     followed by one that waits for `GATHER` (32 KiB or 10 ms), and a fetch that brought
     none by one with the consumer's own settings: idle stays a long poll, and no record
-    waits more than 10 ms longer for its fetch.
+    waits more than 10 ms longer for its fetch. A fetch built while other partitions'
+    records wait to be consumed gathers too, whatever the fetch before it brought.
     """
 
     _fetch_min_bytes: int
     _fetch_max_wait_ms: int
+    _records: dict[Any, Any]
+    """aiokafka's records fetched and not yet consumed, by partition."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._idle = (self._fetch_min_bytes, self._fetch_max_wait_ms)
+
+    def _get_actions_per_node(self, assignment: Any) -> Any:
+        # A fetch leaves out the partitions whose records still wait to be consumed, and
+        # none of them is fetched again until it is answered. Built then, it gathers and
+        # never long-polls: a long poll on the other (empty) partitions held the ones
+        # being read for up to 1.5 s (docs/performance.md, "A long poll that held the
+        # partitions being read").
+        if not self._records:
+            return super()._get_actions_per_node(assignment)
+        chosen = self._fetch_min_bytes, self._fetch_max_wait_ms
+        self._fetch_min_bytes, self._fetch_max_wait_ms = GATHER
+        try:
+            return super()._get_actions_per_node(assignment)
+        finally:
+            self._fetch_min_bytes, self._fetch_max_wait_ms = chosen
 
     async def _proc_fetch_request(self, assignment: Any, node_id: int, request: Any) -> bool:
         # True: the response held records of at least one partition.
