@@ -110,27 +110,23 @@ class GatheringFetcher(aiokafka_fetcher.Fetcher):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._idle = (self._fetch_min_bytes, self._fetch_max_wait_ms)
+        self._brought = False
+        """Whether the last fetch answered held records of at least one partition."""
 
     def _get_actions_per_node(self, assignment: Any) -> Any:
-        # A fetch leaves out the partitions whose records still wait to be consumed, and
-        # none of them is fetched again until it is answered. Built then, it gathers and
-        # never long-polls: a long poll on the other (empty) partitions held the ones
-        # being read for up to 1.5 s (docs/performance.md, "A long poll that held the
-        # partitions being read").
-        if not self._records:
-            return super()._get_actions_per_node(assignment)
-        chosen = self._fetch_min_bytes, self._fetch_max_wait_ms
-        self._fetch_min_bytes, self._fetch_max_wait_ms = GATHER
-        try:
-            return super()._get_actions_per_node(assignment)
-        finally:
-            self._fetch_min_bytes, self._fetch_max_wait_ms = chosen
+        # The one place a fetch's settings are chosen, as aiokafka builds it. A fetch
+        # leaves out the partitions whose records still wait to be consumed, and none of
+        # them is fetched again until it is answered: built then, it gathers, or a long
+        # poll on the other (empty) partitions held the ones being read for up to 1.5 s
+        # (docs/performance.md, "A long poll that held the partitions being read").
+        gather = self._brought or bool(self._records)
+        self._fetch_min_bytes, self._fetch_max_wait_ms = GATHER if gather else self._idle
+        return super()._get_actions_per_node(assignment)
 
     async def _proc_fetch_request(self, assignment: Any, node_id: int, request: Any) -> bool:
         # True: the response held records of at least one partition.
-        brought: bool = await super()._proc_fetch_request(assignment, node_id, request)
-        self._fetch_min_bytes, self._fetch_max_wait_ms = GATHER if brought else self._idle
-        return brought
+        self._brought = await super()._proc_fetch_request(assignment, node_id, request)
+        return self._brought
 
 
 def install_aiokafka_overrides() -> None:
