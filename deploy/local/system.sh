@@ -2,13 +2,15 @@
 # The machine's system parts that `make setup`, `make test`, `make demo` and CI need, from
 # Debian's packages. The one list of them: `make setup` runs this script and so does .ci/run.
 #
-#   system.sh           install what is missing (as root, with apt-get), at the exact
-#                       versions of system.lock; otherwise print the one command that would
-#                       install it and exit 1; then check the versions
-#   system.sh --check   only check: what is missing, and every part's version (exit 1 when
-#                       anything is missing or outside its range)
-#   system.sh --plan    print the apt-get command that would install what is missing, every
-#                       package apt would bring in pinned to system.lock's version
+#   system.sh           install what is missing, and system.lock's version of every locked
+#                       package the machine has at an older one (as root, with apt-get);
+#                       otherwise print the one command that would and exit 1; then check
+#   system.sh --check   only check: what is missing, every part's version, and every locked
+#                       package's (exit 1 when anything is missing, outside its range or not
+#                       at the lock's version)
+#   system.sh --plan    print the apt-get command that would install what is missing and
+#                       what is older than the lock, every package apt would bring in pinned
+#                       to system.lock's version
 #   system.sh --lock    rewrite system.lock: what apt would install today on a machine that
 #                       has none of the packages below (a deliberate change: review the diff,
 #                       run make test, commit it)
@@ -16,11 +18,18 @@
 # Each prints one line, "system parts: ...", with the version of each part found.
 # system.lock (beside this script; SYSTEM_LOCK names another) is the lock of the Debian
 # packages: each package the parts below need, with its dependencies, at one exact version.
-# What this script installs it installs at those versions, and it refuses to install a
-# package the lock does not name. Parts a machine already has (its image's) are used as
-# they are, within the ranges below. Debian's mirrors keep only the newest builds of a
-# release, so a locked version can stop being served; apt then refuses it, and this script
-# says to run --lock.
+# What this script installs it installs at those versions, and it refuses to add a package
+# the lock does not name. The parts a machine already has (its image's) are held to the
+# lock too: a part's own package that dpkg has installed at an older version is installed
+# again at the lock's (with what is missing, in one apt-get call), so that every machine
+# runs the same builds of them; what they depend on needs only to satisfy them, and a
+# package of the machine's that apt must move with them, unnamed by the lock (a sibling
+# built from the same source, libssl-dev beside libssl3), moves to the build apt gives
+# it. A part at a newer version stops the script, which never
+# downgrades a machine: the lock is behind it, and --lock moves it. The ranges below are
+# checked besides, for the programs found on PATH, which need not be Debian's. Debian's
+# mirrors keep only the newest builds of a release, so a locked version can stop being
+# served; apt then refuses it, and this script says to run --lock.
 #
 #   part        version from          needed          Debian package: why
 #   make        make --version        any             make
@@ -134,10 +143,49 @@ part PostgreSQL postgresql initdb_found postgresql_version "$PG_MAJOR.x" in_seri
 part OpenSSL openssl "has openssl" openssl_version "1.1.1 or newer" at_least 1.1.1
 part valgrind valgrind "has valgrind" valgrind_version "3.16 or newer" at_least 3.16
 
+# The packages that are the parts themselves: each part's own, and PostgreSQL's server of
+# the lock's major (the postgresql package only depends on it). The machine must have these
+# at system.lock's versions; what they depend on needs only to satisfy them.
+held=("${packages[@]}")
+if [[ -n "$PG_MAJOR" ]]; then held+=("postgresql-$PG_MAJOR"); fi
+
+# off_lock: "name installed locked" for each held package that dpkg has installed at
+# another version than system.lock's (none on a machine without dpkg).
+off_lock() {
+    [[ -r "$LOCK" ]] && has dpkg-query || return 0
+    { dpkg-query -W -f='${Package} ${Status} ${Version}\n' "${held[@]}" 2>/dev/null || true; } |
+        awk 'NR == FNR { if ($1 !~ /^#/) lock[$1] = $2; next }
+             $4 == "installed" && ($1 in lock) && $5 != lock[$1] { print $1, $5, lock[$1] }' \
+            "$LOCK" -
+}
+
+older=() # held packages installed at an older version: installed again at the lock's
+newer=() # "name X (system.lock: Y)": held packages installed at a newer version
+while read -r name have want; do
+    if dpkg --compare-versions "$have" lt "$want"; then
+        older+=("$name")
+    else
+        newer+=("$name $have (system.lock: $want)")
+    fi
+done < <(off_lock)
+
 summary() {
     local IFS='|' joined
     joined="${found[*]}"
     echo "system parts: ${joined//|/, }"
+}
+
+report_older() {
+    echo "system.sh: older than system.lock's versions: ${older[*]}" \
+        "(system.sh, as root, installs the lock's)" >&2
+}
+
+report_newer() {
+    local line
+    echo "system.sh: this machine has newer Debian packages than $LOCK names:" >&2
+    for line in "${newer[@]}"; do echo "    $line" >&2; done
+    echo "system.sh: the lock is behind this machine, and this script does not downgrade" \
+        "packages: run \`bash $0 --lock\` (as root), review its diff, run make test, commit it" >&2
 }
 
 report_wrong() {
@@ -147,28 +195,48 @@ report_wrong() {
         "Debian 12 (bookworm) has them all" >&2
 }
 
-# "name version" for each package apt-get's simulation of "$@" would install (its Inst
-# lines: "Inst NAME [OLD] (VERSION ...)"); further apt-get options come first.
+# "name version how" for each package apt-get's simulation of "$@" would install (its Inst
+# lines: "Inst NAME [OLD] (VERSION ...)"), how being "upgrade" for a package the machine
+# has at OLD and "new" for one it lacks; further apt-get options come first.
 simulated() {
-    apt-get -s -qq --no-install-recommends "$@" | sed -n 's/^Inst \([^ ]*\) .*(\([^ ]*\) .*/\1 \2/p'
+    apt-get -s -qq --no-install-recommends "$@" |
+        sed -n -e 's/^Inst \([^ ]*\) \[[^]]*\] (\([^ ]*\) .*/\1 \2 upgrade/p' \
+            -e 's/^Inst \([^ ]*\) (\([^ ]*\) .*/\1 \2 new/p'
 }
 
 locked() { awk -v p="$1" '$1 == p && !/^#/ { print $2 }' "$LOCK"; }
 
-# pins PACKAGE...: sets `pins` to "name=version" (system.lock's) for every package apt would
-# install for them here; fails naming any the lock lacks.
+# pins PACKAGE...: sets `pins` to "name=version" for every package apt would install for
+# PACKAGE... at system.lock's versions here: the lock's version of each, but for a package
+# the machine has and the lock does not name (a sibling of a locked one built from the same
+# source, such as libssl-dev beside libssl3), which moves along at the version apt gives it
+# and is listed in `along`. Fails naming any other package the lock lacks.
 pins=()
+along=()
 pins() {
-    local name _version version unlocked=()
+    local name version how want targets=() unlocked=() plan
     [[ -r "$LOCK" ]] || { echo "system.sh: $LOCK not found" >&2; return 1; }
-    while read -r name _version; do
-        version="$(locked "$name")"
-        if [[ -n "$version" ]]; then
+    for name in "$@"; do
+        want="$(locked "$name")"
+        targets+=("$name${want:+=$want}")
+    done
+    if ! plan="$(simulated install "${targets[@]}")"; then
+        echo "system.sh: apt-get cannot resolve system.lock's versions of $* (Debian may serve" \
+            "newer builds now): run \`bash $0 --lock\`, review its diff, run make test, commit it" >&2
+        return 1
+    fi
+    while read -r name version how; do
+        [[ -n "$name" ]] || continue
+        want="$(locked "$name")"
+        if [[ -n "$want" ]]; then
+            pins+=("$name=$want")
+        elif [[ "$how" == upgrade ]]; then
             pins+=("$name=$version")
+            along+=("$name $version")
         else
             unlocked+=("$name")
         fi
-    done < <(simulated install "$@")
+    done <<<"$plan"
     if [ "${#unlocked[@]}" -ne 0 ]; then
         echo "system.sh: apt would install ${unlocked[*]}, which $LOCK does not name;" \
             "run \`bash $0 --lock\` (as root), review its diff, run make test, commit it" >&2
@@ -184,7 +252,7 @@ if [ "$mode" = lock ]; then
         echo "# parts' packages and their dependencies, as apt resolves them on a machine without"
         echo "# any of them. Written by \`bash deploy/local/system.sh --lock\`; roots:"
         echo "# ${packages[*]}"
-        simulated -o Dir::State::status="$empty" install "${packages[@]}" | sort
+        simulated -o Dir::State::status="$empty" install "${packages[@]}" | cut -d ' ' -f 1,2 | sort
     } >"$LOCK.new"
     rm -f "$empty"
     mv "$LOCK.new" "$LOCK"
@@ -192,7 +260,13 @@ if [ "$mode" = lock ]; then
     exit 0
 fi
 
-if [ "${#missing[@]}" -eq 0 ]; then
+if [ "${#newer[@]}" -ne 0 ]; then
+    summary
+    report_newer
+    exit 1
+fi
+
+if [ "${#missing[@]}" -eq 0 ] && [ "${#older[@]}" -eq 0 ]; then
     summary
     if [ "${#wrong[@]}" -ne 0 ]; then
         report_wrong
@@ -203,26 +277,39 @@ fi
 
 if [ "$mode" = check ]; then
     summary
-    echo "system.sh: missing Debian packages: ${missing[*]}" >&2
+    if [ "${#missing[@]}" -ne 0 ]; then
+        echo "system.sh: missing Debian packages: ${missing[*]}" >&2
+    fi
+    if [ "${#older[@]}" -ne 0 ]; then report_older; fi
     if [ "${#wrong[@]}" -ne 0 ]; then report_wrong; fi
     exit 1
 fi
 if [ "$(id -u)" -eq 0 ] && [ "$mode" = install ]; then apt-get update -qq; fi
-pins "${missing[@]}"
+pins "${missing[@]}" "${older[@]}"
 install_cmd="DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${pins[*]}"
 if [ "$mode" = plan ]; then
     echo "$install_cmd"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-    echo "system.sh: this machine lacks: ${missing[*]}" >&2
+    if [ "${#missing[@]}" -ne 0 ]; then echo "system.sh: this machine lacks: ${missing[*]}" >&2; fi
+    if [ "${#older[@]}" -ne 0 ]; then report_older; fi
     echo "system.sh: install them once as root, at system.lock's versions, then run make again:" >&2
     echo "    sudo sh -c 'apt-get update && $install_cmd'" >&2
     exit 1
 fi
 
-echo "system.sh: installing Debian packages: ${missing[*]} (${#pins[@]} with dependencies, as locked)" >&2
-# The prometheus package would start a server of its own: keep package scripts from
+echo "system.sh: installing Debian packages at system.lock's versions: missing:" \
+    "${missing[*]:-none}; older than the lock: ${older[*]:-none}" \
+    "(${#pins[@]} packages with dependencies)" >&2
+if [ "${#along[@]}" -ne 0 ]; then
+    echo "system.sh: moving along with them, at the same builds: ${along[*]}" \
+        "(this machine's, which system.lock does not name)" >&2
+fi
+# apt-get marks every package it is named as installed by hand: what was not (a dependency
+# of another, or one the machine had only for another's sake) is marked back afterwards.
+manual_before=" $(apt-mark showmanual 2>/dev/null | tr '\n' ' ') "
+# The prometheus and postgresql packages would start servers of their own: keep package scripts from
 # starting services (this machine only needs the promtool binary).
 policy=/usr/sbin/policy-rc.d
 created_policy=0
@@ -241,7 +328,8 @@ fi
 # Named to pin their versions, the dependencies stay marked as installed for another's sake.
 deps=()
 for pin in "${pins[@]}"; do
-    [[ " ${missing[*]} " == *" ${pin%%=*} "* ]] || deps+=("${pin%%=*}")
+    name="${pin%%=*}"
+    [[ " ${missing[*]} " == *" $name "* || "$manual_before" == *" $name "* ]] || deps+=("$name")
 done
 if [ "${#deps[@]}" -ne 0 ]; then apt-mark auto "${deps[@]}" >/dev/null; fi
 

@@ -20,10 +20,11 @@ LOCK = ROOT / "deploy" / "local" / "system.lock"
 def _path_without(missing: str, fakes: dict[str, str] | None = None) -> str:
     """A PATH of one world-readable temporary folder: every program of this PATH as a
     symlink, except ``missing``, and ``fakes`` (name -> shell script) in place of the real
-    ones."""
+    ones. Its dpkg-query knows no package unless ``fakes`` has one: the packages it lacks
+    are the ones this PATH lacks, whatever this machine has installed."""
     bindir = Path(tempfile.mkdtemp(prefix="system-sh-"))
     bindir.chmod(0o755)
-    fakes = fakes or {}
+    fakes = {"dpkg-query": "exit 1", **(fakes or {})}
     for name, body in fakes.items():
         (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bindir / name).chmod(0o755)
@@ -66,7 +67,7 @@ def _summary(stdout: str) -> dict[str, str]:
     return dict(item.split(" ", 1) for item in items)
 
 
-def test_this_machine_has_everything_in_range() -> None:
+def test_this_machine_has_every_part_in_range_and_at_the_lock() -> None:
     result = subprocess.run(["bash", str(SCRIPT), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     found = _summary(result.stdout)
@@ -214,6 +215,55 @@ def test_lock_writes_what_apt_resolves_on_a_machine_without_the_packages(
     for package in ("make", "openjdk-17-jre-headless", "maven", "prometheus", "postgresql"):
         assert package in simulation.split()
     assert "0" in log.read_text().splitlines()  # the status it was given: an empty one
+
+
+def _dpkg_query(**installed: str) -> str:
+    """A stand-in for dpkg-query -W: a line per named package it has (name -> version)."""
+    cases = "".join(
+        f"{name}) echo '{name} install ok installed {version}';; "
+        for name, version in installed.items()
+    )
+    return f'for a in "$@"; do case "$a" in {cases}esac; done'
+
+
+def test_a_part_older_than_the_lock_is_installed_again_at_the_locks_version(
+    tmp_path: Path,
+) -> None:
+    """An image's own OpenSSL older than the lock's is planned at the lock's version; its
+    library, a dependency older too, is left to apt; a sibling the lock does not name that
+    the machine has moves along at the build apt gives it."""
+    locked = _locked()
+    log = tmp_path / "apt.log"
+    inst = (
+        "Inst libssl-dev [3.0.1-1] (3.0.22-1 Debian:12 [amd64]) []\\n"
+        "Inst libssl3 [3.0.1-1] (3.0.22-1 Debian:12 [amd64])\\n"
+        "Inst openssl [3.0.1-1] (3.0.22-1 Debian:12 [amd64])\\n"
+    )
+    dpkg = _dpkg_query(openssl="3.0.1-1", libssl3="3.0.1-1")
+    path = _path_without("", {"apt-get": _apt(inst, log), "dpkg-query": dpkg})
+    check = _run(path, "--check")
+    assert check.returncode == 1
+    assert "system.sh: older than system.lock's versions: openssl (" in check.stderr
+    assert "libssl3" not in check.stderr  # a dependency needs only to satisfy its part
+    plan = _run(path, "--plan")
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.split()[-3:] == [
+        "libssl-dev=3.0.22-1",
+        f"libssl3={locked['libssl3']}",
+        f"openssl={locked['openssl']}",
+    ]
+    simulation = next(line for line in log.read_text().splitlines() if " -s " in f" {line} ")
+    assert f"openssl={locked['openssl']}" in simulation.split()  # resolved at the lock's
+
+
+def test_a_part_newer_than_the_lock_stops_setup_before_apt(tmp_path: Path) -> None:
+    log = tmp_path / "apt.log"
+    path = _path_without("", {"apt-get": _apt("", log), "dpkg-query": _dpkg_query(maven="9.9-1")})
+    result = _run(path)
+    assert result.returncode == 1
+    assert f"    maven 9.9-1 (system.lock: {_locked()['maven']})" in result.stderr.splitlines()
+    assert "does not downgrade" in result.stderr and "--lock" in result.stderr
+    assert not log.exists()  # nothing asked of apt
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"), reason="needs root")
