@@ -2,15 +2,15 @@
 # The machine's system parts that `make setup`, `make test`, `make demo` and CI need, from
 # Debian's packages. The one list of them: `make setup` runs this script and so does .ci/run.
 #
-#   system.sh           install what is missing, and system.lock's version of every locked
-#                       package the machine has at an older one (as root, with apt-get);
-#                       otherwise print the one command that would and exit 1; then check
-#   system.sh --check   only check: what is missing, every part's version, and every locked
-#                       package's (exit 1 when anything is missing, outside its range or not
-#                       at the lock's version)
+#   system.sh           install what is missing, and system.lock's version of each part the
+#                       machine has at an older one (as root, with apt-get); otherwise print
+#                       the one command that would and exit 1; then check
+#   system.sh --check   only check: what is missing, every part's version, and its package's
+#                       against the lock (exit 1 when anything is missing, outside its range
+#                       or not at the lock's version)
 #   system.sh --plan    print the apt-get command that would install what is missing and
-#                       what is older than the lock, every package apt would bring in pinned
-#                       to system.lock's version
+#                       the parts older than the lock, every package apt would bring in
+#                       pinned to system.lock's version
 #   system.sh --lock    rewrite system.lock: what apt would install today on a machine that
 #                       has none of the packages below (a deliberate change: review the diff,
 #                       run make test, commit it)
@@ -25,11 +25,11 @@
 # runs the same builds of them; what they depend on needs only to satisfy them, and a
 # package of the machine's that apt must move with them, unnamed by the lock (a sibling
 # built from the same source, libssl-dev beside libssl3), moves to the build apt gives
-# it. A part at a newer version stops the script, which never
-# downgrades a machine: the lock is behind it, and --lock moves it. The ranges below are
-# checked besides, for the programs found on PATH, which need not be Debian's. Debian's
-# mirrors keep only the newest builds of a release, so a locked version can stop being
-# served; apt then refuses it, and this script says to run --lock.
+# it. A part at a newer version stops the script, which never downgrades a machine: the
+# lock is behind it, and --lock moves it. The ranges below are checked besides, for the
+# programs found on PATH, which need not be Debian's. Debian's mirrors keep only the
+# newest builds of a release, so a locked version can stop being served; apt then refuses
+# it, and this script says to run --lock.
 #
 #   part        version from          needed          Debian package: why
 #   make        make --version        any             make
@@ -221,8 +221,9 @@ pins() {
         targets+=("$name${want:+=$want}")
     done
     if ! plan="$(simulated install "${targets[@]}")"; then
-        echo "system.sh: apt-get cannot resolve system.lock's versions of $* (Debian may serve" \
-            "newer builds now): run \`bash $0 --lock\`, review its diff, run make test, commit it" >&2
+        echo "system.sh: apt-get cannot resolve system.lock's versions of $*" \
+            "(Debian may serve newer builds now): run \`bash $0 --lock\`," \
+            "review its diff, run make test, commit it" >&2
         return 1
     fi
     while read -r name version how; do
@@ -309,8 +310,8 @@ fi
 # apt-get marks every package it is named as installed by hand: what was not (a dependency
 # of another, or one the machine had only for another's sake) is marked back afterwards.
 manual_before=" $(apt-mark showmanual 2>/dev/null | tr '\n' ' ') "
-# The prometheus and postgresql packages would start servers of their own: keep package scripts from
-# starting services (this machine only needs the promtool binary).
+# The prometheus and postgresql packages would start servers of their own: keep package
+# scripts from starting services (this machine needs only their programs).
 policy=/usr/sbin/policy-rc.d
 created_policy=0
 if [ ! -e "$policy" ]; then

@@ -256,6 +256,15 @@ def test_a_part_older_than_the_lock_is_installed_again_at_the_locks_version(
     assert f"openssl={locked['openssl']}" in simulation.split()  # resolved at the lock's
 
 
+def test_a_locked_build_debian_no_longer_serves_is_named_with_the_way_out() -> None:
+    apt = 'echo "E: a version of $* was not found" >&2; exit 100'
+    dpkg = _dpkg_query(openssl="3.0.1-1")
+    result = _run(_path_without("", {"apt-get": apt, "dpkg-query": dpkg}), "--plan")
+    assert result.returncode == 1
+    assert "system.sh: apt-get cannot resolve system.lock's versions of openssl" in result.stderr
+    assert "--lock" in result.stderr
+
+
 def test_a_part_newer_than_the_lock_stops_setup_before_apt(tmp_path: Path) -> None:
     log = tmp_path / "apt.log"
     path = _path_without("", {"apt-get": _apt("", log), "dpkg-query": _dpkg_query(maven="9.9-1")})
