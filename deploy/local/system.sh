@@ -175,6 +175,9 @@ summary() {
     echo "system parts: ${joined//|/, }"
 }
 
+# The way out of every stop the lock causes: refresh it, deliberately.
+RELOCK="run \`bash $0 --lock\` (as root), review its diff, run make test, commit it"
+
 report_older() {
     echo "system.sh: older than system.lock's versions: ${older[*]}" \
         "(system.sh, as root, installs the lock's)" >&2
@@ -185,7 +188,7 @@ report_newer() {
     echo "system.sh: this machine has newer Debian packages than $LOCK names:" >&2
     for line in "${newer[@]}"; do echo "    $line" >&2; done
     echo "system.sh: the lock is behind this machine, and this script does not downgrade" \
-        "packages: run \`bash $0 --lock\` (as root), review its diff, run make test, commit it" >&2
+        "packages: $RELOCK" >&2
 }
 
 report_wrong() {
@@ -222,8 +225,7 @@ pins() {
     done
     if ! plan="$(simulated install "${targets[@]}")"; then
         echo "system.sh: apt-get cannot resolve system.lock's versions of $*" \
-            "(Debian may serve newer builds now): run \`bash $0 --lock\`," \
-            "review its diff, run make test, commit it" >&2
+            "(Debian may serve newer builds now): $RELOCK" >&2
         return 1
     fi
     while read -r name version how; do
@@ -240,7 +242,7 @@ pins() {
     done <<<"$plan"
     if [ "${#unlocked[@]}" -ne 0 ]; then
         echo "system.sh: apt would install ${unlocked[*]}, which $LOCK does not name;" \
-            "run \`bash $0 --lock\` (as root), review its diff, run make test, commit it" >&2
+            "$RELOCK" >&2
         return 1
     fi
 }
@@ -322,8 +324,8 @@ fi
 cleanup() { if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
 if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pins[@]}" >&2; then
-    echo "system.sh: apt-get could not install the versions $LOCK names (Debian may serve" \
-        "newer builds now): run \`bash $0 --lock\`, review its diff, run make test, commit it" >&2
+    echo "system.sh: apt-get could not install the versions $LOCK names" \
+        "(Debian may serve newer builds now): $RELOCK" >&2
     exit 1
 fi
 # Named to pin their versions, the dependencies stay marked as installed for another's sake.
