@@ -24,8 +24,8 @@
 # again at the lock's (with what is missing, in one apt-get call), so that every machine
 # runs the same builds of them; what they depend on needs only to satisfy them, and a
 # package of the machine's that apt must move with them, unnamed by the lock (a sibling
-# built from the same source, libssl-dev beside libssl3), moves to the build apt gives
-# it. A part at a newer version stops the script, which never downgrades a machine: the
+# built from the same source, libssl-dev beside libssl3), moves only to its build of the
+# source release the lock holds (never to whatever build apt serves). A part at a newer version stops the script, which never downgrades a machine: the
 # lock is behind it, and --lock moves it. The ranges below are checked besides, for the
 # programs found on PATH, which need not be Debian's. Debian's mirrors keep only the
 # newest builds of a release, so a locked version can stop being served; apt then refuses
@@ -209,11 +209,25 @@ simulated() {
 
 locked() { awk -v p="$1" '$1 == p && !/^#/ { print $2 }' "$LOCK"; }
 
+# builds NAME=VERSION...: "name version source source-version" for each build apt has a
+# record of (a record without a Source field is its own source, at its own version).
+builds() {
+    apt-cache show "$@" 2>/dev/null | awk '
+        function out() { if (p != "") print p, v, (s == "" ? p : s), (sv == "" ? v : sv); p = "" }
+        /^Package: / { out(); p = $2; v = ""; s = ""; sv = "" }
+        /^Version: / { v = $2 }
+        /^Source: / { s = $2; if (NF > 2) { sv = $3; gsub(/[()]/, "", sv) } }
+        END { out() }'
+}
+
 # pins PACKAGE...: sets `pins` to "name=version" for every package apt would install for
 # PACKAGE... at system.lock's versions here: the lock's version of each, but for a package
-# the machine has and the lock does not name (a sibling of a locked one built from the same
-# source, such as libssl-dev beside libssl3), which moves along at the version apt gives it
-# and is listed in `along`. Fails naming any other package the lock lacks.
+# the machine has and the lock does not name (a sibling of a locked one, such as
+# libssl-dev beside libssl3), listed in `along`. A sibling is held to the lock through its
+# source: it moves only to its build of a source release the lock holds a package of
+# (libssl-dev of the openssl release libssl3 is locked at), never to whatever build apt
+# serves. Fails naming any other package the lock lacks, and any sibling apt would move
+# to a build of another release.
 pins=()
 along=()
 pins() {
@@ -243,6 +257,23 @@ pins() {
     if [ "${#unlocked[@]}" -ne 0 ]; then
         echo "system.sh: apt would install ${unlocked[*]}, which $LOCK does not name;" \
             "$RELOCK" >&2
+        return 1
+    fi
+    [ "${#along[@]}" -eq 0 ] || siblings_locked
+}
+
+# siblings_locked: fails naming each package of `along` whose build is not of a source
+# release system.lock holds (or that apt has no record of).
+siblings_locked() {
+    local strays
+    strays="$(awk 'FILENAME == ARGV[1] { held[$3 " " $4]; next }
+                   FILENAME == ARGV[2] { if (($3 " " $4) in held) ok[$1 " " $2]; next }
+                   !($0 in ok)' \
+        <(builds $(awk '!/^#/ && NF == 2 { print $1 "=" $2 }' "$LOCK")) \
+        <(builds "${along[@]/ /=}") <(printf '%s\n' "${along[@]}") | tr '\n' ' ')"
+    if [ -n "$strays" ]; then
+        echo "system.sh: apt would move ${strays% } (this machine's), a build of no source" \
+            "release $LOCK holds; $RELOCK" >&2
         return 1
     fi
 }
@@ -306,8 +337,8 @@ echo "system.sh: installing Debian packages at system.lock's versions: missing:"
     "${missing[*]:-none}; older than the lock: ${older[*]:-none}" \
     "(${#pins[@]} packages with dependencies)" >&2
 if [ "${#along[@]}" -ne 0 ]; then
-    echo "system.sh: moving along with them, at the same builds: ${along[*]}" \
-        "(this machine's, which system.lock does not name)" >&2
+    echo "system.sh: moving along with them, at their builds of the locked source" \
+        "releases: ${along[*]} (this machine's, which system.lock does not name)" >&2
 fi
 # apt-get marks every package it is named as installed by hand: what was not (a dependency
 # of another, or one the machine had only for another's sake) is marked back afterwards.

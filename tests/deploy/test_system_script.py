@@ -226,12 +226,20 @@ def _dpkg_query(**installed: str) -> str:
     return f'for a in "$@"; do case "$a" in {cases}esac; done'
 
 
-def test_a_part_older_than_the_lock_is_installed_again_at_the_locks_version(
-    tmp_path: Path,
-) -> None:
-    """An image's own OpenSSL older than the lock's is planned at the lock's version; its
-    library, a dependency older too, is left to apt; a sibling the lock does not name that
-    the machine has moves along at the build apt gives it."""
+def _apt_cache(**sources: str) -> str:
+    """A stand-in for ``apt-cache show NAME=VERSION...``: a record per argument, with a
+    ``Source`` field for each named package (name -> "source (release)"); the others are
+    their own source, at their own version."""
+    cases = "".join(f"{name}) echo 'Source: {source}';; " for name, source in sources.items())
+    return (
+        'for a in "$@"; do n="${a%%=*}"; printf "Package: %s\\nVersion: %s\\n" "$n" "${a#*=}"; '
+        f'case "$n" in {cases}esac; echo; done'
+    )
+
+
+def _older_openssl(tmp_path: Path, libssl_dev: str) -> tuple[str, Path]:
+    """A machine whose image has OpenSSL and libssl-dev older than the lock's, where apt
+    would move libssl-dev to a build of ``libssl_dev`` (its apt-cache "source (release)")."""
     locked = _locked()
     log = tmp_path / "apt.log"
     inst = (
@@ -240,7 +248,19 @@ def test_a_part_older_than_the_lock_is_installed_again_at_the_locks_version(
         "Inst openssl [3.0.1-1] (3.0.22-1 Debian:12 [amd64])\\n"
     )
     dpkg = _dpkg_query(openssl="3.0.1-1", libssl3="3.0.1-1")
-    path = _path_without("", {"apt-get": _apt(inst, log), "dpkg-query": dpkg})
+    cache = _apt_cache(**{"libssl-dev": libssl_dev, "libssl3": f"openssl ({locked['openssl']})"})
+    fakes = {"apt-get": _apt(inst, log), "dpkg-query": dpkg, "apt-cache": cache}
+    return _path_without("", fakes), log
+
+
+def test_a_part_older_than_the_lock_is_installed_again_at_the_locks_version(
+    tmp_path: Path,
+) -> None:
+    """An image's own OpenSSL older than the lock's is planned at the lock's version; its
+    library, a dependency older too, is left to apt; a sibling the lock does not name that
+    the machine has moves along at its build of the locked OpenSSL release."""
+    locked = _locked()
+    path, log = _older_openssl(tmp_path, f"openssl ({locked['openssl']})")
     check = _run(path, "--check")
     assert check.returncode == 1
     assert "system.sh: older than system.lock's versions: openssl (" in check.stderr
@@ -254,6 +274,22 @@ def test_a_part_older_than_the_lock_is_installed_again_at_the_locks_version(
     ]
     simulation = next(line for line in log.read_text().splitlines() if " -s " in f" {line} ")
     assert f"openssl={locked['openssl']}" in simulation.split()  # resolved at the lock's
+
+
+def test_a_sibling_apt_would_move_to_another_release_is_refused(tmp_path: Path) -> None:
+    """A sibling the lock does not name moves only to its build of a source release the
+    lock holds: a build of another OpenSSL release, whatever apt serves, stops the install
+    with the way out, before apt installs anything."""
+    path, log = _older_openssl(tmp_path, "openssl (3.0.23-1)")
+    plan = _run(path, "--plan")
+    assert plan.returncode == 1
+    assert "system.sh: apt would move libssl-dev 3.0.22-1 (this machine's), a build of no" in (
+        plan.stderr
+    )
+    assert "--lock" in plan.stderr
+    install = _run(path)
+    assert install.returncode == 1
+    assert not [line for line in log.read_text().splitlines() if line.startswith("install")]
 
 
 def test_a_locked_build_debian_no_longer_serves_is_named_with_the_way_out() -> None:
