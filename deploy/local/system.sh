@@ -25,11 +25,12 @@
 # runs the same builds of them; what they depend on needs only to satisfy them, and a
 # package of the machine's that apt must move with them, unnamed by the lock (a sibling
 # built from the same source, libssl-dev beside libssl3), moves only to its build of the
-# source release the lock holds (never to whatever build apt serves). A part at a newer version stops the script, which never downgrades a machine: the
-# lock is behind it, and --lock moves it. The ranges below are checked besides, for the
-# programs found on PATH, which need not be Debian's. Debian's mirrors keep only the
-# newest builds of a release, so a locked version can stop being served; apt then refuses
-# it, and this script says to run --lock.
+# source release the lock holds (never to whatever build apt serves). A part at a newer
+# version stops the script, which never downgrades a machine: the lock is behind it, and
+# --lock moves it. The ranges below are checked besides, for the programs found on PATH,
+# which need not be Debian's. Debian's mirrors keep only the newest builds of a release, so
+# a locked version can stop being served; apt then refuses it, and this script says to run
+# --lock.
 #
 #   part        version from          needed          Debian package: why
 #   make        make --version        any             make
