@@ -1,19 +1,29 @@
-PY ?= python3
+# The interpreter that builds .venv: Debian's, at system.lock's build (system.sh holds it there),
+# the same on every machine whatever python3 it has first on PATH.
+PY ?= /usr/bin/python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT := out
 CATALOG := examples/catalog.yaml
 
-.PHONY: setup setup-testcontainers system lock lint format test demo demo-offline bench schemas kafka-up kafka-down clean
+.PHONY: setup setup-testcontainers system venv-python lock lint format test demo demo-offline bench schemas kafka-up kafka-down clean
 
 ## setup: system packages (deploy/local/system.sh), .venv exactly as uv.lock (requirements.txt), Kafka jars
-setup: system $(STAMP)
+setup: system venv-python $(STAMP)
 
 ## system: the Debian packages the tests and the demo need (installs them as root), and
 ## their versions checked (PY: the Python that builds .venv)
 system:
 	PY=$(PY) bash deploy/local/system.sh
+
+## venv-python: a .venv built by another interpreter than PY (made before PY was Debian's,
+## or before system.sh moved it to the lock's build) is removed, so that setup builds it anew
+venv-python:
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print(sys.version)')" != \
+		"$$($(PY) -c 'import sys; print(sys.version)')" ]; then \
+		echo "make: $(VENV) runs another Python than $(PY) ($$($(BIN)/python -V)): building it again"; \
+		rm -rf $(VENV); fi
 
 # --no-deps: the lock is the whole environment, so nothing resolves at install time;
 # --require-hashes: every file installed is the one the lock names; --only-binary=:all:: a

@@ -37,9 +37,11 @@
 #   Java        java -version         17 or newer     openjdk-17-jre-headless: runs the broker
 #   Maven       mvn -v                3.6.3 or newer  maven: fetches the broker's jars (its
 #                                                     maven-dependency-plugin 3.8.1 needs 3.6.3)
-#   Python      $PY: its version,     3.11.x          python3-venv: builds .venv (PY: make's,
-#               and import venv,                      default python3; the lock and the image
-#               ensurepip                             are made for 3.11)
+#   Python      $PY: its version,     system.lock's   python3-venv: builds .venv (PY: make's,
+#               and import venv,      python3.11      default Debian's python3.11, held with
+#               ensurepip             (3.11.2)        python3.11-venv at system.lock's builds,
+#                                                     so every machine's .venv runs the same
+#                                                     interpreter, whatever python3 it has)
 #   promtool    promtool --version    2.x             prometheus: alert rule tests, scrape test
 #   PostgreSQL  initdb --version      system.lock's   postgresql: the store tests' server (the
 #               (/usr/lib/postgresql/ major (its      initdb tests/support/postgres.py picks;
@@ -63,7 +65,8 @@ case "${1:-}" in
 esac
 LOCK="${SYSTEM_LOCK:-$(cd "$(dirname "$0")" && pwd)/system.lock}"
 
-PY="${PY:-python3}"
+# The interpreter that builds .venv: Debian's, the one system.lock holds (make passes its PY).
+PY="${PY:-/usr/bin/python3.11}"
 
 has() { command -v "$1" >/dev/null 2>&1; }
 python_ready() { has "$PY" && "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; }
@@ -88,6 +91,11 @@ valgrind_version() { valgrind --version 2>/dev/null | first_version; }
 # the store tests run, whatever other majors a machine has beside it.
 PG_MAJOR="$(awk '$1 ~ /^postgresql-[0-9]+$/ { sub(/^postgresql-/, "", $1); print $1; exit }' \
     "$LOCK" 2>/dev/null || true)"
+# The Python of system.lock: its python3.11 package's upstream version (3.11.2 of
+# 3.11.2-6+deb12u9), the one version PY may be.
+PY_LOCKED="$(awk '$1 == "python3.11" { sub(/-[^-]*$/, "", $2); print $2; exit }' \
+    "$LOCK" 2>/dev/null || true)"
+
 # Debian's PostgreSQL folder (POSTGRESQL_LIB names another, for this script's tests).
 PG_LIB="${POSTGRESQL_LIB:-/usr/lib/postgresql}"
 
@@ -106,6 +114,8 @@ postgresql_version() { initdb_found && "$(initdb_path)" --version 2>/dev/null | 
 at_least() { [[ "$(printf '%s\n' "$2" "$1" | sort -V | head -n 1)" == "$2" ]]; }
 # in_series FOUND SERIES: FOUND is SERIES or SERIES.<anything> (2 takes 2.42.0, not 20.1).
 in_series() { [[ "$1" == "$2" || "$1" == "$2".* ]]; }
+# exactly FOUND WANT: FOUND is WANT.
+exactly() { [[ "$1" == "$2" ]]; }
 
 packages=() # the Debian package of every part, the roots of the lock
 missing=()  # Debian packages to install
@@ -138,16 +148,18 @@ part() {
 part make make "has make" make_version any
 part Java openjdk-17-jre-headless "has java" java_version "17 or newer" at_least 17
 part Maven maven "has mvn" maven_version "3.6.3 or newer" at_least 3.6.3
-part Python python3-venv python_ready python_version 3.11.x in_series 3.11
+part Python python3-venv python_ready python_version "$PY_LOCKED, system.lock's python3.11" \
+    exactly "$PY_LOCKED"
 part promtool prometheus "has promtool" promtool_version 2.x in_series 2
 part PostgreSQL postgresql initdb_found postgresql_version "$PG_MAJOR.x" in_series "$PG_MAJOR"
 part OpenSSL openssl "has openssl" openssl_version "1.1.1 or newer" at_least 1.1.1
 part valgrind valgrind "has valgrind" valgrind_version "3.16 or newer" at_least 3.16
 
-# The packages that are the parts themselves: each part's own, and PostgreSQL's server of
-# the lock's major (the postgresql package only depends on it). The machine must have these
-# at system.lock's versions; what they depend on needs only to satisfy them.
-held=("${packages[@]}")
+# The packages that are the parts themselves: each part's own, PostgreSQL's server of the
+# lock's major (the postgresql package only depends on it), and the interpreter that builds
+# .venv with its venv module (python3-venv only depends on them). The machine must have
+# these at system.lock's versions; what they depend on needs only to satisfy them.
+held=("${packages[@]}" python3.11 python3.11-venv)
 if [[ -n "$PG_MAJOR" ]]; then held+=("postgresql-$PG_MAJOR"); fi
 
 # off_lock: "name installed locked" for each held package that dpkg has installed at

@@ -74,6 +74,7 @@ def test_this_machine_has_every_part_in_range_and_at_the_lock() -> None:
     assert tuple(found) == PARTS
     for part, version in found.items():
         assert re.fullmatch(r"[0-9]+(\.[0-9]+)+[a-z]?", version), (part, version)
+    assert found["Python"] == _locked_python()  # Debian's, whatever python3 PATH has first
 
 
 def test_the_header_table_lists_every_part() -> None:
@@ -117,20 +118,75 @@ def test_a_version_out_of_range_is_named_with_the_range(
     assert f"system.sh: {message}" in result.stderr.splitlines()
 
 
-def test_the_python_checked_is_the_one_make_builds_the_venv_with() -> None:
-    """``PY`` (make's variable, default python3) names it: another minor is refused."""
-    path = _path_without("", {"python3.12": 'case "$*" in *version_info*) echo 3.12.4;; esac'})
+def _locked_python() -> str:
+    """The upstream release of system.lock's python3.11 (3.11.2 of 3.11.2-6+deb12u9)."""
+    return _locked()["python3.11"].rsplit("-", 1)[0]
+
+
+@pytest.mark.parametrize("version", ["3.12.4", "3.11.7"])
+def test_the_python_checked_is_the_one_make_builds_the_venv_with(version: str) -> None:
+    """``PY`` (make's variable, default Debian's python3.11) names it, and it must be the
+    lock's release: another minor is refused, and so is another 3.11 (a pyenv build, say)."""
+    fake = f'case "$*" in *version_info*) echo {version};; esac'
+    path = _path_without("", {"python-other": fake})
     script = Path(path) / "system.sh"
     shutil.copy(SCRIPT, script)
+    shutil.copy(LOCK, Path(path) / "system.lock")
     result = subprocess.run(
         ["bash", str(script), "--check"],
-        env={**os.environ, "PATH": path, "PY": "python3.12"},
+        env={**os.environ, "PATH": path, "PY": "python-other"},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 1
-    assert "system.sh: Python: found 3.12.4, needs 3.11.x" in result.stderr
+    needs = f"needs {_locked_python()}, system.lock's python3.11 (Debian package python3-venv)"
+    assert f"system.sh: Python: found {version}, {needs}" in result.stderr.splitlines()
+
+
+def test_the_interpreter_older_than_the_lock_is_installed_again() -> None:
+    """Debian's python3.11 and its venv module are held like a part's own package: an
+    image's older build of them is installed again at the lock's."""
+    older = "3.11.2-6+deb12u1"
+    dpkg = _dpkg_query(**{"python3.11": older, "python3.11-venv": older})
+    result = _run(_path_without("", {"dpkg-query": dpkg}), "--check")
+    assert result.returncode == 1
+    assert "system.sh: older than system.lock's versions: python3.11 python3.11-venv (" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize(("venv", "removed"), [("3.11.7 (pyenv)", True), ("3.11.2 (deb)", False)])
+def test_a_venv_of_another_interpreter_is_built_again(
+    tmp_path: Path, venv: str, removed: bool
+) -> None:
+    """make's ``venv-python`` (a step of ``make setup``) removes a .venv whose interpreter
+    is not ``PY``'s, so that setup builds it again with ``PY``; one of ``PY``'s is kept."""
+    for path, version in (
+        (tmp_path / ".venv" / "bin" / "python", venv),
+        (tmp_path / "py", "3.11.2 (deb)"),
+    ):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"#!/bin/sh\necho '{version}'\n")
+        path.chmod(0o755)
+    result = subprocess.run(
+        [
+            "make",
+            "-s",
+            "-f",
+            str(ROOT / "Makefile"),
+            "-C",
+            str(tmp_path),
+            "venv-python",
+            f"PY={tmp_path / 'py'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / ".venv").exists() is not removed
+    assert ("building it again" in result.stdout) is removed
 
 
 def _apt(inst: str, log: Path | None = None) -> str:
