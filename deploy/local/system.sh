@@ -64,6 +64,8 @@ case "${1:-}" in
     *) echo "usage: $(basename "$0") [--check | --plan | --lock]" >&2; exit 2 ;;
 esac
 LOCK="${SYSTEM_LOCK:-$(cd "$(dirname "$0")" && pwd)/system.lock}"
+# locked NAME: system.lock's version of the Debian package NAME (nothing when it has none).
+locked() { awk -v p="$1" '$1 == p && !/^#/ { print $2 }' "$LOCK"; }
 
 # The interpreter that builds .venv: Debian's, the one system.lock holds (make passes its PY).
 PY="${PY:-/usr/bin/python3.11}"
@@ -93,8 +95,8 @@ PG_MAJOR="$(awk '$1 ~ /^postgresql-[0-9]+$/ { sub(/^postgresql-/, "", $1); print
     "$LOCK" 2>/dev/null || true)"
 # The Python of system.lock: its python3.11 package's upstream version (3.11.2 of
 # 3.11.2-6+deb12u9), the one version PY may be.
-PY_LOCKED="$(awk '$1 == "python3.11" { sub(/-[^-]*$/, "", $2); print $2; exit }' \
-    "$LOCK" 2>/dev/null || true)"
+PY_LOCKED="$(locked python3.11 2>/dev/null || true)"
+PY_LOCKED="${PY_LOCKED%-*}"
 
 # Debian's PostgreSQL folder (POSTGRESQL_LIB names another, for this script's tests).
 PG_LIB="${POSTGRESQL_LIB:-/usr/lib/postgresql}"
@@ -220,7 +222,6 @@ simulated() {
             -e 's/^Inst \([^ ]*\) (\([^ ]*\) .*/\1 \2 new/p'
 }
 
-locked() { awk -v p="$1" '$1 == p && !/^#/ { print $2 }' "$LOCK"; }
 
 # builds NAME=VERSION...: "name version source source-version" for each build apt has a
 # record of (a record without a Source field is its own source, at its own version).

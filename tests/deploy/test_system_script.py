@@ -40,7 +40,10 @@ def _path_without(missing: str, fakes: dict[str, str] | None = None) -> str:
     return str(bindir)
 
 
-def _run(path: str, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    path: str, *args: str, user: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """system.sh ``args`` with only ``path`` on PATH (and ``env``'s further variables)."""
     # A copy beside the tools: the checkout may sit where another user cannot read it.
     script = Path(path) / "system.sh"
     shutil.copy(SCRIPT, script)
@@ -50,7 +53,7 @@ def _run(path: str, *args: str, user: str | None = None) -> subprocess.Completed
     prefix = [] if user is None else [shutil.which("runuser") or "runuser", "-u", user, "--"]
     return subprocess.run(
         [*prefix, "/bin/bash", str(script), *args],
-        env={**os.environ, "PATH": path},
+        env={**os.environ, **(env or {}), "PATH": path},
         capture_output=True,
         text=True,
         timeout=60,
@@ -128,17 +131,7 @@ def test_the_python_checked_is_the_one_make_builds_the_venv_with(version: str) -
     """``PY`` (make's variable, default Debian's python3.11) names it, and it must be the
     lock's release: another minor is refused, and so is another 3.11 (a pyenv build, say)."""
     fake = f'case "$*" in *version_info*) echo {version};; esac'
-    path = _path_without("", {"python-other": fake})
-    script = Path(path) / "system.sh"
-    shutil.copy(SCRIPT, script)
-    shutil.copy(LOCK, Path(path) / "system.lock")
-    result = subprocess.run(
-        ["bash", str(script), "--check"],
-        env={**os.environ, "PATH": path, "PY": "python-other"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _run(_path_without("", {"python-other": fake}), "--check", env={"PY": "python-other"})
     assert result.returncode == 1
     needs = f"needs {_locked_python()}, system.lock's python3.11 (Debian package python3-venv)"
     assert f"system.sh: Python: found {version}, {needs}" in result.stderr.splitlines()
