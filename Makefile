@@ -1,6 +1,10 @@
 # The interpreter that builds .venv: Debian's, at system.lock's build (system.sh holds it there),
 # the same on every machine whatever python3 it has first on PATH.
 PY ?= /usr/bin/python3.11
+# The JVM that runs Maven and the Kafka broker (kafka.sh, the tests' broker, the demo's):
+# Debian's OpenJDK 17 at system.lock's build (system.sh holds it there), whatever JAVA_HOME
+# or first java on PATH the machine has; exported, since Maven and kafka.sh read JAVA_HOME.
+export JAVA_HOME := /usr/lib/jvm/java-17-openjdk-$(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -13,9 +17,10 @@ CATALOG := examples/catalog.yaml
 setup: system venv-python $(STAMP)
 
 ## system: the Debian packages the tests and the demo need (installs them as root), and
-## their versions checked (PY: the Python that builds .venv)
+## their versions checked (PY: the Python that builds .venv; JVM: the Java that runs Maven and
+## the broker)
 system:
-	PY=$(PY) bash deploy/local/system.sh
+	PY=$(PY) JVM=$(JAVA_HOME) bash deploy/local/system.sh
 
 ## venv-python: a .venv built by another interpreter than PY (made before PY was Debian's,
 ## or before system.sh moved it to the lock's build) is removed, so that setup builds it anew

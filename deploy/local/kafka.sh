@@ -19,6 +19,8 @@
 #   KAFKA_PYTHON            Python with confluent_kafka for the liveness check
 #                           (default <repo>/.venv/bin/python, else python3)
 #   KAFKA_START_TIMEOUT     seconds `up` waits for the broker to answer (default 60)
+#   JAVA_HOME               the JVM that runs Maven and the broker (make sets Debian's
+#                           OpenJDK 17 of system.lock; unset, the first java on PATH)
 #
 # engine/local/jar_broker.py (the broker of the tests, the benchmarks and the demo) calls
 # `kafka.sh fetch` so that this file stays the one place that knows about Maven.
@@ -38,6 +40,7 @@ DATA_DIR="${KAFKA_DATA_DIR:-$HOME/.cache/rating-engine/kafka-data}"
 PORT="${KAFKA_PORT:-19092}"
 CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
+JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 BOOTSTRAP="127.0.0.1:$PORT"
 PID_FILE="$DATA_DIR/kafka.pid"
 BROKER_LOG="$DATA_DIR/log/server.log"
@@ -226,8 +229,8 @@ fail_with_log() {
 }
 
 cmd_up() {
-    command -v java >/dev/null \
-        || { say "java not found (Java 17 or newer: deploy/local/system.sh installs it)"; exit 1; }
+    command -v "$JAVA" >/dev/null \
+        || { say "$JAVA not found (Java 17: deploy/local/system.sh installs Debian's)"; exit 1; }
     local pid
     if pid="$(broker_pid)"; then
         if answers; then
@@ -247,11 +250,11 @@ cmd_up() {
         # shellcheck disable=SC2046  # java_opts is a list of words on purpose
         if [[ ! -f "$DATA_DIR/kraft-logs/meta.properties" ]]; then
             if [[ ! -s "$DATA_DIR/cluster.id" ]]; then
-                java -cp "$LIB/*" $(java_opts) kafka.tools.StorageTool random-uuid \
+                "$JAVA" -cp "$LIB/*" $(java_opts) kafka.tools.StorageTool random-uuid \
                     >"$DATA_DIR/cluster.id"
             fi
             say "formatting storage in $DATA_DIR/kraft-logs (cluster $(cat "$DATA_DIR/cluster.id"))"
-            java -cp "$LIB/*" $(java_opts) kafka.tools.StorageTool format --ignore-formatted \
+            "$JAVA" -cp "$LIB/*" $(java_opts) kafka.tools.StorageTool format --ignore-formatted \
                 -t "$(cat "$DATA_DIR/cluster.id")" -c "$DATA_DIR/server.properties" >&2 \
                 || fail_with_log "formatting storage failed"
         fi
@@ -259,7 +262,7 @@ cmd_up() {
         # setsid: the broker outlives this shell and a Ctrl-C in the terminal that ran it.
         # All three std streams are redirected so a caller reading our stdout never waits on it.
         # shellcheck disable=SC2046
-        setsid java -cp "$LIB/*" $(java_opts) kafka.Kafka "$DATA_DIR/server.properties" \
+        setsid "$JAVA" -cp "$LIB/*" $(java_opts) kafka.Kafka "$DATA_DIR/server.properties" \
             </dev/null >"$CONSOLE_LOG" 2>&1 &
         pid=$!
         echo "$pid" >"$PID_FILE"

@@ -28,13 +28,18 @@
 # source release the lock holds (never to whatever build apt serves). A part at a newer
 # version stops the script, which never downgrades a machine: the lock is behind it, and
 # --lock moves it. The ranges below are checked besides, for the programs found on PATH,
-# which need not be Debian's. Debian's mirrors keep only the newest builds of a release, so
+# which need not be Debian's; Java and Python are Debian's own (make's JAVA_HOME and PY),
+# at the lock's release. Debian's mirrors keep only the newest builds of a release, so
 # a locked version can stop being served; apt then refuses it, and this script says to run
 # --lock.
 #
 #   part        version from          needed          Debian package: why
 #   make        make --version        any             make
-#   Java        java -version         17 or newer     openjdk-17-jre-headless: runs the broker
+#   Java        $JVM/bin/java         system.lock's   openjdk-17-jre-headless: runs Maven and
+#               -version              build (17.0.    the broker (JVM: make's JAVA_HOME, by
+#                                     21.1)           default Debian's OpenJDK 17 folder, so
+#                                                     every machine runs the same JVM, whatever
+#                                                     JAVA_HOME or java on PATH it has)
 #   Maven       mvn -v                3.6.3 or newer  maven: fetches the broker's jars (its
 #                                                     maven-dependency-plugin 3.8.1 needs 3.6.3)
 #   Python      $PY: its version,     system.lock's   python3-venv: builds .venv (PY: make's,
@@ -69,16 +74,20 @@ locked() { awk -v p="$1" '$1 == p && !/^#/ { print $2 }' "$LOCK"; }
 
 # The interpreter that builds .venv: Debian's, the one system.lock holds (make passes its PY).
 PY="${PY:-/usr/bin/python3.11}"
+# The JVM that runs Maven and the broker: Debian's OpenJDK 17, the one system.lock holds (make
+# passes its JAVA_HOME; a JAVA_HOME of the machine's own is not read).
+JVM="${JVM:-/usr/lib/jvm/java-17-openjdk-$(dpkg --print-architecture 2>/dev/null || echo amd64)}"
 
 has() { command -v "$1" >/dev/null 2>&1; }
 python_ready() { has "$PY" && "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; }
+java_ready() { [[ -x "$JVM/bin/java" ]]; }
 initdb_found() { [[ -n "$(initdb_path)" ]]; }
 
 # The first dotted version number in stdin ("openjdk version "17.0.15" 2025-04-15" gives
 # 17.0.15; "promtool, version 2.42.0+ds" gives 2.42.0; "OpenSSL 1.1.1w" gives 1.1.1w).
 first_version() { grep -o -m 1 -E '[0-9]+(\.[0-9]+)+[a-z]?' | head -n 1 || true; }
 
-java_version() { java -version 2>&1 | grep -m 1 ' version "' | first_version; }
+java_version() { "$JVM/bin/java" -version 2>&1 | grep -m 1 ' version "' | first_version; }
 # mvn prints colour resets even for -v -B.
 maven_version() {
     mvn -v -B 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' | grep -m 1 '^Apache Maven' | first_version
@@ -97,6 +106,10 @@ PG_MAJOR="$(awk '$1 ~ /^postgresql-[0-9]+$/ { sub(/^postgresql-/, "", $1); print
 # 3.11.2-6+deb12u9), the one version PY may be.
 PY_LOCKED="$(locked python3.11 2>/dev/null || true)"
 PY_LOCKED="${PY_LOCKED%-*}"
+# The Java of system.lock: its openjdk-17-jre-headless package's release (17.0.21.1 of
+# 17.0.21.1+2-1~deb12u1), the one version the JVM may be.
+JAVA_LOCKED="$(locked openjdk-17-jre-headless 2>/dev/null || true)"
+JAVA_LOCKED="${JAVA_LOCKED%%+*}"
 
 # Debian's PostgreSQL folder (POSTGRESQL_LIB names another, for this script's tests).
 PG_LIB="${POSTGRESQL_LIB:-/usr/lib/postgresql}"
@@ -148,7 +161,8 @@ part() {
 }
 
 part make make "has make" make_version any
-part Java openjdk-17-jre-headless "has java" java_version "17 or newer" at_least 17
+part Java openjdk-17-jre-headless java_ready java_version \
+    "$JAVA_LOCKED, system.lock's openjdk-17-jre-headless" exactly "$JAVA_LOCKED"
 part Maven maven "has mvn" maven_version "3.6.3 or newer" at_least 3.6.3
 part Python python3-venv python_ready python_version "$PY_LOCKED, system.lock's python3.11" \
     exactly "$PY_LOCKED"

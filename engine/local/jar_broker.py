@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import atexit
 import base64
+import os
 import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,13 @@ from .process import run_command, wait_or_kill
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO_ROOT / "deploy" / "local" / "kafka.sh"
+
+
+def java_of(env: Mapping[str, str]) -> str:
+    """The JVM that runs the broker: ``$JAVA_HOME/bin/java``, as Maven and ``kafka.sh`` pick
+    it (make sets JAVA_HOME to Debian's OpenJDK 17 of system.lock), else ``java`` on PATH."""
+    home = env.get("JAVA_HOME")
+    return str(Path(home) / "bin" / "java") if home else "java"
 
 
 def random_cluster_id() -> str:
@@ -80,13 +89,13 @@ class LocalJarBroker:
         self,
         *,
         kafka_sh: Path = KAFKA_SH,
-        java: str = "java",
+        java: str | None = None,
         start_timeout: float = 60.0,
         stop_timeout: float = 30.0,
         attempts: int = 3,
     ) -> None:
         self._kafka_sh = kafka_sh
-        self._java = java
+        self._java = java or java_of(os.environ)
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
         self._attempts = attempts

@@ -160,3 +160,11 @@ def test_a_wrong_argument_prints_usage() -> None:
     result = _run("bogus")
     assert result.returncode == 2
     assert "checksums" in result.stderr and result.stderr.startswith("usage:")
+
+
+def test_up_runs_the_broker_on_java_home_s_jvm(tmp_path: Path) -> None:
+    """`up` starts the broker with ``$JAVA_HOME/bin/java`` (make's: Debian's OpenJDK 17 of
+    system.lock), as Maven picks its JVM, not with whatever java is first on PATH."""
+    result = _run("up", env={"JAVA_HOME": str(tmp_path), "KAFKA_DATA_DIR": str(tmp_path / "d")})
+    assert result.returncode == 1
+    assert f"kafka.sh: {tmp_path}/bin/java not found" in result.stderr

@@ -78,6 +78,7 @@ def test_this_machine_has_every_part_in_range_and_at_the_lock() -> None:
     for part, version in found.items():
         assert re.fullmatch(r"[0-9]+(\.[0-9]+)+[a-z]?", version), (part, version)
     assert found["Python"] == _locked_python()  # Debian's, whatever python3 PATH has first
+    assert found["Java"] == _locked_java()  # Debian's, whatever JAVA_HOME or java PATH has
 
 
 def test_the_header_table_lists_every_part() -> None:
@@ -97,11 +98,6 @@ def test_check_names_the_missing_package() -> None:
     ("tool", "script", "message"),
     [
         (
-            "java",
-            """echo 'openjdk version "11.0.2" 2019-01-15' >&2""",
-            "Java: found 11.0.2, needs 17 or newer (Debian package openjdk-17-jre-headless)",
-        ),
-        (
             "promtool",
             "echo 'promtool, version 3.1.0 (branch: HEAD)'",
             "promtool: found 3.1.0, needs 2.x (Debian package prometheus)",
@@ -119,6 +115,67 @@ def test_a_version_out_of_range_is_named_with_the_range(
     result = _run(_path_without(tool, {tool: script}), "--check")
     assert result.returncode == 1
     assert f"system.sh: {message}" in result.stderr.splitlines()
+
+
+def _locked_java() -> str:
+    """The release of system.lock's openjdk-17-jre-headless (17.0.21.1 of 17.0.21.1+2-1~deb12u1)."""
+    return _locked()["openjdk-17-jre-headless"].split("+", 1)[0]
+
+
+def _jvm(folder: Path, version: str) -> Path:
+    """A stand-in JVM folder whose ``bin/java -version`` says ``version``."""
+    java = folder / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text(f"#!/bin/sh\necho 'openjdk version \"{version}\" 2026-01-20' >&2\n")
+    java.chmod(0o755)
+    folder.chmod(0o755)
+    return folder
+
+
+@pytest.mark.parametrize("version", ["11.0.2", "25.0.1", "17.0.15"])
+def test_the_java_checked_is_the_jvm_make_runs_maven_and_the_broker_with(version: str) -> None:
+    """``JVM`` (make's JAVA_HOME, default Debian's OpenJDK 17 folder) names it, and it must be
+    the lock's release: an older Java, a newer one (a Temurin 25 beside Debian's, say) and
+    another build of 17 are all refused."""
+    jvm = _jvm(Path(tempfile.mkdtemp(prefix="system-sh-jvm-")), version)
+    result = _run(_path_without(""), "--check", env={"JVM": str(jvm)})
+    assert result.returncode == 1
+    needs = f"needs {_locked_java()}, system.lock's openjdk-17-jre-headless"
+    assert (
+        f"system.sh: Java: found {version}, {needs} (Debian package openjdk-17-jre-headless)"
+        in result.stderr.splitlines()
+    )
+
+
+def test_a_java_first_on_path_or_a_machines_java_home_is_not_the_one_checked() -> None:
+    """What the machine puts first (a newer JDK on PATH, JAVA_HOME set to it) is not read:
+    the JVM checked is Debian's, at the lock's release."""
+    other = _jvm(Path(tempfile.mkdtemp(prefix="system-sh-jvm-")), "25.0.1")
+    path = _path_without("java", {"java": f'exec {other}/bin/java "$@"'})
+    result = _run(path, "--check", env={"JAVA_HOME": str(other)})
+    assert _summary(result.stdout)["Java"] == _locked_java()
+    assert "Java:" not in result.stderr
+
+
+def test_make_runs_java_from_debians_jvm_whatever_java_home_the_machine_sets() -> None:
+    """make exports JAVA_HOME (Maven, kafka.sh and the tests' broker read it) as Debian's
+    OpenJDK 17 folder, system.sh's default JVM, over a JAVA_HOME of the machine's own."""
+    result = subprocess.run(
+        ["make", "-s", "-f", str(ROOT / "Makefile"), "--eval", "jh: ; @echo $(JAVA_HOME)", "jh"],
+        env={**os.environ, "JAVA_HOME": "/opt/temurin-25"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    arch = subprocess.run(
+        ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert result.stdout.strip() == f"/usr/lib/jvm/java-17-openjdk-{arch}"
+    version = subprocess.run(
+        [f"{result.stdout.strip()}/bin/java", "-version"], capture_output=True, text=True
+    ).stderr
+    assert f'version "{_locked_java()}"' in version
 
 
 def _locked_python() -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from engine.local import BrokerError, ExternalBroker, LocalJarBroker, free_ports, running_broker
 from engine.local.broker import TestcontainersBroker, is_external, provider_from_env
-from engine.local.jar_broker import log_tail, random_cluster_id, server_properties
+from engine.local.jar_broker import java_of, log_tail, random_cluster_id, server_properties
 
 
 def test_kafka_bootstrap_names_a_broker_nobody_starts_or_stops() -> None:
@@ -108,3 +108,15 @@ def test_without_a_docker_engine_the_error_says_so(monkeypatch: pytest.MonkeyPat
     with pytest.raises(BrokerError, match=r"Docker could not run example/kafka:1: Error while"):
         broker.start()
     broker.stop()  # nothing was started, nothing to stop
+
+
+def test_the_jar_broker_runs_on_java_home_s_jvm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$JAVA_HOME/bin/java`` (make's: Debian's OpenJDK 17 of system.lock), as Maven and
+    kafka.sh pick it; ``java`` on PATH only where JAVA_HOME is unset."""
+    assert java_of({"JAVA_HOME": "/usr/lib/jvm/x"}) == "/usr/lib/jvm/x/bin/java"
+    assert java_of({}) == "java"
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    with pytest.raises(BrokerError, match=f"'{tmp_path}/bin/java' not found"):
+        LocalJarBroker().fetch()
